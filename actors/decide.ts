@@ -1,0 +1,72 @@
+import type { DomainEvent } from '../events/schemas.ts';
+import { DomainError } from './commands.ts';
+import type { Command } from './commands.ts';
+import type { ConversationState } from './state.ts';
+
+/**
+ * What a command does to a conversation: the events to append, or a DomainError.
+ * Pure: ids, time and the sender arrive in the command.
+ */
+export function decide(command: Command, state: ConversationState): DomainEvent[] {
+  switch (command.type) {
+    case 'StartConversation': {
+      if (state.twin) {
+        if (state.twin.id === command.data.twin.id) return [];
+        throw new DomainError('conversation_exists', `conversation ${state.conversationId} already talks to ${state.twin.name}`);
+      }
+      return [started(command.data.twin, command.principal, command.data.metadata)];
+    }
+    case 'SubmitPrompt': {
+      if (state.recentCommands.includes(command.commandId)) return [];
+      const prompt: DomainEvent = { type: 'PromptReceived', data: { text: command.data.text, requestId: command.correlationId } };
+      if (!state.twin) return [started(command.data.twin, command.principal, {}), prompt];
+      owned(state, command.principal);
+      if (state.twin.id !== command.data.twin.id) {
+        throw new DomainError('twin_mismatch', `conversation ${state.conversationId} belongs to twin ${state.twin.id}, not ${command.data.twin.id}`);
+      }
+      return [prompt];
+    }
+    case 'ConfirmData': {
+      if (state.recentCommands.includes(command.commandId)) return [];
+      if (!state.twin) throw new DomainError('conversation_not_found', `conversation ${state.conversationId} does not exist`);
+      owned(state, command.principal);
+      if (Object.keys(command.data.data).length === 0) throw new DomainError('invalid_data', 'nothing to confirm');
+      return [{ type: 'DataConfirmed', data: { data: command.data.data, requestId: command.correlationId } }];
+    }
+    case 'RecordReply': {
+      // Exactly one answer per prompt: an effect that finishes twice (a retry after a
+      // crash, a zombie) finds the prompt no longer pending.
+      if (!state.pendingPrompts.includes(command.promptSeq)) return [];
+      const { type: _t, ...data } = command;
+      return [{ type: 'ReplyGenerated', data }];
+    }
+    case 'RecordReplyFailure': {
+      if (!state.pendingPrompts.includes(command.promptSeq)) return [];
+      const { type: _t, ...data } = command;
+      return [{ type: 'ReplyFailed', data }];
+    }
+    case 'RecordAudio': {
+      if (!state.pendingAudio.includes(command.replySeq)) return [];
+      const { type: _t, ...data } = command;
+      return [{ type: 'AudioReady', data }];
+    }
+    case 'RecordAudioFailure': {
+      if (!state.pendingAudio.includes(command.replySeq)) return [];
+      return [{ type: 'AudioFailed', data: { replySeq: command.replySeq, reason: command.reason } }];
+    }
+    default: {
+      const _never: never = command;
+      return _never;
+    }
+  }
+}
+
+function started(twin: { id: string; name: string }, principal: string | null, metadata: Record<string, unknown>): DomainEvent {
+  return { type: 'ConversationStarted', data: { twinId: twin.id, twinName: twin.name, userId: principal, metadata } };
+}
+
+function owned(state: ConversationState, principal: string | null): void {
+  if (state.userId !== null && state.userId !== principal) {
+    throw new DomainError('forbidden', `conversation ${state.conversationId} belongs to another principal`);
+  }
+}

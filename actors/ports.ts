@@ -1,0 +1,92 @@
+import type { LogPosition } from '../events/schemas.ts';
+import type { ConversationState, Message } from './state.ts';
+
+/** A digital twin: who the model plays. */
+export type Twin = {
+  id: string;
+  name: string;
+  systemPrompt: string;
+  model: string;
+  voiceId: string;
+};
+
+export type ReplyRequest = {
+  twin: Twin;
+  /** The conversation so far, oldest first, ending with the prompt to answer. */
+  history: Message[];
+  confirmedData: Record<string, unknown>;
+  signal?: AbortSignal;
+};
+
+export type Reply = { text: string; model: string; tokens: { prompt: number; completion: number; total: number } };
+
+/** Produces a twin's reply. */
+export interface ReplyModel {
+  readonly name: string;
+  reply(request: ReplyRequest): Promise<Reply>;
+}
+
+/**
+ * A model or speech failure. `retryable` failures were already retried with backoff
+ * by the adapter; what reaches the actor is recorded as ReplyFailed/AudioFailed.
+ */
+export class EffectError extends Error {
+  readonly code: string;
+  readonly retryable: boolean;
+  constructor(code: string, message: string, retryable: boolean) {
+    super(message);
+    this.code = code;
+    this.retryable = retryable;
+  }
+}
+
+/** A conversation's state at a point of the log, for fast recovery. */
+export type Snapshot = {
+  conversationId: string;
+  seq: number;
+  eventId: string | null;
+  /** Where the event at `seq` sits in the log. */
+  position: LogPosition;
+  state: ConversationState;
+};
+
+export interface SnapshotStore {
+  readonly kind: 'redis' | 'memory';
+  /** The stored snapshot, or null if there is none; throws CorruptSnapshot if unreadable. */
+  get(conversationId: string): Promise<Snapshot | null>;
+  put(snapshot: Snapshot): Promise<void>;
+  delete(conversationId: string): Promise<void>;
+  /** The offset before which every event of the partition is covered by a snapshot. */
+  getCheckpoint(partition: number): Promise<number | null>;
+  putCheckpoint(partition: number, offset: number): Promise<void>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class CorruptSnapshot extends Error {
+  readonly code = 'corrupt_snapshot';
+}
+
+/** Synthesised speech for one reply. */
+export type Speech = { bytes: Uint8Array; format: string; contentType: string; durationSec: number };
+
+/** Turns a reply's text into audio in the twin's voice. */
+export interface SpeechModel {
+  readonly name: string;
+  synthesize(request: { text: string; voice: string; signal?: AbortSignal }): Promise<Speech>;
+}
+
+/** The read model as a recovery tier: the state projection in Postgres (or PGlite). */
+export interface StateSource {
+  /** The projected state of a conversation with the position of its last event, or null. */
+  stateOf(conversationId: string): Promise<Snapshot | null>;
+  /** Every event of the partition before this offset has been applied (null: nothing yet). */
+  coveredUntil(partition: number): Promise<number | null>;
+}
+
+/** Where synthesised audio is kept (the read model's audio cache). */
+export interface AudioSink {
+  /** Stores audio once per (text, voice, format); returns its id and whether it was cached. */
+  store(input: { text: string; voice: string; synthesize: () => Promise<Speech> }): Promise<{ audioId: string; format: string; durationSec: number; bytes: number; cached: boolean }>;
+}
+

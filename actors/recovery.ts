@@ -1,0 +1,102 @@
+import { decodeEvent, isEventRecord } from '../events/codec.ts';
+import type { LogPosition, LoggedEvent } from '../events/schemas.ts';
+import type { EventLog } from '../log/port.ts';
+import { TOPICS } from '../log/port.ts';
+import { CorruptSnapshot } from './ports.ts';
+import type { Snapshot, SnapshotStore, StateSource } from './ports.ts';
+import { fold, initialState } from './state.ts';
+import type { ConversationState } from './state.ts';
+import type { TailIndex } from './tail.ts';
+
+export type Tier = 'memory' | 'snapshot' | 'readmodel' | 'replay';
+
+export type Recovered = {
+  state: ConversationState;
+  /** Position of the last event folded in, or null for a conversation with no events. */
+  position: LogPosition | null;
+  tier: Exclude<Tier, 'memory'>;
+  /** How many log events were folded on top of the base. */
+  folded: number;
+  /** Why faster tiers were passed over, for logs and metrics. */
+  skipped: string[];
+};
+
+export type RecoveryDeps = { log: EventLog; snapshots: SnapshotStore; readModel: StateSource | null };
+
+/**
+ * Rebuilds a conversation that is not in memory, fastest tier first:
+ * snapshot + tail, then projected state + tail, then a replay of the partition.
+ * A base (snapshot or projected state) is used only if the tail provably continues it.
+ */
+export function createRecovery(deps: RecoveryDeps) {
+  /** Why `base` cannot be continued by the tail, or null when it can. */
+  function mismatch(base: Snapshot, partition: number, tail: TailIndex): string | null {
+    if (base.position.partition !== partition) return `it is for partition ${base.position.partition}`;
+    const events = tail.eventsOf(base.conversationId);
+    if (base.position.offset >= tail.start) {
+      const at = events.find((e) => e.position.offset === base.position.offset);
+      if (!at || at.eventId !== base.eventId || at.seq !== base.seq) return `the log has no event ${base.eventId} at seq ${base.seq} and offset ${base.position.offset}`;
+      const winner = events.find((e) => e.seq === base.seq);
+      if (winner !== at) return `seq ${base.seq} was first written by another event`;
+    } else {
+      const next = events.find((e) => e.seq > base.seq);
+      if (next && next.seq !== base.seq + 1) return `it stops at seq ${base.seq} but the tail resumes at ${next.seq}`;
+      if (!next && events.length && events[events.length - 1]!.seq < base.seq) return `it is ahead of the log`;
+    }
+    return null;
+  }
+
+  function continueFrom(base: Snapshot | null, conversationId: string, tail: TailIndex) {
+    const events = tail.eventsOf(conversationId).filter((e) => !base || e.seq > base.seq);
+    const state = fold(conversationId, events, base?.state ?? initialState(conversationId));
+    const last = events[events.length - 1];
+    return { state, position: last ? last.position : (base?.position ?? null), folded: events.length };
+  }
+
+  async function replay(conversationId: string, partition: number, tail: TailIndex) {
+    const before: LoggedEvent[] = [];
+    await deps.log.read(TOPICS.events, partition, 0, (records) => {
+      for (const r of records) {
+        if (r.offset >= tail.start) break;
+        if (r.key !== conversationId || !isEventRecord(r)) continue;
+        before.push(decodeEvent(r));
+      }
+    });
+    const events = [...before, ...tail.eventsOf(conversationId)];
+    const state = fold(conversationId, events);
+    return { state, position: events.length ? events[events.length - 1]!.position : null, folded: events.length };
+  }
+
+  return {
+    async recover(conversationId: string, partition: number, tail: TailIndex): Promise<Recovered> {
+      const skipped: string[] = [];
+      try {
+        const snap = await deps.snapshots.get(conversationId);
+        if (snap) {
+          const why = mismatch(snap, partition, tail);
+          if (!why) return { ...continueFrom(snap, conversationId, tail), tier: 'snapshot', skipped };
+          skipped.push(`snapshot: ${why}`);
+        } else skipped.push('snapshot: none');
+      } catch (err) {
+        skipped.push(`snapshot: ${err instanceof CorruptSnapshot ? 'corrupt' : 'unavailable'} (${(err as Error).message})`);
+      }
+      if (deps.readModel) {
+        try {
+          const covered = await deps.readModel.coveredUntil(partition);
+          // The projection must have applied everything before the tail, or events between
+          // its state and the tail could be missing.
+          if (covered !== null && covered >= tail.start) {
+            const projected = await deps.readModel.stateOf(conversationId);
+            const why = projected ? mismatch(projected, partition, tail) : null;
+            if (!why) return { ...continueFrom(projected, conversationId, tail), tier: 'readmodel', skipped };
+            skipped.push(`read model: ${why}`);
+          } else skipped.push(`read model: covers partition ${partition} up to ${covered ?? 'nothing'}, tail starts at ${tail.start}`);
+        } catch (err) {
+          skipped.push(`read model: unavailable (${(err as Error).message})`);
+        }
+      }
+      if (tail.start === 0) return { ...continueFrom(null, conversationId, tail), tier: 'replay', skipped };
+      return { ...(await replay(conversationId, partition, tail)), tier: 'replay', skipped };
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import type { LoggedEvent } from '../events/schemas.ts';
+
+/**
+ * The events of one partition from `start` on, by conversation, in log order. Recovery
+ * completes a snapshot or a projected state with it; it is trimmed as snapshots and
+ * projections move past.
+ */
+export class TailIndex {
+  start: number;
+  private readonly byConversation = new Map<string, LoggedEvent[]>();
+
+  constructor(start: number) {
+    this.start = start;
+  }
+
+  add(event: LoggedEvent): void {
+    let list = this.byConversation.get(event.conversationId);
+    if (!list) this.byConversation.set(event.conversationId, (list = []));
+    list.push(event);
+  }
+
+  eventsOf(conversationId: string): readonly LoggedEvent[] {
+    return this.byConversation.get(conversationId) ?? [];
+  }
+
+  conversations(): IterableIterator<string> {
+    return this.byConversation.keys();
+  }
+
+  /** Forgets events before `offset`. */
+  trim(offset: number): void {
+    if (offset <= this.start) return;
+    this.start = offset;
+    for (const [id, list] of this.byConversation) {
+      const keep = list.findIndex((e) => e.position.offset >= offset);
+      if (keep < 0) this.byConversation.delete(id);
+      else if (keep > 0) this.byConversation.set(id, list.slice(keep));
+    }
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const l of this.byConversation.values()) n += l.length;
+    return n;
+  }
+}

@@ -1,0 +1,112 @@
+import { z } from 'zod';
+
+/** Token usage reported by the model for one reply. */
+export const TokenUsage = z.object({
+  prompt: z.number().int().nonnegative(),
+  completion: z.number().int().nonnegative(),
+  total: z.number().int().nonnegative(),
+});
+
+/**
+ * The data of every event type, at its current schema version.
+ * Adding a field: make it optional or bump the version and add an upcaster in upcast.ts.
+ */
+export const EventData = {
+  ConversationStarted: z.object({
+    twinId: z.string().min(1),
+    twinName: z.string().min(1),
+    userId: z.string().nullable(),
+    metadata: z.record(z.string(), z.unknown()).default({}),
+  }),
+  PromptReceived: z.object({
+    text: z.string(),
+    requestId: z.string().nullable(),
+  }),
+  DataConfirmed: z.object({
+    data: z.record(z.string(), z.unknown()),
+    requestId: z.string().nullable(),
+  }),
+  ReplyGenerated: z.object({
+    promptSeq: z.number().int().positive(),
+    text: z.string(),
+    model: z.string(),
+    tokens: TokenUsage,
+    latencyMs: z.number().nonnegative(),
+    /** Whether speech was asked for this reply (an AudioReady or AudioFailed follows). */
+    audio: z.boolean().default(false),
+  }),
+  ReplyFailed: z.object({
+    promptSeq: z.number().int().positive(),
+    reason: z.string(),
+    code: z.string(),
+    latencyMs: z.number().nonnegative(),
+  }),
+  AudioReady: z.object({
+    replySeq: z.number().int().positive(),
+    audioId: z.string(),
+    format: z.string(),
+    durationSec: z.number().nonnegative(),
+    bytes: z.number().int().nonnegative(),
+    voice: z.string(),
+  }),
+  AudioFailed: z.object({
+    replySeq: z.number().int().positive(),
+    reason: z.string(),
+  }),
+} as const;
+
+export type EventType = keyof typeof EventData;
+export const EVENT_TYPES = Object.keys(EventData) as EventType[];
+
+/** Current schema version per event type. */
+export const SCHEMA_VERSION: Record<EventType, number> = {
+  ConversationStarted: 2,
+  PromptReceived: 1,
+  DataConfirmed: 1,
+  ReplyGenerated: 1,
+  ReplyFailed: 1,
+  AudioReady: 1,
+  AudioFailed: 1,
+};
+
+export type EventDataOf<T extends EventType> = z.infer<(typeof EventData)[T]>;
+
+/** A domain event before it gets its envelope: what `decide` returns. */
+export type DomainEvent = { [T in EventType]: { type: T; data: EventDataOf<T> } }[EventType];
+
+const envelopeFields = {
+  eventId: z.string().uuid(),
+  conversationId: z.string().min(1),
+  seq: z.number().int().positive(),
+  schemaVersion: z.number().int().positive(),
+  occurredAt: z.string(),
+  causationId: z.string().nullable(),
+  correlationId: z.string().nullable(),
+  traceparent: z.string().nullable(),
+};
+
+/** The envelope as stored, with any `data` (before upcasting). */
+export const RawEnvelope = z.object({
+  ...envelopeFields,
+  type: z.enum(EVENT_TYPES as [EventType, ...EventType[]]),
+  data: z.unknown(),
+});
+export type RawEnvelope = z.infer<typeof RawEnvelope>;
+
+/** A stored event at its current schema version. */
+export type EventEnvelope = {
+  eventId: string;
+  conversationId: string;
+  seq: number;
+  schemaVersion: number;
+  occurredAt: string;
+  causationId: string | null;
+  correlationId: string | null;
+  traceparent: string | null;
+} & DomainEvent;
+
+/** Where an event sits in the log. */
+export type LogPosition = { partition: number; offset: number };
+
+/** An event as read back from the log, with its position. */
+export type LoggedEvent = EventEnvelope & { position: LogPosition };

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Local single-node Kafka (KRaft) without Docker: jars from Maven Central, data in infra/.kafka/.
+#   infra/kafka.sh start    download jars + format storage once, start in the background, wait until ready
+#   infra/kafka.sh stop     SIGTERM, up to 30 s, then SIGKILL (data is kept)
+#   infra/kafka.sh status   exit 0 if running and answering, 1 otherwise
+# Env: KAFKA_PORT (default 9092), KAFKA_CONTROLLER_PORT (default 9093), KAFKA_WAIT_SECONDS (default 90).
+set -euo pipefail
+
+INFRA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$INFRA")"
+KDIR="$INFRA/.kafka"
+LIBS="$KDIR/libs"
+PIDFILE="$KDIR/kafka.pid"
+LOGDIR="$KDIR/logs"
+PORT="${KAFKA_PORT:-9092}"
+CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$INFRA/kafka/pom.xml")"
+NODE="$ROOT/node_modules/.bin/node"
+[ -x "$NODE" ] || NODE=node
+
+die() { echo "kafka: $*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null || die "'$1' is missing. $2"; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+pid() { cat "$PIDFILE" 2>/dev/null || true; }
+# A live pid is only ours if it is still a kafka.Kafka JVM (pids get reused).
+pid_alive() { local p; p="$(pid)"; [ -n "$p" ] && kill -0 "$p" 2>/dev/null && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q kafka.Kafka; }
+JVM_CP=(-cp "$LIBS/*" -Dlog4j2.configurationFile="$INFRA/kafka/log4j2.properties" -Dkafka.logs.dir="$LOGDIR")
+java_cp() { java "${JVM_CP[@]}" "$@"; }
+
+ensure_libs() {
+  [ -f "$LIBS/.kafka-$VERSION" ] && return
+  need mvn "Install Maven 3.8+ (apt-get install maven) - it fetches the Kafka jars from Maven Central once."
+  echo "kafka: downloading Apache Kafka $VERSION jars from Maven Central into $LIBS ..."
+  rm -rf "$LIBS" "$LIBS.tmp"
+  mvn -q -B -Dstyle.color=never -f "$INFRA/kafka/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$LIBS.tmp" \
+    || die "mvn dependency:copy-dependencies failed (is Maven Central reachable?)"
+  mv "$LIBS.tmp" "$LIBS" && touch "$LIBS/.kafka-$VERSION"
+}
+
+ensure_storage() {
+  mkdir -p "$KDIR/data" "$LOGDIR"
+  sed -e "s|@KAFKA_PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" -e "s|@DATA_DIR@|$KDIR/data|g" \
+    "$INFRA/kafka/server.properties" >"$KDIR/server.properties"
+  [ -f "$KDIR/data/meta.properties" ] && return
+  # Format once. --standalone makes this node the sole KRaft voter (4.x dynamic quorum).
+  local id; id="$(java_cp kafka.tools.StorageTool random-uuid)"
+  java_cp kafka.tools.StorageTool format --standalone -t "$id" -c "$KDIR/server.properties" >"$LOGDIR/format.log" 2>&1 \
+    || { cat "$LOGDIR/format.log" >&2; die "storage format failed"; }
+}
+
+wait_ready() {
+  local secs="${KAFKA_WAIT_SECONDS:-90}" w
+  if [ -f "$ROOT/node_modules/kafkajs/package.json" ]; then
+    "$NODE" --disable-warning=TimeoutNegativeWarning "$INFRA/kafka/wait.ts" "127.0.0.1:$PORT" "$secs" >/dev/null &
+  else # before `npm install`: fall back to the port only
+    (for _ in $(seq $((secs * 2))); do port_open "$PORT" && exit 0; sleep 0.5; done; exit 1) &
+  fi
+  w=$!
+  # Give up early if the broker process dies (bad config, port clash, ...).
+  while kill -0 "$w" 2>/dev/null; do pid_alive || { kill "$w" 2>/dev/null; break; }; sleep 0.5; done
+  wait "$w" 2>/dev/null && return
+  echo "kafka: broker did not become ready (waited up to ${secs}s). Last errors and log lines ($LOGDIR):" >&2
+  grep -hE '^\[.*\] (ERROR|FATAL)|^Caused by' "$LOGDIR/server.log" 2>/dev/null | tail -n 8 >&2 || true
+  tail -n 25 "$LOGDIR/server.log" "$LOGDIR/stdout.log" >&2 2>/dev/null || true
+  exit 1
+}
+
+start() {
+  if pid_alive && port_open "$PORT"; then echo "kafka: already running (pid $(pid))"; return; fi
+  if ! pid_alive; then
+    need java "Install a Java 17+ runtime (apt-get install openjdk-17-jre-headless)."
+    for p in "$PORT" "$CONTROLLER_PORT"; do
+      port_open "$p" && die "port $p is taken by another process (not our pid file); free it or set KAFKA_PORT/KAFKA_CONTROLLER_PORT"
+    done
+    ensure_libs
+    ensure_storage
+    # setsid: the broker must outlive `npm run` and its process group.
+    setsid java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true "${JVM_CP[@]}" kafka.Kafka "$KDIR/server.properties" >"$LOGDIR/stdout.log" 2>&1 </dev/null &
+    echo $! >"$PIDFILE"
+  fi # else: a broker we started is still coming up - just wait for it
+  wait_ready
+  echo "kafka: started (pid $(pid))"
+}
+
+stop() {
+  if ! pid_alive; then rm -f "$PIDFILE"; echo "kafka: not running"; return; fi
+  local p; p="$(pid)"
+  kill -TERM "$p"
+  for _ in $(seq 60); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
+  if kill -0 "$p" 2>/dev/null; then echo "kafka: no exit after 30 s, sending SIGKILL"; kill -KILL "$p"; fi
+  while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
+  rm -f "$PIDFILE"
+  echo "kafka: stopped"
+}
+
+status() {
+  if pid_alive && port_open "$PORT"; then echo "kafka: running (pid $(pid), 127.0.0.1:$PORT)"
+  else echo "kafka: not running"; return 1; fi
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,222 @@
+import { randomUUID } from 'node:crypto';
+import { Kafka, logLevel } from 'kafkajs';
+import type { Consumer, Producer } from 'kafkajs';
+import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
+
+export type KafkaLogOptions = {
+  brokers: string[];
+  partitions: number;
+  clientId?: string;
+  /** Consumers' long-poll wait; lower means faster stop and pause at a small fetch cost. */
+  maxWaitMs?: number;
+  /** Prefix of every topic and group name, so independent deployments (or test runs) share a cluster. */
+  namespace?: string;
+};
+
+const toRecord = (topic: string, partition: number, m: { key: Buffer | null; value: Buffer | null; headers?: Record<string, unknown>; offset: string; timestamp: string }): LogRecord => {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m.headers ?? {})) if (v != null) headers[k] = String(v);
+  return {
+    topic,
+    partition,
+    offset: Number(m.offset),
+    key: m.key?.toString() ?? '',
+    value: m.value?.toString() ?? '',
+    headers,
+    timestamp: Number(m.timestamp),
+  };
+};
+
+/** The event log on Apache Kafka through kafkajs. */
+export function createKafkaLog(options: KafkaLogOptions): EventLog {
+  const kafka = new Kafka({
+    clientId: options.clientId ?? 'gemello',
+    brokers: options.brokers,
+    logLevel: logLevel.ERROR,
+    retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 2000 },
+  });
+  const maxWaitTimeInMs = options.maxWaitMs ?? 100;
+  const ns = options.namespace ?? '';
+  const full = (name: string) => ns + name;
+  const admin = kafka.admin();
+  let adminReady: Promise<void> | null = null;
+  const connectedAdmin = async () => {
+    adminReady ??= admin.connect().catch((err) => {
+      adminReady = null;
+      throw err;
+    });
+    await adminReady;
+    return admin;
+  };
+  // Idempotent: a retried send after a lost acknowledgement is not written twice.
+  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  let producerReady: Promise<void> | null = null;
+  const consumers = new Set<Consumer>();
+
+  async function consume(opts: ConsumeOptions): Promise<Subscription> {
+    const consumer = kafka.consumer({
+      groupId: full(opts.group),
+      sessionTimeout: 10_000,
+      rebalanceTimeout: 10_000,
+      heartbeatInterval: 1_000,
+      maxWaitTimeInMs,
+      allowAutoTopicCreation: false,
+    });
+    consumers.add(consumer);
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      const assigned = (e.payload.memberAssignment[full(opts.topic)] ?? []).slice().sort((a, b) => a - b);
+      void opts.onAssigned?.(assigned);
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: [full(opts.topic)], fromBeginning: opts.from === 'earliest' });
+    await consumer.run({
+      partitionsConsumedConcurrently: options.partitions,
+      eachBatchAutoResolve: false,
+      autoCommit: opts.commit !== false,
+      eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, isRunning, isStale }) => {
+        if (!isRunning() || isStale() || batch.messages.length === 0) return;
+        const records = batch.messages.map((m) => toRecord(opts.topic, batch.partition, m));
+        await opts.handle(batch.partition, records);
+        resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
+        if (opts.commit !== false) await commitOffsetsIfNecessary();
+      },
+    });
+    return {
+      async stop() {
+        consumers.delete(consumer);
+        await consumer.disconnect();
+      },
+    };
+  }
+
+  /**
+   * Bounded reads of one partition. kafkajs cannot assign partitions by hand, so one
+   * consumer in a group of its own holds every partition, all paused; a read seeks one
+   * partition, resumes it until the end offset taken at the start, and pauses it again.
+   */
+  function createReader(name: string) {
+    const topic = full(name);
+    const consumer = kafka.consumer({ groupId: full(`gemello-reader-${randomUUID()}`), maxWaitTimeInMs, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+    const waiting = new Map<number, { end: number; handle: (r: LogRecord[]) => void | Promise<void>; done: () => void; fail: (e: unknown) => void }>();
+    const all = Array.from({ length: options.partitions }, (_, p) => p);
+    let assignedResolve!: () => void;
+    const assigned = new Promise<void>((r) => (assignedResolve = r));
+    consumer.on(consumer.events.GROUP_JOIN, () => assignedResolve());
+    const started = (async () => {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      await consumer.run({
+        partitionsConsumedConcurrently: options.partitions,
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        eachBatch: async ({ batch }) => {
+          const w = waiting.get(batch.partition);
+          if (!w) {
+            consumer.pause([{ topic, partitions: [batch.partition] }]);
+            return;
+          }
+          const records: LogRecord[] = [];
+          for (const m of batch.messages) {
+            if (Number(m.offset) >= w.end) break;
+            records.push(toRecord(name, batch.partition, m));
+          }
+          try {
+            if (records.length) await w.handle(records);
+          } catch (err) {
+            waiting.delete(batch.partition);
+            consumer.pause([{ topic, partitions: [batch.partition] }]);
+            w.fail(err);
+            return;
+          }
+          const last = records.length ? records[records.length - 1]!.offset : -1;
+          if (last + 1 >= w.end) {
+            waiting.delete(batch.partition);
+            consumer.pause([{ topic, partitions: [batch.partition] }]);
+            w.done();
+          }
+        },
+      });
+      consumer.pause([{ topic, partitions: all }]);
+      await assigned;
+    })();
+    return {
+      consumer,
+      async read(partition: number, from: number, end: number, handle: (r: LogRecord[]) => void | Promise<void>): Promise<void> {
+        await started;
+        if (waiting.has(partition)) throw new Error(`partition ${partition} is already being read`);
+        await new Promise<void>((done, fail) => {
+          waiting.set(partition, { end, handle, done, fail });
+          consumer.seek({ topic, partition, offset: String(from) });
+          consumer.resume([{ topic, partitions: [partition] }]);
+        });
+      },
+    };
+  }
+  const readers = new Map<string, ReturnType<typeof createReader>>();
+  const partitionLocks = new Map<string, Promise<unknown>>();
+
+  return {
+    kind: 'kafka',
+    partitions: options.partitions,
+    async ensureTopics(topics) {
+      const a = await connectedAdmin();
+      const existing = new Set(await a.listTopics());
+      const missing = topics.map(full).filter((t) => !existing.has(t));
+      if (missing.length) {
+        await a.createTopics({
+          waitForLeaders: true,
+          topics: missing.map((topic) => ({ topic, numPartitions: options.partitions, replicationFactor: -1 })),
+        });
+      }
+      const meta = await a.fetchTopicMetadata({ topics: topics.map(full) });
+      for (const t of meta.topics) {
+        if (t.partitions.length !== options.partitions) {
+          throw new Error(`topic ${t.name} has ${t.partitions.length} partitions but GEMELLO_PARTITIONS is ${options.partitions}; they must match`);
+        }
+      }
+    },
+    async append(topic, partition, records: OutgoingRecord[]) {
+      producerReady ??= producer.connect();
+      await producerReady;
+      const [meta] = await producer.send({
+        topic: full(topic),
+        acks: -1,
+        messages: records.map((r) => ({ key: r.key, value: r.value, headers: r.headers, partition })),
+      });
+      return Number(meta!.baseOffset);
+    },
+    consume,
+    async read(topic, partition, from, handle) {
+      const end = (await this.endOffsets(topic))[partition]!;
+      if (from >= end) return end;
+      let r = readers.get(topic);
+      if (!r) {
+        r = createReader(topic);
+        readers.set(topic, r);
+      }
+      // One read per partition at a time: a second waits for the first.
+      const lockKey = `${topic}/${partition}`;
+      const prev = partitionLocks.get(lockKey) ?? Promise.resolve();
+      const mine = prev.catch(() => {}).then(() => r.read(partition, from, end, handle));
+      partitionLocks.set(lockKey, mine);
+      await mine;
+      return end;
+    },
+    async endOffsets(topic) {
+      const a = await connectedAdmin();
+      const offsets = await a.fetchTopicOffsets(full(topic));
+      const out = new Array<number>(options.partitions).fill(0);
+      for (const o of offsets) out[o.partition] = Number(o.high);
+      return out;
+    },
+    async ping() {
+      const a = await connectedAdmin();
+      await a.describeCluster();
+    },
+    async close() {
+      await Promise.allSettled([...consumers].map((c) => c.disconnect()));
+      await Promise.allSettled([...readers.values()].map((r) => r.consumer.disconnect()));
+      await Promise.allSettled([producer.disconnect(), admin.disconnect()]);
+    },
+  };
+}

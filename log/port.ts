@@ -1,0 +1,52 @@
+/** A record to append: the key picks the partition, the value is JSON text. */
+export type OutgoingRecord = { key: string; value: string; headers: Record<string, string> };
+
+/** A record as stored in a partition. */
+export type LogRecord = OutgoingRecord & {
+  topic: string;
+  partition: number;
+  offset: number;
+  timestamp: number;
+};
+
+export type ConsumeOptions = {
+  /** Consumer group: each partition is handled by one member of the group at a time. */
+  group: string;
+  topic: string;
+  /** Where a group without a committed offset starts. */
+  from: 'earliest' | 'latest';
+  /** False for a reader that always starts at `from` and keeps no offsets (a gateway's push feed). */
+  commit?: boolean;
+  /** Called with this member's whole assignment each time the group settles. */
+  onAssigned?: (partitions: number[]) => void | Promise<void>;
+  /**
+   * Handles a batch of one partition, in offset order. The offset after the batch is
+   * committed only once this resolves: a crash before that delivers the batch again.
+   */
+  handle: (partition: number, records: LogRecord[]) => Promise<void>;
+};
+
+export type Subscription = { stop(): Promise<void> };
+
+/** The append-only, partitioned log (Kafka, or files when embedded). */
+export interface EventLog {
+  readonly kind: 'kafka' | 'file';
+  readonly partitions: number;
+  /** Creates the topics if they do not exist. */
+  ensureTopics(topics: string[]): Promise<void>;
+  /** Appends records to one partition, in order; resolves with the first record's offset once durable. */
+  append(topic: string, partition: number, records: OutgoingRecord[]): Promise<number>;
+  consume(options: ConsumeOptions): Promise<Subscription>;
+  /**
+   * Reads one partition from offset `from` up to its end as of the call, batch by batch.
+   * Resolves with that end offset (the offset the next record will get).
+   */
+  read(topic: string, partition: number, from: number, handle: (records: LogRecord[]) => void | Promise<void>): Promise<number>;
+  /** The next offset of each partition of a topic. */
+  endOffsets(topic: string): Promise<number[]>;
+  /** Resolves when the backend answers; rejects with the reason otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const TOPICS = { commands: 'gemello.commands', events: 'gemello.events' } as const;

@@ -1,0 +1,45 @@
+import type { ReplyModel, SpeechModel } from '../actors/ports.ts';
+import { createEspeakSpeechModel, espeakAvailable } from './espeak-speech.ts';
+import { createOfflineReplyModel } from './offline-reply.ts';
+import { OPENAI_DEFAULT_BASE_URL } from './openai-client.ts';
+import { createOpenAIReplyModel } from './openai-reply.ts';
+import { createOpenAISpeechModel } from './openai-speech.ts';
+import { createUnavailableSpeechModel } from './unavailable-speech.ts';
+
+type Env = Record<string, string | undefined>;
+
+/** A chosen backend and the line `main` logs about it at start. */
+export type Selected<M> = { model: M; description: string };
+
+/** The reply backend: OpenAI (or OPENAI_BASE_URL) when OPENAI_API_KEY is set, else offline. */
+export function selectReplyModel(env: Env): Selected<ReplyModel> {
+  const apiKey = env.OPENAI_API_KEY?.trim();
+  if (!apiKey) {
+    return { model: createOfflineReplyModel(), description: 'offline (replies say so; set OPENAI_API_KEY for a real model)' };
+  }
+  const baseURL = env.OPENAI_BASE_URL?.trim() || undefined;
+  return {
+    model: createOpenAIReplyModel({ apiKey, baseURL }),
+    description: `OpenAI chat completions at ${baseURL ?? OPENAI_DEFAULT_BASE_URL}`,
+  };
+}
+
+/**
+ * The speech backend: OpenAI with OPENAI_API_KEY, else espeak-ng when it is on PATH,
+ * else one that fails every call with a reason; null when GEMELLO_SPEECH=off.
+ */
+export function selectSpeechModel(env: Env): Selected<SpeechModel> | null {
+  if (env.GEMELLO_SPEECH?.trim().toLowerCase() === 'off') return null;
+  const apiKey = env.OPENAI_API_KEY?.trim();
+  if (apiKey) {
+    const baseURL = env.OPENAI_BASE_URL?.trim() || undefined;
+    return {
+      model: createOpenAISpeechModel({ apiKey, baseURL }),
+      description: `OpenAI speech (gpt-4o-mini-tts, mp3) at ${baseURL ?? OPENAI_DEFAULT_BASE_URL}`,
+    };
+  }
+  if (espeakAvailable('espeak-ng', env.PATH ?? '')) {
+    return { model: createEspeakSpeechModel(), description: 'espeak-ng (local, WAV)' };
+  }
+  return { model: createUnavailableSpeechModel(), description: 'none (AudioFailed: set OPENAI_API_KEY or install espeak-ng)' };
+}

@@ -1,0 +1,37 @@
+import { context, propagation, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { Attributes, Context, Span, SpanKind, Tracer } from '@opentelemetry/api';
+
+/** The context a W3C traceparent (from a Kafka header or an event envelope) continues. */
+export function contextFrom(traceparent: string | null | undefined): Context {
+  return traceparent ? propagation.extract(context.active(), { traceparent }) : context.active();
+}
+
+/** The traceparent of a context (null when tracing is off). */
+export function traceparentOf(ctx: Context): string | null {
+  const carrier: Record<string, string> = {};
+  propagation.inject(ctx, carrier);
+  return carrier.traceparent ?? null;
+}
+
+export const tracerFor = (service: string): Tracer => trace.getTracer(service);
+
+/** Runs `fn` in a span that ends with it; an error marks the span and is rethrown. */
+export async function inSpan<T>(
+  tracer: Tracer,
+  name: string,
+  options: { parent?: Context; attributes?: Attributes; kind?: SpanKind },
+  fn: (span: Span, ctx: Context) => Promise<T>,
+): Promise<T> {
+  const parent = options.parent ?? context.active();
+  const span = tracer.startSpan(name, { attributes: options.attributes, kind: options.kind }, parent);
+  const ctx = trace.setSpan(parent, span);
+  try {
+    return await context.with(ctx, () => fn(span, ctx));
+  } catch (err) {
+    span.recordException(err as Error);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+    throw err;
+  } finally {
+    span.end();
+  }
+}

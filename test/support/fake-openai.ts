@@ -1,0 +1,165 @@
+/**
+ * A fake OpenAI-compatible server for tests: real HTTP on 127.0.0.1, a free port.
+ *
+ *   const fake = await startFakeOpenAI();          // opts: { mode?, latencyMs? }
+ *   createOpenAIReplyModel({ apiKey: 'test', baseURL: fake.url });
+ *   fake.url             // base URL including /v1, e.g. http://127.0.0.1:40123/v1
+ *   fake.requests        // JSON bodies received on POST /v1/chat/completions, in arrival order
+ *                        // (recorded on arrival, so failed and retried attempts count too)
+ *   fake.speechRequests  // JSON bodies received on POST /v1/audio/speech
+ *   fake.setMode(m)      // 'ok'     chat: `echo: <last user message>` with usage; speech: audio
+ *                        // 'error500' both endpoints answer HTTP 500 with an OpenAI-style error body
+ *                        // 'hang'   accept the request and never answer (until close())
+ *                        // 'slow'   like 'ok' after the latency (1000 ms if none was set)
+ *                        // 'empty'  chat answers 200 with an empty message; speech with no bytes
+ *   fake.setLatency(ms)  // delay before every answer, in any mode (default 0)
+ *   await fake.close()   // drops hanging requests and stops the server
+ *
+ * POST /v1/audio/speech returns a tiny WAV (0.25 s, 24 kHz mono 16-bit) when
+ * response_format is "wav", else 12 frames of constant-bitrate MP3 at 128 kb/s
+ * (5004 bytes, ≈0.313 s; the frames hold silence-ish zeros, only the headers are real).
+ * Other paths answer 404.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+/** How the fake answers; see the comment at the top of this file. */
+export type FakeOpenAIMode = 'ok' | 'error500' | 'hang' | 'slow' | 'empty';
+
+/** A chat completions request body as the fake received it. */
+export type FakeChatRequest = {
+  model: string;
+  messages: { role: string; content: string }[];
+  [key: string]: unknown;
+};
+
+/** An audio speech request body as the fake received it. */
+export type FakeSpeechRequest = { model: string; voice: string; input: string; response_format?: string; [key: string]: unknown };
+
+/** A running fake server; see the comment at the top of this file. */
+export type FakeOpenAI = {
+  url: string;
+  requests: FakeChatRequest[];
+  speechRequests: FakeSpeechRequest[];
+  setMode(mode: FakeOpenAIMode): void;
+  setLatency(ms: number): void;
+  close(): Promise<void>;
+};
+
+const DEFAULT_SLOW_MS = 1000;
+
+/** Starts the fake server; see the comment at the top of this file. */
+export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?: number } = {}): Promise<FakeOpenAI> {
+  let mode: FakeOpenAIMode = opts.mode ?? 'ok';
+  let latencyMs = opts.latencyMs ?? 0;
+  const requests: FakeChatRequest[] = [];
+  const speechRequests: FakeSpeechRequest[] = [];
+  const sockets = new Set<Socket>();
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+
+  const server = createServer(async (req, res) => {
+    const body = await readJson(req);
+    const path = (req.url ?? '').split('?')[0];
+    const chat = req.method === 'POST' && path === '/v1/chat/completions';
+    const speech = req.method === 'POST' && path === '/v1/audio/speech';
+    if (!chat && !speech) return sendJson(res, 404, { error: { message: `no route ${req.method} ${path}`, type: 'invalid_request_error' } });
+    if (chat) requests.push(body as FakeChatRequest);
+    else speechRequests.push(body as FakeSpeechRequest);
+
+    const current = mode;
+    if (current === 'hang') return;
+    const delay = current === 'slow' ? latencyMs || DEFAULT_SLOW_MS : latencyMs;
+    const answer = () => {
+      if (res.destroyed) return;
+      if (current === 'error500') {
+        return sendJson(res, 500, { error: { message: 'The fake server had an error', type: 'server_error' } });
+      }
+      if (chat) return sendJson(res, 200, completion(body as FakeChatRequest, current === 'empty'));
+      const format = (body as FakeSpeechRequest).response_format ?? 'mp3';
+      const audio = current === 'empty' ? new Uint8Array(0) : format === 'wav' ? tinyWav() : tinyMp3();
+      res.writeHead(200, { 'content-type': format === 'wav' ? 'audio/wav' : 'audio/mpeg', 'content-length': audio.byteLength });
+      res.end(audio);
+    };
+    if (delay <= 0) return answer();
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      answer();
+    }, delay);
+    timers.add(timer);
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    requests,
+    speechRequests,
+    setMode: (next) => { mode = next; },
+    setLatency: (ms) => { latencyMs = ms; },
+    close: () => {
+      for (const timer of timers) clearTimeout(timer);
+      for (const socket of sockets) socket.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function completion(body: FakeChatRequest, empty: boolean) {
+  const lastUser = [...(body.messages ?? [])].reverse().find((m) => m.role === 'user');
+  const content = empty ? '' : `echo: ${lastUser?.content ?? ''}`;
+  const words = (text: string) => text.split(/\s+/).filter(Boolean).length;
+  const prompt = (body.messages ?? []).reduce((n, m) => n + words(String(m.content ?? '')), 0);
+  const completionTokens = words(content);
+  return {
+    id: `chatcmpl-fake-${Date.now()}`,
+    object: 'chat.completion',
+    created: Math.floor(Date.now() / 1000),
+    model: `${body.model}-fake`,
+    choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop', logprobs: null }],
+    usage: { prompt_tokens: prompt, completion_tokens: completionTokens, total_tokens: prompt + completionTokens },
+  };
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return text ? JSON.parse(text) : {};
+  } catch {
+    return { unparsed: text };
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const text = JSON.stringify(value);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** 0.25 s of a 440 Hz tone, 24 kHz mono 16-bit PCM, in a 44-byte RIFF header. */
+function tinyWav(): Uint8Array {
+  const sampleRate = 24_000;
+  const samples = sampleRate / 4;
+  const bytes = new Uint8Array(44 + samples * 2);
+  const view = new DataView(bytes.buffer);
+  const ascii = (at: number, s: string) => { for (let i = 0; i < s.length; i++) bytes[at + i] = s.charCodeAt(i); };
+  ascii(0, 'RIFF'); view.setUint32(4, 36 + samples * 2, true); ascii(8, 'WAVE');
+  ascii(12, 'fmt '); view.setUint32(16, 16, true); view.setUint16(20, 1, true); view.setUint16(22, 1, true);
+  view.setUint32(24, sampleRate, true); view.setUint32(28, sampleRate * 2, true); view.setUint16(32, 2, true); view.setUint16(34, 16, true);
+  ascii(36, 'data'); view.setUint32(40, samples * 2, true);
+  for (let i = 0; i < samples; i++) view.setInt16(44 + i * 2, Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / sampleRate)), true);
+  return bytes;
+}
+
+/** 12 MPEG-1 layer III frames, 128 kb/s, 44.1 kHz: 417 bytes each. */
+function tinyMp3(): Uint8Array {
+  const frame = 417;
+  const bytes = new Uint8Array(frame * 12);
+  for (let at = 0; at < bytes.byteLength; at += frame) bytes.set([0xff, 0xfb, 0x90, 0x64], at);
+  return bytes;
+}

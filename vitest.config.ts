@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    // Integration suites share one broker, Postgres and Redis: run files one at a time
+    // so their timings and consumer-group rebalances do not interfere.
+    fileParallelism: false,
+    reporters: ['default'],
+  },
+});
