@@ -1,0 +1,137 @@
+import { Hono } from 'hono';
+import type { UpgradeWebSocket, WSContext } from 'hono/ws';
+import type { TwinCatalog } from '../actors/twins.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import { authEnabled, principalOf, tokenOf } from './auth.ts';
+import type { AuthConfig } from './auth.ts';
+import { PAGE_HTML } from './page.ts';
+import { createSession, sessionMetrics } from './session.ts';
+import type { Session, SessionDeps } from './session.ts';
+
+/** The read side the HTTP API serves (absent: the routes answer 503). */
+export type ReadApi = {
+  listTwins(): Promise<unknown[]>;
+  getConversation(id: string): Promise<{ userId?: string | null; user_id?: string | null } & Record<string, unknown> | null>;
+  getEvents(id: string, afterSeq?: number): Promise<unknown[]>;
+  getAudio(id: string): Promise<{ bytes: Uint8Array; contentType: string } | null>;
+};
+
+export type AppDeps = SessionDeps & {
+  catalog: TwinCatalog;
+  readApi: ReadApi | null;
+  metrics: Metrics;
+  auth: AuthConfig | null;
+  /** Each backend's health: null when it answers, else why not. */
+  checks: () => Promise<Record<string, string | null>>;
+  /** Close sockets silent for this long. */
+  idleTimeoutMs?: number;
+};
+
+/** The gateway: HTTP routes and the WebSocket protocol, for any runtime that provides `upgradeWebSocket`. */
+export function createApp(deps: AppDeps, upgradeWebSocket: UpgradeWebSocket) {
+  const app = new Hono();
+  const m = sessionMetrics(deps.metrics);
+  const sessions = new Map<Session, WSContext>();
+  const open = deps.metrics.gauge('gemello_ws_sockets_open', 'WebSockets open');
+  deps.metrics.onCollect(() => open.set(sessions.size));
+  const idleTimeoutMs = deps.idleTimeoutMs ?? 10 * 60_000;
+
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const [s, ws] of sessions) if (s.idleFor(now) > idleTimeoutMs) ws.close(1000, 'idle timeout');
+  }, Math.min(30_000, idleTimeoutMs));
+  (sweep as { unref?: () => void }).unref?.();
+
+  const principal = async (req: Request): Promise<{ ok: true; principal: string | null } | { ok: false }> => {
+    if (!authEnabled(deps.auth)) return { ok: true, principal: null };
+    const p = await principalOf(deps.auth, tokenOf(req));
+    return p ? { ok: true, principal: p } : { ok: false };
+  };
+
+  app.onError((err, c) => {
+    deps.logger.error(`${c.req.method} ${c.req.path}: ${err.message}`);
+    return c.json({ error: 'internal error', code: 'internal' }, 500);
+  });
+
+  app.get('/health', (c) => c.json({ status: 'ok' }));
+  app.get('/ready', async (c) => {
+    const checks = await deps.checks();
+    const failing = Object.entries(checks).filter(([, v]) => v !== null);
+    const body = { status: failing.length ? 'unavailable' : 'ready', backends: Object.fromEntries(Object.entries(checks).map(([k, v]) => [k, v ?? 'ok'])) };
+    return c.json(body, failing.length ? 503 : 200);
+  });
+  app.get('/metrics', (c) => c.text(deps.metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
+
+  // ---- read API ----
+  app.use('/api/*', async (c, next) => {
+    const who = await principal(c.req.raw);
+    if (!who.ok) return c.json({ error: 'a valid token is required', code: 'unauthorized' }, 401);
+    c.set('principal' as never, who.principal as never);
+    if (!deps.readApi) return c.json({ error: 'the read model is not configured', code: 'unavailable' }, 503);
+    await next();
+  });
+  const owned = async (c: { get(k: never): unknown }, id: string) => {
+    const conv = await deps.readApi!.getConversation(id);
+    if (!conv) return { status: 404 as const };
+    const me = c.get('principal' as never) as string | null;
+    const owner = (conv.userId ?? conv.user_id ?? null) as string | null;
+    if (authEnabled(deps.auth) && owner !== null && owner !== me) return { status: 403 as const };
+    return { status: 200 as const, conv };
+  };
+  app.get('/api/twins', async (c) => c.json(await deps.readApi!.listTwins()));
+  app.get('/api/conversations/:id', async (c) => {
+    const r = await owned(c, c.req.param('id'));
+    if (r.status === 404) return c.json({ error: 'no such conversation', code: 'conversation_not_found' }, 404);
+    if (r.status === 403) return c.json({ error: 'the conversation belongs to someone else', code: 'forbidden' }, 403);
+    return c.json(r.conv);
+  });
+  app.get('/api/conversations/:id/events', async (c) => {
+    const r = await owned(c, c.req.param('id'));
+    if (r.status === 404) return c.json({ error: 'no such conversation', code: 'conversation_not_found' }, 404);
+    if (r.status === 403) return c.json({ error: 'the conversation belongs to someone else', code: 'forbidden' }, 403);
+    const after = Number(c.req.query('afterSeq') ?? 0);
+    return c.json(await deps.readApi!.getEvents(c.req.param('id'), Number.isFinite(after) ? after : 0));
+  });
+  app.get('/api/audio/:id', async (c) => {
+    const audio = await deps.readApi!.getAudio(c.req.param('id'));
+    if (!audio) return c.json({ error: 'no such audio', code: 'audio_not_found' }, 404);
+    return c.body(audio.bytes as Uint8Array<ArrayBuffer>, 200, { 'content-type': audio.contentType, 'cache-control': 'public, max-age=86400, immutable' });
+  });
+
+  // ---- WebSocket at / and /ws; a browser asking / for HTML gets the chat page ----
+  const ws = upgradeWebSocket(async (c) => {
+    const who = await principal(c.req.raw);
+    let session: Session | null = null;
+    return {
+      onOpen(_evt, socket) {
+        if (!who.ok) {
+          socket.send(JSON.stringify({ type: 'error', code: 'unauthorized', error: 'a valid token is required' }));
+          socket.close(1008, 'unauthorized');
+          return;
+        }
+        session = createSession(deps, {
+          send: (text) => socket.send(text),
+          buffered: () => (socket.raw as { bufferedAmount?: number } | undefined)?.bufferedAmount ?? 0,
+          close: (code, reason) => socket.close(code, reason),
+        }, who.principal, m);
+        sessions.set(session, socket);
+      },
+      onMessage(evt) {
+        if (!session) return;
+        if (typeof evt.data === 'string') void session.onText(evt.data);
+        else session.onBinary();
+      },
+      onClose() {
+        if (session) {
+          session.onClose();
+          sessions.delete(session);
+        }
+      },
+      onError() {},
+    };
+  });
+  app.get('/ws', ws, (c) => c.text('this endpoint speaks WebSocket', 426));
+  app.get('/', ws, (c) => c.html(PAGE_HTML));
+
+  return { app, close: () => clearInterval(sweep), sessions: () => sessions.size };
+}

@@ -1,0 +1,39 @@
+import { verify } from 'hono/jwt';
+
+/** Who may connect: API keys (key → principal) and/or HS256 JWTs whose `sub` is the principal. */
+export type AuthConfig = { apiKeys: Map<string, string>; jwtSecret: string | null };
+
+/** Parses `GEMELLO_API_KEYS` ("key1:alice,key2:bob"; a key without a name is its own principal). */
+export function parseApiKeys(text: string | undefined): Map<string, string> {
+  const keys = new Map<string, string>();
+  for (const part of (text ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    const i = part.indexOf(':');
+    keys.set(i < 0 ? part : part.slice(0, i), i < 0 ? part : part.slice(i + 1));
+  }
+  return keys;
+}
+
+export const authEnabled = (a: AuthConfig | null): a is AuthConfig => Boolean(a && (a.apiKeys.size > 0 || a.jwtSecret));
+
+/** The token of a request: `Authorization: Bearer …`, then `?token=…` (browsers cannot set WebSocket headers). */
+export function tokenOf(req: Request): string | null {
+  const h = req.headers.get('authorization');
+  if (h?.toLowerCase().startsWith('bearer ')) return h.slice(7).trim();
+  return new URL(req.url).searchParams.get('token');
+}
+
+/** The principal a token names, or null if it names none. */
+export async function principalOf(auth: AuthConfig, token: string | null): Promise<string | null> {
+  if (!token) return null;
+  const byKey = auth.apiKeys.get(token);
+  if (byKey) return byKey;
+  if (auth.jwtSecret) {
+    try {
+      const payload = await verify(token, auth.jwtSecret, 'HS256');
+      return typeof payload.sub === 'string' && payload.sub ? payload.sub : null;
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}

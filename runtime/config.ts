@@ -1,0 +1,86 @@
+import { z } from 'zod';
+import { parseApiKeys } from '../gateway/auth.ts';
+import type { AuthConfig } from '../gateway/auth.ts';
+
+const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+
+const EnvSchema = z.object({
+  PORT: int(3000, 0),
+  HOST: z.string().default('127.0.0.1'),
+  GEMELLO_PARTITIONS: int(12, 1),
+  GEMELLO_DATA_DIR: z.string().default('./.gemello'),
+  GEMELLO_NAMESPACE: z.string().regex(/^[a-zA-Z0-9._-]*$/, 'letters, digits, dot, dash and underscore only').default(''),
+  KAFKA_BROKERS: z.string().optional(),
+  DATABASE_URL: z.string().optional(),
+  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).optional(),
+  REDIS_URL: z.string().optional(),
+  GEMELLO_SNAPSHOT_EVERY: int(20, 1),
+  GEMELLO_SNAPSHOT_TTL_SECONDS: int(0, 0),
+  GEMELLO_IDLE_SECONDS: int(60, 1),
+  GEMELLO_TWINS_FILE: z.string().optional(),
+  GEMELLO_API_KEYS: z.string().optional(),
+  GEMELLO_JWT_SECRET: z.string().optional(),
+  GEMELLO_WS_IDLE_SECONDS: int(600, 1),
+  GEMELLO_RATE_PER_SEC: int(20, 1),
+  GEMELLO_RATE_BURST: int(40, 1),
+  GEMELLO_LOG_QUIET: z.string().optional(),
+});
+
+export type Config = {
+  port: number;
+  host: string;
+  partitions: number;
+  dataDir: string;
+  namespace: string;
+  kafkaBrokers: string[] | null;
+  databaseUrl: string | null;
+  databaseSchema: string | null;
+  redisUrl: string | null;
+  snapshotEvery: number;
+  snapshotTtlMs: number;
+  idleMs: number;
+  twinsFile: string | null;
+  auth: AuthConfig | null;
+  wsIdleMs: number;
+  rate: { perSec: number; burst: number };
+  quiet: boolean;
+  /** The raw environment, for the model and telemetry selection. */
+  env: Record<string, string | undefined>;
+};
+
+/** Thrown for a setting that cannot be used; the message names it and says what is expected. */
+export class ConfigError extends Error {
+  readonly code = 'bad_config';
+}
+
+/** Reads the settings of DESIGN §2 from an environment. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(clean);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`${issue.path.join('.')}: ${issue.message}`);
+  }
+  const e = parsed.data;
+  const apiKeys = parseApiKeys(e.GEMELLO_API_KEYS);
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    partitions: e.GEMELLO_PARTITIONS,
+    dataDir: e.GEMELLO_DATA_DIR,
+    namespace: e.GEMELLO_NAMESPACE,
+    kafkaBrokers: e.KAFKA_BROKERS ? e.KAFKA_BROKERS.split(',').map((s) => s.trim()).filter(Boolean) : null,
+    databaseUrl: e.DATABASE_URL ?? null,
+    databaseSchema: e.DATABASE_SCHEMA ?? null,
+    redisUrl: e.REDIS_URL ?? null,
+    snapshotEvery: e.GEMELLO_SNAPSHOT_EVERY,
+    snapshotTtlMs: e.GEMELLO_SNAPSHOT_TTL_SECONDS * 1000,
+    idleMs: e.GEMELLO_IDLE_SECONDS * 1000,
+    twinsFile: e.GEMELLO_TWINS_FILE ?? null,
+    auth: apiKeys.size || e.GEMELLO_JWT_SECRET ? { apiKeys, jwtSecret: e.GEMELLO_JWT_SECRET ?? null } : null,
+    wsIdleMs: e.GEMELLO_WS_IDLE_SECONDS * 1000,
+    rate: { perSec: e.GEMELLO_RATE_PER_SEC, burst: e.GEMELLO_RATE_BURST },
+    quiet: e.GEMELLO_LOG_QUIET === '1',
+    env,
+  };
+}

@@ -1,0 +1,185 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createActorHost } from '../actors/host.ts';
+import type { ActorHost } from '../actors/host.ts';
+import type { SnapshotStore } from '../actors/ports.ts';
+import { createTwinCatalog } from '../actors/twins.ts';
+import type { TwinCatalog } from '../actors/twins.ts';
+import { createFeed } from '../gateway/feed.ts';
+import type { Feed } from '../gateway/feed.ts';
+import { DEFAULT_LIMITS } from '../gateway/session.ts';
+import type { AppDeps } from '../gateway/app.ts';
+import { createFileLog } from '../log/file.ts';
+import { createKafkaLog } from '../log/kafka.ts';
+import type { EventLog } from '../log/port.ts';
+import { selectReplyModel, selectSpeechModel } from '../models/select.ts';
+import { createAudioCache } from '../projections/audio-cache.ts';
+import { createPGliteDb } from '../projections/db-pglite.ts';
+import { createPostgresDb } from '../projections/db-postgres.ts';
+import { migrate } from '../projections/migrate.ts';
+import { createProjector } from '../projections/projector.ts';
+import { createReadApi } from '../projections/queries.ts';
+import type { Db } from '../projections/sql.ts';
+import { createReadModelStateSource } from '../projections/state-source.ts';
+import { createMemorySnapshotStore } from '../projections/snapshots/memory.ts';
+import { createRedisSnapshotStore } from '../projections/snapshots/redis.ts';
+import { createLogger } from '../telemetry/logger.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { createMetrics } from '../telemetry/metrics.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import type { Config } from './config.ts';
+
+export type Role = 'gateway' | 'actors' | 'projections';
+export const ALL_ROLES: Role[] = ['gateway', 'actors', 'projections'];
+
+/** The backends every role shares, opened once per process. */
+export type Backends = {
+  log: EventLog;
+  db: Db;
+  snapshots: SnapshotStore;
+  catalog: TwinCatalog;
+  metrics: Metrics;
+  logger: Logger;
+  describe: Record<string, string>;
+  close(): Promise<void>;
+};
+
+/** Opens the event log, read-model database and snapshot store the configuration names. */
+export async function openBackends(config: Config, logger = createLogger('gemello', config.quiet)): Promise<Backends> {
+  const log = config.kafkaBrokers
+    ? createKafkaLog({ brokers: config.kafkaBrokers, partitions: config.partitions, namespace: config.namespace })
+    : createFileLog({ dir: join(config.dataDir, 'log'), partitions: config.partitions });
+  const db = config.databaseUrl
+    ? createPostgresDb({ url: config.databaseUrl, schema: config.databaseSchema ?? undefined })
+    : await createPGliteDb({ dir: join(config.dataDir, 'readmodel') });
+  const snapshots = config.redisUrl
+    ? createRedisSnapshotStore({ url: config.redisUrl, prefix: `${config.namespace}gemello:`, ttlMs: config.snapshotTtlMs })
+    : createMemorySnapshotStore();
+  let extra: unknown[] = [];
+  if (config.twinsFile) {
+    const text = readFileSync(config.twinsFile, 'utf8');
+    const json = JSON.parse(text);
+    if (!Array.isArray(json)) throw new Error(`${config.twinsFile} must hold a JSON array of twins`);
+    extra = json;
+  }
+  const catalog = createTwinCatalog(extra);
+  const describe = {
+    'event log': config.kafkaBrokers ? `Kafka at ${config.kafkaBrokers.join(',')}${config.namespace ? ` (namespace ${config.namespace})` : ''}, ${config.partitions} partitions` : `files under ${join(config.dataDir, 'log')} (embedded), ${config.partitions} partitions`,
+    'read models': config.databaseUrl ? `PostgreSQL at ${redact(config.databaseUrl)}${config.databaseSchema ? ` schema ${config.databaseSchema}` : ''}` : `PGlite under ${join(config.dataDir, 'readmodel')} (embedded)`,
+    snapshots: config.redisUrl ? `Redis at ${redact(config.redisUrl)}` : 'in-process cache (embedded)',
+  };
+  return {
+    log,
+    db,
+    snapshots,
+    catalog,
+    metrics: createMetrics(),
+    logger,
+    describe,
+    async close() {
+      await log.close().catch(() => {});
+      await snapshots.close().catch(() => {});
+      await db.close().catch(() => {});
+    },
+  };
+}
+
+const redact = (url: string) => url.replace(/\/\/([^:@/]+):([^@/]+)@/, '//$1:***@');
+
+export type Runtime = {
+  backends: Backends;
+  host: ActorHost | null;
+  feed: Feed | null;
+  appDeps: AppDeps | null;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+};
+
+/** Builds the roles asked for on shared backends; `start` migrates, then starts each role. */
+export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, logger?: Logger): Promise<Runtime> {
+  const backends = await openBackends(config, logger);
+  const { log, db, snapshots, catalog, metrics } = backends;
+  const log_ = backends.logger;
+  const reply = selectReplyModel(config.env);
+  const speech = selectSpeechModel(config.env);
+  const readApi = createReadApi(db);
+  const stateSource = createReadModelStateSource(db);
+
+  const host = roles.includes('actors')
+    ? createActorHost({
+        log,
+        snapshots,
+        readModel: stateSource,
+        catalog,
+        replyModel: reply.model,
+        speech: speech ? { model: speech.model, sink: createAudioCache(db) } : null,
+        metrics,
+        logger: createLogger('actors', config.quiet),
+        snapshotEvery: config.snapshotEvery,
+        idleMs: config.idleMs,
+      })
+    : null;
+  const projector = roles.includes('projections') ? createProjector({ log, db, metrics, logger: createLogger('projections', config.quiet) }) : null;
+  const feed = roles.includes('gateway') ? createFeed(log, createLogger('gateway', config.quiet)) : null;
+  let feedStarted = false;
+
+  const appDeps: AppDeps | null = feed
+    ? {
+        log,
+        feed,
+        catalog,
+        readApi,
+        metrics,
+        logger: createLogger('gateway', config.quiet),
+        auth: config.auth,
+        idleTimeoutMs: config.wsIdleMs,
+        limits: { ...DEFAULT_LIMITS, ratePerSec: config.rate.perSec, burst: config.rate.burst },
+        eventsAfter: (id, after) => readApi.getEvents(id, after),
+        checks: async () => {
+          const check = async (f: () => Promise<unknown>) => {
+            try {
+              await withTimeout(f(), 2000);
+              return null;
+            } catch (err) {
+              return (err as Error).message || String(err);
+            }
+          };
+          const [l, d, s] = await Promise.all([check(() => log.ping()), check(() => db.ping()), check(() => snapshots.ping())]);
+          return { log: l, readModel: d, snapshots: s, feed: feedStarted ? null : 'not started' };
+        },
+      }
+    : null;
+
+  return {
+    backends,
+    host,
+    feed,
+    appDeps,
+    async start() {
+      log_.info(`roles: ${roles.join(', ')}`);
+      for (const [role, what] of Object.entries({ ...backends.describe, model: reply.description, speech: speech?.description ?? 'off (GEMELLO_SPEECH=off)' })) log_.info(`${role}: ${what}`);
+      await migrate(db);
+      await readApi.upsertTwins(catalog.list());
+      await log.ensureTopics(['gemello.commands', 'gemello.events']);
+      await projector?.start();
+      await host?.start();
+      if (feed) {
+        await feed.start();
+        feedStarted = true;
+      }
+    },
+    async stop() {
+      await feed?.stop().catch(() => {});
+      await host?.stop().catch((err) => log_.warn(`stopping actors: ${(err as Error).message}`));
+      await projector?.stop().catch(() => {});
+      await backends.close();
+    },
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
+  });
+}

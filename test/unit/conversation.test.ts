@@ -1,0 +1,144 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { decide } from '../../actors/decide.ts';
+import { DomainError } from '../../actors/commands.ts';
+import type { Command } from '../../actors/commands.ts';
+import { evolve, fold, initialState, SeqGap } from '../../actors/state.ts';
+import type { ConversationState } from '../../actors/state.ts';
+import { envelope } from '../../events/codec.ts';
+import type { DomainEvent, EventEnvelope } from '../../events/schemas.ts';
+
+const twin = { id: 'warren-buffett-001', name: 'Warren Buffett' };
+let n = 0;
+const meta = (over: Partial<{ commandId: string; principal: string | null }> = {}) => ({
+  commandId: over.commandId ?? `cmd-${++n}`,
+  conversationId: 'c1',
+  correlationId: 'req-1',
+  principal: over.principal ?? null,
+  traceparent: null,
+  issuedAt: '2026-01-01T00:00:00.000Z',
+});
+const toEnvelopes = (state: ConversationState, events: DomainEvent[], causationId: string | null = null) =>
+  envelope('c1', state.seq, events, { causationId, correlationId: null, traceparent: null, now: new Date(0), newId: () => crypto.randomUUID() });
+
+/** given(events).when(command).then(events | error code) */
+function given(...commands: Command[]) {
+  let state = initialState('c1');
+  for (const c of commands) state = fold('c1', toEnvelopes(state, decide(c, state), 'commandId' in c ? c.commandId : null), state);
+  return {
+    state,
+    when: (command: Command) => ({
+      then: (expected: Array<Pick<DomainEvent, 'type'> & { data?: object }>) => {
+        const out = decide(command, state);
+        expect(out.map((e) => e.type)).toEqual(expected.map((e) => e.type));
+        expected.forEach((e, i) => e.data && expect(out[i]!.data).toMatchObject(e.data));
+      },
+      thenRejects: (code: string) => {
+        try {
+          decide(command, state);
+        } catch (err) {
+          expect(err).toBeInstanceOf(DomainError);
+          expect((err as DomainError).code).toBe(code);
+          return;
+        }
+        throw new Error(`expected a ${code} rejection`);
+      },
+    }),
+  };
+}
+
+const prompt = (text: string, over = {}): Command => ({ ...meta(over), type: 'SubmitPrompt', data: { twin, text } });
+const reply = (promptSeq: number): Command => ({ type: 'RecordReply', promptSeq, text: 'hi', model: 'm', tokens: { prompt: 1, completion: 1, total: 2 }, latencyMs: 1, audio: false });
+
+describe('the conversation decider', () => {
+  it('starts the conversation with the first prompt', () => {
+    given().when(prompt('hello')).then([{ type: 'ConversationStarted', data: { twinId: twin.id } }, { type: 'PromptReceived', data: { text: 'hello' } }]);
+  });
+
+  it('answers a pending prompt exactly once', () => {
+    const g = given(prompt('hello'), reply(2));
+    expect(g.state.pendingPrompts).toEqual([]);
+    g.when(reply(2)).then([]);
+  });
+
+  it('ignores a command delivered twice', () => {
+    const cmd = prompt('again', { commandId: 'same' });
+    given(prompt('hello'), cmd).when(cmd).then([]);
+  });
+
+  it('refuses a conversation to another principal', () => {
+    given(prompt('hello', { principal: 'alice' })).when(prompt('hi', { principal: 'bob' })).thenRejects('forbidden');
+  });
+
+  it('refuses confirming data of a conversation that does not exist', () => {
+    given().when({ ...meta(), type: 'ConfirmData', data: { data: { name: 'Ann' } } }).thenRejects('conversation_not_found');
+  });
+
+  it('refuses a prompt to another twin in the same conversation', () => {
+    given(prompt('hello')).when({ ...meta(), type: 'SubmitPrompt', data: { twin: { id: 'other', name: 'Other' }, text: 'x' } }).thenRejects('twin_mismatch');
+  });
+
+  it('keeps confirmed data in the state', () => {
+    const g = given(prompt('hello'), { ...meta(), type: 'ConfirmData', data: { data: { city: 'Omaha' } } });
+    expect(g.state.confirmedData).toEqual({ city: 'Omaha' });
+  });
+});
+
+describe('the fold', () => {
+  const events = (): EventEnvelope[] => {
+    const s = initialState('c1');
+    return toEnvelopes(s, [
+      { type: 'ConversationStarted', data: { twinId: 't', twinName: 'T', userId: null, metadata: {} } },
+      { type: 'PromptReceived', data: { text: 'a', requestId: null } },
+    ]);
+  };
+
+  it('lets the first event with a seq win', () => {
+    const [a, b] = events();
+    const impostor = { ...b!, eventId: crypto.randomUUID(), data: { text: 'zombie', requestId: null } } as EventEnvelope;
+    const s = fold('c1', [a!, b!, impostor]);
+    expect(s.messages.map((m) => m.content)).toEqual(['a']);
+  });
+
+  it('refuses a gap in seq', () => {
+    const [a, b] = events();
+    expect(() => fold('c1', [a!, { ...b!, seq: 3 } as EventEnvelope])).toThrow(SeqGap);
+  });
+
+  it('rebuilds from the log the state the live actor had, for any command sequence', () => {
+    const command = fc.oneof(
+      fc.record({ kind: fc.constant('prompt' as const), text: fc.string({ minLength: 1, maxLength: 20 }), principal: fc.constantFrom(null, 'alice', 'bob') }),
+      fc.record({ kind: fc.constant('confirm' as const), key: fc.constantFrom('name', 'city'), value: fc.string(), principal: fc.constantFrom(null, 'alice') }),
+      fc.record({ kind: fc.constant('reply' as const), pick: fc.nat(5) }),
+      fc.record({ kind: fc.constant('fail' as const), pick: fc.nat(5) }),
+      fc.record({ kind: fc.constant('redeliver' as const) }),
+    );
+    fc.assert(
+      fc.property(fc.array(command, { maxLength: 40 }), (cmds) => {
+        let live = initialState('c1');
+        const log: EventEnvelope[] = [];
+        let last: Command | null = null;
+        for (const c of cmds) {
+          let cmd: Command;
+          if (c.kind === 'prompt') cmd = prompt(c.text, { principal: c.principal });
+          else if (c.kind === 'confirm') cmd = { ...meta({ principal: c.principal }), type: 'ConfirmData', data: { data: { [c.key]: c.value } } };
+          else if (c.kind === 'reply') cmd = reply(live.pendingPrompts[c.pick % Math.max(1, live.pendingPrompts.length)] ?? 1);
+          else if (c.kind === 'fail') cmd = { type: 'RecordReplyFailure', promptSeq: live.pendingPrompts[0] ?? 1, reason: 'x', code: 'y', latencyMs: 0 };
+          else if (last) cmd = last;
+          else continue;
+          last = cmd;
+          try {
+            const out = toEnvelopes(live, decide(cmd, live), 'commandId' in cmd ? cmd.commandId : null);
+            for (const e of out) live = evolve(live, e);
+            log.push(...out);
+          } catch (err) {
+            if (!(err instanceof DomainError)) throw err;
+          }
+        }
+        expect(fold('c1', log)).toEqual(live);
+        expect(log.map((e) => e.seq)).toEqual(log.map((_, i) => i + 1));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
