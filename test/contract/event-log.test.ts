@@ -1,0 +1,133 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createFileLog } from '../../log/file.ts';
+import { createKafkaLog } from '../../log/kafka.ts';
+import type { EventLog, LogRecord } from '../../log/port.ts';
+import { KAFKA_BROKERS } from '../support/env.ts';
+
+type Maker = { name: string; make: () => EventLog; reopen?: (log: EventLog) => EventLog };
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+const file: Maker = (() => {
+  let dir = '';
+  return {
+    name: 'file log (embedded)',
+    make: () => {
+      dir = mkdtempSync(join(tmpdir(), 'gemello-log-'));
+      dirs.push(dir);
+      return createFileLog({ dir, partitions: 4 });
+    },
+    reopen: () => createFileLog({ dir, partitions: 4 }),
+  };
+})();
+
+const kafka: Maker = (() => {
+  let ns = '';
+  return {
+    name: 'Kafka (kafkajs, real broker)',
+    make: () => {
+      ns = `t${randomUUID().slice(0, 8)}.`;
+      return createKafkaLog({ brokers: KAFKA_BROKERS, partitions: 4, namespace: ns });
+    },
+    reopen: () => createKafkaLog({ brokers: KAFKA_BROKERS, partitions: 4, namespace: ns }),
+  };
+})();
+
+const rec = (key: string, i: number) => ({ key, value: JSON.stringify({ i }), headers: { h: String(i) } });
+
+async function until(cond: () => boolean, ms = 20_000) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe.each([file, kafka])('event log contract: $name', (maker) => {
+  it('appends in order with consecutive offsets and reads a partition back to its end', async () => {
+    const log = maker.make();
+    try {
+      await log.ensureTopics(['a']);
+      const first = await log.append('a', 1, [rec('k', 0), rec('k', 1)]);
+      const next = await log.append('a', 1, [rec('k', 2)]);
+      expect(next).toBe(first + 2);
+      const seen: LogRecord[] = [];
+      const end = await log.read('a', 1, first, (rs) => void seen.push(...rs));
+      expect(end).toBe(first + 3);
+      expect(seen.map((r) => [r.offset, r.key, JSON.parse(r.value).i, r.headers.h])).toEqual([
+        [first, 'k', 0, '0'],
+        [first + 1, 'k', 1, '1'],
+        [first + 2, 'k', 2, '2'],
+      ]);
+      expect((await log.endOffsets('a'))[1]).toBe(first + 3);
+      expect(await log.read('a', 2, 0, () => {})).toBe(0);
+    } finally {
+      await log.close();
+    }
+  });
+
+  it('delivers to a group, and a restarted group resumes after what it committed', async () => {
+    let log = maker.make();
+    try {
+      await log.ensureTopics(['b']);
+      await log.append('b', 0, [rec('x', 1), rec('x', 2)]);
+      const got: number[] = [];
+      let sub = await log.consume({ group: 'g', topic: 'b', from: 'earliest', handle: async (_p, rs) => void got.push(...rs.map((r) => JSON.parse(r.value).i)) });
+      await until(() => got.length === 2);
+      await sub.stop();
+      await log.append('b', 0, [rec('x', 3)]);
+      await log.close();
+      log = maker.reopen!(log);
+      sub = await log.consume({ group: 'g', topic: 'b', from: 'earliest', handle: async (_p, rs) => void got.push(...rs.map((r) => JSON.parse(r.value).i)) });
+      await until(() => got.length === 3);
+      expect(got).toEqual([1, 2, 3]);
+      await sub.stop();
+    } finally {
+      await log.close();
+    }
+  });
+
+  it('delivers a batch again when its handler fails', async () => {
+    const log = maker.make();
+    try {
+      await log.ensureTopics(['c']);
+      await log.append('c', 2, [rec('y', 1)]);
+      let calls = 0;
+      const sub = await log.consume({
+        group: 'g2', topic: 'c', from: 'earliest',
+        handle: async () => {
+          calls++;
+          if (calls === 1) throw new Error('boom');
+        },
+      });
+      await until(() => calls >= 2, 40_000);
+      await sub.stop();
+    } finally {
+      await log.close();
+    }
+  }, 60_000);
+
+  it('a non-committing reader starting at latest sees only what comes after it', async () => {
+    const log = maker.make();
+    try {
+      await log.ensureTopics(['d']);
+      await log.append('d', 3, [rec('z', 1)]);
+      const got: number[] = [];
+      let assigned = false;
+      const sub = await log.consume({ group: `feed-${randomUUID()}`, topic: 'd', from: 'latest', commit: false, onAssigned: (ps) => void (assigned = ps.length > 0), handle: async (_p, rs) => void got.push(...rs.map((r) => JSON.parse(r.value).i)) });
+      await until(() => assigned);
+      await new Promise((r) => setTimeout(r, 300));
+      await log.append('d', 3, [rec('z', 2)]);
+      await until(() => got.length >= 1);
+      expect(got).toEqual([2]);
+      await sub.stop();
+    } finally {
+      await log.close();
+    }
+  });
+});
