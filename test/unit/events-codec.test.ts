@@ -38,7 +38,7 @@ describe('events on the wire', () => {
 
   it('puts a conversation on the partition kafkajs\' default (Java-compatible) partitioner picks', () => {
     const kafkaPartition = Partitioners.DefaultPartitioner();
-    const partitionMetadata = Array.from({ length: 12 }, (_, i) => ({ partitionId: i, leader: 1 }));
+    const partitionMetadata = Array.from({ length: 12 }, (_, i) => ({ partitionId: i, leader: 1, partitionErrorCode: 0, replicas: [1], isr: [1] }));
     for (let i = 0; i < 500; i++) {
       const key = i % 2 ? `conversation-${i}` : crypto.randomUUID();
       expect(partitionFor(key, 12)).toBe(kafkaPartition({ topic: 't', partitionMetadata, message: { key, value: null } }));

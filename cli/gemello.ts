@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+// The operator's CLI: `gemello <command>`; `gemello help` lists the commands.
+import { fold } from '../actors/state.ts';
+import { migrate } from '../projections/migrate.ts';
+import { ConfigError, loadConfig } from '../runtime/config.ts';
+import { runNode } from '../runtime/node.ts';
+import { openBackends } from '../runtime/wire.ts';
+import type { Role } from '../runtime/wire.ts';
+import { createLogger } from '../telemetry/logger.ts';
+import { createProgress } from './progress.ts';
+import { readConversation } from './read-conversation.ts';
+
+const HELP = `gemello <command>
+
+  serve                      gateway, actor host and projections in one process (as npm start)
+  gateway | actors | projections
+                             one role per process (scale each on its own)
+  events <conversationId> [--json]
+                             the conversation's events, read from the log
+  state <conversationId> [--at <seq>]
+                             the conversation's state folded from the log (as it was at <seq>)
+  migrate                    apply the read-model migrations
+  help                       this text
+
+Backends come from the environment (KAFKA_BROKERS, DATABASE_URL, REDIS_URL, GEMELLO_DATA_DIR…);
+see README.md.`;
+
+type Args = { _: string[]; flags: Record<string, string | true> };
+function parseArgs(argv: string[]): Args {
+  const out: Args = { _: [], flags: {} };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith('--')) {
+      const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
+      if (v !== undefined) out.flags[k] = v;
+      else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) out.flags[k] = argv[++i]!;
+      else out.flags[k] = true;
+    } else out._.push(a);
+  }
+  return out;
+}
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  const [command, ...rest] = args._;
+  const roles: Record<string, Role[]> = { serve: ['gateway', 'actors', 'projections'], gateway: ['gateway'], actors: ['actors'], projections: ['projections'] };
+  if (!command || command === 'help' || args.flags.help) {
+    console.log(HELP);
+    return command || args.flags.help ? 0 : 2;
+  }
+  if (roles[command]) {
+    await runNode(roles[command]);
+    return -1; // keeps running
+  }
+  const config = loadConfig(process.env);
+  const backends = await openBackends(config, createLogger('gemello', true));
+  const progress = createProgress(process.stderr, process.stderr.isTTY === true || args.flags.progress === true);
+  try {
+    switch (command) {
+      case 'events': {
+        const id = rest[0];
+        if (!id) throw new UsageError('usage: gemello events <conversationId> [--json]');
+        const events = await readConversation(backends.log, id, progress);
+        if (args.flags.json) console.log(JSON.stringify(events, null, 2));
+        else {
+          if (!events.length) console.log(`no events for ${id}`);
+          for (const e of events) {
+            const summary = JSON.stringify(e.data);
+            console.log(`${String(e.seq).padStart(4)}  ${e.occurredAt}  ${e.type.padEnd(19)} ${e.position.partition}/${String(e.position.offset).padEnd(7)} ${summary.length > 80 ? summary.slice(0, 77) + '...' : summary}`);
+          }
+        }
+        return events.length ? 0 : 1;
+      }
+      case 'state': {
+        const id = rest[0];
+        if (!id) throw new UsageError('usage: gemello state <conversationId> [--at <seq>]');
+        const at = args.flags.at === undefined ? Infinity : Number(args.flags.at);
+        if (Number.isNaN(at) || at < 0) throw new UsageError('--at takes a seq (a whole number)');
+        const events = await readConversation(backends.log, id, progress);
+        if (!events.length) {
+          console.error(`no events for ${id}`);
+          return 1;
+        }
+        console.log(JSON.stringify(fold(id, events.filter((e) => e.seq <= at)), null, 2));
+        return 0;
+      }
+      case 'migrate': {
+        const applied = await migrate(backends.db);
+        console.log(applied.length ? `applied: ${applied.join(', ')}` : 'the read model is up to date');
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
+    }
+  } finally {
+    await backends.close();
+  }
+}
+
+try {
+  const code = await main(process.argv.slice(2));
+  if (code >= 0) process.exit(code);
+} catch (err) {
+  if (err instanceof UsageError || err instanceof ConfigError) {
+    console.error(err.message);
+    process.exit(2);
+  }
+  console.error(`gemello: ${(err as Error).message}`);
+  process.exit(1);
+}

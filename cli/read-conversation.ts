@@ -1,0 +1,20 @@
+import { decodeEvent, isEventRecord } from '../events/codec.ts';
+import type { LoggedEvent } from '../events/schemas.ts';
+import { partitionFor } from '../log/partition.ts';
+import type { EventLog } from '../log/port.ts';
+import { TOPICS } from '../log/port.ts';
+import type { Progress } from './progress.ts';
+
+/** Every event of one conversation, read from its partition of the log (the truth). */
+export async function readConversation(log: EventLog, conversationId: string, progress?: Progress): Promise<LoggedEvent[]> {
+  const partition = partitionFor(conversationId, log.partitions);
+  const end = (await log.endOffsets(TOPICS.events))[partition] ?? 0;
+  progress?.start(`scanning partition ${partition}`, end);
+  const events: LoggedEvent[] = [];
+  await log.read(TOPICS.events, partition, 0, (records) => {
+    for (const r of records) if (r.key === conversationId && isEventRecord(r)) events.push(decodeEvent(r));
+    progress?.advance(records.length);
+  });
+  progress?.done();
+  return events;
+}
