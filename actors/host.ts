@@ -371,7 +371,7 @@ export function createActorHost(options: ActorHostOptions) {
       part.checkpoint = snapCp;
       const ids = [...part.tail.conversations()];
       await Promise.all(ids.map((cid) => { const a = actorFor(part, cid); return run(a, async () => {}); }));
-      logger.info(`partition ${id}: read ${end - start} records from offset ${start} in ${(performance.now() - t0).toFixed(0)} ms; ${ids.length} conversations active`);
+      if (end > start) logger.info(`partition ${id}: read ${end - start} records from offset ${start} in ${(performance.now() - t0).toFixed(0)} ms; ${ids.length} conversations active`);
     })();
     part.ready.catch((err) => {
       logger.error(`taking partition ${id} over failed: ${(err as Error).message}`);

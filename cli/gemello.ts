@@ -12,7 +12,8 @@ import { readConversation } from './read-conversation.ts';
 
 const HELP = `gemello <command>
 
-  serve                      gateway, actor host and projections in one process (as npm start)
+  serve [--roles a,b]        gateway, actor host and projections in one process (as npm start),
+                             or only the roles named
   gateway | actors | projections
                              one role per process (scale each on its own)
   events <conversationId> [--json]
@@ -51,7 +52,9 @@ async function main(argv: string[]): Promise<number> {
     return command || args.flags.help ? 0 : 2;
   }
   if (roles[command]) {
-    await runNode(roles[command]);
+    const chosen = typeof args.flags.roles === 'string' ? (args.flags.roles.split(',') as Role[]) : roles[command];
+    if (chosen.some((r) => !roles.serve!.includes(r))) throw new UsageError(`--roles takes a comma-separated list of ${roles.serve!.join(', ')}`);
+    await runNode(chosen);
     return -1; // keeps running
   }
   const config = loadConfig(process.env);

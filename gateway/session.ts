@@ -190,7 +190,7 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
     // Without a conversationId, the socket keeps one conversation per twin.
     const conversationId = frame.conversationId ?? byTwin.get(twin.id) ?? randomUUID();
     byTwin.set(twin.id, conversationId);
-    follow(conversationId, frame.conversationId ? null : { id: twin.id, name: twin.name });
+    follow(conversationId, { id: twin.id, name: twin.name });
     await publish({ ...meta(conversationId, frame.requestId), type: 'SubmitPrompt', data: { twin: { id: twin.id, name: twin.name }, text: frame.prompt } });
   }
 

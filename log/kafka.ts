@@ -11,6 +11,8 @@ export type KafkaLogOptions = {
   maxWaitMs?: number;
   /** Prefix of every topic and group name, so independent deployments (or test runs) share a cluster. */
   namespace?: string;
+  /** How long the group waits for a silent member before giving its partitions to others (failover time). */
+  sessionTimeoutMs?: number;
 };
 
 const toRecord = (topic: string, partition: number, m: { key: Buffer | null; value: Buffer | null; headers?: Record<string, unknown>; offset: string; timestamp: string }): LogRecord => {
@@ -56,9 +58,9 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
   async function consume(opts: ConsumeOptions): Promise<Subscription> {
     const consumer = kafka.consumer({
       groupId: full(opts.group),
-      sessionTimeout: 10_000,
+      sessionTimeout: options.sessionTimeoutMs ?? 10_000,
       rebalanceTimeout: 10_000,
-      heartbeatInterval: 1_000,
+      heartbeatInterval: Math.min(1_000, Math.floor((options.sessionTimeoutMs ?? 10_000) / 4)),
       maxWaitTimeInMs,
       allowAutoTopicCreation: false,
     });

@@ -19,7 +19,12 @@ export function selectReplyModel(env: Env): Selected<ReplyModel> {
   }
   const baseURL = env.OPENAI_BASE_URL?.trim() || undefined;
   return {
-    model: createOpenAIReplyModel({ apiKey, baseURL }),
+    model: createOpenAIReplyModel({
+      apiKey,
+      baseURL,
+      timeoutMs: env.GEMELLO_MODEL_TIMEOUT_MS ? Number(env.GEMELLO_MODEL_TIMEOUT_MS) : undefined,
+      maxRetries: env.GEMELLO_MODEL_RETRIES ? Number(env.GEMELLO_MODEL_RETRIES) : undefined,
+    }),
     description: `OpenAI chat completions at ${baseURL ?? OPENAI_DEFAULT_BASE_URL}`,
   };
 }

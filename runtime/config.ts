@@ -24,6 +24,7 @@ const EnvSchema = z.object({
   GEMELLO_RATE_PER_SEC: int(20, 1),
   GEMELLO_RATE_BURST: int(40, 1),
   GEMELLO_LOG_QUIET: z.string().optional(),
+  GEMELLO_KAFKA_SESSION_TIMEOUT_MS: int(10_000, 1_000),
 });
 
 export type Config = {
@@ -44,6 +45,7 @@ export type Config = {
   wsIdleMs: number;
   rate: { perSec: number; burst: number };
   quiet: boolean;
+  kafkaSessionTimeoutMs: number;
   /** The raw environment, for the model and telemetry selection. */
   env: Record<string, string | undefined>;
 };
@@ -81,6 +83,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     wsIdleMs: e.GEMELLO_WS_IDLE_SECONDS * 1000,
     rate: { perSec: e.GEMELLO_RATE_PER_SEC, burst: e.GEMELLO_RATE_BURST },
     quiet: e.GEMELLO_LOG_QUIET === '1',
+    kafkaSessionTimeoutMs: e.GEMELLO_KAFKA_SESSION_TIMEOUT_MS,
     env,
   };
 }

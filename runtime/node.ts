@@ -23,10 +23,14 @@ export async function runNode(roles: Role[]): Promise<void> {
     // frames past this much larger limit make ws close the socket (1009).
     const wss = new WebSocketServer({ noServer: true, maxPayload: 16 * MAX_FRAME_BYTES });
     const { app, close } = createApp(rt.appDeps, upgradeWebSocket);
+    let listening!: () => void;
+    const listen = new Promise<void>((r) => (listening = r));
     const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host, websocket: { server: wss } }, (info) => {
+      listening();
       logger.info(`gateway listening on http://${config.host}:${info.port} (WebSocket at / and /ws)`);
       if (!authEnabled(config.auth)) logger.info(`no GEMELLO_API_KEYS or GEMELLO_JWT_SECRET: auth is off${config.host === '127.0.0.1' || config.host === 'localhost' ? ', so only this machine can connect' : `; WARNING: listening on ${config.host} without auth`}`);
     });
+    await listen;
     // Heartbeat: a socket that did not answer the last ping is gone.
     const alive = new WeakSet<object>();
     wss.on('connection', (ws) => {
@@ -65,6 +69,18 @@ export async function runNode(roles: Role[]): Promise<void> {
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  if (process.send && rt.host) {
+    // A parent process (the failover tests, a supervisor) is told which partitions this host owns.
+    let last = '';
+    const report = setInterval(() => {
+      const owned = rt.host!.owned();
+      if (owned.join(',') !== last) {
+        last = owned.join(',');
+        process.send?.({ type: 'owned', partitions: owned });
+      }
+    }, 100);
+    report.unref();
+  }
   process.send?.({ type: 'ready' });
   logger.info('ready');
 }

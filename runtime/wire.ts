@@ -47,7 +47,7 @@ export type Backends = {
 /** Opens the event log, read-model database and snapshot store the configuration names. */
 export async function openBackends(config: Config, logger = createLogger('gemello', config.quiet)): Promise<Backends> {
   const log = config.kafkaBrokers
-    ? createKafkaLog({ brokers: config.kafkaBrokers, partitions: config.partitions, namespace: config.namespace })
+    ? createKafkaLog({ brokers: config.kafkaBrokers, partitions: config.partitions, namespace: config.namespace, sessionTimeoutMs: config.kafkaSessionTimeoutMs })
     : createFileLog({ dir: join(config.dataDir, 'log'), partitions: config.partitions });
   const db = config.databaseUrl
     ? createPostgresDb({ url: config.databaseUrl, schema: config.databaseSchema ?? undefined })

@@ -1,0 +1,70 @@
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../../cli/gemello.ts', import.meta.url));
+
+/** A free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+export type Gemello = {
+  child: ChildProcess;
+  /** Everything the process wrote to stderr so far. */
+  output(): string;
+  /** The partitions the process's actor host owns, as it last reported. */
+  owned(): number[];
+  waitFor(predicate: () => boolean, what: string, ms?: number): Promise<void>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+};
+
+/** Starts `gemello <args>` (the real CLI) as a child process and waits until it reports ready. */
+export async function startGemello(args: string[], env: Record<string, string>, readyMs = 60_000): Promise<Gemello> {
+  const child = fork(CLI, args, {
+    env: { ...process.env, GEMELLO_LOG_QUIET: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    execArgv: ['--disable-warning=TimeoutNegativeWarning'],
+  });
+  let out = '';
+  let owned: number[] = [];
+  let ready = false;
+  let exited: number | null = null;
+  child.stderr!.on('data', (d) => (out += d.toString()));
+  child.stdout!.on('data', (d) => (out += d.toString()));
+  child.on('message', (msg: { type: string; partitions?: number[] }) => {
+    if (msg.type === 'ready') ready = true;
+    if (msg.type === 'owned') owned = msg.partitions ?? [];
+  });
+  child.on('exit', (code) => (exited = code ?? -1));
+  const g: Gemello = {
+    child,
+    output: () => out,
+    owned: () => owned,
+    async waitFor(predicate, what, ms = 30_000) {
+      const end = Date.now() + ms;
+      while (!predicate()) {
+        if (exited !== null) throw new Error(`gemello ${args.join(' ')} exited (${exited}) while waiting for ${what}:\n${out.slice(-3000)}`);
+        if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}:\n${out.slice(-3000)}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    async kill(signal = 'SIGTERM') {
+      if (exited !== null) return;
+      const done = new Promise((r) => child.once('exit', r));
+      child.kill(signal);
+      await Promise.race([done, new Promise((r) => setTimeout(r, 15_000))]);
+      if (exited === null) child.kill('SIGKILL');
+    },
+  };
+  await g.waitFor(() => ready, 'the process to be ready', readyMs);
+  return g;
+}

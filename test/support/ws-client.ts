@@ -1,0 +1,42 @@
+import WebSocket from 'ws';
+
+export type Frame = Record<string, unknown> & { type?: string };
+
+/** A WebSocket test client that keeps every frame it receives. */
+export async function connect(url: string, headers: Record<string, string> = {}) {
+  const ws = new WebSocket(url, { headers });
+  const frames: Frame[] = [];
+  let closed: { code: number; reason: string } | null = null;
+  ws.on('message', (data, isBinary) => {
+    if (!isBinary) frames.push(JSON.parse(data.toString()));
+  });
+  ws.on('close', (code, reason) => (closed = { code, reason: reason.toString() }));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  let cursor = 0;
+  return {
+    ws,
+    frames,
+    closed: () => closed,
+    send(frame: unknown) {
+      ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+    },
+    /** The next frame (after those already taken) that matches; earlier non-matching ones are skipped. */
+    async next(match: (f: Frame) => boolean = () => true, ms = 15_000): Promise<Frame> {
+      const end = Date.now() + ms;
+      for (;;) {
+        for (; cursor < frames.length; cursor++) {
+          if (match(frames[cursor]!)) return frames[cursor++]!;
+        }
+        if (closed) throw new Error(`socket closed (${(closed as { code: number }).code}) before the frame came; got ${JSON.stringify(frames.slice(-5))}`);
+        if (Date.now() > end) throw new Error(`no matching frame within ${ms} ms; got ${JSON.stringify(frames.slice(-5))}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
+    close() {
+      ws.close();
+    },
+  };
+}
