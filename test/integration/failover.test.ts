@@ -1,0 +1,137 @@
+// Two actor hosts as real processes in one consumer group on real Kafka: SIGKILL the one
+// that owns a conversation and the other takes its partition over without losing or
+// repeating anything.
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readConversation } from '../../cli/read-conversation.ts';
+import { createKafkaLog } from '../../log/kafka.ts';
+import { partitionFor } from '../../log/partition.ts';
+import { startFakeOpenAI } from '../support/fake-openai.ts';
+import type { FakeOpenAI } from '../support/fake-openai.ts';
+import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
+import { freePort, startGemello } from '../support/processes.ts';
+import type { Gemello } from '../support/processes.ts';
+import { connect } from '../support/ws-client.ts';
+
+const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
+const PARTITIONS = 4;
+let fake: FakeOpenAI;
+let procs: Gemello[] = [];
+
+beforeAll(async () => {
+  fake = await startFakeOpenAI();
+});
+afterAll(async () => {
+  await fake?.close();
+});
+afterEach(async () => {
+  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
+  procs = [];
+  fake.setMode('ok');
+});
+
+async function cluster() {
+  const namespace = `fo${randomUUID().slice(0, 8)}.`;
+  const env = {
+    KAFKA_BROKERS: KAFKA_BROKERS.join(','),
+    DATABASE_URL,
+    DATABASE_SCHEMA: `fo_${randomUUID().slice(0, 8)}`,
+    REDIS_URL,
+    GEMELLO_NAMESPACE: namespace,
+    GEMELLO_PARTITIONS: String(PARTITIONS),
+    GEMELLO_KAFKA_SESSION_TIMEOUT_MS: '6000',
+    OPENAI_API_KEY: 'test-key',
+    OPENAI_BASE_URL: fake.url,
+    GEMELLO_MODEL_TIMEOUT_MS: '30000',
+    GEMELLO_MODEL_RETRIES: '0',
+    GEMELLO_SPEECH: 'off',
+  };
+  const port = await freePort();
+  const gateway = await startGemello(['serve', '--roles', 'gateway,projections'], { ...env, PORT: String(port) });
+  const a = await startGemello(['actors'], env);
+  const b = await startGemello(['actors'], env);
+  procs.push(gateway, a, b);
+  // The group has settled when the two hosts together own every partition, once each.
+  await a.waitFor(() => {
+    const all = [...a.owned(), ...b.owned()].sort();
+    return a.owned().length > 0 && b.owned().length > 0 && all.join() === Array.from({ length: PARTITIONS }, (_, i) => i).join();
+  }, 'both hosts to share the partitions', 40_000);
+  const log = createKafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
+  return { url: `ws://127.0.0.1:${port}`, a, b, log };
+}
+
+function assertCleanLog(events: { seq: number }[]) {
+  const seqs = events.map((e) => e.seq);
+  expect(seqs).toEqual(seqs.map((_, i) => i + 1)); // no gap, no duplicate
+}
+
+describe('failover between two actor hosts', () => {
+  it('goes on after the owner of the conversation is SIGKILLed mid-conversation', async () => {
+    const { url, a, b, log } = await cluster();
+    try {
+      const client = await connect(url);
+      client.send({ ...seed, prompt: 'one' });
+      const first = await client.next((f) => f.type === 'reply');
+      const conversationId = first.conversationId as string;
+      const p = partitionFor(conversationId, PARTITIONS);
+      const [owner, other] = a.owned().includes(p) ? [a, b] : [b, a];
+
+      client.send({ ...seed, prompt: 'two' });
+      await client.next((f) => f.type === 'reply');
+      await owner.kill('SIGKILL');
+      const killedAt = performance.now();
+      client.send({ ...seed, prompt: 'three' });
+      const third = await client.next((f) => f.type === 'reply', 45_000);
+      const failoverMs = performance.now() - killedAt;
+      expect(third.reply).toBe('echo: three');
+      expect(other.owned()).toContain(p);
+      client.send({ ...seed, prompt: 'four' });
+      expect((await client.next((f) => f.type === 'reply')).reply).toBe('echo: four');
+      client.close();
+
+      const events = await readConversation(log, conversationId);
+      assertCleanLog(events);
+      expect(events.filter((e) => e.type === 'ReplyGenerated')).toHaveLength(4);
+      console.log(`failover: SIGKILL -> next reply served by the other host in ${failoverMs.toFixed(0)} ms (session timeout 6000 ms)`);
+    } finally {
+      await log.close();
+    }
+  }, 120_000);
+
+  it('finishes a prompt whose host died after PromptReceived and before the model answered, exactly once', async () => {
+    const { url, a, b, log } = await cluster();
+    try {
+      const client = await connect(url);
+      client.send({ ...seed, prompt: 'warm up' });
+      const first = await client.next((f) => f.type === 'reply');
+      const conversationId = first.conversationId as string;
+      const p = partitionFor(conversationId, PARTITIONS);
+      const [owner, other] = a.owned().includes(p) ? [a, b] : [b, a];
+
+      fake.setMode('hang');
+      const asked = fake.requests.length;
+      client.send({ ...seed, prompt: 'the interrupted one', requestId: 'x' });
+      // The owner has the prompt in the log and is waiting on the model.
+      const deadline = Date.now() + 15_000;
+      while (fake.requests.length === asked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(fake.requests.length).toBeGreaterThan(asked);
+      const before = await readConversation(log, conversationId);
+      expect(before[before.length - 1]!.type).toBe('PromptReceived');
+
+      await owner.kill('SIGKILL');
+      fake.setMode('ok');
+      const reply = await client.next((f) => f.type === 'reply', 45_000);
+      expect(reply).toMatchObject({ reply: 'echo: the interrupted one', requestId: 'x', conversationId });
+      expect(other.owned()).toContain(p);
+      client.close();
+
+      const events = await readConversation(log, conversationId);
+      assertCleanLog(events);
+      const promptSeq = before[before.length - 1]!.seq;
+      const answers = events.filter((e) => e.type === 'ReplyGenerated' && (e.data as { promptSeq: number }).promptSeq === promptSeq);
+      expect(answers).toHaveLength(1);
+    } finally {
+      await log.close();
+    }
+  }, 120_000);
+});
