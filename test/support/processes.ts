@@ -1,4 +1,4 @@
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -66,5 +66,47 @@ export async function startGemello(args: string[], env: Record<string, string>, 
     },
   };
   await g.waitFor(() => ready, 'the process to be ready', readyMs);
+  return g;
+}
+
+/** Starts any command (Deno, npm) and waits until its output says `ready`; the process group is killed at the end. */
+export async function startCommand(command: string, args: string[], env: Record<string, string>, readyMs = 90_000): Promise<Gemello> {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let out = '';
+  let exited: number | null = null;
+  child.stderr!.on('data', (d) => (out += d.toString()));
+  child.stdout!.on('data', (d) => (out += d.toString()));
+  child.on('exit', (code) => (exited = code ?? -1));
+  const g: Gemello = {
+    child,
+    output: () => out,
+    owned: () => [],
+    async waitFor(predicate, what, ms = 30_000) {
+      const end = Date.now() + ms;
+      while (!predicate()) {
+        if (exited !== null) throw new Error(`${command} ${args.join(' ')} exited (${exited}) while waiting for ${what}:\n${out.slice(-3000)}`);
+        if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}:\n${out.slice(-3000)}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    async kill(signal = 'SIGTERM') {
+      if (exited !== null) return;
+      const done = new Promise((r) => child.once('exit', r));
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        child.kill(signal);
+      }
+      await Promise.race([done, new Promise((r) => setTimeout(r, 15_000))]);
+      if (exited === null) {
+        try {
+          process.kill(-child.pid!, 'SIGKILL');
+        } catch {
+          child.kill('SIGKILL');
+        }
+      }
+    },
+  };
+  await g.waitFor(() => / ready\b/.test(out), `${command} to be ready`, readyMs);
   return g;
 }

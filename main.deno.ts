@@ -1,0 +1,33 @@
+// `deno task start`: gateway, actor host and projections in one Deno process.
+import { upgradeWebSocket } from 'hono/deno';
+import { createApp } from './gateway/app.ts';
+import { loadConfig } from './runtime/config.ts';
+import { ALL_ROLES, createRuntime } from './runtime/wire.ts';
+import { createLogger } from './telemetry/logger.ts';
+
+const logger = createLogger('gemello');
+const config = loadConfig(Deno.env.toObject());
+const rt = await createRuntime(config, ALL_ROLES, logger);
+await rt.start();
+const { app, close } = createApp(rt.appDeps!, upgradeWebSocket);
+const server = Deno.serve({
+  port: config.port,
+  hostname: config.host,
+  onListen: ({ port }) => {
+    logger.info(`gateway listening on http://${config.host}:${port} (WebSocket at / and /ws), on Deno ${Deno.version.deno}`);
+    logger.info('ready');
+  },
+}, app.fetch);
+
+let stopping = false;
+const shutdown = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  logger.info(`${signal}: shutting down`);
+  close();
+  await server.shutdown();
+  await rt.stop();
+  Deno.exit(0);
+};
+Deno.addSignalListener('SIGINT', () => void shutdown('SIGINT'));
+Deno.addSignalListener('SIGTERM', () => void shutdown('SIGTERM'));

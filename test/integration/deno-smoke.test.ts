@@ -1,0 +1,57 @@
+// `deno task start` serves the same protocol: once embedded, once on real Kafka, Postgres and Redis.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
+import { freePort, startCommand } from '../support/processes.ts';
+import type { Gemello } from '../support/processes.ts';
+import { connect } from '../support/ws-client.ts';
+
+const DENO = fileURLToPath(new URL('../../node_modules/.bin/deno', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+let proc: Gemello | null = null;
+const dirs: string[] = [];
+
+afterEach(async () => {
+  await proc?.kill();
+  proc = null;
+  dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true }));
+});
+
+async function promptOnce(env: Record<string, string>) {
+  const port = await freePort();
+  proc = await startCommand(DENO, ['task', '--cwd', ROOT, 'start'], { ...env, PORT: String(port), GEMELLO_SPEECH: 'off' });
+  expect(proc.output()).toContain('on Deno 2.');
+  const client = await connect(`ws://127.0.0.1:${port}/ws`);
+  client.send({ digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett', prompt: 'Hello from the Deno smoke test' });
+  const reply = await client.next((f) => f.type === 'reply', 30_000);
+  client.send('not json');
+  const err = await client.next((f) => f.type === 'error');
+  client.close();
+  return { reply, err };
+}
+
+describe('Deno', () => {
+  it('serves the seed protocol embedded (no backends configured)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gemello-deno-'));
+    dirs.push(dir);
+    const { reply, err } = await promptOnce({ GEMELLO_DATA_DIR: dir, KAFKA_BROKERS: '', DATABASE_URL: '', REDIS_URL: '' });
+    expect(reply).toMatchObject({ type: 'reply', digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett', seq: 3 });
+    expect(String(reply.reply)).toContain('[offline]');
+    expect(err.code).toBe('bad_json');
+  }, 120_000);
+
+  it('serves it on real Kafka, Postgres and Redis', async () => {
+    const { reply } = await promptOnce({
+      KAFKA_BROKERS: KAFKA_BROKERS.join(','),
+      DATABASE_URL,
+      DATABASE_SCHEMA: `deno_${randomUUID().slice(0, 8)}`,
+      REDIS_URL,
+      GEMELLO_NAMESPACE: `deno${randomUUID().slice(0, 8)}.`,
+    });
+    expect(reply).toMatchObject({ type: 'reply', seq: 3 });
+  }, 120_000);
+});
