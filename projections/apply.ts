@@ -1,0 +1,130 @@
+import { decodeEvent, isEventRecord } from '../events/codec.ts';
+import type { LoggedEvent } from '../events/schemas.ts';
+import type { LogRecord } from '../log/port.ts';
+import type { ConversationState } from '../actors/state.ts';
+import { planBatch } from './plan.ts';
+import type { Plan, Prior } from './plan.ts';
+import type { Query } from './sql.ts';
+
+/** What applying one batch did. */
+export type BatchResult = {
+  /** The partition's checkpoint after the batch. */
+  nextOffset: number;
+  /** Records at or after the stored checkpoint (the rest were applied before). */
+  fresh: number;
+  applied: LoggedEvent[];
+  duplicates: number;
+  notices: number;
+  /** Records that could not be applied (undecodable, or a gap in seq), with the reason. */
+  rejected: { offset: number; kind: 'undecodable' | 'seq_gap'; reason: string }[];
+};
+
+// Postgres text and JSONB cannot hold U+0000; anything else is stored as it came.
+const NUL = /\u0000/g;
+const json = (rows: unknown[]): string => {
+  const text = JSON.stringify(rows);
+  return text.includes('\\u0000') ? JSON.stringify(rows, (_k, v) => (typeof v === 'string' ? v.replace(NUL, '\uFFFD') : v)) : text;
+};
+
+const LOCK_CHECKPOINT = `
+INSERT INTO projection_checkpoints (projection, partition, next_offset) VALUES ($1, $2, 0)
+ON CONFLICT (projection, partition) DO UPDATE SET next_offset = projection_checkpoints.next_offset
+RETURNING next_offset`;
+
+const SELECT_PRIOR = `
+SELECT id, state, metadata FROM conversations
+WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
+
+const INSERT_EVENTS = `
+INSERT INTO events (event_id, conversation_id, seq, type, schema_version, occurred_at, causation_id, correlation_id, traceparent, data, partition, log_offset)
+SELECT x.event_id, x.conversation_id, x.seq, x.type, x.schema_version, x.occurred_at, x.causation_id, x.correlation_id, x.traceparent, x.data, x.partition, x.log_offset
+FROM jsonb_to_recordset($1::text::jsonb) AS x(event_id uuid, conversation_id text, seq int, type text, schema_version int, occurred_at timestamptz,
+  causation_id text, correlation_id text, traceparent text, data jsonb, partition int, log_offset bigint)
+ON CONFLICT DO NOTHING`;
+
+const INSERT_MESSAGES = `
+INSERT INTO messages (conversation_id, seq, role, content, reply_to_seq, tokens_used, prompt_tokens, completion_tokens, model, model_latency_ms, request_id, event_id, created_at)
+SELECT x.conversation_id, x.seq, x.role, x.content, x.reply_to_seq, x.tokens_used, x.prompt_tokens, x.completion_tokens, x.model, x.model_latency_ms, x.request_id, x.event_id, x.created_at
+FROM jsonb_to_recordset($1::text::jsonb) AS x(conversation_id text, seq int, role text, content text, reply_to_seq int, tokens_used int, prompt_tokens int,
+  completion_tokens int, model text, model_latency_ms float8, request_id text, event_id uuid, created_at timestamptz)
+ON CONFLICT DO NOTHING`;
+
+const INSERT_CONFIRMED = `
+INSERT INTO confirmed_data (conversation_id, seq, key, value, event_id, confirmed_at)
+SELECT x.conversation_id, x.seq, x.key, x.value, x.event_id, x.confirmed_at
+FROM jsonb_to_recordset($1::text::jsonb) AS x(conversation_id text, seq int, key text, value jsonb, event_id uuid, confirmed_at timestamptz)
+ON CONFLICT DO NOTHING`;
+
+const PATCH_MESSAGES = `
+UPDATE messages AS m SET metadata = m.metadata || x.patch
+FROM jsonb_to_recordset($1::text::jsonb) AS x(conversation_id text, seq int, patch jsonb)
+WHERE m.conversation_id = x.conversation_id AND m.seq = x.seq`;
+
+// The guard on last_seq keeps a row from ever going back, whatever the order of writers.
+const UPSERT_CONVERSATIONS = `
+INSERT INTO conversations (id, twin_id, twin_name, user_id, started_at, metadata, state, last_seq, last_event_id, last_event_at, last_partition, last_offset, updated_at)
+SELECT x.id, x.twin_id, x.twin_name, x.user_id, x.started_at, x.metadata, x.state, x.last_seq, x.last_event_id, x.last_event_at, x.last_partition, x.last_offset, now()
+FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, twin_id text, twin_name text, user_id text, started_at timestamptz, metadata jsonb, state jsonb,
+  last_seq int, last_event_id uuid, last_event_at timestamptz, last_partition int, last_offset bigint)
+ON CONFLICT (id) DO UPDATE SET
+  twin_id = excluded.twin_id, twin_name = excluded.twin_name, user_id = excluded.user_id, started_at = excluded.started_at,
+  metadata = excluded.metadata, state = excluded.state, last_seq = excluded.last_seq, last_event_id = excluded.last_event_id,
+  last_event_at = excluded.last_event_at, last_partition = excluded.last_partition, last_offset = excluded.last_offset, updated_at = now()
+WHERE conversations.last_seq < excluded.last_seq`;
+
+const SAVE_CHECKPOINT = `
+UPDATE projection_checkpoints SET next_offset = $3, updated_at = now() WHERE projection = $1 AND partition = $2`;
+
+/** Writes a plan's rows; statements with nothing to write are not sent. */
+async function write(q: Query, plan: Plan): Promise<void> {
+  if (plan.events.length) await q.query(INSERT_EVENTS, [json(plan.events)]);
+  if (plan.messages.length) await q.query(INSERT_MESSAGES, [json(plan.messages)]);
+  // After the messages: a reply and its audio can arrive in the same batch.
+  if (plan.patches.length) await q.query(PATCH_MESSAGES, [json(plan.patches)]);
+  if (plan.confirmed.length) await q.query(INSERT_CONFIRMED, [json(plan.confirmed)]);
+  if (plan.conversations.length) await q.query(UPSERT_CONVERSATIONS, [json(plan.conversations)]);
+}
+
+/**
+ * Applies one batch of one partition of the events topic, inside the caller's transaction:
+ * the rows and the checkpoint commit together, so a crash neither skips an event nor
+ * applies one twice. Records before the stored checkpoint were applied already and are
+ * passed over; the checkpoint row is locked first, so two deliveries of the same batch
+ * (a rebalance, a retry) wait for each other instead of interleaving.
+ */
+export async function applyBatch(q: Query, projection: string, partition: number, records: LogRecord[]): Promise<BatchResult> {
+  const [cp] = await q.query<{ next_offset: number }>(LOCK_CHECKPOINT, [projection, partition]);
+  const from = Number(cp!.next_offset);
+  const fresh = records.filter((r) => r.offset >= from);
+  const result: BatchResult = { nextOffset: from, fresh: fresh.length, applied: [], duplicates: 0, notices: 0, rejected: [] };
+  if (!fresh.length) return result;
+
+  const events: LoggedEvent[] = [];
+  for (const r of fresh) {
+    if (!isEventRecord(r)) {
+      result.notices++;
+      continue;
+    }
+    try {
+      events.push(decodeEvent(r));
+    } catch (err) {
+      result.rejected.push({ offset: r.offset, kind: 'undecodable', reason: (err as Error).message });
+    }
+  }
+
+  const prior = new Map<string, Prior>();
+  if (events.length) {
+    const ids = [...new Set(events.map((e) => e.conversationId))];
+    const rows = await q.query<{ id: string; state: ConversationState; metadata: Record<string, unknown> }>(SELECT_PRIOR, [JSON.stringify(ids)]);
+    for (const row of rows) prior.set(row.id, { state: row.state, metadata: row.metadata });
+  }
+  const plan = planBatch(prior, events);
+  await write(q, plan);
+
+  result.nextOffset = fresh[fresh.length - 1]!.offset + 1;
+  await q.query(SAVE_CHECKPOINT, [projection, partition, result.nextOffset]);
+  result.applied = plan.applied;
+  result.duplicates = plan.duplicates;
+  for (const g of plan.gaps) result.rejected.push({ offset: g.event.position.offset, kind: 'seq_gap', reason: g.reason });
+  return result;
+}

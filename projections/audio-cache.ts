@@ -1,0 +1,59 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { AudioSink, Speech } from '../actors/ports.ts';
+import type { Db } from './sql.ts';
+
+type Stored = { audioId: string; format: string; durationSec: number; bytes: number; cached: boolean };
+type Row = { id: string; format: string; duration_seconds: number; size_bytes: number };
+
+const toStored = (r: Row, cached: boolean): Stored => ({ audioId: r.id, format: r.format, durationSec: Number(r.duration_seconds), bytes: Number(r.size_bytes), cached });
+
+// The port does not say which format the caller wants before synthesis, so a hit is any
+// format of the same text and voice (the oldest, so the answer is stable).
+const HIT = `
+UPDATE audio_cache SET hits = hits + 1, last_accessed_at = now()
+WHERE id = (SELECT id FROM audio_cache WHERE text_hash = $1 AND voice = $2 ORDER BY created_at, id LIMIT 1)
+RETURNING id, format, duration_seconds, size_bytes`;
+
+const INSERT = `
+INSERT INTO audio_cache (id, text_hash, voice, format, content_type, audio, duration_seconds, size_bytes)
+VALUES ($1, $2, $3, $4, $5, $6::bytea, $7, $8)
+ON CONFLICT (text_hash, voice, format) DO NOTHING
+RETURNING id, format, duration_seconds, size_bytes`;
+
+const EXISTING = `SELECT id, format, duration_seconds, size_bytes FROM audio_cache WHERE text_hash = $1 AND voice = $2 AND format = $3`;
+
+/** sha256 of the text, hex: the audio cache's key with voice and format. */
+export const textHash = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex');
+
+/** Synthesised speech kept in `audio_cache`, once per (text, voice, format). */
+export function createAudioCache(db: Db): AudioSink {
+  // Two identical requests in this process share one synthesis.
+  const inFlight = new Map<string, Promise<Stored>>();
+
+  async function store(text: string, voice: string, synthesize: () => Promise<Speech>): Promise<Stored> {
+    const hash = textHash(text);
+    const [hit] = await db.query<Row>(HIT, [hash, voice]);
+    if (hit) return toStored(hit, true);
+    const speech = await synthesize();
+    const [row] = await db.query<Row>(INSERT, [
+      randomUUID(), hash, voice, speech.format, speech.contentType, speech.bytes, speech.durationSec, speech.bytes.byteLength,
+    ]);
+    if (row) return toStored(row, false);
+    // Another process stored the same audio meanwhile: theirs is the one everybody gets.
+    const [theirs] = await db.query<Row>(EXISTING, [hash, voice, speech.format]);
+    if (!theirs) throw new Error(`audio for ${hash}/${voice}/${speech.format} vanished after a conflicting insert`);
+    return toStored(theirs, false);
+  }
+
+  return {
+    store({ text, voice, synthesize }) {
+      const key = `${voice}\u0000${text}`;
+      let p = inFlight.get(key);
+      if (!p) {
+        p = store(text, voice, synthesize).finally(() => inFlight.delete(key));
+        inFlight.set(key, p);
+      }
+      return p;
+    },
+  };
+}

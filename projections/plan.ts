@@ -1,0 +1,190 @@
+import type { LoggedEvent } from '../events/schemas.ts';
+import { evolve, initialState } from '../actors/state.ts';
+import type { ConversationState } from '../actors/state.ts';
+
+/** What the read model holds of a conversation before a batch. */
+export type Prior = { state: ConversationState; metadata: Record<string, unknown> };
+
+export type ConversationRow = {
+  id: string;
+  twin_id: string | null;
+  twin_name: string | null;
+  user_id: string | null;
+  started_at: string | null;
+  metadata: Record<string, unknown>;
+  state: ConversationState;
+  last_seq: number;
+  last_event_id: string | null;
+  last_event_at: string | null;
+  last_partition: number;
+  last_offset: number;
+};
+
+export type MessageRow = {
+  conversation_id: string;
+  seq: number;
+  role: 'user' | 'assistant';
+  content: string;
+  reply_to_seq: number | null;
+  tokens_used: number | null;
+  prompt_tokens: number | null;
+  completion_tokens: number | null;
+  model: string | null;
+  model_latency_ms: number | null;
+  request_id: string | null;
+  event_id: string;
+  created_at: string | null;
+};
+
+export type ConfirmedRow = { conversation_id: string; seq: number; key: string; value: unknown; event_id: string; confirmed_at: string | null };
+
+export type EventRow = {
+  event_id: string;
+  conversation_id: string;
+  seq: number;
+  type: string;
+  schema_version: number;
+  occurred_at: string | null;
+  causation_id: string | null;
+  correlation_id: string | null;
+  traceparent: string | null;
+  data: unknown;
+  partition: number;
+  log_offset: number;
+};
+
+/** A merge into a reply's metadata (speech info). */
+export type MessagePatch = { conversation_id: string; seq: number; patch: Record<string, unknown> };
+
+/** The rows a batch of events turns into, and what was left out. */
+export type Plan = {
+  conversations: ConversationRow[];
+  messages: MessageRow[];
+  confirmed: ConfirmedRow[];
+  events: EventRow[];
+  patches: MessagePatch[];
+  /** The events applied, in order. */
+  applied: LoggedEvent[];
+  /** Events whose seq was already applied (the log rule: the first event with a seq wins). */
+  duplicates: number;
+  /** Events that skip a seq: a broken log; they cannot be folded and are left out. */
+  gaps: { event: LoggedEvent; reason: string }[];
+};
+
+/** An ISO timestamp, or null for text that is not one (occurredAt is only checked to be a string). */
+const isoOrNull = (s: string): string | null => {
+  const t = Date.parse(s);
+  return Number.isNaN(t) ? null : new Date(t).toISOString();
+};
+
+/**
+ * Folds a batch of one partition's events onto the prior state of their conversations and
+ * returns the rows to write. Pure: the same prior and events always give the same rows.
+ */
+export function planBatch(prior: Map<string, Prior>, events: LoggedEvent[]): Plan {
+  const plan: Plan = { conversations: [], messages: [], confirmed: [], events: [], patches: [], applied: [], duplicates: 0, gaps: [] };
+  const touched = new Map<string, { prior: Prior; state: ConversationState; last: LoggedEvent }>();
+  const patches = new Map<string, MessagePatch>();
+  for (const e of events) {
+    const id = e.conversationId;
+    let t = touched.get(id);
+    const before = t?.state ?? prior.get(id)?.state ?? initialState(id);
+    if (e.seq <= before.seq) {
+      plan.duplicates++;
+      continue;
+    }
+    let state: ConversationState;
+    try {
+      state = evolve(before, e);
+    } catch (err) {
+      plan.gaps.push({ event: e, reason: (err as Error).message });
+      continue;
+    }
+    if (!t) {
+      t = { prior: prior.get(id) ?? { state: before, metadata: {} }, state, last: e };
+      touched.set(id, t);
+    }
+    t.state = state;
+    t.last = e;
+    plan.applied.push(e);
+    const at = isoOrNull(e.occurredAt);
+    plan.events.push({
+      event_id: e.eventId,
+      conversation_id: id,
+      seq: e.seq,
+      type: e.type,
+      schema_version: e.schemaVersion,
+      occurred_at: at,
+      causation_id: e.causationId,
+      correlation_id: e.correlationId,
+      traceparent: e.traceparent,
+      data: e.data,
+      partition: e.position.partition,
+      log_offset: e.position.offset,
+    });
+    const message = { conversation_id: id, seq: e.seq, event_id: e.eventId, created_at: at, reply_to_seq: null, tokens_used: null, prompt_tokens: null, completion_tokens: null, model: null, model_latency_ms: null, request_id: null };
+    switch (e.type) {
+      case 'ConversationStarted':
+        t.prior = { ...t.prior, metadata: e.data.metadata };
+        break;
+      case 'PromptReceived':
+        plan.messages.push({ ...message, role: 'user', content: e.data.text, request_id: e.data.requestId });
+        break;
+      case 'ReplyGenerated':
+        plan.messages.push({
+          ...message,
+          role: 'assistant',
+          content: e.data.text,
+          reply_to_seq: e.data.promptSeq,
+          tokens_used: e.data.tokens.total,
+          prompt_tokens: e.data.tokens.prompt,
+          completion_tokens: e.data.tokens.completion,
+          model: e.data.model,
+          model_latency_ms: e.data.latencyMs,
+        });
+        break;
+      case 'DataConfirmed':
+        for (const [key, value] of Object.entries(e.data.data)) {
+          plan.confirmed.push({ conversation_id: id, seq: e.seq, key, value: value ?? null, event_id: e.eventId, confirmed_at: at });
+        }
+        break;
+      case 'AudioReady':
+      case 'AudioFailed': {
+        const k = `${id}\u0000${e.data.replySeq}`;
+        const p = patches.get(k) ?? { conversation_id: id, seq: e.data.replySeq, patch: {} };
+        if (e.type === 'AudioReady') {
+          const { audioId, format, durationSec, bytes, voice } = e.data;
+          p.patch.audio = { audioId, format, durationSec, bytes, voice, seq: e.seq };
+        } else p.patch.audioError = { reason: e.data.reason, seq: e.seq };
+        patches.set(k, p);
+        break;
+      }
+      case 'ReplyFailed':
+        // Kept in `events` and seen through the failed_replies view.
+        break;
+      default: {
+        const _never: never = e;
+        return _never;
+      }
+    }
+  }
+  plan.patches = [...patches.values()];
+  for (const [id, t] of touched) {
+    const s = t.state;
+    plan.conversations.push({
+      id,
+      twin_id: s.twin?.id ?? null,
+      twin_name: s.twin?.name ?? null,
+      user_id: s.userId,
+      started_at: s.startedAt === null ? null : isoOrNull(s.startedAt),
+      metadata: t.prior.metadata,
+      state: s,
+      last_seq: s.seq,
+      last_event_id: s.lastEventId,
+      last_event_at: isoOrNull(t.last.occurredAt),
+      last_partition: t.last.position.partition,
+      last_offset: t.last.position.offset,
+    });
+  }
+  return plan;
+}

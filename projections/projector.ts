@@ -1,0 +1,116 @@
+import type { EventLog, LogRecord, Subscription } from '../log/port.ts';
+import { TOPICS } from '../log/port.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { LATENCY_BUCKETS_MS } from '../telemetry/metrics.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import { applyBatch } from './apply.ts';
+import type { Db } from './sql.ts';
+
+export type ProjectorOptions = {
+  log: EventLog;
+  db: Db;
+  metrics?: Metrics;
+  logger?: Logger;
+  /** The projection's name: its checkpoints' key and its consumer group `gemello-projection-<name>`. */
+  name?: string;
+  /**
+   * Attempts at a batch before the error goes back to the log (which delivers the batch
+   * again). Kept short: a Kafka member that holds a batch too long loses its partitions.
+   */
+  attempts?: number;
+};
+
+export type Projector = {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Resolves once every partition's checkpoint reaches the log's end offsets as of the call. */
+  caughtUp(options?: { timeoutMs?: number }): Promise<void>;
+};
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Projects the events topic into the read-model tables (conversations, messages, confirmed data, events). */
+export function createProjector(options: ProjectorOptions): Projector {
+  const { log, db } = options;
+  const name = options.name ?? 'readmodel';
+  const attempts = options.attempts ?? 5;
+  const logger = options.logger;
+  const labels = { projection: name };
+  const m = options.metrics && {
+    lag: options.metrics.histogram('gemello_projection_lag_ms', 'Time from an event to its projection (now - occurredAt)', LATENCY_BUCKETS_MS),
+    applied: options.metrics.counter('gemello_projection_events_total', 'Events applied to the read models'),
+    rejected: options.metrics.counter('gemello_projection_rejected_total', 'Events the projection could not apply, by kind'),
+    failures: options.metrics.counter('gemello_projection_failures_total', 'Batches that failed to commit (retried)'),
+  };
+  let sub: Subscription | null = null;
+  let stopped = false;
+  const waiters = new Set<() => void>();
+
+  async function handle(partition: number, records: LogRecord[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = await db.tx((q) => applyBatch(q, name, partition, records));
+        const now = Date.now();
+        for (const e of r.applied) m?.lag.observe(Math.max(0, now - Date.parse(e.occurredAt)), labels);
+        if (r.applied.length) m?.applied.inc(labels, r.applied.length);
+        for (const x of r.rejected) {
+          m?.rejected.inc({ ...labels, kind: x.kind });
+          logger?.error(`partition ${partition} offset ${x.offset} not projected (${x.kind}): ${x.reason}`);
+        }
+        for (const w of [...waiters]) w();
+        return;
+      } catch (err) {
+        m?.failures.inc(labels);
+        if (stopped || attempt >= attempts) {
+          logger?.error(`partition ${partition} batch at ${records[0]?.offset} failed ${attempt} times: ${(err as Error).message}; the log delivers it again`);
+          throw err;
+        }
+        // Postgres down or restarting: back off, then the same batch in a new transaction.
+        const ms = Math.min(2000, 100 * 2 ** (attempt - 1));
+        logger?.warn(`partition ${partition} batch at ${records[0]?.offset} failed (${(err as Error).message}); retry in ${ms} ms`);
+        await sleep(ms);
+      }
+    }
+  }
+
+  return {
+    async start() {
+      if (sub) return;
+      stopped = false;
+      await log.ensureTopics([TOPICS.events]);
+      sub = await log.consume({ group: `gemello-projection-${name}`, topic: TOPICS.events, from: 'earliest', handle });
+      logger?.info(`projection ${name} consuming ${TOPICS.events} from its checkpoints`);
+    },
+    async stop() {
+      stopped = true;
+      const s = sub;
+      sub = null;
+      await s?.stop();
+      for (const w of [...waiters]) w();
+    },
+    async caughtUp({ timeoutMs = Infinity } = {}) {
+      const ends = await log.endOffsets(TOPICS.events);
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const rows = await db.query<{ partition: number; next_offset: number }>(
+          'SELECT partition, next_offset FROM projection_checkpoints WHERE projection = $1',
+          [name],
+        );
+        const at = new Map(rows.map((r) => [Number(r.partition), Number(r.next_offset)]));
+        const behind = ends.flatMap((end, p) => (end > (at.get(p) ?? 0) ? [`${p}: ${at.get(p) ?? 0}/${end}`] : []));
+        if (!behind.length) return;
+        if (Date.now() >= deadline) throw new Error(`projection ${name} is behind the log (partition: checkpoint/end) ${behind.join(', ')}`);
+        // Woken by a commit here; the timer covers other processes of the same group.
+        await new Promise<void>((resolve) => {
+          const wake = () => {
+            clearTimeout(timer);
+            waiters.delete(wake);
+            resolve();
+          };
+          const timer = setTimeout(wake, Math.min(100, Math.max(0, deadline - Date.now())));
+          waiters.add(wake);
+        });
+      }
+    },
+  };
+}

@@ -1,0 +1,291 @@
+import { randomUUID } from 'node:crypto';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fold } from '../../actors/state.ts';
+import { encodeEvent, encodeNotice, envelope } from '../../events/codec.ts';
+import type { DomainEvent, EventEnvelope } from '../../events/schemas.ts';
+import type { LogRecord } from '../../log/port.ts';
+import { applyBatch } from '../../projections/apply.ts';
+import { createAudioCache } from '../../projections/audio-cache.ts';
+import { createPGliteDb } from '../../projections/db-pglite.ts';
+import { createPostgresDb } from '../../projections/db-postgres.ts';
+import { migrate } from '../../projections/migrate.ts';
+import { createReadApi } from '../../projections/queries.ts';
+import type { Db } from '../../projections/sql.ts';
+import { createReadModelStateSource } from '../../projections/state-source.ts';
+
+const PG_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const PARTITION = 3;
+
+type Backend = { name: string; open(): Promise<{ db: Db; drop(): Promise<void> }> };
+
+const backends: Backend[] = [
+  { name: 'PGlite (in memory)', async open() { const db = createPGliteDb(); return { db, drop: () => db.close() }; } },
+  {
+    name: 'PostgreSQL',
+    async open() {
+      const schema = `readmodel_contract_${randomUUID().replaceAll('-', '')}`;
+      const db = createPostgresDb({ url: PG_URL, schema });
+      return {
+        db,
+        async drop() {
+          await db.close();
+          const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
+          await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+          await admin.end();
+        },
+      };
+    },
+  },
+];
+
+// ---- a small log: conversations as the actor host would write them --------------------
+
+let clock = Date.parse('2026-01-02T03:04:05.000Z');
+function events(conversationId: string, lastSeq: number, domain: DomainEvent[], causationId: string | null = null): EventEnvelope[] {
+  clock += 1000;
+  return envelope(conversationId, lastSeq, domain, { causationId, correlationId: 'req-1', traceparent: null, now: new Date(clock), newId: randomUUID });
+}
+
+const A = `conv-a-${randomUUID()}`;
+const B = `conv-b-${randomUUID()}`;
+const started = (twinId: string, userId: string | null, metadata: Record<string, unknown> = {}): DomainEvent =>
+  ({ type: 'ConversationStarted', data: { twinId, twinName: 'Warren Buffett', userId, metadata } });
+const prompt = (text: string): DomainEvent => ({ type: 'PromptReceived', data: { text, requestId: 'r1' } });
+const reply = (promptSeq: number, text: string, audio = false): DomainEvent => ({
+  type: 'ReplyGenerated',
+  data: { promptSeq, text, model: 'gpt-4.1-nano', tokens: { prompt: 11, completion: 7, total: 18 }, latencyMs: 42.5, audio },
+});
+
+const aEvents: EventEnvelope[] = [
+  ...events(A, 0, [started('warren-buffett-001', 'user-1', { channel: 'web' }), prompt('What is a moat?')], 'cmd-1'),
+  ...events(A, 2, [reply(2, 'A durable advantage.', true)], 'cmd-2'),
+  ...events(A, 3, [{ type: 'AudioReady', data: { replySeq: 3, audioId: 'audio-1', format: 'mp3', durationSec: 1.5, bytes: 1234, voice: 'onyx' } }]),
+  ...events(A, 4, [{ type: 'DataConfirmed', data: { data: { email: 'a@example.com', age: 90, nothing: null }, requestId: 'r2' } }], 'cmd-3'),
+  ...events(A, 5, [prompt('And with \u0000 in it?')], 'cmd-4'),
+  ...events(A, 6, [{ type: 'ReplyFailed', data: { promptSeq: 6, reason: 'rate limited', code: 'rate_limited', latencyMs: 12 } }], 'cmd-5'),
+  ...events(A, 7, [{ type: 'DataConfirmed', data: { data: { email: 'b@example.com' }, requestId: null } }], 'cmd-6'),
+];
+const bEvents: EventEnvelope[] = [
+  ...events(B, 0, [started('warren-buffett-001', null), prompt('Hello')], 'cmd-7'),
+  ...events(B, 2, [reply(2, 'Hello back.')], 'cmd-8'),
+];
+
+let offset = 0;
+const record = (value: { key: string; value: string; headers: Record<string, string> }): LogRecord =>
+  ({ ...value, topic: 'gemello.events', partition: PARTITION, offset: offset++, timestamp: clock });
+
+// Interleaved as a partition would hold them, with a notice (not an event) in between.
+const log: LogRecord[] = [];
+for (let i = 0; i < Math.max(aEvents.length, bEvents.length); i++) {
+  if (aEvents[i]) log.push(record(encodeEvent(aEvents[i]!)));
+  if (bEvents[i]) log.push(record(encodeEvent(bEvents[i]!)));
+  if (i === 1) log.push(record(encodeNotice({ type: 'rejected', commandId: 'x', conversationId: A, correlationId: null, code: 'twin_not_found', message: 'no' })));
+}
+const positionOf = (e: EventEnvelope) => log.find((r) => JSON.parse(r.value).eventId === e.eventId)!.offset;
+const firstBatch = log.slice(0, 7);
+const secondBatch = log.slice(7);
+
+// A fenced writer's event: a seq A already has, written later, by another event.
+const zombie = events(A, 2, [reply(2, 'I am a zombie reply.')])[0]!;
+const zombieRecord = record(encodeEvent(zombie));
+
+// A poison record and a gap in seq, on a conversation of their own.
+const C = `conv-c-${randomUUID()}`;
+const [c1, , c3] = events(C, 0, [started('t', null), prompt('one'), prompt('two')]);
+const badBatch = [
+  record({ key: C, value: 'not json', headers: {} }),
+  record(encodeEvent(c1!)),
+  record(encodeEvent(c3!)), // seq 3 after seq 1: a gap
+];
+
+/** Every row the projection writes, without the columns that say when it wrote them. */
+async function dump(db: Db) {
+  return {
+    conversations: await db.query('SELECT id, twin_id, twin_name, user_id, started_at, ended_at, metadata, state, last_seq, last_event_id, last_event_at, last_partition, last_offset FROM conversations ORDER BY id'),
+    messages: await db.query('SELECT * FROM messages ORDER BY conversation_id, seq'),
+    confirmed: await db.query('SELECT * FROM confirmed_data ORDER BY conversation_id, seq, key'),
+    events: await db.query('SELECT * FROM events ORDER BY conversation_id, seq'),
+    checkpoints: await db.query('SELECT projection, partition, next_offset FROM projection_checkpoints ORDER BY projection, partition'),
+  };
+}
+
+const iso = (d: unknown) => (d === null ? null : new Date(d as string).toISOString());
+const noNul = <T,>(x: T): T => JSON.parse(JSON.stringify(x).replaceAll('\\u0000', '\uFFFD'));
+
+for (const backend of backends) {
+  describe(`read model on ${backend.name}`, () => {
+    let db: Db;
+    let drop: () => Promise<void>;
+
+    beforeAll(async () => {
+      ({ db, drop } = await backend.open());
+    });
+    afterAll(async () => {
+      await drop?.();
+    });
+
+    it('applies its migrations once: a second run changes nothing', async () => {
+      expect(await migrate(db)).toEqual(['001_init.sql']);
+      expect(await migrate(db)).toEqual([]);
+      const rows = await db.query<{ version: string }>('SELECT version FROM schema_migrations');
+      expect(rows.map((r) => r.version)).toEqual(['001']);
+    });
+
+    it('turns a batch of events into rows that match the events one for one', async () => {
+      const r1 = await db.tx((q) => applyBatch(q, 'readmodel', PARTITION, firstBatch));
+      const r2 = await db.tx((q) => applyBatch(q, 'readmodel', PARTITION, secondBatch));
+      expect(r1.notices + r2.notices).toBe(1);
+      expect(r1.applied.length + r2.applied.length).toBe(aEvents.length + bEvents.length);
+      expect(r2.nextOffset).toBe(log.length);
+
+      const all = [...aEvents, ...bEvents];
+      const rows = await dump(db);
+
+      expect(rows.events.map((r) => ({ ...r, occurred_at: iso(r.occurred_at), log_offset: Number(r.log_offset) }))).toEqual(
+        [...aEvents, ...bEvents].sort((x, y) => x.conversationId.localeCompare(y.conversationId) || x.seq - y.seq).map((e) => ({
+          event_id: e.eventId, conversation_id: e.conversationId, seq: e.seq, type: e.type, schema_version: e.schemaVersion,
+          occurred_at: e.occurredAt, causation_id: e.causationId, correlation_id: e.correlationId, traceparent: e.traceparent,
+          data: noNul(e.data), partition: PARTITION, log_offset: positionOf(e),
+        })).sort((x, y) => x.conversation_id.localeCompare(y.conversation_id) || x.seq - y.seq),
+      );
+
+      const expectedMessages = all.flatMap((e) => {
+        if (e.type === 'PromptReceived') return [{ conversation_id: e.conversationId, seq: e.seq, role: 'user', content: e.data.text.replace('\u0000', '\uFFFD'), model: null, tokens_used: null }];
+        if (e.type === 'ReplyGenerated') return [{ conversation_id: e.conversationId, seq: e.seq, role: 'assistant', content: e.data.text, model: e.data.model, tokens_used: e.data.tokens.total }];
+        return [];
+      });
+      expect(rows.messages.map(({ conversation_id, seq, role, content, model, tokens_used }) => ({ conversation_id, seq, role, content, model, tokens_used })))
+        .toEqual(expectedMessages.sort((x, y) => x.conversation_id.localeCompare(y.conversation_id) || x.seq - y.seq));
+      const replyA = rows.messages.find((m) => m.conversation_id === A && m.seq === 3)!;
+      expect(replyA).toMatchObject({ reply_to_seq: 2, prompt_tokens: 11, completion_tokens: 7, model_latency_ms: 42.5, metadata: { audio: { audioId: 'audio-1', format: 'mp3', durationSec: 1.5, bytes: 1234, voice: 'onyx', seq: 4 } } });
+
+      expect(rows.confirmed.map(({ conversation_id, seq, key, value }) => ({ conversation_id, seq, key, value }))).toEqual([
+        { conversation_id: A, seq: 5, key: 'age', value: 90 },
+        { conversation_id: A, seq: 5, key: 'email', value: 'a@example.com' },
+        { conversation_id: A, seq: 5, key: 'nothing', value: null },
+        { conversation_id: A, seq: 8, key: 'email', value: 'b@example.com' },
+      ]);
+
+      for (const [id, evs] of [[A, aEvents], [B, bEvents]] as const) {
+        const row = rows.conversations.find((c) => c.id === id)!;
+        const last = evs[evs.length - 1]!;
+        expect(row.state).toEqual(noNul(fold(id, evs)));
+        expect({ ...row, started_at: iso(row.started_at), last_event_at: iso(row.last_event_at), last_offset: Number(row.last_offset), state: undefined }).toEqual({
+          id, twin_id: 'warren-buffett-001', twin_name: 'Warren Buffett', user_id: id === A ? 'user-1' : null, started_at: evs[0]!.occurredAt, ended_at: null,
+          metadata: id === A ? { channel: 'web' } : {}, state: undefined, last_seq: last.seq, last_event_id: last.eventId, last_event_at: last.occurredAt,
+          last_partition: PARTITION, last_offset: positionOf(last),
+        });
+      }
+
+      const failed = await db.query('SELECT conversation_id, seq, prompt_seq, prompt, code, reason FROM failed_replies');
+      expect(failed).toEqual([{ conversation_id: A, seq: 7, prompt_seq: 6, prompt: 'And with \uFFFD in it?', code: 'rate_limited', reason: 'rate limited' }]);
+      const latest = await db.query('SELECT key, value FROM confirmed_data_latest WHERE conversation_id = $1 ORDER BY key', [A]);
+      expect(latest).toEqual([{ key: 'age', value: 90 }, { key: 'email', value: 'b@example.com' }, { key: 'nothing', value: null }]);
+    });
+
+    it('changes nothing when the same batch comes again, with or without its checkpoint', async () => {
+      const before = await dump(db);
+      const again = await db.tx((q) => applyBatch(q, 'readmodel', PARTITION, log));
+      expect(again).toMatchObject({ fresh: 0, applied: [] });
+      expect(await dump(db)).toEqual(before);
+      // Checkpoint lost: the seq rule alone keeps the rows as they are.
+      await db.query('DELETE FROM projection_checkpoints');
+      const replayed = await db.tx((q) => applyBatch(q, 'readmodel', PARTITION, log));
+      expect(replayed).toMatchObject({ applied: [], duplicates: aEvents.length + bEvents.length });
+      expect(await dump(db)).toEqual(before);
+    });
+
+    it('ignores an event whose seq the conversation already has (the first event with a seq wins)', async () => {
+      const before = await dump(db);
+      const r = await db.tx((q) => applyBatch(q, 'readmodel', PARTITION, [zombieRecord]));
+      expect(r).toMatchObject({ applied: [], duplicates: 1, nextOffset: zombieRecord.offset + 1 });
+      const after = await dump(db);
+      expect(after.messages).toEqual(before.messages);
+      expect(after.events).toEqual(before.events);
+      expect(after.conversations).toEqual(before.conversations);
+      expect((await db.query('SELECT count(*)::int AS n FROM events WHERE event_id = $1', [zombie.eventId]))[0]).toEqual({ n: 0 });
+    });
+
+    it('leaves out, and reports, records it cannot apply without stopping the partition', async () => {
+      const r = await db.tx((q) => applyBatch(q, 'gaps', PARTITION, badBatch));
+      expect(r.rejected.map((x) => x.kind)).toEqual(['undecodable', 'seq_gap']);
+      expect(r.applied.map((e) => e.seq)).toEqual([1]);
+      expect(r.nextOffset).toBe(badBatch[2]!.offset + 1);
+      expect((await createReadModelStateSource(db).stateOf(C))?.seq).toBe(1);
+    });
+
+    it('serves a conversation\'s projected state and what the projection covers as a recovery tier', async () => {
+      const source = createReadModelStateSource(db);
+      const snap = await source.stateOf(A);
+      const last = aEvents[aEvents.length - 1]!;
+      expect(snap).toEqual({ conversationId: A, seq: last.seq, eventId: last.eventId, position: { partition: PARTITION, offset: positionOf(last) }, state: noNul(fold(A, aEvents)) });
+      expect(await source.stateOf('nobody')).toBeNull();
+      expect(await source.coveredUntil(PARTITION)).toBe(zombieRecord.offset + 1);
+      expect(await source.coveredUntil(PARTITION + 1)).toBeNull();
+      expect(await createReadModelStateSource(db, 'other').coveredUntil(PARTITION)).toBeNull();
+    });
+
+    it('synthesises audio once per text and voice, and serves it with its content type', async () => {
+      const cache = createAudioCache(db);
+      let calls = 0;
+      const synthesize = async () => {
+        calls++;
+        return { bytes: new Uint8Array([0x49, 0x44, 0x33, 0, 255, calls]), format: 'mp3', contentType: 'audio/mpeg', durationSec: 2.25 };
+      };
+      const first = await cache.store({ text: 'A durable advantage.', voice: 'onyx', synthesize });
+      const second = await cache.store({ text: 'A durable advantage.', voice: 'onyx', synthesize });
+      const other = await cache.store({ text: 'A durable advantage.', voice: 'alloy', synthesize });
+      expect(first).toMatchObject({ format: 'mp3', durationSec: 2.25, bytes: 6, cached: false });
+      expect(second).toEqual({ ...first, cached: true });
+      expect(other.audioId).not.toBe(first.audioId);
+      expect(calls).toBe(2);
+
+      // Two processes storing the same new text at once: one row, one id for both.
+      const [x, y] = await Promise.all([
+        createAudioCache(db).store({ text: 'race', voice: 'onyx', synthesize }),
+        createAudioCache(db).store({ text: 'race', voice: 'onyx', synthesize }),
+      ]);
+      expect(x.audioId).toBe(y.audioId);
+      expect((await db.query<{ n: number }>("SELECT count(*)::int AS n FROM audio_cache WHERE voice = 'onyx'"))[0]!.n).toBe(2);
+
+      const api = createReadApi(db);
+      const audio = await api.getAudio(first.audioId);
+      expect(audio).toMatchObject({ id: first.audioId, contentType: 'audio/mpeg', format: 'mp3', durationSec: 2.25, voice: 'onyx' });
+      expect([...audio!.bytes]).toEqual([0x49, 0x44, 0x33, 0, 255, 1]);
+      const [row] = await db.query<{ hits: number; size_bytes: number }>('SELECT hits, size_bytes FROM audio_cache WHERE id = $1', [first.audioId]);
+      expect(row).toEqual({ hits: 2, size_bytes: 6 });
+      expect(await api.getAudio('no-such-audio')).toBeNull();
+    });
+
+    it('answers the HTTP API\'s reads: twins, a conversation, its events', async () => {
+      const api = createReadApi(db);
+      const twin = { id: 'warren-buffett-001', name: 'Warren Buffett', systemPrompt: 'Be Warren.', model: 'ft:x', voiceId: 'onyx' };
+      await api.upsertTwins([twin, { id: 'ada', name: 'Ada Lovelace', systemPrompt: '', model: 'gpt-4.1-nano', voiceId: 'alloy' }]);
+      const [before] = await api.listTwins();
+      await api.upsertTwins([twin]);
+      const twins = await api.listTwins();
+      expect(twins.map((t) => t.name)).toEqual(['Ada Lovelace', 'Warren Buffett']);
+      expect(twins[1]).toMatchObject(twin);
+      expect(twins[0]!.updatedAt).toBe(before!.updatedAt);
+      await api.upsertTwins([{ ...twin, systemPrompt: 'Be brief.' }]);
+      expect((await api.listTwins())[1]!.systemPrompt).toBe('Be brief.');
+
+      const c = await api.getConversation(A);
+      expect(c).toMatchObject({
+        id: A, twinId: 'warren-buffett-001', userId: 'user-1', startedAt: aEvents[0]!.occurredAt, endedAt: null, metadata: { channel: 'web' },
+        lastSeq: 8, pendingPrompts: [], failedReplies: 1,
+        confirmedData: { email: 'b@example.com', age: 90, nothing: null },
+      });
+      expect(c!.messages.map((m) => [m.seq, m.role, m.content])).toEqual([[2, 'user', 'What is a moat?'], [3, 'assistant', 'A durable advantage.'], [6, 'user', 'And with \uFFFD in it?']]);
+      expect(c!.messages[1]).toMatchObject({ replyToSeq: 2, tokensUsed: 18, model: 'gpt-4.1-nano', modelLatencyMs: 42.5, metadata: { audio: { audioId: 'audio-1' } } });
+      expect(c!.confirmations).toHaveLength(4);
+      expect(await api.getConversation('nobody')).toBeNull();
+
+      const evs = await api.getEvents(A, 5);
+      expect(evs.map((e) => e.seq)).toEqual([6, 7, 8]);
+      expect(evs[2]).toEqual({ ...aEvents[7], position: { partition: PARTITION, offset: positionOf(aEvents[7]!) } });
+      expect(await api.getEvents(A)).toHaveLength(aEvents.length);
+    });
+  });
+}
