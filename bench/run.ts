@@ -1,0 +1,18 @@
+// `npm run bench [-- <name> ...]`: runs the named benchmarks (all when none is named).
+const BENCHES: Record<string, () => Promise<unknown>> = {
+  prompt: () => import('./prompt.ts').then((m) => m.run()),
+  recovery: () => import('./recovery.ts').then((m) => m.run()),
+  gateway: () => import('./gateway.ts').then((m) => m.run()),
+};
+
+const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const unknown = asked.filter((a) => !BENCHES[a]);
+if (unknown.length) {
+  console.error(`unknown benchmark: ${unknown.join(', ')}; choose from ${Object.keys(BENCHES).join(', ')}`);
+  process.exit(2);
+}
+for (const name of asked.length ? asked : Object.keys(BENCHES)) {
+  console.log(`\n== bench ${name}`);
+  await BENCHES[name]!();
+}
+process.exit(0);
