@@ -35,6 +35,12 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     clientId: options.clientId ?? 'gemello',
     brokers: options.brokers,
     logLevel: logLevel.ERROR,
+    // One plain line per problem instead of kafkajs' JSON with stacks.
+    logCreator: () => ({ namespace, log }) => {
+      const extra = log.topic !== undefined ? ` (${String(log.topic)}/${String(log.partition)})` : '';
+      const cause = typeof log.error === 'string' ? `: ${log.error}` : log.stack ? `: ${String(log.stack).split('\n')[0]}` : '';
+      console.error(`${new Date().toISOString()} warn kafka ${namespace}: ${log.message}${extra}${cause}`);
+    },
     retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 2000 },
   });
   const maxWaitTimeInMs = options.maxWaitMs ?? 100;
