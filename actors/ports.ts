@@ -1,6 +1,16 @@
 import type { LogPosition } from '../events/schemas.ts';
 import type { ConversationState, Message } from './state.ts';
 
+/** A piece of data a twin collects in its dialogue, which the user confirms. */
+export type TwinField = {
+  name: string;
+  type: 'string' | 'number' | 'boolean' | 'email' | 'date';
+  description?: string;
+  required?: boolean;
+  /** For strings: a regular expression the value must match. */
+  pattern?: string;
+};
+
 /** A digital twin: who the model plays. */
 export type Twin = {
   id: string;
@@ -8,6 +18,8 @@ export type Twin = {
   systemPrompt: string;
   model: string;
   voiceId: string;
+  /** Data this twin collects; empty: any confirmed data is accepted. */
+  fields?: TwinField[];
 };
 
 export type ReplyRequest = {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Twin } from './ports.ts';
+import type { Twin, TwinField } from './ports.ts';
 
 export const TwinSchema = z.object({
   id: z.string().min(1).max(200),
@@ -7,7 +7,30 @@ export const TwinSchema = z.object({
   systemPrompt: z.string().default(''),
   model: z.string().default('gpt-4.1-nano'),
   voiceId: z.string().default('alloy'),
+  fields: z.array(z.object({
+    name: z.string().min(1).max(100),
+    type: z.enum(['string', 'number', 'boolean', 'email', 'date']),
+    description: z.string().optional(),
+    required: z.boolean().optional(),
+    pattern: z.string().optional(),
+  })).default([]),
 });
+
+/** The zod schema of the data a twin collects: confirmed data is checked against it at the gateway. */
+export function fieldsSchema(fields: TwinField[]): z.ZodType<Record<string, unknown>> | null {
+  if (!fields.length) return null;
+  const shape: Record<string, z.ZodType> = {};
+  for (const f of fields) {
+    let t: z.ZodType;
+    if (f.type === 'number') t = z.number();
+    else if (f.type === 'boolean') t = z.boolean();
+    else if (f.type === 'email') t = z.email();
+    else if (f.type === 'date') t = z.iso.date();
+    else t = f.pattern ? z.string().max(10_000).regex(new RegExp(f.pattern)) : z.string().max(10_000);
+    shape[f.name] = f.required ? t : t.optional();
+  }
+  return z.strictObject(shape) as unknown as z.ZodType<Record<string, unknown>>;
+}
 
 /** The seed's twin; always in the catalog unless a file replaces it by id. */
 export const DEFAULT_TWINS: Twin[] = [
@@ -18,6 +41,11 @@ export const DEFAULT_TWINS: Twin[] = [
       'You are Warren Buffett, the investor and chairman of Berkshire Hathaway. Answer as he would: plain words, long-term thinking, value investing, a dry sense of humour. Keep answers short.',
     model: 'ft:gpt-4.1-nano-2025-04-14:ai4smartcity:warren-buffett:CXmgEp7Z',
     voiceId: 'onyx',
+    fields: [
+      { name: 'name', type: 'string', description: "the user's name" },
+      { name: 'email', type: 'email', description: 'where to send the annual letter' },
+      { name: 'investmentHorizonYears', type: 'number', description: 'how long the user means to hold' },
+    ],
   },
 ];
 

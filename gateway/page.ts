@@ -1,2 +1,300 @@
-/** The chat page served at `/` to browsers (filled in with the full UI later). */
-export const PAGE_HTML = `<!doctype html><html><head><meta charset="utf-8"><title>gemello</title></head><body><h1>gemello</h1><p>Connect a WebSocket to this address.</p></body></html>`;
+/**
+ * The chat page served at `/` to browsers: one self-contained document (inline CSS and
+ * JS, nothing fetched from elsewhere) that speaks the WebSocket protocol of DESIGN §4.
+ *
+ * Pick a twin (GET /api/twins), chat, hear the audio, see the conversation and trace
+ * ids. The socket reconnects with backoff and sends `resume` for every conversation it
+ * knows, so nothing said while it was away is lost. `?token=…` on the page's URL is
+ * passed on: on the WebSocket URL and audio URLs (browsers cannot set headers there) and
+ * as `Authorization: Bearer` for fetch.
+ *
+ * Everything the server sends is shown with `textContent`, never parsed as HTML.
+ * (The script avoids backticks and dollar-brace so it can live in this template.)
+ */
+export const PAGE_HTML = String.raw`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>gemello</title>
+<style>
+  :root { color-scheme: light dark; --bg: #f6f7f9; --panel: #fff; --text: #1d2330; --muted: #667085; --line: #dde1e7;
+          --me: #2f6fed; --me-text: #fff; --err: #b42318; --err-bg: #fef3f2; }
+  @media (prefers-color-scheme: dark) {
+    :root { --bg: #14171c; --panel: #1d2128; --text: #e6e8ec; --muted: #98a2b3; --line: #2e343e; --err: #fda29b; --err-bg: #3a1d1b; }
+  }
+  * { box-sizing: border-box; }
+  body { margin: 0; font: 15px/1.45 system-ui, sans-serif; background: var(--bg); color: var(--text); }
+  main { max-width: 760px; height: 100vh; margin: 0 auto; padding: 12px 16px; display: flex; flex-direction: column; gap: 10px; }
+  header { display: flex; align-items: baseline; justify-content: space-between; gap: 12px; }
+  h1 { margin: 0; font-size: 20px; }
+  #status { margin: 0; font-size: 13px; color: var(--muted); }
+  #status[data-state="open"]::before { content: "\25CF  "; color: #12b76a; }
+  #status[data-state="closed"]::before { content: "\25CF  "; color: #f04438; }
+  .bar, .ids { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; font-size: 13px; }
+  .ids label { color: var(--muted); }
+  output { font-family: ui-monospace, monospace; font-size: 12px; }
+  select, textarea, button { font: inherit; color: inherit; background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 6px 10px; }
+  #chat { flex: 1; min-height: 0; background: var(--panel); border: 1px solid var(--line); border-radius: 12px; overflow: hidden; }
+  ol[role="log"] { list-style: none; margin: 0; padding: 12px; height: 100%; overflow-y: auto; display: flex; flex-direction: column; gap: 8px; }
+  ol[role="log"]:empty::before { content: "No messages yet. Say hello."; color: var(--muted); margin: auto; }
+  .msg { max-width: 85%; padding: 8px 12px; border-radius: 12px; white-space: pre-wrap; overflow-wrap: anywhere; }
+  .msg .who { display: block; font-size: 12px; font-weight: 600; opacity: .75; }
+  .user { align-self: flex-end; background: var(--me); color: var(--me-text); }
+  .twin { align-self: flex-start; background: var(--bg); border: 1px solid var(--line); }
+  .twin audio { display: block; margin-top: 6px; max-width: 100%; }
+  .pending { align-self: flex-start; color: var(--muted); font-style: italic; }
+  .error { align-self: stretch; max-width: none; background: var(--err-bg); color: var(--err); border: 1px solid currentColor; }
+  .note { align-self: center; font-size: 12px; color: var(--muted); }
+  form { display: flex; gap: 8px; align-items: flex-end; }
+  form label { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+  textarea { flex: 1; resize: vertical; min-height: 42px; }
+  button { background: var(--me); color: #fff; border-color: var(--me); font-weight: 600; padding: 9px 18px; cursor: pointer; }
+  button:disabled { opacity: .5; cursor: not-allowed; }
+  :focus-visible { outline: 2px solid var(--me); outline-offset: 2px; }
+</style>
+</head>
+<body>
+<main>
+  <header>
+    <h1>gemello</h1>
+    <p id="status" role="status" aria-label="Connection" data-state="connecting">connecting…</p>
+  </header>
+  <div class="bar">
+    <label for="twin">Digital twin</label>
+    <select id="twin" disabled><option>loading…</option></select>
+  </div>
+  <div class="ids">
+    <label for="conversation">Conversation id</label> <output id="conversation">—</output>
+    <label for="trace">Trace id</label> <output id="trace">—</output>
+  </div>
+  <section id="chat" aria-label="Messages"></section>
+  <form id="composer">
+    <label for="prompt">Message</label>
+    <textarea id="prompt" rows="2" placeholder="Ask something… (Enter sends, Shift+Enter for a new line)"></textarea>
+    <button type="submit" id="send" disabled>Send</button>
+  </form>
+</main>
+<script>
+(() => {
+  'use strict';
+  const $ = (id) => document.getElementById(id);
+  const ui = { status: $('status'), twin: $('twin'), conversation: $('conversation'), trace: $('trace'),
+               chat: $('chat'), form: $('composer'), prompt: $('prompt'), send: $('send') };
+
+  const token = new URLSearchParams(location.search).get('token');
+  const withToken = (url) => token ? url + (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token) : url;
+  const wsUrl = withToken((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
+
+  // One view per twin: its message list, its conversation (the server assigns the id
+  // with the first reply), the last seq seen (for resume) and the last trace id.
+  const views = new Map();          // twin id → view
+  const byConversation = new Map(); // conversation id → view
+  const seenPrompts = new Set();    // requestIds of prompts shown here already
+  let socket = null;
+  let retries = 0;
+  let requests = 0;
+
+  function setStatus(state, text) {
+    ui.status.dataset.state = state;
+    ui.status.textContent = text;
+  }
+
+  function current() { return views.get(ui.twin.value) || null; }
+
+  function showIds() {
+    const v = current();
+    ui.conversation.textContent = (v && v.conversationId) || '—';
+    ui.trace.textContent = (v && v.traceId) || '—';
+  }
+
+  function updateSend() { ui.send.disabled = !(socket && socket.readyState === WebSocket.OPEN && current()); }
+
+  function add(view, kind, who, text) {
+    const li = document.createElement('li');
+    li.className = 'msg ' + kind;
+    if (who) {
+      const w = document.createElement('span');
+      w.className = 'who';
+      w.textContent = who;
+      li.append(w);
+    }
+    const body = document.createElement('div');
+    body.textContent = text;
+    li.append(body);
+    view.list.append(li);
+    view.list.scrollTop = view.list.scrollHeight;
+    return li;
+  }
+
+  // ---- twins ----
+  function viewFor(twin) {
+    const list = document.createElement('ol');
+    list.setAttribute('role', 'log');
+    list.setAttribute('aria-label', 'Chat with ' + twin.name);
+    list.hidden = true;
+    ui.chat.append(list);
+    return { id: twin.id, name: twin.name, list, conversationId: null, lastSeq: 0, traceId: null, pending: new Map() };
+  }
+
+  function selectTwin() {
+    for (const v of views.values()) v.list.hidden = v.id !== ui.twin.value;
+    showIds();
+    updateSend();
+  }
+
+  async function loadTwins() {
+    try {
+      const res = await fetch('/api/twins', { headers: token ? { Authorization: 'Bearer ' + token } : {} });
+      const body = await res.json().catch(() => null);
+      if (!res.ok || !Array.isArray(body)) throw new Error((body && body.error) || 'HTTP ' + res.status);
+      ui.twin.replaceChildren();
+      for (const t of body) {
+        views.set(t.id, viewFor(t));
+        ui.twin.append(new Option(t.name, t.id));
+      }
+      if (!body.length) ui.twin.append(new Option('no twins configured', ''));
+      ui.twin.disabled = body.length === 0;
+    } catch (err) {
+      ui.twin.replaceChildren(new Option('could not load the twins', ''));
+      setStatus('closed', 'could not load the twins: ' + err.message);
+    }
+    selectTwin();
+  }
+
+  // ---- frames from the server ----
+  function viewOf(frame) {
+    return byConversation.get(frame.conversationId) || views.get(frame.digitalTwinId) || current();
+  }
+
+  function adopt(view, frame) {
+    if (frame.conversationId && !view.conversationId) {
+      view.conversationId = frame.conversationId;
+      byConversation.set(frame.conversationId, view);
+    }
+    if (typeof frame.seq === 'number') view.lastSeq = Math.max(view.lastSeq, frame.seq);
+  }
+
+  /** Removes the "thinking" line of a prompt (by requestId, else the oldest one). */
+  function settle(view, requestId) {
+    const key = view.pending.has(requestId) ? requestId : view.pending.keys().next().value;
+    if (key === undefined) return;
+    view.pending.get(key).remove();
+    view.pending.delete(key);
+  }
+
+  function reply(view, text, seq, requestId) {
+    settle(view, requestId);
+    const li = add(view, 'twin', view.name, text);
+    li.dataset.seq = String(seq);
+  }
+
+  function audio(view, url, replySeq) {
+    const player = document.createElement('audio');
+    player.controls = true;
+    player.preload = 'auto';
+    player.src = withToken(url);
+    player.setAttribute('aria-label', 'Spoken reply from ' + view.name);
+    const li = view.list.querySelector('li[data-seq="' + replySeq + '"]') || add(view, 'twin', view.name, '');
+    li.append(player);
+    if (!view.list.hidden) player.play().catch(() => {}); // the browser may block autoplay; the controls remain
+  }
+
+  function failure(view, frame) {
+    settle(view, frame.requestId);
+    const li = add(view, 'error', 'Error: ' + (frame.code || 'unknown'), String(frame.error || 'something went wrong'));
+    li.setAttribute('role', 'alert');
+  }
+
+  /** An event replayed by resume: shown as the live frame would have been. */
+  function replayed(view, f) {
+    const d = f.data || {};
+    switch (f.event) {
+      case 'PromptReceived':
+        if (!d.requestId || !seenPrompts.has(d.requestId)) add(view, 'user', 'You', d.text);
+        break;
+      case 'ReplyGenerated': reply(view, d.text, f.seq, null); break;
+      case 'ReplyFailed': failure(view, { code: 'model_failed', error: d.reason }); break;
+      case 'AudioReady': audio(view, '/api/audio/' + encodeURIComponent(d.audioId), d.replySeq); break;
+      case 'AudioFailed': add(view, 'note', '', 'no audio: ' + d.reason); break;
+      case 'DataConfirmed': add(view, 'note', '', 'data confirmed'); break;
+    }
+  }
+
+  function handle(f) {
+    const view = viewOf(f);
+    if (!view) return;
+    adopt(view, f);
+    switch (f.type) {
+      case 'reply':
+        if ('traceId' in f) view.traceId = f.traceId || null;
+        reply(view, f.reply, f.seq, f.requestId);
+        break;
+      case 'audio': audio(view, f.audioUrl, f.replySeq); break;
+      case 'audio.failed': add(view, 'note', '', 'no audio: ' + f.reason); break;
+      case 'data.confirmed': add(view, 'note', '', 'data confirmed'); break;
+      case 'event': replayed(view, f); break;
+      case 'resumed': view.lastSeq = Math.max(view.lastSeq, f.lastSeq || 0); break;
+      case 'error': failure(view, f); break;
+    }
+    if (view === current()) showIds();
+  }
+
+  // ---- the socket ----
+  function connect() {
+    setStatus('connecting', 'connecting…');
+    const ws = new WebSocket(wsUrl);
+    socket = ws;
+    ws.onopen = () => {
+      const again = retries > 0;
+      retries = 0;
+      setStatus('open', 'connected');
+      updateSend();
+      // After a reconnect, ask for whatever happened while we were away.
+      for (const v of views.values()) {
+        if (v.conversationId) ws.send(JSON.stringify({ type: 'resume', conversationId: v.conversationId, afterSeq: v.lastSeq }));
+      }
+      if (again) for (const v of views.values()) if (v.conversationId) add(v, 'note', '', 'reconnected');
+    };
+    ws.onmessage = (e) => {
+      let frame;
+      try { frame = JSON.parse(e.data); } catch { return; }
+      if (frame && typeof frame === 'object') handle(frame);
+    };
+    ws.onclose = (e) => {
+      if (socket !== ws) return;
+      const delay = Math.min(10000, 500 * 2 ** retries++);
+      setStatus('closed', 'disconnected' + (e.reason ? ' (' + e.reason + ')' : '') + '; reconnecting in ' + Math.ceil(delay / 1000) + ' s');
+      updateSend();
+      setTimeout(connect, delay);
+    };
+  }
+
+  function send() {
+    const view = current();
+    const text = ui.prompt.value.trim();
+    if (!view || !text || !socket || socket.readyState !== WebSocket.OPEN) return;
+    const requestId = 'page-' + Date.now().toString(36) + '-' + (++requests);
+    const frame = { type: 'prompt', digitalTwinId: view.id, prompt: text, requestId };
+    if (view.conversationId) frame.conversationId = view.conversationId;
+    socket.send(JSON.stringify(frame));
+    seenPrompts.add(requestId);
+    add(view, 'user', 'You', text);
+    view.pending.set(requestId, add(view, 'pending', '', view.name + ' is thinking…'));
+    ui.prompt.value = '';
+    ui.prompt.focus();
+  }
+
+  ui.twin.addEventListener('change', selectTwin);
+  ui.form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
+  ui.prompt.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
+  });
+
+  loadTwins();
+  connect();
+})();
+</script>
+</body>
+</html>
+`;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { SpanKind } from '@opentelemetry/api';
 import type { ClientCommand } from '../actors/commands.ts';
+import { fieldsSchema } from '../actors/twins.ts';
 import type { TwinCatalog } from '../actors/twins.ts';
 import type { Notice } from '../events/codec.ts';
 import type { EventEnvelope, LoggedEvent } from '../events/schemas.ts';
@@ -195,7 +196,18 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
   }
 
   async function confirm(frame: ConfirmFrame): Promise<void> {
-    follow(frame.conversationId, null);
+    const f = follow(frame.conversationId, null);
+    // The twin's declared fields are the schema of what may be confirmed.
+    const twin = f.twin ? deps.catalog.find(f.twin.id, undefined) : undefined;
+    const schema = twin ? fieldsSchema(twin.fields ?? []) : null;
+    if (schema) {
+      const checked = schema.safeParse(frame.data);
+      if (!checked.success) {
+        const issue = checked.error.issues[0];
+        error('invalid_data', `${issue?.path.join('.') || 'data'}: ${issue?.message}`, { conversationId: frame.conversationId, ...(frame.requestId ? { requestId: frame.requestId } : {}) });
+        return;
+      }
+    }
     await publish({ ...meta(frame.conversationId, frame.requestId), type: 'ConfirmData', data: { data: frame.data as Record<string, unknown> } });
   }
 
