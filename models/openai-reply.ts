@@ -56,6 +56,11 @@ export function createOpenAIReplyModel(options: OpenAIReplyOptions): ReplyModel 
 /** The twin's system prompt (plus the confirmed data, so the model can use it), then the history. */
 function toMessages(request: ReplyRequest): ChatMessage[] {
   let system = request.twin.systemPrompt;
+  const missing = (request.twin.fields ?? []).filter((f) => !(f.name in request.confirmedData));
+  if (missing.length > 0) {
+    // The twin collects these in the dialogue; the user confirms them in the client.
+    system += `\n\nIn the conversation, politely collect: ${missing.map((f) => `${f.name} (${f.type}${f.description ? `, ${f.description}` : ''})`).join('; ')}.`;
+  }
   if (Object.keys(request.confirmedData).length > 0) {
     system += `\n\nData the user has confirmed (JSON): ${JSON.stringify(request.confirmedData)}`;
   }
