@@ -7,7 +7,10 @@ import { runNode } from '../runtime/node.ts';
 import { openBackends } from '../runtime/wire.ts';
 import type { Role } from '../runtime/wire.ts';
 import { createLogger } from '../telemetry/logger.ts';
+import { createReadModelStateSource } from '../projections/state-source.ts';
+import { doctor } from './doctor.ts';
 import { createProgress } from './progress.ts';
+import { forEachConversation, verify } from './verify.ts';
 import { readConversation } from './read-conversation.ts';
 
 const HELP = `gemello <command>
@@ -21,6 +24,9 @@ const HELP = `gemello <command>
   state <conversationId> [--at <seq>]
                              the conversation's state folded from the log (as it was at <seq>)
   migrate                    apply the read-model migrations
+  verify                     compare every snapshot and read-model row with the log; exit 1 on any mismatch
+  snapshots rebuild          fold every conversation from the log and write its snapshot
+  doctor                     check each backend and say what to fix
   help                       this text
 
 Backends come from the environment (KAFKA_BROKERS, DATABASE_URL, REDIS_URL, GEMELLO_DATA_DIR…);
@@ -88,6 +94,31 @@ async function main(argv: string[]): Promise<number> {
         }
         console.log(JSON.stringify(fold(id, events.filter((e) => e.seq <= at)), null, 2));
         return 0;
+      }
+      case 'verify': {
+        const readModel = createReadModelStateSource(backends.db);
+        const r = await verify({ log: backends.log, snapshots: backends.snapshots, readModel, db: backends.db, progress });
+        for (const m of r.mismatches) console.log(`MISMATCH ${m.conversationId} ${m.where}: ${m.detail}`);
+        console.log(`${r.conversations} conversations checked: ${r.mismatches.length} mismatches${r.behind ? `, ${r.behind} not yet fully projected` : ''}`);
+        return r.mismatches.length ? 1 : 0;
+      }
+      case 'snapshots': {
+        if (rest[0] !== 'rebuild') throw new UsageError('usage: gemello snapshots rebuild');
+        let n = 0;
+        await forEachConversation(backends.log, progress, async (id, events) => {
+          const state = fold(id, events);
+          const last = events[events.length - 1]!;
+          await backends.snapshots.delete(id);
+          await backends.snapshots.put({ conversationId: id, seq: state.seq, eventId: state.lastEventId, position: last.position, state });
+          n++;
+        });
+        console.log(`${n} snapshots written`);
+        return 0;
+      }
+      case 'doctor': {
+        const checks = await doctor(config, backends);
+        for (const c of checks) console.log(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ''}`);
+        return checks.every((c) => c.ok) ? 0 : 1;
       }
       case 'migrate': {
         const applied = await migrate(backends.db);

@@ -1,0 +1,51 @@
+import { loadMigrations } from '../projections/migrate.ts';
+import { espeakAvailable } from '../models/espeak-speech.ts';
+import { TOPICS } from '../log/port.ts';
+import type { Backends } from '../runtime/wire.ts';
+import type { Config } from '../runtime/config.ts';
+
+export type Check = { name: string; ok: boolean; detail: string; fix?: string };
+
+function within<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([p, new Promise<never>((_, reject) => void setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref?.())]);
+}
+
+/** Checks each backend the configuration names and says what to do about what fails. */
+export async function doctor(config: Config, b: Backends): Promise<Check[]> {
+  const checks: Check[] = [];
+  const check = async (name: string, fix: string, run: () => Promise<string>) => {
+    try {
+      checks.push({ name, ok: true, detail: await within(run(), 5000) });
+    } catch (err) {
+      checks.push({ name, ok: false, detail: (err as Error).message, fix });
+    }
+  };
+  await check(`event log (${b.describe['event log']})`, config.kafkaBrokers ? 'start Kafka: npm run infra:up (or docker compose -f infra/docker-compose.yml up -d kafka); check KAFKA_BROKERS' : `check that ${config.dataDir} is writable`, async () => {
+    await b.log.ping();
+    const ends = await b.log.endOffsets(TOPICS.events);
+    return `${TOPICS.events}: ${ends.length} partitions, ${ends.reduce((x, y) => x + y, 0)} records`;
+  });
+  await check(`read models (${b.describe['read models']})`, config.databaseUrl ? 'start PostgreSQL (npm run infra:up) and check DATABASE_URL; then gemello migrate' : 'gemello migrate', async () => {
+    await b.db.ping();
+    const known = (await loadMigrations()).map((m) => m.version);
+    const rows = await b.db.query<{ version: string }>('SELECT version FROM schema_migrations').catch(() => []);
+    const applied = new Set(rows.map((r) => r.version));
+    const missing = known.filter((v) => !applied.has(v));
+    if (missing.length) throw new Error(`migrations not applied: ${missing.join(', ')}`);
+    return `${known.length} migrations applied`;
+  });
+  await check(`snapshots (${b.describe.snapshots})`, 'start Redis (npm run infra:up) and check REDIS_URL', async () => {
+    await b.snapshots.ping();
+    return 'answers';
+  });
+  const env = config.env;
+  if (env.OPENAI_API_KEY) checks.push({ name: 'model', ok: true, detail: `OpenAI-compatible at ${env.OPENAI_BASE_URL ?? 'api.openai.com'} (not called by doctor)` });
+  else checks.push({ name: 'model', ok: true, detail: 'offline provider (set OPENAI_API_KEY for real replies)' });
+  if (env.GEMELLO_SPEECH === 'off') checks.push({ name: 'speech', ok: true, detail: 'off' });
+  else if (env.OPENAI_API_KEY) checks.push({ name: 'speech', ok: true, detail: 'OpenAI speech' });
+  else {
+    const has = espeakAvailable('espeak-ng', env.PATH ?? '');
+    checks.push({ name: 'speech', ok: has, detail: has ? 'espeak-ng' : 'no espeak-ng on PATH: replies get AudioFailed', fix: has ? undefined : 'apt-get install espeak-ng, set OPENAI_API_KEY, or GEMELLO_SPEECH=off' });
+  }
+  return checks;
+}

@@ -1,0 +1,98 @@
+import type { SnapshotStore, StateSource } from '../actors/ports.ts';
+import { fold } from '../actors/state.ts';
+import type { ConversationState } from '../actors/state.ts';
+import { decodeEvent, isEventRecord } from '../events/codec.ts';
+import type { LoggedEvent } from '../events/schemas.ts';
+import type { EventLog } from '../log/port.ts';
+import { TOPICS } from '../log/port.ts';
+import type { Db } from '../projections/sql.ts';
+import type { Progress } from './progress.ts';
+
+export type Mismatch = { conversationId: string; where: 'snapshot' | 'read model' | 'messages' | 'log'; detail: string };
+
+/** JSON with keys sorted, so states from JSONB (which reorders keys) compare equal. */
+export function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
+}
+
+function firstDifference(a: ConversationState, b: ConversationState): string {
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const x = canonical((a as Record<string, unknown>)[k]);
+    const y = canonical((b as Record<string, unknown>)[k]);
+    if (x !== y) return `${k}: log has ${x.slice(0, 80)}, copy has ${y.slice(0, 80)}`;
+  }
+  return 'differs';
+}
+
+/** Each partition's events grouped by conversation, one partition at a time. */
+export async function forEachConversation(log: EventLog, progress: Progress | undefined, visit: (conversationId: string, events: LoggedEvent[]) => Promise<void>): Promise<void> {
+  const ends = await log.endOffsets(TOPICS.events);
+  progress?.start('reading the log', ends.reduce((a, b) => a + b, 0));
+  for (let p = 0; p < ends.length; p++) {
+    const byConversation = new Map<string, LoggedEvent[]>();
+    await log.read(TOPICS.events, p, 0, (records) => {
+      for (const r of records) {
+        if (!isEventRecord(r)) continue;
+        let list = byConversation.get(r.key);
+        if (!list) byConversation.set(r.key, (list = []));
+        list.push(decodeEvent(r));
+      }
+      progress?.advance(records.length);
+    });
+    for (const [id, events] of byConversation) await visit(id, events);
+  }
+  progress?.done();
+}
+
+/**
+ * Compares every copy with the log: fold(log) at the snapshot's seq against the Redis
+ * snapshot, and at the projected seq against the read model's state and message rows.
+ */
+export async function verify(deps: { log: EventLog; snapshots: SnapshotStore; readModel: StateSource; db: Db; progress?: Progress }): Promise<{ conversations: number; mismatches: Mismatch[]; behind: number }> {
+  const mismatches: Mismatch[] = [];
+  let conversations = 0;
+  let behind = 0;
+  await forEachConversation(deps.log, deps.progress, async (id, events) => {
+    conversations++;
+    let full: ConversationState;
+    try {
+      full = fold(id, events);
+    } catch (err) {
+      mismatches.push({ conversationId: id, where: 'log', detail: (err as Error).message });
+      return;
+    }
+    const at = (seq: number) => fold(id, events.filter((e) => e.seq <= seq));
+    try {
+      const snap = await deps.snapshots.get(id);
+      if (snap) {
+        if (snap.seq > full.seq) mismatches.push({ conversationId: id, where: 'snapshot', detail: `at seq ${snap.seq}, but the log ends at ${full.seq}` });
+        else if (canonical(at(snap.seq)) !== canonical(snap.state)) mismatches.push({ conversationId: id, where: 'snapshot', detail: `at seq ${snap.seq}: ${firstDifference(at(snap.seq), snap.state)}` });
+      }
+    } catch (err) {
+      mismatches.push({ conversationId: id, where: 'snapshot', detail: (err as Error).message });
+    }
+    const projected = await deps.readModel.stateOf(id);
+    if (!projected) {
+      behind++;
+      return;
+    }
+    if (projected.seq > full.seq) mismatches.push({ conversationId: id, where: 'read model', detail: `at seq ${projected.seq}, but the log ends at ${full.seq}` });
+    else {
+      if (projected.seq < full.seq) behind++;
+      const expected = at(projected.seq);
+      if (canonical(expected) !== canonical(projected.state)) mismatches.push({ conversationId: id, where: 'read model', detail: `state at seq ${projected.seq}: ${firstDifference(expected, projected.state)}` });
+      const rows = await deps.db.query<{ seq: number; role: string; content: string }>('SELECT seq, role, content FROM messages WHERE conversation_id = $1 AND seq <= $2 ORDER BY seq', [id, projected.seq]);
+      const want = expected.messages.map((m) => `${m.seq}:${m.role}:${m.content}`);
+      const have = rows.map((r) => `${r.seq}:${r.role}:${r.content}`);
+      if (want.join('\n') !== have.join('\n')) {
+        const i = want.findIndex((w, k) => w !== have[k]);
+        mismatches.push({ conversationId: id, where: 'messages', detail: `row ${i < 0 ? have.length : i}: log has ${JSON.stringify(want[i < 0 ? have.length : i] ?? null)?.slice(0, 80)}, table has ${JSON.stringify(have[i < 0 ? want.length : i] ?? null)?.slice(0, 80)}` });
+      }
+    }
+  });
+  return { conversations, mismatches, behind };
+}
