@@ -4,9 +4,12 @@ import { createApp } from './gateway/app.ts';
 import { loadConfig } from './runtime/config.ts';
 import { ALL_ROLES, createRuntime } from './runtime/wire.ts';
 import { createLogger } from './telemetry/logger.ts';
+import { startTelemetry } from './telemetry/sdk.ts';
 
 const logger = createLogger('gemello');
-const config = loadConfig(Deno.env.toObject());
+const env = Deno.env.toObject();
+const config = loadConfig(env);
+const telemetry = await startTelemetry(env, ALL_ROLES, logger);
 const rt = await createRuntime(config, ALL_ROLES, logger);
 await rt.start();
 const { app, close } = createApp(rt.appDeps!, upgradeWebSocket);
@@ -27,6 +30,7 @@ const shutdown = async (signal: string) => {
   close();
   await server.shutdown();
   await rt.stop();
+  await telemetry.shutdown().catch(() => {});
   Deno.exit(0);
 };
 Deno.addSignalListener('SIGINT', () => void shutdown('SIGINT'));

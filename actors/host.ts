@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { SpanKind } from '@opentelemetry/api';
+import type { Context } from '@opentelemetry/api';
 import { decodeEvent, encodeEvent, encodeNotice, envelope, isEventRecord } from '../events/codec.ts';
 import type { DomainEvent, LogPosition, LoggedEvent } from '../events/schemas.ts';
 import type { EventLog, LogRecord, Subscription } from '../log/port.ts';
@@ -182,15 +184,17 @@ export function createActorHost(options: ActorHostOptions) {
 
   async function commit(part: Partition, actor: Actor, events: DomainEvent[], meta: { causationId: string | null; correlationId: string | null; traceparent: string | null }): Promise<LoggedEvent[]> {
     if (part.revoked || !part.appender) throw new NotOwner(`partition ${part.id} is not owned by this host`);
-    const envs = envelope(actor.id, actor.state.seq, events, { ...meta, now: now(), newId });
-    const next = fold(actor.id, envs, actor.state);
-    const base = await inSpan(tracer, 'event.append', {
+    const { envs, next, base } = await inSpan(tracer, 'event.append', {
       parent: contextFrom(meta.traceparent),
-      attributes: { 'conversation.id': actor.id, 'event.seq': envs[0]!.seq, 'event.types': envs.map((e) => e.type).join(','), 'messaging.kafka.partition': part.id },
-    }, async (span) => {
-      const offset = await part.appender!.append(envs.map(encodeEvent));
-      span.setAttribute('messaging.kafka.offset', offset);
-      return offset;
+      kind: SpanKind.PRODUCER,
+      attributes: { 'conversation.id': actor.id, 'event.seq': actor.state.seq + 1, 'event.types': events.map((e) => e.type).join(','), 'messaging.kafka.partition': part.id },
+    }, async (span, ctx) => {
+      // The events carry this span's context: what they cause downstream (projections, the socket, a snapshot) hangs under their append.
+      const envs = envelope(actor.id, actor.state.seq, events, { ...meta, traceparent: traceparentOf(ctx) ?? meta.traceparent, now: now(), newId });
+      const next = fold(actor.id, envs, actor.state);
+      const base = await part.appender!.append(envs.map(encodeEvent));
+      span.setAttribute('messaging.kafka.offset', base);
+      return { envs, next, base };
     });
     const logged = envs.map((e, i) => ({ ...e, position: { partition: part.id, offset: base + i } }) as LoggedEvent);
     for (const e of logged) part.tail.add(e);
@@ -202,18 +206,18 @@ export function createActorHost(options: ActorHostOptions) {
     else actor.pendingFrom = null;
     m.events.inc({}, logged.length);
     if (actor.sinceSnapshot >= snapshotEvery) {
-      void snapshot(actor).catch((err) => logger.warn(`snapshot of ${actor.id} failed: ${(err as Error).message}`));
+      void snapshot(actor, contextFrom(envs[0]!.traceparent)).catch((err) => logger.warn(`snapshot of ${actor.id} failed: ${(err as Error).message}`));
     }
     for (const e of logged) if (e.type === 'PromptReceived') actor.traces.set(e.seq, meta.traceparent);
     scheduleEffects(part, actor);
     return logged;
   }
 
-  async function snapshot(actor: Actor): Promise<void> {
+  async function snapshot(actor: Actor, parent?: Context): Promise<void> {
     if (!actor.position) return;
     const state = actor.state;
     const position = actor.position;
-    await inSpan(tracer, 'snapshot.write', { attributes: { 'conversation.id': actor.id, 'event.seq': state.seq } }, () =>
+    await inSpan(tracer, 'snapshot.write', { parent, kind: SpanKind.CLIENT, attributes: { 'conversation.id': actor.id, 'event.seq': state.seq } }, () =>
       snapshots.put({ conversationId: actor.id, seq: state.seq, eventId: state.lastEventId, position, state }),
     );
     if (actor.state.seq === state.seq) {
@@ -226,9 +230,10 @@ export function createActorHost(options: ActorHostOptions) {
 
   // ---- commands ------------------------------------------------------------------
 
-  async function handleClient(part: Partition, actor: Actor, cmd: ClientCommand): Promise<void> {
+  async function handleClient(part: Partition, actor: Actor, cmd: ClientCommand, offset: number): Promise<void> {
     const parent = contextFrom(cmd.traceparent);
-    await inSpan(tracer, 'actor.handle', { parent, attributes: { 'conversation.id': cmd.conversationId, 'command.type': cmd.type, 'messaging.kafka.partition': part.id } }, async (_span, ctx) => {
+    const attributes = { 'conversation.id': cmd.conversationId, 'command.type': cmd.type, 'messaging.kafka.partition': part.id, 'messaging.kafka.offset': offset, ...(cmd.type === 'SubmitPrompt' ? { 'twin.id': cmd.data.twin.id } : {}) };
+    await inSpan(tracer, 'actor.handle', { parent, kind: SpanKind.CONSUMER, attributes }, async (_span, ctx) => {
       let events: DomainEvent[];
       try {
         events = decide(cmd, actor.state);
@@ -268,7 +273,7 @@ export function createActorHost(options: ActorHostOptions) {
         continue;
       }
       const actor = actorFor(part, cmd.conversationId);
-      work.push(run(actor, () => handleClient(part, actor, cmd)));
+      work.push(run(actor, () => handleClient(part, actor, cmd, record.offset)));
     }
     // The batch's offsets are committed only when every command in it is in the log.
     await Promise.all(work);
@@ -316,7 +321,9 @@ export function createActorHost(options: ActorHostOptions) {
     if (!twin) {
       return { command: { type: 'RecordReplyFailure', promptSeq, code: 'twin_not_found', reason: `twin ${state.twin?.id} is not in the catalog`, latencyMs: 0 }, traceparent };
     }
-    return inSpan(tracer, 'llm.chat', { parent: contextFrom(traceparent), attributes: { 'conversation.id': actor.id, 'twin.id': twin.id, 'event.seq': promptSeq, 'gen_ai.request.model': twin.model } }, async () => {
+    return inSpan(tracer, 'llm.chat', { parent: contextFrom(traceparent), attributes: { 'conversation.id': actor.id, 'twin.id': twin.id, 'event.seq': promptSeq, 'gen_ai.request.model': twin.model }, kind: SpanKind.CLIENT }, async (_span, ctx) => {
+      // The reply's events hang under the model call that produced them.
+      const replyTrace = traceparentOf(ctx) ?? traceparent;
       try {
         const reply = await options.replyModel.reply({
           twin,
@@ -325,13 +332,13 @@ export function createActorHost(options: ActorHostOptions) {
         });
         const latencyMs = performance.now() - t0;
         m.modelMs.observe(latencyMs, { outcome: 'ok' });
-        return { command: { type: 'RecordReply', promptSeq, text: reply.text, model: reply.model, tokens: reply.tokens, latencyMs, audio: Boolean(options.speech) }, traceparent };
+        return { command: { type: 'RecordReply', promptSeq, text: reply.text, model: reply.model, tokens: reply.tokens, latencyMs, audio: Boolean(options.speech) }, traceparent: replyTrace };
       } catch (err) {
         const latencyMs = performance.now() - t0;
         m.modelMs.observe(latencyMs, { outcome: 'error' });
         const code = err instanceof EffectError ? err.code : 'model_error';
         m.errors.inc({ kind: code });
-        return { command: { type: 'RecordReplyFailure', promptSeq, code, reason: (err as Error).message, latencyMs }, traceparent };
+        return { command: { type: 'RecordReplyFailure', promptSeq, code, reason: (err as Error).message, latencyMs }, traceparent: replyTrace };
       }
     });
   }

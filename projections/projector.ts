@@ -1,8 +1,10 @@
+import { SpanKind } from '@opentelemetry/api';
 import type { EventLog, LogRecord, Subscription } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { LATENCY_BUCKETS_MS } from '../telemetry/metrics.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { contextFrom, tracerFor } from '../telemetry/trace.ts';
 import { applyBatch } from './apply.ts';
 import type { Db } from './sql.ts';
 
@@ -14,10 +16,13 @@ export type ProjectorOptions = {
   /** The projection's name: its checkpoints' key and its consumer group `gemello-projection-<name>`. */
   name?: string;
   /**
-   * Attempts at a batch before the error goes back to the log (which delivers the batch
-   * again). Kept short: a Kafka member that holds a batch too long loses its partitions.
+   * Attempts at a batch (default 5), within `retryForMs` (default 5000), before the error
+   * goes back to the log, which delivers the batch again (kafkajs: within ~0.1–2 s, then a
+   * consumer restart every ~7 s while it keeps failing). Kept below Kafka's session
+   * timeout: a member that holds a batch longer loses its partitions.
    */
   attempts?: number;
+  retryForMs?: number;
 };
 
 export type Projector = {
@@ -28,12 +33,14 @@ export type Projector = {
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const tracer = tracerFor('gemello-projections');
 
 /** Projects the events topic into the read-model tables (conversations, messages, confirmed data, events). */
 export function createProjector(options: ProjectorOptions): Projector {
   const { log, db } = options;
   const name = options.name ?? 'readmodel';
   const attempts = options.attempts ?? 5;
+  const retryForMs = options.retryForMs ?? 5_000;
   const logger = options.logger;
   const labels = { projection: name };
   const m = options.metrics && {
@@ -47,11 +54,24 @@ export function createProjector(options: ProjectorOptions): Projector {
   const waiters = new Set<() => void>();
 
   async function handle(partition: number, records: LogRecord[]): Promise<void> {
+    const first = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {
+        const started = performance.now();
         const r = await db.tx((q) => applyBatch(q, name, partition, records));
+        // One span per applied event, in the trace of the prompt that caused it, covering the batch's transaction.
+        for (const e of r.applied) {
+          tracer.startSpan('projection.apply', {
+            kind: SpanKind.CONSUMER,
+            startTime: started,
+            attributes: { 'conversation.id': e.conversationId, 'event.seq': e.seq, 'event.type': e.type, 'projection.name': name, 'messaging.kafka.partition': partition, 'messaging.kafka.offset': e.position.offset },
+          }, contextFrom(e.traceparent)).end();
+        }
         const now = Date.now();
-        for (const e of r.applied) m?.lag.observe(Math.max(0, now - Date.parse(e.occurredAt)), labels);
+        for (const e of r.applied) {
+          const at = Date.parse(e.occurredAt);
+          if (!Number.isNaN(at)) m?.lag.observe(Math.max(0, now - at), labels);
+        }
         if (r.applied.length) m?.applied.inc(labels, r.applied.length);
         for (const x of r.rejected) {
           m?.rejected.inc({ ...labels, kind: x.kind });
@@ -61,12 +81,12 @@ export function createProjector(options: ProjectorOptions): Projector {
         return;
       } catch (err) {
         m?.failures.inc(labels);
-        if (stopped || attempt >= attempts) {
+        const ms = Math.min(2000, 100 * 2 ** (attempt - 1));
+        if (stopped || attempt >= attempts || Date.now() - first + ms > retryForMs) {
           logger?.error(`partition ${partition} batch at ${records[0]?.offset} failed ${attempt} times: ${(err as Error).message}; the log delivers it again`);
           throw err;
         }
         // Postgres down or restarting: back off, then the same batch in a new transaction.
-        const ms = Math.min(2000, 100 * 2 ** (attempt - 1));
         logger?.warn(`partition ${partition} batch at ${records[0]?.offset} failed (${(err as Error).message}); retry in ${ms} ms`);
         await sleep(ms);
       }
