@@ -1,0 +1,123 @@
+// The operator's CLI, run as the real `gemello` binary against real Kafka, Postgres and Redis.
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeOpenAI } from '../support/fake-openai.ts';
+import type { FakeOpenAI } from '../support/fake-openai.ts';
+import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
+import { freePort, startGemello } from '../support/processes.ts';
+import type { Gemello } from '../support/processes.ts';
+import { connect } from '../support/ws-client.ts';
+
+const CLI = fileURLToPath(new URL('../../cli/gemello.ts', import.meta.url));
+const namespace = `cli${randomUUID().slice(0, 8)}.`;
+const schema = `cli_${randomUUID().slice(0, 8)}`;
+const env = {
+  KAFKA_BROKERS: KAFKA_BROKERS.join(','),
+  DATABASE_URL,
+  DATABASE_SCHEMA: schema,
+  REDIS_URL,
+  GEMELLO_NAMESPACE: namespace,
+  GEMELLO_SNAPSHOT_EVERY: '2',
+  GEMELLO_SPEECH: 'off',
+};
+let fake: FakeOpenAI;
+let app: Gemello;
+let conversationId = '';
+const redis = new Redis(REDIS_URL);
+const sql = postgres(DATABASE_URL, { onnotice: () => {} });
+
+function gemello(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--disable-warning=TimeoutNegativeWarning', CLI, ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  fake = await startFakeOpenAI();
+  const port = await freePort();
+  app = await startGemello(['serve'], { ...env, PORT: String(port), OPENAI_API_KEY: 'k', OPENAI_BASE_URL: fake.url });
+  const client = await connect(`ws://127.0.0.1:${port}/ws`);
+  for (const prompt of ['first', 'second']) {
+    client.send({ digitalTwinId: 'warren-buffett-001', prompt });
+    conversationId = (await client.next((f) => f.type === 'reply')).conversationId as string;
+  }
+  client.close();
+  await app.kill('SIGTERM'); // a clean stop writes snapshots and the projection is caught up
+}, 120_000);
+
+afterAll(async () => {
+  await app?.kill();
+  await fake?.close();
+  await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await sql.end();
+  redis.disconnect();
+});
+
+describe('the gemello CLI', () => {
+  it('lists a conversation\'s events from the log, as a table and as JSON', async () => {
+    const table = await gemello('events', conversationId);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^\s+1\s+\S+\s+ConversationStarted/m);
+    expect(table.stdout).toMatch(/^\s+5\s+\S+\s+ReplyGenerated/m);
+    const json = await gemello('events', conversationId, '--json');
+    expect(JSON.parse(json.stdout).map((e: { seq: number }) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('shows the state as it was at a seq', async () => {
+    const at3 = JSON.parse((await gemello('state', conversationId, '--at', '3')).stdout);
+    expect(at3.seq).toBe(3);
+    expect(at3.messages.map((m: { content: string }) => m.content)).toEqual(['first', 'echo: first']);
+    const now = JSON.parse((await gemello('state', conversationId)).stdout);
+    expect(now.seq).toBe(5);
+    expect((await gemello('state', randomUUID())).code).toBe(1);
+    expect((await gemello('state', conversationId, '--at', 'x')).code).toBe(2);
+  });
+
+  it('verify passes on consistent copies and finds a corrupted snapshot and read-model row', async () => {
+    const ok = await gemello('verify');
+    expect(ok.stdout).toMatch(/0 mismatches/);
+    expect(ok.code).toBe(0);
+
+    const key = `${namespace}gemello:snapshot:${conversationId}`;
+    const snap = JSON.parse((await redis.get(key))!);
+    snap.state.messages[0].content = 'tampered in redis';
+    await redis.set(key, JSON.stringify(snap));
+    await sql.unsafe(`UPDATE ${schema}.messages SET content = 'tampered in postgres' WHERE conversation_id = $1 AND seq = 3`, [conversationId]);
+
+    const bad = await gemello('verify');
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain(`MISMATCH ${conversationId} snapshot`);
+    expect(bad.stdout).toContain(`MISMATCH ${conversationId} messages`);
+    expect(bad.stdout).toMatch(/2 mismatches/);
+
+    // The snapshot comes back from the log.
+    expect((await gemello('snapshots', 'rebuild')).code).toBe(0);
+    expect(JSON.parse((await redis.get(key))!).state.messages[0].content).toBe('first');
+  });
+
+  it('doctor checks each backend', async () => {
+    const r = await gemello('doctor');
+    expect(r.stdout).toMatch(/^ok\s+event log \(Kafka/m);
+    expect(r.stdout).toMatch(/^ok\s+read models \(PostgreSQL/m);
+    expect(r.stdout).toMatch(/^ok\s+snapshots \(Redis/m);
+    expect(r.code).toBe(0);
+    const down = await new Promise<{ code: number; stdout: string }>((resolve) => {
+      execFile(process.execPath, [CLI, 'doctor'], { env: { ...process.env, ...env, REDIS_URL: 'redis://127.0.0.1:1' }, timeout: 60_000 }, (err, stdout) => resolve({ code: err ? 1 : 0, stdout }));
+    });
+    expect(down.code).toBe(1);
+    expect(down.stdout).toMatch(/^FAIL snapshots/m);
+    expect(down.stdout).toMatch(/fix: start Redis/);
+  });
+
+  it('explains bad usage', async () => {
+    const r = await gemello('nonsense');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('unknown command');
+  });
+});
