@@ -105,6 +105,7 @@ export function createApp(deps: AppDeps, upgradeWebSocket: UpgradeWebSocket) {
     return {
       onOpen(_evt, socket) {
         if (!who.ok) {
+          m.errors.inc({ code: 'unauthorized' });
           socket.send(JSON.stringify({ type: 'error', code: 'unauthorized', error: 'a valid token is required' }));
           socket.close(1008, 'unauthorized');
           return;

@@ -3,6 +3,8 @@ import { z } from 'zod';
 /** The largest text frame accepted; larger ones get `frame_too_large`. */
 export const MAX_FRAME_BYTES = 64 * 1024;
 export const MAX_PROMPT_CHARS = 8_000;
+/** The deepest nesting of objects and arrays a frame may have (the frame itself is depth 1). */
+export const MAX_DEPTH = 16;
 
 const id = z.string().min(1).max(200);
 const requestId = z.string().min(1).max(200).optional();
@@ -59,9 +61,45 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES | (string & {});
 
-/** Parses one text frame; returns the frame or an error code with a message. */
+/**
+ * Checks what zod cannot check cheaply, without recursion: nesting depth (a 10k-deep frame
+ * would overflow the stack of a recursive validator) and that every string and key is
+ * well-formed Unicode without NUL. `"\ud800"` is valid JSON, but no Postgres text or JSONB
+ * column can hold a lone surrogate or U+0000, so such a string would poison every
+ * projection of the log it reached.
+ */
+function inspect(json: unknown): string | null {
+  const stack: Array<[unknown, number]> = [[json, 1]];
+  while (stack.length) {
+    const [value, depth] = stack.pop()!;
+    if (typeof value === 'string') {
+      if (!clean(value)) return BAD_TEXT;
+    } else if (typeof value === 'object' && value !== null) {
+      if (depth > MAX_DEPTH) return `objects and arrays may nest at most ${MAX_DEPTH} deep`;
+      if (Array.isArray(value)) for (const v of value) stack.push([v, depth + 1]);
+      else {
+        for (const [k, v] of Object.entries(value)) {
+          if (!clean(k)) return BAD_TEXT;
+          // JSON.parse makes it an own key, but validators and spreads drop or misread it.
+          if (k === '__proto__') return 'the key __proto__ is not allowed';
+          stack.push([v, depth + 1]);
+        }
+      }
+    }
+  }
+  return null;
+}
+
+const BAD_TEXT = 'strings must be well-formed Unicode without NUL characters';
+const clean = (s: string) => s.isWellFormed() && !s.includes('\u0000');
+
+const encoder = new TextEncoder();
+/** UTF-8 length, computed only when the UTF-16 length leaves it in doubt. */
+const tooLarge = (text: string) => text.length > MAX_FRAME_BYTES || (text.length * 3 > MAX_FRAME_BYTES && encoder.encode(text).byteLength > MAX_FRAME_BYTES);
+
+/** Parses one text frame; returns the frame or an error code with a message. Never throws. */
 export function parseFrame(text: string): { ok: true; frame: ClientFrame } | { ok: false; code: ErrorCode; error: string; requestId?: string } {
-  if (text.length > MAX_FRAME_BYTES) return { ok: false, code: 'frame_too_large', error: ERROR_CODES.frame_too_large };
+  if (tooLarge(text)) return { ok: false, code: 'frame_too_large', error: ERROR_CODES.frame_too_large };
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -72,10 +110,18 @@ export function parseFrame(text: string): { ok: true; frame: ClientFrame } | { o
     return { ok: false, code: 'invalid_frame', error: 'a frame is a JSON object' };
   }
   const obj = json as Record<string, unknown>;
-  const rid = typeof obj.requestId === 'string' && obj.requestId.length <= 200 ? obj.requestId : undefined;
+  const bad = inspect(obj);
+  const rid = typeof obj.requestId === 'string' && obj.requestId.length <= 200 && clean(obj.requestId) ? obj.requestId : undefined;
+  if (bad) return { ok: false, code: 'invalid_frame', error: bad, requestId: rid };
   const schema = obj.type === undefined || obj.type === 'prompt' ? PromptFrame : obj.type === 'confirm' ? ConfirmFrame : obj.type === 'resume' ? ResumeFrame : null;
   if (!schema) return { ok: false, code: 'unknown_type', error: ERROR_CODES.unknown_type, requestId: rid };
-  const parsed = (schema as z.ZodType<ClientFrame>).safeParse(obj);
+  let parsed: ReturnType<z.ZodType<ClientFrame>['safeParse']>;
+  try {
+    parsed = (schema as z.ZodType<ClientFrame>).safeParse(obj);
+  } catch (err) {
+    // A validator that throws must not take the socket (or the process) down with it.
+    return { ok: false, code: 'invalid_frame', error: `could not validate the frame: ${(err as Error).message}`, requestId: rid };
+  }
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SpanKind } from '@opentelemetry/api';
+import { SpanKind, trace } from '@opentelemetry/api';
 import type { ClientCommand } from '../actors/commands.ts';
 import { fieldsSchema } from '../actors/twins.ts';
 import type { TwinCatalog } from '../actors/twins.ts';
@@ -30,22 +30,56 @@ export type SessionLimits = {
   burst: number;
   /** A socket that lets this much output pile up unread is closed (it can `resume` later). */
   maxBufferedBytes: number;
+  /** How long a resume waits for the read model to reach the log's end before it gives up. */
+  resumeWaitMs: number;
 };
 
-export const DEFAULT_LIMITS: SessionLimits = { ratePerSec: 20, burst: 40, maxBufferedBytes: 1 << 20 };
+export const DEFAULT_LIMITS: SessionLimits = { ratePerSec: 20, burst: 40, maxBufferedBytes: 1 << 20, resumeWaitMs: 5_000 };
+/** Commands a session remembers as its own (their answers and requestIds go only to it). */
+const MAX_OWN_COMMANDS = 1_000;
 
 export type SessionDeps = {
   log: EventLog;
   feed: Feed;
   catalog: TwinCatalog;
-  /** Events of a conversation after a seq, in order (the read model). */
+  /** Events of a conversation after a seq, in order (the read model; may return a page). */
   eventsAfter: ((conversationId: string, afterSeq: number) => Promise<EventEnvelope[]>) | null;
+  /** Whose a conversation is and which twin it talks to, by the read model (null: it has not seen it). */
+  conversationOf?: ((conversationId: string) => Promise<{ owner: string | null; twin: { id: string; name: string } | null } | null>) | null;
+  /** The offset of the events topic up to which the read model has applied a partition. */
+  projectedUntil?: ((partition: number) => Promise<number | null>) | null;
   metrics: Metrics;
   logger: Logger;
   limits: SessionLimits;
 };
 
-type Followed = { stop: () => void; lastSeq: number; twin: { id: string; name: string } | null; requests: Map<number, string | null> };
+type Followed = {
+  stop: () => void;
+  lastSeq: number;
+  twin: { id: string; name: string } | null;
+  requests: Map<number, string | null>;
+  /**
+   * Whether this socket may see the conversation's events. With auth on, a conversation
+   * named by a client is not verified until the actor accepts one of its commands (an
+   * event caused by it) or the read model says the principal owns it: until then another
+   * principal's conversation would leak to anyone who knows its id.
+   */
+  verified: boolean;
+  /** Live events held back while a resume reads the read model, so nothing is sent out of order. */
+  pending: Array<LoggedEvent | EventEnvelope> | null;
+  resuming: number;
+};
+
+/** A resume that cannot be served, with the code the client gets. */
+class ResumeRefused extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const tracer = tracerFor('gemello-gateway');
 
@@ -65,6 +99,8 @@ export function sessionMetrics(metrics: Metrics) {
 export function createSession(deps: SessionDeps, socket: SocketPort, principal: string | null, m: ReturnType<typeof sessionMetrics>) {
   const followed = new Map<string, Followed>();
   const byTwin = new Map<string, string>();
+  /** Commands this socket published that are not yet answered: commandId → the prompt's twin id. */
+  const mine = new Map<string, string | null>();
   let tokens = deps.limits.burst;
   let refilled = Date.now();
   let closed = false;
@@ -101,26 +137,36 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
     return f.twin ? { digitalTwinId: f.twin.id, digitalTwinName: f.twin.name } : {};
   }
 
-  function onEvent(conversationId: string, e: LoggedEvent | EventEnvelope, resumed = false): void {
+  function onEvent(conversationId: string, e: LoggedEvent | EventEnvelope): void {
     const f = followed.get(conversationId);
-    if (!f || e.seq <= f.lastSeq) return; // the first event with a seq wins; resume and live may overlap
-    f.lastSeq = e.seq;
-    if (resumed) {
-      send({ type: 'event', conversationId, seq: e.seq, event: e.type, occurredAt: e.occurredAt, data: e.data });
+    if (!f) return;
+    if (f.pending) {
+      f.pending.push(e);
       return;
     }
+    const own = e.causationId !== null && mine.has(e.causationId);
+    if (!f.verified) {
+      if (!own) return;
+      f.verified = true; // the actor accepted this socket's command, so its principal may see the conversation
+    }
+    if (e.seq <= f.lastSeq) return; // the first event with a seq wins; resume and live may overlap
+    f.lastSeq = e.seq;
     const requestId = (seq: number) => {
       const r = f.requests.get(seq);
       f.requests.delete(seq);
       return r ? { requestId: r } : {};
     };
-    void inSpan(tracer, 'ws.send', { parent: contextFrom(e.traceparent), kind: SpanKind.PRODUCER, attributes: { 'conversation.id': conversationId, 'event.seq': e.seq, 'event.type': e.type } }, async () => {
+    const deliver = async () => {
       switch (e.type) {
         case 'ConversationStarted':
           f.twin = { id: e.data.twinId, name: e.data.twinName };
           break;
         case 'PromptReceived':
-          f.requests.set(e.seq, e.data.requestId);
+          // Another socket's requestId means nothing here: echo only this socket's own.
+          if (own) {
+            f.requests.set(e.seq, e.data.requestId);
+            mine.delete(e.causationId!);
+          }
           break;
         case 'ReplyGenerated':
           send({ type: 'reply', ...twinFields(f), conversationId, seq: e.seq, reply: e.data.text, ...requestId(e.data.promptSeq) });
@@ -137,30 +183,57 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
         case 'DataConfirmed':
           break; // told by the `confirmed` notice, once its snapshot is written
       }
-    });
+    };
+    // Only an event that goes out as a frame gets a ws.send span, in the trace of the append that made it.
+    const framed = e.type === 'ReplyGenerated' || e.type === 'ReplyFailed' || e.type === 'AudioReady' || e.type === 'AudioFailed';
+    const attributes = { 'conversation.id': conversationId, 'event.seq': e.seq, 'event.type': e.type, ...(f.twin ? { 'twin.id': f.twin.id } : {}) };
+    (framed ? inSpan(tracer, 'ws.send', { parent: contextFrom(e.traceparent), kind: SpanKind.PRODUCER, attributes }, deliver) : deliver())
+      .catch((err) => deps.logger.warn(`sending event ${conversationId}/${e.seq}: ${(err as Error).message}`));
+  }
+
+  function sendResumed(conversationId: string, e: LoggedEvent | EventEnvelope): void {
+    send({ type: 'event', conversationId, seq: e.seq, event: e.type, occurredAt: e.occurredAt, data: e.data });
   }
 
   function onNotice(n: Notice): void {
+    // A notice answers one command: only the socket that sent it hears it.
+    if (!mine.has(n.commandId)) return;
+    const twinId = mine.get(n.commandId);
+    mine.delete(n.commandId);
     const f = followed.get(n.conversationId);
     if (!f) return;
     const rid = n.correlationId ? { requestId: n.correlationId } : {};
-    if (n.type === 'rejected') error(n.code, n.message, { ...twinFields(f), conversationId: n.conversationId, ...rid });
-    else send({ type: 'data.confirmed', conversationId: n.conversationId, seq: n.seq, data: n.data, ...rid });
+    if (n.type === 'rejected') {
+      error(n.code, n.message, { ...(f.verified ? twinFields(f) : {}), conversationId: n.conversationId, ...rid });
+      // Prompts without a conversationId must not keep going to a conversation that refused this twin.
+      if (twinId && byTwin.get(twinId) === n.conversationId && (n.code === 'forbidden' || n.code === 'twin_mismatch')) byTwin.delete(twinId);
+      if (!f.verified && f.resuming === 0) unfollow(n.conversationId);
+    } else send({ type: 'data.confirmed', conversationId: n.conversationId, seq: n.seq, data: n.data, ...rid });
   }
 
-  function follow(conversationId: string, twin: { id: string; name: string } | null): Followed {
+  function unfollow(conversationId: string): void {
+    followed.get(conversationId)?.stop();
+    followed.delete(conversationId);
+  }
+
+  function follow(conversationId: string, twin: { id: string; name: string } | null, verified = principal === null): Followed {
     let f = followed.get(conversationId);
     if (!f) {
-      const entry: Followed = { stop: () => {}, lastSeq: 0, twin, requests: new Map() };
+      const entry: Followed = { stop: () => {}, lastSeq: 0, twin, requests: new Map(), verified, pending: null, resuming: 0 };
       entry.stop = deps.feed.follow(conversationId, { event: (e) => onEvent(conversationId, e), notice: onNotice });
       followed.set(conversationId, entry);
       f = entry;
     }
     if (twin) f.twin = twin;
+    if (verified) f.verified = true;
     return f;
   }
 
-  async function publish(cmd: ClientCommand): Promise<void> {
+  async function publish(cmd: ClientCommand, twinId: string | null = null): Promise<void> {
+    mine.set(cmd.commandId, twinId);
+    // The frame's span (ws.receive) gets the ids a trace reader searches by.
+    trace.getActiveSpan()?.setAttributes({ 'conversation.id': cmd.conversationId, ...(twinId ? { 'twin.id': twinId } : {}) });
+    if (mine.size > MAX_OWN_COMMANDS) mine.delete(mine.keys().next().value!);
     await inSpan(tracer, 'kafka.produce', { kind: SpanKind.PRODUCER, attributes: { 'conversation.id': cmd.conversationId, 'command.type': cmd.type } }, async (span, ctx) => {
       cmd.traceparent = traceparentOf(ctx);
       const partition = partitionFor(cmd.conversationId, deps.log.partitions);
@@ -189,10 +262,12 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
       return;
     }
     // Without a conversationId, the socket keeps one conversation per twin.
+    const minted = !frame.conversationId && !byTwin.has(twin.id);
     const conversationId = frame.conversationId ?? byTwin.get(twin.id) ?? randomUUID();
     byTwin.set(twin.id, conversationId);
-    follow(conversationId, { id: twin.id, name: twin.name });
-    await publish({ ...meta(conversationId, frame.requestId), type: 'SubmitPrompt', data: { twin: { id: twin.id, name: twin.name }, text: frame.prompt } });
+    // A conversation this socket named itself (a fresh uuid) is its own from the start.
+    follow(conversationId, { id: twin.id, name: twin.name }, principal === null || minted);
+    await publish({ ...meta(conversationId, frame.requestId), type: 'SubmitPrompt', data: { twin: { id: twin.id, name: twin.name }, text: frame.prompt } }, twin.id);
   }
 
   async function confirm(frame: ConfirmFrame): Promise<void> {
@@ -211,48 +286,109 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
     await publish({ ...meta(frame.conversationId, frame.requestId), type: 'ConfirmData', data: { data: frame.data as Record<string, unknown> } });
   }
 
+  /** Waits until the read model holds everything the log had for the conversation's partition at the call. */
+  async function caughtUp(conversationId: string): Promise<void> {
+    if (!deps.projectedUntil) return;
+    const partition = partitionFor(conversationId, deps.log.partitions);
+    const end = (await deps.log.endOffsets(TOPICS.events))[partition] ?? 0;
+    const deadline = Date.now() + deps.limits.resumeWaitMs;
+    while (((await deps.projectedUntil(partition)) ?? 0) < end) {
+      if (closed) return;
+      if (Date.now() > deadline) throw new ResumeRefused('unavailable', 'the read model is behind the log; send resume again');
+      await sleep(20);
+    }
+  }
+
   async function resume(frame: ResumeFrame): Promise<void> {
+    const id = frame.conversationId;
     const rid = frame.requestId ? { requestId: frame.requestId } : {};
     if (!deps.eventsAfter) {
-      error('unavailable', 'resume needs the read model, which this process does not have', { conversationId: frame.conversationId, ...rid });
+      error('unavailable', 'resume needs the read model, which this process does not have', { conversationId: id, ...rid });
       return;
     }
-    // Follow first, then read what was missed: an event that lands in between comes by
-    // both paths and is sent once (seq order, first wins).
-    const f = follow(frame.conversationId, null);
-    f.lastSeq = Math.max(f.lastSeq, frame.afterSeq);
-    const events = await deps.eventsAfter(frame.conversationId, frame.afterSeq);
-    for (const e of events) {
-      if (e.type === 'ConversationStarted') f.twin = { id: e.data.twinId, name: e.data.twinName };
-      onEvent(frame.conversationId, e, true);
+    // Follow first (holding live events back), then make sure the read model has caught up
+    // with the log, then read it: an event is either in the log before the follow began, and
+    // so in what is read, or it comes live after it. Both paths may carry the same event; it
+    // is sent once, in seq order.
+    const known = followed.has(id);
+    const f = follow(id, null);
+    f.resuming++;
+    f.pending ??= [];
+    try {
+      await caughtUp(id);
+      if (!f.verified || !f.twin) {
+        // The twin too: a client resuming after seq 1 is not sent ConversationStarted, yet
+        // its replies name the twin.
+        const c = deps.conversationOf ? await deps.conversationOf(id) : null;
+        if (!f.verified) {
+          if (!c) throw new ResumeRefused('conversation_not_found', `no conversation ${id}`);
+          if (c.owner !== null && c.owner !== principal) throw new ResumeRefused('forbidden', `conversation ${id} belongs to another principal`);
+          f.verified = true;
+        }
+        f.twin ??= c?.twin ?? null;
+      }
+      // The client names what it has: everything after afterSeq, even what this socket was sent live.
+      let after = frame.afterSeq;
+      for (;;) {
+        const page = await deps.eventsAfter(id, after);
+        const fresh = page.filter((e) => e.seq > after);
+        if (!fresh.length || closed) break;
+        for (const e of fresh) {
+          if (e.seq <= after) continue;
+          if (e.type === 'ConversationStarted') f.twin = { id: e.data.twinId, name: e.data.twinName };
+          sendResumed(id, e);
+          after = e.seq;
+        }
+      }
+      f.lastSeq = Math.max(f.lastSeq, after);
+      send({ type: 'resumed', conversationId: id, lastSeq: f.lastSeq, ...twinFields(f), ...rid });
+    } catch (err) {
+      if (!(err instanceof ResumeRefused)) throw err;
+      error(err.code, err.message, { conversationId: id, ...rid });
+    } finally {
+      f.resuming--;
+      if (f.resuming === 0) {
+        const held = (f.pending ?? []).sort((a, b) => a.seq - b.seq);
+        f.pending = null;
+        for (const e of held) onEvent(id, e);
+        if (!known && !f.verified) unfollow(id);
+      }
     }
-    send({ type: 'resumed', conversationId: frame.conversationId, lastSeq: f.lastSeq, ...twinFields(f), ...rid });
+  }
+
+  async function handleText(text: string): Promise<void> {
+    lastActivity = Date.now();
+    m.framesIn.inc();
+    if (!allow()) {
+      error('rate_limited', ERROR_CODES.rate_limited);
+      return;
+    }
+    const parsed = parseFrame(text);
+    if (!parsed.ok) {
+      error(parsed.code, parsed.error, parsed.requestId ? { requestId: parsed.requestId } : {});
+      return;
+    }
+    const frame = parsed.frame;
+    try {
+      await inSpan(tracer, 'ws.receive', { kind: SpanKind.SERVER, attributes: { 'ws.frame.type': frame.type ?? 'prompt', 'twin.id': 'digitalTwinId' in frame ? (frame.digitalTwinId ?? '') : '' } }, async () => {
+        if (frame.type === 'confirm') await confirm(frame);
+        else if (frame.type === 'resume') await resume(frame);
+        else await prompt(frame);
+      });
+    } catch (err) {
+      deps.logger.warn(`frame failed: ${(err as Error).message}`);
+      error('unavailable', `could not hand the request to the log: ${(err as Error).message}`, frame.requestId ? { requestId: frame.requestId } : {});
+    }
   }
 
   return {
     /** Handles one text frame; never throws. */
     async onText(text: string): Promise<void> {
-      lastActivity = Date.now();
-      m.framesIn.inc();
-      if (!allow()) {
-        error('rate_limited', ERROR_CODES.rate_limited);
-        return;
-      }
-      const parsed = parseFrame(text);
-      if (!parsed.ok) {
-        error(parsed.code, parsed.error, parsed.requestId ? { requestId: parsed.requestId } : {});
-        return;
-      }
-      const frame = parsed.frame;
       try {
-        await inSpan(tracer, 'ws.receive', { kind: SpanKind.SERVER, attributes: { 'ws.frame.type': frame.type ?? 'prompt', 'twin.id': 'digitalTwinId' in frame ? (frame.digitalTwinId ?? '') : '' } }, async () => {
-          if (frame.type === 'confirm') await confirm(frame);
-          else if (frame.type === 'resume') await resume(frame);
-          else await prompt(frame);
-        });
+        await handleText(text);
       } catch (err) {
-        deps.logger.warn(`frame failed: ${(err as Error).message}`);
-        error('unavailable', `could not hand the request to the log: ${(err as Error).message}`, frame.requestId ? { requestId: frame.requestId } : {});
+        deps.logger.error(`frame handling failed: ${(err as Error).message}`);
+        error('internal', 'the gateway could not handle the frame');
       }
     },
     onBinary(): void {

@@ -3,13 +3,15 @@
 #   infra/kafka.sh start    download jars + format storage once, start in the background, wait until ready
 #   infra/kafka.sh stop     SIGTERM, up to 30 s, then SIGKILL (data is kept)
 #   infra/kafka.sh status   exit 0 if running and answering, 1 otherwise
-# Env: KAFKA_PORT (default 9092), KAFKA_CONTROLLER_PORT (default 9093), KAFKA_WAIT_SECONDS (default 90).
+# Env: KAFKA_PORT (default 9092), KAFKA_CONTROLLER_PORT (default 9093), KAFKA_WAIT_SECONDS (default 90),
+#      KAFKA_HOME_DIR (default infra/.kafka): data, logs and pid file, so a second broker (a test's
+#      private one, with its own ports) can run beside the first; the jars stay in infra/.kafka/libs.
 set -euo pipefail
 
 INFRA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$INFRA")"
-KDIR="$INFRA/.kafka"
-LIBS="$KDIR/libs"
+KDIR="${KAFKA_HOME_DIR:-$INFRA/.kafka}"
+LIBS="$INFRA/.kafka/libs"
 PIDFILE="$KDIR/kafka.pid"
 LOGDIR="$KDIR/logs"
 PORT="${KAFKA_PORT:-9092}"

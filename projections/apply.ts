@@ -1,9 +1,8 @@
 import { decodeEvent, isEventRecord } from '../events/codec.ts';
 import type { LoggedEvent } from '../events/schemas.ts';
 import type { LogRecord } from '../log/port.ts';
-import type { ConversationState } from '../actors/state.ts';
 import { planBatch } from './plan.ts';
-import type { Plan, Prior } from './plan.ts';
+import type { Plan, Prior, StoredState } from './plan.ts';
 import type { Query } from './sql.ts';
 
 /** What applying one batch did. */
@@ -115,7 +114,7 @@ export async function applyBatch(q: Query, projection: string, partition: number
   const prior = new Map<string, Prior>();
   if (events.length) {
     const ids = [...new Set(events.map((e) => e.conversationId))];
-    const rows = await q.query<{ id: string; state: ConversationState; metadata: Record<string, unknown> }>(SELECT_PRIOR, [JSON.stringify(ids)]);
+    const rows = await q.query<{ id: string; state: StoredState; metadata: Record<string, unknown> }>(SELECT_PRIOR, [JSON.stringify(ids)]);
     for (const row of rows) prior.set(row.id, { state: row.state, metadata: row.metadata });
   }
   const plan = planBatch(prior, events);

@@ -7,6 +7,8 @@ export type PostgresDbOptions = {
   schema?: string;
   /** Pool size. */
   max?: number;
+  /** Seconds to wait for a connection; short, so a caller retrying through an outage is not stuck in one attempt. */
+  connectTimeout?: number;
 };
 
 const IDENT = /^[a-z_][a-z0-9_]*$/i;
@@ -18,6 +20,11 @@ export function createPostgresDb(options: PostgresDbOptions): Db {
   const sql = postgres(options.url, {
     max: options.max ?? 10,
     onnotice: () => {},
+    connect_timeout: options.connectTimeout ?? 5,
+    // The package's default waits up to 20 s between reconnects once a few have failed
+    // (3^n/100 s, counted across the pool), so the read model stayed dark that long after
+    // Postgres came back. Callers retry with their own backoff; reconnect within a second.
+    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** retries, 1),
     // Offsets and counts are bigint columns: read them as numbers, like PGlite does.
     types: { int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
     connection: schema ? { search_path: schema } : {},

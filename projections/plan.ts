@@ -2,8 +2,15 @@ import type { LoggedEvent } from '../events/schemas.ts';
 import { evolve, initialState } from '../actors/state.ts';
 import type { ConversationState } from '../actors/state.ts';
 
+/**
+ * The fold as stored in conversations.state: everything but `messages`, which are the rows
+ * of the messages table. Writing the whole transcript again with every event made the
+ * upsert the projector's bottleneck (and its cost grow with the conversation).
+ */
+export type StoredState = Omit<ConversationState, 'messages'>;
+
 /** What the read model holds of a conversation before a batch. */
-export type Prior = { state: ConversationState; metadata: Record<string, unknown> };
+export type Prior = { state: StoredState; metadata: Record<string, unknown> };
 
 export type ConversationRow = {
   id: string;
@@ -12,7 +19,7 @@ export type ConversationRow = {
   user_id: string | null;
   started_at: string | null;
   metadata: Record<string, unknown>;
-  state: ConversationState;
+  state: StoredState;
   last_seq: number;
   last_event_id: string | null;
   last_event_at: string | null;
@@ -84,11 +91,16 @@ const isoOrNull = (s: string): string | null => {
 export function planBatch(prior: Map<string, Prior>, events: LoggedEvent[]): Plan {
   const plan: Plan = { conversations: [], messages: [], confirmed: [], events: [], patches: [], applied: [], duplicates: 0, gaps: [] };
   const touched = new Map<string, { prior: Prior; state: ConversationState; last: LoggedEvent }>();
+  // Messages are not needed to fold (no decision reads them here) and are not stored in the state.
+  const priorState = (id: string): ConversationState => {
+    const p = prior.get(id);
+    return p ? { ...p.state, messages: [] } : initialState(id);
+  };
   const patches = new Map<string, MessagePatch>();
   for (const e of events) {
     const id = e.conversationId;
     let t = touched.get(id);
-    const before = t?.state ?? prior.get(id)?.state ?? initialState(id);
+    const before = t?.state ?? priorState(id);
     if (e.seq <= before.seq) {
       plan.duplicates++;
       continue;
@@ -170,7 +182,7 @@ export function planBatch(prior: Map<string, Prior>, events: LoggedEvent[]): Pla
   }
   plan.patches = [...patches.values()];
   for (const [id, t] of touched) {
-    const s = t.state;
+    const { messages: _transcript, ...s } = t.state;
     plan.conversations.push({
       id,
       twin_id: s.twin?.id ?? null,

@@ -135,6 +135,11 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
         idleTimeoutMs: config.wsIdleMs,
         limits: { ...DEFAULT_LIMITS, ratePerSec: config.rate.perSec, burst: config.rate.burst },
         eventsAfter: (id, after) => readApi.getEvents(id, after),
+        conversationOf: async (id) => {
+          const s = await stateSource.stateOf(id);
+          return s ? { owner: s.state.userId, twin: s.state.twin } : null;
+        },
+        projectedUntil: (partition) => stateSource.coveredUntil(partition),
         checks: async () => {
           const check = async (f: () => Promise<unknown>) => {
             try {

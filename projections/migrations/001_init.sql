@@ -12,9 +12,10 @@ CREATE TABLE digital_twins (
   updated_at    TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
--- One row per conversation. `state` is the fold of its events up to `last_seq` (the same
--- value actors/state.ts computes), and last_partition/last_offset is where that event
--- sits in the log: the actor host recovers from here plus the log's tail.
+-- One row per conversation. `state` is the fold of its events up to `last_seq` (the value
+-- actors/state.ts computes) except its transcript, `messages`, which is this
+-- conversation's rows in the messages table; last_partition/last_offset is where that
+-- event sits in the log. The actor host recovers from here plus the log's tail.
 -- No foreign key to digital_twins: the log is the truth, and a twin removed from the
 -- catalog must not stop the projection.
 CREATE TABLE conversations (

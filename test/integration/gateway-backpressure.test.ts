@@ -1,0 +1,99 @@
+// A client that stops reading cannot make the gateway queue output for it without bound:
+// once its unread output passes the limit (1 MB), the gateway stops sending and closes the
+// socket with 1008, while other sockets go on as before.
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
+import { freePort, startGemello } from '../support/processes.ts';
+import type { Gemello } from '../support/processes.ts';
+import { connect } from '../support/ws-client.ts';
+
+const REPLY_BYTES = 600_000;
+const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
+let model: ReturnType<typeof createServer>;
+let gemello: Gemello;
+let port: number;
+
+/** A model that answers every prompt with a 600 KB reply (or a short one when asked "short"). */
+async function startBigModel() {
+  const server = createServer(async (req, res) => {
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    const messages = (JSON.parse(body) as { messages: { role: string; content: string }[] }).messages;
+    const last = messages.filter((m) => m.role === 'user').at(-1)?.content ?? '';
+    const content = last === 'short' ? 'a short answer' : `${last}: ${'x'.repeat(REPLY_BYTES)}`;
+    const text = JSON.stringify({ id: 'c', object: 'chat.completion', created: 0, model: 'big', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return server;
+}
+
+beforeAll(async () => {
+  model = await startBigModel();
+  port = await freePort();
+  gemello = await startGemello(['serve'], {
+    PORT: String(port),
+    KAFKA_BROKERS: KAFKA_BROKERS.join(','),
+    DATABASE_URL,
+    DATABASE_SCHEMA: `bp_${randomUUID().slice(0, 8)}`,
+    REDIS_URL,
+    GEMELLO_NAMESPACE: `bp${randomUUID().slice(0, 8)}.`,
+    OPENAI_API_KEY: 'test-key',
+    OPENAI_BASE_URL: `http://127.0.0.1:${(model.address() as AddressInfo).port}/v1`,
+    GEMELLO_SPEECH: 'off',
+  });
+});
+
+afterAll(async () => {
+  await gemello?.kill();
+  model?.closeAllConnections();
+  await new Promise((r) => model?.close(r));
+});
+
+const metric = async (series: string) => {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+};
+const rssKb = (pid: number) => import('node:fs').then((fs) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]));
+
+describe('backpressure', () => {
+  it('closes a socket that does not read (1008) once its unread output passes the limit; others are unaffected', async () => {
+    const slow = await connect(`ws://127.0.0.1:${port}/ws`);
+    const raw = (slow.ws as unknown as { _socket: Socket })._socket;
+    raw.pause(); // the client reads nothing from here on, but still sends
+    const rssBefore = await rssKb(gemello.child.pid!);
+
+    // Each prompt (a conversation of its own) comes back as a 600 KB reply: 20 of them are
+    // 12 MB, more than the kernel's socket buffers and the gateway's 1 MB limit together.
+    const N = 20;
+    for (let i = 0; i < N; i++) slow.send({ ...seed, conversationId: `bp-${randomUUID()}`, prompt: `p${i}` });
+    const t0 = Date.now();
+    while ((await metric('gemello_ws_errors_total{code="slow_consumer"}')) < 1) {
+      if (Date.now() - t0 > 40_000) throw new Error(`the gateway never gave up on the slow socket:\n${gemello.output().slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const gaveUpMs = Date.now() - t0;
+    const rssAfter = await rssKb(gemello.child.pid!);
+
+    // Another client is served as usual meanwhile.
+    const other = await connect(`ws://127.0.0.1:${port}/ws`);
+    other.send({ ...seed, prompt: 'short' });
+    expect(await other.next((f) => f.type === 'reply', 20_000)).toMatchObject({ reply: 'a short answer' });
+    other.close();
+
+    // The slow client reads again: it finds what was queued before the limit, then the close.
+    raw.resume();
+    for (const end = Date.now() + 20_000; !slow.closed() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+    expect(slow.closed()).toMatchObject({ code: 1008, reason: expect.stringContaining('slow consumer') });
+    const replies = slow.frames.filter((f) => f.type === 'reply').length;
+    expect(replies).toBeGreaterThan(0);
+    expect(replies).toBeLessThan(N);
+    expect(gemello.child.exitCode).toBeNull();
+    console.log(`backpressure: closed after ${gaveUpMs} ms with ${replies}/${N} replies queued; gateway RSS ${Math.round(rssBefore / 1024)} → ${Math.round(rssAfter / 1024)} MB`);
+  }, 90_000);
+});

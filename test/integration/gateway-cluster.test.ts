@@ -1,0 +1,153 @@
+// Two gateways on one log: a client that drops off one and comes back on the other with
+// `resume` gets exactly what it missed, in order and once, and then the live frames.
+// Gateway 1 is `gemello serve` (gateway, actors, projections); gateway 2 is `gemello gateway`.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readConversation } from '../../cli/read-conversation.ts';
+import { createKafkaLog } from '../../log/kafka.ts';
+import { startFakeOpenAI } from '../support/fake-openai.ts';
+import type { FakeOpenAI } from '../support/fake-openai.ts';
+import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
+import { freePort, startGemello } from '../support/processes.ts';
+import type { Gemello } from '../support/processes.ts';
+import { connect } from '../support/ws-client.ts';
+import type { Frame } from '../support/ws-client.ts';
+
+const namespace = `gc${randomUUID().slice(0, 8)}.`;
+const schema = `gc_${randomUUID().slice(0, 8)}`;
+const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
+let fake: FakeOpenAI;
+let one: Gemello;
+let two: Gemello;
+let url1: string;
+let url2: string;
+
+beforeAll(async () => {
+  fake = await startFakeOpenAI();
+  const [p1, p2] = [await freePort(), await freePort()];
+  url1 = `ws://127.0.0.1:${p1}/ws`;
+  url2 = `ws://127.0.0.1:${p2}/ws`;
+  const env = {
+    KAFKA_BROKERS: KAFKA_BROKERS.join(','),
+    DATABASE_URL,
+    DATABASE_SCHEMA: schema,
+    REDIS_URL,
+    GEMELLO_NAMESPACE: namespace,
+    OPENAI_API_KEY: 'test-key',
+    OPENAI_BASE_URL: fake.url,
+    GEMELLO_SPEECH: 'off',
+  };
+  one = await startGemello(['serve'], { ...env, PORT: String(p1) });
+  two = await startGemello(['gateway'], { ...env, PORT: String(p2) });
+});
+
+afterAll(async () => {
+  await Promise.all([one?.kill(), two?.kill()]);
+  await fake?.close();
+});
+
+async function logOf(conversationId: string) {
+  const log = createKafkaLog({ brokers: KAFKA_BROKERS, partitions: 12, namespace });
+  try {
+    return await readConversation(log, conversationId);
+  } finally {
+    await log.close();
+  }
+}
+
+const seqs = (frames: Frame[], type: string) => frames.filter((f) => f.type === type).map((f) => f.seq as number);
+
+describe('two gateways', () => {
+  it('a client that moves from gateway 1 to gateway 2 gets what it missed, once and in order, then live frames', async () => {
+    // Alice talks on gateway 1, then drops off having seen up to seq 5.
+    const alice = await connect(url1);
+    alice.send({ ...seed, prompt: 'one', requestId: 'a1' });
+    const r1 = await alice.next((f) => f.type === 'reply');
+    alice.send({ ...seed, prompt: 'two', requestId: 'a2' });
+    const r2 = await alice.next((f) => f.type === 'reply');
+    const id = r1.conversationId as string;
+    expect([r1.seq, r2.seq]).toEqual([3, 5]);
+    alice.close();
+
+    // Meanwhile, on gateway 2, the conversation goes on.
+    const bob = await connect(url2);
+    for (const prompt of ['three', 'four']) {
+      bob.send({ ...seed, conversationId: id, prompt });
+      await bob.next((f) => f.type === 'reply');
+    }
+
+    // Alice comes back, on gateway 2.
+    const back = await connect(url2);
+    back.send({ type: 'resume', conversationId: id, afterSeq: 5, requestId: 'again' });
+    const resumed = await back.next((f) => f.type === 'resumed');
+    expect(resumed).toMatchObject({ conversationId: id, lastSeq: 9, requestId: 'again', ...seed });
+    const missed = back.frames.filter((f) => f.type === 'event');
+    expect(missed.map((f) => [f.seq, f.event])).toEqual([[6, 'PromptReceived'], [7, 'ReplyGenerated'], [8, 'PromptReceived'], [9, 'ReplyGenerated']]);
+    expect(missed.map((f) => (f.data as { text: string }).text)).toEqual(['three', 'echo: three', 'four', 'echo: four']);
+    for (const f of missed) expect(f).toMatchObject({ conversationId: id, occurredAt: expect.any(String) });
+
+    // Live frames continue: bob's next prompt, then her own; each reply reaches both, once.
+    bob.send({ ...seed, conversationId: id, prompt: 'five', requestId: 'b5' });
+    expect(await back.next((f) => f.type === 'reply')).toMatchObject({ seq: 11, reply: 'echo: five', conversationId: id, ...seed });
+    back.send({ ...seed, conversationId: id, prompt: 'six', requestId: 'a6' });
+    expect(await back.next((f) => f.type === 'reply')).toMatchObject({ seq: 13, reply: 'echo: six', requestId: 'a6' });
+    expect(await bob.next((f) => f.seq === 13)).toMatchObject({ type: 'reply', reply: 'echo: six' });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(seqs(back.frames, 'reply')).toEqual([11, 13]);
+    expect(back.frames.find((f) => f.seq === 11)).not.toHaveProperty('requestId'); // bob's, not hers
+    back.close();
+    bob.close();
+
+    const log = await logOf(id);
+    expect(log.map((e) => e.seq)).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
+  });
+
+  it('a resume that races a busy conversation loses nothing and repeats nothing', async () => {
+    const alice = await connect(url1);
+    alice.send({ ...seed, prompt: 'start', requestId: 'start' });
+    const first = await alice.next((f) => f.type === 'reply');
+    const id = first.conversationId as string;
+    const seen = first.seq as number;
+    alice.close();
+
+    // Bob fires prompts at gateway 2; alice resumes on gateway 1 while they are answered.
+    const bob = await connect(url2);
+    const N = 12;
+    for (let i = 0; i < N; i++) bob.send({ ...seed, conversationId: id, prompt: `burst ${i}`, requestId: `b${i}` });
+    const bobReplies = () => bob.frames.filter((f) => f.type === 'reply').length;
+    const until = async (ok: () => boolean, what: string) => {
+      for (const end = Date.now() + 20_000; !ok(); await new Promise((r) => setTimeout(r, 5))) if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    };
+    await until(() => bobReplies() >= 2, 'bob\'s first replies');
+    const back = await connect(url1);
+    back.send({ type: 'resume', conversationId: id, afterSeq: seen });
+    await until(() => bobReplies() === N, 'all of bob\'s replies');
+    const resumed = await back.next((f) => f.type === 'resumed');
+    const lastSeq = resumed.lastSeq as number;
+    const all = 1 + 2 * (N + 1); // ConversationStarted, then a prompt and its reply each
+    const end = Date.now() + 10_000;
+    while (!back.frames.some((f) => f.seq === all) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200));
+
+    // What came by resume is every event from seen+1 to lastSeq; what came live is every reply after it.
+    const events = seqs(back.frames, 'event');
+    expect(events).toEqual(Array.from({ length: lastSeq - seen }, (_, i) => seen + 1 + i));
+    const log = await logOf(id);
+    expect(log.map((e) => e.seq)).toEqual(Array.from({ length: all }, (_, i) => i + 1));
+    const repliesAfter = log.filter((e) => e.type === 'ReplyGenerated' && e.seq > lastSeq).map((e) => e.seq);
+    expect(seqs(back.frames, 'reply')).toEqual(repliesAfter);
+    // And the frames arrived in seq order.
+    const order = back.frames.filter((f) => typeof f.seq === 'number').map((f) => f.seq as number);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    back.close();
+    bob.close();
+  });
+
+  it('resuming a conversation nobody started answers at once, empty', async () => {
+    const c = await connect(url2);
+    c.send({ type: 'resume', conversationId: `never-${randomUUID()}`, afterSeq: 0, requestId: 'x' });
+    // No auth: an unknown conversation resumes empty, and is then followed live.
+    expect(await c.next((f) => f.requestId === 'x')).toMatchObject({ type: 'resumed', lastSeq: 0 });
+    c.close();
+  });
+});

@@ -1,0 +1,231 @@
+// One WebSocket session against in-memory ports: what a client sees when it resumes while
+// the conversation moves on, when it names someone else's conversation, when its frames
+// are garbage, and when it stops reading.
+import { describe, expect, it } from 'vitest';
+import { createTwinCatalog } from '../../actors/twins.ts';
+import type { Notice } from '../../events/codec.ts';
+import type { EventEnvelope } from '../../events/schemas.ts';
+import type { FeedListener } from '../../gateway/feed.ts';
+import type { Feed } from '../../gateway/feed.ts';
+import { createSession, DEFAULT_LIMITS, sessionMetrics } from '../../gateway/session.ts';
+import type { SessionDeps } from '../../gateway/session.ts';
+import { partitionFor } from '../../log/partition.ts';
+import type { EventLog, OutgoingRecord } from '../../log/port.ts';
+import { createMetrics } from '../../telemetry/metrics.ts';
+
+type Frame = Record<string, unknown>;
+const seed = { id: 'warren-buffett-001', name: 'Warren Buffett' };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function world(opts: { events?: EventEnvelope[]; readDelayMs?: number; projected?: () => number; end?: number; owners?: Record<string, string | null> } = {}) {
+  const listeners = new Map<string, Set<FeedListener>>();
+  const feed = {
+    start: async () => {},
+    stop: async () => {},
+    follow(id: string, l: FeedListener) {
+      if (!listeners.has(id)) listeners.set(id, new Set());
+      listeners.get(id)!.add(l);
+      return () => listeners.get(id)!.delete(l);
+    },
+  } as unknown as Feed;
+  const appended: OutgoingRecord[] = [];
+  const log = {
+    kind: 'kafka',
+    partitions: 12,
+    append: async (_t: string, _p: number, records: OutgoingRecord[]) => (appended.push(...records), appended.length - 1),
+    endOffsets: async () => new Array(12).fill(opts.end ?? 0),
+  } as unknown as EventLog;
+  const stored = opts.events ?? [];
+  const reads: number[] = [];
+  const deps: SessionDeps = {
+    log,
+    feed,
+    catalog: createTwinCatalog(),
+    metrics: createMetrics(),
+    logger: { info() {}, warn() {}, error() {} },
+    limits: { ...DEFAULT_LIMITS, resumeWaitMs: 300 },
+    eventsAfter: async (id, after) => {
+      reads.push(after);
+      await sleep(opts.readDelayMs ?? 0);
+      return stored.filter((e) => e.conversationId === id && e.seq > after).slice(0, 2); // pages of two
+    },
+    conversationOf: async (id) => (opts.owners && id in opts.owners ? { owner: opts.owners[id]!, twin: seed } : stored.some((e) => e.conversationId === id) ? { owner: null, twin: seed } : null),
+    projectedUntil: async () => opts.projected?.() ?? opts.end ?? 0,
+  };
+  const m = sessionMetrics(deps.metrics);
+  const client = (principal: string | null = null, buffered = () => 0) => {
+    const frames: Frame[] = [];
+    const closes: Array<[number, string]> = [];
+    const session = createSession(deps, { send: (t) => frames.push(JSON.parse(t)), buffered, close: (c, r) => closes.push([c, r]) }, principal, m);
+    return { session, frames, closes, send: (f: unknown) => session.onText(typeof f === 'string' ? f : JSON.stringify(f)) };
+  };
+  return {
+    deps,
+    appended,
+    reads,
+    client,
+    commands: () => appended.map((r) => JSON.parse(r.value) as { commandId: string; conversationId: string; type: string; principal: string | null }),
+    emit(e: EventEnvelope) {
+      for (const l of listeners.get(e.conversationId) ?? []) l.event({ ...e, position: { partition: 0, offset: 0 } });
+    },
+    notice(n: Notice) {
+      for (const l of listeners.get(n.conversationId) ?? []) l.notice(n);
+    },
+    followers: (id: string) => listeners.get(id)?.size ?? 0,
+  };
+}
+
+let n = 0;
+function ev(conversationId: string, seq: number, type: EventEnvelope['type'], data: Record<string, unknown>, causationId: string | null = null): EventEnvelope {
+  return { eventId: `e${++n}`, conversationId, seq, schemaVersion: 1, occurredAt: new Date().toISOString(), causationId, correlationId: null, traceparent: null, type, data } as EventEnvelope;
+}
+const started = (id: string, userId: string | null = null, cause: string | null = null) => ev(id, 1, 'ConversationStarted', { twinId: seed.id, twinName: seed.name, userId, metadata: {} }, cause);
+const prompt = (id: string, seq: number, cause: string | null = null, requestId: string | null = null) => ev(id, seq, 'PromptReceived', { text: `q${seq}`, requestId }, cause);
+const reply = (id: string, seq: number, promptSeq = seq - 1) => ev(id, seq, 'ReplyGenerated', { promptSeq, text: `a${seq}`, model: 'm', tokens: { prompt: 1, completion: 1, total: 2 }, latencyMs: 1, audio: false });
+const history = (id: string, upTo: number, userId: string | null = null) => [started(id, userId), ...Array.from({ length: upTo - 1 }, (_, i) => (i % 2 === 0 ? prompt(id, i + 2) : reply(id, i + 2)))];
+
+describe('resume', () => {
+  it('sends every event after afterSeq once and in order, holding back live events that race the read', async () => {
+    const w = world({ events: history('c1', 7), readDelayMs: 30 });
+    const c = w.client();
+    const done = c.send({ type: 'resume', conversationId: 'c1', afterSeq: 3, requestId: 'r' });
+    await sleep(5);
+    // While the read model is being read, the conversation moves on: 7 is in both, 8 and 9 only live.
+    w.emit(reply('c1', 7));
+    w.emit(prompt('c1', 8));
+    w.emit(reply('c1', 9));
+    await done;
+    expect(c.frames.map((f) => `${f.type}:${f.seq ?? f.lastSeq}`)).toEqual(['event:4', 'event:5', 'event:6', 'event:7', 'resumed:7', 'reply:9']);
+    expect(c.frames[4]).toMatchObject({ conversationId: 'c1', requestId: 'r', digitalTwinId: seed.id });
+    // Paged reads: it asks until the read model has nothing more.
+    expect(w.reads).toEqual([3, 5, 7]);
+  });
+
+  it('waits for the read model to reach the log before reading it', async () => {
+    let covered = 10;
+    setTimeout(() => (covered = 20), 60);
+    const w = world({ events: history('c1', 3), end: 20, projected: () => covered });
+    const c = w.client();
+    const t0 = Date.now();
+    await c.send({ type: 'resume', conversationId: 'c1', afterSeq: 0 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(50);
+    expect(c.frames.map((f) => f.type)).toEqual(['event', 'event', 'event', 'resumed']);
+  });
+
+  it('says `unavailable` rather than leave a gap when the read model stays behind', async () => {
+    const w = world({ events: history('c1', 3), end: 20, projected: () => 10 });
+    const c = w.client();
+    await c.send({ type: 'resume', conversationId: 'c1', afterSeq: 0, requestId: 'r' });
+    expect(c.frames).toEqual([expect.objectContaining({ type: 'error', code: 'unavailable', conversationId: 'c1', requestId: 'r' })]);
+  });
+});
+
+describe('with auth, a conversation belongs to its principal', () => {
+  it('refuses to resume another principal\'s conversation, and an unknown one', async () => {
+    const w = world({ events: history('alice-1', 5, 'alice'), owners: { 'alice-1': 'alice' } });
+    const bob = w.client('bob');
+    await bob.send({ type: 'resume', conversationId: 'alice-1', afterSeq: 0 });
+    await bob.send({ type: 'resume', conversationId: 'nobody', afterSeq: 0 });
+    expect(bob.frames.map((f) => f.code)).toEqual(['forbidden', 'conversation_not_found']);
+    expect(w.followers('alice-1')).toBe(0);
+    w.emit(reply('alice-1', 7, 6));
+    expect(bob.frames).toHaveLength(2);
+
+    const alice = w.client('alice');
+    await alice.send({ type: 'resume', conversationId: 'alice-1', afterSeq: 0 });
+    expect(alice.frames.map((f) => f.type)).toEqual(['event', 'event', 'event', 'event', 'event', 'resumed']);
+  });
+
+  it('shows nothing of a named conversation until the actor accepts the socket\'s own command', async () => {
+    const w = world();
+    const alice = w.client('alice');
+    await alice.send({ digitalTwinId: seed.id, prompt: 'hi', requestId: 'a1' });
+    const aliceCmd = w.commands()[0]!;
+    const id = aliceCmd.conversationId;
+    const bob = w.client('bob');
+    await bob.send({ digitalTwinId: seed.id, prompt: 'let me in', conversationId: id, requestId: 'b1' });
+    const bobCmd = w.commands()[1]!;
+    expect(bobCmd).toMatchObject({ conversationId: id, principal: 'bob', type: 'SubmitPrompt' });
+
+    // Alice's conversation goes on; bob follows it but is not shown any of it.
+    w.emit(started(id, 'alice', aliceCmd.commandId));
+    w.emit(prompt(id, 2, aliceCmd.commandId, 'a1'));
+    w.emit(reply(id, 3));
+    // The actor refuses bob's prompt: only bob hears it, and he stops following.
+    w.notice({ type: 'rejected', commandId: bobCmd.commandId, conversationId: id, correlationId: 'b1', code: 'forbidden', message: 'no' });
+    w.emit(prompt(id, 4, aliceCmd.commandId));
+    w.emit(reply(id, 5));
+    await sleep(5);
+    expect(bob.frames).toEqual([{ type: 'error', conversationId: id, requestId: 'b1', error: 'no', code: 'forbidden' }]);
+    expect(alice.frames.map((f) => [f.type, f.seq, f.requestId])).toEqual([['reply', 3, 'a1'], ['reply', 5, undefined]]);
+
+    // A prompt without a conversationId starts bob's own conversation, not alice's.
+    await bob.send({ digitalTwinId: seed.id, prompt: 'mine' });
+    expect(w.commands()[2]!.conversationId).not.toBe(id);
+  });
+
+  it('echoes a requestId only to the socket that sent it', async () => {
+    const w = world();
+    const a = w.client();
+    const b = w.client();
+    await a.send({ digitalTwinId: seed.id, prompt: 'hi', conversationId: 'shared', requestId: 'from-a' });
+    await b.send({ type: 'resume', conversationId: 'shared', afterSeq: 0 });
+    const cmd = w.commands()[0]!;
+    w.emit(started('shared', null, cmd.commandId));
+    w.emit(prompt('shared', 2, cmd.commandId, 'from-a'));
+    w.emit(reply('shared', 3));
+    await sleep(5);
+    expect(a.frames.at(-1)).toMatchObject({ type: 'reply', seq: 3, requestId: 'from-a' });
+    expect(b.frames.at(-1)).toMatchObject({ type: 'reply', seq: 3 });
+    expect(b.frames.at(-1)).not.toHaveProperty('requestId');
+  });
+});
+
+describe('hostile input', () => {
+  it('answers every bad frame with one error frame with a code, and publishes nothing', async () => {
+    const w = world();
+    const c = w.client();
+    const deep = (n: number) => '{"a":'.repeat(n) + '1' + '}'.repeat(n);
+    const frames = [
+      'not json',
+      '[]',
+      'null',
+      '{"type":"dance"}',
+      `{"type":"confirm","conversationId":"x","data":{"k":${deep(10_000)}}}`,
+      `{"digitalTwinId":"${seed.id}","prompt":${deep(10_000)}}`,
+      `{"digitalTwinId":"${seed.id}","prompt":"\\ud800"}`,
+      `{"digitalTwinId":"${seed.id}","prompt":"a\\u0000b"}`,
+      `{"digitalTwinId":"${seed.id}","prompt":"hi","__proto__":{"admin":true}}`,
+      `{"type":"confirm","conversationId":"x","data":{"__proto__":{"admin":true}}}`,
+      `{"digitalTwinId":"${seed.id}","prompt":"${'€'.repeat(30_000)}"}`, // 30k characters, 90 KB
+      JSON.stringify({ digitalTwinId: 42, prompt: 'x' }),
+      JSON.stringify({ digitalTwinId: seed.id, prompt: ['x'] }),
+      JSON.stringify({ type: 'resume', conversationId: 'x', afterSeq: -1 }),
+      JSON.stringify({ type: 'resume', conversationId: 'x', afterSeq: 1.5 }),
+    ];
+    for (const f of frames) await c.send(f);
+    c.session.onBinary();
+    expect(c.frames).toHaveLength(frames.length + 1);
+    for (const f of c.frames) expect(f).toMatchObject({ type: 'error', code: expect.any(String) });
+    expect(c.frames.map((f) => f.code)).toContain('frame_too_large');
+    expect(w.appended).toHaveLength(0);
+  });
+});
+
+describe('backpressure', () => {
+  it('closes a socket whose unread output passes the limit, once, and sends it nothing more', async () => {
+    const w = world();
+    let buffered = 0;
+    const c = w.client(null, () => buffered);
+    await c.send({ digitalTwinId: seed.id, prompt: 'hi' });
+    const id = w.commands()[0]!.conversationId;
+    w.emit(started(id));
+    w.emit(reply(id, 3, 2));
+    buffered = DEFAULT_LIMITS.maxBufferedBytes + 1;
+    w.emit(reply(id, 5, 4));
+    w.emit(reply(id, 7, 6));
+    await sleep(5);
+    expect(c.frames.map((f) => f.seq)).toEqual([3]);
+    expect(c.closes).toEqual([[1008, expect.stringContaining('slow consumer')]]);
+  });
+});
