@@ -234,6 +234,7 @@ export async function run(): Promise<void> {
     // ---- 4. the peer: Emmett on the same Postgres ----------------------------------------
     await admin.unsafe(`CREATE SCHEMA IF NOT EXISTS "${peerSchema}"`);
     peer = getPostgreSQLEventStore(peerUrl);
+    await peer.schema.migrate(); // once, before concurrent appends race to create it
     const peerConvs = convs.slice(0, Math.min(PEER_STREAMS, N));
     let peerDone = 0;
     const t3 = now();
@@ -332,11 +333,13 @@ export async function run(): Promise<void> {
 
     // ---- 6. full replay: read + decode + fold every event of every partition ------------
     log('full replay of every partition');
+    const progress = new Array<string>(PARTITIONS).fill('-');
     const replayOnce = async (parts: number[]) => {
       const states = new Map<string, ConversationState>();
       let events = 0;
       const t = now();
       await Promise.all(parts.map((p) => kafkaLog.read(TOPICS.events, p, 0, (records) => {
+        progress[p] = `${records[0]!.offset}..${records[records.length - 1]!.offset}`;
         for (const r of records) {
           if (!isEventRecord(r)) continue;
           const e = decodeEvent(r);
@@ -347,7 +350,7 @@ export async function run(): Promise<void> {
       const ms = now() - t;
       return { events, ms, states };
     };
-    const all = await withProgress(() => 'replaying…', () => replayOnce(Array.from({ length: PARTITIONS }, (_, p) => p)));
+    const all = await withProgress(() => `replaying… ${progress.join(' ')}`, () => replayOnce(Array.from({ length: PARTITIONS }, (_, p) => p)));
     for (const c of convs.slice(0, 50)) if (all.states.get(c.id)?.lastEventId !== c.state.lastEventId) throw new Error(`replay of ${c.id} ended elsewhere`);
     const one = await replayOnce([0]);
     log(`replayed ${all.events.toLocaleString()} events in ${all.ms.toFixed(0)} ms; partition 0 alone: ${one.events.toLocaleString()} in ${one.ms.toFixed(0)} ms`);

@@ -35,6 +35,7 @@ export type SessionLimits = {
 };
 
 export const DEFAULT_LIMITS: SessionLimits = { ratePerSec: 20, burst: 40, maxBufferedBytes: 1 << 20, resumeWaitMs: 5_000 };
+
 /** Commands a session remembers as its own (their answers and requestIds go only to it). */
 const MAX_OWN_COMMANDS = 1_000;
 

@@ -16,6 +16,12 @@ export type BatchResult = {
   notices: number;
   /** Records that could not be applied (undecodable, or a gap in seq), with the reason. */
   rejected: { offset: number; kind: 'undecodable' | 'seq_gap'; reason: string }[];
+  /**
+   * With `contiguous`: the batch starts after the checkpoint, so offsets [from, to) were
+   * never applied here (the consumer group's offsets are ahead of this database: a new or
+   * reset database, a restored backup). Nothing was written; read the log from `from`.
+   */
+  hole: { from: number; to: number } | null;
 };
 
 // Postgres text and JSONB cannot hold U+0000; anything else is stored as it came.
@@ -91,12 +97,24 @@ async function write(q: Query, plan: Plan): Promise<void> {
  * passed over; the checkpoint row is locked first, so two deliveries of the same batch
  * (a rebalance, a retry) wait for each other instead of interleaving.
  */
-export async function applyBatch(q: Query, projection: string, partition: number, records: LogRecord[]): Promise<BatchResult> {
+export async function applyBatch(
+  q: Query,
+  projection: string,
+  partition: number,
+  records: LogRecord[],
+  options: { contiguous?: boolean } = {},
+): Promise<BatchResult> {
   const [cp] = await q.query<{ next_offset: number }>(LOCK_CHECKPOINT, [projection, partition]);
   const from = Number(cp!.next_offset);
   const fresh = records.filter((r) => r.offset >= from);
-  const result: BatchResult = { nextOffset: from, fresh: fresh.length, applied: [], duplicates: 0, notices: 0, rejected: [] };
+  const result: BatchResult = { nextOffset: from, fresh: fresh.length, applied: [], duplicates: 0, notices: 0, rejected: [], hole: null };
   if (!fresh.length) return result;
+  // Offsets of one partition need not be dense (Kafka transaction markers take one), so
+  // this check is only asked for where a hole is likely: the first batch after assignment.
+  if (options.contiguous && fresh[0]!.offset > from) {
+    result.hole = { from, to: fresh[0]!.offset };
+    return result;
+  }
 
   const events: LoggedEvent[] = [];
   for (const r of fresh) {

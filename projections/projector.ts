@@ -6,6 +6,7 @@ import { LATENCY_BUCKETS_MS } from '../telemetry/metrics.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { contextFrom, tracerFor } from '../telemetry/trace.ts';
 import { applyBatch } from './apply.ts';
+import type { BatchResult } from './apply.ts';
 import type { Db } from './sql.ts';
 
 export type ProjectorOptions = {
@@ -23,6 +24,11 @@ export type ProjectorOptions = {
    */
   attempts?: number;
   retryForMs?: number;
+  /**
+   * How often to look for assigned partitions that are behind the log while the group
+   * delivers nothing for them (its offsets are past this database's checkpoints).
+   */
+  idleCheckMs?: number;
 };
 
 export type Projector = {
@@ -41,6 +47,7 @@ export function createProjector(options: ProjectorOptions): Projector {
   const name = options.name ?? 'readmodel';
   const attempts = options.attempts ?? 5;
   const retryForMs = options.retryForMs ?? 5_000;
+  const idleCheckMs = options.idleCheckMs ?? 5_000;
   const logger = options.logger;
   const labels = { projection: name };
   const m = options.metrics && {
@@ -53,12 +60,13 @@ export function createProjector(options: ProjectorOptions): Projector {
   let stopped = false;
   const waiters = new Set<() => void>();
 
-  async function handle(partition: number, records: LogRecord[]): Promise<void> {
+  /** One batch in one transaction, tried again with backoff; throws once the budget is spent. */
+  async function apply(partition: number, records: LogRecord[], contiguous: boolean): Promise<BatchResult> {
     const first = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {
         const started = performance.now();
-        const r = await db.tx((q) => applyBatch(q, name, partition, records));
+        const r = await db.tx((q) => applyBatch(q, name, partition, records, { contiguous }));
         // One span per applied event, in the trace of the prompt that caused it, covering the batch's transaction.
         for (const e of r.applied) {
           tracer.startSpan('projection.apply', {
@@ -78,7 +86,7 @@ export function createProjector(options: ProjectorOptions): Projector {
           logger?.error(`partition ${partition} offset ${x.offset} not projected (${x.kind}): ${x.reason}`);
         }
         for (const w of [...waiters]) w();
-        return;
+        return r;
       } catch (err) {
         m?.failures.inc(labels);
         const ms = Math.min(2000, 100 * 2 ** (attempt - 1));
@@ -93,19 +101,90 @@ export function createProjector(options: ProjectorOptions): Projector {
     }
   }
 
+  // The database's checkpoints are the truth, the consumer group's offsets only where to
+  // start fetching. When the group is ahead (a new, reset or restored database), it would
+  // never deliver what lies between, so that stretch is read from the log directly.
+  const assigned = new Set<number>();
+  /** Partitions whose first batch since assignment started at the checkpoint. */
+  const checked = new Set<number>();
+  /** Partitions the group delivered something for since the last idle check. */
+  const delivered = new Set<number>();
+  const fills = new Map<number, Promise<void>>();
+
+  function fill(partition: number, from: number): Promise<void> {
+    let running = fills.get(partition);
+    if (!running) {
+      logger?.warn(`partition ${partition}: the read model stops at offset ${from}, before what the consumer group delivers; reading the log from there`);
+      running = log
+        .read(TOPICS.events, partition, from, async (batch) => {
+          if (stopped) throw new Error('the projector stopped');
+          await apply(partition, batch, false);
+        })
+        .then(() => {})
+        .finally(() => fills.delete(partition));
+      fills.set(partition, running);
+    }
+    return running;
+  }
+
+  async function handle(partition: number, records: LogRecord[]): Promise<void> {
+    delivered.add(partition);
+    const r = await apply(partition, records, !checked.has(partition));
+    if (r.hole) {
+      await fill(partition, r.hole.from);
+      await apply(partition, records, false);
+    } else if (r.fresh === 0) return;
+    checked.add(partition);
+  }
+
+  /** Fills assigned partitions that are behind the log but got nothing from the group since the last check. */
+  async function checkIdle(): Promise<void> {
+    const idle = [...assigned].filter((p) => !delivered.has(p) && !fills.has(p));
+    delivered.clear();
+    if (!idle.length) return;
+    const ends = await log.endOffsets(TOPICS.events);
+    const rows = await db.query<{ partition: number; next_offset: number }>('SELECT partition, next_offset FROM projection_checkpoints WHERE projection = $1', [name]);
+    const at = new Map(rows.map((r) => [Number(r.partition), Number(r.next_offset)]));
+    for (const p of idle) {
+      const from = at.get(p) ?? 0;
+      if (from < (ends[p] ?? 0) && !stopped && assigned.has(p)) {
+        fill(p, from).catch((err) => logger?.error(`partition ${p}: reading the log from ${from} failed: ${(err as Error).message}; trying again later`));
+      }
+    }
+  }
+  let idleTimer: ReturnType<typeof setInterval> | null = null;
+
   return {
     async start() {
       if (sub) return;
       stopped = false;
       await log.ensureTopics([TOPICS.events]);
-      sub = await log.consume({ group: `gemello-projection-${name}`, topic: TOPICS.events, from: 'earliest', handle });
+      sub = await log.consume({
+        group: `gemello-projection-${name}`,
+        topic: TOPICS.events,
+        from: 'earliest',
+        onAssigned(partitions) {
+          assigned.clear();
+          for (const p of partitions) assigned.add(p);
+          checked.clear();
+          delivered.clear();
+        },
+        handle,
+      });
+      idleTimer = setInterval(() => {
+        checkIdle().catch((err) => logger?.warn(`idle check failed: ${(err as Error).message}`));
+      }, idleCheckMs);
       logger?.info(`projection ${name} consuming ${TOPICS.events} from its checkpoints`);
     },
     async stop() {
       stopped = true;
+      if (idleTimer) clearInterval(idleTimer);
+      idleTimer = null;
       const s = sub;
       sub = null;
       await s?.stop();
+      await Promise.allSettled([...fills.values()]);
+      assigned.clear();
       for (const w of [...waiters]) w();
     },
     async caughtUp({ timeoutMs = Infinity } = {}) {

@@ -135,9 +135,10 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
         idleTimeoutMs: config.wsIdleMs,
         limits: { ...DEFAULT_LIMITS, ratePerSec: config.rate.perSec, burst: config.rate.burst },
         eventsAfter: (id, after) => readApi.getEvents(id, after),
+        // Owner and twin only: the state or the API view would load the whole transcript.
         conversationOf: async (id) => {
-          const s = await stateSource.stateOf(id);
-          return s ? { owner: s.state.userId, twin: s.state.twin } : null;
+          const [c] = await db.query<{ user_id: string | null; twin_id: string | null; twin_name: string | null }>('SELECT user_id, twin_id, twin_name FROM conversations WHERE id = $1', [id]);
+          return c ? { owner: c.user_id, twin: c.twin_id && c.twin_name ? { id: c.twin_id, name: c.twin_name } : null } : null;
         },
         projectedUntil: (partition) => stateSource.coveredUntil(partition),
         checks: async () => {

@@ -59,14 +59,12 @@ const metric = async (series: string) => {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? 0 : Number(line.slice(series.length + 1));
 };
-const rssKb = (pid: number) => import('node:fs').then((fs) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]));
 
 describe('backpressure', () => {
   it('closes a socket that does not read (1008) once its unread output passes the limit; others are unaffected', async () => {
     const slow = await connect(`ws://127.0.0.1:${port}/ws`);
     const raw = (slow.ws as unknown as { _socket: Socket })._socket;
     raw.pause(); // the client reads nothing from here on, but still sends
-    const rssBefore = await rssKb(gemello.child.pid!);
 
     // Each prompt (a conversation of its own) comes back as a 600 KB reply: 20 of them are
     // 12 MB, more than the kernel's socket buffers and the gateway's 1 MB limit together.
@@ -78,7 +76,6 @@ describe('backpressure', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     const gaveUpMs = Date.now() - t0;
-    const rssAfter = await rssKb(gemello.child.pid!);
 
     // Another client is served as usual meanwhile.
     const other = await connect(`ws://127.0.0.1:${port}/ws`);
@@ -94,6 +91,6 @@ describe('backpressure', () => {
     expect(replies).toBeGreaterThan(0);
     expect(replies).toBeLessThan(N);
     expect(gemello.child.exitCode).toBeNull();
-    console.log(`backpressure: closed after ${gaveUpMs} ms with ${replies}/${N} replies queued; gateway RSS ${Math.round(rssBefore / 1024)} → ${Math.round(rssAfter / 1024)} MB`);
+    console.log(`backpressure: closed after ${gaveUpMs} ms, with ${replies} of ${N} replies queued before the limit`);
   }, 90_000);
 });

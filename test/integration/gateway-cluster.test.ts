@@ -38,7 +38,8 @@ beforeAll(async () => {
     GEMELLO_SPEECH: 'off',
   };
   one = await startGemello(['serve'], { ...env, PORT: String(p1) });
-  two = await startGemello(['gateway'], { ...env, PORT: String(p2) });
+  // Gateway 2 also closes sockets that send nothing for 4 s.
+  two = await startGemello(['gateway'], { ...env, PORT: String(p2), GEMELLO_WS_IDLE_SECONDS: '4' });
 });
 
 afterAll(async () => {
@@ -149,5 +150,19 @@ describe('two gateways', () => {
     // No auth: an unknown conversation resumes empty, and is then followed live.
     expect(await c.next((f) => f.requestId === 'x')).toMatchObject({ type: 'resumed', lastSeq: 0 });
     c.close();
+  });
+
+  it('closes a socket that has sent nothing for GEMELLO_WS_IDLE_SECONDS', async () => {
+    const idle = await connect(url2);
+    const busy = await connect(url2);
+    const t0 = Date.now();
+    while (!idle.closed() && Date.now() - t0 < 12_000) {
+      busy.send({ type: 'resume', conversationId: 'keep-alive', afterSeq: -1 }); // an error, but activity
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(idle.closed()).toEqual({ code: 1000, reason: 'idle timeout' });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(3_900);
+    expect(busy.closed()).toBeNull();
+    busy.close();
   });
 });

@@ -80,6 +80,19 @@ describe('projector on the embedded backends (file log, PGlite on disk)', () => 
     const conv = await createReadApi(db2).getConversation(ids[5]!);
     expect(conv?.messages.map((m) => m.content)).toEqual(['q0', 'a0', 'q1', 'a1', 'q2', 'a2', 'q3', 'a3', 'q4', 'a4', 'q5', 'a5']);
     await db2.close();
+
+    // A new, empty read model beside a log whose group offsets are at the end (the data
+    // folder of the read model was deleted): the projector reads what the group will not deliver.
+    const fresh = createPGliteDb();
+    await migrate(fresh);
+    const projector3 = createProjector({ log: log2, db: fresh, idleCheckMs: 200 });
+    await projector3.start();
+    await projector3.caughtUp({ timeoutMs: 20_000 });
+    await projector3.stop();
+    const source3 = createReadModelStateSource(fresh);
+    for (const [i, id] of ids.entries()) expect((await source3.stateOf(id))?.state).toEqual(fold(id, all[i]!));
+    expect((await source3.stateOf(late[0]!.conversationId))?.seq).toBe(late.length);
+    await fresh.close();
     await log2.close();
   });
 });

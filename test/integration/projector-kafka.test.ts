@@ -13,6 +13,7 @@ import type { EventLog } from '../../log/port.ts';
 import { createPostgresDb } from '../../projections/db-postgres.ts';
 import { migrate } from '../../projections/migrate.ts';
 import { createProjector } from '../../projections/projector.ts';
+import { resetReadModel } from '../../projections/reset.ts';
 import type { Projector } from '../../projections/projector.ts';
 import type { Db } from '../../projections/sql.ts';
 import { createReadModelStateSource } from '../../projections/state-source.ts';
@@ -191,5 +192,24 @@ describe('projector on Kafka and PostgreSQL', () => {
     await projector.caughtUp({ timeoutMs: 30_000 });
     expect(metrics.value('gemello_projection_events_total', { projection: 'readmodel' }) - before).toBe(4);
     await expectRowsMatchLog(db, log);
+  });
+
+  it('rebuilds from offset 0 after a reset, although the consumer group has committed the end', async () => {
+    await projector!.stop();
+    await resetReadModel(db);
+    expect(await db.query('SELECT * FROM events')).toEqual([]);
+    const warnings: string[] = [];
+    const logger = { info() {}, warn: (m: string) => void warnings.push(m), error: (m: string) => void warnings.push(m) };
+    projector = createProjector({ log, db, idleCheckMs: 500, logger });
+    await projector.start();
+    // New events reach a few partitions (the group delivers them: a hole before them is read
+    // from the log); the others get nothing from the group and are read when found idle.
+    await appendAll(log, conversation(`conv-after-reset-${randomUUID()}`, 1));
+    await projector.caughtUp({ timeoutMs: 40_000 });
+    const expected = await expectRowsMatchLog(db, log);
+    expect(expected.size).toBe(ids.length + 8 + 2);
+    const filled = new Set(warnings.flatMap((w) => /^partition (\d+): the read model stops at offset 0/.exec(w)?.[1] ?? []));
+    const ends = await log.endOffsets(TOPICS.events);
+    expect(filled).toEqual(new Set(ends.flatMap((end, p) => (end > 0 ? [String(p)] : []))));
   });
 });
