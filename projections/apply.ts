@@ -24,11 +24,13 @@ export type BatchResult = {
   hole: { from: number; to: number } | null;
 };
 
-// Postgres text and JSONB cannot hold U+0000; anything else is stored as it came.
+// Postgres text and JSONB hold neither U+0000 nor a lone surrogate (JSON.stringify writes
+// those as \u0000 and \udXXX escapes); they become U+FFFD here, the log keeps them as they came.
 const NUL = /\u0000/g;
+const UNSTORABLE = /\\u0000|\\ud[89a-f]/i;
 const json = (rows: unknown[]): string => {
   const text = JSON.stringify(rows);
-  return text.includes('\\u0000') ? JSON.stringify(rows, (_k, v) => (typeof v === 'string' ? v.replace(NUL, '\uFFFD') : v)) : text;
+  return UNSTORABLE.test(text) ? JSON.stringify(rows, (_k, v) => (typeof v === 'string' ? v.toWellFormed().replace(NUL, '\uFFFD') : v)) : text;
 };
 
 const LOCK_CHECKPOINT = `
