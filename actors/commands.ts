@@ -12,14 +12,41 @@ const meta = {
 };
 
 const twin = z.object({ id: z.string().min(1), name: z.string().min(1) });
+const sealed = z.object({ enc: z.literal('a256gcm'), iv: z.string().max(100), ct: z.string() });
+const confirmed = z.record(z.string(), z.unknown());
 
-/** Commands a client can cause, as they travel on `gemello.commands`. */
+const start = z.object({ ...meta, type: z.literal('StartConversation'), data: z.object({ twin, metadata: z.record(z.string(), z.unknown()).default({}) }) });
+/**
+ * Erases the conversation's personal content (crypto-shredding). `asOperator`: sent by
+ * the operator's CLI, which needs no principal; the gateway sets it false, so a client
+ * can erase only its own conversations. `by` names who asked, for the record.
+ */
+const erase = z.object({
+  ...meta,
+  type: z.literal('EraseConversation'),
+  data: z.object({ by: z.string().max(200).nullable(), via: z.enum(['api', 'cli']), reason: z.string().max(500).nullable().default(null), asOperator: z.boolean().default(false) }),
+});
+
+/** Commands a client can cause, with their content in the clear: what `decide` reads. */
 export const ClientCommand = z.discriminatedUnion('type', [
-  z.object({ ...meta, type: z.literal('StartConversation'), data: z.object({ twin, metadata: z.record(z.string(), z.unknown()).default({}) }) }),
+  start,
   z.object({ ...meta, type: z.literal('SubmitPrompt'), data: z.object({ twin, text: z.string().min(1) }) }),
-  z.object({ ...meta, type: z.literal('ConfirmData'), data: z.object({ data: z.record(z.string(), z.unknown()) }) }),
+  z.object({ ...meta, type: z.literal('ConfirmData'), data: z.object({ data: confirmed }) }),
+  erase,
 ]);
 export type ClientCommand = z.infer<typeof ClientCommand>;
+
+/**
+ * Commands as they travel on `gemello.commands`: a prompt's text and confirmed data may be
+ * sealed with the conversation's key (actors/command-seal.ts), so they can be shredded too.
+ */
+export const WireCommand = z.discriminatedUnion('type', [
+  start,
+  z.object({ ...meta, type: z.literal('SubmitPrompt'), data: z.object({ twin, text: z.union([z.string().min(1), sealed]) }) }),
+  z.object({ ...meta, type: z.literal('ConfirmData'), data: z.object({ data: z.union([sealed, confirmed]) }) }),
+  erase,
+]);
+export type WireCommand = z.infer<typeof WireCommand>;
 
 /**
  * Commands the host gives itself when a side effect finishes. They never travel on

@@ -8,6 +8,9 @@ import type { ConversationState } from './state.ts';
  * Pure: ids, time and the sender arrive in the command.
  */
 export function decide(command: Command, state: ConversationState): DomainEvent[] {
+  if (state.erased && command.type !== 'EraseConversation' && 'commandId' in command) {
+    throw new DomainError('conversation_erased', `conversation ${state.conversationId} was erased; start a new one`);
+  }
   switch (command.type) {
     case 'StartConversation': {
       if (state.twin) {
@@ -32,6 +35,23 @@ export function decide(command: Command, state: ConversationState): DomainEvent[
       owned(state, command.principal);
       if (Object.keys(command.data.data).length === 0) throw new DomainError('invalid_data', 'nothing to confirm');
       return [{ type: 'DataConfirmed', data: { data: command.data.data, requestId: command.correlationId } }];
+    }
+    case 'EraseConversation': {
+      if (!state.twin) throw new DomainError('conversation_not_found', `conversation ${state.conversationId} does not exist`);
+      if (state.erased) return []; // erased before: the host only makes sure the key and snapshot are gone
+      if (!command.data.asOperator) owned(state, command.principal);
+      const { by, via, reason } = command.data;
+      return [{
+        type: 'ConversationErased',
+        data: {
+          by: by ?? command.principal,
+          via,
+          reason,
+          prompts: state.messages.filter((m) => m.role === 'user').length,
+          replies: state.messages.filter((m) => m.role === 'assistant').length,
+          confirmedFields: Object.keys(state.confirmedData).length,
+        },
+      }];
     }
     case 'RecordReply': {
       // Exactly one answer per prompt: an effect that finishes twice (a retry after a

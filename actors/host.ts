@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { SpanKind } from '@opentelemetry/api';
 import type { Context } from '@opentelemetry/api';
-import { decodeEvent, encodeEvent, encodeNotice, envelope, isEventRecord } from '../events/codec.ts';
+import { decodeEvent, encodeNotice, encodeSealedEvent, envelope, hasPersonalContent, isEventRecord, withoutContent } from '../events/codec.ts';
+import { KeyDestroyed, keysFor } from '../events/keys.ts';
+import type { KeyStore } from '../events/keys.ts';
 import type { DomainEvent, LogPosition, LoggedEvent } from '../events/schemas.ts';
 import type { EventLog, LogRecord, Subscription } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
@@ -10,8 +12,9 @@ import type { Metrics } from '../telemetry/metrics.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { contextFrom, inSpan, traceparentOf, tracerFor } from '../telemetry/trace.ts';
 import { createAppender } from './appender.ts';
-import { ClientCommand, DomainError } from './commands.ts';
-import type { Command, EffectCommand } from './commands.ts';
+import { openCommand, isSealedCommand } from './command-seal.ts';
+import { DomainError, WireCommand } from './commands.ts';
+import type { ClientCommand, EffectCommand } from './commands.ts';
 import { decide } from './decide.ts';
 import { EffectError } from './ports.ts';
 import type { AudioSink, ReplyModel, SnapshotStore, SpeechModel, StateSource } from './ports.ts';
@@ -29,6 +32,8 @@ export type ActorHostOptions = {
   catalog: TwinCatalog;
   replyModel: ReplyModel;
   speech?: { model: SpeechModel; sink: AudioSink } | null;
+  /** The conversations' data keys; without it, content is written to the log in the clear. */
+  keys?: KeyStore | null;
   metrics: Metrics;
   logger: Logger;
   group?: string;
@@ -57,6 +62,8 @@ type Actor = {
   pendingFrom: number | null;
   inFlight: Set<string>;
   traces: Map<number, string | null>;
+  /** The conversation's data key, cached with the actor (undefined: not loaded yet; null: none, or destroyed). */
+  key: Uint8Array | null | undefined;
 };
 
 type Partition = {
@@ -87,7 +94,8 @@ export function createActorHost(options: ActorHostOptions) {
   const now = options.now ?? (() => new Date());
   const newId = options.newId ?? randomUUID;
   const tracer = tracerFor('gemello-actors');
-  const recovery = createRecovery({ log, snapshots, readModel: options.readModel });
+  const keys = options.keys ?? null;
+  const recovery = createRecovery({ log, snapshots, readModel: options.readModel, keys });
   const partitions = new Map<number, Partition>();
   let subscription: Subscription | null = null;
   let timers: ReturnType<typeof setInterval>[] = [];
@@ -139,6 +147,7 @@ export function createActorHost(options: ActorHostOptions) {
       pendingFrom: null,
       inFlight: new Set(),
       traces: new Map(),
+      key: undefined,
     };
     part.actors.set(conversationId, actor);
     const a = actor;
@@ -184,6 +193,9 @@ export function createActorHost(options: ActorHostOptions) {
 
   async function commit(part: Partition, actor: Actor, events: DomainEvent[], meta: { causationId: string | null; correlationId: string | null; traceparent: string | null }): Promise<LoggedEvent[]> {
     if (part.revoked || !part.appender) throw new NotOwner(`partition ${part.id} is not owned by this host`);
+    // The key is made with the conversation's first content (get-or-create: the gateway may have made it).
+    if (keys && !actor.key && events.some((e) => hasPersonalContent(e.type))) actor.key = await keys.create(actor.id);
+    const key = actor.key;
     const { envs, next, base } = await inSpan(tracer, 'event.append', {
       parent: contextFrom(meta.traceparent),
       kind: SpanKind.PRODUCER,
@@ -192,7 +204,7 @@ export function createActorHost(options: ActorHostOptions) {
       // The events carry this span's context: what they cause downstream (projections, the socket, a snapshot) hangs under their append.
       const envs = envelope(actor.id, actor.state.seq, events, { ...meta, traceparent: traceparentOf(ctx) ?? meta.traceparent, now: now(), newId });
       const next = fold(actor.id, envs, actor.state);
-      const base = await part.appender!.append(envs.map(encodeEvent));
+      const base = await part.appender!.append(envs.map((e) => encodeSealedEvent(e, key)));
       span.setAttribute('messaging.kafka.offset', base);
       return { envs, next, base };
     });
@@ -215,11 +227,20 @@ export function createActorHost(options: ActorHostOptions) {
 
   async function snapshot(actor: Actor, parent?: Context): Promise<void> {
     if (!actor.position) return;
+    if (actor.state.erased) {
+      // An erased conversation keeps no snapshot: it recovers from the read model or the log.
+      await snapshots.delete(actor.id);
+      actor.unsnapshottedFrom = null;
+      actor.sinceSnapshot = 0;
+      return;
+    }
     const state = actor.state;
     const position = actor.position;
     await inSpan(tracer, 'snapshot.write', { parent, kind: SpanKind.CLIENT, attributes: { 'conversation.id': actor.id, 'event.seq': state.seq } }, () =>
       snapshots.put({ conversationId: actor.id, seq: state.seq, eventId: state.lastEventId, position, state }),
     );
+    // Erased while this one was written: it must not outlive the erasure.
+    if (actor.state.erased) await snapshots.delete(actor.id);
     if (actor.state.seq === state.seq) {
       actor.unsnapshottedFrom = null;
       actor.sinceSnapshot = 0;
@@ -230,31 +251,70 @@ export function createActorHost(options: ActorHostOptions) {
 
   // ---- commands ------------------------------------------------------------------
 
-  async function handleClient(part: Partition, actor: Actor, cmd: ClientCommand, offset: number): Promise<void> {
-    const parent = contextFrom(cmd.traceparent);
-    const attributes = { 'conversation.id': cmd.conversationId, 'command.type': cmd.type, 'messaging.kafka.partition': part.id, 'messaging.kafka.offset': offset, ...(cmd.type === 'SubmitPrompt' ? { 'twin.id': cmd.data.twin.id } : {}) };
+  async function handleClient(part: Partition, actor: Actor, wire: WireCommand, offset: number): Promise<void> {
+    const parent = contextFrom(wire.traceparent);
+    const attributes = { 'conversation.id': wire.conversationId, 'command.type': wire.type, 'messaging.kafka.partition': part.id, 'messaging.kafka.offset': offset, ...(wire.type === 'SubmitPrompt' ? { 'twin.id': wire.data.twin.id } : {}) };
     await inSpan(tracer, 'actor.handle', { parent, kind: SpanKind.CONSUMER, attributes }, async (_span, ctx) => {
+      const reject = async (code: string, message: string) => {
+        m.commands.inc({ type: wire.type, outcome: 'rejected' });
+        m.errors.inc({ kind: code });
+        await part.appender!.append([encodeNotice({ type: 'rejected', commandId: wire.commandId, conversationId: wire.conversationId, correlationId: wire.correlationId, code, message })]);
+      };
+      // The gateway sealed the prompt or data with the conversation's key; a resident actor has it cached.
+      if (keys && !actor.key && isSealedCommand(wire)) actor.key = (await keys.get([actor.id])).get(actor.id) ?? null;
+      const cmd = openCommand(wire, actor.key);
+      if (!cmd) {
+        if (actor.state.erased) return reject('conversation_erased', `conversation ${actor.id} was erased; start a new one`);
+        return reject('unreadable_command', `the command's content cannot be read with conversation ${actor.id}'s key`);
+      }
       let events: DomainEvent[];
       try {
         events = decide(cmd, actor.state);
       } catch (err) {
         if (!(err instanceof DomainError)) throw err;
-        m.commands.inc({ type: cmd.type, outcome: 'rejected' });
-        m.errors.inc({ kind: err.code });
-        await part.appender!.append([encodeNotice({ type: 'rejected', commandId: cmd.commandId, conversationId: cmd.conversationId, correlationId: cmd.correlationId, code: err.code, message: err.message })]);
-        return;
+        return reject(err.code, err.message);
       }
       m.commands.inc({ type: cmd.type, outcome: events.length ? 'applied' : 'duplicate' });
-      if (!events.length) return;
-      const traceparent = traceparentOf(ctx) ?? cmd.traceparent;
-      const logged = await commit(part, actor, events, { causationId: cmd.commandId, correlationId: cmd.correlationId, traceparent });
-      const confirmed = logged.find((e) => e.type === 'DataConfirmed');
-      if (confirmed) {
-        // Confirmed data is critical: the snapshot is written before the client is told.
-        await snapshot(actor);
-        await part.appender!.append([encodeNotice({ type: 'confirmed', commandId: cmd.commandId, conversationId: cmd.conversationId, correlationId: cmd.correlationId, seq: confirmed.seq, data: actor.state.confirmedData })]);
+      if (events.length) {
+        const traceparent = traceparentOf(ctx) ?? cmd.traceparent;
+        let logged: LoggedEvent[];
+        try {
+          logged = await commit(part, actor, events, { causationId: cmd.commandId, correlationId: cmd.correlationId, traceparent });
+        } catch (err) {
+          if (err instanceof KeyDestroyed) return reject('conversation_erased', err.message);
+          throw err;
+        }
+        const confirmed = logged.find((e) => e.type === 'DataConfirmed');
+        if (confirmed) {
+          // Confirmed data is critical: the snapshot is written before the client is told.
+          await snapshot(actor);
+          await part.appender!.append([encodeNotice({ type: 'confirmed', commandId: cmd.commandId, conversationId: cmd.conversationId, correlationId: cmd.correlationId, seq: confirmed.seq, data: actor.state.confirmedData }, actor.key)]);
+        }
       }
+      if (cmd.type === 'EraseConversation') await completeErasure(part, actor, cmd, events.length > 0);
     });
+  }
+
+  /**
+   * After ConversationErased is in the log: destroys the key (every copy of the content in
+   * the log becomes unreadable), drops the snapshot and the content held in memory, then
+   * tells the sender. Runs again when the command is redelivered (a crash in between), so
+   * an erasure always completes.
+   */
+  async function completeErasure(part: Partition, actor: Actor, cmd: ClientCommand, now: boolean): Promise<void> {
+    const erased = actor.state.erased!;
+    const keyDestroyed = keys ? await keys.destroy(actor.id) : false;
+    actor.key = null;
+    part.tail.update(actor.id, withoutContent);
+    actor.traces.clear();
+    if (actor.position) await snapshot(actor);
+    else await snapshots.delete(actor.id);
+    const { seq, at, by, prompts, replies, confirmedFields } = erased;
+    logger.info(`erased conversation ${actor.id} at seq ${seq}${now ? '' : ' (before)'}: ${prompts} prompts, ${replies} replies, ${confirmedFields} confirmed fields`);
+    await part.appender!.append([encodeNotice({
+      type: 'erased', commandId: cmd.commandId, conversationId: actor.id, correlationId: cmd.correlationId,
+      erasure: { seq, erasedAt: at, by, prompts, replies, confirmedFields, now, keyDestroyed },
+    })]);
   }
 
   async function handleCommands(partitionId: number, records: LogRecord[]): Promise<void> {
@@ -262,9 +322,9 @@ export function createActorHost(options: ActorHostOptions) {
     await part.ready;
     const work: Promise<void>[] = [];
     for (const record of records) {
-      let cmd: ClientCommand;
+      let cmd: WireCommand;
       try {
-        const parsed = ClientCommand.safeParse(JSON.parse(record.value));
+        const parsed = WireCommand.safeParse(JSON.parse(record.value));
         if (!parsed.success) throw new Error(parsed.error.issues[0]?.message);
         cmd = parsed.data;
       } catch (err) {
@@ -306,7 +366,7 @@ export function createActorHost(options: ActorHostOptions) {
       actor.inFlight.delete(key);
     } catch (err) {
       actor.inFlight.delete(key);
-      if (err instanceof NotOwner || stopping) return;
+      if (err instanceof NotOwner || err instanceof KeyDestroyed || stopping) return;
       m.errors.inc({ kind: 'effect_record_failed' });
       logger.warn(`recording ${key} of ${actor.id} failed (${(err as Error).message}); retrying in 1 s`);
       setTimeout(() => part.actors.get(actor.id) === actor && scheduleEffects(part, actor), 1000).unref?.();
@@ -371,8 +431,18 @@ export function createActorHost(options: ActorHostOptions) {
       const known = [snapCp, rmCp].filter((x): x is number => x !== null);
       const start = known.length ? Math.min(...known) : 0;
       part.tail = new TailIndex(start);
-      const end = await log.read(TOPICS.events, id, start, (records) => {
-        for (const r of records) if (isEventRecord(r)) part.tail.add(decodeEvent(r));
+      const end = await log.read(TOPICS.events, id, start, async (records) => {
+        const ring = await keysFor(keys, records);
+        for (const r of records) {
+          if (!isEventRecord(r)) continue;
+          const e = decodeEvent(r, ring);
+          if (e.type === 'ConversationErased') {
+            // What was read before the erasure is not kept in memory.
+            part.tail.update(e.conversationId, withoutContent);
+            keys?.forget(e.conversationId);
+          }
+          part.tail.add(e);
+        }
       });
       part.appender = createAppender({ log, topic: TOPICS.events, partition: id, next: end, onForeign: (from, to) => reconcile(part, from, to) });
       part.checkpoint = snapCp;
@@ -392,11 +462,12 @@ export function createActorHost(options: ActorHostOptions) {
     m.foreign.inc({}, to - from);
     logger.warn(`partition ${part.id}: ${to - from} records at ${from}..${to - 1} were written by another host; rebuilding the conversations they touch`);
     const touched = new Set<string>();
-    await log.read(TOPICS.events, part.id, from, (records) => {
+    await log.read(TOPICS.events, part.id, from, async (records) => {
+      const ring = await keysFor(keys, records);
       for (const r of records) {
         if (r.offset >= to) break;
         if (!isEventRecord(r)) continue;
-        const e = decodeEvent(r);
+        const e = decodeEvent(r, ring);
         part.tail.add(e);
         touched.add(e.conversationId);
       }

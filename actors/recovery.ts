@@ -1,4 +1,6 @@
 import { decodeEvent, isEventRecord } from '../events/codec.ts';
+import { keysFor } from '../events/keys.ts';
+import type { KeyStore } from '../events/keys.ts';
 import type { LogPosition, LoggedEvent } from '../events/schemas.ts';
 import type { EventLog } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
@@ -21,7 +23,7 @@ export type Recovered = {
   skipped: string[];
 };
 
-export type RecoveryDeps = { log: EventLog; snapshots: SnapshotStore; readModel: StateSource | null };
+export type RecoveryDeps = { log: EventLog; snapshots: SnapshotStore; readModel: StateSource | null; keys?: KeyStore | null };
 
 /**
  * Rebuilds a conversation that is not in memory, fastest tier first:
@@ -55,12 +57,10 @@ export function createRecovery(deps: RecoveryDeps) {
 
   async function replay(conversationId: string, partition: number, tail: TailIndex) {
     const before: LoggedEvent[] = [];
-    await deps.log.read(TOPICS.events, partition, 0, (records) => {
-      for (const r of records) {
-        if (r.offset >= tail.start) break;
-        if (r.key !== conversationId || !isEventRecord(r)) continue;
-        before.push(decodeEvent(r));
-      }
+    await deps.log.read(TOPICS.events, partition, 0, async (records) => {
+      const mine = records.filter((r) => r.offset < tail.start && r.key === conversationId && isEventRecord(r));
+      const keys = await keysFor(deps.keys, mine);
+      for (const r of mine) before.push(decodeEvent(r, keys));
     });
     const events = [...before, ...tail.eventsOf(conversationId)];
     const state = fold(conversationId, events);

@@ -20,6 +20,8 @@ export type ConversationState = {
   failedReplies: number;
   /** Recently handled command ids, so a command delivered twice is applied once. */
   recentCommands: string[];
+  /** Set once the conversation was erased: its content is gone and it takes no more commands. */
+  erased?: { seq: number; at: string; by: string | null; prompts: number; replies: number; confirmedFields: number };
 };
 
 export const RECENT_COMMANDS = 64;
@@ -85,6 +87,9 @@ export function evolve(state: ConversationState, event: EventEnvelope): Conversa
     case 'AudioReady':
     case 'AudioFailed':
       return { ...next, pendingAudio: state.pendingAudio.filter((s) => s !== event.data.replySeq) };
+    case 'ConversationErased':
+      // Nothing personal survives in the state, and no reply or audio is still owed.
+      return { ...next, messages: [], confirmedData: {}, pendingPrompts: [], pendingAudio: [], erased: { seq: event.seq, at: event.occurredAt, by: event.data.by, prompts: event.data.prompts, replies: event.data.replies, confirmedFields: event.data.confirmedFields } };
     default: {
       const _never: never = event;
       return _never;

@@ -23,6 +23,12 @@ export class TailIndex {
     return this.byConversation.get(conversationId) ?? [];
   }
 
+  /** Replaces each event of a conversation by `fn(event)` (an erasure scrubs their content). */
+  update(conversationId: string, fn: (e: LoggedEvent) => LoggedEvent): void {
+    const list = this.byConversation.get(conversationId);
+    if (list) this.byConversation.set(conversationId, list.map(fn));
+  }
+
   conversations(): IterableIterator<string> {
     return this.byConversation.keys();
   }

@@ -65,3 +65,19 @@ export async function cleanUp(l: Leftovers): Promise<string[]> {
   }
   return problems;
 }
+
+/** Runs `clean` if the process is interrupted (Ctrl-C, a timeout's SIGTERM) before the bench's own clean-up; returns the disposer. */
+export function onInterrupt(clean: () => Promise<unknown>): () => void {
+  const handler = (signal: NodeJS.Signals) => {
+    console.error(`${signal}: cleaning up before exiting`);
+    const force = setTimeout(() => process.exit(130), 30_000);
+    force.unref();
+    void clean().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', handler);
+  process.once('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}

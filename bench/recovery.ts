@@ -16,7 +16,9 @@ import type { Snapshot, SnapshotStore } from '../actors/ports.ts';
 import { evolve, fold, initialState } from '../actors/state.ts';
 import type { ConversationState } from '../actors/state.ts';
 import { TailIndex } from '../actors/tail.ts';
-import { decodeEvent, encodeEvent, envelope, isEventRecord } from '../events/codec.ts';
+import { decodeEvent, encodeSealedEvent, envelope, isEventRecord } from '../events/codec.ts';
+import { keysFor } from '../events/keys.ts';
+import type { KeyStore } from '../events/keys.ts';
 import type { DomainEvent, EventEnvelope, LogPosition } from '../events/schemas.ts';
 import { createKafkaLog } from '../log/kafka.ts';
 import { partitionFor } from '../log/partition.ts';
@@ -24,12 +26,13 @@ import { TOPICS } from '../log/port.ts';
 import type { EventLog, OutgoingRecord } from '../log/port.ts';
 import { createPostgresDb } from '../projections/db-postgres.ts';
 import { migrate } from '../projections/migrate.ts';
+import { createDbKeyStore } from '../projections/keys.ts';
 import { createProjector } from '../projections/projector.ts';
 import type { Db } from '../projections/sql.ts';
 import { createReadModelStateSource } from '../projections/state-source.ts';
 import { createRedisSnapshotStore } from '../projections/snapshots/redis.ts';
 import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../test/support/env.ts';
-import { cleanUp } from './cleanup.ts';
+import { cleanUp, onInterrupt } from './cleanup.ts';
 import { percentile, report, round } from './report.ts';
 
 const env = process.env;
@@ -43,6 +46,8 @@ const PEER_STREAMS = Number(env.BENCH_PEER_STREAMS ?? 1_000);
 const LAG_RATE = Number(env.BENCH_LAG_RATE ?? 1_000);
 const LAG_SECONDS = Number(env.BENCH_LAG_SECONDS ?? 10);
 const PARTITIONS = 12;
+/** Personal content sealed with each conversation's data key, as the actor host writes it (BENCH_SEAL=0: in the clear). */
+const SEAL = env.BENCH_SEAL !== '0';
 /** Records per append: ~700 B each, well under the broker's 1 MB batch limit. */
 const APPEND_BATCH = 500;
 
@@ -62,6 +67,7 @@ type Conv = {
   id: string;
   index: number;
   partition: number;
+  key: Uint8Array | null;
   state: ConversationState;
   /** The state and log position at seq SNAP_AT. */
   snap: { state: ConversationState; position: LogPosition | null } | null;
@@ -129,6 +135,8 @@ export async function run(): Promise<void> {
   const peerUrl = `${DATABASE_URL}${DATABASE_URL.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${peerSchema}`)}`;
   let peer: ReturnType<typeof getPostgreSQLEventStore> | null = null;
   let stopProjector: (() => Promise<void>) | null = null;
+  const leftovers = { brokers: KAFKA_BROKERS, namespace, redisUrl: REDIS_URL, databaseUrl: DATABASE_URL, schemas: [schema, peerSchema] };
+  const disarm = onInterrupt(() => cleanUp(leftovers));
   const t00 = now();
   log(`namespace ${namespace}, schema ${schema}; ${N} conversations × ${EVENTS} events, ${PARTITIONS} partitions, snapshot at seq ${SNAP_AT}`);
   try {
@@ -138,8 +146,13 @@ export async function run(): Promise<void> {
     // ---- 1. the log: seqs 1..SNAP_AT, snapshots, then the tail ------------------------
     const convs: Conv[] = Array.from({ length: N }, (_, index) => {
       const id = randomUUID();
-      return { id, index, partition: partitionFor(id, PARTITIONS), state: initialState(id), snap: null };
+      return { id, index, partition: partitionFor(id, PARTITIONS), key: null as Uint8Array | null, state: initialState(id), snap: null };
     });
+    if (SEAL) {
+      log(`making ${N} data keys (conversation_keys)`);
+      const maker = createDbKeyStore(db);
+      await pool(convs, 16, async (c) => void (c.key = await maker.create(c.id)));
+    }
     const byPartition = Array.from({ length: PARTITIONS }, (_, p) => convs.filter((c) => c.partition === p));
     let appended = 0;
     let appendBytes = 0;
@@ -165,7 +178,7 @@ export async function run(): Promise<void> {
             for (const c of list) {
               const e = envelopeAt(c, seq);
               c.state = evolve(c.state, e);
-              const r = encodeEvent(e);
+              const r = encodeSealedEvent(e, c.key);
               appendBytes += r.value.length;
               records.push(r);
               owners.push({ c, seq, state: c.state });
@@ -202,7 +215,7 @@ export async function run(): Promise<void> {
     const total = ends.reduce((a, b) => a + b, 0);
     let projected = 0;
     const t1 = now();
-    let projector = createProjector({ log: kafkaLog, db, name: 'readmodel', attempts: 20 });
+    let projector = createProjector({ log: kafkaLog, db, keys: createDbKeyStore(db), name: 'readmodel', attempts: 20 });
     stopProjector = () => projector.stop();
     await projector.start();
     await withProgress(() => `projected ${projected.toLocaleString()} / ${total.toLocaleString()} events`, async () => {
@@ -222,9 +235,12 @@ export async function run(): Promise<void> {
     const t2 = now();
     const tails = tailStart.map((s) => new TailIndex(s));
     let tailEvents = 0;
-    await Promise.all(tails.map((tail, p) => kafkaLog.read(TOPICS.events, p, tail.start, (records) => {
+    // As the host takes a partition over: each batch's keys in one call, then synchronous decoding.
+    const tailKeys = SEAL ? createDbKeyStore(db) : null;
+    await Promise.all(tails.map((tail, p) => kafkaLog.read(TOPICS.events, p, tail.start, async (records) => {
+      const ring = await keysFor(tailKeys, records);
       for (const r of records) if (isEventRecord(r)) {
-        tail.add(decodeEvent(r));
+        tail.add(decodeEvent(r, ring));
         tailEvents++;
       }
     })));
@@ -253,9 +269,10 @@ export async function run(): Promise<void> {
     const peerEvolve = (s: ConversationState, e: { data: unknown }) => evolve(s, e.data as EventEnvelope);
 
     // ---- 5. activation latency by tier, interleaved so machine noise hits each alike -----
-    const recovery = createRecovery({ log: kafkaLog, snapshots, readModel: createReadModelStateSource(db) });
+    const recoveryKeys: KeyStore | null = SEAL ? createDbKeyStore(db) : null;
+    const recovery = createRecovery({ log: kafkaLog, snapshots, readModel: createReadModelStateSource(db), keys: recoveryKeys });
     const nothing: SnapshotStore = { ...snapshots, kind: 'redis', get: async () => null };
-    const recoveryNoRedis = createRecovery({ log: kafkaLog, snapshots: nothing, readModel: createReadModelStateSource(db) });
+    const recoveryNoRedis = createRecovery({ log: kafkaLog, snapshots: nothing, readModel: createReadModelStateSource(db), keys: recoveryKeys });
     const resident = new Map(convs.map((c) => [c.id, { id: c.id, state: c.state }]));
     const pick = (list: Conv[]) => list[Math.floor(Math.random() * list.length)]!;
     const check = (r: Recovered, c: Conv, tier: string, folded: number) => {
@@ -321,7 +338,7 @@ export async function run(): Promise<void> {
     });
 
     // The replay tier for one conversation: the partition from offset 0 up to the tail.
-    const recoveryReplay = createRecovery({ log: kafkaLog, snapshots: nothing, readModel: null });
+    const recoveryReplay = createRecovery({ log: kafkaLog, snapshots: nothing, readModel: null, keys: recoveryKeys });
     const replayTierMs: number[] = [];
     for (let i = 0; i < 3; i++) {
       const c = pick(convs);
@@ -337,12 +354,15 @@ export async function run(): Promise<void> {
     const replayOnce = async (parts: number[]) => {
       const states = new Map<string, ConversationState>();
       let events = 0;
+      // A fresh key store: its keys are loaded as the replay meets them, as after a restart.
+      const replayKeys = SEAL ? createDbKeyStore(db) : null;
       const t = now();
-      await Promise.all(parts.map((p) => kafkaLog.read(TOPICS.events, p, 0, (records) => {
+      await Promise.all(parts.map((p) => kafkaLog.read(TOPICS.events, p, 0, async (records) => {
         progress[p] = `${records[0]!.offset}..${records[records.length - 1]!.offset}`;
+        const ring = await keysFor(replayKeys, records);
         for (const r of records) {
           if (!isEventRecord(r)) continue;
-          const e = decodeEvent(r);
+          const e = decodeEvent(r, ring);
           states.set(e.conversationId, evolve(states.get(e.conversationId) ?? initialState(e.conversationId), e));
           events++;
         }
@@ -350,8 +370,10 @@ export async function run(): Promise<void> {
       const ms = now() - t;
       return { events, ms, states };
     };
+    if (env.BENCH_MARK) log(`mark replay start ${process.hrtime.bigint() / 1000n}`);
     const all = await withProgress(() => `replaying… ${progress.join(' ')}`, () => replayOnce(Array.from({ length: PARTITIONS }, (_, p) => p)));
     for (const c of convs.slice(0, 50)) if (all.states.get(c.id)?.lastEventId !== c.state.lastEventId) throw new Error(`replay of ${c.id} ended elsewhere`);
+    if (env.BENCH_MARK) log(`mark replay end ${process.hrtime.bigint() / 1000n}`);
     const one = await replayOnce([0]);
     log(`replayed ${all.events.toLocaleString()} events in ${all.ms.toFixed(0)} ms; partition 0 alone: ${one.events.toLocaleString()} in ${one.ms.toFixed(0)} ms`);
     all.states.clear();
@@ -362,6 +384,9 @@ export async function run(): Promise<void> {
     // the moment COMMIT returns: from then on every session sees the rows).
     const appendedAt = new Map<string, number>();
     const lags: number[] = [];
+    /** Append → the batch reaching the projector (Kafka delivery), and the batch's transaction. */
+    const delivery: number[] = [];
+    const applyMs: number[] = [];
     const lagDb: Db = {
       ...db,
       kind: db.kind,
@@ -370,27 +395,34 @@ export async function run(): Promise<void> {
       ping: db.ping.bind(db),
       close: db.close.bind(db),
       async tx(fn) {
+        const started = now();
         const r = await db.tx(fn);
         const at = now();
         for (const e of (r as { applied?: { eventId: string }[] }).applied ?? []) {
           const t0 = appendedAt.get(e.eventId);
           if (t0 !== undefined) {
             lags.push(at - t0);
+            delivery.push(started - t0);
             appendedAt.delete(e.eventId);
           }
         }
+        if (appendedAt.size || lags.length) applyMs.push(at - started);
         return r;
       },
     };
-    projector = createProjector({ log: kafkaLog, db: lagDb, name: 'readmodel', attempts: 20 });
+    projector = createProjector({ log: kafkaLog, db: lagDb, keys: createDbKeyStore(db), name: 'readmodel', attempts: 20 });
     stopProjector = () => projector.stop();
     await projector.start();
     await projector.caughtUp({ timeoutMs: 60_000 });
     await sleep(1000); // the group has settled and the consumer is polling
     const lagConvs = Array.from({ length: 200 }, (_, k) => {
       const id = randomUUID();
-      return { id, index: N + k, partition: partitionFor(id, PARTITIONS), seq: 0 };
+      return { id, index: N + k, partition: partitionFor(id, PARTITIONS), seq: 0, key: null as Uint8Array | null };
     });
+    if (SEAL) {
+      const maker = createDbKeyStore(db);
+      for (const c of lagConvs) c.key = await maker.create(c.id);
+    }
     log(`projection lag: ${LAG_RATE} events/s for ${LAG_SECONDS} s`);
     const TICK = 10;
     const perTick = LAG_RATE * (TICK / 1000);
@@ -410,16 +442,16 @@ export async function run(): Promise<void> {
         due.push({ c, e: envelopeAt(c, c.seq) });
         owed--;
       }
-      const byPart = new Map<number, EventEnvelope[]>();
+      const byPart = new Map<number, Array<(typeof due)[number]>>();
       for (const d of due) {
         const list = byPart.get(d.c.partition) ?? [];
-        list.push(d.e);
+        list.push(d);
         byPart.set(d.c.partition, list);
       }
       for (const [p, list] of byPart) {
         const t0 = now();
-        for (const e of list) appendedAt.set(e.eventId, t0);
-        inflight.push(loadLog.append(TOPICS.events, p, list.map(encodeEvent)).then(() => appendMsList.push(now() - t0)));
+        for (const d of list) appendedAt.set(d.e.eventId, t0);
+        inflight.push(loadLog.append(TOPICS.events, p, list.map((d) => encodeSealedEvent(d.e, d.c.key))).then(() => appendMsList.push(now() - t0)));
         sent += list.length;
       }
       next += TICK;
@@ -432,7 +464,9 @@ export async function run(): Promise<void> {
     stopProjector = null;
     if (appendedAt.size) log(`warning: ${appendedAt.size} events of the lag phase were not seen committed`);
     const lag = stats(lags);
-    log(`lag phase: ${sent} events offered at ${Math.round(offeredRate)} events/s; lag p50 ${lag.p50} ms, p99 ${lag.p99} ms`);
+    const deliveryStats = stats(delivery);
+    const applyStats = stats(applyMs);
+    log(`lag phase: ${sent} events offered at ${Math.round(offeredRate)} events/s; lag p50 ${lag.p50} ms, p99 ${lag.p99} ms; delivery p50 ${deliveryStats.p50} p99 ${deliveryStats.p99} ms; batch transaction p50 ${applyStats.p50} p99 ${applyStats.p99} ms over ${applyMs.length} batches`);
 
     // ---- report ---------------------------------------------------------------------
     const s = { floor: stats(samples.floor), redis: stats(samples.redis), postgres: stats(samples.postgres), emmett: stats(samples.emmett), memory: stats(samples.memory, 5) };
@@ -451,6 +485,10 @@ export async function run(): Promise<void> {
       projection_lag_p95_ms: lag.p95,
       projection_lag_p99_ms: lag.p99,
       projection_lag_max_ms: lag.max,
+      projection_delivery_p50_ms: deliveryStats.p50,
+      projection_delivery_p99_ms: deliveryStats.p99,
+      projection_batch_tx_p50_ms: applyStats.p50,
+      projection_batch_tx_p99_ms: applyStats.p99,
       peer_emmett_rehydrate_p50_ms: s.emmett.p50,
       peer_emmett_rehydrate_p95_ms: s.emmett.p95,
       peer_emmett_rehydrate_p99_ms: s.emmett.p99,
@@ -474,6 +512,7 @@ export async function run(): Promise<void> {
         partitions: PARTITIONS,
         snapshot_at_seq: SNAP_AT,
         tail_events: TAIL,
+        sealed: SEAL ? 'personal content AES-256-GCM sealed per conversation (conversation_keys), as the actor host writes it' : 'in the clear',
         sample: SAMPLE,
         warmup: WARMUP,
         peer: '@event-driven-io/emmett-postgresql 0.42 (aggregateStream), same Postgres',
@@ -509,7 +548,8 @@ export async function run(): Promise<void> {
     await snapshots.close().catch(() => {});
     await db.close().catch(() => {});
     await admin.end({ timeout: 5 }).catch(() => {});
-    const problems = await cleanUp({ brokers: KAFKA_BROKERS, namespace, redisUrl: REDIS_URL, databaseUrl: DATABASE_URL, schemas: [schema, peerSchema] });
+    const problems = await cleanUp(leftovers);
+    disarm();
     log(problems.length ? `clean-up problems: ${problems.join('; ')}` : `cleaned up (topics and groups ${namespace}*, Redis keys ${namespace}*, schemas ${schema}, ${peerSchema})`);
   }
 }

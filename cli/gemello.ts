@@ -8,10 +8,13 @@ import { openBackends } from '../runtime/wire.ts';
 import type { Role } from '../runtime/wire.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { createReadModelStateSource } from '../projections/state-source.ts';
+import { createDbKeyStore } from '../projections/keys.ts';
 import { doctor } from './doctor.ts';
+import { eraseConversation } from './erase.ts';
 import { createProgress } from './progress.ts';
 import { forEachConversation, verify } from './verify.ts';
 import { readConversation } from './read-conversation.ts';
+import { replay } from './replay.ts';
 
 const HELP = `gemello <command>
 
@@ -24,6 +27,12 @@ const HELP = `gemello <command>
   state <conversationId> [--at <seq>]
                              the conversation's state folded from the log (as it was at <seq>)
   migrate                    apply the read-model migrations
+  replay --projection <name> [--restart]
+                             rebuild a projection (readmodel) from offset 0 into fresh tables
+                             while the old ones serve, then switch; resumes after an interruption
+  erase <conversationId> [--reason <text>] [--by <name>] [--timeout <seconds>]
+                             erase the conversation's prompts, replies and confirmed data everywhere
+                             (its actor host destroys its key); waits until done
   verify                     compare every snapshot and read-model row with the log; exit 1 on any mismatch
   snapshots rebuild          fold every conversation from the log and write its snapshot
   doctor                     check each backend and say what to fix
@@ -65,13 +74,15 @@ async function main(argv: string[]): Promise<number> {
   }
   const config = loadConfig(process.env);
   const backends = await openBackends(config, createLogger('gemello', true));
+  // The conversations' data keys: sealed content reads as "[erased]" once its key is destroyed.
+  const keys = createDbKeyStore(backends.db);
   const progress = createProgress(process.stderr, process.stderr.isTTY === true || args.flags.progress === true);
   try {
     switch (command) {
       case 'events': {
         const id = rest[0];
         if (!id) throw new UsageError('usage: gemello events <conversationId> [--json]');
-        const events = await readConversation(backends.log, id, progress);
+        const events = await readConversation(backends.log, id, progress, keys);
         if (args.flags.json) console.log(JSON.stringify(events, null, 2));
         else {
           if (!events.length) console.log(`no events for ${id}`);
@@ -87,7 +98,7 @@ async function main(argv: string[]): Promise<number> {
         if (!id) throw new UsageError('usage: gemello state <conversationId> [--at <seq>]');
         const at = args.flags.at === undefined ? Infinity : Number(args.flags.at);
         if (Number.isNaN(at) || at < 0) throw new UsageError('--at takes a seq (a whole number)');
-        const events = await readConversation(backends.log, id, progress);
+        const events = await readConversation(backends.log, id, progress, keys);
         if (!events.length) {
           console.error(`no events for ${id}`);
           return 1;
@@ -97,7 +108,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'verify': {
         const readModel = createReadModelStateSource(backends.db);
-        const r = await verify({ log: backends.log, snapshots: backends.snapshots, readModel, db: backends.db, progress });
+        const r = await verify({ log: backends.log, snapshots: backends.snapshots, readModel, db: backends.db, progress, keys });
         for (const m of r.mismatches) console.log(`MISMATCH ${m.conversationId} ${m.where}: ${m.detail}`);
         console.log(`${r.conversations} conversations checked: ${r.mismatches.length} mismatches${r.behind ? `, ${r.behind} not yet fully projected` : ''}`);
         return r.mismatches.length ? 1 : 0;
@@ -109,16 +120,43 @@ async function main(argv: string[]): Promise<number> {
           const state = fold(id, events);
           const last = events[events.length - 1]!;
           await backends.snapshots.delete(id);
+          if (state.erased) return; // an erased conversation keeps no snapshot
           await backends.snapshots.put({ conversationId: id, seq: state.seq, eventId: state.lastEventId, position: last.position, state });
           n++;
-        });
+        }, keys);
         console.log(`${n} snapshots written`);
         return 0;
+      }
+      case 'erase': {
+        const id = rest[0];
+        if (!id) throw new UsageError('usage: gemello erase <conversationId> [--reason <text>] [--by <name>] [--timeout <seconds>]');
+        const timeout = args.flags.timeout === undefined ? 30 : Number(args.flags.timeout);
+        if (!(timeout > 0)) throw new UsageError('--timeout takes a number of seconds');
+        const by = typeof args.flags.by === 'string' ? args.flags.by : (process.env.USER ?? 'operator');
+        const reason = typeof args.flags.reason === 'string' ? args.flags.reason : null;
+        return await eraseConversation(id, { by, reason, timeoutMs: timeout * 1000 }, { log: backends.log, db: backends.db, snapshots: backends.snapshots });
       }
       case 'doctor': {
         const checks = await doctor(config, backends);
         for (const c of checks) console.log(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ''}`);
         return checks.every((c) => c.ok) ? 0 : 1;
+      }
+      case 'replay': {
+        // Ctrl-C stops between batches and keeps what was rebuilt; a second one exits at once.
+        const abort = new AbortController();
+        const onInt = () => {
+          if (abort.signal.aborted) process.exit(130);
+          console.error('\nstopping after the batches in flight (Ctrl-C again to quit now)');
+          abort.abort();
+        };
+        process.on('SIGINT', onInt);
+        process.on('SIGTERM', onInt);
+        try {
+          return await replay({ projection: args.flags.projection, restart: args.flags.restart }, { log: backends.log, db: backends.db, progress, signal: abort.signal });
+        } finally {
+          process.off('SIGINT', onInt);
+          process.off('SIGTERM', onInt);
+        }
       }
       case 'migrate': {
         const applied = await migrate(backends.db);

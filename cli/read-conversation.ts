@@ -1,18 +1,22 @@
 import { decodeEvent, isEventRecord } from '../events/codec.ts';
+import { keysFor } from '../events/keys.ts';
+import type { KeyStore } from '../events/keys.ts';
 import type { LoggedEvent } from '../events/schemas.ts';
 import { partitionFor } from '../log/partition.ts';
 import type { EventLog } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
 import type { Progress } from './progress.ts';
 
-/** Every event of one conversation, read from its partition of the log (the truth). */
-export async function readConversation(log: EventLog, conversationId: string, progress?: Progress): Promise<LoggedEvent[]> {
+/** Every event of one conversation, read from its partition of the log (the truth); content whose key is gone reads as erased. */
+export async function readConversation(log: EventLog, conversationId: string, progress?: Progress, keys?: KeyStore | null): Promise<LoggedEvent[]> {
   const partition = partitionFor(conversationId, log.partitions);
   const end = (await log.endOffsets(TOPICS.events))[partition] ?? 0;
   progress?.start(`scanning partition ${partition}`, end);
   const events: LoggedEvent[] = [];
-  await log.read(TOPICS.events, partition, 0, (records) => {
-    for (const r of records) if (r.key === conversationId && isEventRecord(r)) events.push(decodeEvent(r));
+  await log.read(TOPICS.events, partition, 0, async (records) => {
+    const mine = records.filter((r) => r.key === conversationId && isEventRecord(r));
+    const ring = await keysFor(keys, mine);
+    for (const r of mine) events.push(decodeEvent(r, ring));
     progress?.advance(records.length);
   });
   progress?.done();

@@ -2,6 +2,8 @@ import type { SnapshotStore, StateSource } from '../actors/ports.ts';
 import { fold } from '../actors/state.ts';
 import type { ConversationState } from '../actors/state.ts';
 import { decodeEvent, isEventRecord } from '../events/codec.ts';
+import { keysFor } from '../events/keys.ts';
+import type { KeyStore } from '../events/keys.ts';
 import type { LoggedEvent } from '../events/schemas.ts';
 import type { EventLog } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
@@ -29,17 +31,18 @@ function firstDifference(a: ConversationState, b: ConversationState): string {
 }
 
 /** Each partition's events grouped by conversation, one partition at a time. */
-export async function forEachConversation(log: EventLog, progress: Progress | undefined, visit: (conversationId: string, events: LoggedEvent[]) => Promise<void>): Promise<void> {
+export async function forEachConversation(log: EventLog, progress: Progress | undefined, visit: (conversationId: string, events: LoggedEvent[]) => Promise<void>, keys?: KeyStore | null): Promise<void> {
   const ends = await log.endOffsets(TOPICS.events);
   progress?.start('reading the log', ends.reduce((a, b) => a + b, 0));
   for (let p = 0; p < ends.length; p++) {
     const byConversation = new Map<string, LoggedEvent[]>();
-    await log.read(TOPICS.events, p, 0, (records) => {
+    await log.read(TOPICS.events, p, 0, async (records) => {
+      const ring = await keysFor(keys, records);
       for (const r of records) {
         if (!isEventRecord(r)) continue;
         let list = byConversation.get(r.key);
         if (!list) byConversation.set(r.key, (list = []));
-        list.push(decodeEvent(r));
+        list.push(decodeEvent(r, ring));
       }
       progress?.advance(records.length);
     });
@@ -52,7 +55,7 @@ export async function forEachConversation(log: EventLog, progress: Progress | un
  * Compares every copy with the log: fold(log) at the snapshot's seq against the Redis
  * snapshot, and at the projected seq against the read model's state and message rows.
  */
-export async function verify(deps: { log: EventLog; snapshots: SnapshotStore; readModel: StateSource; db: Db; progress?: Progress }): Promise<{ conversations: number; mismatches: Mismatch[]; behind: number }> {
+export async function verify(deps: { log: EventLog; snapshots: SnapshotStore; readModel: StateSource; db: Db; progress?: Progress; keys?: KeyStore | null }): Promise<{ conversations: number; mismatches: Mismatch[]; behind: number }> {
   const mismatches: Mismatch[] = [];
   let conversations = 0;
   let behind = 0;
@@ -69,7 +72,8 @@ export async function verify(deps: { log: EventLog; snapshots: SnapshotStore; re
     try {
       const snap = await deps.snapshots.get(id);
       if (snap) {
-        if (snap.seq > full.seq) mismatches.push({ conversationId: id, where: 'snapshot', detail: `at seq ${snap.seq}, but the log ends at ${full.seq}` });
+        if (full.erased) mismatches.push({ conversationId: id, where: 'snapshot', detail: `the conversation was erased at seq ${full.erased.seq} but a snapshot remains` });
+        else if (snap.seq > full.seq) mismatches.push({ conversationId: id, where: 'snapshot', detail: `at seq ${snap.seq}, but the log ends at ${full.seq}` });
         else if (canonical(at(snap.seq)) !== canonical(snap.state)) mismatches.push({ conversationId: id, where: 'snapshot', detail: `at seq ${snap.seq}: ${firstDifference(at(snap.seq), snap.state)}` });
       }
     } catch (err) {
@@ -93,6 +97,6 @@ export async function verify(deps: { log: EventLog; snapshots: SnapshotStore; re
         mismatches.push({ conversationId: id, where: 'messages', detail: `row ${i < 0 ? have.length : i}: log has ${JSON.stringify(want[i < 0 ? have.length : i] ?? null)?.slice(0, 80)}, table has ${JSON.stringify(have[i < 0 ? want.length : i] ?? null)?.slice(0, 80)}` });
       }
     }
-  });
+  }, deps.keys);
   return { conversations, mismatches, behind };
 }

@@ -1,16 +1,55 @@
 import { EventData, RawEnvelope, SCHEMA_VERSION } from './schemas.ts';
-import type { DomainEvent, EventEnvelope, LoggedEvent } from './schemas.ts';
+import type { DomainEvent, EventEnvelope, EventType, LoggedEvent } from './schemas.ts';
+import { SEALED_HEADER } from './keys.ts';
+import type { Keyring } from './keys.ts';
+import { ERASED_TEXT, isSealed, open, seal } from './seal.ts';
 import { upcast } from './upcast.ts';
 import type { LogRecord, OutgoingRecord } from '../log/port.ts';
 
-/** Kafka record for an event: key = conversationId, JSON value, type/version/traceparent headers. */
+/**
+ * The field of each event type that holds a person's content (what they said, what they
+ * were told, what they confirmed): sealed with the conversation's key in the log, and
+ * replaced by a marker (text "[erased]", data {}) once that key is destroyed.
+ */
+const PERSONAL: Partial<Record<EventType, { field: string; json: boolean }>> = {
+  PromptReceived: { field: 'text', json: false },
+  ReplyGenerated: { field: 'text', json: false },
+  DataConfirmed: { field: 'data', json: true },
+};
+
+const sealContext = (conversationId: string, eventId: string, field: string) => `${conversationId}|${eventId}|${field}`;
+const marker = (json: boolean): unknown => (json ? {} : ERASED_TEXT);
+
+/** Whether an event carries personal content (and so needs the conversation's key to be written). */
+export const hasPersonalContent = (type: EventType): boolean => PERSONAL[type] !== undefined;
+
+/** The event with its personal content replaced by the erased marker. */
+export function withoutContent<E extends EventEnvelope>(event: E): E {
+  const p = PERSONAL[event.type];
+  return p ? ({ ...event, data: { ...event.data, [p.field]: marker(p.json) } } as E) : event;
+}
+
+/** Kafka record for an event: key = conversationId, JSON value, type/version/traceparent headers; content in the clear. */
 export function encodeEvent(event: EventEnvelope): OutgoingRecord {
+  return encodeSealedEvent(event, null);
+}
+
+/**
+ * Like encodeEvent, but with the conversation's data key its personal field is sealed
+ * (and the record says so in its `sealed` header). Without a key it is written in the clear.
+ */
+export function encodeSealedEvent(event: EventEnvelope, key: Uint8Array | null | undefined): OutgoingRecord {
   const headers: Record<string, string> = {
     'event-type': event.type,
     'schema-version': String(event.schemaVersion),
   };
   if (event.traceparent) headers.traceparent = event.traceparent;
-  return { key: event.conversationId, value: JSON.stringify(event), headers };
+  const p = PERSONAL[event.type];
+  if (!key || !p) return { key: event.conversationId, value: JSON.stringify(event), headers };
+  const content = (event.data as Record<string, unknown>)[p.field];
+  const sealed = seal(key, p.json ? JSON.stringify(content) : String(content), sealContext(event.conversationId, event.eventId, p.field));
+  headers[SEALED_HEADER] = '1';
+  return { key: event.conversationId, value: JSON.stringify({ ...event, data: { ...event.data, [p.field]: sealed } }), headers };
 }
 
 /** Thrown when a record on the events topic is not a valid event. */
@@ -18,8 +57,28 @@ export class UndecodableEvent extends Error {
   readonly code = 'undecodable_event';
 }
 
-/** Parses, validates and upcasts one stored event. */
-export function decodeEventValue(value: string): EventEnvelope {
+/** The personal field opened with the conversation's key, or the erased marker when the key is gone. */
+function unseal(env: RawEnvelope, data: unknown, keys: Keyring | undefined): unknown {
+  const p = PERSONAL[env.type];
+  const d = data as Record<string, unknown> | null;
+  if (!p || typeof d !== 'object' || d === null || !isSealed(d[p.field])) return data;
+  const key = keys?.get(env.conversationId);
+  const text = key ? open(key, d[p.field] as never, sealContext(env.conversationId, env.eventId, p.field)) : null;
+  if (text === null) return { ...d, [p.field]: marker(p.json) };
+  if (!p.json) return { ...d, [p.field]: text };
+  try {
+    return { ...d, [p.field]: JSON.parse(text) };
+  } catch {
+    return { ...d, [p.field]: marker(true) };
+  }
+}
+
+/**
+ * Parses, validates and upcasts one stored event, opening sealed content with `keys`
+ * (loaded for the batch beforehand, see keysFor). A conversation whose key is not in
+ * `keys` decodes with its content replaced by the marker: erasure never blocks a reader.
+ */
+export function decodeEventValue(value: string, keys?: Keyring): EventEnvelope {
   let json: unknown;
   try {
     json = JSON.parse(value);
@@ -33,15 +92,15 @@ export function decodeEventValue(value: string): EventEnvelope {
   if (env.schemaVersion > current) {
     throw new UndecodableEvent(`${env.type} v${env.schemaVersion} is newer than this build (v${current})`);
   }
-  const parsed = EventData[env.type].safeParse(upcast(env.type, env.schemaVersion, current, env.data));
+  const parsed = EventData[env.type].safeParse(unseal(env, upcast(env.type, env.schemaVersion, current, env.data), keys));
   if (!parsed.success) {
     throw new UndecodableEvent(`bad ${env.type} data: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
   }
   return { ...env, schemaVersion: current, data: parsed.data } as EventEnvelope;
 }
 
-export function decodeEvent(record: LogRecord): LoggedEvent {
-  return { ...decodeEventValue(record.value), position: { partition: record.partition, offset: record.offset } };
+export function decodeEvent(record: LogRecord, keys?: Keyring): LoggedEvent {
+  return { ...decodeEventValue(record.value, keys), position: { partition: record.partition, offset: record.offset } };
 }
 
 /** Wraps domain events in envelopes with consecutive seqs after `lastSeq`. */
@@ -72,14 +131,46 @@ export function envelope(
  */
 export type Notice =
   | { type: 'rejected'; commandId: string; conversationId: string; correlationId: string | null; code: string; message: string }
-  | { type: 'confirmed'; commandId: string; conversationId: string; correlationId: string | null; seq: number; data: Record<string, unknown> };
+  | { type: 'confirmed'; commandId: string; conversationId: string; correlationId: string | null; seq: number; data: Record<string, unknown> }
+  | { type: 'erased'; commandId: string; conversationId: string; correlationId: string | null; erasure: Erasure };
 
-export function encodeNotice(n: Notice): OutgoingRecord {
-  return { key: n.conversationId, value: JSON.stringify(n), headers: { kind: 'notice' } };
+/** What an erasure did, as the actor host reports it once the key and the snapshot are gone. */
+export type Erasure = {
+  /** The seq of the ConversationErased event. */
+  seq: number;
+  erasedAt: string;
+  by: string | null;
+  /** Prompts, replies and confirmed fields whose content was made unreadable. */
+  prompts: number;
+  replies: number;
+  confirmedFields: number;
+  /** False when the conversation had been erased before: the command only checked the key and snapshot are gone. */
+  now: boolean;
+  /** Whether this command destroyed the key (false: it was gone already). */
+  keyDestroyed: boolean;
+};
+
+/** A notice record; confirmed data in it is sealed like the events' when a key is given. */
+export function encodeNotice(n: Notice, key?: Uint8Array | null): OutgoingRecord {
+  const headers: Record<string, string> = { kind: 'notice' };
+  if (n.type !== 'confirmed' || !key) return { key: n.conversationId, value: JSON.stringify(n), headers };
+  headers[SEALED_HEADER] = '1';
+  const data = seal(key, JSON.stringify(n.data), sealContext(n.conversationId, n.commandId, 'data'));
+  return { key: n.conversationId, value: JSON.stringify({ ...n, data }), headers };
 }
 
 export const isEventRecord = (record: LogRecord): boolean => record.headers.kind !== 'notice';
 
-export function decodeNotice(record: LogRecord): Notice {
-  return JSON.parse(record.value) as Notice;
+export function decodeNotice(record: LogRecord, keys?: Keyring): Notice {
+  const n = JSON.parse(record.value) as Notice;
+  if (n.type !== 'confirmed' || !isSealed(n.data)) return n;
+  const key = keys?.get(n.conversationId);
+  const text = key ? open(key, n.data, sealContext(n.conversationId, n.commandId, 'data')) : null;
+  let data: Record<string, unknown> = {};
+  try {
+    if (text !== null) data = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    // unreadable: the marker
+  }
+  return { ...n, data };
 }

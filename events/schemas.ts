@@ -53,20 +53,38 @@ export const EventData = {
     replySeq: z.number().int().positive(),
     reason: z.string(),
   }),
+  /**
+   * The conversation's personal content was erased: its data key is destroyed, so what
+   * the log holds of its prompts, replies and confirmed data can no longer be read. Says
+   * who asked (when is occurredAt) and how much was made unreadable.
+   */
+  ConversationErased: z.object({
+    by: z.string().nullable(),
+    via: z.enum(['api', 'cli']),
+    reason: z.string().nullable(),
+    prompts: z.number().int().nonnegative(),
+    replies: z.number().int().nonnegative(),
+    confirmedFields: z.number().int().nonnegative(),
+  }),
 } as const;
 
 export type EventType = keyof typeof EventData;
 export const EVENT_TYPES = Object.keys(EventData) as EventType[];
 
-/** Current schema version per event type. */
+/**
+ * Current schema version per event type. v2 of PromptReceived, DataConfirmed and
+ * ReplyGenerated: their personal field may be sealed with the conversation's key
+ * (events/codec.ts); v1 always held it in the clear, which v2 readers still accept.
+ */
 export const SCHEMA_VERSION: Record<EventType, number> = {
   ConversationStarted: 2,
-  PromptReceived: 1,
-  DataConfirmed: 1,
-  ReplyGenerated: 1,
+  PromptReceived: 2,
+  DataConfirmed: 2,
+  ReplyGenerated: 2,
   ReplyFailed: 1,
   AudioReady: 1,
   AudioFailed: 1,
+  ConversationErased: 1,
 };
 
 export type EventDataOf<T extends EventType> = z.infer<(typeof EventData)[T]>;

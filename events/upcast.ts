@@ -18,6 +18,10 @@ export const UPCASTERS: Partial<Record<EventType, Record<number, Upcaster>>> = {
       metadata: d.metadata ?? {},
     }),
   },
+  // v2 may seal the personal field; a v1 event holds it in the clear, which v2 also allows.
+  PromptReceived: { 1: (d) => d },
+  DataConfirmed: { 1: (d) => d },
+  ReplyGenerated: { 1: (d) => d },
 };
 
 /** Brings `data` from `version` up to `target`, or throws if a step is missing. */

@@ -4,6 +4,7 @@ import type { TwinCatalog } from '../actors/twins.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { authEnabled, principalOf, tokenOf } from './auth.ts';
 import type { AuthConfig } from './auth.ts';
+import type { Eraser } from './erase.ts';
 import { PAGE_HTML } from './page.ts';
 import { createSession, sessionMetrics } from './session.ts';
 import type { Session, SessionDeps } from './session.ts';
@@ -21,6 +22,8 @@ export type AppDeps = SessionDeps & {
   readApi: ReadApi | null;
   metrics: Metrics;
   auth: AuthConfig | null;
+  /** Erases a conversation through its actor host (absent: DELETE answers 503). */
+  erase?: Eraser | null;
   /** Each backend's health: null when it answers, else why not. */
   checks: () => Promise<Record<string, string | null>>;
   /** Close sockets silent for this long. */
@@ -91,6 +94,39 @@ export function createApp(deps: AppDeps, upgradeWebSocket: UpgradeWebSocket) {
     if (r.status === 403) return c.json({ error: 'the conversation belongs to someone else', code: 'forbidden' }, 403);
     const after = Number(c.req.query('afterSeq') ?? 0);
     return c.json(await deps.readApi!.getEvents(c.req.param('id'), Number.isFinite(after) ? after : 0));
+  });
+  app.delete('/api/conversations/:id', async (c) => {
+    const id = c.req.param('id');
+    if (!deps.erase) return c.json({ error: 'erasure needs the gateway role with the event feed', code: 'unavailable' }, 503);
+    // The read model answers who owns it; a conversation it has not seen yet is the actor host's to judge.
+    const r = await owned(c, id);
+    if (r.status === 403) return c.json({ error: 'the conversation belongs to someone else', code: 'forbidden' }, 403);
+    const outcome = await deps.erase(id, c.get('principal' as never) as string | null);
+    if (outcome.status === 'rejected') {
+      const status = outcome.code === 'conversation_not_found' ? 404 : outcome.code === 'forbidden' ? 403 : 409;
+      return c.json({ error: outcome.message, code: outcome.code }, status);
+    }
+    if (outcome.status === 'pending') {
+      return c.json({
+        status: 'accepted',
+        conversationId: id,
+        commandId: outcome.commandId,
+        what: 'The erasure is in the log; the conversation\'s actor host carries it out when it handles the command: it records ConversationErased, destroys the conversation\'s data key (its prompts, replies and confirmed data in the log become unreadable) and deletes its snapshot, and the read model drops their rows.',
+      }, 202);
+    }
+    const e = outcome.erasure;
+    return c.json({
+      status: 'erased',
+      conversationId: id,
+      seq: e.seq,
+      erasedAt: e.erasedAt,
+      erasedBefore: !e.now,
+      erased: { prompts: e.prompts, replies: e.replies, confirmedFields: e.confirmedFields },
+      keyDestroyed: true,
+      snapshotDeleted: true,
+      readModel: outcome.readModel,
+      what: `The conversation's prompts, replies and confirmed data can no longer be read: its data key is destroyed, so their copies in the log cannot be decrypted; its snapshot is deleted; ${outcome.readModel === 'scrubbed' ? 'its messages, confirmed data and event content are gone from the read model' : 'the read model drops its messages, confirmed data and event content when the projection reaches seq ' + e.seq}. The erasure is recorded as the event ConversationErased (seq ${e.seq}). Further prompts to it get the error code conversation_erased.`,
+    }, 200);
   });
   app.get('/api/audio/:id', async (c) => {
     const audio = await deps.readApi!.getAudio(c.req.param('id'));

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { decodeEvent, decodeNotice, isEventRecord } from '../events/codec.ts';
 import type { Notice } from '../events/codec.ts';
+import { keysFor, SEALED_HEADER } from '../events/keys.ts';
+import type { Keyring, KeyStore } from '../events/keys.ts';
 import type { LoggedEvent } from '../events/schemas.ts';
-import type { EventLog, Subscription } from '../log/port.ts';
+import type { EventLog, LogRecord, Subscription } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
 import type { Logger } from '../telemetry/logger.ts';
 
@@ -16,9 +18,24 @@ export type FeedListener = {
  * to the listeners of its conversation. Each gateway reads all partitions in a group of
  * its own and keeps no offsets: what it missed while down, a client gets with `resume`.
  */
-export function createFeed(log: EventLog, logger: Logger, instanceId = randomUUID()) {
+export function createFeed(log: EventLog, logger: Logger, instanceId = randomUUID(), keys: KeyStore | null = null) {
   const listeners = new Map<string, Set<FeedListener>>();
   let subscription: Subscription | null = null;
+
+  /** The keys of a batch, tried a few times; undefined when the key store does not answer. */
+  async function loadKeys(records: LogRecord[]): Promise<Keyring | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await keysFor(keys, records);
+      } catch (err) {
+        if (attempt >= 3) {
+          logger.warn(`feed: the data keys could not be read (${(err as Error).message}); sealed records of this batch are not pushed (clients get them with resume)`);
+          return undefined;
+        }
+        await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
+  }
 
   return {
     async start(): Promise<void> {
@@ -34,15 +51,21 @@ export function createFeed(log: EventLog, logger: Logger, instanceId = randomUUI
           if (parts.length) resolveAssigned();
         },
         handle: async (_partition, records) => {
-          for (const r of records) {
+          const followed = records.filter((r) => listeners.get(r.key)?.size);
+          if (!followed.length) return;
+          // Only the followed conversations' keys; a resident one is cached.
+          const ring = await loadKeys(followed);
+          for (const r of followed) {
             const set = listeners.get(r.key);
             if (!set?.size) continue;
+            if (keys && !ring && r.headers[SEALED_HEADER] === '1') continue; // not shown as erased: the client can resume
             try {
               if (isEventRecord(r)) {
-                const e = decodeEvent(r);
+                const e = decodeEvent(r, ring);
+                if (e.type === 'ConversationErased') keys?.forget(e.conversationId);
                 for (const l of set) l.event(e);
               } else {
-                const n = decodeNotice(r);
+                const n = decodeNotice(r, ring);
                 for (const l of set) l.notice(n);
               }
             } catch (err) {

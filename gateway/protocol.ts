@@ -57,6 +57,7 @@ export const ERROR_CODES = {
   twin_mismatch: 'the conversation talks to another twin',
   conversation_exists: 'the conversation already exists',
   invalid_data: 'nothing to confirm',
+  conversation_erased: 'the conversation was erased; start a new one',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES | (string & {});

@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { SpanKind, trace } from '@opentelemetry/api';
-import type { ClientCommand } from '../actors/commands.ts';
+import { sealCommand } from '../actors/command-seal.ts';
+import type { ClientCommand, WireCommand } from '../actors/commands.ts';
 import { fieldsSchema } from '../actors/twins.ts';
 import type { TwinCatalog } from '../actors/twins.ts';
 import type { Notice } from '../events/codec.ts';
+import { KeyDestroyed } from '../events/keys.ts';
+import type { KeyStore } from '../events/keys.ts';
 import type { EventEnvelope, LoggedEvent } from '../events/schemas.ts';
 import { partitionFor } from '../log/partition.ts';
 import type { EventLog } from '../log/port.ts';
@@ -49,6 +52,8 @@ export type SessionDeps = {
   conversationOf?: ((conversationId: string) => Promise<{ owner: string | null; twin: { id: string; name: string } | null } | null>) | null;
   /** The offset of the events topic up to which the read model has applied a partition. */
   projectedUntil?: ((partition: number) => Promise<number | null>) | null;
+  /** The conversations' data keys: prompts and confirmed data go to the log sealed with them (absent: in the clear). */
+  keys?: KeyStore | null;
   metrics: Metrics;
   logger: Logger;
   limits: SessionLimits;
@@ -183,6 +188,11 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
           break;
         case 'DataConfirmed':
           break; // told by the `confirmed` notice, once its snapshot is written
+        case 'ConversationErased':
+          send({ type: 'conversation.erased', conversationId, seq: e.seq, erasedAt: e.occurredAt });
+          // Prompts without a conversationId start a new conversation from now on.
+          for (const [twinId, id] of byTwin) if (id === conversationId) byTwin.delete(twinId);
+          break;
       }
     };
     // Only an event that goes out as a frame gets a ws.send span, in the trace of the append that made it.
@@ -207,9 +217,10 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
     if (n.type === 'rejected') {
       error(n.code, n.message, { ...(f.verified ? twinFields(f) : {}), conversationId: n.conversationId, ...rid });
       // Prompts without a conversationId must not keep going to a conversation that refused this twin.
-      if (twinId && byTwin.get(twinId) === n.conversationId && (n.code === 'forbidden' || n.code === 'twin_mismatch')) byTwin.delete(twinId);
+      if (twinId && byTwin.get(twinId) === n.conversationId && (n.code === 'forbidden' || n.code === 'twin_mismatch' || n.code === 'conversation_erased')) byTwin.delete(twinId);
       if (!f.verified && f.resuming === 0) unfollow(n.conversationId);
-    } else send({ type: 'data.confirmed', conversationId: n.conversationId, seq: n.seq, data: n.data, ...rid });
+    } else if (n.type === 'confirmed') send({ type: 'data.confirmed', conversationId: n.conversationId, seq: n.seq, data: n.data, ...rid });
+    else send({ type: 'erased', conversationId: n.conversationId, ...n.erasure, ...rid });
   }
 
   function unfollow(conversationId: string): void {
@@ -230,7 +241,27 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
     return f;
   }
 
-  async function publish(cmd: ClientCommand, twinId: string | null = null): Promise<void> {
+  /**
+   * The command as it goes on the log: its content sealed with the conversation's key (made
+   * here for a new conversation), so erasing the conversation shreds the commands topic too.
+   */
+  async function sealed(cmd: ClientCommand): Promise<WireCommand | null> {
+    if (!deps.keys || (cmd.type !== 'SubmitPrompt' && cmd.type !== 'ConfirmData')) return cmd;
+    try {
+      return sealCommand(cmd, await deps.keys.create(cmd.conversationId));
+    } catch (err) {
+      if (!(err instanceof KeyDestroyed)) throw err;
+      error('conversation_erased', ERROR_CODES.conversation_erased, { conversationId: cmd.conversationId, ...(cmd.correlationId ? { requestId: cmd.correlationId } : {}) });
+      return null;
+    }
+  }
+
+  async function publish(plain: ClientCommand, twinId: string | null = null): Promise<void> {
+    const cmd = await sealed(plain);
+    if (!cmd) {
+      if (twinId && byTwin.get(twinId) === plain.conversationId) byTwin.delete(twinId);
+      return;
+    }
     mine.set(cmd.commandId, twinId);
     // The frame's span (ws.receive) gets the ids a trace reader searches by.
     trace.getActiveSpan()?.setAttributes({ 'conversation.id': cmd.conversationId, ...(twinId ? { 'twin.id': twinId } : {}) });

@@ -1,5 +1,8 @@
 import { decodeEvent, isEventRecord } from '../events/codec.ts';
+import { SEALED_HEADER } from '../events/keys.ts';
+import type { Keyring } from '../events/keys.ts';
 import type { LoggedEvent } from '../events/schemas.ts';
+import { ERASED_TEXT } from '../events/seal.ts';
 import type { LogRecord } from '../log/port.ts';
 import { planBatch } from './plan.ts';
 import type { Plan, Prior, StoredState } from './plan.ts';
@@ -79,6 +82,40 @@ ON CONFLICT (id) DO UPDATE SET
   last_event_at = excluded.last_event_at, last_partition = excluded.last_partition, last_offset = excluded.last_offset, updated_at = now()
 WHERE conversations.last_seq < excluded.last_seq`;
 
+// Erasure (ConversationErased), after the batch's own rows: the content rows go, the
+// events keep their envelope with the content replaced as a reader without the key sees
+// it, speech only this conversation used goes, and the key is destroyed (if its actor host
+// has not done so yet). The conversation row stays, its state already stripped by the fold.
+const ERASE_MESSAGES = `DELETE FROM messages WHERE conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
+const ERASE_CONFIRMED = `DELETE FROM confirmed_data WHERE conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
+const ERASE_EVENTS = `
+UPDATE events SET data = CASE WHEN type = 'DataConfirmed' THEN data || '{"data":{}}'::jsonb ELSE data || jsonb_build_object('text', $2::text) END
+WHERE conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb)) AND type IN ('PromptReceived', 'ReplyGenerated', 'DataConfirmed')`;
+const ERASE_AUDIO = `
+DELETE FROM audio_cache a
+WHERE a.id IN (SELECT e.data->>'audioId' FROM events e WHERE e.type = 'AudioReady' AND e.conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb)))
+  AND NOT EXISTS (SELECT 1 FROM events o WHERE o.type = 'AudioReady' AND o.data->>'audioId' = a.id
+                  AND o.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)))`;
+const ERASE_KEYS = `
+INSERT INTO conversation_keys (conversation_id, key, destroyed_at) SELECT x, NULL, now() FROM jsonb_array_elements_text($1::text::jsonb) AS x
+ON CONFLICT (conversation_id) DO UPDATE SET key = NULL, destroyed_at = now() WHERE conversation_keys.key IS NOT NULL`;
+const MARK_ERASED = `
+UPDATE conversations AS c SET erased_at = x.erased_at
+FROM jsonb_to_recordset($1::text::jsonb) AS x(conversation_id text, erased_at timestamptz)
+WHERE c.id = x.conversation_id`;
+
+const SELECT_KEYS = `
+SELECT conversation_id, key FROM conversation_keys
+WHERE key IS NOT NULL AND conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
+
+/** The keys of the conversations whose content in these records is sealed, in one query (none when nothing is sealed). */
+async function loadKeys(q: Query, records: LogRecord[]): Promise<Keyring> {
+  const ids = [...new Set(records.filter((r) => r.headers[SEALED_HEADER] === '1').map((r) => r.key))];
+  if (!ids.length) return new Map();
+  const rows = await q.query<{ conversation_id: string; key: Uint8Array }>(SELECT_KEYS, [JSON.stringify(ids)]);
+  return new Map(rows.map((r) => [r.conversation_id, new Uint8Array(r.key)]));
+}
+
 const SAVE_CHECKPOINT = `
 UPDATE projection_checkpoints SET next_offset = $3, updated_at = now() WHERE projection = $1 AND partition = $2`;
 
@@ -90,6 +127,15 @@ async function write(q: Query, plan: Plan): Promise<void> {
   if (plan.patches.length) await q.query(PATCH_MESSAGES, [json(plan.patches)]);
   if (plan.confirmed.length) await q.query(INSERT_CONFIRMED, [json(plan.confirmed)]);
   if (plan.conversations.length) await q.query(UPSERT_CONVERSATIONS, [json(plan.conversations)]);
+  if (plan.erased.length) {
+    const ids = JSON.stringify(plan.erased.map((x) => x.conversation_id));
+    await q.query(ERASE_MESSAGES, [ids]);
+    await q.query(ERASE_CONFIRMED, [ids]);
+    await q.query(ERASE_AUDIO, [ids]);
+    await q.query(ERASE_EVENTS, [ids, ERASED_TEXT]);
+    await q.query(ERASE_KEYS, [ids]);
+    await q.query(MARK_ERASED, [json(plan.erased)]);
+  }
 }
 
 /**
@@ -104,7 +150,8 @@ export async function applyBatch(
   projection: string,
   partition: number,
   records: LogRecord[],
-  options: { contiguous?: boolean } = {},
+  /** keys: the data keys of the batch's conversations (see keysFor); read here, in one query, when not given. */
+  options: { contiguous?: boolean; keys?: Keyring } = {},
 ): Promise<BatchResult> {
   const [cp] = await q.query<{ next_offset: number }>(LOCK_CHECKPOINT, [projection, partition]);
   const from = Number(cp!.next_offset);
@@ -118,6 +165,7 @@ export async function applyBatch(
     return result;
   }
 
+  const keys = options.keys ?? (await loadKeys(q, fresh));
   const events: LoggedEvent[] = [];
   for (const r of fresh) {
     if (!isEventRecord(r)) {
@@ -125,7 +173,7 @@ export async function applyBatch(
       continue;
     }
     try {
-      events.push(decodeEvent(r));
+      events.push(decodeEvent(r, keys));
     } catch (err) {
       result.rejected.push({ offset: r.offset, kind: 'undecodable', reason: (err as Error).message });
     }

@@ -63,6 +63,9 @@ export type EventRow = {
 /** A merge into a reply's metadata (speech info). */
 export type MessagePatch = { conversation_id: string; seq: number; patch: Record<string, unknown> };
 
+/** A conversation erased in this batch: its content rows go, after this batch's rows are written. */
+export type ErasureRow = { conversation_id: string; erased_at: string | null };
+
 /** The rows a batch of events turns into, and what was left out. */
 export type Plan = {
   conversations: ConversationRow[];
@@ -70,6 +73,7 @@ export type Plan = {
   confirmed: ConfirmedRow[];
   events: EventRow[];
   patches: MessagePatch[];
+  erased: ErasureRow[];
   /** The events applied, in order. */
   applied: LoggedEvent[];
   /** Events whose seq was already applied (the log rule: the first event with a seq wins). */
@@ -89,7 +93,7 @@ const isoOrNull = (s: string): string | null => {
  * returns the rows to write. Pure: the same prior and events always give the same rows.
  */
 export function planBatch(prior: Map<string, Prior>, events: LoggedEvent[]): Plan {
-  const plan: Plan = { conversations: [], messages: [], confirmed: [], events: [], patches: [], applied: [], duplicates: 0, gaps: [] };
+  const plan: Plan = { conversations: [], messages: [], confirmed: [], events: [], patches: [], erased: [], applied: [], duplicates: 0, gaps: [] };
   const touched = new Map<string, { prior: Prior; state: ConversationState; last: LoggedEvent }>();
   // Messages are not needed to fold (no decision reads them here) and are not stored in the state.
   const priorState = (id: string): ConversationState => {
@@ -173,6 +177,10 @@ export function planBatch(prior: Map<string, Prior>, events: LoggedEvent[]): Pla
       }
       case 'ReplyFailed':
         // Kept in `events` and seen through the failed_replies view.
+        break;
+      case 'ConversationErased':
+        // The fold already dropped the content from the state; apply.ts removes the rows.
+        plan.erased.push({ conversation_id: id, erased_at: at });
         break;
       default: {
         const _never: never = e;

@@ -5,13 +5,18 @@ import type { Logger } from '../telemetry/logger.ts';
 import { LATENCY_BUCKETS_MS } from '../telemetry/metrics.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { contextFrom, tracerFor } from '../telemetry/trace.ts';
+import { keysFor } from '../events/keys.ts';
+import type { KeyStore } from '../events/keys.ts';
 import { applyBatch } from './apply.ts';
 import type { BatchResult } from './apply.ts';
+import { createDbKeyStore } from './keys.ts';
 import type { Db } from './sql.ts';
 
 export type ProjectorOptions = {
   log: EventLog;
   db: Db;
+  /** The conversations' data keys (default: conversation_keys in `db`, cached). */
+  keys?: KeyStore;
   metrics?: Metrics;
   logger?: Logger;
   /** The projection's name: its checkpoints' key and its consumer group `gemello-projection-<name>`. */
@@ -44,6 +49,7 @@ const tracer = tracerFor('gemello-projections');
 /** Projects the events topic into the read-model tables (conversations, messages, confirmed data, events). */
 export function createProjector(options: ProjectorOptions): Projector {
   const { log, db } = options;
+  const keyStore = options.keys ?? createDbKeyStore(db);
   const name = options.name ?? 'readmodel';
   const attempts = options.attempts ?? 5;
   const retryForMs = options.retryForMs ?? 5_000;
@@ -66,7 +72,10 @@ export function createProjector(options: ProjectorOptions): Projector {
     for (let attempt = 1; ; attempt++) {
       try {
         const started = performance.now();
-        const r = await db.tx((q) => applyBatch(q, name, partition, records, { contiguous }));
+        // Before the transaction: cached keys cost no query, and PGlite's one connection is free.
+        const keys = await keysFor(keyStore, records);
+        const r = await db.tx((q) => applyBatch(q, name, partition, records, { contiguous, keys }));
+        for (const e of r.applied) if (e.type === 'ConversationErased') keyStore.forget(e.conversationId);
         // One span per applied event, in the trace of the prompt that caused it, covering the batch's transaction.
         for (const e of r.applied) {
           tracer.startSpan('projection.apply', {

@@ -28,6 +28,8 @@ export type ConversationView = {
   metadata: Record<string, unknown>;
   lastSeq: number;
   updatedAt: string;
+  /** When the conversation was erased (its messages and confirmed data are gone), or null. */
+  erasedAt: string | null;
   /** Prompts whose reply is still owed, and replies the model could not give. */
   pendingPrompts: number[];
   failedReplies: number;
@@ -57,9 +59,9 @@ export function createReadApi(db: Db) {
     async getConversation(id: string): Promise<ConversationView | null> {
       const [c] = await db.query<{
         id: string; twin_id: string | null; twin_name: string | null; user_id: string | null; started_at: Date | null; ended_at: Date | null;
-        metadata: Record<string, unknown>; last_seq: number; updated_at: Date; pending: number[] | null; failed: number | null;
+        metadata: Record<string, unknown>; last_seq: number; updated_at: Date; pending: number[] | null; failed: number | null; erased_at: Date | null;
       }>(
-        `SELECT id, twin_id, twin_name, user_id, started_at, ended_at, metadata, last_seq, updated_at,
+        `SELECT id, twin_id, twin_name, user_id, started_at, ended_at, metadata, last_seq, updated_at, erased_at,
                 state->'pendingPrompts' AS pending, (state->>'failedReplies')::int AS failed
          FROM conversations WHERE id = $1`,
         [id],
@@ -88,6 +90,7 @@ export function createReadApi(db: Db) {
         metadata: c.metadata,
         lastSeq: Number(c.last_seq),
         updatedAt: iso(c.updated_at)!,
+        erasedAt: iso(c.erased_at ?? null),
         pendingPrompts: c.pending ?? [],
         failedReplies: c.failed ?? 0,
         messages: messages.map((r) => ({

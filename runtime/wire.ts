@@ -5,6 +5,7 @@ import type { ActorHost } from '../actors/host.ts';
 import type { SnapshotStore } from '../actors/ports.ts';
 import { createTwinCatalog } from '../actors/twins.ts';
 import type { TwinCatalog } from '../actors/twins.ts';
+import { createEraser } from '../gateway/erase.ts';
 import { createFeed } from '../gateway/feed.ts';
 import type { Feed } from '../gateway/feed.ts';
 import { DEFAULT_LIMITS } from '../gateway/session.ts';
@@ -16,6 +17,7 @@ import { selectReplyModel, selectSpeechModel } from '../models/select.ts';
 import { createAudioCache } from '../projections/audio-cache.ts';
 import { createPGliteDb } from '../projections/db-pglite.ts';
 import { createPostgresDb } from '../projections/db-postgres.ts';
+import { createDbKeyStore } from '../projections/keys.ts';
 import { migrate } from '../projections/migrate.ts';
 import { createProjector } from '../projections/projector.ts';
 import { createReadApi } from '../projections/queries.ts';
@@ -104,6 +106,8 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
   const speech = selectSpeechModel(config.env);
   const readApi = createReadApi(db);
   const stateSource = createReadModelStateSource(db);
+  // The conversations' data keys, one cache for every role of this process.
+  const keys = createDbKeyStore(db);
 
   const host = roles.includes('actors')
     ? createActorHost({
@@ -113,14 +117,15 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
         catalog,
         replyModel: reply.model,
         speech: speech ? { model: speech.model, sink: createAudioCache(db) } : null,
+        keys,
         metrics,
         logger: createLogger('actors', config.quiet),
         snapshotEvery: config.snapshotEvery,
         idleMs: config.idleMs,
       })
     : null;
-  const projector = roles.includes('projections') ? createProjector({ log, db, metrics, logger: createLogger('projections', config.quiet) }) : null;
-  const feed = roles.includes('gateway') ? createFeed(log, createLogger('gateway', config.quiet)) : null;
+  const projector = roles.includes('projections') ? createProjector({ log, db, keys, metrics, logger: createLogger('projections', config.quiet) }) : null;
+  const feed = roles.includes('gateway') ? createFeed(log, createLogger('gateway', config.quiet), undefined, keys) : null;
   let feedStarted = false;
 
   const appDeps: AppDeps | null = feed
@@ -135,6 +140,15 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
         idleTimeoutMs: config.wsIdleMs,
         limits: { ...DEFAULT_LIMITS, ratePerSec: config.rate.perSec, burst: config.rate.burst },
         eventsAfter: (id, after) => readApi.getEvents(id, after),
+        keys,
+        erase: createEraser({
+          log,
+          feed,
+          readModelErased: async (id) => {
+            const [c] = await db.query<{ erased_at: unknown }>('SELECT erased_at FROM conversations WHERE id = $1', [id]);
+            return Boolean(c?.erased_at);
+          },
+        }),
         // Owner and twin only: the state or the API view would load the whole transcript.
         conversationOf: async (id) => {
           const [c] = await db.query<{ user_id: string | null; twin_id: string | null; twin_name: string | null }>('SELECT user_id, twin_id, twin_name FROM conversations WHERE id = $1', [id]);

@@ -126,10 +126,10 @@ for (const backend of backends) {
     });
 
     it('applies its migrations once: a second run changes nothing', async () => {
-      expect(await migrate(db)).toEqual(['001_init.sql']);
+      expect(await migrate(db)).toEqual(['001_init.sql', '002_conversation_keys.sql']);
       expect(await migrate(db)).toEqual([]);
-      const rows = await db.query<{ version: string }>('SELECT version FROM schema_migrations');
-      expect(rows.map((r) => r.version)).toEqual(['001']);
+      const rows = await db.query<{ version: string }>('SELECT version FROM schema_migrations ORDER BY version');
+      expect(rows.map((r) => r.version)).toEqual(['001', '002']);
     });
 
     it('turns a batch of events into rows that match the events one for one', async () => {

@@ -6,10 +6,13 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClientCommand } from '../../actors/commands.ts';
+import { openCommand } from '../../actors/command-seal.ts';
+import { WireCommand } from '../../actors/commands.ts';
 import { createTwinCatalog } from '../../actors/twins.ts';
 import { createKafkaLog } from '../../log/kafka.ts';
 import type { LogRecord } from '../../log/port.ts';
+import { createPostgresDb } from '../../projections/db-postgres.ts';
+import { createDbKeyStore } from '../../projections/keys.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
@@ -254,11 +257,16 @@ describe(`the gateway under fuzzed frames (fast-check seed ${SEED}; FUZZ_SEED to
     } finally {
       await log.close();
     }
+    // Prompts and confirmed data travel sealed with their conversation's key: opened with it, they must be what was asked.
+    const db = createPostgresDb({ url: DATABASE_URL, schema });
+    const keys = await createDbKeyStore(db).get(records.map((r) => r.key)).finally(() => db.close());
     const commands = records.map((r) => {
-      const parsed = ClientCommand.safeParse(JSON.parse(r.value));
+      const parsed = WireCommand.safeParse(JSON.parse(r.value));
       expect(parsed.success, `record ${r.partition}/${r.offset}: ${r.value.slice(0, 300)}`).toBe(true);
       expect(r.key).toBe(parsed.data!.conversationId);
-      return parsed.data!;
+      const opened = openCommand(parsed.data!, keys.get(r.key));
+      expect(opened, `record ${r.partition}/${r.offset} does not open with its conversation's key`).not.toBeNull();
+      return opened!;
     });
     const prompts = taken.filter((s) => s.expect === 'prompt').map((s) => s.parsed!);
     const confirms = taken.filter((s) => s.expect === 'confirm').map((s) => s.parsed!);

@@ -84,6 +84,47 @@ describe('the conversation decider', () => {
   });
 });
 
+describe('erasing a conversation', () => {
+  const erase = (over: Partial<{ principal: string | null; asOperator: boolean }> = {}): Command => ({
+    ...meta({ principal: over.principal ?? null }),
+    type: 'EraseConversation',
+    data: { by: over.principal ?? 'ops', via: over.asOperator ? 'cli' : 'api', reason: null, asOperator: over.asOperator ?? false },
+  });
+  const confirm = (): Command => ({ ...meta({ principal: 'alice' }), type: 'ConfirmData', data: { data: { city: 'Omaha', name: 'Ann' } } });
+
+  it('records ConversationErased with who asked and how much content it covers', () => {
+    given(prompt('hello', { principal: 'alice' }), reply(2), prompt('again', { principal: 'alice' }), confirm())
+      .when(erase({ principal: 'alice' }))
+      .then([{ type: 'ConversationErased', data: { by: 'alice', via: 'api', prompts: 2, replies: 1, confirmedFields: 2 } }]);
+  });
+
+  it('leaves nothing personal in the state, and no reply owed', () => {
+    const g = given(prompt('hello'), reply(2), prompt('pending'), confirm(), erase());
+    expect(g.state).toMatchObject({ messages: [], confirmedData: {}, pendingPrompts: [], pendingAudio: [], erased: { seq: 6, by: 'ops', prompts: 2, replies: 1, confirmedFields: 2 } });
+    g.when(reply(4)).then([]); // the model's late answer to the pending prompt is dropped
+  });
+
+  it('refuses every later command of a client with conversation_erased', () => {
+    const g = given(prompt('hello'), erase());
+    g.when(prompt('still there?')).thenRejects('conversation_erased');
+    g.when({ ...meta(), type: 'ConfirmData', data: { data: { city: 'Omaha' } } }).thenRejects('conversation_erased');
+    g.when({ ...meta(), type: 'StartConversation', data: { twin, metadata: {} } }).thenRejects('conversation_erased');
+  });
+
+  it('is done once: erasing again appends nothing (the host checks the key and snapshot are gone)', () => {
+    given(prompt('hello'), erase()).when(erase()).then([]);
+  });
+
+  it('lets only the owner erase through the API; the operator\'s CLI needs no principal', () => {
+    given(prompt('hello', { principal: 'alice' })).when(erase({ principal: 'bob' })).thenRejects('forbidden');
+    given(prompt('hello', { principal: 'alice' })).when(erase({ principal: null, asOperator: true })).then([{ type: 'ConversationErased', data: { via: 'cli' } }]);
+  });
+
+  it('refuses to erase a conversation that does not exist', () => {
+    given().when(erase()).thenRejects('conversation_not_found');
+  });
+});
+
 describe('the fold', () => {
   const events = (): EventEnvelope[] => {
     const s = initialState('c1');
@@ -112,6 +153,7 @@ describe('the fold', () => {
       fc.record({ kind: fc.constant('reply' as const), pick: fc.nat(5) }),
       fc.record({ kind: fc.constant('fail' as const), pick: fc.nat(5) }),
       fc.record({ kind: fc.constant('redeliver' as const) }),
+      fc.record({ kind: fc.constant('erase' as const) }),
     );
     fc.assert(
       fc.property(fc.array(command, { maxLength: 40 }), (cmds) => {
@@ -124,6 +166,7 @@ describe('the fold', () => {
           else if (c.kind === 'confirm') cmd = { ...meta({ principal: c.principal }), type: 'ConfirmData', data: { data: { [c.key]: c.value } } };
           else if (c.kind === 'reply') cmd = reply(live.pendingPrompts[c.pick % Math.max(1, live.pendingPrompts.length)] ?? 1);
           else if (c.kind === 'fail') cmd = { type: 'RecordReplyFailure', promptSeq: live.pendingPrompts[0] ?? 1, reason: 'x', code: 'y', latencyMs: 0 };
+          else if (c.kind === 'erase') cmd = { ...meta(), type: 'EraseConversation', data: { by: null, via: 'cli', reason: null, asOperator: true } };
           else if (last) cmd = last;
           else continue;
           last = cmd;

@@ -1,0 +1,25 @@
+import { fork } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { writeHeapSnapshot } from 'node:v8';
+import { freePort } from '../test/support/processes.ts';
+import { cleanUp } from './cleanup.ts';
+const tag = randomUUID().slice(0, 8);
+const ns = `benchgw${tag}.`;
+const port = await freePort();
+Object.assign(process.env, { KAFKA_BROKERS: '127.0.0.1:9092', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test', DATABASE_SCHEMA: `bench_gw_${tag}`, REDIS_URL: 'redis://127.0.0.1:6379', GEMELLO_NAMESPACE: ns, PORT: String(port), GEMELLO_LOG_QUIET: '1', OPENAI_API_KEY: 'x', GEMELLO_SPEECH: 'off' });
+const { runNode } = await import('../runtime/node.ts');
+await runNode(['gateway']);
+const gc = (globalThis as any).gc as () => void;
+const mem = () => { gc(); gc(); const m = process.memoryUsage(); return m; };
+await new Promise((r) => setTimeout(r, 2000));
+const before = mem();
+const N = Number(process.env.N ?? 4000);
+const child = fork(new URL('./gateway.ts', import.meta.url).pathname, ['--socket-clients', `ws://127.0.0.1:${port}/ws`, String(N), '60'], { execArgv: ['--disable-warning=TimeoutNegativeWarning'] });
+await new Promise<void>((r) => child.on('message', (m: any) => m.done && r()));
+for (const w of [2, 5, 10, 20]) { await new Promise((r) => setTimeout(r, w === 2 ? 2000 : (w === 5 ? 3000 : (w === 10 ? 5000 : 10000)))); const m = process.memoryUsage(); console.log(`after ${w}s no-gc: rss ${((m.rss - before.rss) / N).toFixed(0)} heapUsed ${((m.heapUsed - before.heapUsed) / N).toFixed(0)} heapTotal ${((m.heapTotal - before.heapTotal) / N).toFixed(0)}`); }
+const after = mem();
+for (const k of Object.keys(before) as (keyof typeof before)[]) console.log(k, ((after[k] - before[k]) / N).toFixed(0), 'B/socket');
+if (process.env.SNAP) console.log(writeHeapSnapshot('/tmp/rb/gw.heapsnapshot'));
+child.kill();
+await cleanUp({ brokers: ['127.0.0.1:9092'], namespace: ns, redisUrl: 'redis://127.0.0.1:6379', databaseUrl: 'postgres://postgres@127.0.0.1:5432/test', schemas: [`bench_gw_${tag}`] });
+process.exit(0);

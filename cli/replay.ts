@@ -1,0 +1,55 @@
+import type { EventLog } from '../log/port.ts';
+import { RebuildInterrupted, rebuildReadModel } from '../projections/rebuild.ts';
+import type { Db } from '../projections/sql.ts';
+import type { Progress } from './progress.ts';
+
+/** The projections `replay` can rebuild, with what each one is. */
+export const REPLAYABLE: Record<string, string> = {
+  readmodel: 'the Postgres read model (conversations, messages, confirmed_data, events)',
+};
+
+export type ReplayDeps = {
+  log: EventLog;
+  db: Db;
+  progress: Progress;
+  signal?: AbortSignal;
+  /** What it did (stdout). */
+  out?: (line: string) => void;
+  /** Each step (stderr). */
+  say?: (line: string) => void;
+};
+
+const n = (x: number) => x.toLocaleString('en-US');
+
+/**
+ * `gemello replay --projection <name> [--restart]`: rebuilds a projection from offset 0 into
+ * fresh tables and switches over when caught up; returns the exit code.
+ */
+export async function replay(flags: { projection?: string | true; restart?: string | true }, deps: ReplayDeps): Promise<number> {
+  const out = deps.out ?? ((l: string) => console.log(l));
+  const say = deps.say ?? ((l: string) => console.error(l));
+  const name = flags.projection;
+  if (typeof name !== 'string' || !REPLAYABLE[name]) {
+    const known = Object.entries(REPLAYABLE).map(([k, v]) => `  ${k}  ${v}`).join('\n');
+    const why = typeof name === 'string' ? (name === 'snapshots' ? 'the Redis snapshots are rebuilt with: gemello snapshots rebuild\n' : `no projection "${name}"\n`) : '';
+    say(`${why}usage: gemello replay --projection <name> [--restart]\nprojections:\n${known}`);
+    return 2;
+  }
+  if (deps.db.kind === 'pglite') {
+    say('embedded read model (PGlite): only one process may open it, so stop `npm start` (or serve) before replaying');
+  }
+  try {
+    const r = await rebuildReadModel({ log: deps.log, db: deps.db, name, progress: deps.progress, say, signal: deps.signal, restart: flags.restart === true });
+    const rate = r.seconds > 0 ? Math.round(r.records / r.seconds) : r.records;
+    out(`replayed ${name} from offset 0${r.resumedFrom ? ` (resumed: ${n(r.resumedFrom)} records applied by an earlier run)` : ''}: ${n(r.records)} log records read, ${n(r.applied)} events applied in ${r.seconds.toFixed(1)} s (${n(rate)} records/s)`);
+    out(`switched: schema "${r.live}" now serves the rebuilt tables (${n(r.counts.conversations)} conversations, ${n(r.counts.messages)} messages, ${n(r.counts.events)} events), in a switch of ${Math.round(r.switchMs)} ms${r.appliedInSwitch ? ` that also applied the last ${n(r.appliedInSwitch)} events` : ''}`);
+    out(`the old tables are in schema "${r.old}"; drop them once you no longer need them: DROP SCHEMA "${r.old}" CASCADE`);
+    return 0;
+  } catch (err) {
+    if (err instanceof RebuildInterrupted) {
+      say(err.message);
+      return 130;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,58 @@
+import { Buffer } from 'node:buffer';
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+
+/**
+ * A person's content as it is stored in the log: AES-256-GCM under the conversation's data
+ * key. `ct` is the ciphertext followed by the 16-byte tag, `iv` 12 random bytes, both base64.
+ * Destroying the key (erasure) leaves every copy of `ct` unreadable: crypto-shredding.
+ */
+export type Sealed = { enc: 'a256gcm'; iv: string; ct: string };
+
+/** What a reader sees in place of content whose key is gone. */
+export const ERASED_TEXT = '[erased]';
+
+const ALG = 'aes-256-gcm';
+
+// Node imports a raw key anew on every cipher it makes; a KeyObject made once per data key
+// makes each seal/open about 4× cheaper (replay decrypts every event).
+const keyObjects = new WeakMap<Uint8Array, KeyObject>();
+function keyObject(key: Uint8Array): KeyObject {
+  let k = keyObjects.get(key);
+  if (!k) keyObjects.set(key, (k = createSecretKey(key)));
+  return k;
+}
+const TAG_BYTES = 16;
+
+export const isSealed = (v: unknown): v is Sealed =>
+  typeof v === 'object' && v !== null && (v as Sealed).enc === 'a256gcm' && typeof (v as Sealed).iv === 'string' && typeof (v as Sealed).ct === 'string';
+
+/** A fresh random 256-bit data key. */
+export const newDataKey = (): Uint8Array => new Uint8Array(randomBytes(32));
+
+/**
+ * Encrypts `text`. `context` is authenticated but not stored (GCM's additional data): it
+ * binds the ciphertext to where it sits (conversation, event, field), so it cannot be
+ * moved into another event and read there.
+ */
+export function seal(key: Uint8Array, text: string, context: string): Sealed {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv(ALG, keyObject(key), iv);
+  cipher.setAAD(Buffer.from(context, 'utf8'));
+  const ct = Buffer.concat([cipher.update(text, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+  return { enc: 'a256gcm', iv: iv.toString('base64'), ct: ct.toString('base64') };
+}
+
+/** Decrypts what `seal` made with the same key and context; null if it does not authenticate. */
+export function open(key: Uint8Array, sealed: Sealed, context: string): string | null {
+  try {
+    const bytes = Buffer.from(sealed.ct, 'base64');
+    if (bytes.length < TAG_BYTES) return null;
+    const decipher = createDecipheriv(ALG, keyObject(key), Buffer.from(sealed.iv, 'base64'));
+    decipher.setAAD(Buffer.from(context, 'utf8'));
+    decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
+    return Buffer.concat([decipher.update(bytes.subarray(0, bytes.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+  } catch {
+    return null;
+  }
+}
