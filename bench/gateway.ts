@@ -11,6 +11,7 @@
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
@@ -117,9 +118,11 @@ async function runLevel(url: string, concurrency: number, perSocket: number, sec
     convs.push(...(await Promise.all(Array.from({ length: Math.min(50, concurrency - i) }, () => openConversation(url)))));
   }
   // Every conversation is created (and its actor active) before the clock starts.
+  let warmupErrors = 0;
   await Promise.all(convs.map(async (c) => {
-    for (let k = 0; k < warmup; k++) await c.ask();
+    for (let k = 0; k < warmup; k++) await c.ask(60_000).catch(() => warmupErrors++);
   }));
+  if (warmupErrors) log(`  ${warmupErrors} warm-up prompts failed`);
   const trace = new Map<string, { sent: number; received: number }>();
   convs[0]!.trace = trace;
   const latencies: number[] = [];
@@ -304,6 +307,7 @@ export async function run(): Promise<void> {
     await cleanUp(leftovers);
   });
   const t00 = now();
+  const loadStart = round(loadavg()[0]!, 2);
   log(`namespace ${namespace}, schema ${schema}; levels ${LEVELS.join(', ')}; ${SOCKETS} idle sockets`);
   try {
     const port = await freePort();
@@ -369,6 +373,7 @@ export async function run(): Promise<void> {
     table.push(['sustained prompts/s (best level)', `${metrics.sustained_prompts_per_s}`, '≥ 5,000']);
     table.push(['idle sockets held by one gateway process', `${cap.held.toLocaleString()}`, '10,000']);
     table.push(['memory per socket (RSS growth / sockets)', `${(perSocket / 1024).toFixed(1)} KB`, '< 10 KB']);
+    table.push(['machine load (1-min average) at start / end', `${loadStart} / ${round(loadavg()[0]!, 2)}`, '(2 cores, shared)']);
     report({
       name: 'gateway',
       params: {
@@ -384,6 +389,9 @@ export async function run(): Promise<void> {
         speech: 'off',
         backends: 'Kafka 4.1 (kafkajs), PostgreSQL, Redis on 127.0.0.1',
         duration_s: Math.round((now() - t00) / 1000),
+        // The machine is shared: its 1-minute load average when the run began and ended.
+        load_average_start: loadStart,
+        load_average_end: round(loadavg()[0]!, 2),
       },
       metrics,
       table,

@@ -8,6 +8,7 @@
 //   BENCH_WARMUP (200) untimed ones; BENCH_PEER_STREAMS (1000) Emmett streams;
 //   BENCH_LAG_RATE (1000) events/s for BENCH_LAG_SECONDS (10) s for the projection lag.
 import { randomBytes, randomUUID } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
 import { getPostgreSQLEventStore } from '@event-driven-io/emmett-postgresql';
 import { createRecovery } from '../actors/recovery.ts';
@@ -138,6 +139,7 @@ export async function run(): Promise<void> {
   const leftovers = { brokers: KAFKA_BROKERS, namespace, redisUrl: REDIS_URL, databaseUrl: DATABASE_URL, schemas: [schema, peerSchema] };
   const disarm = onInterrupt(() => cleanUp(leftovers));
   const t00 = now();
+  const loadStart = round(loadavg()[0]!, 2);
   log(`namespace ${namespace}, schema ${schema}; ${N} conversations × ${EVENTS} events, ${PARTITIONS} partitions, snapshot at seq ${SNAP_AT}`);
   try {
     await migrate(db);
@@ -522,6 +524,9 @@ export async function run(): Promise<void> {
         lag_measured: 'append call → COMMIT of the projector transaction holding the row returned',
         backends: 'Kafka 4.1 (kafkajs), PostgreSQL, Redis on 127.0.0.1',
         duration_s: Math.round((now() - t00) / 1000),
+        // The machine is shared: its 1-minute load average when the run began and ended.
+        load_average_start: loadStart,
+        load_average_end: round(loadavg()[0]!, 2),
       },
       metrics,
       table: [
@@ -538,6 +543,7 @@ export async function run(): Promise<void> {
         ['projector catch-up', `${metrics.projection_catchup_events_per_s.toLocaleString()} events/s`, ''],
         ['append (batches of 500, acks=all)', `${metrics.append_events_per_s.toLocaleString()} events/s`, ''],
         ['snapshot / event size', `${metrics.snapshot_bytes} B / ${metrics.event_bytes} B`, '~5 KB snapshot'],
+        ['machine load (1-min average) at start / end', `${loadStart} / ${round(loadavg()[0]!, 2)}`, '(2 cores, shared)'],
       ],
     });
   } finally {

@@ -251,7 +251,8 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
       return sealCommand(cmd, await deps.keys.create(cmd.conversationId));
     } catch (err) {
       if (!(err instanceof KeyDestroyed)) throw err;
-      error('conversation_erased', ERROR_CODES.conversation_erased, { conversationId: cmd.conversationId, ...(cmd.correlationId ? { requestId: cmd.correlationId } : {}) });
+      const twin = cmd.type === 'SubmitPrompt' ? { digitalTwinId: cmd.data.twin.id, digitalTwinName: cmd.data.twin.name } : {};
+      error('conversation_erased', ERROR_CODES.conversation_erased, { ...twin, conversationId: cmd.conversationId, ...(cmd.correlationId ? { requestId: cmd.correlationId } : {}) });
       return null;
     }
   }

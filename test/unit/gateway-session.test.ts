@@ -2,7 +2,12 @@
 // the conversation moves on, when it names someone else's conversation, when its frames
 // are garbage, and when it stops reading.
 import { describe, expect, it } from 'vitest';
+import { openCommand } from '../../actors/command-seal.ts';
+import { WireCommand } from '../../actors/commands.ts';
 import { createTwinCatalog } from '../../actors/twins.ts';
+import { KeyDestroyed } from '../../events/keys.ts';
+import type { KeyStore } from '../../events/keys.ts';
+import { newDataKey } from '../../events/seal.ts';
 import type { Notice } from '../../events/codec.ts';
 import type { EventEnvelope } from '../../events/schemas.ts';
 import type { FeedListener } from '../../gateway/feed.ts';
@@ -227,5 +232,63 @@ describe('backpressure', () => {
     await sleep(5);
     expect(c.frames.map((f) => f.seq)).toEqual([3]);
     expect(c.closes).toEqual([[1008, expect.stringContaining('slow consumer')]]);
+  });
+});
+
+describe('erasure', () => {
+  /** A key store in memory: the port, without the database. */
+  const memoryKeys = () => {
+    const keys = new Map<string, Uint8Array | null>();
+    const store: KeyStore = {
+      async get(ids) {
+        const out = new Map<string, Uint8Array>();
+        for (const id of ids) if (keys.get(id)) out.set(id, keys.get(id)!);
+        return out;
+      },
+      async create(id) {
+        if (keys.get(id) === null) throw new KeyDestroyed(`conversation ${id} was erased`);
+        if (!keys.has(id)) keys.set(id, newDataKey());
+        return keys.get(id)!;
+      },
+      async destroy(id) {
+        keys.set(id, null);
+        return true;
+      },
+      forget() {},
+    };
+    return store;
+  };
+
+  it('puts prompts and confirmed data on the log sealed with the conversation\'s key', async () => {
+    const w = world();
+    w.deps.keys = memoryKeys();
+    const c = w.client();
+    await c.send({ digitalTwinId: seed.id, prompt: 'my PIN is 4321', requestId: 'p' });
+    const id = w.commands()[0]!.conversationId;
+    await c.send({ type: 'confirm', conversationId: id, data: { name: 'Ann Secretname' } });
+    expect(w.appended.map((r) => r.value).join('\n')).not.toMatch(/4321|Secretname/);
+    const key = await w.deps.keys.create(id);
+    const opened = w.appended.map((r) => openCommand(WireCommand.parse(JSON.parse(r.value)), key));
+    expect(opened.map((cmd) => cmd?.data)).toEqual([{ twin: seed, text: 'my PIN is 4321' }, { data: { name: 'Ann Secretname' } }]);
+  });
+
+  it('answers conversation_erased for a conversation whose key is destroyed, and tells its followers when it is erased', async () => {
+    const w = world();
+    w.deps.keys = memoryKeys();
+    const c = w.client();
+    await c.send({ digitalTwinId: seed.id, prompt: 'hello' });
+    const id = w.commands()[0]!.conversationId;
+    w.emit(started(id));
+    w.emit(ev(id, 4, 'ConversationErased', { by: null, via: 'api', reason: null, prompts: 1, replies: 1, confirmedFields: 0 }));
+    await w.deps.keys.destroy(id);
+    await c.send({ digitalTwinId: seed.id, conversationId: id, prompt: 'still there?', requestId: 'late' });
+    expect(c.frames).toEqual([
+      expect.objectContaining({ type: 'conversation.erased', conversationId: id, seq: 4 }),
+      expect.objectContaining({ type: 'error', code: 'conversation_erased', conversationId: id, requestId: 'late', digitalTwinId: seed.id }),
+    ]);
+    expect(w.appended).toHaveLength(1); // nothing more reached the log
+    // Without a conversationId, the next prompt starts a new conversation.
+    await c.send({ digitalTwinId: seed.id, prompt: 'a new start' });
+    expect(w.commands()[1]!.conversationId).not.toBe(id);
   });
 });
