@@ -98,7 +98,18 @@ export async function startCommand(command: string, args: string[], env: Record<
         child.kill(signal);
       }
       await Promise.race([done, new Promise((r) => setTimeout(r, 15_000))]);
-      if (exited === null) {
+      // npm exits before the node it started: wait for the whole process group to be gone.
+      const groupAlive = () => {
+        try {
+          process.kill(-child.pid!, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      const end = Date.now() + 15_000;
+      while (groupAlive() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      if (groupAlive() || exited === null) {
         try {
           process.kill(-child.pid!, 'SIGKILL');
         } catch {
