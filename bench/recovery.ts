@@ -372,12 +372,21 @@ export async function run(): Promise<void> {
       const ms = now() - t;
       return { events, ms, states };
     };
-    if (env.BENCH_MARK) log(`mark replay start ${process.hrtime.bigint() / 1000n}`);
-    const all = await withProgress(() => `replaying… ${progress.join(' ')}`, () => replayOnce(Array.from({ length: PARTITIONS }, (_, p) => p)));
+    // Partition by partition (what "full partition replay" means: one partition from offset
+    // 0 to its end), then all twelve at once (a host taking every partition over together).
+    const perPartition: { events: number; ms: number }[] = [];
+    await withProgress(() => `replaying partition ${perPartition.length}: ${progress[perPartition.length] ?? '-'}`, async () => {
+      for (let p = 0; p < PARTITIONS; p++) {
+        const r = await replayOnce([p]);
+        for (const c of byPartition[p]!.slice(0, 5)) if (r.states.get(c.id)?.lastEventId !== c.state.lastEventId) throw new Error(`replay of ${c.id} ended elsewhere`);
+        perPartition.push({ events: r.events, ms: r.ms });
+      }
+    });
+    const seq = { events: perPartition.reduce((a, r) => a + r.events, 0), ms: perPartition.reduce((a, r) => a + r.ms, 0) };
+    const slowest = Math.min(...perPartition.map((r) => r.events / (r.ms / 1000)));
+    const all = await withProgress(() => `replaying all partitions at once… ${progress.join(' ')}`, () => replayOnce(Array.from({ length: PARTITIONS }, (_, p) => p)));
     for (const c of convs.slice(0, 50)) if (all.states.get(c.id)?.lastEventId !== c.state.lastEventId) throw new Error(`replay of ${c.id} ended elsewhere`);
-    if (env.BENCH_MARK) log(`mark replay end ${process.hrtime.bigint() / 1000n}`);
-    const one = await replayOnce([0]);
-    log(`replayed ${all.events.toLocaleString()} events in ${all.ms.toFixed(0)} ms; partition 0 alone: ${one.events.toLocaleString()} in ${one.ms.toFixed(0)} ms`);
+    log(`replayed ${seq.events.toLocaleString()} events partition by partition in ${seq.ms.toFixed(0)} ms (slowest partition ${Math.round(slowest).toLocaleString()} events/s); all at once in ${all.ms.toFixed(0)} ms`);
     all.states.clear();
 
     // ---- 7. projection lag under load ---------------------------------------------------
@@ -480,8 +489,9 @@ export async function run(): Promise<void> {
       postgres_tail_p50_ms: s.postgres.p50,
       postgres_tail_p95_ms: s.postgres.p95,
       postgres_tail_p99_ms: s.postgres.p99,
-      full_replay_events_per_s: Math.round(all.events / (all.ms / 1000)),
-      partition_replay_events_per_s: Math.round(one.events / (one.ms / 1000)),
+      full_replay_events_per_s: Math.round(seq.events / (seq.ms / 1000)),
+      slowest_partition_replay_events_per_s: Math.round(slowest),
+      full_replay_concurrent_events_per_s: Math.round(all.events / (all.ms / 1000)),
       replay_tier_p50_ms: round(percentile(replayTierMs, 50), 1),
       projection_lag_p50_ms: lag.p50,
       projection_lag_p95_ms: lag.p95,
@@ -536,8 +546,9 @@ export async function run(): Promise<void> {
         ['Postgres read model + tail (no Redis) p50 / p95 / p99', `${s.postgres.p50} / ${s.postgres.p95} / ${s.postgres.p99} ms`, 'p99 < 5 ms'],
         [`peer: Emmett aggregateStream of ${EVENTS} events p50 / p95 / p99`, `${s.emmett.p50} / ${s.emmett.p95} / ${s.emmett.p99} ms`, '(peer)'],
         ['Redis tier p99 / Emmett p99', `${ratio}×`, '≤ 1×'],
-        ['full replay, 12 partitions (read + decode + fold)', `${metrics.full_replay_events_per_s.toLocaleString()} events/s`, '≥ 50,000 events/s'],
-        ['one partition replay', `${metrics.partition_replay_events_per_s.toLocaleString()} events/s`, ''],
+        [`full replay, every partition from 0, one after another (read + decode + fold, ${(seq.events / 1000).toFixed(0)}k events)`, `${metrics.full_replay_events_per_s.toLocaleString()} events/s`, '≥ 50,000 events/s'],
+        ['  slowest partition', `${metrics.slowest_partition_replay_events_per_s.toLocaleString()} events/s`, ''],
+        ['  all 12 partitions at once', `${metrics.full_replay_concurrent_events_per_s.toLocaleString()} events/s`, ''],
         ['replay tier, one conversation (its partition from 0)', `${metrics.replay_tier_p50_ms} ms`, ''],
         [`projection lag at ${Math.round(offeredRate)} events/s p50 / p95 / p99`, `${lag.p50} / ${lag.p95} / ${lag.p99} ms`, 'p99 < 100 ms'],
         ['projector catch-up', `${metrics.projection_catchup_events_per_s.toLocaleString()} events/s`, ''],

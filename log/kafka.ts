@@ -137,6 +137,8 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
             return;
           }
           const last = records.length ? records[records.length - 1]!.offset : -1;
+          // Without this kafkajs fetches the same batch again, and a read longer than one
+          // batch never ends (each seek sets the position anew, so resolving is safe).
           if (batch.messages.length) resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
           if (last + 1 >= w.end) {
             waiting.delete(batch.partition);
@@ -161,6 +163,65 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       },
     };
   }
+  // Appends. The idempotent producer has one request in flight at a time, so appends to
+  // different partitions would wait for each other one round trip each; instead, what
+  // arrives while a request is in flight goes out together in the next one (one record
+  // batch per partition, each append's records contiguous, in the order of the calls).
+  type QueuedAppend = { topic: string; partition: number; records: OutgoingRecord[]; bytes: number; resolve: (offset: number) => void; reject: (err: unknown) => void };
+  /** Bytes of one partition's records per request, under the broker's 1 MB batch limit. */
+  const MAX_PARTITION_BYTES = 512 * 1024;
+  let queued: QueuedAppend[] = [];
+  let sending = false;
+  async function drainAppends(): Promise<void> {
+    sending = true;
+    while (queued.length) {
+      // Take appends in order; a partition that is full for this request keeps its later appends for the next.
+      const batch: QueuedAppend[] = [];
+      const rest: QueuedAppend[] = [];
+      const bytes = new Map<string, number>();
+      const full_ = new Set<string>();
+      for (const a of queued) {
+        const k = `${a.topic}/${a.partition}`;
+        const b = bytes.get(k) ?? 0;
+        if (full_.has(k) || (b > 0 && b + a.bytes > MAX_PARTITION_BYTES)) {
+          full_.add(k);
+          rest.push(a);
+        } else {
+          bytes.set(k, b + a.bytes);
+          batch.push(a);
+        }
+      }
+      queued = rest;
+      try {
+        producerReady ??= producer.connect().catch((err) => {
+          producerReady = null;
+          throw err;
+        });
+        await producerReady;
+        const byTopic = new Map<string, Array<{ key: string; value: string; headers: Record<string, string>; partition: number }>>();
+        for (const a of batch) {
+          let list = byTopic.get(a.topic);
+          if (!list) byTopic.set(a.topic, (list = []));
+          for (const r of a.records) list.push({ key: r.key, value: r.value, headers: r.headers, partition: a.partition });
+        }
+        const meta = await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+        const next = new Map(meta.map((m) => [`${m.topicName}/${m.partition}`, Number(m.baseOffset)]));
+        for (const a of batch) {
+          const k = `${a.topic}/${a.partition}`;
+          const at = next.get(k);
+          if (at === undefined || Number.isNaN(at)) {
+            a.reject(new Error(`no offset for ${k} in the produce response`));
+            continue;
+          }
+          a.resolve(at);
+          next.set(k, at + a.records.length);
+        }
+      } catch (err) {
+        for (const a of batch) a.reject(err);
+      }
+    }
+    sending = false;
+  }
   const readers = new Map<string, ReturnType<typeof createReader>>();
   const partitionLocks = new Map<string, Promise<unknown>>();
 
@@ -184,15 +245,11 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
         }
       }
     },
-    async append(topic, partition, records: OutgoingRecord[]) {
-      producerReady ??= producer.connect();
-      await producerReady;
-      const [meta] = await producer.send({
-        topic: full(topic),
-        acks: -1,
-        messages: records.map((r) => ({ key: r.key, value: r.value, headers: r.headers, partition })),
+    append(topic, partition, records: OutgoingRecord[]) {
+      return new Promise<number>((resolve, reject) => {
+        queued.push({ topic: full(topic), partition, records, bytes: records.reduce((n, r) => n + r.value.length + r.key.length, 0), resolve, reject });
+        if (!sending) void drainAppends();
       });
-      return Number(meta!.baseOffset);
     },
     consume,
     async read(topic, partition, from, handle) {

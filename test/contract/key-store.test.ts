@@ -93,11 +93,11 @@ for (const backend of backends) {
         { type: 'ReplyGenerated', data: { promptSeq: 2, text: `reply ${secret}`, model: 'm', tokens: { prompt: 1, completion: 1, total: 2 }, latencyMs: 1, audio: false } },
         { type: 'DataConfirmed', data: { data: { secret: `data ${secret}` }, requestId: null } },
       ];
-      const first = [...(await batch(id, 0, conversation('S1'))), ...(await batch(other, 0, conversation('S2')))];
-      expect(first.map((r) => r.value).join('')).not.toMatch(/S1|S2/);
+      const first = [...(await batch(id, 0, conversation('alpha-secret-one'))), ...(await batch(other, 0, conversation('beta-secret-two')))];
+      expect(first.map((r) => r.value).join('')).not.toMatch(/alpha-secret-one|beta-secret-two/);
       await db.tx((q) => applyBatch(q, 'keys', 0, first));
       const api = createReadApi(db);
-      expect((await api.getConversation(id))!.messages.map((m) => m.content)).toEqual(['prompt S1', 'reply S1']);
+      expect((await api.getConversation(id))!.messages.map((m) => m.content)).toEqual(['prompt alpha-secret-one', 'reply alpha-secret-one']);
 
       const erased = await batch(id, 4, [{ type: 'ConversationErased', data: { by: 'ops', via: 'cli', reason: null, prompts: 1, replies: 1, confirmedFields: 1 } }]);
       const r = await db.tx((q) => applyBatch(q, 'keys', 0, erased));
@@ -109,7 +109,7 @@ for (const backend of backends) {
         await db.query('SELECT * FROM events WHERE conversation_id = $1', [id]),
         await db.query('SELECT * FROM conversations WHERE id = $1', [id]),
       ]);
-      expect(dump).not.toContain('S1');
+      expect(dump).not.toContain('alpha-secret-one');
       const view = (await api.getConversation(id))!;
       expect(view).toMatchObject({ messages: [], confirmedData: {}, confirmations: [] });
       expect(view.erasedAt).not.toBeNull();
@@ -120,8 +120,8 @@ for (const backend of backends) {
       expect((await createDbKeyStore(db).get([id])).size).toBe(0);
       // The other conversation is untouched.
       const kept = (await api.getConversation(other))!;
-      expect(kept.messages.map((m) => m.content)).toEqual(['prompt S2', 'reply S2']);
-      expect(kept.confirmedData).toEqual({ secret: 'data S2' });
+      expect(kept.messages.map((m) => m.content)).toEqual(['prompt beta-secret-two', 'reply beta-secret-two']);
+      expect(kept.confirmedData).toEqual({ secret: 'data beta-secret-two' });
       expect(kept.erasedAt).toBeNull();
     });
   });
