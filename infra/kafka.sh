@@ -71,6 +71,12 @@ start() {
   if pid_alive && port_open "$PORT"; then echo "kafka: already running (pid $(pid))"; return; fi
   if ! pid_alive; then
     need java "Install a Java 17+ runtime (apt-get install openjdk-17-jre-headless)."
+    # A broker we did not start (docker compose, another checkout) already answers: use it.
+    if port_open "$PORT" && [ -f "$ROOT/node_modules/kafkajs/package.json" ] \
+      && "$NODE" --disable-warning=TimeoutNegativeWarning "$INFRA/kafka/wait.ts" "127.0.0.1:$PORT" 10 >/dev/null 2>&1; then
+      echo "kafka: a broker not started by this checkout already answers on 127.0.0.1:$PORT; using it"
+      return
+    fi
     for p in "$PORT" "$CONTROLLER_PORT"; do
       port_open "$p" && die "port $p is taken by another process (not our pid file); free it or set KAFKA_PORT/KAFKA_CONTROLLER_PORT"
     done
