@@ -170,6 +170,8 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
   type QueuedAppend = { topic: string; partition: number; records: OutgoingRecord[]; bytes: number; resolve: (offset: number) => void; reject: (err: unknown) => void };
   /** Bytes of one partition's records per request, under the broker's 1 MB batch limit. */
   const MAX_PARTITION_BYTES = 512 * 1024;
+  /** Bytes of one request: a burst of large records goes out over several requests, not one huge one. */
+  const MAX_REQUEST_BYTES = 1024 * 1024;
   let queued: QueuedAppend[] = [];
   let sending = false;
   async function drainAppends(): Promise<void> {
@@ -180,14 +182,16 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       const rest: QueuedAppend[] = [];
       const bytes = new Map<string, number>();
       const full_ = new Set<string>();
+      let total = 0;
       for (const a of queued) {
         const k = `${a.topic}/${a.partition}`;
         const b = bytes.get(k) ?? 0;
-        if (full_.has(k) || (b > 0 && b + a.bytes > MAX_PARTITION_BYTES)) {
+        if (full_.has(k) || (b > 0 && b + a.bytes > MAX_PARTITION_BYTES) || (total > 0 && total + a.bytes > MAX_REQUEST_BYTES)) {
           full_.add(k);
           rest.push(a);
         } else {
           bytes.set(k, b + a.bytes);
+          total += a.bytes;
           batch.push(a);
         }
       }

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
+import { realEnv } from '../support/env.ts';
 import { freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
@@ -37,11 +37,7 @@ beforeAll(async () => {
   port = await freePort();
   gemello = await startGemello(['serve'], {
     PORT: String(port),
-    KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-    DATABASE_URL,
-    DATABASE_SCHEMA: `bp_${randomUUID().slice(0, 8)}`,
-    REDIS_URL,
-    GEMELLO_NAMESPACE: `bp${randomUUID().slice(0, 8)}.`,
+    ...realEnv('bp').env,
     OPENAI_API_KEY: 'test-key',
     OPENAI_BASE_URL: `http://127.0.0.1:${(model.address() as AddressInfo).port}/v1`,
     GEMELLO_SPEECH: 'off',
@@ -80,7 +76,10 @@ describe('backpressure', () => {
     // Another client is served as usual meanwhile.
     const other = await connect(`ws://127.0.0.1:${port}/ws`);
     other.send({ ...seed, prompt: 'short' });
-    expect(await other.next((f) => f.type === 'reply', 60_000)).toMatchObject({ reply: 'a short answer' });
+    const served = await other.next((f) => f.type === 'reply', 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n--- gemello output ---\n${gemello.output().slice(-4000)}`);
+    });
+    expect(served).toMatchObject({ reply: 'a short answer' });
     other.close();
 
     // The slow client reads again: it finds what was queued before the limit, then the close.
