@@ -20,7 +20,7 @@ import { createKafkaLog } from '../log/kafka.ts';
 import { partitionFor } from '../log/partition.ts';
 import { TOPICS } from '../log/port.ts';
 import { startFakeOpenAI } from '../test/support/fake-openai.ts';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../test/support/env.ts';
+import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL, realEnv } from '../test/support/env.ts';
 import { freePort, startGemello } from '../test/support/processes.ts';
 import type { Gemello } from '../test/support/processes.ts';
 import { cleanUp, onInterrupt } from './cleanup.ts';
@@ -281,17 +281,11 @@ async function socketCapacity(baseEnv: Record<string, string>, track: Gemello[])
 }
 
 export async function run(): Promise<void> {
-  const tag = randomUUID().slice(0, 8);
-  const namespace = `benchgw${tag}.`;
-  const schema = `bench_gw_${tag}`;
+  const { namespace, schema, env: realServices } = realEnv('benchgw');
   const fake = helper(['--fake-openai']);
   const fakeUrl = String((await fake.first).url);
   const baseEnv = {
-    KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-    DATABASE_URL,
-    DATABASE_SCHEMA: schema,
-    REDIS_URL,
-    GEMELLO_NAMESPACE: namespace,
+    ...realServices,
     GEMELLO_PARTITIONS: String(PARTITIONS),
     OPENAI_API_KEY: 'bench',
     OPENAI_BASE_URL: fakeUrl,

@@ -1,4 +1,5 @@
 import OpenAI from 'openai';
+import type { FailureContext } from './openai-errors.ts';
 
 /** Options for createOpenAIClient. */
 export type OpenAIClientOptions = {
@@ -33,4 +34,25 @@ export function createOpenAIClient(options: OpenAIClientOptions): OpenAI {
     timeout: options.timeoutMs,
     maxRetries: options.maxRetries,
   });
+}
+
+/** What the reply and speech models take to reach OpenAI; timeoutMs and maxRetries have defaults. */
+export type OpenAIModelOptions = {
+  apiKey: string;
+  baseURL?: string | undefined;
+  /** Per attempt; default 30 s. */
+  timeoutMs?: number | undefined;
+  /** Retries after the first attempt; default 2. */
+  maxRetries?: number | undefined;
+};
+
+/**
+ * A client for one of the models (30 s per attempt and 2 retries unless told otherwise), and
+ * the context toEffectError reports its failures with, their codes prefixed with `prefix`.
+ */
+export function createOpenAIModelClient(prefix: FailureContext['prefix'], options: OpenAIModelOptions): { client: OpenAI; failure: FailureContext } {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  const maxRetries = options.maxRetries ?? 2;
+  const client = createOpenAIClient({ apiKey: options.apiKey, baseURL: options.baseURL, timeoutMs, maxRetries });
+  return { client, failure: { prefix, baseURL: client.baseURL, timeoutMs, attempts: maxRetries + 1 } };
 }

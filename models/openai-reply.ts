@@ -1,6 +1,6 @@
 import type OpenAI from 'openai';
 import { EffectError, type Reply, type ReplyModel, type ReplyRequest } from '../actors/ports.ts';
-import { createOpenAIClient } from './openai-client.ts';
+import { createOpenAIModelClient } from './openai-client.ts';
 import { toEffectError } from './openai-errors.ts';
 
 /** Options for createOpenAIReplyModel. */
@@ -18,10 +18,7 @@ type ChatMessage = OpenAI.Chat.Completions.ChatCompletionMessageParam;
 
 /** A ReplyModel backed by chat completions on OpenAI or any compatible server. */
 export function createOpenAIReplyModel(options: OpenAIReplyOptions): ReplyModel {
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const maxRetries = options.maxRetries ?? 2;
-  const client = createOpenAIClient({ apiKey: options.apiKey, baseURL: options.baseURL, timeoutMs, maxRetries });
-  const failure = { prefix: 'model' as const, baseURL: client.baseURL, timeoutMs, attempts: maxRetries + 1 };
+  const { client, failure } = createOpenAIModelClient('model', options);
 
   return {
     name: 'openai',

@@ -1,6 +1,6 @@
 import type { Speech, SpeechModel } from '../actors/ports.ts';
 import { contentTypeOf, estimateDurationSec } from './audio-format.ts';
-import { createOpenAIClient } from './openai-client.ts';
+import { createOpenAIModelClient } from './openai-client.ts';
 import { toEffectError } from './openai-errors.ts';
 import { clip } from './text.ts';
 
@@ -28,10 +28,7 @@ export const OPENAI_SPEECH_MAX_CHARS = 4096;
 export function createOpenAISpeechModel(options: OpenAISpeechOptions): SpeechModel {
   const model = options.model ?? 'gpt-4o-mini-tts';
   const format = options.format ?? 'mp3';
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const maxRetries = options.maxRetries ?? 2;
-  const client = createOpenAIClient({ apiKey: options.apiKey, baseURL: options.baseURL, timeoutMs, maxRetries });
-  const failure = { prefix: 'speech' as const, baseURL: client.baseURL, timeoutMs, attempts: maxRetries + 1 };
+  const { client, failure } = createOpenAIModelClient('speech', options);
 
   return {
     name: 'openai',

@@ -2,41 +2,19 @@
 // conversation, shared by every process, gone for good once destroyed; and what the
 // projection does when a conversation is erased.
 import { randomUUID } from 'node:crypto';
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeSealedEvent, envelope } from '../../events/codec.ts';
 import { KeyDestroyed } from '../../events/keys.ts';
 import type { DomainEvent } from '../../events/schemas.ts';
 import type { LogRecord } from '../../log/port.ts';
 import { applyBatch } from '../../projections/apply.ts';
-import { createPGliteDb } from '../../projections/db-pglite.ts';
-import { createPostgresDb } from '../../projections/db-postgres.ts';
 import { createDbKeyStore } from '../../projections/keys.ts';
 import { migrate } from '../../projections/migrate.ts';
 import { createReadApi } from '../../projections/queries.ts';
 import type { Db } from '../../projections/sql.ts';
+import { dbBackends } from '../support/readmodel.ts';
 
-const PG_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-const backends: Array<{ name: string; open(): Promise<{ db: Db; drop(): Promise<void> }> }> = [
-  { name: 'PGlite (in memory)', async open() { const db = createPGliteDb(); return { db, drop: () => db.close() }; } },
-  {
-    name: 'PostgreSQL',
-    async open() {
-      const schema = `keys_contract_${randomUUID().replaceAll('-', '')}`;
-      const db = createPostgresDb({ url: PG_URL, schema });
-      return {
-        db,
-        async drop() {
-          await db.close();
-          const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
-          await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-          await admin.end();
-        },
-      };
-    },
-  },
-];
+const backends = dbBackends('keys_contract');
 
 for (const backend of backends) {
   describe(`conversation keys on ${backend.name}`, () => {

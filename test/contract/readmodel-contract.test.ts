@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fold } from '../../actors/state.ts';
 import { encodeEvent, encodeNotice, envelope } from '../../events/codec.ts';
@@ -7,37 +6,15 @@ import type { DomainEvent, EventEnvelope } from '../../events/schemas.ts';
 import type { LogRecord } from '../../log/port.ts';
 import { applyBatch } from '../../projections/apply.ts';
 import { createAudioCache } from '../../projections/audio-cache.ts';
-import { createPGliteDb } from '../../projections/db-pglite.ts';
-import { createPostgresDb } from '../../projections/db-postgres.ts';
 import { migrate } from '../../projections/migrate.ts';
 import { createReadApi } from '../../projections/queries.ts';
 import type { Db } from '../../projections/sql.ts';
 import { createReadModelStateSource } from '../../projections/state-source.ts';
+import { dbBackends } from '../support/readmodel.ts';
 
-const PG_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const PARTITION = 3;
 
-type Backend = { name: string; open(): Promise<{ db: Db; drop(): Promise<void> }> };
-
-const backends: Backend[] = [
-  { name: 'PGlite (in memory)', async open() { const db = createPGliteDb(); return { db, drop: () => db.close() }; } },
-  {
-    name: 'PostgreSQL',
-    async open() {
-      const schema = `readmodel_contract_${randomUUID().replaceAll('-', '')}`;
-      const db = createPostgresDb({ url: PG_URL, schema });
-      return {
-        db,
-        async drop() {
-          await db.close();
-          const admin = postgres(PG_URL, { max: 1, onnotice: () => {} });
-          await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-          await admin.end();
-        },
-      };
-    },
-  },
-];
+const backends = dbBackends('readmodel_contract');
 
 // ---- a small log: conversations as the actor host would write them --------------------
 

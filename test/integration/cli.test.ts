@@ -7,20 +7,15 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
+import { DATABASE_URL, REDIS_URL, realEnv } from '../support/env.ts';
 import { freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
 const CLI = fileURLToPath(new URL('../../cli/gemello.ts', import.meta.url));
-const namespace = `cli${randomUUID().slice(0, 8)}.`;
-const schema = `cli_${randomUUID().slice(0, 8)}`;
+const { namespace, schema, env: realServices } = realEnv('cli');
 const env = {
-  KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-  DATABASE_URL,
-  DATABASE_SCHEMA: schema,
-  REDIS_URL,
-  GEMELLO_NAMESPACE: namespace,
+  ...realServices,
   GEMELLO_SNAPSHOT_EVERY: '2',
   GEMELLO_SPEECH: 'off',
 };

@@ -4,14 +4,13 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
-import { freePort, startGemello } from '../support/processes.ts';
+import { REDIS_URL } from '../support/env.ts';
+import { startServeWithFakeModel } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
-const namespace = `cf${randomUUID().slice(0, 8)}.`;
+let namespace: string;
 let fake: FakeOpenAI;
 let gemello: Gemello;
 let url: string;
@@ -19,20 +18,9 @@ const redis = new Redis(REDIS_URL);
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 
 beforeAll(async () => {
-  fake = await startFakeOpenAI();
-  const port = await freePort();
+  let port: number;
+  ({ namespace, fake, gemello, port } = await startServeWithFakeModel('cf'));
   url = `ws://127.0.0.1:${port}/ws`;
-  gemello = await startGemello(['serve'], {
-    PORT: String(port),
-    KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-    DATABASE_URL,
-    DATABASE_SCHEMA: `cf_${randomUUID().slice(0, 8)}`,
-    REDIS_URL,
-    GEMELLO_NAMESPACE: namespace,
-    OPENAI_API_KEY: 'test-key',
-    OPENAI_BASE_URL: fake.url,
-    GEMELLO_SPEECH: 'off',
-  });
 });
 
 afterAll(async () => {

@@ -1,18 +1,13 @@
 // The seed protocol end to end on real Kafka, Postgres and Redis: a client talks to a twin
 // over a WebSocket, the actor host answers through the log, and the log is the truth.
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readConversation } from '../../cli/read-conversation.ts';
-import { createKafkaLog } from '../../log/kafka.ts';
-import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
-import { freePort, startGemello } from '../support/processes.ts';
+import { conversationOnKafka } from '../support/log.ts';
+import { startServeWithFakeModel } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
-const namespace = `it${randomUUID().slice(0, 8)}.`;
-const schema = `it_${randomUUID().slice(0, 8)}`;
+let namespace: string;
 let fake: FakeOpenAI;
 let gemello: Gemello;
 let url: string;
@@ -20,22 +15,9 @@ let url: string;
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 
 beforeAll(async () => {
-  fake = await startFakeOpenAI();
-  const port = await freePort();
+  let port: number;
+  ({ namespace, fake, gemello, port } = await startServeWithFakeModel('it', { GEMELLO_MODEL_TIMEOUT_MS: '1500', GEMELLO_MODEL_RETRIES: '1' }));
   url = `ws://127.0.0.1:${port}`;
-  gemello = await startGemello(['serve'], {
-    PORT: String(port),
-    KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-    DATABASE_URL,
-    DATABASE_SCHEMA: schema,
-    REDIS_URL,
-    GEMELLO_NAMESPACE: namespace,
-    OPENAI_API_KEY: 'test-key',
-    OPENAI_BASE_URL: fake.url,
-    GEMELLO_MODEL_TIMEOUT_MS: '1500',
-    GEMELLO_MODEL_RETRIES: '1',
-    GEMELLO_SPEECH: 'off',
-  });
 });
 
 afterAll(async () => {
@@ -43,14 +25,7 @@ afterAll(async () => {
   await fake?.close();
 });
 
-async function logOf(conversationId: string) {
-  const log = createKafkaLog({ brokers: KAFKA_BROKERS, partitions: 12, namespace });
-  try {
-    return await readConversation(log, conversationId);
-  } finally {
-    await log.close();
-  }
-}
+const logOf = (conversationId: string) => conversationOnKafka(namespace, conversationId);
 
 describe('a conversation over a WebSocket, on Kafka', () => {
   it('answers three prompts in order, and the log holds seq 1..N with no gap and the full envelope', async () => {

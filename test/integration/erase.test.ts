@@ -13,21 +13,16 @@ import { createKafkaLog } from '../../log/kafka.ts';
 import { TOPICS } from '../../log/port.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
+import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL, realEnv } from '../support/env.ts';
 import { freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
 const CLI = fileURLToPath(new URL('../../cli/gemello.ts', import.meta.url));
-const namespace = `er${randomUUID().slice(0, 8)}.`;
-const schema = `er_${randomUUID().slice(0, 8)}`;
+const { namespace, schema, env: realServices } = realEnv('er');
 const PARTITIONS = 12;
 const env = {
-  KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-  DATABASE_URL,
-  DATABASE_SCHEMA: schema,
-  REDIS_URL,
-  GEMELLO_NAMESPACE: namespace,
+  ...realServices,
   GEMELLO_PARTITIONS: String(PARTITIONS),
   GEMELLO_SNAPSHOT_EVERY: '2',
   GEMELLO_SPEECH: 'off',

@@ -1,45 +1,30 @@
 // A gateway with API keys: who may connect, whose conversation is whose, how fast a
 // socket may send, and what /metrics says about all of it afterwards.
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readConversation } from '../../cli/read-conversation.ts';
-import { createKafkaLog } from '../../log/kafka.ts';
-import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
-import { freePort, startGemello } from '../support/processes.ts';
+import { conversationOnKafka } from '../support/log.ts';
+import { startServeWithFakeModel } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
-const namespace = `ga${randomUUID().slice(0, 8)}.`;
-const schema = `ga_${randomUUID().slice(0, 8)}`;
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const ALICE = { authorization: 'Bearer k1' };
 const BOB = { authorization: 'Bearer k2' };
+let namespace: string;
 let fake: FakeOpenAI;
 let gemello: Gemello;
 let http: string;
 let ws: string;
 
 beforeAll(async () => {
-  fake = await startFakeOpenAI();
-  const port = await freePort();
-  http = `http://127.0.0.1:${port}`;
-  ws = `ws://127.0.0.1:${port}`;
-  gemello = await startGemello(['serve'], {
-    PORT: String(port),
-    KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-    DATABASE_URL,
-    DATABASE_SCHEMA: schema,
-    REDIS_URL,
-    GEMELLO_NAMESPACE: namespace,
-    OPENAI_API_KEY: 'test-key',
-    OPENAI_BASE_URL: fake.url,
-    GEMELLO_SPEECH: 'off',
+  let port: number;
+  ({ namespace, fake, gemello, port } = await startServeWithFakeModel('ga', {
     GEMELLO_API_KEYS: 'k1:alice,k2:bob',
     GEMELLO_RATE_PER_SEC: '5',
     GEMELLO_RATE_BURST: '10',
-  });
+  }));
+  http = `http://127.0.0.1:${port}`;
+  ws = `ws://127.0.0.1:${port}`;
 });
 
 afterAll(async () => {
@@ -111,14 +96,9 @@ describe('auth', () => {
     expect((await get(`/api/conversations/${id}`)).status).toBe(401);
 
     // The log holds alice's conversation only: bob's refused prompt is not in it.
-    const log = createKafkaLog({ brokers: KAFKA_BROKERS, partitions: 12, namespace });
-    try {
-      const events = await readConversation(log, id);
-      expect(events.map((e) => e.type)).toEqual(['ConversationStarted', 'PromptReceived', 'ReplyGenerated', 'PromptReceived', 'ReplyGenerated']);
-      expect(events[0]!.data).toMatchObject({ userId: 'alice' });
-    } finally {
-      await log.close();
-    }
+    const events = await conversationOnKafka(namespace, id);
+    expect(events.map((e) => e.type)).toEqual(['ConversationStarted', 'PromptReceived', 'ReplyGenerated', 'PromptReceived', 'ReplyGenerated']);
+    expect(events[0]!.data).toMatchObject({ userId: 'alice' });
     alice.close();
     bob.close();
   });

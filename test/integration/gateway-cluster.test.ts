@@ -3,18 +3,16 @@
 // Gateway 1 is `gemello serve` (gateway, actors, projections); gateway 2 is `gemello gateway`.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readConversation } from '../../cli/read-conversation.ts';
-import { createKafkaLog } from '../../log/kafka.ts';
+import { realEnv } from '../support/env.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
-import { freePort, startGemello } from '../support/processes.ts';
+import { conversationOnKafka } from '../support/log.ts';
+import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 import type { Frame } from '../support/ws-client.ts';
 
-const namespace = `gc${randomUUID().slice(0, 8)}.`;
-const schema = `gc_${randomUUID().slice(0, 8)}`;
+const { namespace, env: realServices } = realEnv('gc');
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 let fake: FakeOpenAI;
 let one: Gemello;
@@ -27,16 +25,7 @@ beforeAll(async () => {
   const [p1, p2] = [await freePort(), await freePort()];
   url1 = `ws://127.0.0.1:${p1}/ws`;
   url2 = `ws://127.0.0.1:${p2}/ws`;
-  const env = {
-    KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-    DATABASE_URL,
-    DATABASE_SCHEMA: schema,
-    REDIS_URL,
-    GEMELLO_NAMESPACE: namespace,
-    OPENAI_API_KEY: 'test-key',
-    OPENAI_BASE_URL: fake.url,
-    GEMELLO_SPEECH: 'off',
-  };
+  const env = { ...realServices, ...fakeModelEnv(fake) };
   one = await startGemello(['serve'], { ...env, PORT: String(p1) });
   // Gateway 2 also closes sockets that send nothing for 4 s.
   two = await startGemello(['gateway'], { ...env, PORT: String(p2), GEMELLO_WS_IDLE_SECONDS: '4' });
@@ -47,14 +36,7 @@ afterAll(async () => {
   await fake?.close();
 });
 
-async function logOf(conversationId: string) {
-  const log = createKafkaLog({ brokers: KAFKA_BROKERS, partitions: 12, namespace });
-  try {
-    return await readConversation(log, conversationId);
-  } finally {
-    await log.close();
-  }
-}
+const logOf = (conversationId: string) => conversationOnKafka(namespace, conversationId);
 
 const seqs = (frames: Frame[], type: string) => frames.filter((f) => f.type === type).map((f) => f.seq as number);
 

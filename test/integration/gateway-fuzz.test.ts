@@ -3,7 +3,6 @@
 // (the real CLI as a child process) on real Kafka, Postgres and Redis; fast-check makes
 // the frames: arbitrary text and bytes, huge and deeply nested frames, wrong types for
 // every field, prototype keys, unicode, lone surrogates.
-import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCommand } from '../../actors/command-seal.ts';
@@ -13,41 +12,29 @@ import { createKafkaLog } from '../../log/kafka.ts';
 import type { LogRecord } from '../../log/port.ts';
 import { createPostgresDb } from '../../projections/db-postgres.ts';
 import { createDbKeyStore } from '../../projections/keys.ts';
-import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
-import { freePort, startGemello } from '../support/processes.ts';
+import { DATABASE_URL, KAFKA_BROKERS } from '../support/env.ts';
+import { startServeWithFakeModel } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 import type { Frame } from '../support/ws-client.ts';
 
-const namespace = `fz${randomUUID().slice(0, 8)}.`;
-const schema = `fz_${randomUUID().slice(0, 8)}`;
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const RUNS = Number(process.env.FUZZ_RUNS ?? 280);
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1_000_000);
 
+let namespace: string;
+let schema: string;
 let fake: FakeOpenAI;
 let gemello: Gemello;
 let port: number;
 
 beforeAll(async () => {
-  fake = await startFakeOpenAI();
-  port = await freePort();
-  gemello = await startGemello(['serve'], {
-    PORT: String(port),
-    KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-    DATABASE_URL,
-    DATABASE_SCHEMA: schema,
-    REDIS_URL,
-    GEMELLO_NAMESPACE: namespace,
-    OPENAI_API_KEY: 'test-key',
-    OPENAI_BASE_URL: fake.url,
-    GEMELLO_SPEECH: 'off',
+  ({ namespace, schema, fake, gemello, port } = await startServeWithFakeModel('fz', {
     // The fuzzer sends as fast as the gateway answers; the rate limit has its own test.
     GEMELLO_RATE_PER_SEC: '100000',
     GEMELLO_RATE_BURST: '100000',
-  });
+  }));
 });
 
 afterAll(async () => {

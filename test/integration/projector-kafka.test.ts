@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, connect } from 'node:net';
-import type { AddressInfo, Server, Socket } from 'node:net';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fold } from '../../actors/state.ts';
@@ -18,43 +16,11 @@ import type { Projector } from '../../projections/projector.ts';
 import type { Db } from '../../projections/sql.ts';
 import { createReadModelStateSource } from '../../projections/state-source.ts';
 import { createMetrics } from '../../telemetry/metrics.ts';
+import { pgProxy } from '../support/pg-proxy.ts';
 
 const BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const PG_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const PARTITIONS = 12;
-
-/**
- * A TCP proxy in front of Postgres that can play an outage: it cuts every connection and
- * stops listening (clients get ECONNREFUSED, as from a stopped server), then listens again.
- */
-async function pgProxy(target: URL) {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = connect(Number(target.port || 5432), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => sockets.delete(s));
-    }
-    client.pipe(upstream).pipe(client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  const url = new URL(target);
-  url.host = `127.0.0.1:${port}`;
-  return {
-    url: url.toString(),
-    async down() {
-      const closed = new Promise<void>((r) => server.close(() => r()));
-      for (const s of sockets) s.destroy();
-      await closed;
-    },
-    up: () => new Promise<void>((r) => server.listen(port, '127.0.0.1', r)),
-    close: () => new Promise<void>((r) => (server.listening ? server.close(() => r()) : r())),
-  };
-}
 
 let clock = Date.now();
 const twin = { twinId: 'warren-buffett-001', twinName: 'Warren Buffett', userId: 'u', metadata: {} };

@@ -9,8 +9,6 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { connect as tcpConnect, createServer } from 'node:net';
-import type { AddressInfo, Server, Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fold } from '../../actors/state.ts';
@@ -25,6 +23,7 @@ import { createReadModelStateSource } from '../../projections/state-source.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { DATABASE_URL, KAFKA_BROKERS } from '../support/env.ts';
+import { pgProxy } from '../support/pg-proxy.ts';
 import { freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { appendEvents, backlog, expectRowsMatchLog, projected, readLog, waitCaughtUp } from '../support/readmodel.ts';
@@ -36,39 +35,6 @@ const namespace = `rmf${id8}.`;
 const schema = `rmf_${id8}`;
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A TCP proxy to Postgres that can refuse connections and cut open ones, as a stopped server does. */
-async function pgProxy(target: URL) {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = tcpConnect(Number(target.port || 5432), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => sockets.delete(s));
-    }
-    client.pipe(upstream).pipe(client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  const url = new URL(target);
-  url.host = `127.0.0.1:${port}`;
-  return {
-    url: url.toString(),
-    async down() {
-      const closed = new Promise<void>((r) => server.close(() => r()));
-      for (const s of sockets) s.destroy();
-      await closed;
-    },
-    up: () => new Promise<void>((r) => server.listen(port, '127.0.0.1', r)),
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => (server.listening ? server.close(() => r()) : r()));
-    },
-  };
-}
 
 /** A redis-server of this file's own, on a free port, without persistence. */
 async function privateRedis() {

@@ -26,7 +26,7 @@ import type { Db } from '../../projections/sql.ts';
 import { createReadModelStateSource } from '../../projections/state-source.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
+import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL, realEnv } from '../support/env.ts';
 import { freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { appendEvents, backlog, expectRowsMatchLog, waitCaughtUp } from '../support/readmodel.ts';
@@ -34,15 +34,9 @@ import { connect } from '../support/ws-client.ts';
 
 const CLI = fileURLToPath(new URL('../../cli/gemello.ts', import.meta.url));
 const PARTITIONS = 6;
-const id8 = randomUUID().slice(0, 8);
-const namespace = `rp${id8}.`;
-const schema = `rp_${id8}`;
+const { namespace, schema, env: realServices } = realEnv('rp');
 const env = {
-  KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-  DATABASE_URL,
-  DATABASE_SCHEMA: schema,
-  REDIS_URL,
-  GEMELLO_NAMESPACE: namespace,
+  ...realServices,
   GEMELLO_PARTITIONS: String(PARTITIONS),
   GEMELLO_SPEECH: 'off',
   GEMELLO_LOG_QUIET: '1',

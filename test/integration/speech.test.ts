@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseWav } from '../../models/wav.ts';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
+import { DATABASE_URL, realEnv } from '../support/env.ts';
 import { freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
@@ -23,18 +23,9 @@ afterAll(async () => {
 
 async function start(extra: Record<string, string>) {
   const port = await freePort();
-  const schema = `sp_${randomUUID().slice(0, 8)}`;
+  const { schema, env } = realEnv('sp');
   schemas.push(schema);
-  const p = await startGemello(['serve'], {
-    PORT: String(port),
-    KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-    DATABASE_URL,
-    DATABASE_SCHEMA: schema,
-    REDIS_URL,
-    GEMELLO_NAMESPACE: `sp${randomUUID().slice(0, 8)}.`,
-    OPENAI_API_KEY: '',
-    ...extra,
-  });
+  const p = await startGemello(['serve'], { PORT: String(port), ...env, OPENAI_API_KEY: '', ...extra });
   procs.push(p);
   return { http: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}/ws`, schema, proc: p };
 }

@@ -2,7 +2,6 @@
 // model call and the projections, back to the socket; and the spans leave the process by
 // OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set. Real Kafka, Postgres and Redis,
 // with the whole runtime in this process.
-import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { serve, upgradeWebSocket } from '@hono/node-server';
@@ -17,15 +16,11 @@ import type { Runtime } from '../../runtime/wire.ts';
 import { createLogger } from '../../telemetry/logger.ts';
 import { startTelemetry } from '../../telemetry/sdk.ts';
 import type { Telemetry } from '../../telemetry/sdk.ts';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
+import { realEnv } from '../support/env.ts';
 import { connect } from '../support/ws-client.ts';
 
 const env = {
-  KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-  DATABASE_URL,
-  DATABASE_SCHEMA: `traces_${randomUUID().slice(0, 8)}`,
-  REDIS_URL,
-  GEMELLO_NAMESPACE: `traces${randomUUID().slice(0, 8)}.`,
+  ...realEnv('traces').env,
   GEMELLO_PARTITIONS: '3',
   GEMELLO_SPEECH: 'off',
   // A snapshot after every append, so the trace shows snapshot.write too.

@@ -2,6 +2,10 @@ import { fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { realEnv } from './env.ts';
+import type { RealEnv } from './env.ts';
+import { startFakeOpenAI } from './fake-openai.ts';
+import type { FakeOpenAI } from './fake-openai.ts';
 
 const CLI = fileURLToPath(new URL('../../cli/gemello.ts', import.meta.url));
 
@@ -67,6 +71,29 @@ export async function startGemello(args: string[], env: Record<string, string>, 
   };
   await g.waitFor(() => ready, 'the process to be ready', readyMs);
   return g;
+}
+
+/** The model settings of a gemello process whose chat model is `fake` and which does not speak. */
+export function fakeModelEnv(fake: FakeOpenAI): { OPENAI_API_KEY: string; OPENAI_BASE_URL: string; GEMELLO_SPEECH: string } {
+  return { OPENAI_API_KEY: 'test-key', OPENAI_BASE_URL: fake.url, GEMELLO_SPEECH: 'off' };
+}
+
+/**
+ * Starts a fake OpenAI server and `gemello serve` on a free port, on the real services in a
+ * fresh namespace and schema (`realEnv(tag)`), talking to the fake, speech off; `extra` adds
+ * to the environment. The caller stops both.
+ */
+export async function startServeWithFakeModel(tag: string, extra: Record<string, string> = {}): Promise<RealEnv & { fake: FakeOpenAI; gemello: Gemello; port: number }> {
+  const real = realEnv(tag);
+  const fake = await startFakeOpenAI();
+  try {
+    const port = await freePort();
+    const gemello = await startGemello(['serve'], { PORT: String(port), ...real.env, ...fakeModelEnv(fake), ...extra });
+    return { ...real, fake, gemello, port };
+  } catch (err) {
+    await fake.close();
+    throw err;
+  }
 }
 
 /** Starts any command (Deno, npm) and waits until its output says `ready`; the process group is killed at the end. */

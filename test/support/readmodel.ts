@@ -2,6 +2,7 @@
 // reader sees them, a backlog appended straight to the log, "caught up", and the row-by-row
 // comparison.
 import { randomUUID } from 'node:crypto';
+import postgres from 'postgres';
 import { expect } from 'vitest';
 import { decodeEvent, encodeEvent, envelope, isEventRecord } from '../../events/codec.ts';
 import { keysFor } from '../../events/keys.ts';
@@ -10,7 +11,36 @@ import type { DomainEvent, EventEnvelope, LoggedEvent } from '../../events/schem
 import { partitionFor } from '../../log/partition.ts';
 import { TOPICS } from '../../log/port.ts';
 import type { EventLog } from '../../log/port.ts';
+import { createPGliteDb } from '../../projections/db-pglite.ts';
+import { createPostgresDb } from '../../projections/db-postgres.ts';
 import type { Db } from '../../projections/sql.ts';
+import { DATABASE_URL } from './env.ts';
+
+/** A database the read-model contracts run on: `open` gives an empty one and `drop` throws it away. */
+export type DbBackend = { name: string; open(): Promise<{ db: Db; drop(): Promise<void> }> };
+
+/** The read model's two databases: PGlite in memory, and PostgreSQL in a fresh schema `<schemaPrefix>_<uuid>` that `drop` removes. */
+export function dbBackends(schemaPrefix: string): DbBackend[] {
+  return [
+    { name: 'PGlite (in memory)', async open() { const db = createPGliteDb(); return { db, drop: () => db.close() }; } },
+    {
+      name: 'PostgreSQL',
+      async open() {
+        const schema = `${schemaPrefix}_${randomUUID().replaceAll('-', '')}`;
+        const db = createPostgresDb({ url: DATABASE_URL, schema });
+        return {
+          db,
+          async drop() {
+            await db.close();
+            const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+            await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+            await admin.end();
+          },
+        };
+      },
+    },
+  ];
+}
 
 /** Every event of the log by conversation, as readers apply it (the first event with a seq wins), opened with `keys`. */
 export async function readLog(log: EventLog, keys?: KeyStore): Promise<Map<string, LoggedEvent[]>> {
