@@ -53,7 +53,7 @@ export type WireCommand = z.infer<typeof WireCommand>;
  * Kafka: the pending work they complete is already durable as an event.
  */
 export type EffectCommand =
-  | { type: 'RecordReply'; promptSeq: number; text: string; model: string; tokens: { prompt: number; completion: number; total: number }; latencyMs: number; audio: boolean }
+  | { type: 'RecordReply'; promptSeq: number; text: string; model: string; tokens: { prompt: number; completion: number; total: number }; latencyMs: number; audio: boolean; proposed?: Record<string, unknown> }
   | { type: 'RecordReplyFailure'; promptSeq: number; reason: string; code: string; latencyMs: number }
   | { type: 'RecordAudio'; replySeq: number; audioId: string; format: string; durationSec: number; bytes: number; voice: string }
   | { type: 'RecordAudioFailure'; replySeq: number; reason: string };

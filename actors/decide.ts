@@ -1,6 +1,7 @@
 import type { DomainEvent } from '../events/schemas.ts';
 import { DomainError } from './commands.ts';
 import type { Command } from './commands.ts';
+import { sameValue } from './state.ts';
 import type { ConversationState } from './state.ts';
 
 /**
@@ -33,8 +34,10 @@ export function decide(command: Command, state: ConversationState): DomainEvent[
       if (state.recentCommands.includes(command.commandId)) return [];
       if (!state.twin) throw new DomainError('conversation_not_found', `conversation ${state.conversationId} does not exist`);
       owned(state, command.principal);
-      if (Object.keys(command.data.data).length === 0) throw new DomainError('invalid_data', 'nothing to confirm');
-      return [{ type: 'DataConfirmed', data: { data: command.data.data, requestId: command.correlationId } }];
+      // No data: the user confirms what the model proposed.
+      const data = Object.keys(command.data.data).length > 0 ? command.data.data : (state.proposedData ?? {});
+      if (Object.keys(data).length === 0) throw new DomainError('invalid_data', 'nothing to confirm: no data was sent and none is proposed');
+      return [{ type: 'DataConfirmed', data: { data, requestId: command.correlationId } }];
     }
     case 'EraseConversation': {
       if (!state.twin) throw new DomainError('conversation_not_found', `conversation ${state.conversationId} does not exist`);
@@ -57,8 +60,13 @@ export function decide(command: Command, state: ConversationState): DomainEvent[
       // Exactly one answer per prompt: an effect that finishes twice (a retry after a
       // crash, a zombie) finds the prompt no longer pending.
       if (!state.pendingPrompts.includes(command.promptSeq)) return [];
-      const { type: _t, ...data } = command;
-      return [{ type: 'ReplyGenerated', data }];
+      const { type: _t, proposed, ...data } = command;
+      const reply: DomainEvent = { type: 'ReplyGenerated', data };
+      // Only what would tell the user something new: not what is confirmed or proposed already.
+      const fresh = Object.entries(proposed ?? {}).filter(([k, v]) =>
+        !(k in state.confirmedData && sameValue(state.confirmedData[k], v)) && !(state.proposedData && k in state.proposedData && sameValue(state.proposedData[k], v)));
+      if (fresh.length === 0) return [reply];
+      return [reply, { type: 'DataProposed', data: { replySeq: state.seq + 1, data: Object.fromEntries(fresh) } }];
     }
     case 'RecordReplyFailure': {
       if (!state.pendingPrompts.includes(command.promptSeq)) return [];

@@ -392,7 +392,7 @@ export function createActorHost(options: ActorHostOptions) {
         });
         const latencyMs = performance.now() - t0;
         m.modelMs.observe(latencyMs, { outcome: 'ok' });
-        return { command: { type: 'RecordReply', promptSeq, text: reply.text, model: reply.model, tokens: reply.tokens, latencyMs, audio: Boolean(options.speech) }, traceparent: replyTrace };
+        return { command: { type: 'RecordReply', promptSeq, text: reply.text, model: reply.model, tokens: reply.tokens, latencyMs, audio: Boolean(options.speech), ...(reply.proposed ? { proposed: reply.proposed } : {}) }, traceparent: replyTrace };
       } catch (err) {
         const latencyMs = performance.now() - t0;
         m.modelMs.observe(latencyMs, { outcome: 'error' });

@@ -30,7 +30,13 @@ export type ReplyRequest = {
   signal?: AbortSignal;
 };
 
-export type Reply = { text: string; model: string; tokens: { prompt: number; completion: number; total: number } };
+export type Reply = {
+  text: string;
+  model: string;
+  tokens: { prompt: number; completion: number; total: number };
+  /** Values for the twin's fields the model read out of the conversation, each valid for its field. */
+  proposed?: Record<string, unknown>;
+};
 
 /** Produces a twin's reply. */
 export interface ReplyModel {

@@ -13,6 +13,11 @@ export type ConversationState = {
   startedAt: string | null;
   messages: Message[];
   confirmedData: Record<string, unknown>;
+  /**
+   * Values the model proposed for the twin's fields and the user has not confirmed yet
+   * (absent when there are none). A confirm without data confirms these.
+   */
+  proposedData?: Record<string, unknown>;
   /** Prompts (by seq) whose reply is still owed, oldest first: durable work. */
   pendingPrompts: number[];
   /** Replies (by seq) whose audio is still owed. */
@@ -70,7 +75,11 @@ export function evolve(state: ConversationState, event: EventEnvelope): Conversa
         pendingPrompts: [...state.pendingPrompts, event.seq],
       };
     case 'DataConfirmed':
-      return { ...next, confirmedData: { ...state.confirmedData, ...event.data.data } };
+      // A confirmed field is settled, whatever value the model had proposed for it.
+      return withProposals({ ...next, confirmedData: { ...state.confirmedData, ...event.data.data } }, Object.entries(state.proposedData ?? {}).filter(([k]) => !(k in event.data.data)));
+    case 'DataProposed':
+      // A proposal of what is already confirmed asks nothing of the user.
+      return withProposals(next, Object.entries({ ...state.proposedData, ...event.data.data }).filter(([k, v]) => !(k in state.confirmedData) || !sameValue(state.confirmedData[k], v)));
     case 'ReplyGenerated':
       return {
         ...next,
@@ -89,12 +98,23 @@ export function evolve(state: ConversationState, event: EventEnvelope): Conversa
       return { ...next, pendingAudio: state.pendingAudio.filter((s) => s !== event.data.replySeq) };
     case 'ConversationErased':
       // Nothing personal survives in the state, and no reply or audio is still owed.
-      return { ...next, messages: [], confirmedData: {}, pendingPrompts: [], pendingAudio: [], erased: { seq: event.seq, at: event.occurredAt, by: event.data.by, prompts: event.data.prompts, replies: event.data.replies, confirmedFields: event.data.confirmedFields } };
+      return { ...withProposals(next, []), messages: [], confirmedData: {}, pendingPrompts: [], pendingAudio: [], erased: { seq: event.seq, at: event.occurredAt, by: event.data.by, prompts: event.data.prompts, replies: event.data.replies, confirmedFields: event.data.confirmedFields } };
     default: {
       const _never: never = event;
       return _never;
     }
   }
+}
+
+/** The state with `open` as its open proposals (none: no proposedData field). */
+function withProposals(state: ConversationState, open: [string, unknown][]): ConversationState {
+  const { proposedData: _old, ...rest } = state;
+  return open.length > 0 ? { ...rest, proposedData: Object.fromEntries(open) } : rest;
+}
+
+/** Equality of JSON values. */
+export function sameValue(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** The state after `events`, from `state` (the initial state by default). */

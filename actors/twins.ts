@@ -20,16 +20,17 @@ export const TwinSchema = z.object({
 export function fieldsSchema(fields: TwinField[]): z.ZodType<Record<string, unknown>> | null {
   if (!fields.length) return null;
   const shape: Record<string, z.ZodType> = {};
-  for (const f of fields) {
-    let t: z.ZodType;
-    if (f.type === 'number') t = z.number();
-    else if (f.type === 'boolean') t = z.boolean();
-    else if (f.type === 'email') t = z.email();
-    else if (f.type === 'date') t = z.iso.date();
-    else t = f.pattern ? z.string().max(10_000).regex(new RegExp(f.pattern)) : z.string().max(10_000);
-    shape[f.name] = f.required ? t : t.optional();
-  }
+  for (const f of fields) shape[f.name] = f.required ? fieldSchema(f) : fieldSchema(f).optional();
   return z.strictObject(shape) as unknown as z.ZodType<Record<string, unknown>>;
+}
+
+/** The zod schema of one field's value. */
+export function fieldSchema(f: TwinField): z.ZodType {
+  if (f.type === 'number') return z.number();
+  if (f.type === 'boolean') return z.boolean();
+  if (f.type === 'email') return z.email();
+  if (f.type === 'date') return z.iso.date();
+  return f.pattern ? z.string().max(10_000).regex(new RegExp(f.pattern)) : z.string().max(10_000);
 }
 
 /** The seed's twin; always in the catalog unless a file replaces it by id. */

@@ -15,6 +15,7 @@ const PERSONAL: Partial<Record<EventType, { field: string; json: boolean }>> = {
   PromptReceived: { field: 'text', json: false },
   ReplyGenerated: { field: 'text', json: false },
   DataConfirmed: { field: 'data', json: true },
+  DataProposed: { field: 'data', json: true },
 };
 
 const sealContext = (conversationId: string, eventId: string, field: string) => `${conversationId}|${eventId}|${field}`;

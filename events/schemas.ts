@@ -35,6 +35,15 @@ export const EventData = {
     /** Whether speech was asked for this reply (an AudioReady or AudioFailed follows). */
     audio: z.boolean().default(false),
   }),
+  /**
+   * The model read values for the twin's fields out of the conversation (structured
+   * output) and proposes them; the user confirms them (ConfirmData) or not. Follows the
+   * ReplyGenerated (`replySeq`) that carried them.
+   */
+  DataProposed: z.object({
+    replySeq: z.number().int().positive(),
+    data: z.record(z.string(), z.unknown()),
+  }),
   ReplyFailed: z.object({
     promptSeq: z.number().int().positive(),
     reason: z.string(),
@@ -81,6 +90,7 @@ export const SCHEMA_VERSION: Record<EventType, number> = {
   PromptReceived: 2,
   DataConfirmed: 2,
   ReplyGenerated: 2,
+  DataProposed: 1,
   ReplyFailed: 1,
   AudioReady: 1,
   AudioFailed: 1,

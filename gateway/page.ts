@@ -46,6 +46,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
   .pending { align-self: flex-start; color: var(--muted); font-style: italic; }
   .error { align-self: stretch; max-width: none; background: var(--err-bg); color: var(--err); border: 1px solid currentColor; }
   .note { align-self: center; font-size: 12px; color: var(--muted); }
+  .note button.confirm { margin-left: 8px; padding: 2px 10px; font-size: 12px; }
   form { display: flex; gap: 8px; align-items: flex-end; }
   form label { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
   textarea { flex: 1; resize: vertical; min-height: 42px; }
@@ -200,6 +201,30 @@ export const PAGE_HTML = String.raw`<!doctype html>
     if (!view.list.hidden) player.play().catch(() => {}); // the browser may block autoplay; the controls remain
   }
 
+  function describe(data) {
+    return Object.entries(data || {}).map(([k, v]) => k + ': ' + (typeof v === 'string' ? v : JSON.stringify(v))).join(', ');
+  }
+
+  /** Values the model proposed, with a button that confirms them (a confirm without data). */
+  function proposed(view, data) {
+    const li = add(view, 'note proposal', '', 'proposed: ' + describe(data));
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = 'Confirm';
+    button.className = 'confirm';
+    button.addEventListener('click', () => {
+      if (!socket || socket.readyState !== WebSocket.OPEN || !view.conversationId) return;
+      socket.send(JSON.stringify({ type: 'confirm', conversationId: view.conversationId }));
+      button.disabled = true;
+    });
+    li.append(button);
+  }
+
+  function confirmed(view, data) {
+    for (const b of view.list.querySelectorAll('button.confirm')) b.disabled = true;
+    add(view, 'note', '', 'confirmed: ' + describe(data));
+  }
+
   function failure(view, frame) {
     settle(view, frame.requestId);
     const li = add(view, 'error', 'Error: ' + (frame.code || 'unknown'), String(frame.error || 'something went wrong'));
@@ -217,7 +242,8 @@ export const PAGE_HTML = String.raw`<!doctype html>
       case 'ReplyFailed': failure(view, { code: 'model_failed', error: d.reason }); break;
       case 'AudioReady': audio(view, '/api/audio/' + encodeURIComponent(d.audioId), d.replySeq); break;
       case 'AudioFailed': add(view, 'note', '', 'no audio: ' + d.reason); break;
-      case 'DataConfirmed': add(view, 'note', '', 'data confirmed'); break;
+      case 'DataProposed': proposed(view, d.data); break;
+      case 'DataConfirmed': confirmed(view, d.data); break;
     }
   }
 
@@ -232,7 +258,8 @@ export const PAGE_HTML = String.raw`<!doctype html>
         break;
       case 'audio': audio(view, f.audioUrl, f.replySeq); break;
       case 'audio.failed': add(view, 'note', '', 'no audio: ' + f.reason); break;
-      case 'data.confirmed': add(view, 'note', '', 'data confirmed'); break;
+      case 'data.proposed': proposed(view, f.data); break;
+      case 'data.confirmed': confirmed(view, f.data); break;
       case 'event': replayed(view, f); break;
       case 'resumed': view.lastSeq = Math.max(view.lastSeq, f.lastSeq || 0); break;
       case 'error': failure(view, f); break;

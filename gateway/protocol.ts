@@ -25,7 +25,8 @@ const jsonValue: z.ZodType<unknown> = z.lazy(() => z.union([z.string().max(10_00
 export const ConfirmFrame = z.strictObject({
   type: z.literal('confirm'),
   conversationId: id,
-  data: z.record(z.string().min(1).max(100), jsonValue).refine((d) => Object.keys(d).length > 0 && Object.keys(d).length <= 50, { message: 'data must have 1 to 50 fields' }),
+  /** Absent: confirm the values the model proposed. */
+  data: z.record(z.string().min(1).max(100), jsonValue).refine((d) => Object.keys(d).length > 0 && Object.keys(d).length <= 50, { message: 'data must have 1 to 50 fields' }).optional(),
   requestId,
 });
 

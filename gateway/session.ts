@@ -186,6 +186,9 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
         case 'AudioFailed':
           send({ type: 'audio.failed', conversationId, seq: e.seq, replySeq: e.data.replySeq, reason: e.data.reason });
           break;
+        case 'DataProposed':
+          send({ type: 'data.proposed', conversationId, seq: e.seq, replySeq: e.data.replySeq, data: e.data.data });
+          break;
         case 'DataConfirmed':
           break; // told by the `confirmed` notice, once its snapshot is written
         case 'ConversationErased':
@@ -196,7 +199,7 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
       }
     };
     // Only an event that goes out as a frame gets a ws.send span, in the trace of the append that made it.
-    const framed = e.type === 'ReplyGenerated' || e.type === 'ReplyFailed' || e.type === 'AudioReady' || e.type === 'AudioFailed';
+    const framed = e.type === 'ReplyGenerated' || e.type === 'DataProposed' || e.type === 'ReplyFailed' || e.type === 'AudioReady' || e.type === 'AudioFailed';
     const attributes = { 'conversation.id': conversationId, 'event.seq': e.seq, 'event.type': e.type, ...(f.twin ? { 'twin.id': f.twin.id } : {}) };
     (framed ? inSpan(tracer, 'ws.send', { parent: contextFrom(e.traceparent), kind: SpanKind.PRODUCER, attributes }, deliver) : deliver())
       .catch((err) => deps.logger.warn(`sending event ${conversationId}/${e.seq}: ${(err as Error).message}`));
@@ -308,7 +311,8 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
     // The twin's declared fields are the schema of what may be confirmed.
     const twin = f.twin ? deps.catalog.find(f.twin.id, undefined) : undefined;
     const schema = twin ? fieldsSchema(twin.fields ?? []) : null;
-    if (schema) {
+    // Without data the proposals are confirmed; they were checked against the fields when the model made them.
+    if (schema && frame.data) {
       const checked = schema.safeParse(frame.data);
       if (!checked.success) {
         const issue = checked.error.issues[0];
@@ -316,7 +320,7 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
         return;
       }
     }
-    await publish({ ...meta(frame.conversationId, frame.requestId), type: 'ConfirmData', data: { data: frame.data as Record<string, unknown> } });
+    await publish({ ...meta(frame.conversationId, frame.requestId), type: 'ConfirmData', data: { data: (frame.data ?? {}) as Record<string, unknown> } });
   }
 
   /** Waits until the read model holds everything the log had for the conversation's partition at the call. */

@@ -178,6 +178,9 @@ export function planBatch(prior: Map<string, Prior>, events: LoggedEvent[]): Pla
       case 'ReplyFailed':
         // Kept in `events` and seen through the failed_replies view.
         break;
+      case 'DataProposed':
+        // Kept in `events`; what is still unconfirmed is in the conversation's state.
+        break;
       case 'ConversationErased':
         // The fold already dropped the content from the state; apply.ts removes the rows.
         plan.erased.push({ conversation_id: id, erased_at: at });

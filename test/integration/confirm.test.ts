@@ -14,11 +14,11 @@ let namespace: string;
 let fake: FakeOpenAI;
 let gemello: Gemello;
 let url: string;
+let port: number;
 const redis = new Redis(REDIS_URL);
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 
 beforeAll(async () => {
-  let port: number;
   ({ namespace, fake, gemello, port } = await startServeWithFakeModel('cf'));
   url = `ws://127.0.0.1:${port}/ws`;
 });
@@ -51,6 +51,37 @@ describe('confirming data', () => {
     await client.next((f) => f.type === 'reply');
     const system = fake.requests[fake.requests.length - 1]!.messages[0]!.content;
     expect(system).toContain('ann@example.com');
+    client.close();
+  });
+
+  it('shows the values the model proposed, and a confirm without data confirms them', async () => {
+    const client = await connect(url);
+    client.send({ ...seed, prompt: 'Send it to email=ann@example.com please, I am name="Ann Lee"', requestId: 'p1' });
+    const reply = await client.next((f) => f.type === 'reply');
+    const conversationId = reply.conversationId as string;
+    // The user reads the reply as text, not the JSON the model answered with.
+    expect(reply.reply).toBe('echo: Send it to email=ann@example.com please, I am name="Ann Lee"');
+    const asked = fake.requests[fake.requests.length - 1]!;
+    expect((asked.response_format as { type: string }).type).toBe('json_schema');
+    const proposed = await client.next((f) => f.type === 'data.proposed');
+    expect(proposed).toMatchObject({ conversationId, replySeq: reply.seq, seq: (reply.seq as number) + 1, data: { name: 'Ann Lee', email: 'ann@example.com' } });
+
+    client.send({ type: 'confirm', conversationId, requestId: 'yes' });
+    const confirmed = await client.next((f) => f.type === 'data.confirmed' || f.type === 'error');
+    const raw = await redis.get(`${namespace}gemello:snapshot:${conversationId}`);
+    expect(confirmed).toMatchObject({ type: 'data.confirmed', requestId: 'yes', data: { name: 'Ann Lee', email: 'ann@example.com' } });
+    expect(JSON.parse(raw!).state.confirmedData).toEqual({ name: 'Ann Lee', email: 'ann@example.com' });
+
+    // Nothing is proposed any more, so a second confirm without data has nothing to confirm.
+    client.send({ type: 'confirm', conversationId, requestId: 'again' });
+    expect(await client.next((f) => f.type === 'error')).toMatchObject({ code: 'invalid_data', requestId: 'again' });
+    // The model sees the confirmed values, and what it proposes again is not proposed twice.
+    client.send({ ...seed, conversationId, prompt: 'Again: name="Ann Lee" investmentHorizonYears=30', requestId: 'p2' });
+    await client.next((f) => f.type === 'reply' && f.requestId === 'p2');
+    expect(fake.requests[fake.requests.length - 1]!.messages[0]!.content).toContain('"name":"Ann Lee"');
+    expect((await client.next((f) => f.type === 'data.proposed')).data).toEqual({ investmentHorizonYears: 30 });
+    const state = await (await fetch(`http://127.0.0.1:${port}/api/conversations/${conversationId}`)).json();
+    expect(state.confirmedData).toEqual({ name: 'Ann Lee', email: 'ann@example.com' });
     client.close();
   });
 

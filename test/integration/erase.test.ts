@@ -102,10 +102,12 @@ beforeAll(async () => {
   port = await freePort();
   app = await startGemello(['serve'], { ...env, PORT: String(port), OPENAI_API_KEY: 'k', OPENAI_BASE_URL: fake.url });
   const alice = await connect(`ws://127.0.0.1:${port}/ws?token=key-alice`);
-  for (const text of erased.secrets.slice(0, 2)) {
-    alice.send({ ...seed, prompt: `my secret is ${text}` });
+  // The second prompt states a name, so the model proposes it (DataProposed): proposals are content too.
+  for (const [i, text] of erased.secrets.slice(0, 2).entries()) {
+    alice.send({ ...seed, prompt: i === 0 ? `my secret is ${text}` : `my secret is name=${text}` });
     erased.id = (await alice.next((f) => f.type === 'reply')).conversationId as string;
   }
+  expect(await alice.next((f) => f.type === 'data.proposed')).toMatchObject({ data: { name: erased.secrets[1] } });
   alice.send({ type: 'confirm', conversationId: erased.id, data: { name: `Ann ${erased.secrets[2]}`, email } });
   expect(await alice.next((f) => f.type === 'data.confirmed' || f.type === 'error')).toMatchObject({ type: 'data.confirmed' });
   alice.send({ ...seed, conversationId: randomUUID(), prompt: `mine too: ${byCli.secrets[0]}` });
@@ -146,7 +148,7 @@ describe('erasure', () => {
     const events = await gemello('events', erased.id, '--json');
     expect(events.code).toBe(0);
     const texts = (JSON.parse(events.stdout) as { type: string; data: { text?: string } }[]).filter((e) => e.type === 'PromptReceived' || e.type === 'ReplyGenerated').map((e) => e.data.text);
-    expect(texts).toEqual([`my secret is ${erased.secrets[0]}`, `echo: my secret is ${erased.secrets[0]}`, `my secret is ${erased.secrets[1]}`, `echo: my secret is ${erased.secrets[1]}`]);
+    expect(texts).toEqual([`my secret is ${erased.secrets[0]}`, `echo: my secret is ${erased.secrets[0]}`, `my secret is name=${erased.secrets[1]}`, `echo: my secret is name=${erased.secrets[1]}`]);
   });
 
   it('lets only the owner erase a conversation through the API', async () => {
@@ -160,7 +162,7 @@ describe('erasure', () => {
     const res = await api(`/api/conversations/${erased.id}`, 'key-alice', { method: 'DELETE' });
     const body = await res.json();
     expect(res.status).toBe(200);
-    expect(body).toMatchObject({ status: 'erased', conversationId: erased.id, seq: 7, erasedBefore: false, erased: { prompts: 2, replies: 2, confirmedFields: 2 }, keyDestroyed: true, readModel: 'scrubbed' });
+    expect(body).toMatchObject({ status: 'erased', conversationId: erased.id, seq: 8, erasedBefore: false, erased: { prompts: 2, replies: 2, confirmedFields: 2 }, keyDestroyed: true, readModel: 'scrubbed' });
     expect(body.what).toMatch(/data key is destroyed/);
 
     // Kafka: the bytes never held it, and the key that sealed it is gone.
@@ -181,24 +183,26 @@ describe('erasure', () => {
     expect(conv).toMatchObject({ id: erased.id, messages: [], confirmedData: {}, confirmations: [] });
     expect(conv.erasedAt).toEqual(expect.any(String));
     const events = await (await api(`/api/conversations/${erased.id}/events`, 'key-alice')).json() as { type: string; data: Record<string, unknown> }[];
-    expect(events.map((e) => e.type)).toEqual(['ConversationStarted', 'PromptReceived', 'ReplyGenerated', 'PromptReceived', 'ReplyGenerated', 'DataConfirmed', 'ConversationErased']);
-    expect(events[6]!.data).toMatchObject({ by: 'alice', via: 'api', prompts: 2, replies: 2, confirmedFields: 2 });
+    expect(events.map((e) => e.type)).toEqual(['ConversationStarted', 'PromptReceived', 'ReplyGenerated', 'PromptReceived', 'ReplyGenerated', 'DataProposed', 'DataConfirmed', 'ConversationErased']);
+    expect(events[7]!.data).toMatchObject({ by: 'alice', via: 'api', prompts: 2, replies: 2, confirmedFields: 2 });
     for (const s of erased.secrets) expect(JSON.stringify([conv, events])).not.toContain(s);
 
     // Erasing again changes nothing and says so.
     const again = await api(`/api/conversations/${erased.id}`, 'key-alice', { method: 'DELETE' });
-    expect(await again.json()).toMatchObject({ status: 'erased', erasedBefore: true, seq: 7 });
+    expect(await again.json()).toMatchObject({ status: 'erased', erasedBefore: true, seq: 8 });
   });
 
   it('shows the erased events with their content replaced, from the log (gemello events)', async () => {
     const table = await gemello('events', erased.id);
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^\s+2\s+\S+\s+PromptReceived\s.*"text":"\[erased\]"/m);
-    expect(table.stdout).toMatch(/^\s+6\s+\S+\s+DataConfirmed\s.*"data":\{\}/m);
-    expect(table.stdout).toMatch(/^\s+7\s+\S+\s+ConversationErased\s.*"by":"alice"/m);
+    expect(table.stdout).toMatch(/^\s+6\s+\S+\s+DataProposed\s.*"data":\{\}/m);
+    expect(table.stdout).toMatch(/^\s+7\s+\S+\s+DataConfirmed\s.*"data":\{\}/m);
+    expect(table.stdout).toMatch(/^\s+8\s+\S+\s+ConversationErased\s.*"by":"alice"/m);
     for (const s of erased.secrets) expect(table.stdout).not.toContain(s);
     const state = JSON.parse((await gemello('state', erased.id)).stdout);
-    expect(state).toMatchObject({ seq: 7, messages: [], confirmedData: {}, erased: { seq: 7, by: 'alice' } });
+    expect(state).toMatchObject({ seq: 8, messages: [], confirmedData: {}, erased: { seq: 8, by: 'alice' } });
+    expect(state.proposedData).toBeUndefined();
   });
 
   it('refuses further prompts to the erased conversation with conversation_erased', async () => {

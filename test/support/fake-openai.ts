@@ -13,7 +13,15 @@
  *                        // 'slow'   like 'ok' after the latency (1000 ms if none was set)
  *                        // 'empty'  chat answers 200 with an empty message; speech with no bytes
  *   fake.setLatency(ms)  // delay before every answer, in any mode (default 0)
+ *   fake.setStructuredOutput(false) // chat requests with a response_format get HTTP 400, as a
+ *                        // model without structured output answers (default true)
  *   await fake.close()   // drops hanging requests and stops the server
+ *
+ * Structured output: when a chat request asks for `response_format: {type: "json_schema"}`
+ * with the `{reply, proposed}` schema, the content is that JSON: `reply` is the echo, and
+ * each property of `proposed` takes the value the last user message states as
+ * `<name>=<value>` (a number or boolean when the schema's type says so; a quoted value may
+ * hold spaces), else null.
  *
  * POST /v1/audio/speech returns a tiny WAV (0.25 s, 24 kHz mono 16-bit) when
  * response_format is "wav", else 12 frames of constant-bitrate MP3 at 128 kb/s
@@ -43,6 +51,7 @@ export type FakeOpenAI = {
   speechRequests: FakeSpeechRequest[];
   setMode(mode: FakeOpenAIMode): void;
   setLatency(ms: number): void;
+  setStructuredOutput(supported: boolean): void;
   close(): Promise<void>;
 };
 
@@ -52,6 +61,7 @@ const DEFAULT_SLOW_MS = 1000;
 export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?: number } = {}): Promise<FakeOpenAI> {
   let mode: FakeOpenAIMode = opts.mode ?? 'ok';
   let latencyMs = opts.latencyMs ?? 0;
+  let structuredOutput = true;
   const requests: FakeChatRequest[] = [];
   const speechRequests: FakeSpeechRequest[] = [];
   const sockets = new Set<Socket>();
@@ -73,6 +83,9 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
       if (res.destroyed) return;
       if (current === 'error500') {
         return sendJson(res, 500, { error: { message: 'The fake server had an error', type: 'server_error' } });
+      }
+      if (chat && !structuredOutput && (body as FakeChatRequest).response_format) {
+        return sendJson(res, 400, { error: { message: "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.", type: 'invalid_request_error', param: 'response_format', code: null } });
       }
       if (chat) return sendJson(res, 200, completion(body as FakeChatRequest, current === 'empty'));
       const format = (body as FakeSpeechRequest).response_format ?? 'mp3';
@@ -100,6 +113,7 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
     speechRequests,
     setMode: (next) => { mode = next; },
     setLatency: (ms) => { latencyMs = ms; },
+    setStructuredOutput: (supported) => { structuredOutput = supported; },
     close: () => {
       for (const timer of timers) clearTimeout(timer);
       for (const socket of sockets) socket.destroy();
@@ -110,7 +124,8 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
 
 function completion(body: FakeChatRequest, empty: boolean) {
   const lastUser = [...(body.messages ?? [])].reverse().find((m) => m.role === 'user');
-  const content = empty ? '' : `echo: ${lastUser?.content ?? ''}`;
+  const echo = `echo: ${lastUser?.content ?? ''}`;
+  const content = empty ? '' : structured(body) ? JSON.stringify({ reply: echo, proposed: proposals(body, String(lastUser?.content ?? '')) }) : echo;
   const words = (text: string) => text.split(/\s+/).filter(Boolean).length;
   const prompt = (body.messages ?? []).reduce((n, m) => n + words(String(m.content ?? '')), 0);
   const completionTokens = words(content);
@@ -122,6 +137,29 @@ function completion(body: FakeChatRequest, empty: boolean) {
     choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop', logprobs: null }],
     usage: { prompt_tokens: prompt, completion_tokens: completionTokens, total_tokens: prompt + completionTokens },
   };
+}
+
+type Format = { type?: string; json_schema?: { schema?: { properties?: { proposed?: { properties?: Record<string, { type?: string | string[] }> } } } } };
+
+function structured(body: FakeChatRequest): boolean {
+  return (body.response_format as Format | undefined)?.type === 'json_schema';
+}
+
+/** Each proposed property: the `<name>=<value>` the user wrote, typed as the schema says, else null. */
+function proposals(body: FakeChatRequest, said: string): Record<string, unknown> {
+  const props = (body.response_format as Format).json_schema?.schema?.properties?.proposed?.properties ?? {};
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(props)) {
+    const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const m = new RegExp(`(?:^|\\s)${escaped}=(?:"([^"]*)"|(\\S+))`).exec(said);
+    const raw = m ? (m[1] ?? m[2]!) : null;
+    const types = ([] as string[]).concat(spec.type ?? 'string');
+    if (raw === null) out[name] = null;
+    else if (types.includes('number') && raw.trim() !== '' && Number.isFinite(Number(raw))) out[name] = Number(raw);
+    else if (types.includes('boolean') && (raw === 'true' || raw === 'false')) out[name] = raw === 'true';
+    else out[name] = raw;
+  }
+  return out;
 }
 
 async function readJson(req: IncomingMessage): Promise<unknown> {

@@ -48,7 +48,8 @@ function given(...commands: Command[]) {
 }
 
 const prompt = (text: string, over = {}): Command => ({ ...meta(over), type: 'SubmitPrompt', data: { twin, text } });
-const reply = (promptSeq: number): Command => ({ type: 'RecordReply', promptSeq, text: 'hi', model: 'm', tokens: { prompt: 1, completion: 1, total: 2 }, latencyMs: 1, audio: false });
+const reply = (promptSeq: number, proposed?: Record<string, unknown>): Command => ({ type: 'RecordReply', promptSeq, text: 'hi', model: 'm', tokens: { prompt: 1, completion: 1, total: 2 }, latencyMs: 1, audio: false, ...(proposed ? { proposed } : {}) });
+const confirm = (data: Record<string, unknown>): Command => ({ ...meta(), type: 'ConfirmData', data: { data } });
 
 describe('the conversation decider', () => {
   it('starts the conversation with the first prompt', () => {
@@ -81,6 +82,43 @@ describe('the conversation decider', () => {
   it('keeps confirmed data in the state', () => {
     const g = given(prompt('hello'), { ...meta(), type: 'ConfirmData', data: { data: { city: 'Omaha' } } });
     expect(g.state.confirmedData).toEqual({ city: 'Omaha' });
+  });
+});
+
+describe('values the model proposes', () => {
+  it('follow the reply that carried them, as DataProposed naming its seq', () => {
+    given(prompt('I am Ann')).when(reply(2, { name: 'Ann' })).then([{ type: 'ReplyGenerated' }, { type: 'DataProposed', data: { replySeq: 3, data: { name: 'Ann' } } }]);
+  });
+
+  it('stay open in the state until confirmed; a confirm without data confirms them', () => {
+    const g = given(prompt('I am Ann, ann@example.com'), reply(2, { name: 'Ann', email: 'ann@example.com' }));
+    expect(g.state.proposedData).toEqual({ name: 'Ann', email: 'ann@example.com' });
+    g.when(confirm({})).then([{ type: 'DataConfirmed', data: { data: { name: 'Ann', email: 'ann@example.com' } } }]);
+    const after = given(prompt('I am Ann, ann@example.com'), reply(2, { name: 'Ann', email: 'ann@example.com' }), confirm({}));
+    expect(after.state.confirmedData).toEqual({ name: 'Ann', email: 'ann@example.com' });
+    expect(after.state.proposedData).toBeUndefined();
+  });
+
+  it('are settled by a confirmation of the same field with another value (the user corrected it)', () => {
+    const g = given(prompt('I am Ann'), reply(2, { name: 'Ann', email: 'ann@example.com' }), confirm({ name: 'Anne' }));
+    expect(g.state.confirmedData).toEqual({ name: 'Anne' });
+    expect(g.state.proposedData).toEqual({ email: 'ann@example.com' });
+  });
+
+  it('are not proposed again when confirmed or already open with the same value', () => {
+    const g = given(prompt('I am Ann'), reply(2, { name: 'Ann' }), confirm({}), prompt('ann@example.com'), reply(6, { name: 'Ann', email: 'ann@example.com' }), prompt('still Ann'));
+    expect(g.state.proposedData).toEqual({ email: 'ann@example.com' });
+    g.when(reply(9, { name: 'Ann', email: 'ann@example.com' })).then([{ type: 'ReplyGenerated' }]);
+    g.when(reply(9, { name: 'Ann', email: 'ann@work.example' })).then([{ type: 'ReplyGenerated' }, { type: 'DataProposed', data: { data: { email: 'ann@work.example' } } }]);
+  });
+
+  it('refuses a confirm without data when nothing is proposed', () => {
+    given(prompt('hello'), reply(2)).when(confirm({})).thenRejects('invalid_data');
+  });
+
+  it('are gone from the state once the conversation is erased', () => {
+    const g = given(prompt('I am Ann'), reply(2, { name: 'Ann' }), { ...meta(), type: 'EraseConversation', data: { by: null, via: 'cli', reason: null, asOperator: true } });
+    expect(g.state.proposedData).toBeUndefined();
   });
 });
 
@@ -150,7 +188,8 @@ describe('the fold', () => {
     const command = fc.oneof(
       fc.record({ kind: fc.constant('prompt' as const), text: fc.string({ minLength: 1, maxLength: 20 }), principal: fc.constantFrom(null, 'alice', 'bob') }),
       fc.record({ kind: fc.constant('confirm' as const), key: fc.constantFrom('name', 'city'), value: fc.string(), principal: fc.constantFrom(null, 'alice') }),
-      fc.record({ kind: fc.constant('reply' as const), pick: fc.nat(5) }),
+      fc.record({ kind: fc.constant('reply' as const), pick: fc.nat(5), proposed: fc.option(fc.dictionary(fc.constantFrom('name', 'city'), fc.constantFrom('Ann', 'Omaha', 'x')), { nil: undefined }) }),
+      fc.record({ kind: fc.constant('confirmProposed' as const) }),
       fc.record({ kind: fc.constant('fail' as const), pick: fc.nat(5) }),
       fc.record({ kind: fc.constant('redeliver' as const) }),
       fc.record({ kind: fc.constant('erase' as const) }),
@@ -164,7 +203,8 @@ describe('the fold', () => {
           let cmd: Command;
           if (c.kind === 'prompt') cmd = prompt(c.text, { principal: c.principal });
           else if (c.kind === 'confirm') cmd = { ...meta({ principal: c.principal }), type: 'ConfirmData', data: { data: { [c.key]: c.value } } };
-          else if (c.kind === 'reply') cmd = reply(live.pendingPrompts[c.pick % Math.max(1, live.pendingPrompts.length)] ?? 1);
+          else if (c.kind === 'reply') cmd = reply(live.pendingPrompts[c.pick % Math.max(1, live.pendingPrompts.length)] ?? 1, c.proposed);
+          else if (c.kind === 'confirmProposed') cmd = confirm({});
           else if (c.kind === 'fail') cmd = { type: 'RecordReplyFailure', promptSeq: live.pendingPrompts[0] ?? 1, reason: 'x', code: 'y', latencyMs: 0 };
           else if (c.kind === 'erase') cmd = { ...meta(), type: 'EraseConversation', data: { by: null, via: 'cli', reason: null, asOperator: true } };
           else if (last) cmd = last;

@@ -130,3 +130,60 @@ describe('OpenAI reply model over HTTP', () => {
     expect(fake.requests).toHaveLength(1);
   });
 });
+
+describe('OpenAI reply model with structured output (a twin that collects fields)', () => {
+  const collector: Twin = {
+    ...buffett,
+    fields: [
+      { name: 'name', type: 'string', description: "the user's name" },
+      { name: 'email', type: 'email' },
+      { name: 'horizonYears', type: 'number' },
+    ],
+  };
+  const said = (content: string): ReplyRequest => request({ twin: collector, history: [{ seq: 2, role: 'user', content }] });
+  afterEach(() => fake.setStructuredOutput(true));
+
+  it('asks for {reply, proposed} by JSON schema and returns the reply text and the values the user stated', async () => {
+    const model = createOpenAIReplyModel({ apiKey: 'test', baseURL: fake.url });
+    const reply = await model.reply(said('I am name="Ann Lee", horizonYears=20'));
+
+    const format = fake.requests[0]!.response_format as { type: string; json_schema: { strict: boolean; schema: { properties: { proposed: { required: string[]; properties: Record<string, { type: string[] }> } } } } };
+    expect(format.type).toBe('json_schema');
+    expect(format.json_schema.strict).toBe(true);
+    expect(format.json_schema.schema.properties.proposed.required).toEqual(['name', 'email', 'horizonYears']);
+    expect(format.json_schema.schema.properties.proposed.properties.horizonYears!.type).toEqual(['number', 'null']);
+    expect(reply.text).toBe('echo: I am name="Ann Lee", horizonYears=20');
+    expect(reply.proposed).toEqual({ name: 'Ann Lee', horizonYears: 20 });
+  });
+
+  it('drops a proposed value that does not fit its field', async () => {
+    const model = createOpenAIReplyModel({ apiKey: 'test', baseURL: fake.url });
+    const reply = await model.reply(said('email=not-an-address name=Ann'));
+    expect(reply.proposed).toEqual({ name: 'Ann' });
+  });
+
+  it('proposes nothing when the user stated nothing', async () => {
+    const model = createOpenAIReplyModel({ apiKey: 'test', baseURL: fake.url });
+    const reply = await model.reply(said('hello'));
+    expect(reply.text).toBe('echo: hello');
+    expect(reply.proposed).toBeUndefined();
+  });
+
+  it('asks a twin without fields in plain text', async () => {
+    const model = createOpenAIReplyModel({ apiKey: 'test', baseURL: fake.url });
+    await model.reply(request());
+    expect(fake.requests[0]!.response_format).toBeUndefined();
+  });
+
+  it('falls back to plain text when the model refuses the schema (HTTP 400), and does not ask for it again', async () => {
+    fake.setStructuredOutput(false);
+    const model = createOpenAIReplyModel({ apiKey: 'test', baseURL: fake.url });
+    const first = await model.reply(said('name=Ann'));
+    const second = await model.reply(said('name=Bob'));
+
+    expect(first.text).toBe('echo: name=Ann');
+    expect(first.proposed).toBeUndefined();
+    expect(second.text).toBe('echo: name=Bob');
+    expect(fake.requests.map((r) => r.response_format !== undefined)).toEqual([true, false, false]);
+  });
+});
