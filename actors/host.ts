@@ -21,7 +21,7 @@ import type { AudioSink, ReplyModel, SnapshotStore, SpeechModel, StateSource } f
 import { createRecovery } from './recovery.ts';
 import type { Tier } from './recovery.ts';
 import { fold, initialState } from './state.ts';
-import type { ConversationState } from './state.ts';
+import type { ConversationState, Message } from './state.ts';
 import { TailIndex } from './tail.ts';
 import type { TwinCatalog } from './twins.ts';
 
@@ -39,6 +39,8 @@ export type ActorHostOptions = {
   group?: string;
   /** Write a snapshot after this many events of a conversation (DataConfirmed always writes one). */
   snapshotEvery?: number;
+  /** The most recent messages the model sees with a prompt (default 40): the context window and the cost are bounded, however long the conversation. */
+  historyMessages?: number;
   /** Evict an actor idle for this long (its snapshot is written first). */
   idleMs?: number;
   /** How often the partition checkpoint is written and the tail trimmed. */
@@ -89,6 +91,7 @@ export class NotOwner extends Error {
 export function createActorHost(options: ActorHostOptions) {
   const { log, snapshots, metrics, logger, catalog } = options;
   const snapshotEvery = options.snapshotEvery ?? 20;
+  const historyMessages = options.historyMessages ?? 40;
   const idleMs = options.idleMs ?? 60_000;
   const checkpointEveryMs = options.checkpointEveryMs ?? 1_000;
   const now = options.now ?? (() => new Date());
@@ -387,7 +390,7 @@ export function createActorHost(options: ActorHostOptions) {
       try {
         const reply = await options.replyModel.reply({
           twin,
-          history: state.messages.filter((msg) => msg.seq <= promptSeq),
+          history: recentHistory(state.messages, promptSeq, historyMessages),
           confirmedData: state.confirmedData,
         });
         const latencyMs = performance.now() - t0;
@@ -582,3 +585,10 @@ export function createActorHost(options: ActorHostOptions) {
 }
 
 export type ActorHost = ReturnType<typeof createActorHost>;
+
+/** The last `max` messages up to the prompt at `promptSeq`, oldest first. */
+export function recentHistory(messages: Message[], promptSeq: number, max: number): Message[] {
+  let end = messages.length;
+  while (end > 0 && messages[end - 1]!.seq > promptSeq) end--;
+  return messages.slice(Math.max(0, end - max), end);
+}

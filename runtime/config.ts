@@ -15,6 +15,7 @@ const EnvSchema = z.object({
   DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).optional(),
   REDIS_URL: z.string().optional(),
   GEMELLO_SNAPSHOT_EVERY: int(20, 1),
+  GEMELLO_HISTORY_MESSAGES: int(40, 1),
   GEMELLO_SNAPSHOT_TTL_SECONDS: int(0, 0),
   GEMELLO_IDLE_SECONDS: int(60, 1),
   GEMELLO_TWINS_FILE: z.string().optional(),
@@ -38,6 +39,8 @@ export type Config = {
   databaseSchema: string | null;
   redisUrl: string | null;
   snapshotEvery: number;
+  /** The most recent messages of a conversation the model is shown with each prompt. */
+  historyMessages: number;
   snapshotTtlMs: number;
   idleMs: number;
   twinsFile: string | null;
@@ -76,6 +79,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     databaseSchema: e.DATABASE_SCHEMA ?? null,
     redisUrl: e.REDIS_URL ?? null,
     snapshotEvery: e.GEMELLO_SNAPSHOT_EVERY,
+    historyMessages: e.GEMELLO_HISTORY_MESSAGES,
     snapshotTtlMs: e.GEMELLO_SNAPSHOT_TTL_SECONDS * 1000,
     idleMs: e.GEMELLO_IDLE_SECONDS * 1000,
     twinsFile: e.GEMELLO_TWINS_FILE ?? null,

@@ -121,6 +121,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
         metrics,
         logger: createLogger('actors', config.quiet),
         snapshotEvery: config.snapshotEvery,
+        historyMessages: config.historyMessages,
         idleMs: config.idleMs,
       })
     : null;
