@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer';
-import { createCipheriv, createDecipheriv, createSecretKey, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, randomFillSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 
 /**
@@ -23,6 +23,22 @@ function keyObject(key: Uint8Array): KeyObject {
   return k;
 }
 const TAG_BYTES = 16;
+const IV_BYTES = 12;
+
+// A fresh random IV per seal, drawn from a pool filled 512 IVs at a time: one call into
+// the system's random source per 512 seals instead of one per seal (a measurable share
+// of the actor host's CPU). Each IV is handed out once.
+const ivPool = Buffer.alloc(IV_BYTES * 512);
+let ivNext = ivPool.length;
+function nextIv(): Buffer {
+  if (ivNext === ivPool.length) {
+    randomFillSync(ivPool);
+    ivNext = 0;
+  }
+  const iv = Buffer.from(ivPool.subarray(ivNext, ivNext + IV_BYTES));
+  ivNext += IV_BYTES;
+  return iv;
+}
 
 export const isSealed = (v: unknown): v is Sealed =>
   typeof v === 'object' && v !== null && (v as Sealed).enc === 'a256gcm' && typeof (v as Sealed).iv === 'string' && typeof (v as Sealed).ct === 'string';
@@ -36,7 +52,7 @@ export const newDataKey = (): Uint8Array => new Uint8Array(randomBytes(32));
  * moved into another event and read there.
  */
 export function seal(key: Uint8Array, text: string, context: string): Sealed {
-  const iv = randomBytes(12);
+  const iv = nextIv();
   const cipher = createCipheriv(ALG, keyObject(key), iv);
   cipher.setAAD(Buffer.from(context, 'utf8'));
   const ct = Buffer.concat([cipher.update(text, 'utf8'), cipher.final(), cipher.getAuthTag()]);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeEvent, decodeEventValue, decodeNotice, encodeEvent, encodeNotice, encodeSealedEvent, UndecodableEvent, withoutContent } from '../../events/codec.ts';
 import { keysFor } from '../../events/keys.ts';
 import type { KeyStore } from '../../events/keys.ts';
-import { ERASED_TEXT, newDataKey } from '../../events/seal.ts';
+import { ERASED_TEXT, newDataKey, seal } from '../../events/seal.ts';
 import type { LogRecord, OutgoingRecord } from '../../log/port.ts';
 import type { EventEnvelope } from '../../events/schemas.ts';
 import { partitionFor } from '../../log/partition.ts';
@@ -128,6 +128,13 @@ describe('personal content in the log, sealed with the conversation\'s key', () 
     moved.eventId = reply.eventId;
     expect(decodeEventValue(JSON.stringify(moved), new Map([['c1', mine]])).data).toMatchObject({ text: ERASED_TEXT });
     expect(decodeEventValue(record.value, new Map([['c1', mine]])).data).toMatchObject({ text: prompt.data.text });
+  });
+
+  it('never seals two contents with the same IV (GCM\'s one rule), across many seals', () => {
+    const key = newDataKey();
+    const ivs = new Set<string>();
+    for (let i = 0; i < 3000; i++) ivs.add(seal(key, 'same text', 'c1|e|text').iv);
+    expect(ivs.size).toBe(3000);
   });
 
   it('seals the confirmed data a notice carries', () => {
