@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { SpanKind } from '@opentelemetry/api';
 import type { Context } from '@opentelemetry/api';
-import { decodeEvent, encodeNotice, encodeSealedEvent, envelope, hasPersonalContent, isEventRecord, withoutContent } from '../events/codec.ts';
-import { KeyDestroyed, keysFor } from '../events/keys.ts';
+import { decodeEvents, encodeNotice, encodeSealedEvent, envelope, hasPersonalContent, withoutContent } from '../events/codec.ts';
+import { KeyDestroyed } from '../events/keys.ts';
 import type { KeyStore } from '../events/keys.ts';
 import type { DomainEvent, LogPosition, LoggedEvent } from '../events/schemas.ts';
 import type { EventLog, LogRecord, Subscription } from '../log/port.ts';
@@ -435,10 +435,7 @@ export function createActorHost(options: ActorHostOptions) {
       const start = known.length ? Math.min(...known) : 0;
       part.tail = new TailIndex(start);
       const end = await log.read(TOPICS.events, id, start, async (records) => {
-        const ring = await keysFor(keys, records);
-        for (const r of records) {
-          if (!isEventRecord(r)) continue;
-          const e = decodeEvent(r, ring);
+        for (const e of await decodeEvents(records, keys)) {
           if (e.type === 'ConversationErased') {
             // What was read before the erasure is not kept in memory.
             part.tail.update(e.conversationId, withoutContent);
@@ -466,11 +463,7 @@ export function createActorHost(options: ActorHostOptions) {
     logger.warn(`partition ${part.id}: ${to - from} records at ${from}..${to - 1} were written by another host; rebuilding the conversations they touch`);
     const touched = new Set<string>();
     await log.read(TOPICS.events, part.id, from, async (records) => {
-      const ring = await keysFor(keys, records);
-      for (const r of records) {
-        if (r.offset >= to) break;
-        if (!isEventRecord(r)) continue;
-        const e = decodeEvent(r, ring);
+      for (const e of await decodeEvents(records.filter((r) => r.offset < to), keys)) {
         part.tail.add(e);
         touched.add(e.conversationId);
       }

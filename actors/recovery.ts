@@ -1,5 +1,4 @@
-import { decodeEvent, isEventRecord } from '../events/codec.ts';
-import { keysFor } from '../events/keys.ts';
+import { decodeEvents } from '../events/codec.ts';
 import type { KeyStore } from '../events/keys.ts';
 import type { LogPosition, LoggedEvent } from '../events/schemas.ts';
 import type { EventLog } from '../log/port.ts';
@@ -58,9 +57,7 @@ export function createRecovery(deps: RecoveryDeps) {
   async function replay(conversationId: string, partition: number, tail: TailIndex) {
     const before: LoggedEvent[] = [];
     await deps.log.read(TOPICS.events, partition, 0, async (records) => {
-      const mine = records.filter((r) => r.offset < tail.start && r.key === conversationId && isEventRecord(r));
-      const keys = await keysFor(deps.keys, mine);
-      for (const r of mine) before.push(decodeEvent(r, keys));
+      before.push(...await decodeEvents(records.filter((r) => r.offset < tail.start && r.key === conversationId), deps.keys));
     });
     const events = [...before, ...tail.eventsOf(conversationId)];
     const state = fold(conversationId, events);

@@ -1,5 +1,4 @@
-import { decodeEvent, isEventRecord } from '../events/codec.ts';
-import { keysFor } from '../events/keys.ts';
+import { decodeEvents } from '../events/codec.ts';
 import type { KeyStore } from '../events/keys.ts';
 import type { LoggedEvent } from '../events/schemas.ts';
 import { partitionFor } from '../log/partition.ts';
@@ -14,9 +13,7 @@ export async function readConversation(log: EventLog, conversationId: string, pr
   progress?.start(`scanning partition ${partition}`, end);
   const events: LoggedEvent[] = [];
   await log.read(TOPICS.events, partition, 0, async (records) => {
-    const mine = records.filter((r) => r.key === conversationId && isEventRecord(r));
-    const ring = await keysFor(keys, mine);
-    for (const r of mine) events.push(decodeEvent(r, ring));
+    events.push(...await decodeEvents(records.filter((r) => r.key === conversationId), keys));
     progress?.advance(records.length);
   });
   progress?.done();

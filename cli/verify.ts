@@ -1,8 +1,7 @@
 import type { SnapshotStore, StateSource } from '../actors/ports.ts';
 import { fold } from '../actors/state.ts';
 import type { ConversationState } from '../actors/state.ts';
-import { decodeEvent, isEventRecord } from '../events/codec.ts';
-import { keysFor } from '../events/keys.ts';
+import { decodeEvents } from '../events/codec.ts';
 import type { KeyStore } from '../events/keys.ts';
 import type { LoggedEvent } from '../events/schemas.ts';
 import type { EventLog } from '../log/port.ts';
@@ -37,12 +36,10 @@ export async function forEachConversation(log: EventLog, progress: Progress | un
   for (let p = 0; p < ends.length; p++) {
     const byConversation = new Map<string, LoggedEvent[]>();
     await log.read(TOPICS.events, p, 0, async (records) => {
-      const ring = await keysFor(keys, records);
-      for (const r of records) {
-        if (!isEventRecord(r)) continue;
-        let list = byConversation.get(r.key);
-        if (!list) byConversation.set(r.key, (list = []));
-        list.push(decodeEvent(r, ring));
+      for (const e of await decodeEvents(records, keys)) {
+        let list = byConversation.get(e.conversationId);
+        if (!list) byConversation.set(e.conversationId, (list = []));
+        list.push(e);
       }
       progress?.advance(records.length);
     });

@@ -1,7 +1,7 @@
 import { EventData, RawEnvelope, SCHEMA_VERSION } from './schemas.ts';
 import type { DomainEvent, EventEnvelope, EventType, LoggedEvent } from './schemas.ts';
-import { SEALED_HEADER } from './keys.ts';
-import type { Keyring } from './keys.ts';
+import { keysFor, SEALED_HEADER } from './keys.ts';
+import type { Keyring, KeyStore } from './keys.ts';
 import { ERASED_TEXT, isSealed, open, seal } from './seal.ts';
 import { upcast } from './upcast.ts';
 import type { LogRecord, OutgoingRecord } from '../log/port.ts';
@@ -102,6 +102,16 @@ export function decodeEventValue(value: string, keys?: Keyring): EventEnvelope {
 
 export function decodeEvent(record: LogRecord, keys?: Keyring): LoggedEvent {
   return { ...decodeEventValue(record.value, keys), position: { partition: record.partition, offset: record.offset } };
+}
+
+/**
+ * The events among `records` (notices are skipped), decoded with the keys they need,
+ * loaded from `store` in one call. Without a store, sealed content reads as erased.
+ */
+export async function decodeEvents(records: readonly LogRecord[], store: KeyStore | null | undefined): Promise<LoggedEvent[]> {
+  const events = records.filter(isEventRecord);
+  const ring = await keysFor(store, events);
+  return events.map((r) => decodeEvent(r, ring));
 }
 
 /** Wraps domain events in envelopes with consecutive seqs after `lastSeq`. */
