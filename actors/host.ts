@@ -14,14 +14,15 @@ import { contextFrom, inSpan, traceparentOf, tracerFor } from '../telemetry/trac
 import { createAppender } from './appender.ts';
 import { openCommand, isSealedCommand } from './command-seal.ts';
 import { DomainError, WireCommand } from './commands.ts';
-import type { ClientCommand, EffectCommand } from './commands.ts';
+import type { ClientCommand } from './commands.ts';
 import { decide } from './decide.ts';
-import { EffectError } from './ports.ts';
+import { createEffectWork } from './effects.ts';
+import type { EffectOutcome } from './effects.ts';
 import type { AudioSink, ReplyModel, SnapshotStore, SpeechModel, StateSource } from './ports.ts';
 import { createRecovery } from './recovery.ts';
 import type { Tier } from './recovery.ts';
 import { fold, initialState } from './state.ts';
-import type { ConversationState, Message } from './state.ts';
+import type { ConversationState } from './state.ts';
 import { TailIndex } from './tail.ts';
 import type { TwinCatalog } from './twins.ts';
 
@@ -115,6 +116,7 @@ export function createActorHost(options: ActorHostOptions) {
     owned: metrics.gauge('gemello_partitions_owned', 'Partitions this host owns'),
     foreign: metrics.counter('gemello_foreign_writes_total', 'Records written into an owned partition by another host (fenced)'),
   };
+  const work = createEffectWork({ replyModel: options.replyModel, speech: options.speech ?? null, catalog, tracer, historyMessages, modelMs: m.modelMs, errors: m.errors });
   metrics.onCollect(() => {
     let n = 0;
     for (const p of partitions.values()) n += p.actors.size;
@@ -349,19 +351,19 @@ export function createActorHost(options: ActorHostOptions) {
     const promptSeq = actor.state.pendingPrompts[0];
     if (promptSeq !== undefined && !actor.inFlight.has(`p${promptSeq}`)) {
       actor.inFlight.add(`p${promptSeq}`);
-      void effect(part, actor, `p${promptSeq}`, () => generateReply(actor, promptSeq));
+      void effect(part, actor, `p${promptSeq}`, () => work.reply(actor.id, actor.state, promptSeq, actor.traces.get(promptSeq) ?? null));
     }
     const replySeq = actor.state.pendingAudio[0];
     if (replySeq !== undefined && !actor.inFlight.has(`a${replySeq}`)) {
       actor.inFlight.add(`a${replySeq}`);
-      void effect(part, actor, `a${replySeq}`, () => synthesize(actor, replySeq));
+      void effect(part, actor, `a${replySeq}`, () => work.audio(actor.state, replySeq));
     }
   }
 
   /** Runs a side effect, then records its outcome through the mailbox; retried later if recording fails. */
-  async function effect(part: Partition, actor: Actor, key: string, work: () => Promise<{ command: EffectCommand; traceparent: string | null }>) {
+  async function effect(part: Partition, actor: Actor, key: string, outcome: () => Promise<EffectOutcome>) {
     try {
-      const { command, traceparent } = await work();
+      const { command, traceparent } = await outcome();
       await run(actor, async () => {
         const events = decide(command, actor.state);
         if (events.length) await commit(part, actor, events, { causationId: null, correlationId: null, traceparent });
@@ -373,51 +375,6 @@ export function createActorHost(options: ActorHostOptions) {
       m.errors.inc({ kind: 'effect_record_failed' });
       logger.warn(`recording ${key} of ${actor.id} failed (${(err as Error).message}); retrying in 1 s`);
       setTimeout(() => part.actors.get(actor.id) === actor && scheduleEffects(part, actor), 1000).unref?.();
-    }
-  }
-
-  async function generateReply(actor: Actor, promptSeq: number): Promise<{ command: EffectCommand; traceparent: string | null }> {
-    const traceparent = actor.traces.get(promptSeq) ?? null;
-    const state = actor.state;
-    const twin = state.twin ? catalog.find(state.twin.id, undefined) : undefined;
-    const t0 = performance.now();
-    if (!twin) {
-      return { command: { type: 'RecordReplyFailure', promptSeq, code: 'twin_not_found', reason: `twin ${state.twin?.id} is not in the catalog`, latencyMs: 0 }, traceparent };
-    }
-    return inSpan(tracer, 'llm.chat', { parent: contextFrom(traceparent), attributes: { 'conversation.id': actor.id, 'twin.id': twin.id, 'event.seq': promptSeq, 'gen_ai.request.model': twin.model }, kind: SpanKind.CLIENT }, async (_span, ctx) => {
-      // The reply's events hang under the model call that produced them.
-      const replyTrace = traceparentOf(ctx) ?? traceparent;
-      try {
-        const reply = await options.replyModel.reply({
-          twin,
-          history: recentHistory(state.messages, promptSeq, historyMessages),
-          confirmedData: state.confirmedData,
-        });
-        const latencyMs = performance.now() - t0;
-        m.modelMs.observe(latencyMs, { outcome: 'ok' });
-        return { command: { type: 'RecordReply', promptSeq, text: reply.text, model: reply.model, tokens: reply.tokens, latencyMs, audio: Boolean(options.speech), ...(reply.proposed ? { proposed: reply.proposed } : {}) }, traceparent: replyTrace };
-      } catch (err) {
-        const latencyMs = performance.now() - t0;
-        m.modelMs.observe(latencyMs, { outcome: 'error' });
-        const code = err instanceof EffectError ? err.code : 'model_error';
-        m.errors.inc({ kind: code });
-        return { command: { type: 'RecordReplyFailure', promptSeq, code, reason: (err as Error).message, latencyMs }, traceparent: replyTrace };
-      }
-    });
-  }
-
-  async function synthesize(actor: Actor, replySeq: number): Promise<{ command: EffectCommand; traceparent: string | null }> {
-    const speech = options.speech;
-    const reply = actor.state.messages.find((msg) => msg.seq === replySeq);
-    const twin = actor.state.twin ? catalog.find(actor.state.twin.id, undefined) : undefined;
-    if (!speech || !reply) return { command: { type: 'RecordAudioFailure', replySeq, reason: speech ? 'reply not found' : 'speech is disabled' }, traceparent: null };
-    const voice = twin?.voiceId ?? 'alloy';
-    try {
-      const stored = await speech.sink.store({ text: reply.content, voice, synthesize: () => speech.model.synthesize({ text: reply.content, voice }) });
-      return { command: { type: 'RecordAudio', replySeq, audioId: stored.audioId, format: stored.format, durationSec: stored.durationSec, bytes: stored.bytes, voice }, traceparent: null };
-    } catch (err) {
-      m.errors.inc({ kind: err instanceof EffectError ? err.code : 'speech_failed' });
-      return { command: { type: 'RecordAudioFailure', replySeq, reason: (err as Error).message }, traceparent: null };
     }
   }
 
@@ -578,10 +535,3 @@ export function createActorHost(options: ActorHostOptions) {
 }
 
 export type ActorHost = ReturnType<typeof createActorHost>;
-
-/** The last `max` messages up to the prompt at `promptSeq`, oldest first. */
-export function recentHistory(messages: Message[], promptSeq: number, max: number): Message[] {
-  let end = messages.length;
-  while (end > 0 && messages[end - 1]!.seq > promptSeq) end--;
-  return messages.slice(Math.max(0, end - max), end);
-}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { recentHistory } from '../../actors/host.ts';
+import { recentHistory } from '../../actors/effects.ts';
 import type { Message } from '../../actors/state.ts';
 
 const conversation = (pairs: number): Message[] =>
