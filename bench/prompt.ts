@@ -1,9 +1,7 @@
 // Prompt → reply latency over a WebSocket, one conversation, on real Kafka, Postgres and
 // Redis with a zero-latency OpenAI-compatible model, plus the failover time after SIGKILL.
-import { randomUUID } from 'node:crypto';
 import { startFakeOpenAI } from '../test/support/fake-openai.ts';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../test/support/env.ts';
-import { freePort, startGemello } from '../test/support/processes.ts';
+import { fakeModelEnv, startTwoHostCluster } from '../test/support/processes.ts';
 import { connect } from '../test/support/ws-client.ts';
 import { partitionFor } from '../log/partition.ts';
 import { percentile, report, round } from './report.ts';
@@ -12,28 +10,15 @@ const PROMPTS = Number(process.env.BENCH_PROMPTS ?? 200);
 
 export async function run(): Promise<void> {
   const fake = await startFakeOpenAI();
-  const namespace = `bench${randomUUID().slice(0, 8)}.`;
-  const env = {
-    KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-    DATABASE_URL,
-    DATABASE_SCHEMA: `bench_${randomUUID().slice(0, 8)}`,
-    REDIS_URL,
-    GEMELLO_NAMESPACE: namespace,
-    GEMELLO_PARTITIONS: '4',
-    GEMELLO_KAFKA_SESSION_TIMEOUT_MS: '6000',
-    OPENAI_API_KEY: 'bench',
-    OPENAI_BASE_URL: fake.url,
-    GEMELLO_SPEECH: 'off',
-    GEMELLO_RATE_PER_SEC: '100000',
-    GEMELLO_RATE_BURST: '100000',
-    GEMELLO_LOG_QUIET: '1',
-  };
-  const port = await freePort();
-  const gateway = await startGemello(['serve', '--roles', 'gateway,projections'], { ...env, PORT: String(port) });
-  const a = await startGemello(['actors'], env);
-  const b = await startGemello(['actors'], env);
+  let cluster: Awaited<ReturnType<typeof startTwoHostCluster>>;
   try {
-    await a.waitFor(() => a.owned().length + b.owned().length === 4 && a.owned().length > 0 && b.owned().length > 0, 'the group to settle', 40_000);
+    cluster = await startTwoHostCluster('bench', 4, { ...fakeModelEnv(fake), GEMELLO_RATE_PER_SEC: '100000', GEMELLO_RATE_BURST: '100000', GEMELLO_LOG_QUIET: '1' });
+  } catch (err) {
+    await fake.close();
+    throw err;
+  }
+  const { port, gateway, a, b } = cluster;
+  try {
     const client = await connect(`ws://127.0.0.1:${port}/ws`);
     const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
     const latencies: number[] = [];

@@ -1,15 +1,14 @@
 // Two actor hosts as real processes in one consumer group on real Kafka: SIGKILL the one
 // that owns a conversation and the other takes its partition over without losing or
 // repeating anything.
-import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readConversation } from '../../cli/read-conversation.ts';
 import { createKafkaLog } from '../../log/kafka.ts';
 import { partitionFor } from '../../log/partition.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
-import { freePort, startGemello } from '../support/processes.ts';
+import { KAFKA_BROKERS } from '../support/env.ts';
+import { fakeModelEnv, startTwoHostCluster } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
@@ -31,31 +30,8 @@ afterEach(async () => {
 });
 
 async function cluster() {
-  const namespace = `fo${randomUUID().slice(0, 8)}.`;
-  const env = {
-    KAFKA_BROKERS: KAFKA_BROKERS.join(','),
-    DATABASE_URL,
-    DATABASE_SCHEMA: `fo_${randomUUID().slice(0, 8)}`,
-    REDIS_URL,
-    GEMELLO_NAMESPACE: namespace,
-    GEMELLO_PARTITIONS: String(PARTITIONS),
-    GEMELLO_KAFKA_SESSION_TIMEOUT_MS: '6000',
-    OPENAI_API_KEY: 'test-key',
-    OPENAI_BASE_URL: fake.url,
-    GEMELLO_MODEL_TIMEOUT_MS: '30000',
-    GEMELLO_MODEL_RETRIES: '0',
-    GEMELLO_SPEECH: 'off',
-  };
-  const port = await freePort();
-  const gateway = await startGemello(['serve', '--roles', 'gateway,projections'], { ...env, PORT: String(port) });
-  const a = await startGemello(['actors'], env);
-  const b = await startGemello(['actors'], env);
+  const { port, gateway, a, b, namespace } = await startTwoHostCluster('fo', PARTITIONS, { ...fakeModelEnv(fake), GEMELLO_MODEL_TIMEOUT_MS: '30000', GEMELLO_MODEL_RETRIES: '0' });
   procs.push(gateway, a, b);
-  // The group has settled when the two hosts together own every partition, once each.
-  await a.waitFor(() => {
-    const all = [...a.owned(), ...b.owned()].sort();
-    return a.owned().length > 0 && b.owned().length > 0 && all.join() === Array.from({ length: PARTITIONS }, (_, i) => i).join();
-  }, 'both hosts to share the partitions', 40_000);
   const log = createKafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
   return { url: `ws://127.0.0.1:${port}`, a, b, log };
 }

@@ -97,6 +97,32 @@ export async function startServeWithFakeModel(tag: string, extra: Record<string,
   }
 }
 
+/**
+ * A two-host cluster on the real services in a fresh namespace and schema: a gateway with
+ * the projections (`serve --roles gateway,projections`) on a free port, and two `actors`
+ * processes in one consumer group, resolved once the group has settled (each host owns
+ * some partitions, and together every partition once). Kafka's session timeout is 6 s so
+ * that a killed host's partitions move quickly. The caller kills the three processes.
+ */
+export async function startTwoHostCluster(tag: string, partitions: number, env: Record<string, string>): Promise<RealEnv & { port: number; gateway: Gemello; a: Gemello; b: Gemello }> {
+  const real = realEnv(tag);
+  const all = { ...real.env, GEMELLO_PARTITIONS: String(partitions), GEMELLO_KAFKA_SESSION_TIMEOUT_MS: '6000', ...env };
+  const port = await freePort();
+  const started: Gemello[] = [];
+  try {
+    started.push(await startGemello(['serve', '--roles', 'gateway,projections'], { ...all, PORT: String(port) }));
+    started.push(await startGemello(['actors'], all));
+    started.push(await startGemello(['actors'], all));
+    const [gateway, a, b] = started as [Gemello, Gemello, Gemello];
+    const every = Array.from({ length: partitions }, (_, i) => i).join();
+    await a.waitFor(() => a.owned().length > 0 && b.owned().length > 0 && [...a.owned(), ...b.owned()].sort((x, y) => x - y).join() === every, 'both hosts to share the partitions', 40_000);
+    return { ...real, port, gateway, a, b };
+  } catch (err) {
+    await Promise.all(started.map((p) => p.kill('SIGKILL')));
+    throw err;
+  }
+}
+
 /** Starts any command (Deno, npm) and waits until its output says `ready`; the process group is killed at the end. */
 export async function startCommand(command: string, args: string[], env: Record<string, string>, readyMs = 90_000): Promise<Gemello> {
   const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
