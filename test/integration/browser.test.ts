@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startGemello } from '../support/processes.ts';
+import { startFakeOpenAI } from '../support/fake-openai.ts';
+import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
@@ -100,5 +101,38 @@ describe('the chat page', () => {
     const prompts = sent.map((s) => JSON.parse(s)).filter((f) => f.type === 'prompt');
     expect(prompts.at(-1)).toMatchObject({ digitalTwinId: 'warren-buffett-001', prompt: 'Tell me more', conversationId });
     expect(pageErrors).toEqual([]);
+  }, 120_000);
+
+  it('shows what the model proposed with a Confirm button, which confirms it', async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium; .ci/run does).`);
+    const fake = await startFakeOpenAI();
+    const own = mkdtempSync(join(tmpdir(), 'gemello-browser-'));
+    const ownPort = await freePort();
+    const app = await startGemello(['serve'], { GEMELLO_DATA_DIR: own, KAFKA_BROKERS: '', DATABASE_URL: '', REDIS_URL: '', PORT: String(ownPort), ...fakeModelEnv(fake) });
+    try {
+      browser ??= await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+      const page = await browser.newPage();
+      const sent: string[] = [];
+      page.on('websocket', (ws) => ws.on('framesent', (f) => sent.push(String(f.payload))));
+      await page.goto(`http://127.0.0.1:${ownPort}/`);
+      await expect.poll(() => page.getByRole('status', { name: 'Connection' }).textContent()).toBe('connected');
+      await page.getByRole('combobox', { name: 'Digital twin' }).selectOption({ label: 'Warren Buffett' });
+      await page.getByRole('textbox', { name: 'Message' }).fill('I am name="Ann Lee"');
+      await page.getByRole('button', { name: 'Send' }).click();
+
+      const log = page.getByRole('log', { name: 'Chat with Warren Buffett' });
+      await log.getByText('proposed: name: Ann Lee').waitFor({ timeout: 30_000 });
+      await log.getByRole('button', { name: 'Confirm' }).click();
+      await log.getByText('confirmed: name: Ann Lee').waitFor({ timeout: 30_000 });
+      const conversationId = (await page.getByLabel('Conversation id', { exact: true }).textContent())!.trim();
+      expect(sent.map((f) => JSON.parse(f)).filter((f) => f.type === 'confirm')).toEqual([{ type: 'confirm', conversationId }]);
+      expect(await log.getByRole('button', { name: 'Confirm' }).isDisabled()).toBe(true);
+      const state = await (await fetch(`http://127.0.0.1:${ownPort}/api/conversations/${conversationId}`)).json();
+      expect(state.confirmedData).toEqual({ name: 'Ann Lee' });
+    } finally {
+      await app.kill();
+      await fake.close();
+      rmSync(own, { recursive: true, force: true });
+    }
   }, 120_000);
 });
