@@ -7,7 +7,10 @@
 //   that sends its next prompt when the reply came. BENCH_PROMPTS (300) prompts at 1
 //   conversation; BENCH_GATEWAY_SECONDS (15) s per level at 100 and 500 (BENCH_LEVELS);
 //   BENCH_SOCKETS (10000) idle sockets within BENCH_SOCKETS_SECONDS (90) s, opened by two
-//   client processes against a fresh `gateway` process.
+//   client processes against a fresh `gateway` process. BENCH_GATEWAY_ONLY=sockets runs
+//   only the socket part: it prints its figures and writes no results file. With
+//   BENCH_SOCKETS_FRAME each idle socket first sends that text frame once (e.g. `hello`,
+//   answered with an error frame), so that it holds a session.
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -32,6 +35,8 @@ const SECONDS = Number(env.BENCH_GATEWAY_SECONDS ?? 15);
 const LEVELS = (env.BENCH_LEVELS ?? '1,100,500').split(',').map(Number);
 const SOCKETS = Number(env.BENCH_SOCKETS ?? 10_000);
 const SOCKETS_SECONDS = Number(env.BENCH_SOCKETS_SECONDS ?? 90);
+const SOCKETS_ONLY = env.BENCH_GATEWAY_ONLY === 'sockets';
+const SOCKETS_FRAME = env.BENCH_SOCKETS_FRAME ?? '';
 const PARTITIONS = 12;
 /** Prompts per socket not timed: the first creates the conversation (and activates its actor). */
 const WARMUP_PER_SOCKET = 2;
@@ -251,7 +256,7 @@ async function socketCapacity(baseEnv: Record<string, string>, track: Gemello[])
     const url = `ws://127.0.0.1:${port}/ws`;
     const shares = [Math.ceil(SOCKETS / 2), Math.floor(SOCKETS / 2)];
     const t0 = now();
-    const helpers = shares.map((n) => helper(['--socket-clients', url, String(n), String(SOCKETS_SECONDS)]));
+    const helpers = shares.map((n) => helper(['--socket-clients', url, String(n), String(SOCKETS_SECONDS), SOCKETS_FRAME]));
     clients.push(...helpers.map((h) => h.child));
     const progress = setInterval(() => {
       const opened = helpers.map((h) => Number(h.messages[h.messages.length - 1]?.opened ?? 0));
@@ -302,8 +307,16 @@ export async function run(): Promise<void> {
   });
   const t00 = now();
   const loadStart = round(loadavg()[0]!, 2);
-  log(`namespace ${namespace}, schema ${schema}; levels ${LEVELS.join(', ')}; ${SOCKETS} idle sockets`);
+  log(`namespace ${namespace}, schema ${schema}; ${SOCKETS_ONLY ? 'sockets only' : `levels ${LEVELS.join(', ')}`}; ${SOCKETS} idle sockets`);
   try {
+    if (SOCKETS_ONLY) {
+      log(`idle sockets on a fresh gateway process (up to ${SOCKETS}, ${SOCKETS_SECONDS} s)`);
+      const cap = await socketCapacity(baseEnv, procs);
+      const perSocket = cap.held > 0 ? Math.round((cap.after - cap.before) / cap.held) : 0;
+      log(`  held ${cap.held} (opened ${cap.opened}, failed ${cap.failed}${cap.firstError ? `, first error: ${String(cap.firstError)}` : ''}) in ${(cap.openMs / 1000).toFixed(1)} s; RSS ${Math.round(cap.before / 2 ** 20)} → ${Math.round(cap.after / 2 ** 20)} MiB`);
+      log(`  memory per socket (RSS growth / sockets): ${(perSocket / 1024).toFixed(1)} KB (${perSocket} bytes; goal < 10 KB); load (1-min average) at start / end ${loadStart} / ${round(loadavg()[0]!, 2)}; no results file written`);
+      return;
+    }
     const port = await freePort();
     procs.push(await startGemello(['gateway'], { ...baseEnv, PORT: String(port) }));
     const actors = await startGemello(['actors'], baseEnv);
@@ -377,6 +390,7 @@ export async function run(): Promise<void> {
         seconds_per_level: SECONDS,
         warmup_prompts_per_socket: WARMUP_PER_SOCKET,
         sockets_target: SOCKETS,
+        ...(SOCKETS_FRAME ? { sockets_frame: SOCKETS_FRAME } : {}),
         partitions: PARTITIONS,
         processes: 'gateway, actors, projections: one Node process each (the real CLI); the fake model and the clients in others',
         model: 'fake OpenAI-compatible server, zero latency',
@@ -402,7 +416,7 @@ export async function run(): Promise<void> {
 // ---- helper modes (this file forked as a child) ----------------------------------------
 
 /** Opens `count` sockets (200 handshakes at a time), reports, and holds them until told to stop. */
-async function socketClients(url: string, count: number, seconds: number): Promise<void> {
+async function socketClients(url: string, count: number, seconds: number, frame: string): Promise<void> {
   const sockets: WebSocket[] = [];
   let opened = 0;
   let failed = 0;
@@ -421,6 +435,7 @@ async function socketClients(url: string, count: number, seconds: number): Promi
         });
         ws.on('error', () => {});
         sockets.push(ws);
+        if (frame) ws.send(frame);
         opened++;
       } catch (err) {
         failed++;
@@ -440,7 +455,7 @@ async function socketClients(url: string, count: number, seconds: number): Promi
 }
 
 if (process.argv[2] === '--socket-clients') {
-  await socketClients(process.argv[3]!, Number(process.argv[4]), Number(process.argv[5]));
+  await socketClients(process.argv[3]!, Number(process.argv[4]), Number(process.argv[5]), process.argv[6] ?? '');
 } else if (process.argv[2] === '--fake-openai') {
   const fake = await startFakeOpenAI();
   process.send?.({ url: fake.url });

@@ -1,13 +1,13 @@
 import { Hono } from 'hono';
-import type { UpgradeWebSocket, WSContext } from 'hono/ws';
+import type { UpgradeWebSocket } from 'hono/ws';
 import type { TwinCatalog } from '../actors/twins.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { authEnabled, principalOf, tokenOf } from './auth.ts';
+import { authEnabled, principalOf, tokenFrom, tokenOf } from './auth.ts';
 import type { AuthConfig } from './auth.ts';
 import type { Eraser } from './erase.ts';
 import { PAGE_HTML } from './page.ts';
 import { createSession, sessionMetrics } from './session.ts';
-import type { Session, SessionDeps } from './session.ts';
+import type { Session, SessionDeps, SocketPort } from './session.ts';
 
 /** The read side the HTTP API serves (absent: the routes answer 503). */
 export type ReadApi = {
@@ -30,25 +30,80 @@ export type AppDeps = SessionDeps & {
   idleTimeoutMs?: number;
 };
 
-/** The gateway: HTTP routes and the WebSocket protocol, for any runtime that provides `upgradeWebSocket`. */
-export function createApp(deps: AppDeps, upgradeWebSocket: UpgradeWebSocket) {
+/** Who opens a socket: a principal (null with auth off), or nobody when auth is on and the token is missing or wrong. */
+export type Who = { ok: true; principal: string | null } | { ok: false };
+
+/**
+ * One open socket. Its session (the protocol's state: its maps, rate limit and closures) is
+ * made when its first frame comes, so a socket that only waits costs little beyond itself.
+ */
+export class OpenSocket {
+  readonly port: SocketPort;
+  readonly principal: string | null;
+  session: Session | null = null;
+  /** When it opened: its last activity until it has a session, which then keeps that. */
+  readonly opened = Date.now();
+  constructor(port: SocketPort, principal: string | null) {
+    this.port = port;
+    this.principal = principal;
+  }
+}
+
+/**
+ * The gateway: HTTP routes and the WebSocket protocol. With `upgradeWebSocket` (Deno's,
+ * say) the app answers upgrades at / and /ws itself; without it the runtime upgrades them
+ * (Node: runtime/node.ts, with `ws`), hands each socket to `open` and its frames to `text`
+ * and `binary`, and the app answers those paths only as HTTP (426, the chat page).
+ */
+export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | null) {
   const app = new Hono();
   const m = sessionMetrics(deps.metrics);
-  const sessions = new Map<Session, WSContext>();
-  const open = deps.metrics.gauge('gemello_ws_sockets_open', 'WebSockets open');
-  deps.metrics.onCollect(() => open.set(sessions.size));
+  const sockets = new Set<OpenSocket>();
+  const socketsOpen = deps.metrics.gauge('gemello_ws_sockets_open', 'WebSockets open');
+  deps.metrics.onCollect(() => socketsOpen.set(sockets.size));
   const idleTimeoutMs = deps.idleTimeoutMs ?? 10 * 60_000;
 
   const sweep = setInterval(() => {
     const now = Date.now();
-    for (const [s, ws] of sessions) if (s.idleFor(now) > idleTimeoutMs) ws.close(1000, 'idle timeout');
+    for (const s of sockets) if ((s.session ? s.session.idleFor(now) : now - s.opened) > idleTimeoutMs) s.port.close(1000, 'idle timeout');
   }, Math.min(30_000, idleTimeoutMs));
   (sweep as { unref?: () => void }).unref?.();
 
-  const principal = async (req: Request): Promise<{ ok: true; principal: string | null } | { ok: false }> => {
-    if (!authEnabled(deps.auth)) return { ok: true, principal: null };
-    const p = await principalOf(deps.auth, tokenOf(req));
+  const OPEN: Who = { ok: true, principal: null };
+  const whoHas = async (token: string | null): Promise<Who> => {
+    if (!authEnabled(deps.auth)) return OPEN;
+    const p = await principalOf(deps.auth, token);
     return p ? { ok: true, principal: p } : { ok: false };
+  };
+  const principal = (req: Request) => whoHas(authEnabled(deps.auth) ? tokenOf(req) : null);
+
+  /** Who a socket's upgrade request names, by its `Authorization` header and its query string. */
+  const authorize = (authorization: string | null | undefined, query: string) => whoHas(authEnabled(deps.auth) ? tokenFrom(authorization, query) : null);
+
+  /** A socket just opened by `who`, or null when it is refused: told with an error frame and closed with 1008. */
+  const open = (port: SocketPort, who: Who): OpenSocket | null => {
+    if (!who.ok) {
+      m.errors.inc({ code: 'unauthorized' });
+      port.send(JSON.stringify({ type: 'error', code: 'unauthorized', error: 'a valid token is required' }));
+      port.close(1008, 'unauthorized');
+      return null;
+    }
+    const s = new OpenSocket(port, who.principal);
+    sockets.add(s);
+    return s;
+  };
+  const sessionOf = (s: OpenSocket) => (s.session ??= createSession(deps, s.port, s.principal, m));
+  /** A text frame from the socket (never throws). */
+  const text = (s: OpenSocket, data: string): void => {
+    if (sockets.has(s)) void sessionOf(s).onText(data);
+  };
+  /** A binary frame from the socket: refused with an error frame. */
+  const binary = (s: OpenSocket): void => {
+    if (sockets.has(s)) sessionOf(s).onBinary();
+  };
+  const closed = (s: OpenSocket): void => {
+    s.session?.onClose();
+    sockets.delete(s);
   };
 
   app.onError((err, c) => {
@@ -135,40 +190,35 @@ export function createApp(deps: AppDeps, upgradeWebSocket: UpgradeWebSocket) {
   });
 
   // ---- WebSocket at / and /ws; a browser asking / for HTML gets the chat page ----
-  const ws = upgradeWebSocket(async (c) => {
-    const who = await principal(c.req.raw);
-    let session: Session | null = null;
-    return {
-      onOpen(_evt, socket) {
-        if (!who.ok) {
-          m.errors.inc({ code: 'unauthorized' });
-          socket.send(JSON.stringify({ type: 'error', code: 'unauthorized', error: 'a valid token is required' }));
-          socket.close(1008, 'unauthorized');
-          return;
-        }
-        session = createSession(deps, {
-          send: (text) => socket.send(text),
-          buffered: () => (socket.raw as { bufferedAmount?: number } | undefined)?.bufferedAmount ?? 0,
-          close: (code, reason) => socket.close(code, reason),
-        }, who.principal, m);
-        sessions.set(session, socket);
-      },
-      onMessage(evt) {
-        if (!session) return;
-        if (typeof evt.data === 'string') void session.onText(evt.data);
-        else session.onBinary();
-      },
-      onClose() {
-        if (session) {
-          session.onClose();
-          sessions.delete(session);
-        }
-      },
-      onError() {},
-    };
-  });
-  app.get('/ws', ws, (c) => c.text('this endpoint speaks WebSocket', 426));
-  app.get('/', ws, (c) => c.html(PAGE_HTML));
+  if (upgradeWebSocket) {
+    const ws = upgradeWebSocket(async (c) => {
+      const who = await authorize(c.req.header('authorization'), new URL(c.req.url).search);
+      let socket: OpenSocket | null = null;
+      return {
+        onOpen(_evt, ctx) {
+          socket = open({
+            send: (text) => ctx.send(text),
+            buffered: () => (ctx.raw as { bufferedAmount?: number } | undefined)?.bufferedAmount ?? 0,
+            close: (code, reason) => ctx.close(code, reason),
+          }, who);
+        },
+        onMessage(evt) {
+          if (!socket) return;
+          if (typeof evt.data === 'string') text(socket, evt.data);
+          else binary(socket);
+        },
+        onClose() {
+          if (socket) closed(socket);
+        },
+        onError() {},
+      };
+    });
+    app.get('/ws', ws, (c) => c.text('this endpoint speaks WebSocket', 426));
+    app.get('/', ws, (c) => c.html(PAGE_HTML));
+  } else {
+    app.get('/ws', (c) => c.text('this endpoint speaks WebSocket', 426));
+    app.get('/', (c) => c.html(PAGE_HTML));
+  }
 
-  return { app, close: () => clearInterval(sweep), sessions: () => sessions.size };
+  return { app, close: () => clearInterval(sweep), sockets: () => sockets.size, authorize, open, text, binary, closed };
 }

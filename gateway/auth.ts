@@ -17,9 +17,13 @@ export const authEnabled = (a: AuthConfig | null): a is AuthConfig => Boolean(a 
 
 /** The token of a request: `Authorization: Bearer …`, then `?token=…` (browsers cannot set WebSocket headers). */
 export function tokenOf(req: Request): string | null {
-  const h = req.headers.get('authorization');
-  if (h?.toLowerCase().startsWith('bearer ')) return h.slice(7).trim();
-  return new URL(req.url).searchParams.get('token');
+  return tokenFrom(req.headers.get('authorization'), new URL(req.url).search);
+}
+
+/** The same from a request's `Authorization` header and its query string (`?…`, or empty), as a runtime's raw request has them. */
+export function tokenFrom(authorization: string | null | undefined, query: string): string | null {
+  if (authorization?.toLowerCase().startsWith('bearer ')) return authorization.slice(7).trim();
+  return new URLSearchParams(query).get('token');
 }
 
 /** The principal a token names, or null if it names none. */

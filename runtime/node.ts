@@ -1,13 +1,37 @@
-import { serve, upgradeWebSocket } from '@hono/node-server';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { serve } from '@hono/node-server';
 import { WebSocketServer } from 'ws';
+import type { WebSocket } from 'ws';
 import { createApp } from '../gateway/app.ts';
+import type { Who } from '../gateway/app.ts';
 import { authEnabled } from '../gateway/auth.ts';
 import { MAX_FRAME_BYTES } from '../gateway/protocol.ts';
+import type { SocketPort } from '../gateway/session.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { startTelemetry } from '../telemetry/sdk.ts';
 import { loadConfig } from './config.ts';
 import { createRuntime } from './wire.ts';
 import type { Role } from './wire.ts';
+
+const ignore = () => {};
+
+/** A session's view of a `ws` socket: one small object per socket, its methods shared. */
+class WsPort implements SocketPort {
+  readonly ws: WebSocket;
+  constructor(ws: WebSocket) {
+    this.ws = ws;
+  }
+  send(text: string): void {
+    this.ws.send(text);
+  }
+  buffered(): number {
+    return this.ws.bufferedAmount;
+  }
+  close(code: number, reason: string): void {
+    this.ws.close(code, reason);
+  }
+}
 
 /** Runs the given roles in this Node process until SIGINT/SIGTERM. */
 export async function runNode(roles: Role[]): Promise<void> {
@@ -19,24 +43,54 @@ export async function runNode(roles: Role[]): Promise<void> {
 
   let stopServer = async () => {};
   if (rt.appDeps) {
+    const { app, close, authorize, open, text, binary, closed } = createApp(rt.appDeps);
     // Frames above MAX_FRAME_BYTES get an error frame and the socket stays open; only
     // frames past this much larger limit make ws close the socket (1009).
     const wss = new WebSocketServer({ noServer: true, maxPayload: 16 * MAX_FRAME_BYTES });
-    const { app, close } = createApp(rt.appDeps, upgradeWebSocket);
+    // Heartbeat: a socket that did not answer the last ping is gone.
+    const alive = new WeakSet<WebSocket>();
+    function pong(this: WebSocket) {
+      alive.add(this);
+    }
+    /** A socket upgraded for `who`: the gateway gets its frames. Nothing of the upgrade request stays with it. */
+    const accept = (ws: WebSocket, who: Who) => {
+      // ws reports a protocol error (a frame past maxPayload, bad UTF-8) here, then closes the socket (1009, 1007).
+      ws.on('error', ignore);
+      const s = open(new WsPort(ws), who);
+      if (!s) return;
+      alive.add(ws);
+      ws.on('pong', pong);
+      ws.on('message', (data, isBinary) => (isBinary ? binary(s) : text(s, String(data))));
+      ws.on('close', () => closed(s));
+    };
     let listening!: () => void;
     const listen = new Promise<void>((r) => (listening = r));
-    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host, websocket: { server: wss } }, (info) => {
+    // Hono answers HTTP (at / and /ws too: the chat page, 426); WebSocket upgrades are handled here, with `ws` directly.
+    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
       listening();
       logger.info(`gateway listening on http://${config.host}:${info.port} (WebSocket at / and /ws)`);
       if (!authEnabled(config.auth)) logger.info(`no GEMELLO_API_KEYS or GEMELLO_JWT_SECRET: auth is off${config.host === '127.0.0.1' || config.host === 'localhost' ? ', so only this machine can connect' : `; WARNING: listening on ${config.host} without auth`}`);
+    }) as Server;
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // The HTTP server no longer listens for the socket's errors; ws does once it has it.
+      socket.on('error', ignore);
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      const path = q < 0 ? url : url.slice(0, q);
+      if (path !== '/' && path !== '/ws') {
+        socket.once('finish', () => socket.destroy());
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      authorize(req.headers.authorization, q < 0 ? '' : url.slice(q)).then((who) => {
+        socket.off('error', ignore);
+        wss.handleUpgrade(req, socket, head, (ws) => accept(ws, who));
+      }, (err: Error) => {
+        logger.error(`WebSocket upgrade failed: ${err.message}`);
+        socket.destroy();
+      });
     });
     await listen;
-    // Heartbeat: a socket that did not answer the last ping is gone.
-    const alive = new WeakSet<object>();
-    wss.on('connection', (ws) => {
-      alive.add(ws);
-      ws.on('pong', () => alive.add(ws));
-    });
     const beat = setInterval(() => {
       for (const ws of wss.clients) {
         if (!alive.has(ws)) ws.terminate();
@@ -52,6 +106,7 @@ export async function runNode(roles: Role[]): Promise<void> {
       close();
       for (const ws of wss.clients) ws.close(1001, 'server shutting down');
       await new Promise<void>((r) => server.close(() => r()));
+      wss.close();
     };
   }
 
