@@ -263,13 +263,13 @@ describe('erasure', () => {
     const w = world();
     w.deps.keys = memoryKeys();
     const c = w.client();
-    await c.send({ digitalTwinId: seed.id, prompt: 'my PIN is 4321', requestId: 'p' });
+    await c.send({ digitalTwinId: seed.id, prompt: 'my PIN is pin-xyzzy', requestId: 'p' });
     const id = w.commands()[0]!.conversationId;
     await c.send({ type: 'confirm', conversationId: id, data: { name: 'Ann Secretname' } });
-    expect(w.appended.map((r) => r.value).join('\n')).not.toMatch(/4321|Secretname/);
+    expect(w.appended.map((r) => r.value).join('\n')).not.toMatch(/xyzzy|Secretname/);
     const key = await w.deps.keys.create(id);
     const opened = w.appended.map((r) => openCommand(WireCommand.parse(JSON.parse(r.value)), key));
-    expect(opened.map((cmd) => cmd?.data)).toEqual([{ twin: seed, text: 'my PIN is 4321' }, { data: { name: 'Ann Secretname' } }]);
+    expect(opened.map((cmd) => cmd?.data)).toEqual([{ twin: seed, text: 'my PIN is pin-xyzzy' }, { data: { name: 'Ann Secretname' } }]);
   });
 
   it('answers conversation_erased for a conversation whose key is destroyed, and tells its followers when it is erased', async () => {
