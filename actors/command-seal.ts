@@ -10,7 +10,7 @@ export const isSealedCommand = (cmd: WireCommand): boolean =>
 /** The command with its prompt text or confirmed data sealed with the conversation's key. */
 export function sealCommand(cmd: ClientCommand, key: Uint8Array): WireCommand {
   if (cmd.type === 'SubmitPrompt') return { ...cmd, data: { ...cmd.data, text: seal(key, cmd.data.text, context(cmd, 'text')) } };
-  if (cmd.type === 'ConfirmData') return { ...cmd, data: { data: seal(key, JSON.stringify(cmd.data.data), context(cmd, 'data')) } };
+  if (cmd.type === 'ConfirmData') return { ...cmd, data: { ...cmd.data, data: seal(key, JSON.stringify(cmd.data.data), context(cmd, 'data')) } };
   return cmd;
 }
 
@@ -25,7 +25,7 @@ export function openCommand(cmd: WireCommand, key: Uint8Array | null | undefined
     if (text === null) return null;
     try {
       const data = JSON.parse(text) as unknown;
-      return data && typeof data === 'object' && !Array.isArray(data) ? { ...cmd, data: { data: data as Record<string, unknown> } } : null;
+      return data && typeof data === 'object' && !Array.isArray(data) ? { ...cmd, data: { ...cmd.data, data: data as Record<string, unknown> } } : null;
     } catch {
       return null;
     }

@@ -14,6 +14,8 @@ const meta = {
 const twin = z.object({ id: z.string().min(1), name: z.string().min(1) });
 const sealed = z.object({ enc: z.literal('a256gcm'), iv: z.string().max(100), ct: z.string() });
 const confirmed = z.record(z.string(), z.unknown());
+/** With no data: the seq of the proposal the user confirms (refused if another replaced it). */
+const proposalSeq = z.number().int().positive();
 
 const start = z.object({ ...meta, type: z.literal('StartConversation'), data: z.object({ twin, metadata: z.record(z.string(), z.unknown()).default({}) }) });
 /**
@@ -31,7 +33,7 @@ const erase = z.object({
 export const ClientCommand = z.discriminatedUnion('type', [
   start,
   z.object({ ...meta, type: z.literal('SubmitPrompt'), data: z.object({ twin, text: z.string().min(1) }) }),
-  z.object({ ...meta, type: z.literal('ConfirmData'), data: z.object({ data: confirmed }) }),
+  z.object({ ...meta, type: z.literal('ConfirmData'), data: z.object({ data: confirmed, proposalSeq: proposalSeq.optional() }) }),
   erase,
 ]);
 export type ClientCommand = z.infer<typeof ClientCommand>;
@@ -43,7 +45,7 @@ export type ClientCommand = z.infer<typeof ClientCommand>;
 export const WireCommand = z.discriminatedUnion('type', [
   start,
   z.object({ ...meta, type: z.literal('SubmitPrompt'), data: z.object({ twin, text: z.union([z.string().min(1), sealed]) }) }),
-  z.object({ ...meta, type: z.literal('ConfirmData'), data: z.object({ data: z.union([sealed, confirmed]) }) }),
+  z.object({ ...meta, type: z.literal('ConfirmData'), data: z.object({ data: z.union([sealed, confirmed]), proposalSeq: proposalSeq.optional() }) }),
   erase,
 ]);
 export type WireCommand = z.infer<typeof WireCommand>;

@@ -34,10 +34,7 @@ export function decide(command: Command, state: ConversationState): DomainEvent[
       if (state.recentCommands.includes(command.commandId)) return [];
       if (!state.twin) throw new DomainError('conversation_not_found', `conversation ${state.conversationId} does not exist`);
       owned(state, command.principal);
-      // No data: the user confirms what the model proposed.
-      const data = Object.keys(command.data.data).length > 0 ? command.data.data : (state.proposedData ?? {});
-      if (Object.keys(data).length === 0) throw new DomainError('invalid_data', 'nothing to confirm: no data was sent and none is proposed');
-      return [{ type: 'DataConfirmed', data: { data, requestId: command.correlationId } }];
+      return [{ type: 'DataConfirmed', data: { data: confirmedBy(command.data, state), requestId: command.correlationId } }];
     }
     case 'EraseConversation': {
       if (!state.twin) throw new DomainError('conversation_not_found', `conversation ${state.conversationId} does not exist`);
@@ -62,11 +59,8 @@ export function decide(command: Command, state: ConversationState): DomainEvent[
       if (!state.pendingPrompts.includes(command.promptSeq)) return [];
       const { type: _t, proposed, ...data } = command;
       const reply: DomainEvent = { type: 'ReplyGenerated', data };
-      // Only what would tell the user something new: not what is confirmed or proposed already.
-      const fresh = Object.entries(proposed ?? {}).filter(([k, v]) =>
-        !(k in state.confirmedData && sameValue(state.confirmedData[k], v)) && !(state.proposedData && k in state.proposedData && sameValue(state.proposedData[k], v)));
-      if (fresh.length === 0) return [reply];
-      return [reply, { type: 'DataProposed', data: { replySeq: state.seq + 1, data: Object.fromEntries(fresh) } }];
+      const open = openProposal(state, proposed ?? {});
+      return open ? [reply, { type: 'DataProposed', data: { replySeq: state.seq + 1, data: open } }] : [reply];
     }
     case 'RecordReplyFailure': {
       if (!state.pendingPrompts.includes(command.promptSeq)) return [];
@@ -87,6 +81,42 @@ export function decide(command: Command, state: ConversationState): DomainEvent[
       return _never;
     }
   }
+}
+
+/**
+ * What a confirm confirms: the data it carries, or else the open proposal, which must be
+ * the one the user saw (`proposalSeq`, when given) and not one that replaced it since.
+ */
+function confirmedBy(command: { data: Record<string, unknown>; proposalSeq?: number | undefined }, state: ConversationState): Record<string, unknown> {
+  if (Object.keys(command.data).length > 0) return command.data;
+  const open = state.proposal;
+  if (!open) throw new DomainError('invalid_data', 'nothing to confirm: no data was sent and none is proposed');
+  if (command.proposalSeq !== undefined && command.proposalSeq !== open.seq) {
+    throw new DomainError('stale_proposal', `the proposal at seq ${command.proposalSeq} is no longer open; the one at seq ${open.seq} replaced it: confirm that one`);
+  }
+  return open.data;
+}
+
+/**
+ * The open proposal after the model read `proposed` out of the conversation, or null when
+ * that changes nothing the user should hear of. A value already confirmed withdraws a
+ * different one still open for its field; a new or changed value opens.
+ */
+function openProposal(state: ConversationState, proposed: Record<string, unknown>): Record<string, unknown> | null {
+  const open: Record<string, unknown> = { ...state.proposal?.data };
+  let changed = false;
+  for (const [k, v] of Object.entries(proposed)) {
+    if (k in state.confirmedData && sameValue(state.confirmedData[k], v)) {
+      if (k in open) {
+        delete open[k];
+        changed = true;
+      }
+    } else if (!(k in open) || !sameValue(open[k], v)) {
+      open[k] = v;
+      changed = true;
+    }
+  }
+  return changed ? open : null;
 }
 
 function started(twin: { id: string; name: string }, principal: string | null, metadata: Record<string, unknown>): DomainEvent {

@@ -14,10 +14,11 @@ export type ConversationState = {
   messages: Message[];
   confirmedData: Record<string, unknown>;
   /**
-   * Values the model proposed for the twin's fields and the user has not confirmed yet
-   * (absent when there are none). A confirm without data confirms these.
+   * The values the model proposed for the twin's fields that the user has not confirmed
+   * yet, and the seq of the DataProposed that showed them (absent when none are open). A
+   * confirm without data confirms these.
    */
-  proposedData?: Record<string, unknown>;
+  proposal?: { seq: number; data: Record<string, unknown> };
   /** Prompts (by seq) whose reply is still owed, oldest first: durable work. */
   pendingPrompts: number[];
   /** Replies (by seq) whose audio is still owed. */
@@ -76,10 +77,13 @@ export function evolve(state: ConversationState, event: EventEnvelope): Conversa
       };
     case 'DataConfirmed':
       // A confirmed field is settled, whatever value the model had proposed for it.
-      return withProposals({ ...next, confirmedData: { ...state.confirmedData, ...event.data.data } }, Object.entries(state.proposedData ?? {}).filter(([k]) => !(k in event.data.data)));
+      return withProposal(
+        { ...next, confirmedData: { ...state.confirmedData, ...event.data.data } },
+        state.proposal ? { seq: state.proposal.seq, data: Object.fromEntries(Object.entries(state.proposal.data).filter(([k]) => !(k in event.data.data))) } : undefined,
+      );
     case 'DataProposed':
-      // A proposal of what is already confirmed asks nothing of the user.
-      return withProposals(next, Object.entries({ ...state.proposedData, ...event.data.data }).filter(([k, v]) => !(k in state.confirmedData) || !sameValue(state.confirmedData[k], v)));
+      // It holds every open proposal: what it shows replaces what was open.
+      return withProposal(next, { seq: event.seq, data: event.data.data });
     case 'ReplyGenerated':
       return {
         ...next,
@@ -98,7 +102,7 @@ export function evolve(state: ConversationState, event: EventEnvelope): Conversa
       return { ...next, pendingAudio: state.pendingAudio.filter((s) => s !== event.data.replySeq) };
     case 'ConversationErased':
       // Nothing personal survives in the state, and no reply or audio is still owed.
-      return { ...withProposals(next, []), messages: [], confirmedData: {}, pendingPrompts: [], pendingAudio: [], erased: { seq: event.seq, at: event.occurredAt, by: event.data.by, prompts: event.data.prompts, replies: event.data.replies, confirmedFields: event.data.confirmedFields } };
+      return { ...withProposal(next, undefined), messages: [], confirmedData: {}, pendingPrompts: [], pendingAudio: [], erased: { seq: event.seq, at: event.occurredAt, by: event.data.by, prompts: event.data.prompts, replies: event.data.replies, confirmedFields: event.data.confirmedFields } };
     default: {
       const _never: never = event;
       return _never;
@@ -106,10 +110,10 @@ export function evolve(state: ConversationState, event: EventEnvelope): Conversa
   }
 }
 
-/** The state with `open` as its open proposals (none: no proposedData field). */
-function withProposals(state: ConversationState, open: [string, unknown][]): ConversationState {
-  const { proposedData: _old, ...rest } = state;
-  return open.length > 0 ? { ...rest, proposedData: Object.fromEntries(open) } : rest;
+/** The state with `proposal` open, or without the field when it holds nothing. */
+function withProposal(state: ConversationState, proposal: ConversationState['proposal']): ConversationState {
+  const { proposal: _old, ...rest } = state;
+  return proposal && Object.keys(proposal.data).length > 0 ? { ...rest, proposal } : rest;
 }
 
 /** Equality of JSON values. */

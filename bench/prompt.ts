@@ -1,7 +1,9 @@
 // Prompt → reply latency over a WebSocket, one conversation, on real Kafka, Postgres and
 // Redis with a zero-latency OpenAI-compatible model, plus the failover time after SIGKILL.
 import { startFakeOpenAI } from '../test/support/fake-openai.ts';
+import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../test/support/env.ts';
 import { fakeModelEnv, startTwoHostCluster } from '../test/support/processes.ts';
+import { cleanUp, onInterrupt } from './cleanup.ts';
 import { connect } from '../test/support/ws-client.ts';
 import { partitionFor } from '../log/partition.ts';
 import { percentile, report, round } from './report.ts';
@@ -17,7 +19,12 @@ export async function run(): Promise<void> {
     await fake.close();
     throw err;
   }
-  const { port, gateway, a, b } = cluster;
+  const { port, gateway, a, b, namespace, schema } = cluster;
+  const leftovers = { brokers: KAFKA_BROKERS, namespace, redisUrl: REDIS_URL, databaseUrl: DATABASE_URL, schemas: [schema] };
+  const disarm = onInterrupt(async () => {
+    await Promise.all([gateway, a, b].map((p) => p.kill('SIGKILL')));
+    await cleanUp(leftovers);
+  });
   try {
     const client = await connect(`ws://127.0.0.1:${port}/ws`);
     const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
@@ -59,5 +66,8 @@ export async function run(): Promise<void> {
   } finally {
     await Promise.all([gateway.kill(), a.kill(), b.kill()]);
     await fake.close();
+    const problems = await cleanUp(leftovers);
+    disarm();
+    if (problems.length) console.log(`clean-up problems: ${problems.join('; ')}`);
   }
 }

@@ -205,8 +205,10 @@ export const PAGE_HTML = String.raw`<!doctype html>
     return Object.entries(data || {}).map(([k, v]) => k + ': ' + (typeof v === 'string' ? v : JSON.stringify(v))).join(', ');
   }
 
-  /** Values the model proposed, with a button that confirms them (a confirm without data). */
-  function proposed(view, data) {
+  /** The values the model proposes (all that are open), with a button that confirms them; an older proposal's button goes. */
+  function proposed(view, data, seq) {
+    for (const b of view.list.querySelectorAll('button.confirm')) b.disabled = true;
+    if (!data || !Object.keys(data).length) { add(view, 'note', '', 'proposal withdrawn'); return; }
     const li = add(view, 'note proposal', '', 'proposed: ' + describe(data));
     const button = document.createElement('button');
     button.type = 'button';
@@ -214,7 +216,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
     button.className = 'confirm';
     button.addEventListener('click', () => {
       if (!socket || socket.readyState !== WebSocket.OPEN || !view.conversationId) return;
-      socket.send(JSON.stringify({ type: 'confirm', conversationId: view.conversationId }));
+      socket.send(JSON.stringify({ type: 'confirm', conversationId: view.conversationId, proposalSeq: seq }));
       button.disabled = true;
     });
     li.append(button);
@@ -242,7 +244,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
       case 'ReplyFailed': failure(view, { code: 'model_failed', error: d.reason }); break;
       case 'AudioReady': audio(view, '/api/audio/' + encodeURIComponent(d.audioId), d.replySeq); break;
       case 'AudioFailed': add(view, 'note', '', 'no audio: ' + d.reason); break;
-      case 'DataProposed': proposed(view, d.data); break;
+      case 'DataProposed': proposed(view, d.data, f.seq); break;
       case 'DataConfirmed': confirmed(view, d.data); break;
     }
   }
@@ -258,7 +260,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
         break;
       case 'audio': audio(view, f.audioUrl, f.replySeq); break;
       case 'audio.failed': add(view, 'note', '', 'no audio: ' + f.reason); break;
-      case 'data.proposed': proposed(view, f.data); break;
+      case 'data.proposed': proposed(view, f.data, f.seq); break;
       case 'data.confirmed': confirmed(view, f.data); break;
       case 'event': replayed(view, f); break;
       case 'resumed': view.lastSeq = Math.max(view.lastSeq, f.lastSeq || 0); break;

@@ -27,6 +27,8 @@ export const ConfirmFrame = z.strictObject({
   conversationId: id,
   /** Absent: confirm the values the model proposed. */
   data: z.record(z.string().min(1).max(100), jsonValue).refine((d) => Object.keys(d).length > 0 && Object.keys(d).length <= 50, { message: 'data must have 1 to 50 fields' }).optional(),
+  /** Without data: the seq of the `data.proposed` the user confirms. */
+  proposalSeq: z.number().int().positive().optional(),
   requestId,
 });
 
@@ -58,6 +60,7 @@ export const ERROR_CODES = {
   twin_mismatch: 'the conversation talks to another twin',
   conversation_exists: 'the conversation already exists',
   invalid_data: 'nothing to confirm',
+  stale_proposal: 'a newer proposal replaced the one confirmed; confirm that one',
   conversation_erased: 'the conversation was erased; start a new one',
 } as const;
 

@@ -320,7 +320,7 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
         return;
       }
     }
-    await publish({ ...meta(frame.conversationId, frame.requestId), type: 'ConfirmData', data: { data: (frame.data ?? {}) as Record<string, unknown> } });
+    await publish({ ...meta(frame.conversationId, frame.requestId), type: 'ConfirmData', data: { data: (frame.data ?? {}) as Record<string, unknown>, ...(frame.proposalSeq !== undefined ? { proposalSeq: frame.proposalSeq } : {}) } });
   }
 
   /** Waits until the read model holds everything the log had for the conversation's partition at the call. */

@@ -13,6 +13,8 @@ export type OpenAIReplyOptions = {
   timeoutMs?: number | undefined;
   /** Retries after the first attempt, with exponential backoff; default 2. */
   maxRetries?: number | undefined;
+  /** Told when structured output is refused and the model is asked in plain text instead. */
+  warn?: ((message: string) => void) | undefined;
 };
 
 type ChatMessage = OpenAI.Chat.Completions.ChatCompletionMessageParam;
@@ -46,8 +48,12 @@ export function createOpenAIReplyModel(options: OpenAIReplyOptions): ReplyModel 
         try {
           completion = await complete(request, structured);
         } catch (err) {
-          if (!structured || !refusedFormat(err)) throw err;
-          plainOnly.add(request.twin.model);
+          const refused = structured ? refusedFormat(err) : null;
+          if (!refused) throw err;
+          // A model without structured output is not asked again; a schema the server
+          // refused (a twin's fields) is this twin's problem, so only this request goes plain.
+          if (refused === 'unsupported') plainOnly.add(request.twin.model);
+          options.warn?.(`${request.twin.model} refused structured output (${(err as Error).message.replace(/^400 /, '')}); ${refused === 'unsupported' ? 'asking it in plain text from now on' : `asking in plain text for twin ${request.twin.id}`}: no values are proposed`);
           structured = false;
           completion = await complete(request, false);
         }
@@ -75,11 +81,15 @@ export function createOpenAIReplyModel(options: OpenAIReplyOptions): ReplyModel 
   };
 }
 
-/** A 400 that blames the response format: the model or server has no structured output. */
-function refusedFormat(err: unknown): boolean {
-  if (!(err instanceof APIError) || err.status !== 400) return false;
+/**
+ * A 400 that blames the response format: `unsupported` when the model or server has no
+ * structured output, `schema` when it refused this schema; null for any other failure.
+ */
+function refusedFormat(err: unknown): 'unsupported' | 'schema' | null {
+  if (!(err instanceof APIError) || err.status !== 400) return null;
   const param = (err as { param?: unknown }).param;
-  return param === 'response_format' || /response_format|json_schema|structured output/i.test(err.message);
+  if (param !== 'response_format' && !/response_format|json_schema|structured output/i.test(err.message)) return null;
+  return /not supported|unsupported|does not support/i.test(err.message) ? 'unsupported' : 'schema';
 }
 
 /** The twin's system prompt (plus the confirmed data, so the model can use it), then the history. */

@@ -1,3 +1,4 @@
+import { EffectError } from '../actors/ports.ts';
 import type { TwinField } from '../actors/ports.ts';
 import { fieldSchema } from '../actors/twins.ts';
 
@@ -36,17 +37,26 @@ export function proposalFormat(fields: TwinField[]) {
 
 /**
  * Reads a structured answer: the reply text and the proposed values that are valid for
- * their field (others are dropped; null means "not said"). An answer that is not the
- * asked-for JSON is taken as plain text with nothing proposed.
+ * their field (others are dropped; null means "not said"). A model may wrap the JSON in a
+ * code fence or be cut off mid-answer (max tokens): the reply is read out of what there
+ * is, with nothing proposed. An answer that is no JSON at all is taken as plain text; one
+ * that looks like JSON but holds no reply is an error, never shown to the user as is.
  */
 export function readProposals(content: string, fields: TwinField[]): { text: string; proposed: Record<string, unknown> } {
+  const body = /^```(?:json)?\s*([\s\S]*?)\s*(?:```)?$/i.exec(content)?.[1] ?? content;
   let json: unknown;
   try {
-    json = JSON.parse(content);
+    json = JSON.parse(body);
   } catch {
+    const partial = partialReply(body);
+    if (partial) return { text: partial, proposed: {} };
+    if (body.trimStart().startsWith('{')) throw new EffectError('model_bad_output', `the model's structured answer has no readable reply: ${body.slice(0, 120)}`, false);
     return { text: content, proposed: {} };
   }
-  if (!json || typeof json !== 'object' || typeof (json as { reply?: unknown }).reply !== 'string') return { text: content, proposed: {} };
+  if (!json || typeof json !== 'object' || typeof (json as { reply?: unknown }).reply !== 'string') {
+    if (typeof json === 'object' && json !== null) throw new EffectError('model_bad_output', `the model's structured answer has no "reply": ${body.slice(0, 120)}`, false);
+    return { text: content, proposed: {} };
+  }
   const { reply, proposed } = json as { reply: string; proposed?: unknown };
   const values: Record<string, unknown> = {};
   if (proposed && typeof proposed === 'object' && !Array.isArray(proposed)) {
@@ -58,4 +68,21 @@ export function readProposals(content: string, fields: TwinField[]): { text: str
     }
   }
   return { text: reply.trim(), proposed: values };
+}
+
+/** The `reply` string of a JSON answer that was cut off, as far as it goes; null if there is none. */
+function partialReply(body: string): string | null {
+  const m = /"reply"\s*:\s*"((?:[^"\\]|\\.)*)/.exec(body);
+  if (!m) return null;
+  // Drop an escape sequence the cut left unfinished (a lone backslash, a partial \u).
+  let raw = m[1]!.replace(/\\(u[0-9a-fA-F]{0,3})?$/, '');
+  for (let i = 0; i < 2; i++) {
+    try {
+      const text = (JSON.parse(`"${raw}"`) as string).trim();
+      return text ? text : null;
+    } catch {
+      raw = raw.slice(0, -1);
+    }
+  }
+  return null;
 }

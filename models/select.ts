@@ -12,7 +12,7 @@ type Env = Record<string, string | undefined>;
 export type Selected<M> = { model: M; description: string };
 
 /** The reply backend: OpenAI (or OPENAI_BASE_URL) when OPENAI_API_KEY is set, else offline. */
-export function selectReplyModel(env: Env): Selected<ReplyModel> {
+export function selectReplyModel(env: Env, warn?: (message: string) => void): Selected<ReplyModel> {
   const apiKey = env.OPENAI_API_KEY?.trim();
   if (!apiKey) {
     return { model: createOfflineReplyModel(), description: 'offline (replies say so; set OPENAI_API_KEY for a real model)' };
@@ -24,6 +24,7 @@ export function selectReplyModel(env: Env): Selected<ReplyModel> {
       baseURL,
       timeoutMs: env.GEMELLO_MODEL_TIMEOUT_MS ? Number(env.GEMELLO_MODEL_TIMEOUT_MS) : undefined,
       maxRetries: env.GEMELLO_MODEL_RETRIES ? Number(env.GEMELLO_MODEL_RETRIES) : undefined,
+      warn,
     }),
     description: `OpenAI chat completions at ${baseURL ?? OPENAI_DEFAULT_BASE_URL}`,
   };

@@ -66,7 +66,9 @@ export async function runNode(roles: Role[]): Promise<void> {
     let listening!: () => void;
     const listen = new Promise<void>((r) => (listening = r));
     // Hono answers HTTP (at / and /ws too: the chat page, 426); WebSocket upgrades are handled here, with `ws` directly.
-    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+    // Only WebSocket upgrades reach the 'upgrade' listener; others (h2c, say) are plain HTTP requests for Hono.
+    const serverOptions = { shouldUpgradeCallback: (req: IncomingMessage) => req.headers.upgrade?.toLowerCase() === 'websocket' };
+    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host, serverOptions }, (info) => {
       listening();
       logger.info(`gateway listening on http://${config.host}:${info.port} (WebSocket at / and /ws)`);
       if (!authEnabled(config.auth)) logger.info(`no GEMELLO_API_KEYS or GEMELLO_JWT_SECRET: auth is off${config.host === '127.0.0.1' || config.host === 'localhost' ? ', so only this machine can connect' : `; WARNING: listening on ${config.host} without auth`}`);

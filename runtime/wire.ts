@@ -102,7 +102,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
   const backends = await openBackends(config, logger);
   const { log, db, snapshots, catalog, metrics } = backends;
   const log_ = backends.logger;
-  const reply = selectReplyModel(config.env);
+  const reply = selectReplyModel(config.env, (message) => log_.warn(message));
   const speech = selectSpeechModel(config.env);
   const readApi = createReadApi(db);
   const stateSource = createReadModelStateSource(db);

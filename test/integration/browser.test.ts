@@ -125,7 +125,7 @@ describe('the chat page', () => {
       await log.getByRole('button', { name: 'Confirm' }).click();
       await log.getByText('confirmed: name: Ann Lee').waitFor({ timeout: 30_000 });
       const conversationId = (await page.getByLabel('Conversation id', { exact: true }).textContent())!.trim();
-      expect(sent.map((f) => JSON.parse(f)).filter((f) => f.type === 'confirm')).toEqual([{ type: 'confirm', conversationId }]);
+      expect(sent.map((f) => JSON.parse(f)).filter((f) => f.type === 'confirm')).toEqual([{ type: 'confirm', conversationId, proposalSeq: expect.any(Number) }]);
       expect(await log.getByRole('button', { name: 'Confirm' }).isDisabled()).toBe(true);
       const state = await (await fetch(`http://127.0.0.1:${ownPort}/api/conversations/${conversationId}`)).json();
       expect(state.confirmedData).toEqual({ name: 'Ann Lee' });

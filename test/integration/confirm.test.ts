@@ -79,9 +79,16 @@ describe('confirming data', () => {
     client.send({ ...seed, conversationId, prompt: 'Again: name="Ann Lee" investmentHorizonYears=30', requestId: 'p2' });
     await client.next((f) => f.type === 'reply' && f.requestId === 'p2');
     expect(fake.requests[fake.requests.length - 1]!.messages[0]!.content).toContain('"name":"Ann Lee"');
-    expect((await client.next((f) => f.type === 'data.proposed')).data).toEqual({ investmentHorizonYears: 30 });
-    const state = await (await fetch(`http://127.0.0.1:${port}/api/conversations/${conversationId}`)).json();
-    expect(state.confirmedData).toEqual({ name: 'Ann Lee', email: 'ann@example.com' });
+    const second = await client.next((f) => f.type === 'data.proposed');
+    expect(second.data).toEqual({ investmentHorizonYears: 30 });
+    // A confirm names the proposal the user saw: the first one is no longer open.
+    client.send({ type: 'confirm', conversationId, proposalSeq: proposed.seq, requestId: 'old' });
+    expect(await client.next((f) => f.type === 'error')).toMatchObject({ code: 'stale_proposal', requestId: 'old' });
+    client.send({ type: 'confirm', conversationId, proposalSeq: second.seq, requestId: 'new' });
+    expect(await client.next((f) => f.type === 'data.confirmed' || f.type === 'error')).toMatchObject({ type: 'data.confirmed', requestId: 'new', data: { name: 'Ann Lee', email: 'ann@example.com', investmentHorizonYears: 30 } });
+    // The read model has it once the projection caught up.
+    const confirmedInReadModel = async () => (await (await fetch(`http://127.0.0.1:${port}/api/conversations/${conversationId}`)).json()).confirmedData;
+    await expect.poll(confirmedInReadModel, { timeout: 10_000 }).toEqual({ name: 'Ann Lee', email: 'ann@example.com', investmentHorizonYears: 30 });
     client.close();
   });
 

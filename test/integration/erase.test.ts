@@ -202,7 +202,7 @@ describe('erasure', () => {
     for (const s of erased.secrets) expect(table.stdout).not.toContain(s);
     const state = JSON.parse((await gemello('state', erased.id)).stdout);
     expect(state).toMatchObject({ seq: 8, messages: [], confirmedData: {}, erased: { seq: 8, by: 'alice' } });
-    expect(state.proposedData).toBeUndefined();
+    expect(state.proposal).toBeUndefined();
   });
 
   it('refuses further prompts to the erased conversation with conversation_erased', async () => {

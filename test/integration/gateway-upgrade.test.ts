@@ -3,6 +3,7 @@
 // header or query), the frame limits, and the sockets-open gauge, which counts a socket
 // that has sent nothing yet. Embedded (no backends), with auth on.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sign } from 'hono/jwt';
@@ -64,6 +65,20 @@ describe('the Node WebSocket upgrade', () => {
       c.once('error', () => {});
     });
     expect(refused).toBe(404);
+  });
+
+  it('answers an upgrade to something other than WebSocket (h2c) as plain HTTP', async () => {
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/health', headers: { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAARAAAAA' } }, (r) => {
+        let body = '';
+        r.on('data', (d) => (body += d));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+      });
+      req.on('upgrade', () => reject(new Error('the server switched protocols')));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(res.status).toBe(200);
   });
 
   it('takes an API key or a JWT, from the Authorization header or ?token=', async () => {

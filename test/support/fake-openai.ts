@@ -14,7 +14,8 @@
  *                        // 'empty'  chat answers 200 with an empty message; speech with no bytes
  *   fake.setLatency(ms)  // delay before every answer, in any mode (default 0)
  *   fake.setStructuredOutput(false) // chat requests with a response_format get HTTP 400, as a
- *                        // model without structured output answers (default true)
+ *                        // model without structured output answers (default true);
+ *                        // 'bad-schema': HTTP 400 refusing the schema itself
  *   await fake.close()   // drops hanging requests and stops the server
  *
  * Structured output: when a chat request asks for `response_format: {type: "json_schema"}`
@@ -51,7 +52,7 @@ export type FakeOpenAI = {
   speechRequests: FakeSpeechRequest[];
   setMode(mode: FakeOpenAIMode): void;
   setLatency(ms: number): void;
-  setStructuredOutput(supported: boolean): void;
+  setStructuredOutput(supported: boolean | 'bad-schema'): void;
   close(): Promise<void>;
 };
 
@@ -61,7 +62,7 @@ const DEFAULT_SLOW_MS = 1000;
 export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?: number } = {}): Promise<FakeOpenAI> {
   let mode: FakeOpenAIMode = opts.mode ?? 'ok';
   let latencyMs = opts.latencyMs ?? 0;
-  let structuredOutput = true;
+  let structuredOutput: boolean | 'bad-schema' = true;
   const requests: FakeChatRequest[] = [];
   const speechRequests: FakeSpeechRequest[] = [];
   const sockets = new Set<Socket>();
@@ -84,8 +85,11 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
       if (current === 'error500') {
         return sendJson(res, 500, { error: { message: 'The fake server had an error', type: 'server_error' } });
       }
-      if (chat && !structuredOutput && (body as FakeChatRequest).response_format) {
-        return sendJson(res, 400, { error: { message: "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.", type: 'invalid_request_error', param: 'response_format', code: null } });
+      if (chat && structuredOutput !== true && (body as FakeChatRequest).response_format) {
+        const message = structuredOutput === false
+          ? "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
+          : "Invalid schema for response_format 'twin_reply': In context=(), 'required' is required to be supplied and to be an array including every key in properties.";
+        return sendJson(res, 400, { error: { message, type: 'invalid_request_error', param: 'response_format', code: null } });
       }
       if (chat) return sendJson(res, 200, completion(body as FakeChatRequest, current === 'empty'));
       const format = (body as FakeSpeechRequest).response_format ?? 'mp3';

@@ -5,7 +5,8 @@ import { DomainError } from '../../actors/commands.ts';
 import type { Command } from '../../actors/commands.ts';
 import { evolve, fold, initialState, SeqGap } from '../../actors/state.ts';
 import type { ConversationState } from '../../actors/state.ts';
-import { envelope } from '../../events/codec.ts';
+import { decodeEventValue, encodeSealedEvent, envelope } from '../../events/codec.ts';
+import { newDataKey } from '../../events/seal.ts';
 import type { DomainEvent, EventEnvelope } from '../../events/schemas.ts';
 
 const twin = { id: 'warren-buffett-001', name: 'Warren Buffett' };
@@ -92,24 +93,45 @@ describe('values the model proposes', () => {
 
   it('stay open in the state until confirmed; a confirm without data confirms them', () => {
     const g = given(prompt('I am Ann, ann@example.com'), reply(2, { name: 'Ann', email: 'ann@example.com' }));
-    expect(g.state.proposedData).toEqual({ name: 'Ann', email: 'ann@example.com' });
+    expect(g.state.proposal).toEqual({ seq: 4, data: { name: 'Ann', email: 'ann@example.com' } });
     g.when(confirm({})).then([{ type: 'DataConfirmed', data: { data: { name: 'Ann', email: 'ann@example.com' } } }]);
     const after = given(prompt('I am Ann, ann@example.com'), reply(2, { name: 'Ann', email: 'ann@example.com' }), confirm({}));
     expect(after.state.confirmedData).toEqual({ name: 'Ann', email: 'ann@example.com' });
-    expect(after.state.proposedData).toBeUndefined();
+    expect(after.state.proposal).toBeUndefined();
   });
 
   it('are settled by a confirmation of the same field with another value (the user corrected it)', () => {
     const g = given(prompt('I am Ann'), reply(2, { name: 'Ann', email: 'ann@example.com' }), confirm({ name: 'Anne' }));
     expect(g.state.confirmedData).toEqual({ name: 'Anne' });
-    expect(g.state.proposedData).toEqual({ email: 'ann@example.com' });
+    expect(g.state.proposal).toEqual({ seq: 4, data: { email: 'ann@example.com' } });
+  });
+
+  it('each show every open value, so the user confirms what the last one showed', () => {
+    const g = given(prompt('I am Ann'), reply(2, { name: 'Ann' }), prompt('ann@example.com'), reply(5, { email: 'ann@example.com' }));
+    expect(g.state.proposal).toEqual({ seq: 7, data: { name: 'Ann', email: 'ann@example.com' } });
   });
 
   it('are not proposed again when confirmed or already open with the same value', () => {
     const g = given(prompt('I am Ann'), reply(2, { name: 'Ann' }), confirm({}), prompt('ann@example.com'), reply(6, { name: 'Ann', email: 'ann@example.com' }), prompt('still Ann'));
-    expect(g.state.proposedData).toEqual({ email: 'ann@example.com' });
+    expect(g.state.proposal?.data).toEqual({ email: 'ann@example.com' });
     g.when(reply(9, { name: 'Ann', email: 'ann@example.com' })).then([{ type: 'ReplyGenerated' }]);
     g.when(reply(9, { name: 'Ann', email: 'ann@work.example' })).then([{ type: 'ReplyGenerated' }, { type: 'DataProposed', data: { data: { email: 'ann@work.example' } } }]);
+  });
+
+  it('are withdrawn when the model reads the confirmed value again', () => {
+    // Confirmed Ann; the model then read Bob (open), then Ann again: Bob is no longer proposed.
+    const g = given(prompt('I am Ann'), reply(2, { name: 'Ann' }), confirm({}), prompt('call me Bob'), reply(6, { name: 'Bob' }), prompt('no, Ann'));
+    expect(g.state.proposal?.data).toEqual({ name: 'Bob' });
+    g.when(reply(9, { name: 'Ann' })).then([{ type: 'ReplyGenerated' }, { type: 'DataProposed', data: { data: {} } }]);
+    const after = given(prompt('I am Ann'), reply(2, { name: 'Ann' }), confirm({}), prompt('call me Bob'), reply(6, { name: 'Bob' }), prompt('no, Ann'), reply(9, { name: 'Ann' }));
+    expect(after.state.proposal).toBeUndefined();
+    after.when(confirm({})).thenRejects('invalid_data');
+  });
+
+  it('refuse a confirm of a proposal that a newer one replaced', () => {
+    const g = given(prompt('I am Ann'), reply(2, { name: 'Ann' }), prompt('ann@example.com'), reply(5, { email: 'ann@example.com' }));
+    g.when({ ...meta(), type: 'ConfirmData', data: { data: {}, proposalSeq: 4 } }).thenRejects('stale_proposal');
+    g.when({ ...meta(), type: 'ConfirmData', data: { data: {}, proposalSeq: 7 } }).then([{ type: 'DataConfirmed', data: { data: { name: 'Ann', email: 'ann@example.com' } } }]);
   });
 
   it('refuses a confirm without data when nothing is proposed', () => {
@@ -118,7 +140,7 @@ describe('values the model proposes', () => {
 
   it('are gone from the state once the conversation is erased', () => {
     const g = given(prompt('I am Ann'), reply(2, { name: 'Ann' }), { ...meta(), type: 'EraseConversation', data: { by: null, via: 'cli', reason: null, asOperator: true } });
-    expect(g.state.proposedData).toBeUndefined();
+    expect(g.state.proposal).toBeUndefined();
   });
 });
 
@@ -194,6 +216,8 @@ describe('the fold', () => {
       fc.record({ kind: fc.constant('redeliver' as const) }),
       fc.record({ kind: fc.constant('erase' as const) }),
     );
+    const key = newDataKey();
+    const keyring = new Map([['c1', key]]);
     fc.assert(
       fc.property(fc.array(command, { maxLength: 40 }), (cmds) => {
         let live = initialState('c1');
@@ -213,12 +237,13 @@ describe('the fold', () => {
           try {
             const out = toEnvelopes(live, decide(cmd, live), 'commandId' in cmd ? cmd.commandId : null);
             for (const e of out) live = evolve(live, e);
-            log.push(...out);
+            // What readers fold is what comes back from the log: sealed, encoded, decoded.
+            log.push(...out.map((e) => decodeEventValue(encodeSealedEvent(e, key).value, keyring)));
           } catch (err) {
             if (!(err instanceof DomainError)) throw err;
           }
         }
-        expect(fold('c1', log)).toEqual(live);
+        expect(fold('c1', log)).toEqual(JSON.parse(JSON.stringify(live)));
         expect(log.map((e) => e.seq)).toEqual(log.map((_, i) => i + 1));
       }),
       { numRuns: 300 },

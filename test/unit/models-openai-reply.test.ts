@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { EffectError, type ReplyRequest, type Twin } from '../../actors/ports.ts';
+import { EffectError, type ReplyRequest, type Twin, type TwinField } from '../../actors/ports.ts';
+import { readProposals } from '../../models/proposals.ts';
 import { createOpenAIReplyModel } from '../../models/openai-reply.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/fake-openai.ts';
 
@@ -185,5 +186,43 @@ describe('OpenAI reply model with structured output (a twin that collects fields
     expect(first.proposed).toBeUndefined();
     expect(second.text).toBe('echo: name=Bob');
     expect(fake.requests.map((r) => r.response_format !== undefined)).toEqual([true, false, false]);
+  });
+
+  it('goes plain for that request only when the server refuses the schema itself, and says so', async () => {
+    fake.setStructuredOutput('bad-schema');
+    const warnings: string[] = [];
+    const model = createOpenAIReplyModel({ apiKey: 'test', baseURL: fake.url, warn: (m) => warnings.push(m) });
+    expect((await model.reply(said('name=Ann'))).text).toBe('echo: name=Ann');
+    fake.setStructuredOutput(true);
+    expect((await model.reply(said('name=Bob'))).proposed).toEqual({ name: 'Bob' });
+    expect(fake.requests.map((r) => r.response_format !== undefined)).toEqual([true, false, true]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/Invalid schema.*plain text for twin buffett/);
+  });
+});
+
+describe('reading a structured answer', () => {
+  const fields: TwinField[] = [{ name: 'name', type: 'string' }, { name: 'age', type: 'number' }];
+
+  it('reads the reply and the values that fit their fields', () => {
+    expect(readProposals('{"reply":"Hello Ann","proposed":{"name":"Ann","age":"forty"}}', fields)).toEqual({ text: 'Hello Ann', proposed: { name: 'Ann' } });
+  });
+
+  it('reads JSON wrapped in a code fence', () => {
+    expect(readProposals('```json\n{"reply":"Hi","proposed":{"name":null,"age":40}}\n```', fields)).toEqual({ text: 'Hi', proposed: { age: 40 } });
+  });
+
+  it('shows the part of a reply that was cut off, never the JSON around it', () => {
+    expect(readProposals('{"reply":"Well, the thing about moats is \\"wide', fields)).toEqual({ text: 'Well, the thing about moats is "wide', proposed: {} });
+    expect(readProposals('{"reply":"caf\\u00', fields)).toEqual({ text: 'caf', proposed: {} });
+  });
+
+  it('takes an answer without JSON as plain text', () => {
+    expect(readProposals('Plain words.', fields)).toEqual({ text: 'Plain words.', proposed: {} });
+  });
+
+  it('fails with model_bad_output on JSON that holds no reply', () => {
+    expect(() => readProposals('{"answer":"x"}', fields)).toThrow(expect.objectContaining({ code: 'model_bad_output' }));
+    expect(() => readProposals('{"proposed":{"na', fields)).toThrow(expect.objectContaining({ code: 'model_bad_output' }));
   });
 });
