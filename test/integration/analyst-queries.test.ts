@@ -35,6 +35,9 @@ beforeAll(async () => {
       await c.next((f) => f.type === 'audio' || f.type === 'audio.failed', 30_000);
       c.send({ type: 'confirm', conversationId, data: { name: `Analyst ${i}` } });
       await c.next((f) => f.type === 'data.confirmed');
+      // The model reads an address out of this one: a proposal the user leaves open.
+      c.send({ ...seed, prompt: `Write to email=analyst${i}@example.com` });
+      await c.next((f) => f.type === 'data.proposed');
       fake.setMode('error500');
       c.send({ ...seed, prompt: 'this one fails' });
       await c.next((f) => f.type === 'error');
