@@ -7,6 +7,9 @@
 //   snapshot + a 10-event tail. BENCH_SAMPLE (2000) timed activations per tier after
 //   BENCH_WARMUP (200) untimed ones; BENCH_PEER_STREAMS (1000) Emmett streams;
 //   BENCH_LAG_RATE (1000) events/s for BENCH_LAG_SECONDS (10) s for the projection lag.
+//   BENCH_ONLY=lag: the log, the catch-up and the projection lag only (no recovery tiers,
+//   peer or replay); it prints its figures and leaves bench/results/recovery.json alone.
+//   With BENCH_CONVERSATIONS=1000 it takes about a minute.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
@@ -47,6 +50,7 @@ const PEER_STREAMS = Number(env.BENCH_PEER_STREAMS ?? 1_000);
 const LAG_RATE = Number(env.BENCH_LAG_RATE ?? 1_000);
 const LAG_SECONDS = Number(env.BENCH_LAG_SECONDS ?? 10);
 const PARTITIONS = 12;
+const ONLY_LAG = env.BENCH_ONLY === 'lag';
 /** Personal content sealed with each conversation's data key, as the actor host writes it (BENCH_SEAL=0: in the clear). */
 const SEAL = env.BENCH_SEAL !== '0';
 /** Records per append: ~700 B each, well under the broker's 1 MB batch limit. */
@@ -120,6 +124,177 @@ async function withProgress<T>(what: () => string, fn: () => Promise<T>, ms = 5_
 }
 
 const stats = (xs: number[], digits = 3) => ({ p50: round(percentile(xs, 50), digits), p95: round(percentile(xs, 95), digits), p99: round(percentile(xs, 99), digits), max: round(Math.max(0, ...xs), digits) });
+
+type LagContext = {
+  db: Db;
+  kafkaLog: EventLog;
+  loadLog: EventLog;
+  /** The running projector's stop, for the clean-up of an interrupted run (null once stopped). */
+  onProjector: (stop: (() => Promise<void>) | null) => void;
+};
+
+/**
+ * Projection lag under load: LAG_RATE events/s for LAG_SECONDS s over 200 conversations.
+ * Each event's clock starts just before its append and stops when the projector's
+ * transaction holding its rows has committed (the Db is wrapped, so the time is taken the
+ * moment COMMIT returns: from then on every session sees the rows). On the way it notes
+ * when the log handed the event's batch to the projector and when its transaction began,
+ * so the lag splits into Kafka delivery, waiting in the projector, and the transaction.
+ */
+async function measureLag({ db, kafkaLog, loadLog, onProjector }: LagContext) {
+  const appendedAt = new Map<string, number>();
+  /** `${partition}/${offset}` → when the log handed that record to the projector. */
+  const handedAt = new Map<string, number>();
+  const lags: number[] = [];
+  const delivery: number[] = [];
+  const waiting: number[] = [];
+  const applyMs: number[] = [];
+  const eventsPerTx: number[] = [];
+  const partitionsPerTx: number[] = [];
+  /** Time between one delivery from the log and the next (a kafkajs fetch cycle). */
+  const cycleMs: number[] = [];
+  /** Of that, the time from the projector's last handler returning to the next delivery: the log's own share (offset commits, fetch). */
+  const logMs: number[] = [];
+  let lastHanded = 0;
+  let lastDone = 0;
+  const measuring = () => appendedAt.size > 0 || lags.length > 0;
+  // The tap sees what the consumer group hands over; the projector's own catch-up reads pass by it.
+  const tapLog: EventLog = {
+    ...kafkaLog,
+    consume: (o) =>
+      kafkaLog.consume({
+        ...o,
+        handle(partition, records) {
+          const t = now();
+          if (measuring()) {
+            if (lastHanded && t - lastHanded > 0.5) {
+              cycleMs.push(t - lastHanded);
+              if (lastDone > lastHanded) logMs.push(t - lastDone);
+            }
+            lastHanded = t;
+            for (const r of records) handedAt.set(`${partition}/${r.offset}`, t);
+          }
+          return o.handle(partition, records).then(() => void (lastDone = now()));
+        },
+      }),
+  };
+  type Applied = { eventId: string; position: LogPosition };
+  const appliedIn = (r: unknown): Applied[] =>
+    Array.isArray(r) ? r.flatMap(appliedIn) : ((r as { applied?: Applied[] } | null)?.applied ?? []);
+  const lagDb: Db = {
+    ...db,
+    kind: db.kind,
+    query: db.query.bind(db),
+    exec: db.exec.bind(db),
+    ping: db.ping.bind(db),
+    close: db.close.bind(db),
+    async tx(fn) {
+      const started = now();
+      const r = await db.tx(fn);
+      const at = now();
+      const applied = appliedIn(r);
+      for (const e of applied) {
+        const t0 = appendedAt.get(e.eventId);
+        if (t0 === undefined) continue;
+        const k = `${e.position.partition}/${e.position.offset}`;
+        const handed = handedAt.get(k) ?? started;
+        lags.push(at - t0);
+        delivery.push(handed - t0);
+        waiting.push(started - handed);
+        appendedAt.delete(e.eventId);
+        handedAt.delete(k);
+      }
+      if (measuring()) {
+        applyMs.push(at - started);
+        eventsPerTx.push(applied.length);
+        partitionsPerTx.push(new Set(applied.map((e) => e.position.partition)).size);
+      }
+      return r;
+    },
+  };
+  const projector = createProjector({ log: tapLog, db: lagDb, keys: createDbKeyStore(db), name: 'readmodel', attempts: 20 });
+  onProjector(() => projector.stop());
+  await projector.start();
+  await projector.caughtUp({ timeoutMs: 60_000 });
+  await sleep(1000); // the group has settled and the consumer is polling
+  const lagConvs = Array.from({ length: 200 }, (_, k) => {
+    const id = randomUUID();
+    return { id, index: N + k, partition: partitionFor(id, PARTITIONS), seq: 0, key: null as Uint8Array | null };
+  });
+  if (SEAL) {
+    const maker = createDbKeyStore(db);
+    for (const c of lagConvs) c.key = await maker.create(c.id);
+  }
+  log(`projection lag: ${LAG_RATE} events/s for ${LAG_SECONDS} s`);
+  const loadStart = loadavg()[0]!;
+  const TICK = 10;
+  const perTick = LAG_RATE * (TICK / 1000);
+  let sent = 0;
+  let owed = 0;
+  let cursor = 0;
+  const appendMsList: number[] = [];
+  const inflight: Promise<unknown>[] = [];
+  const tLag = now();
+  let next = tLag;
+  while (now() - tLag < LAG_SECONDS * 1000) {
+    owed += perTick;
+    const due: Array<{ c: (typeof lagConvs)[number]; e: EventEnvelope }> = [];
+    while (owed >= 1) {
+      const c = lagConvs[cursor++ % lagConvs.length]!;
+      c.seq++;
+      due.push({ c, e: envelopeAt(c, c.seq) });
+      owed--;
+    }
+    const byPart = new Map<number, Array<(typeof due)[number]>>();
+    for (const d of due) {
+      const list = byPart.get(d.c.partition) ?? [];
+      list.push(d);
+      byPart.set(d.c.partition, list);
+    }
+    for (const [p, list] of byPart) {
+      const t0 = now();
+      for (const d of list) appendedAt.set(d.e.eventId, t0);
+      inflight.push(loadLog.append(TOPICS.events, p, list.map((d) => encodeSealedEvent(d.e, d.c.key))).then(() => appendMsList.push(now() - t0)));
+      sent += list.length;
+    }
+    next += TICK;
+    await sleep(Math.max(0, next - now()));
+  }
+  await Promise.all(inflight);
+  const offeredRate = sent / ((now() - tLag) / 1000);
+  await projector.caughtUp({ timeoutMs: 120_000 });
+  const loadEnd = loadavg()[0]!;
+  await projector.stop();
+  onProjector(null);
+  if (appendedAt.size) log(`warning: ${appendedAt.size} events of the lag phase were not seen committed`);
+  const r = {
+    sent,
+    offeredRate,
+    lag: stats(lags),
+    append: stats(appendMsList),
+    delivery: stats(delivery),
+    waiting: stats(waiting),
+    tx: stats(applyMs),
+    cycle: stats(cycleMs),
+    logCycle: stats(logMs),
+    transactions: applyMs.length,
+    eventsPerTx: stats(eventsPerTx, 1),
+    partitionsPerTx: stats(partitionsPerTx, 1),
+    load: { start: round(loadStart, 2), end: round(loadEnd, 2) },
+  };
+  log(`lag phase: ${sent} events offered at ${Math.round(offeredRate)} events/s, load ${r.load.start} → ${r.load.end}`);
+  const line = (what: string, x: { p50: number; p95: number; p99: number; max: number }) => log(`  ${what.padEnd(40)} p50 ${x.p50} / p95 ${x.p95} / p99 ${x.p99} / max ${x.max}`);
+  line('lag (append → COMMIT), ms', r.lag);
+  line('append acknowledged, ms', r.append);
+  line('append → handed to the projector, ms', r.delivery);
+  line('handed → transaction begins, ms', r.waiting);
+  line('transaction, ms', r.tx);
+  line('between deliveries, ms', r.cycle);
+  line('  of which handled → next delivery, ms', r.logCycle);
+  line(`events per transaction (${r.transactions})`, r.eventsPerTx);
+  line('partitions per transaction', r.partitionsPerTx);
+  return r;
+}
 
 export async function run(): Promise<void> {
   const tag = randomUUID().slice(0, 8);
@@ -217,7 +392,7 @@ export async function run(): Promise<void> {
     const total = ends.reduce((a, b) => a + b, 0);
     let projected = 0;
     const t1 = now();
-    let projector = createProjector({ log: kafkaLog, db, keys: createDbKeyStore(db), name: 'readmodel', attempts: 20 });
+    const projector = createProjector({ log: kafkaLog, db, keys: createDbKeyStore(db), name: 'readmodel', attempts: 20 });
     stopProjector = () => projector.stop();
     await projector.start();
     await withProgress(() => `projected ${projected.toLocaleString()} / ${total.toLocaleString()} events`, async () => {
@@ -232,6 +407,11 @@ export async function run(): Promise<void> {
     await projector.stop();
     stopProjector = null;
     log(`projector caught up: ${total.toLocaleString()} events at ${Math.round(projectRate).toLocaleString()} events/s`);
+    if (ONLY_LAG) {
+      const r = await measureLag({ db, kafkaLog, loadLog, onProjector: (stop) => (stopProjector = stop) });
+      log(`BENCH_ONLY=lag (${N} × ${EVENTS} events before): lag p50 / p95 / p99 ${r.lag.p50} / ${r.lag.p95} / ${r.lag.p99} ms at ${Math.round(r.offeredRate)} events/s; catch-up ${Math.round(projectRate).toLocaleString()} events/s; not written to bench/results`);
+      return;
+    }
 
     // ---- 3. each partition's tail, from where the last-10 phase began ------------------
     const t2 = now();
@@ -390,94 +570,8 @@ export async function run(): Promise<void> {
     all.states.clear();
 
     // ---- 7. projection lag under load ---------------------------------------------------
-    // Each event's clock starts just before its append; it stops when the projector's
-    // transaction holding its rows has committed (the Db is wrapped, so the time is taken
-    // the moment COMMIT returns: from then on every session sees the rows).
-    const appendedAt = new Map<string, number>();
-    const lags: number[] = [];
-    /** Append → the batch reaching the projector (Kafka delivery), and the batch's transaction. */
-    const delivery: number[] = [];
-    const applyMs: number[] = [];
-    const lagDb: Db = {
-      ...db,
-      kind: db.kind,
-      query: db.query.bind(db),
-      exec: db.exec.bind(db),
-      ping: db.ping.bind(db),
-      close: db.close.bind(db),
-      async tx(fn) {
-        const started = now();
-        const r = await db.tx(fn);
-        const at = now();
-        for (const e of (r as { applied?: { eventId: string }[] }).applied ?? []) {
-          const t0 = appendedAt.get(e.eventId);
-          if (t0 !== undefined) {
-            lags.push(at - t0);
-            delivery.push(started - t0);
-            appendedAt.delete(e.eventId);
-          }
-        }
-        if (appendedAt.size || lags.length) applyMs.push(at - started);
-        return r;
-      },
-    };
-    projector = createProjector({ log: kafkaLog, db: lagDb, keys: createDbKeyStore(db), name: 'readmodel', attempts: 20 });
-    stopProjector = () => projector.stop();
-    await projector.start();
-    await projector.caughtUp({ timeoutMs: 60_000 });
-    await sleep(1000); // the group has settled and the consumer is polling
-    const lagConvs = Array.from({ length: 200 }, (_, k) => {
-      const id = randomUUID();
-      return { id, index: N + k, partition: partitionFor(id, PARTITIONS), seq: 0, key: null as Uint8Array | null };
-    });
-    if (SEAL) {
-      const maker = createDbKeyStore(db);
-      for (const c of lagConvs) c.key = await maker.create(c.id);
-    }
-    log(`projection lag: ${LAG_RATE} events/s for ${LAG_SECONDS} s`);
-    const TICK = 10;
-    const perTick = LAG_RATE * (TICK / 1000);
-    let sent = 0;
-    let owed = 0;
-    let cursor = 0;
-    const appendMsList: number[] = [];
-    const inflight: Promise<unknown>[] = [];
-    const tLag = now();
-    let next = tLag;
-    while (now() - tLag < LAG_SECONDS * 1000) {
-      owed += perTick;
-      const due: Array<{ c: (typeof lagConvs)[number]; e: EventEnvelope }> = [];
-      while (owed >= 1) {
-        const c = lagConvs[cursor++ % lagConvs.length]!;
-        c.seq++;
-        due.push({ c, e: envelopeAt(c, c.seq) });
-        owed--;
-      }
-      const byPart = new Map<number, Array<(typeof due)[number]>>();
-      for (const d of due) {
-        const list = byPart.get(d.c.partition) ?? [];
-        list.push(d);
-        byPart.set(d.c.partition, list);
-      }
-      for (const [p, list] of byPart) {
-        const t0 = now();
-        for (const d of list) appendedAt.set(d.e.eventId, t0);
-        inflight.push(loadLog.append(TOPICS.events, p, list.map((d) => encodeSealedEvent(d.e, d.c.key))).then(() => appendMsList.push(now() - t0)));
-        sent += list.length;
-      }
-      next += TICK;
-      await sleep(Math.max(0, next - now()));
-    }
-    await Promise.all(inflight);
-    const offeredRate = sent / ((now() - tLag) / 1000);
-    await projector.caughtUp({ timeoutMs: 120_000 });
-    await projector.stop();
-    stopProjector = null;
-    if (appendedAt.size) log(`warning: ${appendedAt.size} events of the lag phase were not seen committed`);
-    const lag = stats(lags);
-    const deliveryStats = stats(delivery);
-    const applyStats = stats(applyMs);
-    log(`lag phase: ${sent} events offered at ${Math.round(offeredRate)} events/s; lag p50 ${lag.p50} ms, p99 ${lag.p99} ms; delivery p50 ${deliveryStats.p50} p99 ${deliveryStats.p99} ms; batch transaction p50 ${applyStats.p50} p99 ${applyStats.p99} ms over ${applyMs.length} batches`);
+    const lagRun = await measureLag({ db, kafkaLog, loadLog, onProjector: (stop) => (stopProjector = stop) });
+    const { lag, offeredRate } = lagRun;
 
     // ---- report ---------------------------------------------------------------------
     const s = { floor: stats(samples.floor), redis: stats(samples.redis), postgres: stats(samples.postgres), emmett: stats(samples.emmett), memory: stats(samples.memory, 5) };
@@ -497,10 +591,16 @@ export async function run(): Promise<void> {
       projection_lag_p95_ms: lag.p95,
       projection_lag_p99_ms: lag.p99,
       projection_lag_max_ms: lag.max,
-      projection_delivery_p50_ms: deliveryStats.p50,
-      projection_delivery_p99_ms: deliveryStats.p99,
-      projection_batch_tx_p50_ms: applyStats.p50,
-      projection_batch_tx_p99_ms: applyStats.p99,
+      projection_delivery_p50_ms: lagRun.delivery.p50,
+      projection_delivery_p99_ms: lagRun.delivery.p99,
+      projection_wait_p50_ms: lagRun.waiting.p50,
+      projection_wait_p99_ms: lagRun.waiting.p99,
+      projection_batch_tx_p50_ms: lagRun.tx.p50,
+      projection_batch_tx_p99_ms: lagRun.tx.p99,
+      projection_fetch_cycle_p50_ms: lagRun.cycle.p50,
+      projection_fetch_cycle_log_share_p50_ms: lagRun.logCycle.p50,
+      projection_events_per_tx_p50: lagRun.eventsPerTx.p50,
+      projection_partitions_per_tx_p50: lagRun.partitionsPerTx.p50,
       peer_emmett_rehydrate_p50_ms: s.emmett.p50,
       peer_emmett_rehydrate_p95_ms: s.emmett.p95,
       peer_emmett_rehydrate_p99_ms: s.emmett.p99,
@@ -512,7 +612,7 @@ export async function run(): Promise<void> {
       projection_catchup_events_per_s: Math.round(projectRate),
       tail_index_build_ms: Math.round(tailMs),
       lag_offered_events_per_s: Math.round(offeredRate),
-      lag_append_p50_ms: round(percentile(appendMsList, 50)),
+      lag_append_p50_ms: lagRun.append.p50,
       peer_emmett_append_events_per_s: Math.round(peerAppendRate),
     };
     const ratio = s.emmett.p99 > 0 ? round(s.redis.p99 / s.emmett.p99, 2) : 0;
@@ -551,6 +651,8 @@ export async function run(): Promise<void> {
         ['  all 12 partitions at once', `${metrics.full_replay_concurrent_events_per_s.toLocaleString()} events/s`, ''],
         ['replay tier, one conversation (its partition from 0)', `${metrics.replay_tier_p50_ms} ms`, ''],
         [`projection lag at ${Math.round(offeredRate)} events/s p50 / p95 / p99`, `${lag.p50} / ${lag.p95} / ${lag.p99} ms`, 'p99 < 100 ms'],
+        ['  p50 split: Kafka delivery / waiting / transaction', `${lagRun.delivery.p50} / ${lagRun.waiting.p50} / ${lagRun.tx.p50} ms`, ''],
+        ['  fetch cycle p50, of it after the projector is done', `${lagRun.cycle.p50} ms, ${lagRun.logCycle.p50} ms`, ''],
         ['projector catch-up', `${metrics.projection_catchup_events_per_s.toLocaleString()} events/s`, ''],
         ['append (batches of 500, acks=all)', `${metrics.append_events_per_s.toLocaleString()} events/s`, ''],
         ['snapshot / event size', `${metrics.snapshot_bytes} B / ${metrics.event_bytes} B`, '~5 KB snapshot'],

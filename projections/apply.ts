@@ -36,10 +36,13 @@ const json = (rows: unknown[]): string => {
   return UNSTORABLE.test(text) ? JSON.stringify(rows, (_k, v) => (typeof v === 'string' ? v.toWellFormed().replace(NUL, '\uFFFD') : v)) : text;
 };
 
-const LOCK_CHECKPOINT = `
-INSERT INTO projection_checkpoints (projection, partition, next_offset) VALUES ($1, $2, 0)
+// In partition order, so two writers that hold overlapping partitions (a rebalance, a
+// retry beside a redelivery) queue behind each other instead of deadlocking.
+const LOCK_CHECKPOINTS = `
+INSERT INTO projection_checkpoints (projection, partition, next_offset)
+SELECT $1::text, p.value::int, 0 FROM jsonb_array_elements_text($2::text::jsonb) AS p ORDER BY p.value::int
 ON CONFLICT (projection, partition) DO UPDATE SET next_offset = projection_checkpoints.next_offset
-RETURNING next_offset`;
+RETURNING partition, next_offset`;
 
 const SELECT_PRIOR = `
 SELECT id, state, metadata FROM conversations
@@ -116,66 +119,99 @@ async function loadKeys(q: Query, records: LogRecord[]): Promise<Keyring> {
   return new Map(rows.map((r) => [r.conversation_id, new Uint8Array(r.key)]));
 }
 
-const SAVE_CHECKPOINT = `
-UPDATE projection_checkpoints SET next_offset = $3, updated_at = now() WHERE projection = $1 AND partition = $2`;
-
-/** Writes a plan's rows; statements with nothing to write are not sent. */
-async function write(q: Query, plan: Plan): Promise<void> {
-  if (plan.events.length) await q.query(INSERT_EVENTS, [json(plan.events)]);
-  if (plan.messages.length) await q.query(INSERT_MESSAGES, [json(plan.messages)]);
-  // After the messages: a reply and its audio can arrive in the same batch.
-  if (plan.patches.length) await q.query(PATCH_MESSAGES, [json(plan.patches)]);
-  if (plan.confirmed.length) await q.query(INSERT_CONFIRMED, [json(plan.confirmed)]);
-  if (plan.conversations.length) await q.query(UPSERT_CONVERSATIONS, [json(plan.conversations)]);
-  if (plan.erased.length) {
-    const ids = JSON.stringify(plan.erased.map((x) => x.conversation_id));
-    await q.query(ERASE_MESSAGES, [ids]);
-    await q.query(ERASE_CONFIRMED, [ids]);
-    await q.query(ERASE_AUDIO, [ids]);
-    await q.query(ERASE_EVENTS, [ids, ERASED_TEXT]);
-    await q.query(ERASE_KEYS, [ids]);
-    await q.query(MARK_ERASED, [json(plan.erased)]);
-  }
-}
+const SAVE_CHECKPOINTS = `
+UPDATE projection_checkpoints AS c SET next_offset = x.next_offset, updated_at = now()
+FROM jsonb_to_recordset($2::text::jsonb) AS x(partition int, next_offset bigint)
+WHERE c.projection = $1 AND c.partition = x.partition`;
 
 /**
- * Applies one batch of one partition of the events topic, inside the caller's transaction:
- * the rows and the checkpoint commit together, so a crash neither skips an event nor
- * applies one twice. Records before the stored checkpoint were applied already and are
- * passed over; the checkpoint row is locked first, so two deliveries of the same batch
- * (a rebalance, a retry) wait for each other instead of interleaving.
+ * Writes a plan's rows and the checkpoints; statements with nothing to write are not sent.
+ * They go out together (pipelined on Postgres, queued in order on PGlite) and run in the
+ * order given, so the round trips do not add up; all have finished before this returns,
+ * so a failure rolls back a transaction with nothing of it still on the wire.
  */
-export async function applyBatch(
+async function write(q: Query, plan: Plan, projection: string, checkpoints: { partition: number; next_offset: number }[]): Promise<void> {
+  const statements: [string, unknown[]][] = [];
+  if (plan.events.length) statements.push([INSERT_EVENTS, [json(plan.events)]]);
+  if (plan.messages.length) statements.push([INSERT_MESSAGES, [json(plan.messages)]]);
+  // After the messages: a reply and its audio can arrive in the same batch.
+  if (plan.patches.length) statements.push([PATCH_MESSAGES, [json(plan.patches)]]);
+  if (plan.confirmed.length) statements.push([INSERT_CONFIRMED, [json(plan.confirmed)]]);
+  if (plan.conversations.length) statements.push([UPSERT_CONVERSATIONS, [json(plan.conversations)]]);
+  if (plan.erased.length) {
+    const ids = JSON.stringify(plan.erased.map((x) => x.conversation_id));
+    statements.push([ERASE_MESSAGES, [ids]], [ERASE_CONFIRMED, [ids]], [ERASE_AUDIO, [ids]], [ERASE_EVENTS, [ids, ERASED_TEXT]], [ERASE_KEYS, [ids]], [MARK_ERASED, [json(plan.erased)]]);
+  }
+  if (checkpoints.length) statements.push([SAVE_CHECKPOINTS, [projection, JSON.stringify(checkpoints)]]);
+  const settled = await Promise.allSettled(statements.map(([text, params]) => q.query(text, params)));
+  const failed = settled.find((x) => x.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/** One partition's records, in offset order, as the log delivered them. */
+export type PartitionBatch = {
+  partition: number;
+  records: LogRecord[];
+  /** Report a hole instead of applying when the records start after the stored checkpoint (see BatchResult.hole). */
+  contiguous?: boolean;
+};
+
+/**
+ * Applies batches of several partitions (one batch each) inside the caller's transaction:
+ * every partition's rows and every checkpoint commit together, so a crash neither skips an
+ * event nor applies one twice. Records before a partition's stored checkpoint were applied
+ * already and are passed over; the checkpoint rows are locked first, so two deliveries of
+ * the same batch (a rebalance, a retry) wait for each other instead of interleaving.
+ * Returns one result per batch, in the order given.
+ */
+export async function applyBatches(
   q: Query,
   projection: string,
-  partition: number,
-  records: LogRecord[],
-  /** keys: the data keys of the batch's conversations (see keysFor); read here, in one query, when not given. */
-  options: { contiguous?: boolean; keys?: Keyring } = {},
-): Promise<BatchResult> {
-  const [cp] = await q.query<{ next_offset: number }>(LOCK_CHECKPOINT, [projection, partition]);
-  const from = Number(cp!.next_offset);
-  const fresh = records.filter((r) => r.offset >= from);
-  const result: BatchResult = { nextOffset: from, fresh: fresh.length, applied: [], duplicates: 0, notices: 0, rejected: [], hole: null };
-  if (!fresh.length) return result;
-  // Offsets of one partition need not be dense (Kafka transaction markers take one), so
-  // this check is only asked for where a hole is likely: the first batch after assignment.
-  if (options.contiguous && fresh[0]!.offset > from) {
-    result.hole = { from, to: fresh[0]!.offset };
-    return result;
-  }
+  batches: PartitionBatch[],
+  /** keys: the data keys of the batches' conversations (see keysFor); read here, in one query, when not given. */
+  options: { keys?: Keyring } = {},
+): Promise<BatchResult[]> {
+  const partitions = batches.map((b) => b.partition);
+  if (new Set(partitions).size !== partitions.length) throw new Error(`one batch per partition in a transaction (got partitions ${partitions.join(', ')})`);
+  if (!batches.length) return [];
+  const locked = await q.query<{ partition: number; next_offset: number }>(LOCK_CHECKPOINTS, [projection, JSON.stringify(partitions)]);
+  const stored = new Map(locked.map((r) => [Number(r.partition), Number(r.next_offset)]));
 
-  const keys = options.keys ?? (await loadKeys(q, fresh));
-  const events: LoggedEvent[] = [];
-  for (const r of fresh) {
-    if (!isEventRecord(r)) {
-      result.notices++;
+  const results: BatchResult[] = [];
+  const todo: { partition: number; result: BatchResult; fresh: LogRecord[] }[] = [];
+  for (const b of batches) {
+    const from = stored.get(b.partition)!;
+    const fresh = b.records.filter((r) => r.offset >= from);
+    const result: BatchResult = { nextOffset: from, fresh: fresh.length, applied: [], duplicates: 0, notices: 0, rejected: [], hole: null };
+    results.push(result);
+    if (!fresh.length) continue;
+    // Offsets of one partition need not be dense (Kafka transaction markers take one), so
+    // this check is only asked for where a hole is likely: the first batch after assignment.
+    if (b.contiguous && fresh[0]!.offset > from) {
+      result.hole = { from, to: fresh[0]!.offset };
       continue;
     }
-    try {
-      events.push(decodeEvent(r, keys));
-    } catch (err) {
-      result.rejected.push({ offset: r.offset, kind: 'undecodable', reason: (err as Error).message });
+    todo.push({ partition: b.partition, result, fresh });
+  }
+  if (!todo.length) return results;
+
+  const keys = options.keys ?? (await loadKeys(q, todo.flatMap((t) => t.fresh)));
+  const events: LoggedEvent[] = [];
+  /** The batch each decoded event came from, to report what became of it there. */
+  const source = new Map<LoggedEvent, BatchResult>();
+  for (const { result, fresh } of todo) {
+    for (const r of fresh) {
+      if (!isEventRecord(r)) {
+        result.notices++;
+        continue;
+      }
+      try {
+        const e = decodeEvent(r, keys);
+        events.push(e);
+        source.set(e, result);
+      } catch (err) {
+        result.rejected.push({ offset: r.offset, kind: 'undecodable', reason: (err as Error).message });
+      }
     }
   }
 
@@ -185,13 +221,27 @@ export async function applyBatch(
     const rows = await q.query<{ id: string; state: StoredState; metadata: Record<string, unknown> }>(SELECT_PRIOR, [JSON.stringify(ids)]);
     for (const row of rows) prior.set(row.id, { state: row.state, metadata: row.metadata });
   }
+  // One fold over every partition's events: a conversation lives in one partition, and
+  // should one ever turn up in two, its events still fold one after the other.
   const plan = planBatch(prior, events);
-  await write(q, plan);
+  for (const t of todo) t.result.nextOffset = t.fresh[t.fresh.length - 1]!.offset + 1;
+  await write(q, plan, projection, todo.map((t) => ({ partition: t.partition, next_offset: t.result.nextOffset })));
 
-  result.nextOffset = fresh[fresh.length - 1]!.offset + 1;
-  await q.query(SAVE_CHECKPOINT, [projection, partition, result.nextOffset]);
-  result.applied = plan.applied;
-  result.duplicates = plan.duplicates;
-  for (const g of plan.gaps) result.rejected.push({ offset: g.event.position.offset, kind: 'seq_gap', reason: g.reason });
-  return result;
+  for (const e of plan.applied) source.get(e)!.applied.push(e);
+  for (const g of plan.gaps) source.get(g.event)!.rejected.push({ offset: g.event.position.offset, kind: 'seq_gap', reason: g.reason });
+  for (const e of plan.duplicates) source.get(e)!.duplicates++;
+  return results;
+}
+
+/** Applies one batch of one partition inside the caller's transaction (see applyBatches). */
+export async function applyBatch(
+  q: Query,
+  projection: string,
+  partition: number,
+  records: LogRecord[],
+  /** keys: the data keys of the batch's conversations (see keysFor); read here, in one query, when not given. */
+  options: { contiguous?: boolean; keys?: Keyring } = {},
+): Promise<BatchResult> {
+  const [result] = await applyBatches(q, projection, [{ partition, records, contiguous: options.contiguous }], { keys: options.keys });
+  return result!;
 }

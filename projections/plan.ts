@@ -77,7 +77,7 @@ export type Plan = {
   /** The events applied, in order. */
   applied: LoggedEvent[];
   /** Events whose seq was already applied (the log rule: the first event with a seq wins). */
-  duplicates: number;
+  duplicates: LoggedEvent[];
   /** Events that skip a seq: a broken log; they cannot be folded and are left out. */
   gaps: { event: LoggedEvent; reason: string }[];
 };
@@ -89,11 +89,11 @@ const isoOrNull = (s: string): string | null => {
 };
 
 /**
- * Folds a batch of one partition's events onto the prior state of their conversations and
+ * Folds a batch of events (one or more partitions', each in offset order) onto the prior state of their conversations and
  * returns the rows to write. Pure: the same prior and events always give the same rows.
  */
 export function planBatch(prior: Map<string, Prior>, events: LoggedEvent[]): Plan {
-  const plan: Plan = { conversations: [], messages: [], confirmed: [], events: [], patches: [], erased: [], applied: [], duplicates: 0, gaps: [] };
+  const plan: Plan = { conversations: [], messages: [], confirmed: [], events: [], patches: [], erased: [], applied: [], duplicates: [], gaps: [] };
   const touched = new Map<string, { prior: Prior; state: ConversationState; last: LoggedEvent }>();
   // Messages are not needed to fold (no decision reads them here) and are not stored in the state.
   const priorState = (id: string): ConversationState => {
@@ -106,7 +106,7 @@ export function planBatch(prior: Map<string, Prior>, events: LoggedEvent[]): Pla
     let t = touched.get(id);
     const before = t?.state ?? priorState(id);
     if (e.seq <= before.seq) {
-      plan.duplicates++;
+      plan.duplicates.push(e);
       continue;
     }
     let state: ConversationState;

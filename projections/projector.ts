@@ -7,8 +7,8 @@ import type { Metrics } from '../telemetry/metrics.ts';
 import { contextFrom, tracerFor } from '../telemetry/trace.ts';
 import { keysFor } from '../events/keys.ts';
 import type { KeyStore } from '../events/keys.ts';
-import { applyBatch } from './apply.ts';
-import type { BatchResult } from './apply.ts';
+import { applyBatches } from './apply.ts';
+import type { BatchResult, PartitionBatch } from './apply.ts';
 import { createDbKeyStore } from './keys.ts';
 import type { Db } from './sql.ts';
 
@@ -44,6 +44,8 @@ export type Projector = {
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Records in one transaction before further partitions' batches get one of their own (see the queue in createProjector). */
+const GROUP_RECORDS = 1_000;
 const tracer = tracerFor('gemello-projections');
 
 /** Projects the events topic into the read-model tables (conversations, messages, confirmed data, events). */
@@ -60,53 +62,131 @@ export function createProjector(options: ProjectorOptions): Projector {
     lag: options.metrics.histogram('gemello_projection_lag_ms', 'Time from an event to its projection (now - occurredAt)', LATENCY_BUCKETS_MS),
     applied: options.metrics.counter('gemello_projection_events_total', 'Events applied to the read models'),
     rejected: options.metrics.counter('gemello_projection_rejected_total', 'Events the projection could not apply, by kind'),
-    failures: options.metrics.counter('gemello_projection_failures_total', 'Batches that failed to commit (retried)'),
+    failures: options.metrics.counter('gemello_projection_failures_total', 'Transactions that failed to commit (retried)'),
   };
   let sub: Subscription | null = null;
   let stopped = false;
   const waiters = new Set<() => void>();
 
-  /** One batch in one transaction, tried again with backoff; throws once the budget is spent. */
-  async function apply(partition: number, records: LogRecord[], contiguous: boolean): Promise<BatchResult> {
-    const first = Date.now();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const started = performance.now();
-        // Before the transaction: cached keys cost no query, and PGlite's one connection is free.
-        const keys = await keysFor(keyStore, records);
-        const r = await db.tx((q) => applyBatch(q, name, partition, records, { contiguous, keys }));
-        for (const e of r.applied) if (e.type === 'ConversationErased') keyStore.forget(e.conversationId);
+  /** Batches (one per partition) in one transaction, once; throws what the transaction threw. */
+  async function write(batches: PartitionBatch[]): Promise<BatchResult[]> {
+    const started = performance.now();
+    // Before the transaction: cached keys cost no query, and PGlite's one connection is free.
+    const keys = await keysFor(keyStore, batches.flatMap((b) => b.records));
+    const results = await db.tx((q) => applyBatches(q, name, batches, { keys }));
+    const now = Date.now();
+    let applied = 0;
+    for (const [i, r] of results.entries()) {
+      const partition = batches[i]!.partition;
+      for (const e of r.applied) {
+        if (e.type === 'ConversationErased') keyStore.forget(e.conversationId);
         // One span per applied event, in the trace of the prompt that caused it, covering the batch's transaction.
-        for (const e of r.applied) {
-          tracer.startSpan('projection.apply', {
-            kind: SpanKind.CONSUMER,
-            startTime: started,
-            attributes: { 'conversation.id': e.conversationId, 'event.seq': e.seq, 'event.type': e.type, 'projection.name': name, 'messaging.kafka.partition': partition, 'messaging.kafka.offset': e.position.offset },
-          }, contextFrom(e.traceparent)).end();
-        }
-        const now = Date.now();
-        for (const e of r.applied) {
-          const at = Date.parse(e.occurredAt);
-          if (!Number.isNaN(at)) m?.lag.observe(Math.max(0, now - at), labels);
-        }
-        if (r.applied.length) m?.applied.inc(labels, r.applied.length);
-        for (const x of r.rejected) {
-          m?.rejected.inc({ ...labels, kind: x.kind });
-          logger?.error(`partition ${partition} offset ${x.offset} not projected (${x.kind}): ${x.reason}`);
-        }
-        for (const w of [...waiters]) w();
-        return r;
-      } catch (err) {
-        m?.failures.inc(labels);
-        const ms = Math.min(2000, 100 * 2 ** (attempt - 1));
-        if (stopped || attempt >= attempts || Date.now() - first + ms > retryForMs) {
-          logger?.error(`partition ${partition} batch at ${records[0]?.offset} failed ${attempt} times: ${(err as Error).message}; the log delivers it again`);
-          throw err;
-        }
-        // Postgres down or restarting: back off, then the same batch in a new transaction.
-        logger?.warn(`partition ${partition} batch at ${records[0]?.offset} failed (${(err as Error).message}); retry in ${ms} ms`);
-        await sleep(ms);
+        tracer.startSpan('projection.apply', {
+          kind: SpanKind.CONSUMER,
+          startTime: started,
+          attributes: { 'conversation.id': e.conversationId, 'event.seq': e.seq, 'event.type': e.type, 'projection.name': name, 'messaging.kafka.partition': partition, 'messaging.kafka.offset': e.position.offset },
+        }, contextFrom(e.traceparent)).end();
+        const at = Date.parse(e.occurredAt);
+        if (!Number.isNaN(at)) m?.lag.observe(Math.max(0, now - at), labels);
       }
+      applied += r.applied.length;
+      for (const x of r.rejected) {
+        m?.rejected.inc({ ...labels, kind: x.kind });
+        logger?.error(`partition ${partition} offset ${x.offset} not projected (${x.kind}): ${x.reason}`);
+      }
+    }
+    if (applied) m?.applied.inc(labels, applied);
+    for (const w of [...waiters]) w();
+    return results;
+  }
+
+  /** A batch whose transaction failed, tried again alone with backoff; throws once the budget is spent. */
+  async function retry(b: PartitionBatch, err: unknown, first: number): Promise<BatchResult> {
+    for (let attempt = 1; ; attempt++) {
+      const ms = Math.min(2000, 100 * 2 ** (attempt - 1));
+      if (stopped || attempt >= attempts || Date.now() - first + ms > retryForMs) {
+        logger?.error(`partition ${b.partition} batch at ${b.records[0]?.offset} failed ${attempt} times: ${(err as Error).message}; the log delivers it again`);
+        throw err;
+      }
+      // Postgres down or restarting: back off, then the same batch in a new transaction.
+      logger?.warn(`partition ${b.partition} batch at ${b.records[0]?.offset} failed (${(err as Error).message}); retry in ${ms} ms`);
+      await sleep(ms);
+      try {
+        return (await write([b]))[0]!;
+      } catch (e) {
+        m?.failures.inc(labels);
+        err = e;
+      }
+    }
+  }
+
+  // Batches wait here until the current turn of the event loop is over, then go to the
+  // database together: one transaction takes a batch of each partition that has one waiting.
+  // kafkajs hands over the batches of all partitions of a fetch at once and fetches again
+  // only when every one is done; with a transaction per partition, each fetch waited for the
+  // slowest of a dozen transactions competing for the same two cores. Large batches
+  // (catching up) still get a transaction each, side by side, so both cores keep working.
+  type Waiting = PartitionBatch & { resolve: (r: BatchResult) => void; reject: (err: unknown) => void };
+  let queue: Waiting[] = [];
+  /** Partitions with a batch in a transaction or being retried: their next batch waits, so a partition's batches apply in order. */
+  const busy = new Set<number>();
+  let scheduled = false;
+
+  function submit(b: PartitionBatch): Promise<BatchResult> {
+    return new Promise((resolve, reject) => {
+      queue.push({ ...b, resolve, reject });
+      schedule();
+    });
+  }
+
+  function schedule(): void {
+    if (scheduled || !queue.length) return;
+    scheduled = true;
+    // After the I/O callback at hand: kafkajs hands over a fetch's batches within one.
+    setImmediate(() => {
+      scheduled = false;
+      flush();
+    });
+  }
+
+  function flush(): void {
+    let group: Waiting[] = [];
+    let size = 0;
+    const rest: Waiting[] = [];
+    for (const w of queue) {
+      if (busy.has(w.partition)) {
+        rest.push(w);
+        continue;
+      }
+      busy.add(w.partition);
+      group.push(w);
+      size += w.records.length;
+      if (size >= GROUP_RECORDS) {
+        void commit(group);
+        group = [];
+        size = 0;
+      }
+    }
+    queue = rest;
+    if (group.length) void commit(group);
+  }
+
+  async function commit(group: Waiting[]): Promise<void> {
+    const first = Date.now();
+    const done = (w: Waiting) => {
+      busy.delete(w.partition);
+      schedule();
+    };
+    try {
+      const results = await write(group);
+      for (const [i, w] of group.entries()) {
+        done(w);
+        w.resolve(results[i]!);
+      }
+    } catch (err) {
+      m?.failures.inc(labels);
+      // Each batch on its own from here, so one that Postgres refuses holds up its own partition only.
+      for (const w of group) void retry(w, err, first).then(w.resolve, w.reject).finally(() => done(w));
     }
   }
 
@@ -127,7 +207,7 @@ export function createProjector(options: ProjectorOptions): Projector {
       running = log
         .read(TOPICS.events, partition, from, async (batch) => {
           if (stopped) throw new Error('the projector stopped');
-          await apply(partition, batch, false);
+          await submit({ partition, records: batch });
         })
         .then(() => {})
         .finally(() => fills.delete(partition));
@@ -138,10 +218,10 @@ export function createProjector(options: ProjectorOptions): Projector {
 
   async function handle(partition: number, records: LogRecord[]): Promise<void> {
     delivered.add(partition);
-    const r = await apply(partition, records, !checked.has(partition));
+    const r = await submit({ partition, records, contiguous: !checked.has(partition) });
     if (r.hole) {
       await fill(partition, r.hole.from);
-      await apply(partition, records, false);
+      await submit({ partition, records });
     } else if (r.fresh === 0) return;
     checked.add(partition);
   }

@@ -4,11 +4,11 @@ import { fold } from '../../actors/state.ts';
 import { encodeEvent, encodeNotice, envelope } from '../../events/codec.ts';
 import type { DomainEvent, EventEnvelope } from '../../events/schemas.ts';
 import type { LogRecord } from '../../log/port.ts';
-import { applyBatch } from '../../projections/apply.ts';
+import { applyBatch, applyBatches } from '../../projections/apply.ts';
 import { createAudioCache } from '../../projections/audio-cache.ts';
 import { migrate } from '../../projections/migrate.ts';
 import { createReadApi } from '../../projections/queries.ts';
-import type { Db } from '../../projections/sql.ts';
+import type { Db, Query } from '../../projections/sql.ts';
 import { createReadModelStateSource } from '../../projections/state-source.ts';
 import { dbBackends } from '../support/readmodel.ts';
 
@@ -192,6 +192,52 @@ for (const backend of backends) {
       const results = await Promise.all([1, 2, 3].map(() => db.tx((q) => applyBatch(q, 'readmodel', PARTITION + 4, batch))));
       expect(results.map((r) => r.applied.length).sort()).toEqual([0, 0, 3]);
       expect(await db.query('SELECT seq FROM events WHERE conversation_id = $1 ORDER BY seq', [D])).toEqual([{ seq: 1 }, { seq: 2 }, { seq: 3 }]);
+    });
+
+    it('commits batches of several partitions in one transaction: every row and checkpoint, or none of them', async () => {
+      const parts = [20, 21, 22];
+      const ids = parts.map((p) => `conv-multi-${p}-${randomUUID()}`);
+      const batches = parts.map((partition, i) => {
+        const convo = [
+          ...events(ids[i]!, 0, [started('t', `user-${i}`), prompt(`question ${i}`), reply(2, `answer ${i}`, true)]),
+          ...events(ids[i]!, 3, [{ type: 'AudioReady', data: { replySeq: 3, audioId: `audio-m${i}`, format: 'mp3', durationSec: 1, bytes: 10, voice: 'onyx' } }]),
+        ];
+        return { partition, records: convo.map((e, k): LogRecord => ({ ...encodeEvent(e), topic: 'gemello.events', partition, offset: 10 + k, timestamp: clock })) };
+      });
+      const before = await dump(db);
+      // The transaction breaks at each of its statements in turn (a crash, Postgres going
+      // away): what it wrote is gone with it, for every partition.
+      let statements = 0;
+      for (let breakAt = 1; ; breakAt++) {
+        let n = 0;
+        const breaking = (q: Query): Query => ({
+          exec: (script) => q.exec(script),
+          query: (text, params) => (++n === breakAt ? Promise.reject(new Error('connection lost')) : q.query(text, params)),
+        });
+        const outcome = await db.tx((q) => applyBatches(breaking(q), 'multi', batches)).then(() => 'committed', (err: Error) => err.message);
+        if (outcome === 'committed') break;
+        expect(outcome).toBe('connection lost');
+        expect(await dump(db)).toEqual(before);
+        statements = breakAt;
+      }
+      expect(statements).toBeGreaterThanOrEqual(5);
+      const checkpoints = await db.query("SELECT partition, next_offset FROM projection_checkpoints WHERE projection = 'multi' ORDER BY partition");
+      expect(checkpoints).toEqual(parts.map((partition) => ({ partition, next_offset: 14 })));
+      for (const [i, id] of ids.entries()) {
+        expect(await db.query('SELECT seq FROM events WHERE conversation_id = $1 ORDER BY seq', [id])).toEqual([{ seq: 1 }, { seq: 2 }, { seq: 3 }, { seq: 4 }]);
+        const messages = await db.query<{ seq: number; metadata: { audio?: { audioId: string } } }>('SELECT seq, metadata FROM messages WHERE conversation_id = $1 ORDER BY seq', [id]);
+        expect(messages.map((m) => [m.seq, m.metadata.audio?.audioId ?? null])).toEqual([[2, null], [3, `audio-m${i}`]]);
+      }
+
+      // Delivered again, one partition a record further: that record alone is applied.
+      const applied = await dump(db);
+      const next = events(ids[1]!, 4, [prompt('one more')])[0]!;
+      const again = [batches[0]!, { ...batches[1]!, records: [...batches[1]!.records, { ...encodeEvent(next), topic: 'gemello.events', partition: 21, offset: 14, timestamp: clock }] }, batches[2]!];
+      const results = await db.tx((q) => applyBatches(q, 'multi', again));
+      expect(results.map((r) => [r.fresh, r.applied.map((e) => e.seq), r.nextOffset])).toEqual([[0, [], 14], [1, [5], 15], [0, [], 14]]);
+      const now = await dump(db);
+      expect([now.events.length, now.messages.length]).toEqual([applied.events.length + 1, applied.messages.length + 1]);
+      await expect(db.tx((q) => applyBatches(q, 'multi', [batches[0]!, batches[0]!]))).rejects.toThrow(/one batch per partition/);
     });
 
     it('leaves out, and reports, records it cannot apply without stopping the partition', async () => {

@@ -168,9 +168,13 @@ describe('projector on Kafka and PostgreSQL', () => {
     const logger = { info() {}, warn: (m: string) => void warnings.push(m), error: (m: string) => void warnings.push(m) };
     projector = createProjector({ log, db, idleCheckMs: 500, logger });
     await projector.start();
-    // New events reach a few partitions (the group delivers them: a hole before them is read
-    // from the log); the others get nothing from the group and are read when found idle.
-    await appendAll(log, conversation(`conv-after-reset-${randomUUID()}`, 1));
+    // New events reach a partition that has events already (the group delivers them: a hole
+    // before them is read from the log); the others get nothing from the group and are read
+    // when found idle. On a partition the group never consumed, it would deliver from 0.
+    const before = await log.endOffsets(TOPICS.events);
+    let id = `conv-after-reset-${randomUUID()}`;
+    while (!before[partitionFor(id, PARTITIONS)]) id = `conv-after-reset-${randomUUID()}`;
+    await appendAll(log, conversation(id, 1));
     await projector.caughtUp({ timeoutMs: 40_000 });
     const expected = await expectRowsMatchLog(db, log);
     expect(expected.size).toBe(ids.length + 8 + 2);
