@@ -22,6 +22,9 @@ export type ConsumeOptions = {
   /**
    * Handles a batch of one partition, in offset order. The offset after the batch is
    * committed only once this resolves: a crash before that delivers the batch again.
+   * Commits may be batched (Kafka: at most once a second, and when the member stops), so
+   * a crash or a rebalance can deliver again what was handled in the last second: handlers
+   * are idempotent (the actor host by command id, projections by their checkpoints).
    */
   handle: (partition: number, records: LogRecord[]) => Promise<void>;
 };
