@@ -35,6 +35,22 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Opens the page in Chromium (launched once), picks the seed's twin and sends `prompt`; the frames it sends are recorded. */
+async function chat(at: number, prompt: string) {
+  browser ??= await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  const page = await browser.newPage({ viewport: { width: 900, height: 640 } });
+  const sent: string[] = [];
+  page.on('websocket', (ws) => ws.on('framesent', (f) => sent.push(String(f.payload))));
+  const pageErrors: string[] = [];
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+  await page.goto(`http://127.0.0.1:${at}/`);
+  await expect.poll(() => page.getByRole('status', { name: 'Connection' }).textContent()).toBe('connected');
+  await page.getByRole('combobox', { name: 'Digital twin' }).selectOption({ label: 'Warren Buffett' });
+  await page.getByRole('textbox', { name: 'Message' }).fill(prompt);
+  await page.getByRole('button', { name: 'Send' }).click();
+  return { page, sent, pageErrors, log: page.getByRole('log', { name: 'Chat with Warren Buffett' }) };
+}
+
 describe('the chat page', () => {
   it('still speaks WebSocket at / for a client that upgrades', async () => {
     const client = await connect(`ws://127.0.0.1:${port}/`);
@@ -52,20 +68,7 @@ describe('the chat page', () => {
     expect(html.status).toBe(200);
     expect(html.headers.get('content-type')).toMatch(/^text\/html/);
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
-    const page = await browser.newPage({ viewport: { width: 900, height: 640 } });
-    const sent: string[] = [];
-    page.on('websocket', (ws) => ws.on('framesent', (f) => sent.push(String(f.payload))));
-    const pageErrors: string[] = [];
-    page.on('pageerror', (err) => pageErrors.push(err.message));
-
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await expect.poll(() => page.getByRole('status', { name: 'Connection' }).textContent()).toBe('connected');
-    await page.getByRole('combobox', { name: 'Digital twin' }).selectOption({ label: 'Warren Buffett' });
-    await page.getByRole('textbox', { name: 'Message' }).fill('What is a moat?');
-    await page.getByRole('button', { name: 'Send' }).click();
-
-    const log = page.getByRole('log', { name: 'Chat with Warren Buffett' });
+    const { page, sent, pageErrors, log } = await chat(port, 'What is a moat?');
     await log.getByText('[offline]').first().waitFor({ timeout: 30_000 });
     expect(await log.getByText('What is a moat?', { exact: true }).count()).toBe(1);
     const conversationId = (await page.getByLabel('Conversation id', { exact: true }).textContent())!.trim();
@@ -110,17 +113,7 @@ describe('the chat page', () => {
     const ownPort = await freePort();
     const app = await startGemello(['serve'], { GEMELLO_DATA_DIR: own, KAFKA_BROKERS: '', DATABASE_URL: '', REDIS_URL: '', PORT: String(ownPort), ...fakeModelEnv(fake) });
     try {
-      browser ??= await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
-      const page = await browser.newPage();
-      const sent: string[] = [];
-      page.on('websocket', (ws) => ws.on('framesent', (f) => sent.push(String(f.payload))));
-      await page.goto(`http://127.0.0.1:${ownPort}/`);
-      await expect.poll(() => page.getByRole('status', { name: 'Connection' }).textContent()).toBe('connected');
-      await page.getByRole('combobox', { name: 'Digital twin' }).selectOption({ label: 'Warren Buffett' });
-      await page.getByRole('textbox', { name: 'Message' }).fill('I am name="Ann Lee"');
-      await page.getByRole('button', { name: 'Send' }).click();
-
-      const log = page.getByRole('log', { name: 'Chat with Warren Buffett' });
+      const { page, sent, log } = await chat(ownPort, 'I am name="Ann Lee"');
       await log.getByText('proposed: name: Ann Lee').waitFor({ timeout: 30_000 });
       await log.getByRole('button', { name: 'Confirm' }).click();
       await log.getByText('confirmed: name: Ann Lee').waitFor({ timeout: 30_000 });
