@@ -1,7 +1,6 @@
 import type { DomainEvent } from '../events/schemas.ts';
 import { DomainError } from './commands.ts';
 import type { Command } from './commands.ts';
-import { sameValue } from './state.ts';
 import type { ConversationState } from './state.ts';
 
 /**
@@ -117,6 +116,11 @@ function openProposal(state: ConversationState, proposed: Record<string, unknown
     }
   }
   return changed ? open : null;
+}
+
+/** Equality of JSON values. */
+function sameValue(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
 function started(twin: { id: string; name: string }, principal: string | null, metadata: Record<string, unknown>): DomainEvent {

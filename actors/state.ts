@@ -116,11 +116,6 @@ function withProposal(state: ConversationState, proposal: ConversationState['pro
   return proposal && Object.keys(proposal.data).length > 0 ? { ...rest, proposal } : rest;
 }
 
-/** Equality of JSON values. */
-export function sameValue(a: unknown, b: unknown): boolean {
-  return a === b || JSON.stringify(a) === JSON.stringify(b);
-}
-
 /** The state after `events`, from `state` (the initial state by default). */
 export function fold(conversationId: string, events: Iterable<EventEnvelope>, state = initialState(conversationId)): ConversationState {
   let s = state;

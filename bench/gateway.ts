@@ -14,7 +14,6 @@
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
@@ -27,7 +26,7 @@ import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL, realEnv } from '../test/support
 import { freePort, startGemello } from '../test/support/processes.ts';
 import type { Gemello } from '../test/support/processes.ts';
 import { cleanUp, onInterrupt } from './cleanup.ts';
-import { percentile, report, round } from './report.ts';
+import { loadNow, percentile, report, round, startRun } from './report.ts';
 
 const env = process.env;
 const PROMPTS_1 = Number(env.BENCH_PROMPTS ?? 300);
@@ -42,7 +41,6 @@ const PARTITIONS = 12;
 const WARMUP_PER_SOCKET = 2;
 const WARMUP_1 = 20;
 const SELF = fileURLToPath(import.meta.url);
-const EXEC_ARGV = ['--disable-warning=TimeoutNegativeWarning'];
 const SEED = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 
 const now = () => performance.now();
@@ -224,7 +222,7 @@ async function metric(port: number, name: string): Promise<number> {
 
 /** A child process of this file in one of its helper modes; resolves with its first message. */
 function helper(args: string[]): { child: ChildProcess; first: Promise<Record<string, unknown>>; messages: Record<string, unknown>[] } {
-  const child = fork(SELF, args, { execArgv: EXEC_ARGV, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(SELF, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const messages: Record<string, unknown>[] = [];
   const first = new Promise<Record<string, unknown>>((resolve, reject) => {
     child.on('message', (m: Record<string, unknown>) => {
@@ -305,8 +303,7 @@ export async function run(): Promise<void> {
     await Promise.all(procs.map((p) => p.kill('SIGKILL')));
     await cleanUp(leftovers);
   });
-  const t00 = now();
-  const loadStart = round(loadavg()[0]!, 2);
+  const run = startRun();
   log(`namespace ${namespace}, schema ${schema}; ${SOCKETS_ONLY ? 'sockets only' : `levels ${LEVELS.join(', ')}`}; ${SOCKETS} idle sockets`);
   try {
     if (SOCKETS_ONLY) {
@@ -314,7 +311,7 @@ export async function run(): Promise<void> {
       const cap = await socketCapacity(baseEnv, procs);
       const perSocket = cap.held > 0 ? Math.round((cap.after - cap.before) / cap.held) : 0;
       log(`  held ${cap.held} (opened ${cap.opened}, failed ${cap.failed}${cap.firstError ? `, first error: ${String(cap.firstError)}` : ''}) in ${(cap.openMs / 1000).toFixed(1)} s; RSS ${Math.round(cap.before / 2 ** 20)} → ${Math.round(cap.after / 2 ** 20)} MiB`);
-      log(`  memory per socket (RSS growth / sockets): ${(perSocket / 1024).toFixed(1)} KB (${perSocket} bytes; goal < 10 KB); load (1-min average) at start / end ${loadStart} / ${round(loadavg()[0]!, 2)}; no results file written`);
+      log(`  memory per socket (RSS growth / sockets): ${(perSocket / 1024).toFixed(1)} KB (${perSocket} bytes; goal < 10 KB); load (1-min average) at start / end ${run.loadStart} / ${loadNow()}; no results file written`);
       return;
     }
     const port = await freePort();
@@ -380,7 +377,7 @@ export async function run(): Promise<void> {
     table.push(['sustained prompts/s (best level)', `${metrics.sustained_prompts_per_s}`, '≥ 5,000']);
     table.push(['idle sockets held by one gateway process', `${cap.held.toLocaleString()}`, '10,000']);
     table.push(['memory per socket (RSS growth / sockets)', `${(perSocket / 1024).toFixed(1)} KB`, '< 10 KB']);
-    table.push(['machine load (1-min average) at start / end', `${loadStart} / ${round(loadavg()[0]!, 2)}`, '(2 cores, shared)']);
+    table.push(['machine load (1-min average) at start / end', `${run.loadStart} / ${loadNow()}`, '(2 cores, shared)']);
     report({
       name: 'gateway',
       params: {
@@ -395,11 +392,7 @@ export async function run(): Promise<void> {
         processes: 'gateway, actors, projections: one Node process each (the real CLI); the fake model and the clients in others',
         model: 'fake OpenAI-compatible server, zero latency',
         speech: 'off',
-        backends: 'Kafka 4.1 (kafkajs), PostgreSQL, Redis on 127.0.0.1',
-        duration_s: Math.round((now() - t00) / 1000),
-        // The machine is shared: its 1-minute load average when the run began and ended.
-        load_average_start: loadStart,
-        load_average_end: round(loadavg()[0]!, 2),
+        ...run.params(),
       },
       metrics,
       table,

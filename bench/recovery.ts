@@ -11,7 +11,6 @@
 //   peer or replay); it prints its figures and leaves bench/results/recovery.json alone.
 //   With BENCH_CONVERSATIONS=1000 it takes about a minute.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { loadavg } from 'node:os';
 import { isDeepStrictEqual } from 'node:util';
 import { getPostgreSQLEventStore } from '@event-driven-io/emmett-postgresql';
 import { createRecovery } from '../actors/recovery.ts';
@@ -37,7 +36,7 @@ import { createReadModelStateSource } from '../projections/state-source.ts';
 import { createRedisSnapshotStore } from '../projections/snapshots/redis.ts';
 import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../test/support/env.ts';
 import { cleanUp, onInterrupt } from './cleanup.ts';
-import { percentile, report, round } from './report.ts';
+import { loadNow, percentile, report, round, startRun } from './report.ts';
 
 const env = process.env;
 const N = Number(env.BENCH_CONVERSATIONS ?? 10_000);
@@ -226,7 +225,7 @@ async function measureLag({ db, kafkaLog, loadLog, onProjector }: LagContext) {
     for (const c of lagConvs) c.key = await maker.create(c.id);
   }
   log(`projection lag: ${LAG_RATE} events/s for ${LAG_SECONDS} s`);
-  const loadStart = loadavg()[0]!;
+  const lagLoadStart = loadNow();
   const TICK = 10;
   const perTick = LAG_RATE * (TICK / 1000);
   let sent = 0;
@@ -263,7 +262,7 @@ async function measureLag({ db, kafkaLog, loadLog, onProjector }: LagContext) {
   await Promise.all(inflight);
   const offeredRate = sent / ((now() - tLag) / 1000);
   await projector.caughtUp({ timeoutMs: 120_000 });
-  const loadEnd = loadavg()[0]!;
+  const lagLoadEnd = loadNow();
   await projector.stop();
   onProjector(null);
   if (appendedAt.size) log(`warning: ${appendedAt.size} events of the lag phase were not seen committed`);
@@ -280,7 +279,7 @@ async function measureLag({ db, kafkaLog, loadLog, onProjector }: LagContext) {
     transactions: applyMs.length,
     eventsPerTx: stats(eventsPerTx, 1),
     partitionsPerTx: stats(partitionsPerTx, 1),
-    load: { start: round(loadStart, 2), end: round(loadEnd, 2) },
+    load: { start: lagLoadStart, end: lagLoadEnd },
   };
   log(`lag phase: ${sent} events offered at ${Math.round(offeredRate)} events/s, load ${r.load.start} → ${r.load.end}`);
   const line = (what: string, x: { p50: number; p95: number; p99: number; max: number }) => log(`  ${what.padEnd(40)} p50 ${x.p50} / p95 ${x.p95} / p99 ${x.p99} / max ${x.max}`);
@@ -313,8 +312,7 @@ export async function run(): Promise<void> {
   let stopProjector: (() => Promise<void>) | null = null;
   const leftovers = { brokers: KAFKA_BROKERS, namespace, redisUrl: REDIS_URL, databaseUrl: DATABASE_URL, schemas: [schema, peerSchema] };
   const disarm = onInterrupt(() => cleanUp(leftovers));
-  const t00 = now();
-  const loadStart = round(loadavg()[0]!, 2);
+  const run = startRun();
   log(`namespace ${namespace}, schema ${schema}; ${N} conversations × ${EVENTS} events, ${PARTITIONS} partitions, snapshot at seq ${SNAP_AT}`);
   try {
     await migrate(db);
@@ -632,11 +630,7 @@ export async function run(): Promise<void> {
         lag_rate_events_per_s: LAG_RATE,
         lag_seconds: LAG_SECONDS,
         lag_measured: 'append call → COMMIT of the projector transaction holding the row returned',
-        backends: 'Kafka 4.1 (kafkajs), PostgreSQL, Redis on 127.0.0.1',
-        duration_s: Math.round((now() - t00) / 1000),
-        // The machine is shared: its 1-minute load average when the run began and ended.
-        load_average_start: loadStart,
-        load_average_end: round(loadavg()[0]!, 2),
+        ...run.params(),
       },
       metrics,
       table: [
@@ -656,7 +650,7 @@ export async function run(): Promise<void> {
         ['projector catch-up', `${metrics.projection_catchup_events_per_s.toLocaleString()} events/s`, ''],
         ['append (batches of 500, acks=all)', `${metrics.append_events_per_s.toLocaleString()} events/s`, ''],
         ['snapshot / event size', `${metrics.snapshot_bytes} B / ${metrics.event_bytes} B`, '~5 KB snapshot'],
-        ['machine load (1-min average) at start / end', `${loadStart} / ${round(loadavg()[0]!, 2)}`, '(2 cores, shared)'],
+        ['machine load (1-min average) at start / end', `${run.loadStart} / ${loadNow()}`, '(2 cores, shared)'],
       ],
     });
   } finally {

@@ -1,5 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 /** Percentile of a list of numbers (nearest rank), 0 for an empty list. */
@@ -14,6 +14,27 @@ export const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 1
 export function machine(): string {
   const c = cpus();
   return `${c.length} × ${c[0]?.model.trim() ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB`;
+}
+
+/** The machine's 1-minute load average now, rounded. */
+export const loadNow = () => round(loadavg()[0]!, 2);
+
+/**
+ * A run's start: its time and the machine's load, which the machine being shared makes part
+ * of every result. `params()` gives the fields every result file has from it.
+ */
+export function startRun() {
+  const t0 = performance.now();
+  const loadStart = loadNow();
+  return {
+    loadStart,
+    params: () => ({
+      backends: 'Kafka 4.1 (kafkajs), PostgreSQL, Redis on 127.0.0.1',
+      duration_s: Math.round((performance.now() - t0) / 1000),
+      load_average_start: loadStart,
+      load_average_end: loadNow(),
+    }),
+  };
 }
 
 export type BenchResult = {

@@ -29,6 +29,17 @@ const toRecord = (topic: string, partition: number, m: { key: Buffer | null; val
   };
 };
 
+// kafkajs 2.2.4 arms its request queue's throttle timer with a negative delay when it is not
+// throttled, which Node turns into 1 ms with a TimeoutNegativeWarning printed on stderr each
+// time: harmless, and noise to every user of the CLI. Dropped here, where kafkajs comes in,
+// rather than with a node flag in every place that starts a process.
+const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+  const type = typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: string } | undefined)?.type;
+  if (type === 'TimeoutNegativeWarning' || (warning as { name?: string })?.name === 'TimeoutNegativeWarning') return;
+  emitWarning(warning, ...rest);
+}) as typeof process.emitWarning;
+
 /** How often a consumer group's offsets are committed at most. */
 const COMMIT_EVERY_MS = 1_000;
 

@@ -4,7 +4,6 @@ import { spawnSync } from 'node:child_process';
 const env = {
   ...process.env,
   KAFKAJS_NO_PARTITIONER_WARNING: '1',
-  NODE_OPTIONS: [process.env.NODE_OPTIONS, '--disable-warning=TimeoutNegativeWarning'].filter(Boolean).join(' '),
 };
 
 function step(name: string, command: string, args: string[], hint: string): void {

@@ -36,6 +36,16 @@ async function cluster() {
   return { url: `ws://127.0.0.1:${port}`, a, b, log };
 }
 
+/** A conversation's first prompt and reply, and which host owns its partition. */
+async function firstReply(url: string, a: Gemello, b: Gemello, prompt: string) {
+  const client = await connect(url);
+  client.send({ ...seed, prompt });
+  const conversationId = (await client.next((f) => f.type === 'reply')).conversationId as string;
+  const p = partitionFor(conversationId, PARTITIONS);
+  const [owner, other] = a.owned().includes(p) ? [a, b] : [b, a];
+  return { client, conversationId, p, owner: owner!, other: other! };
+}
+
 function assertCleanLog(events: { seq: number }[]) {
   const seqs = events.map((e) => e.seq);
   expect(seqs).toEqual(seqs.map((_, i) => i + 1)); // no gap, no duplicate
@@ -45,12 +55,7 @@ describe('failover between two actor hosts', () => {
   it('goes on after the owner of the conversation is SIGKILLed mid-conversation', async () => {
     const { url, a, b, log } = await cluster();
     try {
-      const client = await connect(url);
-      client.send({ ...seed, prompt: 'one' });
-      const first = await client.next((f) => f.type === 'reply');
-      const conversationId = first.conversationId as string;
-      const p = partitionFor(conversationId, PARTITIONS);
-      const [owner, other] = a.owned().includes(p) ? [a, b] : [b, a];
+      const { client, conversationId, p, owner, other } = await firstReply(url, a, b, 'one');
 
       client.send({ ...seed, prompt: 'two' });
       await client.next((f) => f.type === 'reply');
@@ -77,12 +82,7 @@ describe('failover between two actor hosts', () => {
   it('finishes a prompt whose host died after PromptReceived and before the model answered, exactly once', async () => {
     const { url, a, b, log } = await cluster();
     try {
-      const client = await connect(url);
-      client.send({ ...seed, prompt: 'warm up' });
-      const first = await client.next((f) => f.type === 'reply');
-      const conversationId = first.conversationId as string;
-      const p = partitionFor(conversationId, PARTITIONS);
-      const [owner, other] = a.owned().includes(p) ? [a, b] : [b, a];
+      const { client, conversationId, p, owner, other } = await firstReply(url, a, b, 'warm up');
 
       fake.setMode('hang');
       const asked = fake.requests.length;

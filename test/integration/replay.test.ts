@@ -54,7 +54,7 @@ const snapshots = createRedisSnapshotStore({ url: REDIS_URL, prefix: `${namespac
 
 /** Runs `gemello <args>` as the operator would, with the node's environment. */
 function gemello(...args: string[]) {
-  const child = spawn(process.execPath, ['--disable-warning=TimeoutNegativeWarning', CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));

@@ -37,7 +37,7 @@ export async function startGemello(args: string[], env: Record<string, string>, 
     env: { ...process.env, GEMELLO_LOG_QUIET: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     // GEMELLO_CHILD_NODE_ARGS: extra node flags for the children, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile a benchmark.
-    execArgv: ['--disable-warning=TimeoutNegativeWarning', ...(process.env.GEMELLO_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [])],
+    execArgv: process.env.GEMELLO_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [],
   });
   let out = '';
   let owned: number[] = [];
