@@ -1,5 +1,5 @@
 import { decodeEvents } from '../events/codec.ts';
-import type { KeyStore } from '../events/keys.ts';
+import type { KeyStore } from '../sealing/keys.ts';
 import type { LogPosition, LoggedEvent } from '../events/schemas.ts';
 import type { EventLog } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';

@@ -6,7 +6,7 @@ import type { Notice } from '../events/codec.ts';
 import { partitionFor } from '../log/partition.ts';
 import type { EventLog } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
-import type { Db } from '../projections/sql.ts';
+import type { Db } from '../stores/sql.ts';
 
 export type EraseDeps = {
   log: EventLog;

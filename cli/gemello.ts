@@ -8,7 +8,7 @@ import { openBackends } from '../runtime/wire.ts';
 import type { Role } from '../runtime/wire.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { createReadModelStateSource } from '../projections/state-source.ts';
-import { createDbKeyStore } from '../projections/keys.ts';
+import { createDbKeyStore } from '../sealing/db-key-cache.ts';
 import { doctor } from './doctor.ts';
 import { eraseConversation } from './erase.ts';
 import { createProgress } from './progress.ts';

@@ -1,5 +1,5 @@
 import { decodeEvents } from '../events/codec.ts';
-import type { KeyStore } from '../events/keys.ts';
+import type { KeyStore } from '../sealing/keys.ts';
 import type { LoggedEvent } from '../events/schemas.ts';
 import { partitionFor } from '../log/partition.ts';
 import type { EventLog } from '../log/port.ts';

@@ -1,6 +1,6 @@
 import type { EventLog } from '../log/port.ts';
 import { RebuildInterrupted, rebuildReadModel } from '../projections/rebuild.ts';
-import type { Db } from '../projections/sql.ts';
+import type { Db } from '../stores/sql.ts';
 import type { Progress } from './progress.ts';
 
 /** The projections `replay` can rebuild, with what each one is. */

@@ -2,11 +2,11 @@ import type { SnapshotStore, StateSource } from '../actors/ports.ts';
 import { fold } from '../actors/state.ts';
 import type { ConversationState } from '../actors/state.ts';
 import { decodeEvents } from '../events/codec.ts';
-import type { KeyStore } from '../events/keys.ts';
+import type { KeyStore } from '../sealing/keys.ts';
 import type { LoggedEvent } from '../events/schemas.ts';
 import type { EventLog } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
-import type { Db } from '../projections/sql.ts';
+import type { Db } from '../stores/sql.ts';
 import type { Progress } from './progress.ts';
 
 export type Mismatch = { conversationId: string; where: 'snapshot' | 'read model' | 'messages' | 'log'; detail: string };

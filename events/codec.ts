@@ -1,34 +1,11 @@
 import { EventData, RawEnvelope, SCHEMA_VERSION } from './schemas.ts';
 import type { DomainEvent, EventEnvelope, EventType, LoggedEvent } from './schemas.ts';
-import { keysFor, SEALED_HEADER } from './keys.ts';
-import type { Keyring, KeyStore } from './keys.ts';
-import { ERASED_TEXT, isSealed, open, seal } from './seal.ts';
+import { keysFor, SEALED_HEADER } from '../sealing/keys.ts';
+import type { Keyring, KeyStore } from '../sealing/keys.ts';
+import { isSealed, open, seal } from '../sealing/seal.ts';
+import { marker, PERSONAL, sealContext } from '../sealing/personal.ts';
 import { upcast } from './upcast.ts';
 import type { LogRecord, OutgoingRecord } from '../log/port.ts';
-
-/**
- * The field of each event type that holds a person's content (what they said, what they
- * were told, what they confirmed): sealed with the conversation's key in the log, and
- * replaced by a marker (text "[erased]", data {}) once that key is destroyed.
- */
-const PERSONAL: Partial<Record<EventType, { field: string; json: boolean }>> = {
-  PromptReceived: { field: 'text', json: false },
-  ReplyGenerated: { field: 'text', json: false },
-  DataConfirmed: { field: 'data', json: true },
-  DataProposed: { field: 'data', json: true },
-};
-
-const sealContext = (conversationId: string, eventId: string, field: string) => `${conversationId}|${eventId}|${field}`;
-const marker = (json: boolean): unknown => (json ? {} : ERASED_TEXT);
-
-/** Whether an event carries personal content (and so needs the conversation's key to be written). */
-export const hasPersonalContent = (type: EventType): boolean => PERSONAL[type] !== undefined;
-
-/** The event with its personal content replaced by the erased marker. */
-export function withoutContent<E extends EventEnvelope>(event: E): E {
-  const p = PERSONAL[event.type];
-  return p ? ({ ...event, data: { ...event.data, [p.field]: marker(p.json) } } as E) : event;
-}
 
 /** Kafka record for an event: key = conversationId, JSON value, type/version/traceparent headers; content in the clear. */
 export function encodeEvent(event: EventEnvelope): OutgoingRecord {

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { decodeEvent, decodeNotice, isEventRecord } from '../events/codec.ts';
 import type { Notice } from '../events/codec.ts';
-import { keysFor, SEALED_HEADER } from '../events/keys.ts';
-import type { Keyring, KeyStore } from '../events/keys.ts';
+import { keysFor, SEALED_HEADER } from '../sealing/keys.ts';
+import type { Keyring, KeyStore } from '../sealing/keys.ts';
 import type { LoggedEvent } from '../events/schemas.ts';
 import type { EventLog, LogRecord, Subscription } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';

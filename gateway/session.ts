@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { SpanKind, trace } from '@opentelemetry/api';
-import { sealCommand } from '../actors/command-seal.ts';
+import { sealCommand } from '../sealing/commands.ts';
 import type { ClientCommand, WireCommand } from '../actors/commands.ts';
 import { fieldsSchema } from '../actors/twins.ts';
 import type { TwinCatalog } from '../actors/twins.ts';
 import type { Notice } from '../events/codec.ts';
-import { KeyDestroyed } from '../events/keys.ts';
-import type { KeyStore } from '../events/keys.ts';
+import { KeyDestroyed } from '../sealing/keys.ts';
+import type { KeyStore } from '../sealing/keys.ts';
 import type { EventEnvelope, LoggedEvent } from '../events/schemas.ts';
 import { partitionFor } from '../log/partition.ts';
 import type { EventLog } from '../log/port.ts';

@@ -1,12 +1,12 @@
 import { decodeEvent, isEventRecord } from '../events/codec.ts';
-import { SEALED_HEADER } from '../events/keys.ts';
-import type { Keyring } from '../events/keys.ts';
+import { SEALED_HEADER } from '../sealing/keys.ts';
+import type { Keyring } from '../sealing/keys.ts';
 import type { LoggedEvent } from '../events/schemas.ts';
-import { ERASED_TEXT } from '../events/seal.ts';
+import { ERASED_TEXT } from '../sealing/seal.ts';
 import type { LogRecord } from '../log/port.ts';
 import { planBatch } from './plan.ts';
 import type { Plan, Prior, StoredState } from './plan.ts';
-import type { Query } from './sql.ts';
+import type { Query } from '../stores/sql.ts';
 
 /** What applying one batch did. */
 export type BatchResult = {

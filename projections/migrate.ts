@@ -1,5 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises';
-import type { Db } from './sql.ts';
+import type { Db } from '../stores/sql.ts';
 
 const FILE = /^(\d+)_[a-z0-9_]+\.sql$/;
 // Any constant: it only has to be the same for every process migrating this database.

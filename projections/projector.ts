@@ -5,12 +5,12 @@ import type { Logger } from '../telemetry/logger.ts';
 import { LATENCY_BUCKETS_MS } from '../telemetry/metrics.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { contextFrom, tracerFor } from '../telemetry/trace.ts';
-import { keysFor } from '../events/keys.ts';
-import type { KeyStore } from '../events/keys.ts';
+import { keysFor } from '../sealing/keys.ts';
+import type { KeyStore } from '../sealing/keys.ts';
 import { applyBatches } from './apply.ts';
 import type { BatchResult, PartitionBatch } from './apply.ts';
-import { createDbKeyStore } from './keys.ts';
-import type { Db } from './sql.ts';
+import { createDbKeyStore } from '../sealing/db-key-cache.ts';
+import type { Db } from '../stores/sql.ts';
 
 export type ProjectorOptions = {
   log: EventLog;

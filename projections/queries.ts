@@ -1,6 +1,6 @@
 import type { Twin } from '../actors/ports.ts';
 import type { LoggedEvent } from '../events/schemas.ts';
-import type { Db } from './sql.ts';
+import type { Db } from '../stores/sql.ts';
 
 const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
 

@@ -1,10 +1,10 @@
-import { keysFor } from '../events/keys.ts';
+import { keysFor } from '../sealing/keys.ts';
 import type { EventLog, LogRecord } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
 import { applyBatch } from './apply.ts';
-import { createDbKeyStore } from './keys.ts';
+import { createDbKeyStore } from '../sealing/db-key-cache.ts';
 import { loadMigrations, migrate } from './migrate.ts';
-import type { Db, Query } from './sql.ts';
+import type { Db, Query } from '../stores/sql.ts';
 
 /** Progress of long work (cli/progress.ts draws one on the terminal). */
 export type RebuildProgress = { start(label: string, total: number): void; advance(n: number): void; done(): void };

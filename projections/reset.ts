@@ -1,4 +1,4 @@
-import type { Db } from './sql.ts';
+import type { Db } from '../stores/sql.ts';
 
 /**
  * Empties the projected tables and the projection's checkpoints in one transaction, so

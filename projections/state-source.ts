@@ -1,7 +1,7 @@
 import type { Snapshot, StateSource } from '../actors/ports.ts';
 import type { ConversationState, Message } from '../actors/state.ts';
 import type { StoredState } from './plan.ts';
-import type { Db } from './sql.ts';
+import type { Db } from '../stores/sql.ts';
 
 // conversations.state holds the fold without its transcript; the transcript is the
 // conversation's rows in messages. One round trip puts them back together.

@@ -4,14 +4,14 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeSealedEvent, envelope } from '../../events/codec.ts';
-import { KeyDestroyed } from '../../events/keys.ts';
+import { KeyDestroyed } from '../../sealing/keys.ts';
 import type { DomainEvent } from '../../events/schemas.ts';
 import type { LogRecord } from '../../log/port.ts';
 import { applyBatch } from '../../projections/apply.ts';
-import { createDbKeyStore } from '../../projections/keys.ts';
+import { createDbKeyStore } from '../../sealing/db-key-cache.ts';
 import { migrate } from '../../projections/migrate.ts';
 import { createReadApi } from '../../projections/queries.ts';
-import type { Db } from '../../projections/sql.ts';
+import type { Db } from '../../stores/sql.ts';
 import { dbBackends } from '../support/readmodel.ts';
 
 const backends = dbBackends('keys_contract');

@@ -5,10 +5,10 @@ import { encodeEvent, encodeNotice, envelope } from '../../events/codec.ts';
 import type { DomainEvent, EventEnvelope } from '../../events/schemas.ts';
 import type { LogRecord } from '../../log/port.ts';
 import { applyBatch, applyBatches } from '../../projections/apply.ts';
-import { createAudioCache } from '../../projections/audio-cache.ts';
+import { createAudioCache } from '../../stores/audio-cache.ts';
 import { migrate } from '../../projections/migrate.ts';
 import { createReadApi } from '../../projections/queries.ts';
-import type { Db, Query } from '../../projections/sql.ts';
+import type { Db, Query } from '../../stores/sql.ts';
 import { createReadModelStateSource } from '../../projections/state-source.ts';
 import { dbBackends } from '../support/readmodel.ts';
 

@@ -5,13 +5,13 @@
 // every field, prototype keys, unicode, lone surrogates.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openCommand } from '../../actors/command-seal.ts';
+import { openCommand } from '../../sealing/commands.ts';
 import { WireCommand } from '../../actors/commands.ts';
 import { createTwinCatalog } from '../../actors/twins.ts';
 import { createKafkaLog } from '../../log/kafka.ts';
 import type { LogRecord } from '../../log/port.ts';
-import { createPostgresDb } from '../../projections/db-postgres.ts';
-import { createDbKeyStore } from '../../projections/keys.ts';
+import { createPostgresDb } from '../../stores/db-postgres.ts';
+import { createDbKeyStore } from '../../sealing/db-key-cache.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { DATABASE_URL, KAFKA_BROKERS } from '../support/env.ts';
 import { startServeWithFakeModel } from '../support/processes.ts';

@@ -10,11 +10,11 @@ import { createFileLog } from '../../log/file.ts';
 import { partitionFor } from '../../log/partition.ts';
 import { TOPICS } from '../../log/port.ts';
 import type { EventLog } from '../../log/port.ts';
-import { createPGliteDb } from '../../projections/db-pglite.ts';
+import { createPGliteDb } from '../../stores/db-pglite.ts';
 import { migrate } from '../../projections/migrate.ts';
 import { createProjector } from '../../projections/projector.ts';
 import { createReadApi } from '../../projections/queries.ts';
-import type { Db } from '../../projections/sql.ts';
+import type { Db } from '../../stores/sql.ts';
 import { createReadModelStateSource } from '../../projections/state-source.ts';
 import { createMetrics } from '../../telemetry/metrics.ts';
 

@@ -5,15 +5,15 @@ import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import { expect } from 'vitest';
 import { decodeEvent, encodeEvent, envelope, isEventRecord } from '../../events/codec.ts';
-import { keysFor } from '../../events/keys.ts';
-import type { KeyStore } from '../../events/keys.ts';
+import { keysFor } from '../../sealing/keys.ts';
+import type { KeyStore } from '../../sealing/keys.ts';
 import type { DomainEvent, EventEnvelope, LoggedEvent } from '../../events/schemas.ts';
 import { partitionFor } from '../../log/partition.ts';
 import { TOPICS } from '../../log/port.ts';
 import type { EventLog } from '../../log/port.ts';
-import { createPGliteDb } from '../../projections/db-pglite.ts';
-import { createPostgresDb } from '../../projections/db-postgres.ts';
-import type { Db } from '../../projections/sql.ts';
+import { createPGliteDb } from '../../stores/db-pglite.ts';
+import { createPostgresDb } from '../../stores/db-postgres.ts';
+import type { Db } from '../../stores/sql.ts';
 import { DATABASE_URL } from './env.ts';
 
 /** A database the read-model contracts run on: `open` gives an empty one and `drop` throws it away. */

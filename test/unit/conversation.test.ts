@@ -6,7 +6,7 @@ import type { Command } from '../../actors/commands.ts';
 import { evolve, fold, initialState, SeqGap } from '../../actors/state.ts';
 import type { ConversationState } from '../../actors/state.ts';
 import { decodeEventValue, encodeSealedEvent, envelope } from '../../events/codec.ts';
-import { newDataKey } from '../../events/seal.ts';
+import { newDataKey } from '../../sealing/seal.ts';
 import type { DomainEvent, EventEnvelope } from '../../events/schemas.ts';
 
 const twin = { id: 'warren-buffett-001', name: 'Warren Buffett' };

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { decodeEvent, decodeEventValue, decodeNotice, encodeEvent, encodeNotice, encodeSealedEvent, UndecodableEvent, withoutContent } from '../../events/codec.ts';
-import { keysFor } from '../../events/keys.ts';
-import type { KeyStore } from '../../events/keys.ts';
-import { ERASED_TEXT, newDataKey, seal } from '../../events/seal.ts';
+import { decodeEvent, decodeEventValue, decodeNotice, encodeEvent, encodeNotice, encodeSealedEvent, UndecodableEvent } from '../../events/codec.ts';
+import { withoutContent } from '../../sealing/personal.ts';
+import { keysFor } from '../../sealing/keys.ts';
+import type { KeyStore } from '../../sealing/keys.ts';
+import { ERASED_TEXT, newDataKey, seal } from '../../sealing/seal.ts';
 import type { LogRecord, OutgoingRecord } from '../../log/port.ts';
 import type { EventEnvelope } from '../../events/schemas.ts';
 import { partitionFor } from '../../log/partition.ts';

@@ -2,12 +2,12 @@
 // the conversation moves on, when it names someone else's conversation, when its frames
 // are garbage, and when it stops reading.
 import { describe, expect, it } from 'vitest';
-import { openCommand } from '../../actors/command-seal.ts';
+import { openCommand } from '../../sealing/commands.ts';
 import { WireCommand } from '../../actors/commands.ts';
 import { createTwinCatalog } from '../../actors/twins.ts';
-import { KeyDestroyed } from '../../events/keys.ts';
-import type { KeyStore } from '../../events/keys.ts';
-import { newDataKey } from '../../events/seal.ts';
+import { KeyDestroyed } from '../../sealing/keys.ts';
+import type { KeyStore } from '../../sealing/keys.ts';
+import { newDataKey } from '../../sealing/seal.ts';
 import type { Notice } from '../../events/codec.ts';
 import type { EventEnvelope } from '../../events/schemas.ts';
 import type { FeedListener } from '../../gateway/feed.ts';

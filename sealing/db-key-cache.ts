@@ -1,7 +1,7 @@
-import { KeyDestroyed } from '../events/keys.ts';
-import type { KeyStore } from '../events/keys.ts';
-import { newDataKey } from '../events/seal.ts';
-import type { Db } from './sql.ts';
+import { KeyDestroyed } from './keys.ts';
+import type { KeyStore } from './keys.ts';
+import { newDataKey } from './seal.ts';
+import type { Db } from '../stores/sql.ts';
 
 export type DbKeyStoreOptions = {
   /** How long a key is trusted from the cache before it is read again (another process may destroy it). */

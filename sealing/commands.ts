@@ -1,5 +1,5 @@
-import { isSealed, open, seal } from '../events/seal.ts';
-import type { ClientCommand, WireCommand } from './commands.ts';
+import { isSealed, open, seal } from './seal.ts';
+import type { ClientCommand, WireCommand } from '../actors/commands.ts';
 
 const context = (cmd: { conversationId: string; commandId: string }, field: string) => `${cmd.conversationId}|${cmd.commandId}|${field}`;
 
