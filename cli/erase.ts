@@ -1,11 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { SnapshotStore } from '../actors/ports.ts';
-import { eraseCommand, publishCommand } from '../actors/publish.ts';
-import { decodeNotice, isEventRecord } from '../events/codec.ts';
-import type { Notice } from '../events/codec.ts';
+import { createCommandClient, eraseCommand } from '../actors/command-client.ts';
 import { partitionFor } from '../log/partition.ts';
 import type { EventLog } from '../log/port.ts';
-import { TOPICS } from '../log/port.ts';
 import type { Db } from '../stores/sql.ts';
 
 export type EraseDeps = {
@@ -37,24 +34,11 @@ export async function eraseConversation(
   const say = deps.say ?? ((l: string) => console.error(l));
   const timeoutMs = options.timeoutMs ?? 30_000;
   const partition = partitionFor(conversationId, deps.log.partitions);
-  let from = (await deps.log.endOffsets(TOPICS.events))[partition] ?? 0;
   const cmd = eraseCommand({ conversationId, commandId: randomUUID(), principal: null, by: options.by, via: 'cli', reason: options.reason ?? null, now: new Date() });
-  await publishCommand(deps.log, cmd);
   say(`erasure of ${conversationId} requested (command ${cmd.commandId}, partition ${partition}); waiting for its actor host…`);
-
   const deadline = Date.now() + timeoutMs;
-  let answer: Notice | null = null;
-  while (!answer && Date.now() < deadline) {
-    from = await deps.log.read(TOPICS.events, partition, from, (records) => {
-      for (const r of records) {
-        if (r.key !== conversationId || isEventRecord(r)) continue;
-        const n = decodeNotice(r);
-        if (n.commandId === cmd.commandId) answer = n;
-      }
-    });
-    if (!answer) await sleep(100);
-  }
-  const n = answer as Notice | null;
+  // No feed here: the answer is read from the conversation's partition of the log.
+  const n = await createCommandClient({ log: deps.log }).ask(cmd, timeoutMs);
   if (!n) {
     say(`no actor host answered within ${Math.round(timeoutMs / 1000)} s. The command stays in gemello.commands and is carried out when the conversation's actor host runs (gemello actors, or npm start); run this command again to see the result.`);
     return 3;

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { eraseCommand, publishCommand } from '../actors/publish.ts';
+import { eraseCommand } from '../actors/command-client.ts';
+import type { CommandClient } from '../actors/command-client.ts';
 import type { Erasure } from '../events/codec.ts';
-import type { EventLog } from '../log/port.ts';
-import type { Feed } from './feed.ts';
 
 export type EraseOutcome =
   /** The actor host destroyed the key and the snapshot; readModel: whether the projection has dropped the rows yet. */
@@ -12,8 +11,7 @@ export type EraseOutcome =
   | { status: 'pending'; commandId: string };
 
 export type EraserDeps = {
-  log: EventLog;
-  feed: Feed;
+  commands: CommandClient;
   /** Whether the read model has applied the erasure (conversations.erased_at is set). */
   readModelErased?: (conversationId: string) => Promise<boolean>;
   /** How long to wait for the actor host, then for the read model. */
@@ -28,27 +26,8 @@ export function createEraser(deps: EraserDeps) {
   return async function erase(conversationId: string, principal: string | null): Promise<EraseOutcome> {
     const cmd = eraseCommand({ conversationId, commandId: randomUUID(), principal, by: principal, via: 'api', now: new Date() });
     const deadline = Date.now() + waitMs;
-    const answer = await new Promise<EraseOutcome>((resolve, reject) => {
-      // Following first: the answer (a notice) cannot arrive before we listen.
-      const stop = deps.feed.follow(conversationId, {
-        event() {},
-        notice(n) {
-          if (n.commandId !== cmd.commandId) return;
-          done(n.type === 'erased' ? { status: 'erased', erasure: n.erasure, readModel: 'pending' } : n.type === 'rejected' ? { status: 'rejected', code: n.code, message: n.message } : { status: 'pending', commandId: cmd.commandId });
-        },
-      });
-      const timer = setTimeout(() => done({ status: 'pending', commandId: cmd.commandId }), waitMs);
-      const done = (o: EraseOutcome) => {
-        clearTimeout(timer);
-        stop();
-        resolve(o);
-      };
-      publishCommand(deps.log, cmd).catch((err) => {
-        clearTimeout(timer);
-        stop();
-        reject(err);
-      });
-    });
+    const n = await deps.commands.ask(cmd, waitMs);
+    const answer: EraseOutcome = n?.type === 'erased' ? { status: 'erased', erasure: n.erasure, readModel: 'pending' } : n?.type === 'rejected' ? { status: 'rejected', code: n.code, message: n.message } : { status: 'pending', commandId: cmd.commandId };
     if (answer.status !== 'erased' || !deps.readModelErased) return answer;
     while (Date.now() < deadline) {
       if (await deps.readModelErased(conversationId).catch(() => false)) return { ...answer, readModel: 'scrubbed' };

@@ -7,6 +7,7 @@ import type { LoggedEvent } from '../events/schemas.ts';
 import type { EventLog, LogRecord, Subscription } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import type { NoticeSource } from '../actors/command-client.ts';
 
 export type FeedListener = {
   event(e: LoggedEvent): void;
@@ -96,3 +97,6 @@ export function createFeed(log: EventLog, logger: Logger, instanceId = randomUUI
 }
 
 export type Feed = ReturnType<typeof createFeed>;
+
+/** The feed as the command client's source of answers: the notices of a conversation, pushed. */
+export const feedNotices = (feed: Feed): NoticeSource => async (conversationId, notice) => feed.follow(conversationId, { event() {}, notice });

@@ -5,8 +5,9 @@ import type { ActorHost } from '../actors/host.ts';
 import type { SnapshotStore } from '../actors/ports.ts';
 import { createTwinCatalog } from '../actors/twins.ts';
 import type { TwinCatalog } from '../actors/twins.ts';
+import { createCommandClient } from '../actors/command-client.ts';
 import { createEraser } from '../gateway/erase.ts';
-import { createFeed } from '../gateway/feed.ts';
+import { createFeed, feedNotices } from '../gateway/feed.ts';
 import type { Feed } from '../gateway/feed.ts';
 import { DEFAULT_LIMITS } from '../gateway/session.ts';
 import type { AppDeps } from '../gateway/app.ts';
@@ -28,6 +29,7 @@ import { createRedisSnapshotStore } from '../stores/snapshots/redis.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { createMetrics } from '../telemetry/metrics.ts';
+import { tracerFor } from '../telemetry/trace.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { Config } from './config.ts';
 
@@ -128,6 +130,8 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
   const projector = roles.includes('projections') ? createProjector({ log, db, keys, metrics, logger: createLogger('projections', config.quiet) }) : null;
   const feed = roles.includes('gateway') ? createFeed(log, createLogger('gateway', config.quiet), undefined, keys) : null;
   let feedStarted = false;
+  // One way for commands to reach the log, for the sockets and the eraser; answers come through the feed.
+  const commands = feed ? createCommandClient({ log, keys, notices: feedNotices(feed), tracer: tracerFor('gemello-gateway') }) : null;
 
   const appDeps: AppDeps | null = feed
     ? {
@@ -141,10 +145,9 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
         idleTimeoutMs: config.wsIdleMs,
         limits: { ...DEFAULT_LIMITS, ratePerSec: config.rate.perSec, burst: config.rate.burst },
         eventsAfter: (id, after) => readApi.getEvents(id, after),
-        keys,
+        commands: commands!,
         erase: createEraser({
-          log,
-          feed,
+          commands: commands!,
           readModelErased: async (id) => {
             const [c] = await db.query<{ erased_at: unknown }>('SELECT erased_at FROM conversations WHERE id = $1', [id]);
             return Boolean(c?.erased_at);

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { openCommand } from '../../sealing/commands.ts';
 import { WireCommand } from '../../actors/commands.ts';
+import { createCommandClient } from '../../actors/command-client.ts';
 import { createTwinCatalog } from '../../actors/twins.ts';
 import { KeyDestroyed } from '../../sealing/keys.ts';
 import type { KeyStore } from '../../sealing/keys.ts';
@@ -22,7 +23,7 @@ type Frame = Record<string, unknown>;
 const seed = { id: 'warren-buffett-001', name: 'Warren Buffett' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function world(opts: { events?: EventEnvelope[]; readDelayMs?: number; projected?: () => number; end?: number; owners?: Record<string, string | null> } = {}) {
+function world(opts: { keys?: KeyStore; events?: EventEnvelope[]; readDelayMs?: number; projected?: () => number; end?: number; owners?: Record<string, string | null> } = {}) {
   const listeners = new Map<string, Set<FeedListener>>();
   const feed = {
     start: async () => {},
@@ -45,6 +46,7 @@ function world(opts: { events?: EventEnvelope[]; readDelayMs?: number; projected
   const deps: SessionDeps = {
     log,
     feed,
+    commands: createCommandClient({ log, keys: opts.keys ?? null }),
     catalog: createTwinCatalog(),
     metrics: createMetrics(),
     logger: { info() {}, warn() {}, error() {} },
@@ -260,27 +262,27 @@ describe('erasure', () => {
   };
 
   it('puts prompts and confirmed data on the log sealed with the conversation\'s key', async () => {
-    const w = world();
-    w.deps.keys = memoryKeys();
+    const keys = memoryKeys();
+    const w = world({ keys });
     const c = w.client();
     await c.send({ digitalTwinId: seed.id, prompt: 'my PIN is pin-xyzzy', requestId: 'p' });
     const id = w.commands()[0]!.conversationId;
     await c.send({ type: 'confirm', conversationId: id, data: { name: 'Ann Secretname' } });
     expect(w.appended.map((r) => r.value).join('\n')).not.toMatch(/xyzzy|Secretname/);
-    const key = await w.deps.keys.create(id);
+    const key = await keys.create(id);
     const opened = w.appended.map((r) => openCommand(WireCommand.parse(JSON.parse(r.value)), key));
     expect(opened.map((cmd) => cmd?.data)).toEqual([{ twin: seed, text: 'my PIN is pin-xyzzy' }, { data: { name: 'Ann Secretname' } }]);
   });
 
   it('answers conversation_erased for a conversation whose key is destroyed, and tells its followers when it is erased', async () => {
-    const w = world();
-    w.deps.keys = memoryKeys();
+    const keys = memoryKeys();
+    const w = world({ keys });
     const c = w.client();
     await c.send({ digitalTwinId: seed.id, prompt: 'hello' });
     const id = w.commands()[0]!.conversationId;
     w.emit(started(id));
     w.emit(ev(id, 4, 'ConversationErased', { by: null, via: 'api', reason: null, prompts: 1, replies: 1, confirmedFields: 0 }));
-    await w.deps.keys.destroy(id);
+    await keys.destroy(id);
     await c.send({ digitalTwinId: seed.id, conversationId: id, prompt: 'still there?', requestId: 'late' });
     expect(c.frames).toEqual([
       expect.objectContaining({ type: 'conversation.erased', conversationId: id, seq: 4 }),

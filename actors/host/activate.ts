@@ -1,0 +1,51 @@
+import type { Tier } from '../recovery.ts';
+import { hasPendingWork } from './context.ts';
+import type { Actor, HostContext, Partition } from './context.ts';
+import { scheduleEffects } from './effect-runner.ts';
+import { newActor, run } from './mailbox.ts';
+import { writeSnapshot } from './snapshot.ts';
+
+/**
+ * The conversation's actor in this partition, made if it is not resident: the first task of
+ * its mailbox brings the state back, so every later task sees it recovered. A failed
+ * recovery evicts the actor, so the next command tries again.
+ */
+export function actorFor(ctx: HostContext, part: Partition, conversationId: string): Actor {
+  const resident = part.actors.get(conversationId);
+  if (resident) return resident;
+  const actor = newActor(conversationId);
+  part.actors.set(conversationId, actor);
+  run(actor, async () => {
+    try {
+      await activate(ctx, part, actor);
+    } catch (err) {
+      part.actors.delete(conversationId);
+      throw err;
+    }
+  }).catch((err) => ctx.logger.error(`activation of ${conversationId} failed: ${(err as Error).message}`));
+  return actor;
+}
+
+/** Recovers the actor's state by tier, and resumes the work it left pending. */
+export async function activate(ctx: HostContext, part: Partition, actor: Actor): Promise<Tier> {
+  const t0 = performance.now();
+  const r = await ctx.recovery.recover(actor.id, part.id, part.tail);
+  actor.state = r.state;
+  actor.position = r.position;
+  const ms = performance.now() - t0;
+  ctx.m.recoveries.inc({ tier: r.tier });
+  ctx.m.recoveryMs.observe(ms, { tier: r.tier });
+  if (r.skipped.length && r.state.seq > 0) ctx.logger.info(`recovered ${actor.id} at seq ${r.state.seq} from ${r.tier} (${r.skipped.join('; ')})`);
+  if (r.tier !== 'snapshot' || r.folded > 0) {
+    // Not (fully) in a snapshot yet: pin the checkpoint at the tail and write one.
+    if (r.state.seq > 0) {
+      actor.unsnapshottedFrom = part.tail.start;
+      void writeSnapshot(ctx, actor).catch(() => {});
+    }
+  }
+  if (hasPendingWork(actor.state)) {
+    actor.pendingFrom = part.tail.start;
+    scheduleEffects(ctx, part, actor);
+  }
+  return r.tier;
+}

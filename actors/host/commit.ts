@@ -1,0 +1,49 @@
+import { SpanKind } from '@opentelemetry/api';
+import { encodeSealedEvent, envelope } from '../../events/codec.ts';
+import { hasPersonalContent } from '../../sealing/personal.ts';
+import type { DomainEvent, LoggedEvent } from '../../events/schemas.ts';
+import { contextFrom, inSpan, traceparentOf } from '../../telemetry/trace.ts';
+import { fold } from '../state.ts';
+import { hasPendingWork, NotOwner } from './context.ts';
+import type { Actor, HostContext, Partition } from './context.ts';
+import { writeSnapshot } from './snapshot.ts';
+
+export type CommitMeta = { causationId: string | null; correlationId: string | null; traceparent: string | null };
+
+/**
+ * Appends a decision's events to the actor's partition (sealed with its key) and folds them
+ * into its state. Runs inside the actor's mailbox; the caller schedules the effects the new
+ * state asks for.
+ */
+export async function commit(ctx: HostContext, part: Partition, actor: Actor, events: DomainEvent[], meta: CommitMeta): Promise<LoggedEvent[]> {
+  if (part.revoked || !part.appender) throw new NotOwner(`partition ${part.id} is not owned by this host`);
+  // The key is made with the conversation's first content (get-or-create: the gateway may have made it).
+  if (ctx.keys && !actor.key && events.some((e) => hasPersonalContent(e.type))) actor.key = await ctx.keys.create(actor.id);
+  const key = actor.key;
+  const { envs, next, base } = await inSpan(ctx.tracer, 'event.append', {
+    parent: contextFrom(meta.traceparent),
+    kind: SpanKind.PRODUCER,
+    attributes: { 'conversation.id': actor.id, 'event.seq': actor.state.seq + 1, 'event.types': events.map((e) => e.type).join(','), 'messaging.kafka.partition': part.id },
+  }, async (span, spanCtx) => {
+    // The events carry this span's context: what they cause downstream (projections, the socket, a snapshot) hangs under their append.
+    const envs = envelope(actor.id, actor.state.seq, events, { ...meta, traceparent: traceparentOf(spanCtx) ?? meta.traceparent, now: ctx.now(), newId: ctx.newId });
+    const next = fold(actor.id, envs, actor.state);
+    const base = await part.appender!.append(envs.map((e) => encodeSealedEvent(e, key)));
+    span.setAttribute('messaging.kafka.offset', base);
+    return { envs, next, base };
+  });
+  const logged = envs.map((e, i) => ({ ...e, position: { partition: part.id, offset: base + i } }) as LoggedEvent);
+  for (const e of logged) part.tail.add(e);
+  actor.state = next;
+  actor.position = logged[logged.length - 1]!.position;
+  actor.unsnapshottedFrom ??= base;
+  actor.sinceSnapshot += logged.length;
+  if (hasPendingWork(next)) actor.pendingFrom ??= base;
+  else actor.pendingFrom = null;
+  ctx.m.events.inc({}, logged.length);
+  if (actor.sinceSnapshot >= ctx.snapshotEvery) {
+    void writeSnapshot(ctx, actor, contextFrom(envs[0]!.traceparent)).catch((err) => ctx.logger.warn(`snapshot of ${actor.id} failed: ${(err as Error).message}`));
+  }
+  for (const e of logged) if (e.type === 'PromptReceived') actor.traces.set(e.seq, meta.traceparent);
+  return logged;
+}

@@ -1,0 +1,87 @@
+import type { Tracer } from '@opentelemetry/api';
+import type { KeyStore } from '../../sealing/keys.ts';
+import type { LogPosition } from '../../events/schemas.ts';
+import type { EventLog } from '../../log/port.ts';
+import type { Logger } from '../../telemetry/logger.ts';
+import { LATENCY_BUCKETS_MS } from '../../telemetry/metrics.ts';
+import type { Metrics } from '../../telemetry/metrics.ts';
+import type { createAppender } from '../appender.ts';
+import type { createEffectWork } from '../effects.ts';
+import type { SnapshotStore, StateSource } from '../ports.ts';
+import type { createRecovery } from '../recovery.ts';
+import type { ConversationState } from '../state.ts';
+import type { TailIndex } from '../tail.ts';
+
+/** One conversation held in memory by the host. */
+export type Actor = {
+  id: string;
+  state: ConversationState;
+  position: LogPosition | null;
+  /** The mailbox: every task of this conversation runs after the previous one. */
+  queue: Promise<unknown>;
+  busy: number;
+  lastUsed: number;
+  /** Offset of the first event not yet in a written snapshot (null: the snapshot is current). */
+  unsnapshottedFrom: number | null;
+  sinceSnapshot: number;
+  /** Offset at or before which the oldest unfinished effect was recorded (null: none). */
+  pendingFrom: number | null;
+  inFlight: Set<string>;
+  traces: Map<number, string | null>;
+  /** The conversation's data key, cached with the actor (undefined: not loaded yet; null: none, or destroyed). */
+  key: Uint8Array | null | undefined;
+};
+
+/** A partition of the events topic this host owns (or is taking over). */
+export type Partition = {
+  id: number;
+  ready: Promise<void>;
+  tail: TailIndex;
+  appender: ReturnType<typeof createAppender> | null;
+  actors: Map<string, Actor>;
+  revoked: boolean;
+  checkpoint: number | null;
+};
+
+export function hostMetrics(metrics: Metrics) {
+  return {
+    commands: metrics.counter('gemello_commands_total', 'Commands handled by the actor host, by type and outcome'),
+    events: metrics.counter('gemello_events_appended_total', 'Events appended to the log'),
+    recoveries: metrics.counter('gemello_recovery_total', 'Actor activations by recovery tier'),
+    recoveryMs: metrics.histogram('gemello_recovery_ms', 'Actor activation time by tier', [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 500, 2000]),
+    modelMs: metrics.histogram('gemello_model_latency_ms', 'Model call latency', LATENCY_BUCKETS_MS),
+    errors: metrics.counter('gemello_errors_total', 'Errors by kind'),
+    actors: metrics.gauge('gemello_actors_active', 'Conversations held in memory'),
+    owned: metrics.gauge('gemello_partitions_owned', 'Partitions this host owns'),
+    foreign: metrics.counter('gemello_foreign_writes_total', 'Records written into an owned partition by another host (fenced)'),
+  };
+}
+
+/**
+ * Everything the host's parts share, passed to each explicitly: the ports, the settings,
+ * and the mutable state (the partitions it owns, whether it is stopping).
+ */
+export type HostContext = {
+  log: EventLog;
+  snapshots: SnapshotStore;
+  readModel: StateSource | null;
+  keys: KeyStore | null;
+  logger: Logger;
+  tracer: Tracer;
+  m: ReturnType<typeof hostMetrics>;
+  recovery: ReturnType<typeof createRecovery>;
+  work: ReturnType<typeof createEffectWork>;
+  snapshotEvery: number;
+  idleMs: number;
+  now: () => Date;
+  newId: () => string;
+  partitions: Map<number, Partition>;
+  stopping: boolean;
+};
+
+/** Thrown when this host no longer owns a conversation's partition. */
+export class NotOwner extends Error {
+  readonly code = 'not_owner';
+}
+
+export const hasPendingWork = (s: ConversationState): boolean => s.pendingPrompts.length > 0 || s.pendingAudio.length > 0;

@@ -1,0 +1,43 @@
+import { KeyDestroyed } from '../../sealing/keys.ts';
+import { decide } from '../decide.ts';
+import type { EffectOutcome } from '../effects.ts';
+import { commit } from './commit.ts';
+import { NotOwner } from './context.ts';
+import type { Actor, HostContext, Partition } from './context.ts';
+import { run } from './mailbox.ts';
+
+/** Starts the side effects the actor's state asks for (the first pending prompt, the first pending audio) that are not running yet. */
+export function scheduleEffects(ctx: HostContext, part: Partition, actor: Actor): void {
+  if (ctx.stopping || part.revoked) return;
+  const promptSeq = actor.state.pendingPrompts[0];
+  if (promptSeq !== undefined && !actor.inFlight.has(`p${promptSeq}`)) {
+    actor.inFlight.add(`p${promptSeq}`);
+    void runEffect(ctx, part, actor, `p${promptSeq}`, () => ctx.work.reply(actor.id, actor.state, promptSeq, actor.traces.get(promptSeq) ?? null));
+  }
+  const replySeq = actor.state.pendingAudio[0];
+  if (replySeq !== undefined && !actor.inFlight.has(`a${replySeq}`)) {
+    actor.inFlight.add(`a${replySeq}`);
+    void runEffect(ctx, part, actor, `a${replySeq}`, () => ctx.work.audio(actor.state, replySeq));
+  }
+}
+
+/** Runs a side effect, then records its outcome through the mailbox; retried later if recording fails. */
+async function runEffect(ctx: HostContext, part: Partition, actor: Actor, key: string, outcome: () => Promise<EffectOutcome>): Promise<void> {
+  try {
+    const { command, traceparent } = await outcome();
+    await run(actor, async () => {
+      const events = decide(command, actor.state);
+      if (events.length) {
+        await commit(ctx, part, actor, events, { causationId: null, correlationId: null, traceparent });
+        scheduleEffects(ctx, part, actor);
+      }
+    });
+    actor.inFlight.delete(key);
+  } catch (err) {
+    actor.inFlight.delete(key);
+    if (err instanceof NotOwner || err instanceof KeyDestroyed || ctx.stopping) return;
+    ctx.m.errors.inc({ kind: 'effect_record_failed' });
+    ctx.logger.warn(`recording ${key} of ${actor.id} failed (${(err as Error).message}); retrying in 1 s`);
+    setTimeout(() => part.actors.get(actor.id) === actor && scheduleEffects(ctx, part, actor), 1000).unref?.();
+  }
+}

@@ -1,0 +1,87 @@
+import { SpanKind } from '@opentelemetry/api';
+import { encodeNotice } from '../../events/codec.ts';
+import { KeyDestroyed } from '../../sealing/keys.ts';
+import type { DomainEvent, LoggedEvent } from '../../events/schemas.ts';
+import type { LogRecord } from '../../log/port.ts';
+import { contextFrom, inSpan, traceparentOf } from '../../telemetry/trace.ts';
+import { isSealedCommand, openCommand } from '../../sealing/commands.ts';
+import { DomainError, WireCommand } from '../commands.ts';
+import { decide } from '../decide.ts';
+import { actorFor } from './activate.ts';
+import { commit } from './commit.ts';
+import type { Actor, HostContext, Partition } from './context.ts';
+import { scheduleEffects } from './effect-runner.ts';
+import { completeErasure } from './erasure.ts';
+import { run } from './mailbox.ts';
+import { writeSnapshot } from './snapshot.ts';
+
+/**
+ * Handles a batch of commands of one partition: each goes to its conversation's mailbox.
+ * Resolves when every command of the batch is in the log, so only then are its offsets
+ * committed.
+ */
+export async function handleCommands(ctx: HostContext, part: Partition, records: LogRecord[]): Promise<void> {
+  await part.ready;
+  const work: Promise<void>[] = [];
+  for (const record of records) {
+    let cmd: WireCommand;
+    try {
+      const parsed = WireCommand.safeParse(JSON.parse(record.value));
+      if (!parsed.success) throw new Error(parsed.error.issues[0]?.message);
+      cmd = parsed.data;
+    } catch (err) {
+      ctx.m.errors.inc({ kind: 'bad_command' });
+      ctx.logger.warn(`skipping an invalid command at ${record.partition}/${record.offset}: ${(err as Error).message}`);
+      continue;
+    }
+    const actor = actorFor(ctx, part, cmd.conversationId);
+    work.push(run(actor, () => handleCommand(ctx, part, actor, cmd, record.offset)));
+  }
+  await Promise.all(work);
+}
+
+/** One client command, inside its actor's mailbox: open it, decide, append; a refusal is a `rejected` notice to the sender. */
+export async function handleCommand(ctx: HostContext, part: Partition, actor: Actor, wire: WireCommand, offset: number): Promise<void> {
+  const parent = contextFrom(wire.traceparent);
+  const attributes = { 'conversation.id': wire.conversationId, 'command.type': wire.type, 'messaging.kafka.partition': part.id, 'messaging.kafka.offset': offset, ...(wire.type === 'SubmitPrompt' ? { 'twin.id': wire.data.twin.id } : {}) };
+  await inSpan(ctx.tracer, 'actor.handle', { parent, kind: SpanKind.CONSUMER, attributes }, async (_span, spanCtx) => {
+    const reject = async (code: string, message: string) => {
+      ctx.m.commands.inc({ type: wire.type, outcome: 'rejected' });
+      ctx.m.errors.inc({ kind: code });
+      await part.appender!.append([encodeNotice({ type: 'rejected', commandId: wire.commandId, conversationId: wire.conversationId, correlationId: wire.correlationId, code, message })]);
+    };
+    // The gateway sealed the prompt or data with the conversation's key; a resident actor has it cached.
+    if (ctx.keys && !actor.key && isSealedCommand(wire)) actor.key = (await ctx.keys.get([actor.id])).get(actor.id) ?? null;
+    const cmd = openCommand(wire, actor.key);
+    if (!cmd) {
+      if (actor.state.erased) return reject('conversation_erased', `conversation ${actor.id} was erased; start a new one`);
+      return reject('unreadable_command', `the command's content cannot be read with conversation ${actor.id}'s key`);
+    }
+    let events: DomainEvent[];
+    try {
+      events = decide(cmd, actor.state);
+    } catch (err) {
+      if (!(err instanceof DomainError)) throw err;
+      return reject(err.code, err.message);
+    }
+    ctx.m.commands.inc({ type: cmd.type, outcome: events.length ? 'applied' : 'duplicate' });
+    if (events.length) {
+      const traceparent = traceparentOf(spanCtx) ?? cmd.traceparent;
+      let logged: LoggedEvent[];
+      try {
+        logged = await commit(ctx, part, actor, events, { causationId: cmd.commandId, correlationId: cmd.correlationId, traceparent });
+      } catch (err) {
+        if (err instanceof KeyDestroyed) return reject('conversation_erased', err.message);
+        throw err;
+      }
+      scheduleEffects(ctx, part, actor);
+      const confirmed = logged.find((e) => e.type === 'DataConfirmed');
+      if (confirmed) {
+        // Confirmed data is critical: the snapshot is written before the client is told.
+        await writeSnapshot(ctx, actor);
+        await part.appender!.append([encodeNotice({ type: 'confirmed', commandId: cmd.commandId, conversationId: cmd.conversationId, correlationId: cmd.correlationId, seq: confirmed.seq, data: actor.state.confirmedData }, actor.key)]);
+      }
+    }
+    if (cmd.type === 'EraseConversation') await completeErasure(ctx, part, actor, cmd, events.length > 0);
+  });
+}

@@ -1,0 +1,76 @@
+import { decodeEvents } from '../../events/codec.ts';
+import { withoutContent } from '../../sealing/personal.ts';
+import { TOPICS } from '../../log/port.ts';
+import { createAppender } from '../appender.ts';
+import { TailIndex } from '../tail.ts';
+import { actorFor } from './activate.ts';
+import type { HostContext, Partition } from './context.ts';
+import { run } from './mailbox.ts';
+
+/** The group settled: releases the partitions no longer assigned, takes the new ones over. */
+export function onAssigned(ctx: HostContext, assigned: number[]): void {
+  const set = new Set(assigned);
+  for (const id of [...ctx.partitions.keys()]) if (!set.has(id)) release(ctx, id);
+  for (const id of assigned) if (!ctx.partitions.has(id)) acquire(ctx, id);
+}
+
+/** Takes a partition over: reads the log from the checkpoint, then activates every conversation seen there. */
+export function acquire(ctx: HostContext, id: number): Partition {
+  const { log, snapshots, keys, logger } = ctx;
+  const part: Partition = { id, ready: Promise.resolve(), tail: new TailIndex(0), appender: null, actors: new Map(), revoked: false, checkpoint: null };
+  ctx.partitions.set(id, part);
+  part.ready = (async () => {
+    const t0 = performance.now();
+    const snapCp = await snapshots.getCheckpoint(id).catch(() => null);
+    const rmCp = ctx.readModel ? await ctx.readModel.coveredUntil(id).catch(() => null) : null;
+    const known = [snapCp, rmCp].filter((x): x is number => x !== null);
+    const start = known.length ? Math.min(...known) : 0;
+    part.tail = new TailIndex(start);
+    const end = await log.read(TOPICS.events, id, start, async (records) => {
+      for (const e of await decodeEvents(records, keys)) {
+        if (e.type === 'ConversationErased') {
+          // What was read before the erasure is not kept in memory.
+          part.tail.update(e.conversationId, withoutContent);
+          keys?.forget(e.conversationId);
+        }
+        part.tail.add(e);
+      }
+    });
+    part.appender = createAppender({ log, topic: TOPICS.events, partition: id, next: end, onForeign: (from, to) => reconcile(ctx, part, from, to) });
+    part.checkpoint = snapCp;
+    const ids = [...part.tail.conversations()];
+    await Promise.all(ids.map((cid) => run(actorFor(ctx, part, cid), async () => {})));
+    if (end > start) logger.info(`partition ${id}: read ${end - start} records from offset ${start} in ${(performance.now() - t0).toFixed(0)} ms; ${ids.length} conversations active`);
+  })();
+  part.ready.catch((err) => {
+    logger.error(`taking partition ${id} over failed: ${(err as Error).message}`);
+    if (ctx.partitions.get(id) === part) ctx.partitions.delete(id);
+  });
+  return part;
+}
+
+/** Another writer appended into an owned partition: those records come first in the log, so the actors they touch are rebuilt. */
+async function reconcile(ctx: HostContext, part: Partition, from: number, to: number): Promise<void> {
+  ctx.m.foreign.inc({}, to - from);
+  ctx.logger.warn(`partition ${part.id}: ${to - from} records at ${from}..${to - 1} were written by another host; rebuilding the conversations they touch`);
+  const touched = new Set<string>();
+  await ctx.log.read(TOPICS.events, part.id, from, async (records) => {
+    for (const e of await decodeEvents(records.filter((r) => r.offset < to), ctx.keys)) {
+      part.tail.add(e);
+      touched.add(e.conversationId);
+    }
+  });
+  for (const id of touched) {
+    part.actors.delete(id);
+    await ctx.snapshots.delete(id).catch(() => {});
+  }
+}
+
+/** Another host owns the partition now: stop writing. No snapshot is written, since the new owner's may already be newer. */
+export function release(ctx: HostContext, id: number): void {
+  const part = ctx.partitions.get(id);
+  if (!part) return;
+  part.revoked = true;
+  ctx.partitions.delete(id);
+  ctx.logger.info(`partition ${id} released (${part.actors.size} actors dropped)`);
+}

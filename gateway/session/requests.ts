@@ -1,0 +1,73 @@
+import { randomUUID } from 'node:crypto';
+import { trace } from '@opentelemetry/api';
+import type { ClientCommand } from '../../actors/commands.ts';
+import { fieldsSchema } from '../../actors/twins.ts';
+import { KeyDestroyed } from '../../sealing/keys.ts';
+import { ERROR_CODES } from '../protocol.ts';
+import type { ConfirmFrame, PromptFrame } from '../protocol.ts';
+import { echo, MAX_OWN_COMMANDS } from './context.ts';
+import type { SessionState } from './context.ts';
+import { follow } from './follow.ts';
+
+/** The envelope fields of a command this socket sends. */
+const meta = (s: SessionState, conversationId: string, requestId: string | undefined) => ({
+  commandId: randomUUID(),
+  conversationId,
+  correlationId: requestId ?? null,
+  principal: s.principal,
+  traceparent: null,
+  issuedAt: new Date().toISOString(),
+});
+
+/** Publishes a command as this socket's own: its answers (events it causes, notices) come back to it. */
+async function publish(s: SessionState, cmd: ClientCommand, twinId: string | null = null): Promise<void> {
+  s.mine.set(cmd.commandId, twinId);
+  if (s.mine.size > MAX_OWN_COMMANDS) s.mine.delete(s.mine.keys().next().value!);
+  // The frame's span (ws.receive) gets the ids a trace reader searches by.
+  trace.getActiveSpan()?.setAttributes({ 'conversation.id': cmd.conversationId, ...(twinId ? { 'twin.id': twinId } : {}) });
+  try {
+    await s.deps.commands.publish(cmd);
+  } catch (err) {
+    if (!(err instanceof KeyDestroyed)) throw err;
+    s.mine.delete(cmd.commandId);
+    if (twinId && s.byTwin.get(twinId) === cmd.conversationId) s.byTwin.delete(twinId);
+    const twin = cmd.type === 'SubmitPrompt' ? { digitalTwinId: cmd.data.twin.id, digitalTwinName: cmd.data.twin.name } : {};
+    s.out.error('conversation_erased', ERROR_CODES.conversation_erased, { ...twin, conversationId: cmd.conversationId, ...echo(cmd.correlationId) });
+    return;
+  }
+  s.m.commands.inc({ type: cmd.type });
+}
+
+/** A prompt frame (the seed's, or typed): the conversation named, or the socket's one with this twin, or a new one. */
+export async function prompt(s: SessionState, frame: PromptFrame): Promise<void> {
+  const twin = s.deps.catalog.find(frame.digitalTwinId, frame.digitalTwinName);
+  if (!twin) {
+    s.out.error('twin_not_found', 'Digital twin not found', { digitalTwinId: frame.digitalTwinId, digitalTwinName: frame.digitalTwinName, ...echo(frame.requestId) });
+    return;
+  }
+  // Without a conversationId, the socket keeps one conversation per twin.
+  const minted = !frame.conversationId && !s.byTwin.has(twin.id);
+  const conversationId = frame.conversationId ?? s.byTwin.get(twin.id) ?? randomUUID();
+  s.byTwin.set(twin.id, conversationId);
+  // A conversation this socket named itself (a fresh uuid) is its own from the start.
+  follow(s, conversationId, { id: twin.id, name: twin.name }, s.principal === null || minted);
+  await publish(s, { ...meta(s, conversationId, frame.requestId), type: 'SubmitPrompt', data: { twin: { id: twin.id, name: twin.name }, text: frame.prompt } }, twin.id);
+}
+
+/** A confirm frame: the data checked against the twin's fields, then ConfirmData. */
+export async function confirm(s: SessionState, frame: ConfirmFrame): Promise<void> {
+  const f = follow(s, frame.conversationId, null);
+  // The twin's declared fields are the schema of what may be confirmed.
+  const twin = f.twin ? s.deps.catalog.find(f.twin.id, undefined) : undefined;
+  const schema = twin ? fieldsSchema(twin.fields ?? []) : null;
+  // Without data the proposals are confirmed; they were checked against the fields when the model made them.
+  if (schema && frame.data) {
+    const checked = schema.safeParse(frame.data);
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      s.out.error('invalid_data', `${issue?.path.join('.') || 'data'}: ${issue?.message}`, { conversationId: frame.conversationId, ...echo(frame.requestId) });
+      return;
+    }
+  }
+  await publish(s, { ...meta(s, frame.conversationId, frame.requestId), type: 'ConfirmData', data: { data: (frame.data ?? {}) as Record<string, unknown>, ...(frame.proposalSeq !== undefined ? { proposalSeq: frame.proposalSeq } : {}) } });
+}

@@ -1,0 +1,90 @@
+import { partitionFor } from '../../log/partition.ts';
+import { TOPICS } from '../../log/port.ts';
+import type { ErrorCode, ResumeFrame } from '../protocol.ts';
+import { echo } from './context.ts';
+import type { SessionState } from './context.ts';
+import { follow, onEvent, twinFields, unfollow } from './follow.ts';
+
+/** A resume that cannot be served, with the code the client gets. */
+class ResumeRefused extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until the read model holds everything the log had for the conversation's partition at the call. */
+async function caughtUp(s: SessionState, conversationId: string): Promise<void> {
+  const { deps } = s;
+  if (!deps.projectedUntil) return;
+  const partition = partitionFor(conversationId, deps.log.partitions);
+  const end = (await deps.log.endOffsets(TOPICS.events))[partition] ?? 0;
+  const deadline = Date.now() + deps.limits.resumeWaitMs;
+  while (((await deps.projectedUntil(partition)) ?? 0) < end) {
+    if (s.out.closed) return;
+    if (Date.now() > deadline) throw new ResumeRefused('unavailable', 'the read model is behind the log; send resume again');
+    await sleep(20);
+  }
+}
+
+/** `{"type":"resume"}`: the conversation's events after `afterSeq`, in order, then live ones. */
+export async function resume(s: SessionState, frame: ResumeFrame): Promise<void> {
+  const { deps, out } = s;
+  const id = frame.conversationId;
+  const rid = echo(frame.requestId);
+  if (!deps.eventsAfter) {
+    out.error('unavailable', 'resume needs the read model, which this process does not have', { conversationId: id, ...rid });
+    return;
+  }
+  // Follow first (holding live events back), then make sure the read model has caught up
+  // with the log, then read it: an event is either in the log before the follow began, and
+  // so in what is read, or it comes live after it. Both paths may carry the same event; it
+  // is sent once, in seq order.
+  const known = s.followed.has(id);
+  const f = follow(s, id, null);
+  f.resuming++;
+  f.pending ??= [];
+  try {
+    await caughtUp(s, id);
+    if (!f.verified || !f.twin) {
+      // The twin too: a client resuming after seq 1 is not sent ConversationStarted, yet
+      // its replies name the twin.
+      const c = deps.conversationOf ? await deps.conversationOf(id) : null;
+      if (!f.verified) {
+        if (!c) throw new ResumeRefused('conversation_not_found', `no conversation ${id}`);
+        if (c.owner !== null && c.owner !== s.principal) throw new ResumeRefused('forbidden', `conversation ${id} belongs to another principal`);
+        f.verified = true;
+      }
+      f.twin ??= c?.twin ?? null;
+    }
+    // The client names what it has: everything after afterSeq, even what this socket was sent live.
+    let after = frame.afterSeq;
+    for (;;) {
+      const page = await deps.eventsAfter(id, after);
+      const fresh = page.filter((e) => e.seq > after);
+      if (!fresh.length || out.closed) break;
+      for (const e of fresh) {
+        if (e.seq <= after) continue;
+        if (e.type === 'ConversationStarted') f.twin = { id: e.data.twinId, name: e.data.twinName };
+        out.send({ type: 'event', conversationId: id, seq: e.seq, event: e.type, occurredAt: e.occurredAt, data: e.data });
+        after = e.seq;
+      }
+    }
+    f.lastSeq = Math.max(f.lastSeq, after);
+    out.send({ type: 'resumed', conversationId: id, lastSeq: f.lastSeq, ...twinFields(f), ...rid });
+  } catch (err) {
+    if (!(err instanceof ResumeRefused)) throw err;
+    out.error(err.code, err.message, { conversationId: id, ...rid });
+  } finally {
+    f.resuming--;
+    if (f.resuming === 0) {
+      const held = (f.pending ?? []).sort((a, b) => a.seq - b.seq);
+      f.pending = null;
+      for (const e of held) onEvent(s, id, e);
+      if (!known && !f.verified) unfollow(s, id);
+    }
+  }
+}

@@ -1,0 +1,102 @@
+// The actor host's parts, each driven alone against the embedded file log: a command goes
+// through the mailbox into the log, its effect (the model's reply) is recorded after it, a
+// released partition is no longer written, and an idle actor is passivated behind a checkpoint.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ReplyModel } from '../../actors/ports.ts';
+import { createTwinCatalog } from '../../actors/twins.ts';
+import { createHostContext } from '../../actors/host.ts';
+import { commit } from '../../actors/host/commit.ts';
+import { NotOwner } from '../../actors/host/context.ts';
+import type { HostContext } from '../../actors/host/context.ts';
+import { handleCommands } from '../../actors/host/handle-command.ts';
+import { housekeeping } from '../../actors/host/housekeeping.ts';
+import { acquire, release } from '../../actors/host/partitions.ts';
+import { decodeEvents } from '../../events/codec.ts';
+import type { LoggedEvent } from '../../events/schemas.ts';
+import { createFileLog } from '../../log/file.ts';
+import type { EventLog, LogRecord } from '../../log/port.ts';
+import { TOPICS } from '../../log/port.ts';
+import { createMemorySnapshotStore } from '../../stores/snapshots/memory.ts';
+import { createMetrics } from '../../telemetry/metrics.ts';
+
+const twin = { id: 'warren-buffett-001', name: 'Warren Buffett' };
+const quiet = { info() {}, warn() {}, error() {} };
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function world(reply: ReplyModel['reply'] = async () => ({ text: 'Buy wonderful businesses.', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } })) {
+  const dir = mkdtempSync(join(tmpdir(), 'gemello-host-'));
+  dirs.push(dir);
+  const log: EventLog = createFileLog({ dir, partitions: 1 });
+  const snapshots = createMemorySnapshotStore();
+  const ctx: HostContext = createHostContext({ log, snapshots, readModel: null, catalog: createTwinCatalog(), replyModel: { name: 'stub', reply }, metrics: createMetrics(), logger: quiet, idleMs: 0 });
+  let offset = 0;
+  const record = (value: unknown): LogRecord => ({ topic: TOPICS.commands, partition: 0, offset: offset++, key: 'c1', value: typeof value === 'string' ? value : JSON.stringify(value), headers: {}, timestamp: Date.now() });
+  const prompt = (commandId: string, text: string) => record({ type: 'SubmitPrompt', commandId, conversationId: 'c1', correlationId: null, principal: null, traceparent: null, issuedAt: new Date(0).toISOString(), data: { twin, text } });
+  const events = async (): Promise<LoggedEvent[]> => {
+    const out: LoggedEvent[] = [];
+    await log.read(TOPICS.events, 0, 0, async (records) => void out.push(...(await decodeEvents(records, null))));
+    return out;
+  };
+  /** Until the conversation has no pending work (at most 2 s). */
+  const settled = async (part: ReturnType<typeof acquire>) => {
+    for (let i = 0; i < 200 && (part.actors.get('c1')?.state.pendingPrompts.length ?? 1) > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await part.actors.get('c1')?.queue;
+  };
+  return { ctx, log, snapshots, prompt, record, events, settled };
+}
+
+describe('actor host parts on the file log', () => {
+  it('appends a prompt, then records the reply its effect produced', async () => {
+    const w = world();
+    const part = acquire(w.ctx, 0);
+    await handleCommands(w.ctx, part, [w.prompt('cmd-1', 'What is a moat?')]);
+    await w.settled(part);
+    const events = await w.events();
+    expect(events.map((e) => e.type)).toEqual(['ConversationStarted', 'PromptReceived', 'ReplyGenerated']);
+    expect(events[2]!.data).toMatchObject({ promptSeq: 2, text: 'Buy wonderful businesses.' });
+    await w.log.close();
+  });
+
+  it('skips a command it cannot read and handles the next; a redelivered command adds nothing', async () => {
+    const w = world();
+    const part = acquire(w.ctx, 0);
+    await handleCommands(w.ctx, part, [w.record('{not json'), w.prompt('cmd-1', 'hello')]);
+    await w.settled(part);
+    await handleCommands(w.ctx, part, [w.prompt('cmd-1', 'hello')]);
+    await w.settled(part);
+    expect((await w.events()).map((e) => e.type)).toEqual(['ConversationStarted', 'PromptReceived', 'ReplyGenerated']);
+    await w.log.close();
+  });
+
+  it('writes nothing into a partition once it is released, not even a reply that comes late', async () => {
+    let answer!: () => void;
+    const w = world(() => new Promise((resolve) => (answer = () => resolve({ text: 'late', model: 'stub', tokens: { prompt: 0, completion: 0, total: 0 } }))));
+    const part = acquire(w.ctx, 0);
+    await handleCommands(w.ctx, part, [w.prompt('cmd-1', 'hello')]);
+    const actor = part.actors.get('c1')!;
+    release(w.ctx, 0);
+    answer();
+    await new Promise((r) => setTimeout(r, 20));
+    await expect(commit(w.ctx, part, actor, [{ type: 'ReplyFailed', data: { promptSeq: 2, code: 'x', reason: 'x', latencyMs: 0 } }], { causationId: null, correlationId: null, traceparent: null })).rejects.toBeInstanceOf(NotOwner);
+    expect((await w.events()).map((e) => e.type)).toEqual(['ConversationStarted', 'PromptReceived']);
+    await w.log.close();
+  });
+
+  it('passivates an idle actor behind its snapshot and moves the checkpoint to the end of the partition', async () => {
+    const w = world();
+    const part = acquire(w.ctx, 0);
+    await handleCommands(w.ctx, part, [w.prompt('cmd-1', 'hello')]);
+    await w.settled(part);
+    await housekeeping(w.ctx);
+    expect(part.actors.size).toBe(0);
+    expect((await w.snapshots.get('c1'))?.seq).toBe(3);
+    expect(await w.snapshots.getCheckpoint(0)).toBe(3);
+    await w.log.close();
+  });
+});
