@@ -1,19 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Consumer, Producer } from 'kafkajs';
+import { createAppendQueue } from './append-queue.ts';
+import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
 
-export type KafkaLogOptions = {
-  brokers: string[];
-  partitions: number;
-  clientId?: string;
-  /** Consumers' long-poll wait; lower means faster stop and pause at a small fetch cost. */
-  maxWaitMs?: number;
-  /** Prefix of every topic and group name, so independent deployments (or test runs) share a cluster. */
-  namespace?: string;
-  /** How long the group waits for a silent member before giving its partitions to others (failover time). */
-  sessionTimeoutMs?: number;
-};
+export type { KafkaLogOptions } from './kafka-options.ts';
 
 const toRecord = (topic: string, partition: number, m: { key: Buffer | null; value: Buffer | null; headers?: Record<string, unknown>; offset: string; timestamp: string }): LogRecord => {
   const headers: Record<string, string> = {};
@@ -192,69 +184,21 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       },
     };
   }
-  // Appends. The idempotent producer has one request in flight at a time, so appends to
-  // different partitions would wait for each other one round trip each; instead, what
-  // arrives while a request is in flight goes out together in the next one (one record
-  // batch per partition, each append's records contiguous, in the order of the calls).
-  type QueuedAppend = { topic: string; partition: number; records: OutgoingRecord[]; bytes: number; resolve: (offset: number) => void; reject: (err: unknown) => void };
-  /** Bytes of one partition's records per request, under the broker's 1 MB batch limit. */
-  const MAX_PARTITION_BYTES = 512 * 1024;
-  /** Bytes of one request: a burst of large records goes out over several requests, not one huge one. */
-  const MAX_REQUEST_BYTES = 1024 * 1024;
-  let queued: QueuedAppend[] = [];
-  let sending = false;
-  async function drainAppends(): Promise<void> {
-    sending = true;
-    while (queued.length) {
-      // Take appends in order; a partition that is full for this request keeps its later appends for the next.
-      const batch: QueuedAppend[] = [];
-      const rest: QueuedAppend[] = [];
-      const bytes = new Map<string, number>();
-      const full_ = new Set<string>();
-      let total = 0;
-      for (const a of queued) {
-        const k = `${a.topic}/${a.partition}`;
-        const b = bytes.get(k) ?? 0;
-        if (full_.has(k) || (b > 0 && b + a.bytes > MAX_PARTITION_BYTES) || (total > 0 && total + a.bytes > MAX_REQUEST_BYTES)) {
-          full_.add(k);
-          rest.push(a);
-        } else {
-          bytes.set(k, b + a.bytes);
-          total += a.bytes;
-          batch.push(a);
-        }
-      }
-      queued = rest;
-      try {
-        producerReady ??= producer.connect().catch((err) => {
-          producerReady = null;
-          throw err;
-        });
-        await producerReady;
-        const byTopic = new Map<string, Array<{ key: string; value: string; headers: Record<string, string>; partition: number }>>();
-        for (const a of batch) {
-          let list = byTopic.get(a.topic);
-          if (!list) byTopic.set(a.topic, (list = []));
-          for (const r of a.records) list.push({ key: r.key, value: r.value, headers: r.headers, partition: a.partition });
-        }
-        const meta = await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
-        const next = new Map(meta.map((m) => [`${m.topicName}/${m.partition}`, Number(m.baseOffset)]));
-        for (const a of batch) {
-          const k = `${a.topic}/${a.partition}`;
-          const at = next.get(k);
-          if (at === undefined || Number.isNaN(at)) {
-            a.reject(new Error(`no offset for ${k} in the produce response`));
-            continue;
-          }
-          a.resolve(at);
-          next.set(k, at + a.records.length);
-        }
-      } catch (err) {
-        for (const a of batch) a.reject(err);
-      }
+  const appends = createAppendQueue(async (request) => {
+    producerReady ??= producer.connect().catch((err) => {
+      producerReady = null;
+      throw err;
+    });
+    await producerReady;
+    const byTopic = new Map<string, Array<{ key: string; value: string; headers: Record<string, string>; partition: number }>>();
+    for (const a of request) {
+      let list = byTopic.get(a.topic);
+      if (!list) byTopic.set(a.topic, (list = []));
+      for (const r of a.records) list.push({ key: r.key, value: r.value, headers: r.headers, partition: a.partition });
     }
-    sending = false;
-  }
+    const meta = await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+    return new Map(meta.map((m) => [`${m.topicName}/${m.partition}`, Number(m.baseOffset)]));
+  });
   const readers = new Map<string, ReturnType<typeof createReader>>();
   const partitionLocks = new Map<string, Promise<unknown>>();
 
@@ -279,10 +223,7 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       }
     },
     append(topic, partition, records: OutgoingRecord[]) {
-      return new Promise<number>((resolve, reject) => {
-        queued.push({ topic: full(topic), partition, records, bytes: records.reduce((n, r) => n + r.value.length + r.key.length, 0), resolve, reject });
-        if (!sending) void drainAppends();
-      });
+      return appends.append(full(topic), partition, records);
     },
     consume,
     async read(topic, partition, from, handle) {

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { parseApiKeys } from '../gateway/auth.ts';
 import type { AuthConfig } from '../gateway/auth.ts';
+import { DEFAULT_KAFKA_CLIENT } from '../log/kafka-client.ts';
+import type { KafkaClient } from '../log/kafka-client.ts';
 
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 
@@ -26,6 +28,7 @@ const EnvSchema = z.object({
   GEMELLO_RATE_BURST: int(40, 1),
   GEMELLO_LOG_QUIET: z.string().optional(),
   GEMELLO_KAFKA_SESSION_TIMEOUT_MS: int(10_000, 1_000),
+  GEMELLO_KAFKA_CLIENT: z.enum(['kafkajs', 'platformatic']).default(DEFAULT_KAFKA_CLIENT),
 });
 
 export type Config = {
@@ -49,6 +52,8 @@ export type Config = {
   rate: { perSec: number; burst: number };
   quiet: boolean;
   kafkaSessionTimeoutMs: number;
+  /** The Kafka client library the event log runs on (GEMELLO_KAFKA_CLIENT). */
+  kafkaClient: KafkaClient;
   /** The raw environment, for the model and telemetry selection. */
   env: Record<string, string | undefined>;
 };
@@ -88,6 +93,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     rate: { perSec: e.GEMELLO_RATE_PER_SEC, burst: e.GEMELLO_RATE_BURST },
     quiet: e.GEMELLO_LOG_QUIET === '1',
     kafkaSessionTimeoutMs: e.GEMELLO_KAFKA_SESSION_TIMEOUT_MS,
+    kafkaClient: e.GEMELLO_KAFKA_CLIENT,
     env,
   };
 }

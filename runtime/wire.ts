@@ -12,7 +12,7 @@ import type { Feed } from '../gateway/feed.ts';
 import { DEFAULT_LIMITS } from '../gateway/session.ts';
 import type { AppDeps } from '../gateway/app.ts';
 import { createFileLog } from '../log/file.ts';
-import { createKafkaLog } from '../log/kafka.ts';
+import { createKafkaEventLog } from '../log/kafka-client.ts';
 import type { EventLog } from '../log/port.ts';
 import { selectReplyModel, selectSpeechModel } from '../models/select.ts';
 import { createAudioCache } from '../stores/audio-cache.ts';
@@ -51,7 +51,7 @@ export type Backends = {
 /** Opens the event log, read-model database and snapshot store the configuration names. */
 export async function openBackends(config: Config, logger = createLogger('gemello', config.quiet)): Promise<Backends> {
   const log = config.kafkaBrokers
-    ? createKafkaLog({ brokers: config.kafkaBrokers, partitions: config.partitions, namespace: config.namespace, sessionTimeoutMs: config.kafkaSessionTimeoutMs })
+    ? await createKafkaEventLog(config.kafkaClient, { brokers: config.kafkaBrokers, partitions: config.partitions, namespace: config.namespace, sessionTimeoutMs: config.kafkaSessionTimeoutMs })
     : createFileLog({ dir: join(config.dataDir, 'log'), partitions: config.partitions });
   const db = config.databaseUrl
     ? createPostgresDb({ url: config.databaseUrl, schema: config.databaseSchema ?? undefined })
@@ -68,7 +68,7 @@ export async function openBackends(config: Config, logger = createLogger('gemell
   }
   const catalog = createTwinCatalog(extra);
   const describe = {
-    'event log': config.kafkaBrokers ? `Kafka at ${config.kafkaBrokers.join(',')}${config.namespace ? ` (namespace ${config.namespace})` : ''}, ${config.partitions} partitions` : `files under ${join(config.dataDir, 'log')} (embedded), ${config.partitions} partitions`,
+    'event log': config.kafkaBrokers ? `Kafka (${config.kafkaClient}) at ${config.kafkaBrokers.join(',')}${config.namespace ? ` (namespace ${config.namespace})` : ''}, ${config.partitions} partitions` : `files under ${join(config.dataDir, 'log')} (embedded), ${config.partitions} partitions`,
     'read models': config.databaseUrl ? `PostgreSQL at ${redact(config.databaseUrl)}${config.databaseSchema ? ` schema ${config.databaseSchema}` : ''}` : `PGlite under ${join(config.dataDir, 'readmodel')} (embedded)`,
     snapshots: config.redisUrl ? `Redis at ${redact(config.redisUrl)}` : 'in-process cache (embedded)',
   };

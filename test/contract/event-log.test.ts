@@ -5,6 +5,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createFileLog } from '../../log/file.ts';
 import { createKafkaLog } from '../../log/kafka.ts';
+import type { KafkaLogOptions } from '../../log/kafka-options.ts';
+import { createPlatformaticLog } from '../../log/platformatic.ts';
 import type { EventLog, LogRecord } from '../../log/port.ts';
 import { KAFKA_BROKERS } from '../support/env.ts';
 
@@ -26,17 +28,19 @@ const file: Maker = (() => {
   };
 })();
 
-const kafka: Maker = (() => {
+const onKafka = (name: string, create: (o: KafkaLogOptions) => EventLog): Maker => {
   let ns = '';
   return {
-    name: 'Kafka (kafkajs, real broker)',
+    name,
     make: () => {
       ns = `t${randomUUID().slice(0, 8)}.`;
-      return createKafkaLog({ brokers: KAFKA_BROKERS, partitions: 4, namespace: ns });
+      return create({ brokers: KAFKA_BROKERS, partitions: 4, namespace: ns });
     },
-    reopen: () => createKafkaLog({ brokers: KAFKA_BROKERS, partitions: 4, namespace: ns }),
+    reopen: () => create({ brokers: KAFKA_BROKERS, partitions: 4, namespace: ns }),
   };
-})();
+};
+const kafkajs = onKafka('Kafka (kafkajs, real broker)', createKafkaLog);
+const platformatic = onKafka('Kafka (@platformatic/kafka, real broker)', createPlatformaticLog);
 
 const rec = (key: string, i: number) => ({ key, value: JSON.stringify({ i }), headers: { h: String(i) } });
 
@@ -48,7 +52,7 @@ async function until(cond: () => boolean, ms = 20_000) {
   }
 }
 
-describe.each([file, kafka])('event log contract: $name', (maker) => {
+describe.each([file, kafkajs, platformatic])('event log contract: $name', (maker) => {
   it('appends in order with consecutive offsets and reads a partition back to its end', async () => {
     const log = maker.make();
     try {

@@ -44,8 +44,9 @@ describe('Deno', () => {
     expect(err.code).toBe('bad_json');
   }, 120_000);
 
-  it('serves it on real Kafka, Postgres and Redis', async () => {
+  it.each(['platformatic', 'kafkajs'])('serves it on real Kafka (%s), Postgres and Redis', async (client) => {
     const { reply } = await promptOnce({
+      GEMELLO_KAFKA_CLIENT: client,
       KAFKA_BROKERS: KAFKA_BROKERS.join(','),
       DATABASE_URL,
       DATABASE_SCHEMA: `deno_${randomUUID().slice(0, 8)}`,
@@ -53,5 +54,6 @@ describe('Deno', () => {
       GEMELLO_NAMESPACE: `deno${randomUUID().slice(0, 8)}.`,
     });
     expect(reply).toMatchObject({ type: 'reply', seq: 3 });
+    expect(proc!.output()).toContain(`event log: Kafka (${client})`);
   }, 120_000);
 });

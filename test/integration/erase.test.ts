@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKafkaLog } from '../../log/kafka.ts';
+import { kafkaLog } from '../support/kafka.ts';
 import { TOPICS } from '../../log/port.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
@@ -58,7 +58,7 @@ const api = (path: string, token: string, init: RequestInit = {}) =>
 
 /** Every record of both topics, as the bytes Kafka holds (key, value and headers). */
 async function rawLog(): Promise<string[]> {
-  const log = createKafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
+  const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
   try {
     const out: string[] = [];
     for (const topic of [TOPICS.commands, TOPICS.events]) {

@@ -3,7 +3,7 @@
 // repeating anything.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readConversation } from '../../cli/read-conversation.ts';
-import { createKafkaLog } from '../../log/kafka.ts';
+import { kafkaLog } from '../support/kafka.ts';
 import { partitionFor } from '../../log/partition.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
@@ -32,7 +32,7 @@ afterEach(async () => {
 async function cluster() {
   const { port, gateway, a, b, namespace } = await startTwoHostCluster('fo', PARTITIONS, { ...fakeModelEnv(fake), GEMELLO_MODEL_TIMEOUT_MS: '30000', GEMELLO_MODEL_RETRIES: '0' });
   procs.push(gateway, a, b);
-  const log = createKafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
+  const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
   return { url: `ws://127.0.0.1:${port}`, a, b, log };
 }
 

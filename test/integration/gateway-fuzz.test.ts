@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCommand } from '../../sealing/commands.ts';
 import { WireCommand } from '../../actors/commands.ts';
 import { createTwinCatalog } from '../../actors/twins.ts';
-import { createKafkaLog } from '../../log/kafka.ts';
+import { kafkaLog } from '../support/kafka.ts';
 import type { LogRecord } from '../../log/port.ts';
 import { createPostgresDb } from '../../stores/db-postgres.ts';
 import { createDbKeyStore } from '../../sealing/db-key-cache.ts';
@@ -237,7 +237,7 @@ describe(`the gateway under fuzzed frames (fast-check seed ${SEED}; FUZZ_SEED to
     expect(view.messages?.map((m) => m.content)).toContain('echo: still there?');
 
     // Nothing unvalidated reached the log: every command parses, and each is one a valid frame asked for.
-    const log = createKafkaLog({ brokers: KAFKA_BROKERS, partitions: 12, namespace });
+    const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: 12, namespace });
     const records: LogRecord[] = [];
     try {
       for (let p = 0; p < 12; p++) await log.read('gemello.commands', p, 0, (rs) => void records.push(...rs));

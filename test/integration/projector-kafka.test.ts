@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fold } from '../../actors/state.ts';
 import { decodeEvent, encodeEvent, encodeNotice, envelope, isEventRecord } from '../../events/codec.ts';
 import type { DomainEvent, EventEnvelope, LoggedEvent } from '../../events/schemas.ts';
-import { createKafkaLog } from '../../log/kafka.ts';
+import { kafkaLog } from '../support/kafka.ts';
 import { partitionFor } from '../../log/partition.ts';
 import { TOPICS } from '../../log/port.ts';
 import type { EventLog } from '../../log/port.ts';
@@ -95,7 +95,7 @@ describe('projector on Kafka and PostgreSQL', () => {
   const ids = Array.from({ length: 24 }, (_, i) => `conv-${i}-${randomUUID()}`);
 
   beforeAll(async () => {
-    log = createKafkaLog({ brokers: BROKERS, partitions: PARTITIONS, namespace });
+    log = kafkaLog({ brokers: BROKERS, partitions: PARTITIONS, namespace });
     await log.ensureTopics([TOPICS.events]);
     proxy = await pgProxy(new URL(PG_URL));
     db = createPostgresDb({ url: proxy.url, schema, connectTimeout: 2 });

@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fold } from '../../actors/state.ts';
 import { canonical, verify } from '../../cli/verify.ts';
-import { createKafkaLog } from '../../log/kafka.ts';
+import { kafkaLog } from '../support/kafka.ts';
 import type { EventLog } from '../../log/port.ts';
 import { createPostgresDb } from '../../stores/db-postgres.ts';
 import { createDbKeyStore } from '../../sealing/db-key-cache.ts';
@@ -97,7 +97,7 @@ beforeAll(async () => {
   };
   // The test reads Postgres directly, not through the proxy, so it sees through the outage.
   db = createPostgresDb({ url: DATABASE_URL, schema });
-  log = createKafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
+  log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
   snapshots = createRedisSnapshotStore({ url: redis.url, prefix: `${namespace}gemello:` });
   [projector, gateway] = await Promise.all([startGemello(['projections'], env), startGateway()]);
 }, 120_000);

@@ -12,7 +12,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verify } from '../../cli/verify.ts';
 import { createFileLog } from '../../log/file.ts';
-import { createKafkaLog } from '../../log/kafka.ts';
+import { kafkaLog } from '../support/kafka.ts';
 import type { EventLog } from '../../log/port.ts';
 import { createPGliteDb } from '../../stores/db-pglite.ts';
 import { createPostgresDb } from '../../stores/db-postgres.ts';
@@ -84,7 +84,7 @@ beforeAll(async () => {
   const port = await freePort();
   base = `127.0.0.1:${port}`;
   app = await startGemello(['serve'], { ...env, PORT: String(port), OPENAI_API_KEY: 'k', OPENAI_BASE_URL: fake.url });
-  log = createKafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
+  log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
   db = createPostgresDb({ url: DATABASE_URL, schema });
 }, 120_000);
 

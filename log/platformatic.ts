@@ -1,0 +1,317 @@
+import { Admin, Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
+import type { Message, MessagesStream } from '@platformatic/kafka';
+import { createAppendQueue } from './append-queue.ts';
+import type { KafkaLogOptions } from './kafka-options.ts';
+import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
+
+/** How often a consumer group's offsets are committed at most. */
+const COMMIT_EVERY_MS = 1_000;
+/** Records waiting for their handlers before the fetch loop pauses (and resumes below a fifth of it). */
+const MAX_PENDING = 5_000;
+/** A control batch (transaction marker) carries no records of ours. */
+const IS_CONTROL = 1 << 5;
+
+type Str = Consumer<string, string, string, string>;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * The event log on Apache Kafka through @platformatic/kafka (maintained, pure TypeScript,
+ * runs unchanged on Deno). Same behaviour as the kafkajs adapter (log/kafka.ts): the contract
+ * suite runs against both.
+ */
+export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
+  const ns = options.namespace ?? '';
+  const full = (name: string) => ns + name;
+  const clientId = options.clientId ?? 'gemello';
+  const maxWaitTime = options.maxWaitMs ?? 100;
+  const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
+  // Bounded retries everywhere: while the broker is away an append or a read fails after a few
+  // seconds (the caller answers `unavailable` or tries again) instead of waiting for ever.
+  const base = { clientId, bootstrapBrokers: options.brokers, retries: 6, retryDelay: 250, timeout: 5_000, connectTimeout: 2_000 };
+  const warn = (what: string, err: unknown) => console.error(`${new Date().toISOString()} warn kafka ${what}: ${(err as Error)?.message ?? String(err)}`);
+
+  let admin: Admin | null = null;
+  const adminClient = () => (admin ??= new Admin(base));
+  // One consumer that never joins a group: it lists offsets and fetches for bounded reads.
+  const readers = new Map<number, Str>();
+  const reader = (partition: number): Str => {
+    // One per partition: a fetch session belongs to a connection, and reads of different
+    // partitions run side by side.
+    let r = readers.get(partition);
+    if (!r) readers.set(partition, (r = new Consumer({ ...base, clientId: `${clientId}-reader`, groupId: full('gemello-reader'), deserializers: stringDeserializers })));
+    return r;
+  };
+  // Idempotent: a retried send after a lost acknowledgement is not written twice.
+  const producer = new Producer({ ...base, idempotent: true, acks: -1, retries: 6, serializers: stringSerializers });
+  const subscriptions = new Set<Subscription>();
+
+  const appends = createAppendQueue(async (request) => {
+    const messages = [];
+    for (const a of request) for (const r of a.records) messages.push({ topic: a.topic, partition: a.partition, key: r.key, value: r.value, headers: r.headers });
+    const result = await producer.send({ messages });
+    return new Map((result.offsets ?? []).map((o) => [`${o.topic}/${o.partition}`, Number(o.offset)]));
+  });
+
+  async function endOffsets(topic: string): Promise<number[]> {
+    const offsets = await reader(0).listOffsets({ topics: [full(topic)] });
+    const out = new Array<number>(options.partitions).fill(0);
+    (offsets.get(full(topic)) ?? []).forEach((o, p) => (out[p] = Number(o)));
+    return out;
+  }
+
+  async function consume(opts: ConsumeOptions): Promise<Subscription> {
+    const topic = full(opts.topic);
+    const consumer: Str = new Consumer({
+      ...base,
+      groupId: full(opts.group),
+      sessionTimeout,
+      heartbeatInterval: Math.min(1_000, Math.floor(sessionTimeout / 4)),
+      rebalanceTimeout: 10_000,
+      maxWaitTime,
+      autocommit: false,
+      deserializers: stringDeserializers,
+    });
+    /** Per partition: records waiting for the handler, whether it runs, the next offset not yet handled. */
+    type Lane = { records: LogRecord[]; running: boolean; next: number };
+    const lanes = new Map<number, Lane>();
+    let assigned = new Set<number>();
+    /** The next offset of each partition this member handled and not yet committed. */
+    const toCommit = new Map<number, number>();
+    let pending = 0;
+    let stopped = false;
+    let stream: MessagesStream<string, string, string, string> | null = null;
+    const idle = new Set<() => void>();
+
+    consumer.on('consumer:group:join', (payload) => {
+      const mine = (payload.assignments ?? []).find((a) => a.topic === topic)?.partitions ?? [];
+      const now = new Set(mine);
+      // A partition given to another member is its business now: drop what waits and never commit it from here.
+      for (const [p, lane] of lanes) {
+        if (now.has(p)) continue;
+        pending -= lane.records.length;
+        lanes.delete(p);
+        toCommit.delete(p);
+      }
+      assigned = now;
+      void opts.onAssigned?.([...now].sort((a, b) => a - b));
+    });
+
+    function onMessage(m: Message<string, string, string, string>) {
+      const p = m.partition;
+      if (!assigned.has(p)) return;
+      let lane = lanes.get(p);
+      if (!lane) lanes.set(p, (lane = { records: [], running: false, next: -1 }));
+      const offset = Number(m.offset);
+      // After a rejoin the stream starts again from the committed offset: what this member
+      // handled since is not handed to the handler twice.
+      if (offset < lane.next) return;
+      const headers: Record<string, string> = {};
+      for (const [k, v] of m.headers) if (v != null) headers[k] = v;
+      lane.records.push({ topic: opts.topic, partition: p, offset, key: m.key ?? '', value: m.value ?? '', headers, timestamp: Number(m.timestamp) });
+      lane.next = offset + 1;
+      pending++;
+      if (pending > MAX_PENDING) stream?.pause();
+      // Messages of one fetch arrive synchronously: they are handed over together.
+      if (!lane.running) {
+        lane.running = true;
+        queueMicrotask(() => void run(p, lane));
+      }
+    }
+
+    async function run(p: number, lane: Lane) {
+      let delay = 100;
+      while (lane.records.length && !stopped && lanes.get(p) === lane) {
+        const batch = lane.records;
+        lane.records = [];
+        try {
+          await opts.handle(p, batch);
+          delay = 100;
+          pending -= batch.length;
+          if (lanes.get(p) === lane && opts.commit !== false) toCommit.set(p, batch[batch.length - 1]!.offset + 1);
+        } catch (err) {
+          // Delivered again (with whatever came meanwhile) until it succeeds or the partition moves.
+          lane.records = batch.concat(lane.records);
+          warn(`handler of ${topic}/${p} failed, delivering again in ${delay} ms`, err);
+          await sleep(delay);
+          delay = Math.min(delay * 2, 2_000);
+        }
+        if (pending < MAX_PENDING / 5 && stream?.isPaused()) stream.resume();
+      }
+      lane.running = false;
+      for (const done of idle) done();
+    }
+
+    async function commit() {
+      if (!toCommit.size) return;
+      const offsets = [...toCommit].filter(([p]) => assigned.has(p)).map(([partition, offset]) => ({ topic, partition, offset: BigInt(offset), leaderEpoch: -1 }));
+      toCommit.clear();
+      if (!offsets.length) return;
+      try {
+        await consumer.commit({ offsets });
+      } catch (err) {
+        // A rebalance is under way: the next owner starts from the last commit and the
+        // handlers are idempotent; put them back for the next tick while they are still ours.
+        for (const o of offsets) if (assigned.has(o.partition) && !toCommit.has(o.partition)) toCommit.set(o.partition, Number(o.offset));
+        if (!stopped) warn(`commit on ${topic}`, err);
+      }
+    }
+    const committer = opts.commit === false ? null : setInterval(() => void commit(), COMMIT_EVERY_MS);
+
+    /** Starts (or, after the stream failed, restarts) fetching; retries with backoff while the broker is away. */
+    async function open(): Promise<void> {
+      let delay = 200;
+      for (;;) {
+        try {
+          const s = await consumer.consume({
+            topics: [topic],
+            // A committing group resumes after its commits; a feed starts at `from` each time.
+            mode: opts.commit === false ? opts.from : 'committed',
+            fallbackMode: opts.from,
+            autocommit: false,
+            maxWaitTime,
+            sessionTimeout,
+            heartbeatInterval: Math.min(1_000, Math.floor(sessionTimeout / 4)),
+            rebalanceTimeout: 10_000,
+          });
+          stream = s;
+          s.on('data', onMessage);
+          s.on('error', (err) => {
+            if (stopped) return;
+            warn(`consumer of ${topic}`, err);
+            stream = null;
+            void s.close().catch(() => {}).then(() => (stopped ? undefined : open()));
+          });
+          return;
+        } catch (err) {
+          if (stopped) return;
+          warn(`joining ${full(opts.group)}`, err);
+          await sleep(delay);
+          delay = Math.min(delay * 2, 2_000);
+        }
+      }
+    }
+    await open();
+
+    const sub: Subscription = {
+      async stop() {
+        if (stopped) return;
+        subscriptions.delete(sub);
+        // Let handlers in flight finish so their offsets are committed, then leave the group.
+        const busy = () => [...lanes.values()].some((l) => l.running);
+        const until = Date.now() + 5_000;
+        while (busy() && Date.now() < until) await new Promise<void>((r) => { idle.add(r); setTimeout(r, 50); }).then(() => idle.clear());
+        stopped = true;
+        if (committer) clearInterval(committer);
+        if (opts.commit !== false) await commit();
+        await stream?.close().catch(() => {});
+        await consumer.close(true).catch(() => {});
+      },
+    };
+    subscriptions.add(sub);
+    return sub;
+  }
+
+  /** Reads one partition from `from` to `end`, fetch by fetch, on a consumer that never joins a group. */
+  async function readRange(name: string, partition: number, from: number, end: number, handle: (records: LogRecord[]) => void | Promise<void>) {
+    const topic = full(name);
+    const r = reader(partition);
+    let offset = BigInt(from);
+    const stop = BigInt(end);
+    while (offset < stop) {
+      const metadata = await r.metadata({ topics: [topic] });
+      const t = metadata.topics.get(topic);
+      if (!t) throw new Error(`topic ${topic} not found`);
+      const response = await r.fetch({
+        node: t.partitions[partition]!.leader,
+        topics: [{ topicId: t.id, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: 8 * 1024 * 1024, currentLeaderEpoch: -1, lastFetchedEpoch: -1 }] }],
+        maxWaitTime,
+        minBytes: 1,
+        maxBytes: 16 * 1024 * 1024,
+        isolationLevel: 0,
+      });
+      const records: LogRecord[] = [];
+      const before = offset;
+      for (const tr of response.responses) {
+        for (const pr of tr.partitions) {
+          if (pr.partitionIndex !== partition) continue;
+          for (const batch of pr.records ?? []) {
+            const last = batch.firstOffset + BigInt(batch.lastOffsetDelta);
+            if (!(batch.attributes & IS_CONTROL)) {
+              for (const rec of batch.records) {
+                const o = batch.firstOffset + BigInt(rec.offsetDelta);
+                if (o < offset || o >= stop) continue;
+                const headers: Record<string, string> = {};
+                for (const [k, v] of rec.headers) if (k && v) headers[k.toString()] = v.toString();
+                records.push({ topic: name, partition, offset: Number(o), key: rec.key?.toString() ?? '', value: rec.value?.toString() ?? '', headers, timestamp: Number(batch.firstTimestamp + rec.timestampDelta) });
+              }
+            }
+            if (last + 1n > offset) offset = last + 1n;
+          }
+        }
+      }
+      if (records.length) await handle(records);
+      // Nothing came although the end is ahead (a leader change, an empty fetch): try again shortly.
+      if (offset === before) await sleep(20);
+    }
+  }
+
+  const partitionLocks = new Map<string, Promise<unknown>>();
+
+  return {
+    kind: 'kafka',
+    partitions: options.partitions,
+    async ensureTopics(topics) {
+      const a = adminClient();
+      const existing = new Set(await a.listTopics());
+      const missing = topics.map(full).filter((t) => !existing.has(t));
+      if (missing.length) {
+        await a.createTopics({ topics: missing, partitions: options.partitions, replicas: -1 }).catch((err) => {
+          // Another process created it in the meantime: fine.
+          if (!/already exists/i.test(JSON.stringify((err as { errors?: unknown }).errors ?? (err as Error).message))) throw err;
+        });
+      }
+      // Wait until every partition has a leader, so the first append does not fail.
+      const until = Date.now() + 10_000;
+      for (;;) {
+        const meta = await a.metadata({ topics: topics.map(full), forceUpdate: true });
+        let ready = true;
+        for (const name of topics.map(full)) {
+          const t = meta.topics.get(name);
+          if (!t) { ready = false; continue; }
+          if (t.partitionsCount !== options.partitions) {
+            throw new Error(`topic ${name} has ${t.partitionsCount} partitions but GEMELLO_PARTITIONS is ${options.partitions}; they must match`);
+          }
+          if (t.partitions.some((p) => p.leader < 0)) ready = false;
+        }
+        if (ready) break;
+        if (Date.now() > until) throw new Error(`topics ${topics.join(', ')} have no leader after 10 s`);
+        await sleep(50);
+      }
+    },
+    append(topic, partition, records: OutgoingRecord[]) {
+      return appends.append(full(topic), partition, records);
+    },
+    consume,
+    async read(topic, partition, from, handle) {
+      const end = (await endOffsets(topic))[partition]!;
+      if (from >= end) return end;
+      // One read per partition at a time: a second waits for the first.
+      const lockKey = `${topic}/${partition}`;
+      const prev = partitionLocks.get(lockKey) ?? Promise.resolve();
+      const mine = prev.catch(() => {}).then(() => readRange(topic, partition, from, end, handle));
+      partitionLocks.set(lockKey, mine);
+      await mine;
+      return end;
+    },
+    endOffsets,
+    async ping() {
+      await adminClient().metadata({ topics: [], forceUpdate: true });
+    },
+    async close() {
+      await Promise.allSettled([...subscriptions].map((s) => s.stop()));
+      await Promise.allSettled([...readers.values()].map((r) => r.close(true)));
+      await Promise.allSettled([producer.close(true), admin?.close()]);
+    },
+  };
+}
