@@ -1,4 +1,6 @@
 import type { EventEnvelope } from '../events/schemas.ts';
+import { evolveFlow } from '../flows/state.ts';
+import type { FlowState } from '../flows/state.ts';
 
 export type Message = { seq: number; role: 'user' | 'assistant'; content: string };
 
@@ -26,6 +28,8 @@ export type ConversationState = {
   failedReplies: number;
   /** Recently handled command ids, so a command delivered twice is applied once. */
   recentCommands: string[];
+  /** The flow the conversation runs (its twin names one): where it is, its memory, its data node's dialogue. */
+  flow?: FlowState;
   /** Set once the conversation was erased: its content is gone and it takes no more commands. */
   erased?: { seq: number; at: string; by: string | null; prompts: number; replies: number; confirmedFields: number };
 };
@@ -70,15 +74,16 @@ export function evolve(state: ConversationState, event: EventEnvelope): Conversa
     case 'ConversationStarted':
       return { ...next, twin: { id: event.data.twinId, name: event.data.twinName }, userId: event.data.userId, startedAt: event.occurredAt };
     case 'PromptReceived':
+      // In a flow, the flow answers (flows/decide.ts), not the model's reply.
       return {
-        ...next,
+        ...withFlow(next, state.flow, event),
         messages: [...state.messages, { seq: event.seq, role: 'user', content: event.data.text }],
-        pendingPrompts: [...state.pendingPrompts, event.seq],
+        pendingPrompts: state.flow ? state.pendingPrompts : [...state.pendingPrompts, event.seq],
       };
     case 'DataConfirmed':
       // A confirmed field is settled, whatever value the model had proposed for it.
       return withProposal(
-        { ...next, confirmedData: { ...state.confirmedData, ...event.data.data } },
+        { ...withFlow(next, state.flow, event), confirmedData: { ...state.confirmedData, ...event.data.data } },
         state.proposal ? { seq: state.proposal.seq, data: Object.fromEntries(Object.entries(state.proposal.data).filter(([k]) => !(k in event.data.data))) } : undefined,
       );
     case 'DataProposed':
@@ -100,14 +105,35 @@ export function evolve(state: ConversationState, event: EventEnvelope): Conversa
     case 'AudioReady':
     case 'AudioFailed':
       return { ...next, pendingAudio: state.pendingAudio.filter((s) => s !== event.data.replySeq) };
+    case 'MessageSaid':
+      return { ...withFlow(next, state.flow, event), messages: [...state.messages, { seq: event.seq, role: 'assistant', content: event.data.text }] };
+    case 'FlowStarted':
+    case 'TaskStarted':
+    case 'ValueRead':
+    case 'BackendCalled':
+    case 'FlowTransferred':
+    case 'FlowEnded':
+      return withFlow(next, state.flow, event);
     case 'ConversationErased':
-      // Nothing personal survives in the state, and no reply or audio is still owed.
-      return { ...withProposal(next, undefined), messages: [], confirmedData: {}, pendingPrompts: [], pendingAudio: [], erased: { seq: event.seq, at: event.occurredAt, by: event.data.by, prompts: event.data.prompts, replies: event.data.replies, confirmedFields: event.data.confirmedFields } };
+      // Nothing personal survives in the state (the flow's memory neither), and no reply or audio is still owed.
+      return { ...withProposal(next, undefined), ...(state.flow ? { flow: erasedFlow(state.flow) } : {}), messages: [], confirmedData: {}, pendingPrompts: [], pendingAudio: [], erased: { seq: event.seq, at: event.occurredAt, by: event.data.by, prompts: event.data.prompts, replies: event.data.replies, confirmedFields: event.data.confirmedFields } };
     default: {
       const _never: never = event;
       return _never;
     }
   }
+}
+
+/** A flow without what the user said: its memory and the value its node was confirming. */
+function erasedFlow(flow: FlowState): FlowState {
+  const { node, ...rest } = flow;
+  return { ...rest, memory: {} };
+}
+
+/** The state with its flow moved on by a flow event (or a prompt or confirmation in a flow). */
+function withFlow(state: ConversationState, flow: FlowState | undefined, event: EventEnvelope & { type: Parameters<typeof evolveFlow>[1]['type'] }): ConversationState {
+  const f = evolveFlow(flow, event as Parameters<typeof evolveFlow>[1], { seq: event.seq, at: event.occurredAt });
+  return f ? { ...state, flow: f } : state;
 }
 
 /** The state with `proposal` open, or without the field when it holds nothing. */

@@ -15,6 +15,7 @@ import { createProgress } from './progress.ts';
 import { forEachConversation, verify } from './verify.ts';
 import { readConversation } from './read-conversation.ts';
 import { replay } from './replay.ts';
+import { flowsCommand } from './flows.ts';
 
 const HELP = `gemello <command>
 
@@ -35,6 +36,9 @@ const HELP = `gemello <command>
                              (its actor host destroys its key); waits until done
   verify                     compare every snapshot and read-model row with the log; exit 1 on any mismatch
   snapshots rebuild          fold every conversation from the log and write its snapshot
+  flows compile <file>       validate a flow definition (every error with its JSON path) and print
+                             its task list and version; backends from GEMELLO_BACKENDS, webhooks
+                             from GEMELLO_EMAIL_WEBHOOK / GEMELLO_SMS_WEBHOOK
   doctor                     check each backend and say what to fix
   help                       this text
 
@@ -73,6 +77,7 @@ async function main(argv: string[]): Promise<number> {
     return -1; // keeps running
   }
   const config = loadConfig(process.env);
+  if (command === 'flows') return flowsCommand(rest, config);
   const backends = await openBackends(config, createLogger('gemello', true));
   // The conversations' data keys: sealed content reads as "[erased]" once its key is destroyed.
   const keys = createDbKeyStore(backends.db);

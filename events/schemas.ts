@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { FLOW_SCHEMA_VERSION, FlowEventData } from './flows.ts';
 
 /** Token usage reported by the model for one reply. */
 export const TokenUsage = z.object({
@@ -21,10 +22,14 @@ export const EventData = {
   PromptReceived: z.object({
     text: z.string(),
     requestId: z.string().nullable(),
+    /** In a flow: the parsers read nothing in it, so the model reads it for the data node asked (a durable effect). */
+    read: z.literal('model').optional(),
   }),
   DataConfirmed: z.object({
     data: z.record(z.string(), z.unknown()),
     requestId: z.string().nullable(),
+    /** In a flow: the data node the user confirmed (its value is `data`'s one entry, `<ddt>.<node>`). */
+    flow: z.object({ task: z.string(), node: z.string() }).optional(),
   }),
   ReplyGenerated: z.object({
     promptSeq: z.number().int().positive(),
@@ -75,6 +80,7 @@ export const EventData = {
     replies: z.number().int().nonnegative(),
     confirmedFields: z.number().int().nonnegative(),
   }),
+  ...FlowEventData,
 } as const;
 
 export type EventType = keyof typeof EventData;
@@ -95,6 +101,7 @@ export const SCHEMA_VERSION: Record<EventType, number> = {
   AudioReady: 1,
   AudioFailed: 1,
   ConversationErased: 1,
+  ...FLOW_SCHEMA_VERSION,
 };
 
 export type EventDataOf<T extends EventType> = z.infer<(typeof EventData)[T]>;

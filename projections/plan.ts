@@ -181,6 +181,18 @@ export function planBatch(prior: Map<string, Prior>, events: LoggedEvent[]): Pla
       case 'DataProposed':
         // Kept in `events`; what is still unconfirmed is in the conversation's state.
         break;
+      case 'MessageSaid':
+        // What a flow says is the twin's side of the transcript, like a reply.
+        plan.messages.push({ ...message, role: 'assistant', content: e.data.text });
+        break;
+      case 'FlowStarted':
+      case 'TaskStarted':
+      case 'ValueRead':
+      case 'BackendCalled':
+      case 'FlowTransferred':
+      case 'FlowEnded':
+        // Kept in `events`; the flow_* views read them (migrations/003_flows.sql).
+        break;
       case 'ConversationErased':
         // The fold already dropped the content from the state; apply.ts removes the rows.
         plan.erased.push({ conversation_id: id, erased_at: at });

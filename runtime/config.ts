@@ -29,7 +29,37 @@ const EnvSchema = z.object({
   GEMELLO_LOG_QUIET: z.string().optional(),
   GEMELLO_KAFKA_SESSION_TIMEOUT_MS: int(10_000, 1_000),
   GEMELLO_KAFKA_CLIENT: z.enum(['kafkajs', 'platformatic']).default(DEFAULT_KAFKA_CLIENT),
+  GEMELLO_FLOWS_DIR: z.string().optional(),
+  GEMELLO_BACKENDS: z.string().optional(),
+  GEMELLO_EMAIL_WEBHOOK: z.url().optional(),
+  GEMELLO_SMS_WEBHOOK: z.url().optional(),
+  GEMELLO_NO_INPUT_SECONDS: z.coerce.number().positive().default(30),
 });
+
+/** `GEMELLO_BACKENDS="crm=http://…,erp=http://…"`: the backends flows may call, by name (flows hold names, never URLs or secrets). */
+export function parseBackends(spec: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of (spec ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    const name = part.slice(0, eq).trim();
+    const url = part.slice(eq + 1).trim();
+    if (eq < 1 || !/^[A-Za-z0-9_-]+$/.test(name) || !URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
+      throw new ConfigError(`GEMELLO_BACKENDS: "${part}" is not name=http(s)://url (e.g. crm=http://127.0.0.1:8080)`);
+    }
+    out[name] = url.replace(/\/+$/, '');
+  }
+  return out;
+}
+
+/** What flows may use in this deployment (DESIGN §8). */
+export type FlowsConfig = {
+  dir: string | null;
+  backends: Record<string, string>;
+  emailWebhook: string | null;
+  smsWebhook: string | null;
+  /** Seconds of silence before a data node's noInput prompt, where the flow does not say. */
+  noInputSec: number;
+};
 
 export type Config = {
   port: number;
@@ -54,6 +84,7 @@ export type Config = {
   kafkaSessionTimeoutMs: number;
   /** The Kafka client library the event log runs on (GEMELLO_KAFKA_CLIENT). */
   kafkaClient: KafkaClient;
+  flows: FlowsConfig;
   /** The raw environment, for the model and telemetry selection. */
   env: Record<string, string | undefined>;
 };
@@ -94,6 +125,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     quiet: e.GEMELLO_LOG_QUIET === '1',
     kafkaSessionTimeoutMs: e.GEMELLO_KAFKA_SESSION_TIMEOUT_MS,
     kafkaClient: e.GEMELLO_KAFKA_CLIENT,
+    flows: {
+      dir: e.GEMELLO_FLOWS_DIR ?? null,
+      backends: parseBackends(e.GEMELLO_BACKENDS),
+      emailWebhook: e.GEMELLO_EMAIL_WEBHOOK ?? null,
+      smsWebhook: e.GEMELLO_SMS_WEBHOOK ?? null,
+      noInputSec: e.GEMELLO_NO_INPUT_SECONDS,
+    },
     env,
   };
 }

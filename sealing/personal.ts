@@ -11,6 +11,9 @@ export const PERSONAL: Partial<Record<EventType, { field: string; json: boolean 
   ReplyGenerated: { field: 'text', json: false },
   DataConfirmed: { field: 'data', json: true },
   DataProposed: { field: 'data', json: true },
+  MessageSaid: { field: 'text', json: false },
+  ValueRead: { field: 'value', json: true },
+  BackendCalled: { field: 'result', json: true },
 };
 
 export const sealContext = (conversationId: string, eventId: string, field: string) => `${conversationId}|${eventId}|${field}`;

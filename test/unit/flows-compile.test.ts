@@ -1,0 +1,92 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { compileFlow, describeFlow } from '../../flows/compile.ts';
+
+const reference = () => JSON.parse(readFileSync(new URL('../../../../shared/examples/onboarding.flow.json', import.meta.url), 'utf8'));
+const env = { backends: ['crm'], email: true, sms: false };
+const errorsOf = (def: unknown, e = env) => {
+  const r = compileFlow(def, e);
+  if (r.ok) throw new Error('expected errors');
+  return r.errors;
+};
+
+describe('the flow compiler', () => {
+  it('compiles the reference definition into a flat task list with a version hash', () => {
+    const r = compileFlow(reference(), env);
+    if (!r.ok) throw new Error(JSON.stringify(r.errors));
+    expect(r.flow.tasks.map((t) => t.id)).toEqual(['welcome', 'collect', 'adult', 'register', 'minor', 'mail', 'operator', 'bye']);
+    expect(r.flow.version).toMatch(/^[0-9a-f]{16}$/);
+    expect(describeFlow(r.flow)).toContain('register  backendCall POST crm/customers as crm → mail, on error → operator');
+  });
+
+  it('gives the same version to the same definition written differently, and another to a changed one', () => {
+    const a = compileFlow(reference(), env);
+    const reordered = Object.fromEntries(Object.entries(reference()).reverse());
+    const b = compileFlow(reordered, env);
+    const changed = reference();
+    changed.tasks.welcome.text = 'Ciao!';
+    const c = compileFlow(changed, env);
+    expect(a.ok && b.ok && c.ok).toBe(true);
+    if (a.ok && b.ok && c.ok) {
+      expect(b.flow.version).toBe(a.flow.version);
+      expect(c.flow.version).not.toBe(a.flow.version);
+    }
+  });
+
+  it.each([
+    ['an unknown task', (d: any) => (d.tasks.register.onError = 'operatore'), [{ path: '$.tasks.register.onError', message: 'unknown task "operatore"' }, { path: '$.tasks.operator', message: 'task "operator" is unreachable from start "welcome"' }]],
+    ['an unreachable task', (d: any) => (d.tasks.orphan = { type: 'say', text: 'never said', next: 'bye' }), [{ path: '$.tasks.orphan', message: 'task "orphan" is unreachable from start "welcome"' }]],
+    ['a backend not configured', (d: any) => (d.tasks.register.backend = 'erp'), [{ path: '$.tasks.register.backend', message: 'backend "erp" is not configured (GEMELLO_BACKENDS; configured: crm)' }]],
+    ['a template naming memory no task fills', (d: any) => (d.tasks.mail.text = 'Telefono {{customer.phone}}'), [{ path: '$.tasks.mail.text', message: 'template {{customer.phone}} names memory that no earlier task fills' }]],
+    ['an unknown DDT', (d: any) => (d.tasks.collect.ddt = 'client'), [{ path: '$.tasks.collect.ddt', message: 'unknown DDT "client"' }]],
+  ])('reports %s at its JSON path', (_what, breakIt, expected) => {
+    const def = reference();
+    breakIt(def);
+    const errors = errorsOf(def);
+    expect(errors).toEqual(expect.arrayContaining(expected));
+    // Only what follows from the break (an unknown DDT also leaves its memory unfilled).
+    expect(errors.every((e) => expected.some((x) => x.path === e.path) || e.message.includes('no earlier task fills'))).toBe(true);
+  });
+
+  it('reports every error at once', () => {
+    const def = reference();
+    def.tasks.orphan = { type: 'say', text: 'never said', next: 'bye' };
+    def.tasks.register.backend = 'erp';
+    def.tasks.mail.text = 'Codice {{crm.id}}, telefono {{customer.phone}}';
+    def.ddts.customer.nodes[0].confirm = 'Ti chiami {{value}}? Nato il {{customer.birthDate}}?';
+    expect(errorsOf(def).map((e) => e.path).sort()).toEqual(['$.ddts.customer.nodes[0].confirm', '$.tasks.mail.text', '$.tasks.orphan', '$.tasks.register.backend']);
+  });
+
+  it('refuses a cycle with no way out, and accepts one with an exit', () => {
+    const loop = { id: 'l', start: 'a', tasks: { a: { type: 'say', text: 'a', next: 'b' }, b: { type: 'say', text: 'b', next: 'a' } } };
+    expect(errorsOf(loop)).toEqual([{ path: '$.tasks.a', message: 'cycle without an exit: a → b → a never reaches an end or a transfer' }]);
+    const exit = {
+      id: 'l', start: 'a', tasks: {
+        a: { type: 'getData', ddt: 'd', next: 'b' },
+        b: { type: 'condition', when: { var: 'd.n', op: '>', value: 3 }, then: 'z', else: 'a' },
+        z: { type: 'end' },
+      }, ddts: { d: { nodes: [{ name: 'n', type: 'number', ask: 'n?' }] } },
+    };
+    expect(compileFlow(exit, env).ok).toBe(true);
+  });
+
+  it('checks a template only against memory filled on some way to it (a backend result not on its onError branch)', () => {
+    const def = reference();
+    def.tasks.operator.text = 'Il tuo codice è {{crm.id}}';
+    expect(errorsOf(def)).toEqual([{ path: '$.tasks.operator.text', message: 'template {{crm.id}} names memory that no earlier task fills' }]);
+  });
+
+  it('says what the shape is wrong with, at its path', () => {
+    const def = reference();
+    def.tasks.welcome.type = 'shout';
+    def.ddts.customer.nodes[1].type = 'colour';
+    const paths = errorsOf(def).map((e) => e.path);
+    expect(paths).toEqual(expect.arrayContaining(['$.tasks.welcome.type', '$.ddts.customer.nodes[1].type']));
+  });
+
+  it('needs the webhooks a flow sends through', () => {
+    expect(errorsOf(reference(), { backends: ['crm'], email: false, sms: false })).toEqual([
+      { path: '$.tasks.mail.type', message: 'sendEmail needs GEMELLO_EMAIL_WEBHOOK, which is not configured' },
+    ]);
+  });
+});
