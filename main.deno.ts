@@ -2,12 +2,14 @@
 import { upgradeWebSocket } from 'hono/deno';
 import { createApp } from './gateway/app.ts';
 import { loadConfig } from './runtime/config.ts';
+import { withSecretFiles } from './runtime/file-env.ts';
 import { ALL_ROLES, createRuntime } from './runtime/wire.ts';
 import { createLogger } from './telemetry/logger.ts';
 import { startTelemetry } from './telemetry/sdk.ts';
 
 const logger = createLogger('gemello');
-const env = Deno.env.toObject();
+// Secrets mounted as files (NAME_FILE) become NAME, as on Node.
+const env = withSecretFiles(Deno.env.toObject(), Deno.readTextFileSync);
 const config = loadConfig(env);
 const telemetry = await startTelemetry(env, ALL_ROLES, logger);
 const rt = await createRuntime(config, ALL_ROLES, logger);

@@ -1,5 +1,15 @@
 // `npm start`: gateway, actor host and projections in one Node process.
+import { readFileSync } from 'node:fs';
+import { SecretFileError, withSecretFiles } from './runtime/file-env.ts';
 import { runNode } from './runtime/node.ts';
 import { ALL_ROLES } from './runtime/wire.ts';
 
+try {
+  // Secrets mounted as files (NAME_FILE) become NAME before anything reads the environment.
+  Object.assign(process.env, withSecretFiles(process.env, (path) => readFileSync(path, 'utf8')));
+} catch (err) {
+  if (!(err instanceof SecretFileError)) throw err;
+  console.error(err.message);
+  process.exit(2);
+}
 await runNode(ALL_ROLES);

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // The operator's CLI: `gemello <command>`; `gemello help` lists the commands.
+import { readFileSync } from 'node:fs';
 import { fold } from '../actors/state.ts';
 import { migrate } from '../projections/migrate.ts';
 import { ConfigError, loadConfig } from '../runtime/config.ts';
+import { SecretFileError, withSecretFiles } from '../runtime/file-env.ts';
 import { runNode } from '../runtime/node.ts';
 import { openBackends } from '../runtime/wire.ts';
 import type { Role } from '../runtime/wire.ts';
@@ -70,6 +72,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return command || args.flags.help ? 0 : 2;
   }
+  // Secrets mounted as files (NAME_FILE) become NAME before any role or command reads the environment.
+  Object.assign(process.env, withSecretFiles(process.env, (path) => readFileSync(path, 'utf8')));
   if (roles[command]) {
     const chosen = typeof args.flags.roles === 'string' ? (args.flags.roles.split(',') as Role[]) : roles[command];
     if (chosen.some((r) => !roles.serve!.includes(r))) throw new UsageError(`--roles takes a comma-separated list of ${roles.serve!.join(', ')}`);
@@ -180,7 +184,7 @@ try {
   const code = await main(process.argv.slice(2));
   if (code >= 0) process.exit(code);
 } catch (err) {
-  if (err instanceof UsageError || err instanceof ConfigError) {
+  if (err instanceof UsageError || err instanceof ConfigError || err instanceof SecretFileError) {
     console.error(err.message);
     process.exit(2);
   }

@@ -34,6 +34,7 @@ const EnvSchema = z.object({
   GEMELLO_EMAIL_WEBHOOK: z.url().optional(),
   GEMELLO_SMS_WEBHOOK: z.url().optional(),
   GEMELLO_NO_INPUT_SECONDS: z.coerce.number().positive().default(30),
+  GEMELLO_OPS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
 });
 
 /** `GEMELLO_BACKENDS="crm=http://…,erp=http://…"`: the backends flows may call, by name (flows hold names, never URLs or secrets). */
@@ -85,6 +86,8 @@ export type Config = {
   /** The Kafka client library the event log runs on (GEMELLO_KAFKA_CLIENT). */
   kafkaClient: KafkaClient;
   flows: FlowsConfig;
+  /** Where a process without the gateway role answers /health, /ready and /metrics (null: nowhere). */
+  opsPort: number | null;
   /** The raw environment, for the model and telemetry selection. */
   env: Record<string, string | undefined>;
 };
@@ -132,6 +135,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       smsWebhook: e.GEMELLO_SMS_WEBHOOK ?? null,
       noInputSec: e.GEMELLO_NO_INPUT_SECONDS,
     },
+    opsPort: e.GEMELLO_OPS_PORT ?? null,
     env,
   };
 }

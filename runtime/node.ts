@@ -11,6 +11,7 @@ import type { SocketPort } from '../gateway/session.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { startTelemetry } from '../telemetry/sdk.ts';
 import { loadConfig } from './config.ts';
+import { createOpsApp } from './ops-app.ts';
 import { createRuntime } from './wire.ts';
 import type { Role } from './wire.ts';
 
@@ -109,6 +110,19 @@ export async function runNode(roles: Role[]): Promise<void> {
       for (const ws of wss.clients) ws.close(1001, 'server shutting down');
       await new Promise<void>((r) => server.close(() => r()));
       wss.close();
+    };
+  } else if (config.opsPort !== null) {
+    // No gateway in this process: answer probes and Prometheus on GEMELLO_OPS_PORT (deployments set it).
+    const ops = createOpsApp({ metrics: rt.backends.metrics, checks: rt.checks });
+    let listening!: () => void;
+    const listen = new Promise<void>((r) => (listening = r));
+    const server = serve({ fetch: ops.fetch, port: config.opsPort, hostname: config.host }, (info) => {
+      listening();
+      logger.info(`health and metrics on http://${config.host}:${info.port} (/health, /ready, /metrics)`);
+    }) as Server;
+    await listen;
+    stopServer = async () => {
+      await new Promise<void>((r) => server.close(() => r()));
     };
   }
 

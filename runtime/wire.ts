@@ -95,6 +95,8 @@ export type Runtime = {
   host: ActorHost | null;
   feed: Feed | null;
   appDeps: AppDeps | null;
+  /** Each backend's health: null when it answers, else why not. */
+  checks(): Promise<Record<string, string | null>>;
   start(): Promise<void>;
   stop(): Promise<void>;
 };
@@ -133,6 +135,20 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
   // One way for commands to reach the log, for the sockets and the eraser; answers come through the feed.
   const commands = feed ? createCommandClient({ log, keys, notices: feedNotices(feed), tracer: tracerFor('gemello-gateway') }) : null;
 
+  /** Each backend's health (null: it answers), and the gateway's feed once it runs: /ready of every role. */
+  const checks = async (): Promise<Record<string, string | null>> => {
+    const check = async (f: () => Promise<unknown>) => {
+      try {
+        await withTimeout(f(), 2000);
+        return null;
+      } catch (err) {
+        return (err as Error).message || String(err);
+      }
+    };
+    const [l, d, s] = await Promise.all([check(() => log.ping()), check(() => db.ping()), check(() => snapshots.ping())]);
+    return { log: l, readModel: d, snapshots: s, ...(feed ? { feed: feedStarted ? null : 'not started' } : {}) };
+  };
+
   const appDeps: AppDeps | null = feed
     ? {
         log,
@@ -159,18 +175,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
           return c ? { owner: c.user_id, twin: c.twin_id && c.twin_name ? { id: c.twin_id, name: c.twin_name } : null } : null;
         },
         projectedUntil: (partition) => stateSource.coveredUntil(partition),
-        checks: async () => {
-          const check = async (f: () => Promise<unknown>) => {
-            try {
-              await withTimeout(f(), 2000);
-              return null;
-            } catch (err) {
-              return (err as Error).message || String(err);
-            }
-          };
-          const [l, d, s] = await Promise.all([check(() => log.ping()), check(() => db.ping()), check(() => snapshots.ping())]);
-          return { log: l, readModel: d, snapshots: s, feed: feedStarted ? null : 'not started' };
-        },
+        checks,
       }
     : null;
 
@@ -179,6 +184,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
     host,
     feed,
     appDeps,
+    checks,
     async start() {
       log_.info(`roles: ${roles.join(', ')}`);
       for (const [role, what] of Object.entries({ ...backends.describe, model: reply.description, speech: speech?.description ?? 'off (GEMELLO_SPEECH=off)' })) log_.info(`${role}: ${what}`);
