@@ -3,7 +3,8 @@
 # they are, so there is no build step: the deps stage installs the production dependencies only
 # (no Deno, no TypeScript, no test tools) and the runtime stage adds the sources.
 # test/integration/deploy.test.ts runs this image's start command outside a container exactly as
-# below (uid 1000, code owned by root, data on a writable path) and reads this file to do it.
+# below (uid 1000, code owned by root, data on a writable path), reading this file and
+# .dockerignore to do it.
 
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
@@ -15,16 +16,9 @@ WORKDIR /app
 # Code and dependencies belong to root and are only read: uid 1000 cannot change them even
 # where the root filesystem is writable; mount it read-only anyway (compose and Kubernetes do).
 COPY --from=deps /app/node_modules ./node_modules
-COPY package.json package-lock.json main.ts ./
-COPY actors ./actors
-COPY cli ./cli
-COPY events ./events
-COPY gateway ./gateway
-COPY log ./log
-COPY models ./models
-COPY projections ./projections
-COPY runtime ./runtime
-COPY telemetry ./telemetry
+# The sources as they are; .dockerignore leaves out what the image does not run (tests,
+# benchmarks, infra, Deno's entry) and anything local (data, secrets, env files).
+COPY . .
 # `gemello` on PATH; /data is the one place the process writes (embedded log and PGlite),
 # a volume so that a read-only root filesystem still works.
 RUN ln -s /app/cli/gemello.ts /usr/local/bin/gemello \

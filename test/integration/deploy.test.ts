@@ -7,7 +7,7 @@
 // - the image's start command, run outside a container as the Dockerfile runs it (uid 1000,
 //   code it cannot write, data on a writable path), answers the seed frame.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ import { createOpsApp } from '../../runtime/ops-app.ts';
 import { SECRET_VARIABLES } from '../../runtime/file-env.ts';
 import { createLogger } from '../../telemetry/logger.ts';
 import { createMetrics } from '../../telemetry/metrics.ts';
-import { cliCommands, envReadBy, have, importGraph, NODE24, readDockerfile, ROOT, run, unknownEnv, yamlDoc, yamlDocs } from '../support/deploy-files.ts';
+import { cliCommands, dockerContext, envReadBy, have, importGraph, NODE24, readDockerfile, ROOT, run, unknownEnv, yamlDoc, yamlDocs } from '../support/deploy-files.ts';
 import { validateObject } from '../support/k8s-schema.ts';
 import { freePort } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
@@ -31,6 +31,7 @@ const need = (tool: string, pkg: string) => {
 };
 
 const image = readDockerfile();
+const context = dockerContext();
 const shipped = importGraph(IMAGE_ENTRIES);
 const envRead = envReadBy(shipped.files);
 const commands = cliCommands(run(NODE24, [join(ROOT, 'cli', 'gemello.ts'), 'help'], { env: { PATH: process.env.PATH!, GEMELLO_LOG_QUIET: '1' } }));
@@ -48,9 +49,8 @@ const portVariable = (role: string) => (role === 'gateway' || role === 'serve' ?
 
 describe('the image (Dockerfile)', () => {
   it('copies every file the entry points import, and those import only production dependencies', () => {
-    const copied = image.copies.flatMap((c) => c.sources);
-    const outside = shipped.files.filter((f) => !copied.some((s) => f === s || f.startsWith(`${s.replace(/\/$/, '')}/`)));
-    expect(outside).toEqual([]);
+    const copied = new Set(image.copies.flatMap((c) => c.sources).flatMap((s) => context.filter((f) => s === '.' || f === s || f.startsWith(`${s.replace(/\/$/, '')}/`))));
+    expect(shipped.files.filter((f) => !copied.has(f)), 'imported by the entry points but not in the image (Dockerfile COPY, .dockerignore)').toEqual([]);
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
     expect([...shipped.packages].filter((p) => !(p in pkg.dependencies))).toEqual([]);
   });
@@ -309,9 +309,19 @@ describe("the image's start command, outside a container", () => {
     for (const k of dev) rmSync(join(app, k), { recursive: true, force: true });
     for (const c of image.copies) {
       const dest = c.dest.startsWith('/') ? map(c.dest) : join(app, c.dest);
-      // Docker: a file goes into a destination ending in "/"; a folder's contents go to the destination.
-      for (const s of c.sources) copy(join(ROOT, s), statSync(join(ROOT, s)).isDirectory() || !c.dest.endsWith('/') ? dest : join(dest, basename(s)));
+      for (const s of c.sources) {
+        // Docker: a folder's contents go to the destination, a file into a destination ending in "/";
+        // either way only what .dockerignore lets into the context.
+        const folder = statSync(join(ROOT, s)).isDirectory();
+        for (const f of context.filter((f) => (folder ? s === '.' || f.startsWith(`${s.replace(/\/$/, '')}/`) : f === s))) {
+          const to = folder ? join(dest, s === '.' ? f : f.slice(s.replace(/\/$/, '').length + 1)) : c.dest.endsWith('/') ? join(dest, basename(f)) : dest;
+          mkdirSync(dirname(to), { recursive: true });
+          if (root) linkSync(join(ROOT, f), to);
+          else copyFileSync(join(ROOT, f), to);
+        }
+      }
     }
+    expect(existsSync(join(app, 'test'))).toBe(false);
     expect(existsSync(join(app, 'node_modules', 'vitest'))).toBe(false);
     expect(existsSync(join(app, 'node_modules', 'deno'))).toBe(false);
     // RUN ln -s /app/cli/gemello.ts /usr/local/bin/gemello: `gemello` on PATH.

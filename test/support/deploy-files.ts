@@ -2,7 +2,7 @@
 // compose files and Kustomize overlays, and what the code itself reads (CLI commands, routes,
 // environment variables), so a test can hold one against the other.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
@@ -48,6 +48,42 @@ export function readDockerfile(path = join(ROOT, 'Dockerfile')): Stage {
     }
   }
   return stage;
+}
+
+/** A .dockerignore pattern as a regular expression over context paths (`*` within a name, `**` across folders). */
+function ignoreRegex(pattern: string): RegExp {
+  const p = pattern.replace(/^\/+|\/+$/g, '');
+  let re = '';
+  for (let i = 0; i < p.length; i++) {
+    if (p.startsWith('**/', i)) { re += '(?:.*/)?'; i += 2; }
+    else if (p.startsWith('**', i)) { re += '.*'; i += 1; }
+    else if (p[i] === '*') re += '[^/]*';
+    else if (p[i] === '?') re += '[^/]';
+    else re += p[i]!.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/**
+ * The files of the build context that reach the image (paths relative to the repository):
+ * everything but what .dockerignore names; a folder it names is left out with all it holds.
+ */
+export function dockerContext(root = ROOT): string[] {
+  const text = readFileSync(join(root, '.dockerignore'), 'utf8');
+  const patterns = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  if (patterns.some((p) => p.startsWith('!'))) throw new Error('.dockerignore: exceptions (!) are not read by this test helper');
+  const ignored = patterns.map(ignoreRegex);
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const entry of readdirSync(join(root, rel), { withFileTypes: true })) {
+      const path = rel ? `${rel}/${entry.name}` : entry.name;
+      if (ignored.some((r) => r.test(path))) continue;
+      if (entry.isDirectory()) walk(path);
+      else out.push(path);
+    }
+  };
+  walk('');
+  return out.sort();
 }
 
 /** Runs a tool and returns its stdout; a failure throws with its stderr. */
