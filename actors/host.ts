@@ -15,10 +15,13 @@ import { hostMetrics } from './host/context.ts';
 import type { HostContext } from './host/context.ts';
 import { handleCommands } from './host/handle-command.ts';
 import { housekeeping, writeCheckpoint } from './host/housekeeping.ts';
+import { startLiveness } from './host/liveness.ts';
+import type { LivenessSettings } from './host/liveness.ts';
 import { acquire, onAssigned } from './host/partitions.ts';
 import { writeSnapshot } from './host/snapshot.ts';
 
 export { NotOwner } from './host/context.ts';
+import { NotOwner } from './host/context.ts';
 
 export type ActorHostOptions = {
   log: EventLog;
@@ -38,6 +41,8 @@ export type ActorHostOptions = {
   historyMessages?: number;
   /** Evict an actor idle for this long (its snapshot is written first). */
   idleMs?: number;
+  /** Leases that let the other hosts take this one's partitions in under a second when it dies (null: the session timeout decides). */
+  liveness?: LivenessSettings | null;
   /** How often the partition checkpoint is written and the tail trimmed. */
   checkpointEveryMs?: number;
   now?: () => Date;
@@ -66,6 +71,8 @@ export function createHostContext(options: ActorHostOptions): HostContext {
     newId: options.newId ?? randomUUID,
     partitions: new Map(),
     stopping: false,
+    fenced: false,
+    alive: () => true,
   };
   metrics.onCollect(() => {
     let n = 0;
@@ -87,19 +94,27 @@ export function createActorHost(options: ActorHostOptions) {
   const ctx = createHostContext(options);
   const checkpointEveryMs = options.checkpointEveryMs ?? 1_000;
   let subscription: Subscription | null = null;
+  let lease: { stop(): Promise<void> } | null = null;
   let timers: ReturnType<typeof setInterval>[] = [];
+  const group = options.group ?? 'gemello-actors';
 
   return {
     /** Joins the group and starts taking commands. */
     async start(): Promise<void> {
       await ctx.log.ensureTopics([TOPICS.commands, TOPICS.events]);
       subscription = await ctx.log.consume({
-        group: options.group ?? 'gemello-actors',
+        group,
         topic: TOPICS.commands,
         from: 'earliest',
         onAssigned: (assigned) => onAssigned(ctx, assigned),
-        handle: (partition, records) => handleCommands(ctx, ctx.partitions.get(partition) ?? acquire(ctx, partition), records),
+        handle: (partition, records) => {
+          const part = ctx.partitions.get(partition);
+          // A fenced host takes nothing over before the group has settled again: delivered again then.
+          if (!part && ctx.fenced) throw new NotOwner(`partition ${partition}: this host is fenced until the group settles`);
+          return handleCommands(ctx, part ?? acquire(ctx, partition), records);
+        },
       });
+      if (options.liveness) lease = startLiveness(ctx, subscription, group, options.liveness);
       let running = false;
       timers.push(setInterval(() => {
         if (running) return;
@@ -113,6 +128,8 @@ export function createActorHost(options: ActorHostOptions) {
       ctx.stopping = true;
       for (const t of timers) clearInterval(t);
       timers = [];
+      await lease?.stop();
+      lease = null;
       await subscription?.stop();
       subscription = null;
       for (const part of ctx.partitions.values()) {

@@ -108,3 +108,18 @@ export interface AudioSink {
   store(input: { text: string; voice: string; synthesize: () => Promise<Speech> }): Promise<{ audioId: string; format: string; durationSec: number; bytes: number; cached: boolean }>;
 }
 
+
+/**
+ * Who is alive among the actor hosts of a group: each host renews a short lease for its
+ * member id; the others remove a member whose lease ran out from the group (log.evict), so
+ * its partitions move in well under a second instead of after the session timeout.
+ */
+export interface Liveness {
+  /** Marks `member` alive for `ttlMs` from now. */
+  renew(member: string, ttlMs: number): Promise<void>;
+  /** The members whose lease has run out. */
+  expired(): Promise<string[]>;
+  /** Drops a member's lease (it left, or was removed). */
+  forget(members: string[]): Promise<void>;
+  close(): Promise<void>;
+}

@@ -79,7 +79,9 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     consumers.add(consumer);
     /** The next offset of each partition this member handled, for the commit on stop. */
     const handled = new Map<number, string>();
+    let memberId: string | null = null;
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      memberId = e.payload.memberId;
       const assigned = (e.payload.memberAssignment[full(opts.topic)] ?? []).slice().sort((a, b) => a - b);
       // A partition given to another member is its business now: never commit it from here.
       for (const p of [...handled.keys()]) if (!assigned.includes(p)) handled.delete(p);
@@ -107,6 +109,7 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       },
     });
     return {
+      memberId: () => memberId,
       async stop() {
         consumers.delete(consumer);
         if (opts.commit !== false && handled.size) {

@@ -26,6 +26,9 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
   const clientId = options.clientId ?? 'gemello';
   const maxWaitTime = options.maxWaitMs ?? 100;
   const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
+  // A member learns that the group rebalances with its next heartbeat: frequent heartbeats
+  // are what let a partition move in a fraction of a second once its owner is gone.
+  const heartbeatInterval = Math.min(200, Math.floor(sessionTimeout / 4));
   // Bounded retries everywhere: while the broker is away an append or a read fails after a few
   // seconds (the caller answers `unavailable` or tries again) instead of waiting for ever.
   const base = { clientId, bootstrapBrokers: options.brokers, retries: 6, retryDelay: 250, timeout: 5_000, connectTimeout: 2_000 };
@@ -66,7 +69,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
       ...base,
       groupId: full(opts.group),
       sessionTimeout,
-      heartbeatInterval: Math.min(1_000, Math.floor(sessionTimeout / 4)),
+      heartbeatInterval,
       rebalanceTimeout: 10_000,
       maxWaitTime,
       autocommit: false,
@@ -171,7 +174,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
             autocommit: false,
             maxWaitTime,
             sessionTimeout,
-            heartbeatInterval: Math.min(1_000, Math.floor(sessionTimeout / 4)),
+            heartbeatInterval,
             rebalanceTimeout: 10_000,
           });
           stream = s;
@@ -194,6 +197,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
     await open();
 
     const sub: Subscription = {
+      memberId: () => consumer.memberId,
       async stop() {
         if (stopped) return;
         subscriptions.delete(sub);
@@ -305,6 +309,10 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
       return end;
     },
     endOffsets,
+    async evict(group, memberIds) {
+      if (!memberIds.length) return;
+      await adminClient().removeMembersFromConsumerGroup({ groupId: full(group), members: memberIds.map((memberId) => ({ memberId, reason: 'liveness lease ran out' })) });
+    },
     async ping() {
       await adminClient().metadata({ topics: [], forceUpdate: true });
     },

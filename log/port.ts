@@ -29,7 +29,11 @@ export type ConsumeOptions = {
   handle: (partition: number, records: LogRecord[]) => Promise<void>;
 };
 
-export type Subscription = { stop(): Promise<void> };
+export type Subscription = {
+  stop(): Promise<void>;
+  /** This member's id in its group as the broker last gave it (null before it joined, or without groups). */
+  memberId?(): string | null;
+};
 
 /** The append-only, partitioned log (Kafka, or files when embedded). */
 export interface EventLog {
@@ -45,6 +49,11 @@ export interface EventLog {
    * Resolves with that end offset (the offset the next record will get).
    */
   read(topic: string, partition: number, from: number, handle: (records: LogRecord[]) => void | Promise<void>): Promise<number>;
+  /**
+   * Removes members known to be dead from a group at once (their partitions move without
+   * waiting for the session timeout). Absent where the client cannot (kafkajs).
+   */
+  evict?(group: string, memberIds: string[]): Promise<void>;
   /** The next offset of each partition of a topic. */
   endOffsets(topic: string): Promise<number[]>;
   /** Resolves when the backend answers; rejects with the reason otherwise. */

@@ -28,6 +28,7 @@ const EnvSchema = z.object({
   GEMELLO_RATE_BURST: int(40, 1),
   GEMELLO_LOG_QUIET: z.string().optional(),
   GEMELLO_KAFKA_SESSION_TIMEOUT_MS: int(10_000, 1_000),
+  GEMELLO_LEASE_MS: int(400, 0),
   GEMELLO_KAFKA_CLIENT: z.enum(['kafkajs', 'platformatic']).default(DEFAULT_KAFKA_CLIENT),
   GEMELLO_FLOWS_DIR: z.string().optional(),
   GEMELLO_BACKENDS: z.string().optional(),
@@ -88,6 +89,8 @@ export type Config = {
   flows: FlowsConfig;
   /** Where a process without the gateway role answers /health, /ready and /metrics (null: nowhere). */
   opsPort: number | null;
+  /** An actor host's liveness lease in Redis (0: none, the Kafka session timeout alone decides a takeover). */
+  leaseMs: number;
   /** The raw environment, for the model and telemetry selection. */
   env: Record<string, string | undefined>;
 };
@@ -136,6 +139,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       noInputSec: e.GEMELLO_NO_INPUT_SECONDS,
     },
     opsPort: e.GEMELLO_OPS_PORT ?? null,
+    leaseMs: e.GEMELLO_LEASE_MS,
     env,
   };
 }

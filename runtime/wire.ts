@@ -18,6 +18,7 @@ import { selectReplyModel, selectSpeechModel } from '../models/select.ts';
 import { createAudioCache } from '../stores/audio-cache.ts';
 import { createPGliteDb } from '../stores/db-pglite.ts';
 import { createPostgresDb } from '../stores/db-postgres.ts';
+import { createRedisLiveness } from '../stores/liveness/redis.ts';
 import { createDbKeyStore } from '../sealing/db-key-cache.ts';
 import { migrate } from '../projections/migrate.ts';
 import { createProjector } from '../projections/projector.ts';
@@ -113,8 +114,13 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
   // The conversations' data keys, one cache for every role of this process.
   const keys = createDbKeyStore(db);
 
+  // Leases need a store every host sees (Redis) and a log that can remove a member (Kafka).
+  const liveness = roles.includes('actors') && config.leaseMs > 0 && config.redisUrl && config.kafkaBrokers
+    ? createRedisLiveness({ url: config.redisUrl, key: `${config.namespace}gemello:liveness:gemello-actors` })
+    : null;
   const host = roles.includes('actors')
     ? createActorHost({
+        liveness: liveness ? { store: liveness, ttlMs: config.leaseMs, everyMs: Math.max(25, Math.floor(config.leaseMs / 4)) } : null,
         log,
         snapshots,
         readModel: stateSource,
@@ -202,6 +208,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
       await feed?.stop().catch(() => {});
       await host?.stop().catch((err) => log_.warn(`stopping actors: ${(err as Error).message}`));
       await projector?.stop().catch(() => {});
+      await liveness?.close();
       await backends.close();
     },
   };

@@ -77,6 +77,10 @@ export type HostContext = {
   newId: () => string;
   partitions: Map<number, Partition>;
   stopping: boolean;
+  /** Set when this host may have lost its partitions without being told (it was frozen): it takes none over until the group settles again. */
+  fenced: boolean;
+  /** False when this host cannot be sure it still owns its partitions (checked before every append; see host/liveness.ts). */
+  alive: () => boolean;
 };
 
 /** Thrown when this host no longer owns a conversation's partition. */

@@ -9,6 +9,7 @@ import { run } from './mailbox.ts';
 
 /** The group settled: releases the partitions no longer assigned, takes the new ones over. */
 export function onAssigned(ctx: HostContext, assigned: number[]): void {
+  ctx.fenced = false;
   const set = new Set(assigned);
   for (const id of [...ctx.partitions.keys()]) if (!set.has(id)) release(ctx, id);
   for (const id of assigned) if (!ctx.partitions.has(id)) acquire(ctx, id);

@@ -73,7 +73,7 @@ describe('failover between two actor hosts', () => {
       const events = await readConversation(log, conversationId);
       assertCleanLog(events);
       expect(events.filter((e) => e.type === 'ReplyGenerated')).toHaveLength(4);
-      console.log(`failover: SIGKILL -> next reply served by the other host in ${failoverMs.toFixed(0)} ms (session timeout 6000 ms)`);
+      console.log(`takeover: SIGKILL -> next reply served by the other host in ${failoverMs.toFixed(0)} ms (${process.env.GEMELLO_KAFKA_CLIENT || 'default'} client; lease ${process.env.GEMELLO_LEASE_MS || 400} ms, session timeout 6000 ms)`);
     } finally {
       await log.close();
     }
@@ -110,4 +110,44 @@ describe('failover between two actor hosts', () => {
       await log.close();
     }
   }, 120_000);
+
+  it('a host frozen (SIGSTOP) until its partitions move, then resumed (SIGCONT), writes nothing more: the log stays clean', async () => {
+    const { url, a, b, log } = await cluster();
+    try {
+      const { client, conversationId, p, owner, other } = await firstReply(url, a, b, 'before the freeze');
+      // The owner asks the model, which answers only after the owner is frozen: resumed, the
+      // zombie holds an answer to record for a partition it no longer owns.
+      fake.setLatency(2_500);
+      const asked = fake.requests.length;
+      client.send({ ...seed, prompt: 'while frozen', requestId: 'z' });
+      const deadline = Date.now() + 15_000;
+      while (fake.requests.length === asked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      owner.child.kill('SIGSTOP');
+      const reply = await client.next((f) => f.type === 'reply', 30_000);
+      expect(reply).toMatchObject({ reply: 'echo: while frozen', requestId: 'z' });
+      expect(other.owned()).toContain(p);
+      fake.setLatency(0);
+      await new Promise((r) => setTimeout(r, 3_000)); // the zombie's model answer is waiting for it
+      owner.child.kill('SIGCONT');
+      await owner.waitFor(() => /was frozen/.test(owner.output()), 'the resumed host to fence itself', 10_000);
+      // The conversation goes on, served by whoever owns it once the group has settled again.
+      client.send({ ...seed, prompt: 'after the thaw' });
+      expect((await client.next((f) => f.type === 'reply', 30_000)).reply).toBe('echo: after the thaw');
+      client.close();
+
+      const events = await readConversation(log, conversationId);
+      assertCleanLog(events); // every record in the log, the zombie's included: none has a seq twice
+      const replies = events.filter((e) => e.type === 'ReplyGenerated');
+      expect(replies).toHaveLength(3);
+      expect(new Set(replies.map((e) => (e.data as { promptSeq: number }).promptSeq)).size).toBe(3);
+    } finally {
+      owner_cont(a, b);
+      await log.close();
+    }
+  }, 120_000);
 });
+
+/** A stopped process cannot be killed by SIGTERM: resume both before the clean-up kills them. */
+function owner_cont(...ps: Gemello[]) {
+  for (const p of ps) p.child.kill('SIGCONT');
+}
