@@ -3,6 +3,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   prompt: () => import('./prompt.ts').then((m) => m.run()),
   recovery: () => import('./recovery.ts').then((m) => m.run()),
   gateway: () => import('./gateway.ts').then((m) => m.run()),
+  'kafka-clients': () => import('./kafka-clients.ts').then((m) => m.run()),
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
