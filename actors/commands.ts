@@ -58,7 +58,13 @@ export type EffectCommand =
   | { type: 'RecordReply'; promptSeq: number; text: string; model: string; tokens: { prompt: number; completion: number; total: number }; latencyMs: number; audio: boolean; proposed?: Record<string, unknown> }
   | { type: 'RecordReplyFailure'; promptSeq: number; reason: string; code: string; latencyMs: number }
   | { type: 'RecordAudio'; replySeq: number; audioId: string; format: string; durationSec: number; bytes: number; voice: string }
-  | { type: 'RecordAudioFailure'; replySeq: number; reason: string };
+  | { type: 'RecordAudioFailure'; replySeq: number; reason: string }
+  /** A flow's side effect (backend call, email, SMS) finished: its outcome, for the call with this idempotency key. */
+  | { type: 'RecordFlowEffect'; key: string; backend: string; status: 'ok' | 'error'; httpStatus: number | null; attempts: number; latencyMs: number; result: unknown; error: string | null; at: string }
+  /** The model read (or not) the value a flow's parsers could not read in the prompt at `promptSeq`. */
+  | { type: 'RecordFlowRead'; promptSeq: number; value: unknown; at: string }
+  /** A flow's noInput timer (set by the MessageSaid at `timerSeq`) is due. */
+  | { type: 'FireFlowTimer'; timerSeq: number; at: string };
 
 export type Command = ClientCommand | EffectCommand;
 

@@ -2,12 +2,28 @@ import type { DomainEvent } from '../events/schemas.ts';
 import { DomainError } from './commands.ts';
 import type { Command } from './commands.ts';
 import type { ConversationState } from './state.ts';
+import { decideFlow } from '../flows/decide.ts';
+import type { FlowInput } from '../flows/decide.ts';
+import type { CompiledFlow } from '../flows/compile.ts';
+import type { FlowState } from '../flows/state.ts';
+
+/** What the conversation decider knows of the deployment's flows (DESIGN §8). */
+export type FlowSetting = {
+  /** The current version of the flow the twin runs, if it names one. */
+  forTwin(twinId: string): CompiledFlow | undefined;
+  /** The version a conversation runs (the one it started with). */
+  of(flow: FlowState): CompiledFlow;
+  /** Seconds of silence before a noInput prompt, where the flow does not say. */
+  noInputSec: number;
+  /** Whether a model can read what the parsers cannot. */
+  model: boolean;
+};
 
 /**
  * What a command does to a conversation: the events to append, or a DomainError.
- * Pure: ids, time and the sender arrive in the command.
+ * Pure: ids, time and the sender arrive in the command; the flows the deployment runs in `flows`.
  */
-export function decide(command: Command, state: ConversationState): DomainEvent[] {
+export function decide(command: Command, state: ConversationState, flows: FlowSetting | null = null): DomainEvent[] {
   if (state.erased && command.type !== 'EraseConversation' && 'commandId' in command) {
     throw new DomainError('conversation_erased', `conversation ${state.conversationId} was erased; start a new one`);
   }
@@ -17,16 +33,25 @@ export function decide(command: Command, state: ConversationState): DomainEvent[
         if (state.twin.id === command.data.twin.id) return [];
         throw new DomainError('conversation_exists', `conversation ${state.conversationId} already talks to ${state.twin.name}`);
       }
-      return [started(command.data.twin, command.principal, command.data.metadata)];
+      const flow = flows?.forTwin(command.data.twin.id);
+      const first = started(command.data.twin, command.principal, command.data.metadata);
+      return flow ? [first, ...decideFlow(flow, undefined, { type: 'start' }, flowContext(state, flows!, command.issuedAt, 1))] : [first];
     }
     case 'SubmitPrompt': {
       if (state.recentCommands.includes(command.commandId)) return [];
       const prompt: DomainEvent = { type: 'PromptReceived', data: { text: command.data.text, requestId: command.correlationId } };
-      if (!state.twin) return [started(command.data.twin, command.principal, {}), prompt];
+      if (!state.twin) {
+        // A twin that runs a flow starts it with the first prompt, which is recorded but not read as an answer.
+        const flow = flows?.forTwin(command.data.twin.id);
+        const first = started(command.data.twin, command.principal, {});
+        if (!flow) return [first, prompt];
+        return [first, ...decideFlow(flow, undefined, { type: 'start', trigger: { text: command.data.text, requestId: command.correlationId } }, flowContext(state, flows!, command.issuedAt, 1))];
+      }
       owned(state, command.principal);
       if (state.twin.id !== command.data.twin.id) {
         throw new DomainError('twin_mismatch', `conversation ${state.conversationId} belongs to twin ${state.twin.id}, not ${command.data.twin.id}`);
       }
+      if (state.flow) return inFlow(state, flows, { type: 'text', text: command.data.text, requestId: command.correlationId }, command.issuedAt);
       return [prompt];
     }
     case 'ConfirmData': {
@@ -75,11 +100,34 @@ export function decide(command: Command, state: ConversationState): DomainEvent[
       if (!state.pendingAudio.includes(command.replySeq)) return [];
       return [{ type: 'AudioFailed', data: { replySeq: command.replySeq, reason: command.reason } }];
     }
+    case 'RecordFlowEffect': {
+      const { type: _t, at, ...outcome } = command;
+      return inFlow(state, flows, { type: 'effect', ...outcome }, at);
+    }
+    case 'RecordFlowRead':
+      return inFlow(state, flows, { type: 'read', promptSeq: command.promptSeq, value: command.value }, command.at);
+    case 'FireFlowTimer':
+      return inFlow(state, flows, { type: 'timer', timerSeq: command.timerSeq }, command.at);
     default: {
       const _never: never = command;
       return _never;
     }
   }
+}
+
+const flowContext = (state: ConversationState, flows: FlowSetting, now: string, before = 0) => ({
+  conversationId: state.conversationId,
+  seq: state.seq + before,
+  now,
+  noInputSec: flows.noInputSec,
+  model: flows.model,
+});
+
+/** What an input does to the conversation's flow, on the version it started with. */
+function inFlow(state: ConversationState, flows: FlowSetting | null, input: FlowInput, now: string): DomainEvent[] {
+  if (!state.flow) return [];
+  if (!flows) throw new DomainError('flows_unavailable', `conversation ${state.conversationId} runs flow ${state.flow.flowId}, but this host runs no flows`);
+  return decideFlow(flows.of(state.flow), state.flow, input, flowContext(state, flows, now));
 }
 
 /**

@@ -7,6 +7,8 @@ import type { Logger } from '../telemetry/logger.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { tracerFor } from '../telemetry/trace.ts';
 import { createEffectWork } from './effects.ts';
+import type { FlowEffects } from './flow-effects.ts';
+import type { FlowRegistry } from '../flows/registry.ts';
 import type { AudioSink, ReplyModel, SnapshotStore, SpeechModel, StateSource } from './ports.ts';
 import { createRecovery } from './recovery.ts';
 import type { ConversationState } from './state.ts';
@@ -47,6 +49,8 @@ export type ActorHostOptions = {
   checkpointEveryMs?: number;
   now?: () => Date;
   newId?: () => string;
+  /** The flows twins may run (GEMELLO_FLOWS_DIR) and where their side effects go; `model`: whether the reply model can read what parsers cannot. */
+  flows?: { registry: FlowRegistry; effects: FlowEffects; noInputSec: number; model: boolean } | null;
 };
 
 /** The host's shared context, built from its options (its parts take it explicitly; tests build one too). */
@@ -73,6 +77,22 @@ export function createHostContext(options: ActorHostOptions): HostContext {
     stopping: false,
     fenced: false,
     alive: () => true,
+    flows: options.flows
+      ? {
+          setting: {
+            forTwin: (twinId) => {
+              const name = catalog.find(twinId, undefined)?.flow;
+              return name ? options.flows!.registry.current(name) : undefined;
+            },
+            of: (flow) => options.flows!.registry.of(flow),
+            noInputSec: options.flows.noInputSec,
+            model: options.flows.model,
+          },
+          effects: options.flows.effects,
+          model: options.replyModel,
+          catalog,
+        }
+      : null,
   };
   metrics.onCollect(() => {
     let n = 0;

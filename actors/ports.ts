@@ -20,6 +20,8 @@ export type Twin = {
   voiceId: string;
   /** Data this twin collects; empty: any confirmed data is accepted. */
   fields?: TwinField[];
+  /** The flow (GEMELLO_FLOWS_DIR) this twin runs instead of chatting; its messages are the twin's replies. */
+  flow?: string;
 };
 
 export type ReplyRequest = {

@@ -14,6 +14,8 @@ export const TwinSchema = z.object({
     required: z.boolean().optional(),
     pattern: z.string().optional(),
   })).default([]),
+  /** The id of a flow of GEMELLO_FLOWS_DIR: the twin runs it (DESIGN §8). */
+  flow: z.string().min(1).max(100).optional(),
 });
 
 /** The zod schema of the data a twin collects: confirmed data is checked against it at the gateway. */

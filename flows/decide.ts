@@ -11,7 +11,8 @@ import { lookup, render } from './templates.ts';
 
 /** What moves a flow on. */
 export type FlowInput =
-  | { type: 'start' }
+  /** `trigger`: the prompt that started the conversation (recorded, not read as an answer). */
+  | { type: 'start'; trigger?: { text: string; requestId: string | null } }
   /** The user's answer (it becomes a PromptReceived). */
   | { type: 'text'; text: string; requestId: string | null }
   /** The model's reading of a prompt the parsers could not read (null: it read nothing). */
@@ -186,6 +187,7 @@ export function decideFlow(flow: CompiledFlow, state: FlowState | undefined, inp
   switch (input.type) {
     case 'start':
       emit({ type: 'FlowStarted', data: { flowId: flow.id, version: flow.version, definition: flow.definition as Record<string, unknown> } });
+      if (input.trigger) emit({ type: 'PromptReceived', data: { text: input.trigger.text, requestId: input.trigger.requestId } });
       advance(flow.start);
       break;
     case 'text': {

@@ -20,7 +20,7 @@ const tracer = tracerFor('gemello-gateway');
  */
 export function createSession(deps: SessionDeps, socket: SocketPort, principal: string | null, m: SessionMetrics) {
   const out = createOutbox(socket, deps.limits.maxBufferedBytes, m);
-  const s: SessionState = { deps, m, principal, out, followed: new Map(), byTwin: new Map(), mine: new Map() };
+  const s: SessionState = { deps, m, principal, out, followed: new Map(), byTwin: new Map(), mine: new Map(), typed: false };
   const allow = createRateLimit(deps.limits.ratePerSec, deps.limits.burst);
   let lastActivity = Date.now();
 
@@ -37,6 +37,7 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
       return;
     }
     const frame = parsed.frame;
+    if (frame.type !== undefined) s.typed = true;
     try {
       await inSpan(tracer, 'ws.receive', { kind: SpanKind.SERVER, attributes: { 'ws.frame.type': frame.type ?? 'prompt', 'twin.id': 'digitalTwinId' in frame ? (frame.digitalTwinId ?? '') : '' } }, async () => {
         if (frame.type === 'confirm') await confirm(s, frame);

@@ -33,6 +33,9 @@ import { createMetrics } from '../telemetry/metrics.ts';
 import { tracerFor } from '../telemetry/trace.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { Config } from './config.ts';
+import { createFlowEffects } from '../actors/flow-effects.ts';
+import { flowEnvironment, FlowsInvalid, loadFlows } from './flows.ts';
+import { createFlowRegistry } from '../flows/registry.ts';
 
 export type Role = 'gateway' | 'actors' | 'projections';
 export const ALL_ROLES: Role[] = ['gateway', 'actors', 'projections'];
@@ -113,6 +116,11 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
   const stateSource = createReadModelStateSource(db);
   // The conversations' data keys, one cache for every role of this process.
   const keys = createDbKeyStore(db);
+  // The actor host runs the flows: they compile at its start, and a bad one, or a twin naming
+  // a flow that is not there, stops the start.
+  const flowRegistry = roles.includes('actors') ? loadFlows(config.flows) : createFlowRegistry([], flowEnvironment(config.flows));
+  const missing = roles.includes('actors') ? catalog.list().filter((t) => t.flow && !flowRegistry.current(t.flow)) : [];
+  if (missing.length) throw new FlowsInvalid(missing.map((t) => `twin ${t.id} names flow "${t.flow}", which is not in GEMELLO_FLOWS_DIR (${config.flows.dir ?? 'unset'})`).join('\n'));
 
   // Leases need a store every host sees (Redis) and a log that can remove a member (Kafka).
   const liveness = roles.includes('actors') && config.leaseMs > 0 && config.redisUrl && config.kafkaBrokers
@@ -133,6 +141,12 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
         snapshotEvery: config.snapshotEvery,
         historyMessages: config.historyMessages,
         idleMs: config.idleMs,
+        flows: {
+          registry: flowRegistry,
+          effects: createFlowEffects({ backends: config.flows.backends, emailWebhook: config.flows.emailWebhook, smsWebhook: config.flows.smsWebhook }),
+          noInputSec: config.flows.noInputSec,
+          model: reply.model.name !== 'offline',
+        },
       })
     : null;
   const projector = roles.includes('projections') ? createProjector({ log, db, keys, metrics, logger: createLogger('projections', config.quiet) }) : null;
@@ -194,6 +208,8 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
     async start() {
       log_.info(`roles: ${roles.join(', ')}`);
       for (const [role, what] of Object.entries({ ...backends.describe, model: reply.description, speech: speech?.description ?? 'off (GEMELLO_SPEECH=off)' })) log_.info(`${role}: ${what}`);
+      const flowList = flowRegistry.list();
+      if (flowList.length) log_.info(`flows: ${flowList.map((f) => `${f.id}@${f.version}`).join(', ')}; backends: ${Object.keys(config.flows.backends).join(', ') || 'none'}`);
       await migrate(db);
       await readApi.upsertTwins(catalog.list());
       await log.ensureTopics(['gemello.commands', 'gemello.events']);

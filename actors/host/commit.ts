@@ -44,6 +44,10 @@ export async function commit(ctx: HostContext, part: Partition, actor: Actor, ev
   if (actor.sinceSnapshot >= ctx.snapshotEvery) {
     void writeSnapshot(ctx, actor, contextFrom(envs[0]!.traceparent)).catch((err) => ctx.logger.warn(`snapshot of ${actor.id} failed: ${(err as Error).message}`));
   }
-  for (const e of logged) if (e.type === 'PromptReceived') actor.traces.set(e.seq, meta.traceparent);
+  for (const e of logged) {
+    if (e.type === 'PromptReceived') actor.traces.set(e.seq, meta.traceparent);
+    else if (e.type === 'FlowEnded') ctx.m.flowsEnded.inc({ flow: next.flow?.flowId ?? '', reason: e.data.reason });
+    else if (e.type === 'FlowTransferred') ctx.m.flowTransfers.inc({ flow: next.flow?.flowId ?? '', to: e.data.to });
+  }
   return logged;
 }

@@ -11,6 +11,10 @@ import type { SnapshotStore, StateSource } from '../ports.ts';
 import type { createRecovery } from '../recovery.ts';
 import type { ConversationState } from '../state.ts';
 import type { TailIndex } from '../tail.ts';
+import type { FlowSetting } from '../decide.ts';
+import type { FlowEffects } from '../flow-effects.ts';
+import type { ReplyModel } from '../ports.ts';
+import type { TwinCatalog } from '../twins.ts';
 
 /** One conversation held in memory by the host. */
 export type Actor = {
@@ -30,6 +34,8 @@ export type Actor = {
   traces: Map<number, string | null>;
   /** The conversation's data key, cached with the actor (undefined: not loaded yet; null: none, or destroyed). */
   key: Uint8Array | null | undefined;
+  /** The flow's noInput timer armed in this process (the timer itself is in the log: MessageSaid.awaitUntil). */
+  flowTimer: { seq: number; handle: ReturnType<typeof setTimeout> } | null;
 };
 
 /** A partition of the events topic this host owns (or is taking over). */
@@ -54,6 +60,9 @@ export function hostMetrics(metrics: Metrics) {
     actors: metrics.gauge('gemello_actors_active', 'Conversations held in memory'),
     owned: metrics.gauge('gemello_partitions_owned', 'Partitions this host owns'),
     foreign: metrics.counter('gemello_foreign_writes_total', 'Records written into an owned partition by another host (fenced)'),
+    flowsEnded: metrics.counter('gemello_flows_ended_total', 'Flows that ended, by flow and reason (completed, transferred, gave_up, error)'),
+    flowTransfers: metrics.counter('gemello_flow_transfers_total', 'Conversations a flow handed over to an operator, by flow and operator'),
+    flowEffects: metrics.counter('gemello_flow_effects_total', 'Flow side effects (backend calls, emails, SMS) by kind and status'),
   };
 }
 
@@ -81,6 +90,8 @@ export type HostContext = {
   fenced: boolean;
   /** False when this host cannot be sure it still owns its partitions (checked before every append; see host/liveness.ts). */
   alive: () => boolean;
+  /** The flows this host runs, and what their side effects go through (null: no flows). */
+  flows: { setting: FlowSetting; effects: FlowEffects; model: ReplyModel; catalog: TwinCatalog } | null;
 };
 
 /** Thrown when this host no longer owns a conversation's partition. */
@@ -88,4 +99,6 @@ export class NotOwner extends Error {
   readonly code = 'not_owner';
 }
 
-export const hasPendingWork = (s: ConversationState): boolean => s.pendingPrompts.length > 0 || s.pendingAudio.length > 0;
+/** Whether the conversation owes work: a reply, audio, or a flow's side effect, model reading or noInput timer (a host taking it over must find it). */
+export const hasPendingWork = (s: ConversationState): boolean =>
+  s.pendingPrompts.length > 0 || s.pendingAudio.length > 0 || (s.flow !== undefined && s.flow.status === 'running' && (s.flow.effect !== undefined || s.flow.read !== undefined || s.flow.timer !== undefined));

@@ -5,6 +5,7 @@ import { commit } from './commit.ts';
 import { NotOwner } from './context.ts';
 import type { Actor, HostContext, Partition } from './context.ts';
 import { run } from './mailbox.ts';
+import { scheduleFlowWork } from './flow-runner.ts';
 
 /** Starts the side effects the actor's state asks for (the first pending prompt, the first pending audio) that are not running yet. */
 export function scheduleEffects(ctx: HostContext, part: Partition, actor: Actor): void {
@@ -19,14 +20,15 @@ export function scheduleEffects(ctx: HostContext, part: Partition, actor: Actor)
     actor.inFlight.add(`a${replySeq}`);
     void runEffect(ctx, part, actor, `a${replySeq}`, () => ctx.work.audio(actor.state, replySeq));
   }
+  scheduleFlowWork(ctx, part, actor, runEffect);
 }
 
 /** Runs a side effect, then records its outcome through the mailbox; retried later if recording fails. */
-async function runEffect(ctx: HostContext, part: Partition, actor: Actor, key: string, outcome: () => Promise<EffectOutcome>): Promise<void> {
+export async function runEffect(ctx: HostContext, part: Partition, actor: Actor, key: string, outcome: () => Promise<EffectOutcome>): Promise<void> {
   try {
     const { command, traceparent } = await outcome();
     await run(actor, async () => {
-      const events = decide(command, actor.state);
+      const events = decide(command, actor.state, ctx.flows?.setting ?? null);
       if (events.length) {
         await commit(ctx, part, actor, events, { causationId: null, correlationId: null, traceparent });
         scheduleEffects(ctx, part, actor);

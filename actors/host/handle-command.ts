@@ -59,7 +59,7 @@ export async function handleCommand(ctx: HostContext, part: Partition, actor: Ac
     }
     let events: DomainEvent[];
     try {
-      events = decide(cmd, actor.state);
+      events = decide(cmd, actor.state, ctx.flows?.setting ?? null);
     } catch (err) {
       if (!(err instanceof DomainError)) throw err;
       return reject(err.code, err.message);
@@ -67,15 +67,20 @@ export async function handleCommand(ctx: HostContext, part: Partition, actor: Ac
     ctx.m.commands.inc({ type: cmd.type, outcome: events.length ? 'applied' : 'duplicate' });
     if (events.length) {
       const traceparent = traceparentOf(spanCtx) ?? cmd.traceparent;
-      let logged: LoggedEvent[];
+      let logged: LoggedEvent[] = [];
       try {
-        logged = await commit(ctx, part, actor, events, { causationId: cmd.commandId, correlationId: cmd.correlationId, traceparent });
+        // A flow's confirmation is critical too: what the flow says after it is appended
+        // only once the snapshot holding it is written.
+        for (const part_ of splitAfterFlowConfirmations(events)) {
+          logged.push(...await commit(ctx, part, actor, part_, { causationId: cmd.commandId, correlationId: cmd.correlationId, traceparent }));
+          if (part_[part_.length - 1]!.type === 'DataConfirmed' && cmd.type !== 'ConfirmData') await writeSnapshot(ctx, actor);
+        }
       } catch (err) {
         if (err instanceof KeyDestroyed) return reject('conversation_erased', err.message);
         throw err;
       }
       scheduleEffects(ctx, part, actor);
-      const confirmed = logged.find((e) => e.type === 'DataConfirmed');
+      const confirmed = cmd.type === 'ConfirmData' ? logged.find((e) => e.type === 'DataConfirmed') : undefined;
       if (confirmed) {
         // Confirmed data is critical: the snapshot is written before the client is told.
         await writeSnapshot(ctx, actor);
@@ -84,4 +89,14 @@ export async function handleCommand(ctx: HostContext, part: Partition, actor: Ac
     }
     if (cmd.type === 'EraseConversation') await completeErasure(ctx, part, actor, cmd, events.length > 0);
   });
+}
+
+/** The events cut after each confirmation a flow made (the last part may end with one too). */
+export function splitAfterFlowConfirmations(events: DomainEvent[]): DomainEvent[][] {
+  const parts: DomainEvent[][] = [[]];
+  for (const e of events) {
+    parts[parts.length - 1]!.push(e);
+    if (e.type === 'DataConfirmed' && e.data.flow) parts.push([]);
+  }
+  return parts.filter((p) => p.length > 0);
 }

@@ -16,6 +16,7 @@ export function newActor(conversationId: string): Actor {
     inFlight: new Set(),
     traces: new Map(),
     key: undefined,
+    flowTimer: null,
   };
 }
 

@@ -75,6 +75,8 @@ export type Followed = {
   /** Live events held back while a resume reads the read model, so nothing is sent out of order. */
   pending: Array<LoggedEvent | EventEnvelope> | null;
   resuming: number;
+  /** This socket's last prompt in a flow: what the flow says in answer (same causation) echoes its requestId. */
+  lastPrompt?: { commandId: string; requestId: string | null };
 };
 
 /** One socket's protocol state, passed to each part of the session. */
@@ -88,6 +90,8 @@ export type SessionState = {
   byTwin: Map<string, string>;
   /** Commands this socket published that are not yet answered: commandId → the prompt's twin id. */
   mine: Map<string, string | null>;
+  /** Whether the client has sent a typed frame: only then does it get frames the seed protocol does not know (`flow`). */
+  typed: boolean;
 };
 
 /** The `requestId` field of an answer, when the frame it answers had one. */

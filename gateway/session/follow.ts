@@ -59,6 +59,7 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
         if (own) {
           f.requests.set(e.seq, e.data.requestId);
           mine.delete(e.causationId!);
+          f.lastPrompt = { commandId: e.causationId!, requestId: e.data.requestId };
         }
         break;
       case 'ReplyGenerated':
@@ -78,6 +79,21 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
         break;
       case 'DataConfirmed':
         break; // told by the `confirmed` notice, once its snapshot is written
+      case 'MessageSaid':
+        // A flow answers without a ReplyGenerated: its prompts' requestIds are not waited on.
+        for (const seq of f.requests.keys()) if (seq < e.seq) f.requests.delete(seq);
+        // A flow's message is the twin's reply: seed clients run a flow unchanged. Its events share the prompt's correlationId.
+        out.send({ type: 'reply', ...twinFields(f), conversationId, seq: e.seq, reply: e.data.text, ...(f.lastPrompt && f.lastPrompt.commandId === e.causationId ? echo(f.lastPrompt.requestId) : {}) });
+        break;
+      case 'TaskStarted':
+        if (s.typed) out.send({ type: 'flow', conversationId, seq: e.seq, task: e.data.task, state: e.data.key ? 'calling' : 'running', taskType: e.data.taskType });
+        break;
+      case 'FlowTransferred':
+        if (s.typed) out.send({ type: 'flow', conversationId, seq: e.seq, task: e.data.task, state: 'transferred', to: e.data.to });
+        break;
+      case 'FlowEnded':
+        if (s.typed) out.send({ type: 'flow', conversationId, seq: e.seq, task: e.data.task, state: 'ended', reason: e.data.reason });
+        break;
       case 'ConversationErased':
         out.send({ type: 'conversation.erased', conversationId, seq: e.seq, erasedAt: e.occurredAt });
         // Prompts without a conversationId start a new conversation from now on.
@@ -86,7 +102,7 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
     }
   };
   // Only an event that goes out as a frame gets a ws.send span, in the trace of the append that made it.
-  const framed = e.type === 'ReplyGenerated' || e.type === 'DataProposed' || e.type === 'ReplyFailed' || e.type === 'AudioReady' || e.type === 'AudioFailed';
+  const framed = e.type === 'ReplyGenerated' || e.type === 'MessageSaid' || e.type === 'DataProposed' || e.type === 'ReplyFailed' || e.type === 'AudioReady' || e.type === 'AudioFailed';
   const attributes = { 'conversation.id': conversationId, 'event.seq': e.seq, 'event.type': e.type, ...(f.twin ? { 'twin.id': f.twin.id } : {}) };
   (framed ? inSpan(tracer, 'ws.send', { parent: contextFrom(e.traceparent), kind: SpanKind.PRODUCER, attributes }, deliver) : deliver())
     .catch((err) => s.deps.logger.warn(`sending event ${conversationId}/${e.seq}: ${(err as Error).message}`));

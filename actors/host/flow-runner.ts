@@ -1,0 +1,52 @@
+import type { EffectOutcome } from '../effects.ts';
+import type { Actor, HostContext, Partition } from './context.ts';
+import { readWithModel } from '../flow-read.ts';
+
+type RunEffect = (ctx: HostContext, part: Partition, actor: Actor, key: string, outcome: () => Promise<EffectOutcome>) => Promise<void>;
+
+/**
+ * Starts what the actor's flow waits on: its side effect (made again, with the same
+ * idempotency key, by whoever holds the conversation after a crash), the model's reading
+ * of a prompt the parsers could not read, and its noInput timer, armed from the log's
+ * due time, so it fires after a restart too (at once when it is already due).
+ */
+export function scheduleFlowWork(ctx: HostContext, part: Partition, actor: Actor, runEffect: RunEffect): void {
+  const flows = ctx.flows;
+  const flow = actor.state.flow;
+  if (!flows || !flow || flow.status !== 'running') return disarm(actor);
+  const effect = flow.effect;
+  if (effect && !actor.inFlight.has(`f${effect.key}`)) {
+    actor.inFlight.add(`f${effect.key}`);
+    void runEffect(ctx, part, actor, `f${effect.key}`, async () => {
+      const command = await flows.effects.run(flows.setting.of(flow), flow, ctx.now);
+      ctx.m.flowEffects.inc({ kind: effect.kind, status: command.status });
+      return { command, traceparent: null };
+    });
+  }
+  const read = flow.read;
+  if (read && !actor.inFlight.has(`r${read.promptSeq}`)) {
+    actor.inFlight.add(`r${read.promptSeq}`);
+    void runEffect(ctx, part, actor, `r${read.promptSeq}`, async () => ({
+      command: { type: 'RecordFlowRead', promptSeq: read.promptSeq, value: await readWithModel(flows, actor.state, read.promptSeq).catch(() => null), at: ctx.now().toISOString() },
+      traceparent: null,
+    }));
+  }
+  const timer = flow.timer;
+  if (!timer) return disarm(actor);
+  if (actor.flowTimer?.seq === timer.seq) return;
+  disarm(actor);
+  const delay = Math.max(0, Date.parse(timer.dueAt) - ctx.now().getTime());
+  const handle = setTimeout(() => {
+    if (actor.flowTimer?.seq !== timer.seq) return;
+    actor.flowTimer = null;
+    if (ctx.stopping || part.revoked || part.actors.get(actor.id) !== actor) return;
+    void runEffect(ctx, part, actor, `t${timer.seq}`, async () => ({ command: { type: 'FireFlowTimer', timerSeq: timer.seq, at: ctx.now().toISOString() }, traceparent: null }));
+  }, Math.min(delay, 2 ** 31 - 1));
+  handle.unref?.();
+  actor.flowTimer = { seq: timer.seq, handle };
+}
+
+function disarm(actor: Actor): void {
+  if (actor.flowTimer) clearTimeout(actor.flowTimer.handle);
+  actor.flowTimer = null;
+}
