@@ -78,6 +78,11 @@ describe('compose (infra/compose)', () => {
     }
   });
 
+  it('the base file alone renders (every override only adds to it)', () => {
+    const base = yamlDoc(run('docker-compose', ['--env-file', '.env.dev.example', '-f', 'docker-compose.yml', 'config'], { cwd: COMPOSE, env: { PATH: process.env.PATH! } }));
+    expect(Object.keys(base.services).sort()).toEqual(['actors', 'gateway', 'grafana', 'jaeger', 'kafka', 'migrate', 'postgres', 'projections', 'prometheus', 'proxy', 'redis']);
+  });
+
   it('the backends-only file for the host (infra/docker-compose.yml) still renders', () => {
     need('docker-compose', 'docker-compose');
     const backends = yamlDoc(run('docker-compose', ['-f', 'docker-compose.yml', 'config'], { cwd: join(ROOT, 'infra'), env: { PATH: process.env.PATH! } }));
