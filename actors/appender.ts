@@ -55,5 +55,11 @@ export function createAppender(opts: {
     get next() {
       return next;
     },
+    /** Records waiting for the write in flight (bounded by the resident actors: each appends from its mailbox, one task at a time). */
+    get waiting() {
+      let n = 0;
+      for (const p of queue) n += p.records.length;
+      return n;
+    },
   };
 }

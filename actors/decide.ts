@@ -1,6 +1,7 @@
 import type { DomainEvent } from '../events/schemas.ts';
 import { DomainError } from './commands.ts';
 import type { Command } from './commands.ts';
+import { MAX_PENDING_AUDIO, MAX_PENDING_PROMPTS } from './state.ts';
 import type { ConversationState } from './state.ts';
 import { decideFlow } from '../flows/decide.ts';
 import type { FlowInput } from '../flows/decide.ts';
@@ -18,6 +19,10 @@ export type FlowSetting = {
   /** Whether a model can read what the parsers cannot. */
   model: boolean;
 };
+
+/** Confirmed data a conversation holds at most: it is in the state and every snapshot, so it has a bound like the rest. */
+export const MAX_CONFIRMED_FIELDS = 64;
+export const MAX_CONFIRMED_BYTES = 8 * 1024;
 
 /**
  * What a command does to a conversation: the events to append, or a DomainError.
@@ -52,13 +57,21 @@ export function decide(command: Command, state: ConversationState, flows: FlowSe
         throw new DomainError('twin_mismatch', `conversation ${state.conversationId} belongs to twin ${state.twin.id}, not ${command.data.twin.id}`);
       }
       if (state.flow) return inFlow(state, flows, { type: 'text', text: command.data.text, requestId: command.correlationId }, command.issuedAt);
+      if (state.pendingPrompts.length >= MAX_PENDING_PROMPTS) {
+        throw new DomainError('busy', `conversation ${state.conversationId} has ${state.pendingPrompts.length} prompts waiting for their replies; send again once a reply came`);
+      }
       return [prompt];
     }
     case 'ConfirmData': {
       if (state.recentCommands.includes(command.commandId)) return [];
       if (!state.twin) throw new DomainError('conversation_not_found', `conversation ${state.conversationId} does not exist`);
       owned(state, command.principal);
-      return [{ type: 'DataConfirmed', data: { data: confirmedBy(command.data, state), requestId: command.correlationId } }];
+      const data = confirmedBy(command.data, state);
+      const all = { ...state.confirmedData, ...data };
+      if (Object.keys(all).length > MAX_CONFIRMED_FIELDS || JSON.stringify(all).length > MAX_CONFIRMED_BYTES) {
+        throw new DomainError('invalid_data', `a conversation holds at most ${MAX_CONFIRMED_FIELDS} confirmed fields and ${MAX_CONFIRMED_BYTES} bytes of confirmed data; this confirm would go past that`);
+      }
+      return [{ type: 'DataConfirmed', data: { data, requestId: command.correlationId } }];
     }
     case 'EraseConversation': {
       if (!state.twin) throw new DomainError('conversation_not_found', `conversation ${state.conversationId} does not exist`);
@@ -71,8 +84,8 @@ export function decide(command: Command, state: ConversationState, flows: FlowSe
           by: by ?? command.principal,
           via,
           reason,
-          prompts: state.messages.filter((m) => m.role === 'user').length,
-          replies: state.messages.filter((m) => m.role === 'assistant').length,
+          prompts: state.prompts,
+          replies: state.replies,
           confirmedFields: Object.keys(state.confirmedData).length,
         },
       }];
@@ -83,8 +96,14 @@ export function decide(command: Command, state: ConversationState, flows: FlowSe
       if (!state.pendingPrompts.includes(command.promptSeq)) return [];
       const { type: _t, proposed, ...data } = command;
       const reply: DomainEvent = { type: 'ReplyGenerated', data };
+      const events: DomainEvent[] = [reply];
+      // Speech that is this far behind is not waited for: the reply says so at once.
+      if (data.audio && state.pendingAudio.length >= MAX_PENDING_AUDIO) {
+        events.push({ type: 'AudioFailed', data: { replySeq: state.seq + 1, reason: `speech is behind: ${state.pendingAudio.length} replies are waiting for their audio` } });
+      }
       const open = openProposal(state, proposed ?? {});
-      return open ? [reply, { type: 'DataProposed', data: { replySeq: state.seq + 1, data: open } }] : [reply];
+      if (open) events.push({ type: 'DataProposed', data: { replySeq: state.seq + 1, data: open } });
+      return events;
     }
     case 'RecordReplyFailure': {
       if (!state.pendingPrompts.includes(command.promptSeq)) return [];

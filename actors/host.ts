@@ -11,6 +11,7 @@ import type { FlowEffects } from './flow-effects.ts';
 import type { FlowRegistry } from '../flows/registry.ts';
 import type { AudioSink, ReplyModel, SnapshotStore, SpeechModel, StateSource } from './ports.ts';
 import { createRecovery } from './recovery.ts';
+import { HISTORY_MESSAGES } from './state.ts';
 import type { ConversationState } from './state.ts';
 import type { TwinCatalog } from './twins.ts';
 import { hostMetrics } from './host/context.ts';
@@ -45,6 +46,10 @@ export type ActorHostOptions = {
   idleMs?: number;
   /** Leases that let the other hosts take this one's partitions in under a second when it dies (null: the session timeout decides). */
   liveness?: LivenessSettings | null;
+  /** Conversations held in memory at most (default 10,000): beyond, the least recently used idle ones are passivated early. */
+  maxActors?: number;
+  /** Events a partition's tail holds at most (default 10,000). */
+  tailMaxEvents?: number;
   /** How often the partition checkpoint is written and the tail trimmed. */
   checkpointEveryMs?: number;
   now?: () => Date;
@@ -59,6 +64,7 @@ export function createHostContext(options: ActorHostOptions): HostContext {
   const tracer = tracerFor('gemello-actors');
   const keys = options.keys ?? null;
   const m = hostMetrics(metrics);
+  const historyMessages = options.historyMessages ?? HISTORY_MESSAGES;
   const ctx: HostContext = {
     log,
     snapshots,
@@ -67,9 +73,12 @@ export function createHostContext(options: ActorHostOptions): HostContext {
     logger,
     tracer,
     m,
-    recovery: createRecovery({ log, snapshots, readModel: options.readModel, keys }),
-    work: createEffectWork({ replyModel: options.replyModel, speech: options.speech ?? null, catalog, tracer, historyMessages: options.historyMessages ?? 40, modelMs: m.modelMs, errors: m.errors }),
+    recovery: createRecovery({ log, snapshots, readModel: options.readModel, keys, historyMessages }),
+    work: createEffectWork({ replyModel: options.replyModel, speech: options.speech ?? null, catalog, tracer, historyMessages, modelMs: m.modelMs, errors: m.errors }),
     snapshotEvery: options.snapshotEvery ?? 20,
+    historyMessages,
+    maxActors: options.maxActors ?? 10_000,
+    tailMaxEvents: options.tailMaxEvents ?? 10_000,
     idleMs: options.idleMs ?? 60_000,
     now: options.now ?? (() => new Date()),
     newId: options.newId ?? randomUUID,
@@ -96,9 +105,37 @@ export function createHostContext(options: ActorHostOptions): HostContext {
   };
   metrics.onCollect(() => {
     let n = 0;
-    for (const p of ctx.partitions.values()) n += p.actors.size;
+    let tail = 0;
+    let mailbox = 0;
+    let effects = 0;
+    let pending = 0;
+    let snapshotsInFlight = 0;
+    let appender = 0;
+    let behind = 0;
+    for (const p of ctx.partitions.values()) {
+      n += p.actors.size;
+      tail += p.tail.size;
+      appender += p.appender?.waiting ?? 0;
+      if (p.appender && p.checkpoint !== null) behind += p.appender.next - p.checkpoint;
+      for (const a of p.actors.values()) {
+        mailbox += a.busy;
+        effects += a.inFlight.size;
+        pending += a.state.pendingPrompts.length;
+        snapshotsInFlight += (a.snapshotting ? 1 : 0) + (a.snapshotNext ? 1 : 0);
+      }
+    }
     m.actors.set(n);
     m.owned.set(ctx.partitions.size);
+    const g = m.gauges;
+    g.tail.set(tail);
+    g.tailBound.set(ctx.tailMaxEvents);
+    g.actorsBound.set(ctx.maxActors);
+    g.mailbox.set(mailbox);
+    g.effects.set(effects);
+    g.pendingPrompts.set(pending);
+    g.snapshots.set(snapshotsInFlight);
+    g.appender.set(appender);
+    g.behind.set(behind);
   });
   return ctx;
 }

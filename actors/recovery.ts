@@ -5,7 +5,7 @@ import type { EventLog } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
 import { CorruptSnapshot } from './ports.ts';
 import type { Snapshot, SnapshotStore, StateSource } from './ports.ts';
-import { fold, initialState } from './state.ts';
+import { fold, HISTORY_MESSAGES, initialState, keptMessages } from './state.ts';
 import type { ConversationState } from './state.ts';
 import type { TailIndex } from './tail.ts';
 
@@ -22,7 +22,14 @@ export type Recovered = {
   skipped: string[];
 };
 
-export type RecoveryDeps = { log: EventLog; snapshots: SnapshotStore; readModel: StateSource | null; keys?: KeyStore | null };
+export type RecoveryDeps = {
+  log: EventLog;
+  snapshots: SnapshotStore;
+  readModel: StateSource | null;
+  keys?: KeyStore | null;
+  /** Messages the recovered state keeps (GEMELLO_HISTORY_MESSAGES). */
+  historyMessages?: number;
+};
 
 /**
  * Rebuilds a conversation that is not in memory, fastest tier first:
@@ -47,9 +54,13 @@ export function createRecovery(deps: RecoveryDeps) {
     return null;
   }
 
+  const keep = deps.historyMessages ?? HISTORY_MESSAGES;
+
   function continueFrom(base: Snapshot | null, conversationId: string, tail: TailIndex) {
     const events = tail.eventsOf(conversationId).filter((e) => !base || e.seq > base.seq);
-    const state = fold(conversationId, events, base?.state ?? initialState(conversationId));
+    // A base written by an earlier version may hold the whole transcript: cut to what is kept.
+    const start = base ? { ...base.state, messages: keptMessages(base.state.messages, base.state.pendingPrompts, base.state.pendingAudio, keep) } : initialState(conversationId);
+    const state = fold(conversationId, events, start, keep);
     const last = events[events.length - 1];
     return { state, position: last ? last.position : (base?.position ?? null), folded: events.length };
   }
@@ -60,7 +71,7 @@ export function createRecovery(deps: RecoveryDeps) {
       before.push(...await decodeEvents(records.filter((r) => r.offset < tail.start && r.key === conversationId), deps.keys));
     });
     const events = [...before, ...tail.eventsOf(conversationId)];
-    const state = fold(conversationId, events);
+    const state = fold(conversationId, events, undefined, keep);
     return { state, position: events.length ? events[events.length - 1]!.position : null, folded: events.length };
   }
 

@@ -13,7 +13,14 @@ export type ConversationState = {
   twin: { id: string; name: string } | null;
   userId: string | null;
   startedAt: string | null;
+  /**
+   * The most recent messages only (see keptMessages): what the model sees with a prompt and
+   * what speech reads. The transcript is the log's, and the read model's `messages` rows.
+   */
   messages: Message[];
+  /** Prompts and replies so far (the transcript's length, which the state no longer holds). */
+  prompts: number;
+  replies: number;
   confirmedData: Record<string, unknown>;
   /**
    * The values the model proposed for the twin's fields that the user has not confirmed
@@ -35,6 +42,17 @@ export type ConversationState = {
 };
 
 export const RECENT_COMMANDS = 64;
+/** Messages kept by default (GEMELLO_HISTORY_MESSAGES): the model's context window. */
+export const HISTORY_MESSAGES = 40;
+/**
+ * Prompts a conversation may have waiting for their reply; one more is refused (`busy`).
+ * Pending work is part of the state and of the snapshot, so it has a bound like the rest.
+ */
+export const MAX_PENDING_PROMPTS = 16;
+/** Replies waiting for their speech; the reply beyond gets AudioFailed at once. */
+export const MAX_PENDING_AUDIO = 8;
+/** Messages kept beyond `keep` for pending work (a reply whose speech is owed, prompts in line), at most. */
+const PENDING_SLACK = MAX_PENDING_PROMPTS + 2 * MAX_PENDING_AUDIO;
 
 export const initialState = (conversationId: string): ConversationState => ({
   conversationId,
@@ -44,6 +62,8 @@ export const initialState = (conversationId: string): ConversationState => ({
   userId: null,
   startedAt: null,
   messages: [],
+  prompts: 0,
+  replies: 0,
   confirmedData: {},
   pendingPrompts: [],
   pendingAudio: [],
@@ -61,7 +81,7 @@ export class SeqGap extends Error {
  * seq wins; a later one with a seq already applied (a fenced zombie's write, a
  * redelivery) is ignored; a seq that skips ahead is a gap and an error.
  */
-export function evolve(state: ConversationState, event: EventEnvelope): ConversationState {
+export function evolve(state: ConversationState, event: EventEnvelope, keep = HISTORY_MESSAGES): ConversationState {
   if (event.seq <= state.seq) return state;
   if (event.seq !== state.seq + 1) {
     throw new SeqGap(`conversation ${state.conversationId}: expected seq ${state.seq + 1}, got ${event.seq}`);
@@ -74,12 +94,16 @@ export function evolve(state: ConversationState, event: EventEnvelope): Conversa
     case 'ConversationStarted':
       return { ...next, twin: { id: event.data.twinId, name: event.data.twinName }, userId: event.data.userId, startedAt: event.occurredAt };
     case 'PromptReceived':
+    {
       // In a flow, the flow answers (flows/decide.ts), not the model's reply.
+      const pendingPrompts = state.flow ? state.pendingPrompts : [...state.pendingPrompts, event.seq];
       return {
         ...withFlow(next, state.flow, event),
-        messages: [...state.messages, { seq: event.seq, role: 'user', content: event.data.text }],
-        pendingPrompts: state.flow ? state.pendingPrompts : [...state.pendingPrompts, event.seq],
+        messages: keptMessages([...state.messages, { seq: event.seq, role: 'user', content: event.data.text }], pendingPrompts, state.pendingAudio, keep),
+        prompts: state.prompts + 1,
+        pendingPrompts,
       };
+    }
     case 'DataConfirmed':
       // A confirmed field is settled, whatever value the model had proposed for it.
       return withProposal(
@@ -90,12 +114,17 @@ export function evolve(state: ConversationState, event: EventEnvelope): Conversa
       // It holds every open proposal: what it shows replaces what was open.
       return withProposal(next, { seq: event.seq, data: event.data.data });
     case 'ReplyGenerated':
+    {
+      const pendingPrompts = state.pendingPrompts.filter((s) => s !== event.data.promptSeq);
+      const pendingAudio = event.data.audio ? [...state.pendingAudio, event.seq] : state.pendingAudio;
       return {
         ...next,
-        messages: [...state.messages, { seq: event.seq, role: 'assistant', content: event.data.text }],
-        pendingPrompts: state.pendingPrompts.filter((s) => s !== event.data.promptSeq),
-        pendingAudio: event.data.audio ? [...state.pendingAudio, event.seq] : state.pendingAudio,
+        messages: keptMessages([...state.messages, { seq: event.seq, role: 'assistant', content: event.data.text }], pendingPrompts, pendingAudio, keep),
+        replies: state.replies + 1,
+        pendingPrompts,
+        pendingAudio,
       };
+    }
     case 'ReplyFailed':
       return {
         ...next,
@@ -106,7 +135,11 @@ export function evolve(state: ConversationState, event: EventEnvelope): Conversa
     case 'AudioFailed':
       return { ...next, pendingAudio: state.pendingAudio.filter((s) => s !== event.data.replySeq) };
     case 'MessageSaid':
-      return { ...withFlow(next, state.flow, event), messages: [...state.messages, { seq: event.seq, role: 'assistant', content: event.data.text }] };
+      return {
+        ...withFlow(next, state.flow, event),
+        messages: keptMessages([...state.messages, { seq: event.seq, role: 'assistant', content: event.data.text }], state.pendingPrompts, state.pendingAudio, keep),
+        replies: state.replies + 1,
+      };
     case 'FlowStarted':
     case 'TaskStarted':
     case 'ValueRead':
@@ -142,9 +175,32 @@ function withProposal(state: ConversationState, proposal: ConversationState['pro
   return proposal && Object.keys(proposal.data).length > 0 ? { ...rest, proposal } : rest;
 }
 
-/** The state after `events`, from `state` (the initial state by default). */
-export function fold(conversationId: string, events: Iterable<EventEnvelope>, state = initialState(conversationId)): ConversationState {
+/**
+ * The messages a state keeps: the last `keep`, and further back what pending work still
+ * needs: the `keep` messages up to the oldest prompt waiting for its reply (the model's
+ * history for it) and the oldest reply waiting for its speech (its text). Never more than
+ * `keep` plus a fixed slack, so the state's size does not follow the conversation's length.
+ * `keep` = Infinity keeps the whole transcript (`gemello state --at`).
+ */
+export function keptMessages(messages: Message[], pendingPrompts: readonly number[], pendingAudio: readonly number[], keep: number): Message[] {
+  if (messages.length <= keep) return messages;
+  const last = messages.length - keep;
+  const prompt = pendingPrompts[0];
+  const audio = pendingAudio[0];
+  if (prompt === undefined && audio === undefined) return messages.slice(last);
+  const lowest = Math.max(0, last - PENDING_SLACK);
+  let from = last;
+  for (let i = lowest; i < messages.length; i++) {
+    const seq = messages[i]!.seq;
+    if (seq === audio) from = Math.min(from, i);
+    if (seq === prompt) from = Math.min(from, Math.max(lowest, i - keep + 1));
+  }
+  return messages.slice(from);
+}
+
+/** The state after `events`, from `state` (the initial state by default), keeping `keep` messages (see keptMessages). */
+export function fold(conversationId: string, events: Iterable<EventEnvelope>, state = initialState(conversationId), keep = HISTORY_MESSAGES): ConversationState {
   let s = state;
-  for (const e of events) s = evolve(s, e);
+  for (const e of events) s = evolve(s, e, keep);
   return s;
 }

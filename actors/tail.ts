@@ -8,6 +8,7 @@ import type { LoggedEvent } from '../events/schemas.ts';
 export class TailIndex {
   start: number;
   private readonly byConversation = new Map<string, LoggedEvent[]>();
+  private count = 0;
 
   constructor(start: number) {
     this.start = start;
@@ -17,6 +18,7 @@ export class TailIndex {
     let list = this.byConversation.get(event.conversationId);
     if (!list) this.byConversation.set(event.conversationId, (list = []));
     list.push(event);
+    this.count++;
   }
 
   eventsOf(conversationId: string): readonly LoggedEvent[] {
@@ -39,14 +41,18 @@ export class TailIndex {
     this.start = offset;
     for (const [id, list] of this.byConversation) {
       const keep = list.findIndex((e) => e.position.offset >= offset);
-      if (keep < 0) this.byConversation.delete(id);
-      else if (keep > 0) this.byConversation.set(id, list.slice(keep));
+      if (keep < 0) {
+        this.byConversation.delete(id);
+        this.count -= list.length;
+      } else if (keep > 0) {
+        this.byConversation.set(id, list.slice(keep));
+        this.count -= keep;
+      }
     }
   }
 
+  /** Events held. */
   get size(): number {
-    let n = 0;
-    for (const l of this.byConversation.values()) n += l.length;
-    return n;
+    return this.count;
   }
 }

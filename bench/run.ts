@@ -1,9 +1,11 @@
-// `npm run bench [-- <name> ...]`: runs the named benchmarks (all when none is named).
+// `npm run bench [-- <name> ...]`: runs the named benchmarks (all but the soak when none is named).
 const BENCHES: Record<string, () => Promise<unknown>> = {
   prompt: () => import('./prompt.ts').then((m) => m.run()),
   recovery: () => import('./recovery.ts').then((m) => m.run()),
   gateway: () => import('./gateway.ts').then((m) => m.run()),
   'kafka-clients': () => import('./kafka-clients.ts').then((m) => m.run()),
+  long: () => import('./long.ts').then((m) => m.run()),
+  soak: () => import('./soak.ts').then((m) => m.run()),
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
@@ -12,7 +14,9 @@ if (unknown.length) {
   console.error(`unknown benchmark: ${unknown.join(', ')}; choose from ${Object.keys(BENCHES).join(', ')}`);
   process.exit(2);
 }
-for (const name of asked.length ? asked : Object.keys(BENCHES)) {
+/** Run only when named: the soak takes more than ten minutes. */
+const NAMED_ONLY = new Set(['soak']);
+for (const name of asked.length ? asked : Object.keys(BENCHES).filter((n) => !NAMED_ONLY.has(n))) {
   console.log(`\n== bench ${name}`);
   await BENCHES[name]!();
 }

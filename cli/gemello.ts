@@ -112,11 +112,12 @@ async function main(argv: string[]): Promise<number> {
           console.error(`no events for ${id}`);
           return 1;
         }
-        console.log(JSON.stringify(fold(id, events.filter((e) => e.seq <= at)), null, 2));
+        // The whole transcript: the actor's state keeps only the last messages, the log has them all.
+        console.log(JSON.stringify(fold(id, events.filter((e) => e.seq <= at), undefined, Infinity), null, 2));
         return 0;
       }
       case 'verify': {
-        const readModel = createReadModelStateSource(backends.db);
+        const readModel = createReadModelStateSource(backends.db, undefined, config.historyMessages);
         const r = await verify({ log: backends.log, snapshots: backends.snapshots, readModel, db: backends.db, progress, keys });
         for (const m of r.mismatches) console.log(`MISMATCH ${m.conversationId} ${m.where}: ${m.detail}`);
         console.log(`${r.conversations} conversations checked: ${r.mismatches.length} mismatches${r.behind ? `, ${r.behind} not yet fully projected` : ''}`);
@@ -126,7 +127,7 @@ async function main(argv: string[]): Promise<number> {
         if (rest[0] !== 'rebuild') throw new UsageError('usage: gemello snapshots rebuild');
         let n = 0;
         await forEachConversation(backends.log, progress, async (id, events) => {
-          const state = fold(id, events);
+          const state = fold(id, events, undefined, config.historyMessages);
           const last = events[events.length - 1]!;
           await backends.snapshots.delete(id);
           if (state.erased) return; // an erased conversation keeps no snapshot
@@ -180,9 +181,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * Exits once what was written to stdout is out: into a pipe, stdout is asynchronous, and an
+ * exit right after a large write (`events --json` of a long conversation) cut it short.
+ */
+const exitAfterOutput = (code: number) => process.stdout.write('', () => process.exit(code));
+
 try {
   const code = await main(process.argv.slice(2));
-  if (code >= 0) process.exit(code);
+  if (code >= 0) exitAfterOutput(code);
 } catch (err) {
   if (err instanceof UsageError || err instanceof ConfigError || err instanceof SecretFileError) {
     console.error(err.message);

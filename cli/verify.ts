@@ -29,6 +29,12 @@ function firstDifference(a: ConversationState, b: ConversationState): string {
   return 'differs';
 }
 
+/** The log's fold (with the whole transcript) as a copy that keeps its last `copy.messages.length` messages must look. */
+function recent(whole: ConversationState, copy: ConversationState): ConversationState {
+  const n = Math.min(whole.messages.length, copy.messages?.length ?? 0);
+  return { ...whole, messages: whole.messages.slice(whole.messages.length - n) };
+}
+
 /** Each partition's events grouped by conversation, one partition at a time. */
 export async function forEachConversation(log: EventLog, progress: Progress | undefined, visit: (conversationId: string, events: LoggedEvent[]) => Promise<void>, keys?: KeyStore | null): Promise<void> {
   const ends = await log.endOffsets(TOPICS.events);
@@ -60,18 +66,22 @@ export async function verify(deps: { log: EventLog; snapshots: SnapshotStore; re
     conversations++;
     let full: ConversationState;
     try {
-      full = fold(id, events);
+      full = fold(id, events, undefined, Infinity);
     } catch (err) {
       mismatches.push({ conversationId: id, where: 'log', detail: (err as Error).message });
       return;
     }
-    const at = (seq: number) => fold(id, events.filter((e) => e.seq <= seq));
+    // The fold with the whole transcript, of which a copy holds the last messages.
+    const at = (seq: number) => fold(id, events.filter((e) => e.seq <= seq), undefined, Infinity);
     try {
       const snap = await deps.snapshots.get(id);
       if (snap) {
         if (full.erased) mismatches.push({ conversationId: id, where: 'snapshot', detail: `the conversation was erased at seq ${full.erased.seq} but a snapshot remains` });
         else if (snap.seq > full.seq) mismatches.push({ conversationId: id, where: 'snapshot', detail: `at seq ${snap.seq}, but the log ends at ${full.seq}` });
-        else if (canonical(at(snap.seq)) !== canonical(snap.state)) mismatches.push({ conversationId: id, where: 'snapshot', detail: `at seq ${snap.seq}: ${firstDifference(at(snap.seq), snap.state)}` });
+        else {
+          const expected = recent(at(snap.seq), snap.state);
+          if (canonical(expected) !== canonical(snap.state)) mismatches.push({ conversationId: id, where: 'snapshot', detail: `at seq ${snap.seq}: ${firstDifference(expected, snap.state)}` });
+        }
       }
     } catch (err) {
       mismatches.push({ conversationId: id, where: 'snapshot', detail: (err as Error).message });
@@ -84,10 +94,11 @@ export async function verify(deps: { log: EventLog; snapshots: SnapshotStore; re
     if (projected.seq > full.seq) mismatches.push({ conversationId: id, where: 'read model', detail: `at seq ${projected.seq}, but the log ends at ${full.seq}` });
     else {
       if (projected.seq < full.seq) behind++;
-      const expected = at(projected.seq);
+      const whole = at(projected.seq);
+      const expected = recent(whole, projected.state);
       if (canonical(expected) !== canonical(projected.state)) mismatches.push({ conversationId: id, where: 'read model', detail: `state at seq ${projected.seq}: ${firstDifference(expected, projected.state)}` });
       const rows = await deps.db.query<{ seq: number; role: string; content: string }>('SELECT seq, role, content FROM messages WHERE conversation_id = $1 AND seq <= $2 ORDER BY seq', [id, projected.seq]);
-      const want = expected.messages.map((m) => `${m.seq}:${m.role}:${m.content}`);
+      const want = whole.messages.map((m) => `${m.seq}:${m.role}:${m.content}`);
       const have = rows.map((r) => `${r.seq}:${r.role}:${r.content}`);
       if (want.join('\n') !== have.join('\n')) {
         const i = want.findIndex((w, k) => w !== have[k]);

@@ -79,6 +79,10 @@ export function createFeed(log: EventLog, logger: Logger, instanceId = randomUUI
       // before that could be missed, so the gateway is not ready before.
       await assigned;
     },
+    /** Conversations followed by at least one socket (each socket follows at most MAX_FOLLOWED). */
+    size(): number {
+      return listeners.size;
+    },
     /** Follows a conversation; returns the function that stops following. */
     follow(conversationId: string, listener: FeedListener): () => void {
       let set = listeners.get(conversationId);

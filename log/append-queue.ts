@@ -1,3 +1,4 @@
+import { LogBusy } from './port.ts';
 import type { OutgoingRecord } from './port.ts';
 
 /** One request's worth of appends, records in call order, with the partition each goes to. */
@@ -12,6 +13,8 @@ type Queued = { topic: string; partition: number; records: OutgoingRecord[]; byt
 const MAX_PARTITION_BYTES = 512 * 1024;
 /** Bytes of one request: a burst of large records goes out over several requests, not one huge one. */
 const MAX_REQUEST_BYTES = 1024 * 1024;
+/** Bytes of appends that may wait for the broker by default; past it an append is refused (LogBusy) instead of held. */
+export const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 /**
  * Appends for a Kafka producer that has one request in flight at a time (idempotent, so
@@ -19,8 +22,9 @@ const MAX_REQUEST_BYTES = 1024 * 1024;
  * instead, what arrives while a request is in flight goes out together in the next one (one
  * record batch per partition, each append's records contiguous, in the order of the calls).
  */
-export function createAppendQueue(send: SendRequest) {
+export function createAppendQueue(send: SendRequest, maxQueuedBytes = MAX_QUEUED_BYTES) {
   let queued: Queued[] = [];
+  let queuedBytes = 0;
   let sending = false;
 
   async function drain(): Promise<void> {
@@ -45,6 +49,7 @@ export function createAppendQueue(send: SendRequest) {
         }
       }
       queued = rest;
+      for (const a of batch) queuedBytes -= a.bytes;
       try {
         const next = await send(batch);
         for (const a of batch) {
@@ -68,9 +73,20 @@ export function createAppendQueue(send: SendRequest) {
     /** Queues records for one partition; resolves with the first one's offset once the broker has it. */
     append(topic: string, partition: number, records: OutgoingRecord[]): Promise<number> {
       return new Promise<number>((resolve, reject) => {
-        queued.push({ topic, partition, records, bytes: records.reduce((n, r) => n + r.value.length + r.key.length, 0), resolve, reject });
+        const bytes = records.reduce((n, r) => n + r.value.length + r.key.length, 0);
+        // A broker slower than what arrives: refuse rather than hold every append in memory.
+        if (queuedBytes > 0 && queuedBytes + bytes > maxQueuedBytes) {
+          reject(new LogBusy(`${queued.length} appends (${Math.round(queuedBytes / 1024)} KB) already wait for Kafka; try again`));
+          return;
+        }
+        queuedBytes += bytes;
+        queued.push({ topic, partition, records, bytes, resolve, reject });
         if (!sending) void drain();
       });
+    },
+    /** Appends waiting for a request, and their bytes. */
+    pending(): { appends: number; bytes: number } {
+      return { appends: queued.length, bytes: queuedBytes };
     },
   };
 }

@@ -228,6 +228,9 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     append(topic, partition, records: OutgoingRecord[]) {
       return appends.append(full(topic), partition, records);
     },
+    pendingAppends() {
+      return appends.pending();
+    },
     consume,
     async read(topic, partition, from, handle) {
       const end = (await this.endOffsets(topic))[partition]!;

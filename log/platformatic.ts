@@ -296,6 +296,9 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
     append(topic, partition, records: OutgoingRecord[]) {
       return appends.append(full(topic), partition, records);
     },
+    pendingAppends() {
+      return appends.pending();
+    },
     consume,
     async read(topic, partition, from, handle) {
       const end = (await endOffsets(topic))[partition]!;

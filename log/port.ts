@@ -58,7 +58,18 @@ export interface EventLog {
   endOffsets(topic: string): Promise<number[]>;
   /** Resolves when the backend answers; rejects with the reason otherwise. */
   ping(): Promise<void>;
+  /** Appends accepted but not yet acknowledged, for /metrics (a log without a queue has none). */
+  pendingAppends?(): { appends: number; bytes: number };
   close(): Promise<void>;
 }
 
 export const TOPICS = { commands: 'gemello.commands', events: 'gemello.events' } as const;
+
+/**
+ * An append refused because the appends waiting for the log already hold its bound: the
+ * log is slower than what arrives. Retryable: the gateway answers `unavailable`, the actor
+ * host's command batch is delivered again.
+ */
+export class LogBusy extends Error {
+  readonly code = 'log_busy';
+}

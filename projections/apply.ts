@@ -5,7 +5,9 @@ import type { LoggedEvent } from '../events/schemas.ts';
 import { ERASED_TEXT } from '../sealing/seal.ts';
 import type { LogRecord } from '../log/port.ts';
 import { planBatch } from './plan.ts';
-import type { Plan, Prior, StoredState } from './plan.ts';
+import type { Plan, Prior } from './plan.ts';
+import { upcastState } from '../actors/upcast-state.ts';
+import type { StoredStateAnyVersion } from '../actors/upcast-state.ts';
 import type { Query } from '../stores/sql.ts';
 
 /** What applying one batch did. */
@@ -44,9 +46,14 @@ SELECT $1::text, p.value::int, 0 FROM jsonb_array_elements_text($2::text::jsonb)
 ON CONFLICT (projection, partition) DO UPDATE SET next_offset = projection_checkpoints.next_offset
 RETURNING partition, next_offset`;
 
+// A state projected before the counters existed has them counted from its rows, once: the
+// upsert of this batch stores them.
 const SELECT_PRIOR = `
-SELECT id, state, metadata FROM conversations
-WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
+SELECT c.id, c.state, c.metadata,
+  CASE WHEN c.state->'prompts' IS NULL THEN (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id AND m.role = 'user') END AS prompts,
+  CASE WHEN c.state->'replies' IS NULL THEN (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id AND m.role = 'assistant') END AS replies
+FROM conversations c
+WHERE c.id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
 
 const INSERT_EVENTS = `
 INSERT INTO events (event_id, conversation_id, seq, type, schema_version, occurred_at, causation_id, correlation_id, traceparent, data, partition, log_offset)
@@ -221,8 +228,12 @@ export async function applyBatches(
   const prior = new Map<string, Prior>();
   if (events.length) {
     const ids = [...new Set(events.map((e) => e.conversationId))];
-    const rows = await q.query<{ id: string; state: StoredState; metadata: Record<string, unknown> }>(SELECT_PRIOR, [JSON.stringify(ids)]);
-    for (const row of rows) prior.set(row.id, { state: row.state, metadata: row.metadata });
+    const rows = await q.query<{ id: string; state: StoredStateAnyVersion; metadata: Record<string, unknown>; prompts: number | null; replies: number | null }>(SELECT_PRIOR, [JSON.stringify(ids)]);
+    for (const row of rows) {
+      const counts = row.prompts === null || row.replies === null ? undefined : { prompts: Number(row.prompts), replies: Number(row.replies) };
+      const { messages: _none, ...state } = upcastState(row.state, 0, counts);
+      prior.set(row.id, { state, metadata: row.metadata });
+    }
   }
   // One fold over every partition's events: a conversation lives in one partition, and
   // should one ever turn up in two, its events still fold one after the other.

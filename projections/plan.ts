@@ -4,8 +4,10 @@ import type { ConversationState } from '../actors/state.ts';
 
 /**
  * The fold as stored in conversations.state: everything but `messages`, which are the rows
- * of the messages table. Writing the whole transcript again with every event made the
- * upsert the projector's bottleneck (and its cost grow with the conversation).
+ * of the messages table (recovery reads the most recent of them). Writing the whole
+ * transcript again with every event made the upsert the projector's bottleneck (and its
+ * cost grow with the conversation); what is left is bounded (counters, pending work, the
+ * open proposal, confirmed data).
  */
 export type StoredState = Omit<ConversationState, 'messages'>;
 
@@ -111,7 +113,8 @@ export function planBatch(prior: Map<string, Prior>, events: LoggedEvent[]): Pla
     }
     let state: ConversationState;
     try {
-      state = evolve(before, e);
+      // Keeps no messages: they are the messages rows, not part of conversations.state.
+      state = evolve(before, e, 0);
     } catch (err) {
       plan.gaps.push({ event: e, reason: (err as Error).message });
       continue;

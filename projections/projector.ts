@@ -63,9 +63,16 @@ export function createProjector(options: ProjectorOptions): Projector {
     applied: options.metrics.counter('gemello_projection_events_total', 'Events applied to the read models'),
     rejected: options.metrics.counter('gemello_projection_rejected_total', 'Events the projection could not apply, by kind'),
     failures: options.metrics.counter('gemello_projection_failures_total', 'Transactions that failed to commit (retried)'),
+    fills: options.metrics.counter('gemello_projection_fills_total', 'Stretches of the log read directly because the read model stood before what the group delivers, by why (hole: its first batch started after the checkpoint; idle: nothing delivered for a partition behind the log)'),
+    queue: options.metrics.gauge('gemello_projection_queue_batches', 'Batches waiting for or in a transaction (bound: two per partition, the group\'s and a fill\'s)'),
+    fillsRunning: options.metrics.gauge('gemello_projection_fills_running', 'Partitions whose log is being read directly'),
   };
   let sub: Subscription | null = null;
   let stopped = false;
+  options.metrics?.onCollect(() => {
+    m?.queue.set(queue.length + busy.size, labels);
+    m?.fillsRunning.set(fills.size, labels);
+  });
   const waiters = new Set<() => void>();
 
   /** Batches (one per partition) in one transaction, once; throws what the transaction threw. */
@@ -200,9 +207,10 @@ export function createProjector(options: ProjectorOptions): Projector {
   const delivered = new Set<number>();
   const fills = new Map<number, Promise<void>>();
 
-  function fill(partition: number, from: number): Promise<void> {
+  function fill(partition: number, from: number, why: 'hole' | 'idle'): Promise<void> {
     let running = fills.get(partition);
     if (!running) {
+      m?.fills.inc({ ...labels, reason: why });
       logger?.warn(`partition ${partition}: the read model stops at offset ${from}, before what the consumer group delivers; reading the log from there`);
       running = log
         .read(TOPICS.events, partition, from, async (batch) => {
@@ -220,15 +228,22 @@ export function createProjector(options: ProjectorOptions): Projector {
     delivered.add(partition);
     const r = await submit({ partition, records, contiguous: !checked.has(partition) });
     if (r.hole) {
-      await fill(partition, r.hole.from);
+      await fill(partition, r.hole.from, 'hole');
       await submit({ partition, records });
     } else if (r.fresh === 0) return;
     checked.add(partition);
   }
 
-  /** Fills assigned partitions that are behind the log but got nothing from the group since the last check. */
+  /**
+   * Fills assigned partitions that are behind the log but got nothing from the group since
+   * the last check. Not while batches wait for or are in a transaction: then the group is
+   * not idle but waiting for this projector (kafkajs fetches again only once every batch of
+   * a fetch is handled), and reading the same stretch from the log beside it only doubled
+   * the work of a projector already behind (what the collapse of issue 15 logged).
+   */
   async function checkIdle(): Promise<void> {
-    const idle = [...assigned].filter((p) => !delivered.has(p) && !fills.has(p));
+    const waitingForUs = queue.length > 0 || busy.size > 0;
+    const idle = waitingForUs ? [] : [...assigned].filter((p) => !delivered.has(p) && !fills.has(p));
     delivered.clear();
     if (!idle.length) return;
     const ends = await log.endOffsets(TOPICS.events);
@@ -237,7 +252,7 @@ export function createProjector(options: ProjectorOptions): Projector {
     for (const p of idle) {
       const from = at.get(p) ?? 0;
       if (from < (ends[p] ?? 0) && !stopped && assigned.has(p)) {
-        fill(p, from).catch((err) => logger?.error(`partition ${p}: reading the log from ${from} failed: ${(err as Error).message}; trying again later`));
+        fill(p, from, 'idle').catch((err) => logger?.error(`partition ${p}: reading the log from ${from} failed: ${(err as Error).message}; trying again later`));
       }
     }
   }

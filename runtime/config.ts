@@ -20,6 +20,8 @@ const EnvSchema = z.object({
   GEMELLO_HISTORY_MESSAGES: int(40, 1),
   GEMELLO_SNAPSHOT_TTL_SECONDS: int(0, 0),
   GEMELLO_IDLE_SECONDS: int(60, 1),
+  GEMELLO_MAX_ACTORS: int(10_000, 10),
+  GEMELLO_TAIL_MAX_EVENTS: int(10_000, 100),
   GEMELLO_TWINS_FILE: z.string().optional(),
   GEMELLO_API_KEYS: z.string().optional(),
   GEMELLO_JWT_SECRET: z.string().optional(),
@@ -78,6 +80,10 @@ export type Config = {
   historyMessages: number;
   snapshotTtlMs: number;
   idleMs: number;
+  /** Conversations an actor host holds in memory at most. */
+  maxActors: number;
+  /** Events a partition's tail holds at most. */
+  tailMaxEvents: number;
   twinsFile: string | null;
   auth: AuthConfig | null;
   wsIdleMs: number;
@@ -124,6 +130,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     historyMessages: e.GEMELLO_HISTORY_MESSAGES,
     snapshotTtlMs: e.GEMELLO_SNAPSHOT_TTL_SECONDS * 1000,
     idleMs: e.GEMELLO_IDLE_SECONDS * 1000,
+    maxActors: e.GEMELLO_MAX_ACTORS,
+    tailMaxEvents: e.GEMELLO_TAIL_MAX_EVENTS,
     twinsFile: e.GEMELLO_TWINS_FILE ?? null,
     auth: apiKeys.size || e.GEMELLO_JWT_SECRET ? { apiKeys, jwtSecret: e.GEMELLO_JWT_SECRET ?? null } : null,
     wsIdleMs: e.GEMELLO_WS_IDLE_SECONDS * 1000,

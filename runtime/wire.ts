@@ -105,6 +105,16 @@ export type Runtime = {
   stop(): Promise<void>;
 };
 
+/** The log's append queue and the gateway's feed listeners in /metrics (the actor host and the projector report their own). */
+function reportQueues(metrics: Metrics, log: EventLog, feed: Feed | null): void {
+  const appends = metrics.gauge('gemello_log_append_queue_bytes', 'Bytes of appends waiting for the log (bound: 64 MB, then appends are refused with log_busy)');
+  const listeners = metrics.gauge('gemello_feed_conversations_followed', 'Conversations the gateway\'s sockets follow (bound: 100 per socket)');
+  metrics.onCollect(() => {
+    appends.set(log.pendingAppends?.().bytes ?? 0);
+    if (feed) listeners.set(feed.size());
+  });
+}
+
 /** Builds the roles asked for on shared backends; `start` migrates, then starts each role. */
 export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, logger?: Logger): Promise<Runtime> {
   const backends = await openBackends(config, logger);
@@ -113,7 +123,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
   const reply = selectReplyModel(config.env, (message) => log_.warn(message));
   const speech = selectSpeechModel(config.env);
   const readApi = createReadApi(db);
-  const stateSource = createReadModelStateSource(db);
+  const stateSource = createReadModelStateSource(db, undefined, config.historyMessages);
   // The conversations' data keys, one cache for every role of this process.
   const keys = createDbKeyStore(db);
   // The actor host runs the flows: they compile at its start, and a bad one, or a twin naming
@@ -147,10 +157,13 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
           noInputSec: config.flows.noInputSec,
           model: reply.model.name !== 'offline',
         },
+        maxActors: config.maxActors,
+        tailMaxEvents: config.tailMaxEvents,
       })
     : null;
   const projector = roles.includes('projections') ? createProjector({ log, db, keys, metrics, logger: createLogger('projections', config.quiet) }) : null;
   const feed = roles.includes('gateway') ? createFeed(log, createLogger('gateway', config.quiet), undefined, keys) : null;
+  reportQueues(metrics, log, feed);
   let feedStarted = false;
   // One way for commands to reach the log, for the sockets and the eraser; answers come through the feed.
   const commands = feed ? createCommandClient({ log, keys, notices: feedNotices(feed), tracer: tracerFor('gemello-gateway') }) : null;

@@ -1,5 +1,5 @@
 import type { Tier } from '../recovery.ts';
-import { hasPendingWork } from './context.ts';
+import { hasPendingWork, openWork } from './context.ts';
 import type { Actor, HostContext, Partition } from './context.ts';
 import { scheduleEffects } from './effect-runner.ts';
 import { newActor, run } from './mailbox.ts';
@@ -44,6 +44,8 @@ export async function activate(ctx: HostContext, part: Partition, actor: Actor):
     }
   }
   if (hasPendingWork(actor.state)) {
+    // Recorded at or after the checkpoint the tail starts at (the checkpoint never passes pending work).
+    for (const k of openWork(actor.state)) actor.pendingAt.set(k, part.tail.start);
     actor.pendingFrom = part.tail.start;
     scheduleEffects(ctx, part, actor);
   }

@@ -4,7 +4,7 @@ import { hasPersonalContent } from '../../sealing/personal.ts';
 import type { DomainEvent, LoggedEvent } from '../../events/schemas.ts';
 import { contextFrom, inSpan, traceparentOf } from '../../telemetry/trace.ts';
 import { fold } from '../state.ts';
-import { hasPendingWork, NotOwner } from './context.ts';
+import { NotOwner, openWork } from './context.ts';
 import type { Actor, HostContext, Partition } from './context.ts';
 import { writeSnapshot } from './snapshot.ts';
 
@@ -27,7 +27,7 @@ export async function commit(ctx: HostContext, part: Partition, actor: Actor, ev
   }, async (span, spanCtx) => {
     // The events carry this span's context: what they cause downstream (projections, the socket, a snapshot) hangs under their append.
     const envs = envelope(actor.id, actor.state.seq, events, { ...meta, traceparent: traceparentOf(spanCtx) ?? meta.traceparent, now: ctx.now(), newId: ctx.newId });
-    const next = fold(actor.id, envs, actor.state);
+    const next = fold(actor.id, envs, actor.state, ctx.historyMessages);
     const base = await part.appender!.append(envs.map((e) => encodeSealedEvent(e, key)));
     span.setAttribute('messaging.kafka.offset', base);
     return { envs, next, base };
@@ -38,16 +38,34 @@ export async function commit(ctx: HostContext, part: Partition, actor: Actor, ev
   actor.position = logged[logged.length - 1]!.position;
   actor.unsnapshottedFrom ??= base;
   actor.sinceSnapshot += logged.length;
-  if (hasPendingWork(next)) actor.pendingFrom ??= base;
-  else actor.pendingFrom = null;
+  for (const e of logged) if (e.type === 'PromptReceived') actor.traces.set(e.seq, meta.traceparent);
+  settlePending(actor, base);
   ctx.m.events.inc({}, logged.length);
   if (actor.sinceSnapshot >= ctx.snapshotEvery) {
     void writeSnapshot(ctx, actor, contextFrom(envs[0]!.traceparent)).catch((err) => ctx.logger.warn(`snapshot of ${actor.id} failed: ${(err as Error).message}`));
   }
   for (const e of logged) {
-    if (e.type === 'PromptReceived') actor.traces.set(e.seq, meta.traceparent);
-    else if (e.type === 'FlowEnded') ctx.m.flowsEnded.inc({ flow: next.flow?.flowId ?? '', reason: e.data.reason });
+    if (e.type === 'FlowEnded') ctx.m.flowsEnded.inc({ flow: next.flow?.flowId ?? '', reason: e.data.reason });
     else if (e.type === 'FlowTransferred') ctx.m.flowTransfers.inc({ flow: next.flow?.flowId ?? '', to: e.data.to });
   }
   return logged;
+}
+
+/**
+ * After a commit at `base`: work that opened in it is recorded at `base` (at or before the
+ * event that opened it), work no longer open is forgotten (and the traces of answered
+ * prompts), and pendingFrom is where the oldest work still open was recorded.
+ */
+export function settlePending(actor: Actor, base: number): void {
+  const open = openWork(actor.state);
+  for (const k of actor.pendingAt.keys()) if (!open.has(k)) actor.pendingAt.delete(k);
+  let from: number | null = null;
+  for (const k of open) {
+    if (!actor.pendingAt.has(k)) actor.pendingAt.set(k, base);
+    const at = actor.pendingAt.get(k)!;
+    from = from === null ? at : Math.min(from, at);
+  }
+  const { pendingPrompts } = actor.state;
+  for (const seq of actor.traces.keys()) if (!pendingPrompts.includes(seq)) actor.traces.delete(seq);
+  actor.pendingFrom = from;
 }

@@ -30,8 +30,20 @@ export type Actor = {
   sinceSnapshot: number;
   /** Offset at or before which the oldest unfinished effect was recorded (null: none). */
   pendingFrom: number | null;
+  /**
+   * Where each piece of pending work (by the seq of its prompt or reply) was recorded, so
+   * pendingFrom follows the oldest one still open. With "set when work appears, cleared when
+   * none is left", a conversation whose next prompt always arrived before the last reply's
+   * speech was done never cleared it: the partition's checkpoint stayed where the
+   * conversation began and the tail held every event after it (issue 15).
+   */
+  pendingAt: Map<string, number>;
   inFlight: Set<string>;
+  /** The trace of each pending prompt (dropped once it is answered). */
   traces: Map<number, string | null>;
+  /** The snapshot write under way, and the one queued behind it: one at a time per conversation. */
+  snapshotting: Promise<void> | null;
+  snapshotNext: Promise<void> | null;
   /** The conversation's data key, cached with the actor (undefined: not loaded yet; null: none, or destroyed). */
   key: Uint8Array | null | undefined;
   /** The flow's noInput timer armed in this process (the timer itself is in the log: MessageSaid.awaitUntil). */
@@ -63,6 +75,19 @@ export function hostMetrics(metrics: Metrics) {
     flowsEnded: metrics.counter('gemello_flows_ended_total', 'Flows that ended, by flow and reason (completed, transferred, gave_up, error)'),
     flowTransfers: metrics.counter('gemello_flow_transfers_total', 'Conversations a flow handed over to an operator, by flow and operator'),
     flowEffects: metrics.counter('gemello_flow_effects_total', 'Flow side effects (backend calls, emails, SMS) by kind and status'),
+    evicted: metrics.counter('gemello_actors_evicted_total', 'Actors passivated before their idle time because the host held GEMELLO_MAX_ACTORS'),
+    tailTrimmedPastCheckpoint: metrics.counter('gemello_tail_trimmed_past_checkpoint_total', 'Tail events dropped at GEMELLO_TAIL_MAX_EVENTS although the checkpoint had not passed them (a later activation of their conversation may fall back to a slower tier)'),
+    gauges: {
+      tail: metrics.gauge('gemello_actor_tail_events', 'Events held in the partitions\' tails (bound: GEMELLO_TAIL_MAX_EVENTS per partition)'),
+      tailBound: metrics.gauge('gemello_actor_tail_events_bound', 'The bound of a partition\'s tail'),
+      actorsBound: metrics.gauge('gemello_actors_bound', 'Conversations held in memory at most (GEMELLO_MAX_ACTORS)'),
+      mailbox: metrics.gauge('gemello_actor_mailbox_tasks', 'Tasks queued or running in the actors\' mailboxes'),
+      effects: metrics.gauge('gemello_actor_effects_in_flight', 'Model and speech calls under way'),
+      pendingPrompts: metrics.gauge('gemello_actor_pending_prompts', 'Prompts waiting for their reply, over resident conversations (bound: 16 per conversation)'),
+      snapshots: metrics.gauge('gemello_actor_snapshot_writes_in_flight', 'Snapshot writes under way or queued (at most two per conversation)'),
+      appender: metrics.gauge('gemello_actor_append_queue_records', 'Records waiting for the append in flight, over partitions'),
+      behind: metrics.gauge('gemello_actor_checkpoint_lag_records', 'Records between a partition\'s checkpoint and its end, summed: what a takeover would read'),
+    },
   };
 }
 
@@ -81,6 +106,12 @@ export type HostContext = {
   recovery: ReturnType<typeof createRecovery>;
   work: ReturnType<typeof createEffectWork>;
   snapshotEvery: number;
+  /** Messages a conversation's state keeps (GEMELLO_HISTORY_MESSAGES). */
+  historyMessages: number;
+  /** Conversations held in memory at most; beyond, the least recently used idle ones are passivated early. */
+  maxActors: number;
+  /** Events a partition's tail holds at most. */
+  tailMaxEvents: number;
   idleMs: number;
   now: () => Date;
   newId: () => string;
@@ -100,5 +131,19 @@ export class NotOwner extends Error {
 }
 
 /** Whether the conversation owes work: a reply, audio, or a flow's side effect, model reading or noInput timer (a host taking it over must find it). */
+/** Each piece of work the state says is open, by a key of its own (what hasPendingWork looks at, one by one). */
+export function openWork(s: ConversationState): Set<string> {
+  const open = new Set<string>();
+  for (const seq of s.pendingPrompts) open.add(`p${seq}`);
+  for (const seq of s.pendingAudio) open.add(`a${seq}`);
+  const f = s.flow;
+  if (f && f.status === 'running') {
+    if (f.effect) open.add(`e${f.effect.key}`);
+    if (f.read) open.add(`r${f.read.promptSeq}`);
+    if (f.timer) open.add(`t${f.timer.seq}`);
+  }
+  return open;
+}
+
 export const hasPendingWork = (s: ConversationState): boolean =>
   s.pendingPrompts.length > 0 || s.pendingAudio.length > 0 || (s.flow !== undefined && s.flow.status === 'running' && (s.flow.effect !== undefined || s.flow.read !== undefined || s.flow.timer !== undefined));

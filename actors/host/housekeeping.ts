@@ -2,16 +2,38 @@ import { hasPendingWork } from './context.ts';
 import type { HostContext, Partition } from './context.ts';
 import { writeSnapshot } from './snapshot.ts';
 
-/** Passivates idle actors (snapshot first) and writes each partition's checkpoint. */
+/**
+ * Passivates idle actors (snapshot first) and writes each partition's checkpoint. Over
+ * `maxActors`, the least recently used actors without work are passivated before their idle
+ * time, so memory holds a bounded number of conversations however many arrive.
+ */
 export async function housekeeping(ctx: HostContext): Promise<void> {
-  const cutoff = Date.now() - ctx.idleMs;
+  const now = Date.now();
+  const cutoff = now - ctx.idleMs;
+  let resident = 0;
+  for (const part of ctx.partitions.values()) resident += part.actors.size;
+  // Passivate down to 90% of the bound: one pass makes room for a burst of new conversations.
+  let over = resident > ctx.maxActors ? resident - Math.floor(ctx.maxActors * 0.9) : 0;
+  let lruCutoff = cutoff;
+  if (over > 0) {
+    const used = [...ctx.partitions.values()].flatMap((p) => [...p.actors.values()].map((a) => a.lastUsed)).sort((a, b) => a - b);
+    lruCutoff = Math.max(cutoff, used[Math.min(used.length - 1, over - 1)]! + 1);
+  }
   for (const part of ctx.partitions.values()) {
     if (!part.appender) continue;
     for (const actor of [...part.actors.values()]) {
-      if (actor.lastUsed > cutoff || actor.busy > 0 || actor.inFlight.size > 0 || hasPendingWork(actor.state)) continue;
+      if (actor.lastUsed > lruCutoff || actor.busy > 0 || actor.inFlight.size > 0 || hasPendingWork(actor.state)) continue;
+      const early = actor.lastUsed > cutoff;
+      if (early && over <= 0) continue;
       try {
         if (actor.unsnapshottedFrom !== null) await writeSnapshot(ctx, actor);
-        if (actor.busy === 0 && actor.unsnapshottedFrom === null) part.actors.delete(actor.id);
+        if (actor.busy === 0 && actor.unsnapshottedFrom === null && part.actors.get(actor.id) === actor) {
+          part.actors.delete(actor.id);
+          if (early) {
+            over--;
+            ctx.m.evicted.inc();
+          }
+        }
       } catch (err) {
         ctx.logger.warn(`passivating ${actor.id}: ${(err as Error).message}`);
       }
@@ -40,6 +62,15 @@ export async function writeCheckpoint(ctx: HostContext, part: Partition): Promis
   if (ctx.readModel) {
     const covered = await ctx.readModel.coveredUntil(part.id).catch(() => null);
     keepFrom = Math.min(keepFrom, covered ?? part.tail.start);
+  }
+  // The bound holds even when the checkpoint or the projection stands still (a store down,
+  // work that never finishes): a resident actor does not need its tail, and a conversation
+  // activated later whose events were dropped here recovers from a slower tier (the read
+  // model, or its partition read from the start), never wrongly.
+  const bound = part.appender.next - ctx.tailMaxEvents;
+  if (bound > keepFrom) {
+    if (bound > cp) ctx.m.tailTrimmedPastCheckpoint.inc({}, Math.max(0, Math.min(bound, part.appender.next) - Math.max(cp, part.tail.start)));
+    keepFrom = bound;
   }
   part.tail.trim(keepFrom);
 }

@@ -13,8 +13,11 @@ export function newActor(conversationId: string): Actor {
     unsnapshottedFrom: null,
     sinceSnapshot: 0,
     pendingFrom: null,
+    pendingAt: new Map(),
     inFlight: new Set(),
     traces: new Map(),
+    snapshotting: null,
+    snapshotNext: null,
     key: undefined,
     flowTimer: null,
   };

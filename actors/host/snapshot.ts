@@ -3,8 +3,29 @@ import type { Context } from '@opentelemetry/api';
 import { inSpan } from '../../telemetry/trace.ts';
 import type { Actor, HostContext } from './context.ts';
 
-/** Writes the actor's snapshot and moves its unsnapshotted mark past what it covers. */
-export async function writeSnapshot(ctx: HostContext, actor: Actor, parent?: Context): Promise<void> {
+/**
+ * Writes the actor's snapshot and moves its unsnapshotted mark past what it covers. One
+ * write at a time per conversation: a call while one is under way waits for it and then
+ * writes the state as it is by then, and calls meanwhile share that second write. So a
+ * store that falls behind holds up at most two writes per conversation, never a queue of
+ * them (each held its whole state as JSON: the memory of issue 15's collapse).
+ */
+export function writeSnapshot(ctx: HostContext, actor: Actor, parent?: Context): Promise<void> {
+  if (actor.snapshotting) {
+    actor.snapshotNext ??= actor.snapshotting.catch(() => {}).then(() => {
+      actor.snapshotNext = null;
+      return writeSnapshot(ctx, actor, parent);
+    });
+    return actor.snapshotNext;
+  }
+  const write = writeOnce(ctx, actor, parent).finally(() => {
+    actor.snapshotting = null;
+  });
+  actor.snapshotting = write;
+  return write;
+}
+
+async function writeOnce(ctx: HostContext, actor: Actor, parent?: Context): Promise<void> {
   if (!actor.position) return;
   if (actor.state.erased) {
     // An erased conversation keeps no snapshot: it recovers from the read model or the log.

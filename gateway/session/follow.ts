@@ -13,6 +13,7 @@ export const twinFields = (f: Followed) => (f.twin ? { digitalTwinId: f.twin.id,
 export function follow(s: SessionState, conversationId: string, twin: { id: string; name: string } | null, verified = s.principal === null): Followed {
   let f = s.followed.get(conversationId);
   if (!f) {
+    if (s.followed.size >= MAX_FOLLOWED) forgetOldest(s);
     const entry: Followed = { stop: () => {}, lastSeq: 0, twin, requests: new Map(), verified, pending: null, resuming: 0 };
     entry.stop = s.deps.feed.follow(conversationId, { event: (e) => onEvent(s, conversationId, e), notice: (n) => onNotice(s, n) });
     s.followed.set(conversationId, entry);
@@ -21,6 +22,22 @@ export function follow(s: SessionState, conversationId: string, twin: { id: stri
   if (twin) f.twin = twin;
   if (verified) f.verified = true;
   return f;
+}
+
+/**
+ * Conversations one socket follows at most: each is a listener on the feed. Past the bound
+ * the one followed longest ago with nothing under way (no reply owed to this socket, no
+ * resume) is let go; the client gets its events again with `resume`.
+ */
+export const MAX_FOLLOWED = 100;
+
+function forgetOldest(s: SessionState): void {
+  for (const [id, f] of s.followed) {
+    if (f.requests.size === 0 && f.resuming === 0 && ![...s.byTwin.values()].includes(id)) {
+      unfollow(s, id);
+      return;
+    }
+  }
 }
 
 export function unfollow(s: SessionState, conversationId: string): void {

@@ -4,7 +4,7 @@
  *   const fake = await startFakeOpenAI();          // opts: { mode?, latencyMs? }
  *   createOpenAIReplyModel({ apiKey: 'test', baseURL: fake.url });
  *   fake.url             // base URL including /v1, e.g. http://127.0.0.1:40123/v1
- *   fake.requests        // JSON bodies received on POST /v1/chat/completions, in arrival order
+ *   fake.requests        // JSON bodies received on POST /v1/chat/completions, in arrival order (opts.keep: only the last so many)
  *                        // (recorded on arrival, so failed and retried attempts count too)
  *   fake.speechRequests  // JSON bodies received on POST /v1/audio/speech
  *   fake.setMode(m)      // 'ok'     chat: `echo: <last user message>` with usage; speech: audio
@@ -59,7 +59,7 @@ export type FakeOpenAI = {
 const DEFAULT_SLOW_MS = 1000;
 
 /** Starts the fake server; see the comment at the top of this file. */
-export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?: number } = {}): Promise<FakeOpenAI> {
+export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?: number; /** Keep only the last this many request bodies (a long benchmark's memory); default all. */ keep?: number } = {}): Promise<FakeOpenAI> {
   let mode: FakeOpenAIMode = opts.mode ?? 'ok';
   let latencyMs = opts.latencyMs ?? 0;
   let structuredOutput: boolean | 'bad-schema' = true;
@@ -76,6 +76,7 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
     if (!chat && !speech) return sendJson(res, 404, { error: { message: `no route ${req.method} ${path}`, type: 'invalid_request_error' } });
     if (chat) requests.push(body as FakeChatRequest);
     else speechRequests.push(body as FakeSpeechRequest);
+    if (opts.keep !== undefined) for (const list of [requests, speechRequests]) if (list.length > opts.keep) list.splice(0, list.length - opts.keep);
 
     const current = mode;
     if (current === 'hang') return;

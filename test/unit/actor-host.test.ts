@@ -14,6 +14,8 @@ import type { HostContext } from '../../actors/host/context.ts';
 import { handleCommands } from '../../actors/host/handle-command.ts';
 import { housekeeping } from '../../actors/host/housekeeping.ts';
 import { acquire, release } from '../../actors/host/partitions.ts';
+import { actorFor } from '../../actors/host/activate.ts';
+import { writeSnapshot } from '../../actors/host/snapshot.ts';
 import { decodeEvents } from '../../events/codec.ts';
 import type { LoggedEvent } from '../../events/schemas.ts';
 import { createFileLog } from '../../log/file.ts';
@@ -29,12 +31,12 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function world(reply: ReplyModel['reply'] = async () => ({ text: 'Buy wonderful businesses.', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } })) {
+function world(reply: ReplyModel['reply'] = async () => ({ text: 'Buy wonderful businesses.', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } }), extra: Partial<Parameters<typeof createHostContext>[0]> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gemello-host-'));
   dirs.push(dir);
   const log: EventLog = createFileLog({ dir, partitions: 1 });
   const snapshots = createMemorySnapshotStore();
-  const ctx: HostContext = createHostContext({ log, snapshots, readModel: null, catalog: createTwinCatalog(), replyModel: { name: 'stub', reply }, metrics: createMetrics(), logger: quiet, idleMs: 0 });
+  const ctx: HostContext = createHostContext({ log, snapshots, readModel: null, catalog: createTwinCatalog(), replyModel: { name: 'stub', reply }, metrics: createMetrics(), logger: quiet, idleMs: 0, ...extra });
   let offset = 0;
   const record = (value: unknown): LogRecord => ({ topic: TOPICS.commands, partition: 0, offset: offset++, key: 'c1', value: typeof value === 'string' ? value : JSON.stringify(value), headers: {}, timestamp: Date.now() });
   const prompt = (commandId: string, text: string) => record({ type: 'SubmitPrompt', commandId, conversationId: 'c1', correlationId: null, principal: null, traceparent: null, issuedAt: new Date(0).toISOString(), data: { twin, text } });
@@ -97,6 +99,76 @@ describe('actor host parts on the file log', () => {
     expect(part.actors.size).toBe(0);
     expect((await w.snapshots.get('c1'))?.seq).toBe(3);
     expect(await w.snapshots.getCheckpoint(0)).toBe(3);
+    await w.log.close();
+  });
+
+  it('moves the checkpoint with the oldest open work, though the next prompt always comes before the last speech is done', async () => {
+    const w = world();
+    const part = acquire(w.ctx, 0);
+    await part.ready;
+    const actor = actorFor(w.ctx, part, 'c1');
+    await actor.queue;
+    const none = { causationId: null, correlationId: null, traceparent: null };
+    const tokens = { prompt: 1, completion: 1, total: 2 };
+    await commit(w.ctx, part, actor, [{ type: 'ConversationStarted', data: { twinId: twin.id, twinName: twin.name, userId: null, metadata: {} } }], none);
+    // Each turn: a prompt, its reply owing speech, the next prompt, and only then the speech.
+    for (let turn = 0; turn < 50; turn++) {
+      const [p] = await commit(w.ctx, part, actor, [{ type: 'PromptReceived', data: { text: `q${turn}`, requestId: null } }], none);
+      if (turn > 0) await commit(w.ctx, part, actor, [{ type: 'AudioReady', data: { replySeq: actor.state.pendingAudio[0]!, audioId: 'a', format: 'wav', durationSec: 1, bytes: 1, voice: 'v' } }], none);
+      const [r] = await commit(w.ctx, part, actor, [{ type: 'ReplyGenerated', data: { promptSeq: p!.seq, text: 'a', model: 'm', tokens, latencyMs: 1, audio: true } }], none);
+      expect(actor.pendingFrom).toBe(r!.position.offset);
+    }
+    expect(actor.pendingAt.size).toBe(1);
+    expect(actor.traces.size).toBe(0);
+    await w.log.close();
+  });
+
+  it('writes one snapshot at a time per conversation; calls meanwhile share the next write, which has the latest state', async () => {
+    const w = world();
+    const puts: number[] = [];
+    const put = w.snapshots.put.bind(w.snapshots);
+    w.snapshots.put = async (s) => {
+      puts.push(s.seq);
+      await new Promise((r) => setTimeout(r, 20));
+      await put(s);
+    };
+    const part = acquire(w.ctx, 0);
+    await handleCommands(w.ctx, part, [w.prompt('cmd-1', 'hello')]);
+    await w.settled(part);
+    const actor = part.actors.get('c1')!;
+    puts.length = 0;
+    const writes = Array.from({ length: 10 }, () => writeSnapshot(w.ctx, actor));
+    await Promise.all(writes);
+    expect(puts).toHaveLength(2);
+    expect((await w.snapshots.get('c1'))?.seq).toBe(actor.state.seq);
+    await w.log.close();
+  });
+
+  it('holds at most maxActors conversations: the least recently used idle ones are passivated early', async () => {
+    const w = world(undefined, { idleMs: 3_600_000, maxActors: 10 });
+    const part = acquire(w.ctx, 0);
+    for (let i = 0; i < 30; i++) {
+      const conversationId = `c${i}`;
+      await handleCommands(w.ctx, part, [w.record({ type: 'SubmitPrompt', commandId: `cmd-${i}`, conversationId, correlationId: null, principal: null, traceparent: null, issuedAt: new Date(0).toISOString(), data: { twin, text: 'hi' } })]);
+    }
+    for (let i = 0; i < 200 && [...part.actors.values()].some((a) => a.state.pendingPrompts.length || a.busy); i++) await new Promise((r) => setTimeout(r, 10));
+    await housekeeping(w.ctx);
+    expect(part.actors.size).toBeLessThanOrEqual(10);
+    expect(part.actors.has('c29')).toBe(true);
+    expect((await w.snapshots.get('c0'))?.seq).toBe(3);
+    await w.log.close();
+  });
+
+  it('bounds the tail even when the checkpoint cannot move', async () => {
+    const w = world(() => new Promise(() => {}), { tailMaxEvents: 100 });
+    const part = acquire(w.ctx, 0);
+    // Prompts that are never answered pin the checkpoint at the first one.
+    for (let i = 0; i < 12; i++) {
+      await handleCommands(w.ctx, part, Array.from({ length: 15 }, (_, k) => w.record({ type: 'SubmitPrompt', commandId: `cmd-${i}-${k}`, conversationId: `c${i}`, correlationId: null, principal: null, traceparent: null, issuedAt: new Date(0).toISOString(), data: { twin, text: 'hi' } })));
+    }
+    await housekeeping(w.ctx);
+    expect(part.tail.size).toBeLessThanOrEqual(100);
+    expect(part.checkpoint).toBe(0);
     await w.log.close();
   });
 });
