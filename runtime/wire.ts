@@ -138,7 +138,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
     : null;
   const host = roles.includes('actors')
     ? createActorHost({
-        liveness: liveness ? { store: liveness, ttlMs: config.leaseMs, everyMs: Math.max(25, Math.floor(config.leaseMs / 4)) } : null,
+        liveness: liveness ? { store: liveness, ttlMs: config.leaseMs, everyMs: Math.max(25, Math.floor(config.leaseMs / 8)) } : null,
         log,
         snapshots,
         readModel: stateSource,
