@@ -20,7 +20,7 @@ import { handleCommands } from './host/handle-command.ts';
 import { housekeeping, writeCheckpoint } from './host/housekeeping.ts';
 import { startLiveness } from './host/liveness.ts';
 import type { LivenessSettings } from './host/liveness.ts';
-import { acquire, onAssigned } from './host/partitions.ts';
+import { acquire, onAssigned, release } from './host/partitions.ts';
 import { writeSnapshot } from './host/snapshot.ts';
 
 export { NotOwner } from './host/context.ts';
@@ -140,6 +140,13 @@ export function createHostContext(options: ActorHostOptions): HostContext {
   return ctx;
 }
 
+/** How long a stopping host waits for the appends under way (each conversation's mailbox) before it hands over. */
+const HANDOVER_WAIT_MS = 1_000;
+/** How long it lets model and speech calls under way finish, so that their answers are not asked for twice. */
+const EFFECT_GRACE_MS = 50;
+/** How long it spends on snapshots and checkpoints before it leaves the group. */
+const SNAPSHOT_WAIT_MS = 150;
+
 /**
  * Owns partitions of `gemello.commands` (consumer group `gemello-actors`) and is the one
  * writer of the same partitions of `gemello.events`. Each conversation is an actor with
@@ -165,6 +172,8 @@ export function createActorHost(options: ActorHostOptions) {
         from: 'earliest',
         onAssigned: (assigned) => onAssigned(ctx, assigned),
         handle: (partition, records) => {
+          // Stopping: commands not handled yet are left (uncommitted) to the next owner.
+          if (ctx.stopping) throw new NotOwner(`partition ${partition}: this host is stopping`);
           const part = ctx.partitions.get(partition);
           // A fenced host takes nothing over before the group has settled again: delivered again then.
           if (!part && ctx.fenced) throw new NotOwner(`partition ${partition}: this host is fenced until the group settles`);
@@ -180,24 +189,45 @@ export function createActorHost(options: ActorHostOptions) {
       }, checkpointEveryMs));
       for (const t of timers) t.unref?.();
     },
-    /** Leaves the group after writing snapshots and checkpoints of what it holds. */
+    /**
+     * Hands its partitions over: lets the appends under way land (each conversation's mailbox
+     * empties; effects get a short grace), writes snapshots and checkpoints (briefly), stops
+     * writing, and leaves the group so the partitions move at once.
+     * A model answer that comes after the hand-over is not recorded here: the next owner asks again.
+     */
     async stop(): Promise<void> {
+      const t0 = performance.now();
+      const owned = [...ctx.partitions.keys()];
       ctx.stopping = true;
       for (const t of timers) clearInterval(t);
       timers = [];
+      const actors = () => [...ctx.partitions.values()].flatMap((p) => [...p.actors.values()]);
+      const settle = async (busy: () => boolean, ms: number) => {
+        const until = performance.now() + ms;
+        while (busy() && performance.now() < until) await new Promise((r) => setTimeout(r, 2));
+      };
+      await settle(() => actors().some((a) => a.busy > 0), HANDOVER_WAIT_MS);
+      await settle(() => actors().some((a) => a.inFlight.size > 0 || a.busy > 0), EFFECT_GRACE_MS);
+      const drained = performance.now();
+      // Snapshots and checkpoints first, so the next owner reads an empty tail, but never for
+      // long: a slow Redis costs the next owner a longer tail, not the clients a longer wait.
+      const parts = [...ctx.partitions.values()];
+      await Promise.race([
+        Promise.all(parts.map(async (part) => {
+          await Promise.all([...part.actors.values()].map((a) => (a.unsnapshottedFrom !== null ? writeSnapshot(ctx, a).catch(() => {}) : undefined)));
+          await writeCheckpoint(ctx, part);
+        })),
+        new Promise((r) => setTimeout(r, SNAPSHOT_WAIT_MS)),
+      ]);
+      const written = performance.now();
+      for (const id of [...ctx.partitions.keys()]) release(ctx, id);
       await lease?.stop();
       lease = null;
       await subscription?.stop();
       subscription = null;
-      for (const part of ctx.partitions.values()) {
-        await part.ready.catch(() => {});
-        for (const a of part.actors.values()) {
-          await a.queue.catch(() => {});
-          if (a.unsnapshottedFrom !== null) await writeSnapshot(ctx, a).catch(() => {});
-        }
-        await writeCheckpoint(ctx, part);
-      }
       ctx.partitions.clear();
+      const ms = (a: number, b: number) => (b - a).toFixed(0);
+      if (owned.length) ctx.logger.info(`handed partitions ${owned.join(',')} over in ${ms(t0, performance.now())} ms (appends under way ${ms(t0, drained)} ms, snapshots and checkpoints ${ms(drained, written)} ms, leaving the group ${ms(written, performance.now())} ms)`);
     },
     /** Partitions owned now, with their readiness. */
     owned(): number[] {

@@ -36,14 +36,17 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
 
   let admin: Admin | null = null;
   const adminClient = () => (admin ??= new Admin(base));
-  // One consumer that never joins a group: it lists offsets and fetches for bounded reads.
-  const readers = new Map<number, Str>();
-  const reader = (partition: number): Str => {
-    // One per partition: a fetch session belongs to a connection, and reads of different
-    // partitions run side by side.
-    let r = readers.get(partition);
-    if (!r) readers.set(partition, (r = new Consumer({ ...base, clientId: `${clientId}-reader`, groupId: full('gemello-reader'), deserializers: stringDeserializers })));
-    return r;
+  // One consumer that never joins a group lists offsets and fetches for bounded reads. It stays
+  // connected (a host taking a partition over reads at once, without a connection to set up),
+  // and its fetches go one at a time: a fetch session belongs to a connection and moves on
+  // with each fetch, so fetches of different partitions cannot overlap on it.
+  let readerClient: Str | null = null;
+  const reader = (): Str => (readerClient ??= new Consumer({ ...base, clientId: `${clientId}-reader`, groupId: full('gemello-reader'), deserializers: stringDeserializers }));
+  let fetching: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(f: () => Promise<T>): Promise<T> => {
+    const mine = fetching.catch(() => {}).then(f);
+    fetching = mine;
+    return mine;
   };
   // Idempotent: a retried send after a lost acknowledgement is not written twice.
   const producer = new Producer({ ...base, idempotent: true, acks: -1, retries: 6, serializers: stringSerializers });
@@ -57,7 +60,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
   });
 
   async function endOffsets(topic: string): Promise<number[]> {
-    const offsets = await reader(0).listOffsets({ topics: [full(topic)] });
+    const offsets = await reader().listOffsets({ topics: [full(topic)] });
     const out = new Array<number>(options.partitions).fill(0);
     (offsets.get(full(topic)) ?? []).forEach((o, p) => (out[p] = Number(o)));
     return out;
@@ -83,6 +86,10 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
     const toCommit = new Map<number, number>();
     let pending = 0;
     let stopped = false;
+    /** Set when stop() begins: a failing batch is no longer retried here. */
+    let closing = false;
+    let wake!: () => void;
+    const closingNow = new Promise<void>((r) => (wake = r));
     let stream: MessagesStream<string, string, string, string> | null = null;
     const idle = new Set<() => void>();
 
@@ -124,7 +131,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
 
     async function run(p: number, lane: Lane) {
       let delay = 100;
-      while (lane.records.length && !stopped && lanes.get(p) === lane) {
+      while (lane.records.length && !stopped && !closing && lanes.get(p) === lane) {
         const batch = lane.records;
         lane.records = [];
         try {
@@ -133,10 +140,12 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
           pending -= batch.length;
           if (lanes.get(p) === lane && opts.commit !== false) toCommit.set(p, batch[batch.length - 1]!.offset + 1);
         } catch (err) {
-          // Delivered again (with whatever came meanwhile) until it succeeds or the partition moves.
+          // Delivered again (with whatever came meanwhile) until it succeeds or the partition moves;
+          // while stopping, it is left to the next owner (it was not committed).
           lane.records = batch.concat(lane.records);
+          if (closing) break;
           warn(`handler of ${topic}/${p} failed, delivering again in ${delay} ms`, err);
-          await sleep(delay);
+          await Promise.race([sleep(delay), closingNow]);
           delay = Math.min(delay * 2, 2_000);
         }
         if (pending < MAX_PENDING / 5 && stream?.isPaused()) stream.resume();
@@ -199,7 +208,9 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
     const sub: Subscription = {
       memberId: () => consumer.memberId,
       async stop() {
-        if (stopped) return;
+        if (stopped || closing) return;
+        closing = true;
+        wake();
         subscriptions.delete(sub);
         // Let handlers in flight finish so their offsets are committed, then leave the group.
         const busy = () => [...lanes.values()].some((l) => l.running);
@@ -219,21 +230,21 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
   /** Reads one partition from `from` to `end`, fetch by fetch, on a consumer that never joins a group. */
   async function readRange(name: string, partition: number, from: number, end: number, handle: (records: LogRecord[]) => void | Promise<void>) {
     const topic = full(name);
-    const r = reader(partition);
+    const r = reader();
     let offset = BigInt(from);
     const stop = BigInt(end);
     while (offset < stop) {
       const metadata = await r.metadata({ topics: [topic] });
       const t = metadata.topics.get(topic);
       if (!t) throw new Error(`topic ${topic} not found`);
-      const response = await r.fetch({
+      const response = await oneAtATime(() => r.fetch({
         node: t.partitions[partition]!.leader,
         topics: [{ topicId: t.id, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: 8 * 1024 * 1024, currentLeaderEpoch: -1, lastFetchedEpoch: -1 }] }],
         maxWaitTime,
         minBytes: 1,
         maxBytes: 16 * 1024 * 1024,
         isolationLevel: 0,
-      });
+      }));
       const records: LogRecord[] = [];
       const before = offset;
       for (const tr of response.responses) {
@@ -288,7 +299,11 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
           }
           if (t.partitions.some((p) => p.leader < 0)) ready = false;
         }
-        if (ready) break;
+        if (ready) {
+          // Connect the reader now: a takeover reads at once.
+          await reader().metadata({ topics: topics.map(full) }).catch(() => {});
+          break;
+        }
         if (Date.now() > until) throw new Error(`topics ${topics.join(', ')} have no leader after 10 s`);
         await sleep(50);
       }
@@ -321,7 +336,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
     },
     async close() {
       await Promise.allSettled([...subscriptions].map((s) => s.stop()));
-      await Promise.allSettled([...readers.values()].map((r) => r.close(true)));
+      await readerClient?.close(true).catch(() => {});
       await Promise.allSettled([producer.close(true), admin?.close()]);
     },
   };

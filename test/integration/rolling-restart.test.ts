@@ -1,0 +1,93 @@
+// A rolling restart: SIGTERM one of two actor hosts while 20 conversations keep talking.
+// The host hands its partitions over (drains, writes snapshots and checkpoints, then leaves
+// the group): no client sees an error frame, and every prompt gets exactly one reply.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readConversation } from '../../cli/read-conversation.ts';
+import { partitionFor } from '../../log/partition.ts';
+import { startFakeOpenAI } from '../support/fake-openai.ts';
+import type { FakeOpenAI } from '../support/fake-openai.ts';
+import { KAFKA_BROKERS } from '../support/env.ts';
+import { kafkaLog } from '../support/kafka.ts';
+import { fakeModelEnv, startTwoHostCluster } from '../support/processes.ts';
+import type { Gemello } from '../support/processes.ts';
+import { connect } from '../support/ws-client.ts';
+
+const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
+const PARTITIONS = 4;
+const CONVERSATIONS = 20;
+let fake: FakeOpenAI;
+let procs: Gemello[] = [];
+
+beforeAll(async () => {
+  fake = await startFakeOpenAI();
+});
+afterAll(async () => {
+  await fake?.close();
+});
+afterEach(async () => {
+  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
+  procs = [];
+});
+
+describe('rolling restart of an actor host', () => {
+  it('SIGTERM under traffic from 20 conversations: no error frame, every prompt answered exactly once', async () => {
+    const { port, gateway, a, b, namespace } = await startTwoHostCluster('rr', PARTITIONS, { ...fakeModelEnv(fake), GEMELLO_RATE_PER_SEC: '1000', GEMELLO_RATE_BURST: '1000' });
+    procs.push(gateway, a, b);
+    const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
+    try {
+      const clients = await Promise.all(Array.from({ length: CONVERSATIONS }, () => connect(`ws://127.0.0.1:${port}/ws`)));
+      const conversations: string[] = [];
+      for (const c of clients) {
+        c.send({ ...seed, prompt: 'hello', requestId: 'r0' });
+        conversations.push((await c.next((f) => f.type === 'reply' || f.type === 'error')).conversationId as string);
+      }
+      const leaving = a;
+      const moved = new Set(leaving.owned());
+      let traffic = true;
+      let termAt = 0;
+      /** Per prompt sent: when, and how long its reply took (for the conversations that moved). */
+      const waits: Array<{ sentAt: number; ms: number; moved: boolean }> = [];
+      const sent = clients.map(() => 1);
+      const loops = clients.map(async (c, i) => {
+        const isMoved = moved.has(partitionFor(conversations[i]!, PARTITIONS));
+        while (traffic) {
+          const n = sent[i]!++;
+          const t0 = performance.now();
+          c.send({ ...seed, conversationId: conversations[i], prompt: `p${n}`, requestId: `r${n}` });
+          const f = await c.next((x) => x.type === 'reply' || x.type === 'error', 20_000);
+          waits.push({ sentAt: t0, ms: performance.now() - t0, moved: isMoved });
+          if (f.type === 'error') break;
+        }
+      });
+      await new Promise((r) => setTimeout(r, 1_500));
+      termAt = performance.now();
+      await leaving.kill('SIGTERM');
+      const exitedMs = performance.now() - termAt;
+      await b.waitFor(() => b.owned().length === PARTITIONS, 'the other host to own every partition', 10_000);
+      await new Promise((r) => setTimeout(r, 2_000));
+      traffic = false;
+      await Promise.all(loops);
+
+      for (const c of clients) {
+        const errors = c.frames.filter((f) => f.type === 'error');
+        expect(errors).toEqual([]);
+        const replies = c.frames.filter((f) => f.type === 'reply');
+        // One reply per prompt, each the answer to its own prompt.
+        expect(replies.map((f) => f.requestId)).toEqual(replies.map((_, n) => `r${n}`));
+        expect(replies.map((f) => f.reply)).toEqual(replies.map((_, n) => (n === 0 ? 'echo: hello' : `echo: p${n}`)));
+        c.close();
+      }
+      for (const [i, id] of conversations.entries()) {
+        const events = await readConversation(log, id);
+        expect(events.map((e) => e.seq)).toEqual(events.map((_, k) => k + 1));
+        expect(events.filter((e) => e.type === 'ReplyGenerated')).toHaveLength(sent[i]!);
+      }
+      const around = waits.filter((w) => w.moved && w.sentAt >= termAt - 200 && w.sentAt <= termAt + exitedMs + 500);
+      const worst = Math.max(0, ...around.map((w) => w.ms));
+      console.log([leaving.output(), b.output()].join('\n').split('\n').filter((l) => /handed|partition \d+: read|SIGTERM|frozen|removing|warn/.test(l)).join('\n'));
+      console.log(`rolling restart: ${waits.length} prompts; SIGTERM -> host exited in ${exitedMs.toFixed(0)} ms; longest reply wait of a moved conversation around the handover ${worst.toFixed(0)} ms (${around.length} prompts)`);
+    } finally {
+      await log.close();
+    }
+  }, 120_000);
+});
