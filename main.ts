@@ -1,6 +1,7 @@
 // `npm start`: gateway, actor host and projections in one Node process.
 import { readFileSync } from 'node:fs';
 import { SecretFileError, withSecretFiles } from './runtime/file-env.ts';
+import { exitOnStartError } from './runtime/fatal.ts';
 import { runNode } from './runtime/node.ts';
 import { ALL_ROLES } from './runtime/wire.ts';
 
@@ -12,4 +13,4 @@ try {
   console.error(err.message);
   process.exit(2);
 }
-await runNode(ALL_ROLES);
+await runNode(ALL_ROLES).catch(exitOnStartError);

@@ -29,7 +29,12 @@ import { TOPICS } from '../log/port.ts';
 import type { EventLog, OutgoingRecord } from '../log/port.ts';
 import { createPostgresDb } from '../stores/db-postgres.ts';
 import { migrate } from '../projections/migrate.ts';
-import { createDbKeyStore } from '../sealing/db-key-cache.ts';
+import { createFileLog } from '../log/file.ts';
+import { createLoggedKeyStore } from '../sealing/key-store.ts';
+import { fingerprint } from '../sealing/master-key.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createProjector } from '../projections/projector.ts';
 import type { Db } from '../stores/sql.ts';
 import { createReadModelStateSource } from '../projections/state-source.ts';
@@ -37,6 +42,13 @@ import { createRedisSnapshotStore } from '../stores/snapshots/redis.ts';
 import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../test/support/env.ts';
 import { cleanUp, onInterrupt } from './cleanup.ts';
 import { loadNow, percentile, report, round, startRun } from './report.ts';
+
+// The data keys' home for this run: a keys topic in a private file log (the measured paths
+// read keys from the database cache, as every gemello process does), one master key per run.
+const benchMasterKey = new Uint8Array(randomBytes(32));
+const benchMaster = { key: benchMasterKey, id: fingerprint(benchMasterKey), source: 'bench' };
+let benchKeyLog: EventLog | null = null;
+const benchKeys = (db: Db) => createLoggedKeyStore({ log: (benchKeyLog ??= createFileLog({ dir: mkdtempSync(join(tmpdir(), 'gemello-bench-keys-')), partitions: 12 })), db, master: benchMaster });
 
 const env = process.env;
 const N = Number(env.BENCH_CONVERSATIONS ?? 10_000);
@@ -211,7 +223,7 @@ async function measureLag({ db, kafkaLog, loadLog, onProjector }: LagContext) {
       return r;
     },
   };
-  const projector = createProjector({ log: tapLog, db: lagDb, keys: createDbKeyStore(db), name: 'readmodel', attempts: 20 });
+  const projector = createProjector({ log: tapLog, db: lagDb, keys: benchKeys(db), name: 'readmodel', attempts: 20 });
   onProjector(() => projector.stop());
   await projector.start();
   await projector.caughtUp({ timeoutMs: 60_000 });
@@ -221,7 +233,7 @@ async function measureLag({ db, kafkaLog, loadLog, onProjector }: LagContext) {
     return { id, index: N + k, partition: partitionFor(id, PARTITIONS), seq: 0, key: null as Uint8Array | null };
   });
   if (SEAL) {
-    const maker = createDbKeyStore(db);
+    const maker = benchKeys(db);
     for (const c of lagConvs) c.key = await maker.create(c.id);
   }
   log(`projection lag: ${LAG_RATE} events/s for ${LAG_SECONDS} s`);
@@ -325,7 +337,7 @@ export async function run(): Promise<void> {
     });
     if (SEAL) {
       log(`making ${N} data keys (conversation_keys)`);
-      const maker = createDbKeyStore(db);
+      const maker = benchKeys(db);
       await pool(convs, 16, async (c) => void (c.key = await maker.create(c.id)));
     }
     const byPartition = Array.from({ length: PARTITIONS }, (_, p) => convs.filter((c) => c.partition === p));
@@ -390,7 +402,7 @@ export async function run(): Promise<void> {
     const total = ends.reduce((a, b) => a + b, 0);
     let projected = 0;
     const t1 = now();
-    const projector = createProjector({ log: kafkaLog, db, keys: createDbKeyStore(db), name: 'readmodel', attempts: 20 });
+    const projector = createProjector({ log: kafkaLog, db, keys: benchKeys(db), name: 'readmodel', attempts: 20 });
     stopProjector = () => projector.stop();
     await projector.start();
     await withProgress(() => `projected ${projected.toLocaleString()} / ${total.toLocaleString()} events`, async () => {
@@ -416,7 +428,7 @@ export async function run(): Promise<void> {
     const tails = tailStart.map((s) => new TailIndex(s));
     let tailEvents = 0;
     // As the host takes a partition over: each batch's keys in one call, then synchronous decoding.
-    const tailKeys = SEAL ? createDbKeyStore(db) : null;
+    const tailKeys = SEAL ? benchKeys(db) : null;
     await Promise.all(tails.map((tail, p) => kafkaLog.read(TOPICS.events, p, tail.start, async (records) => {
       const ring = await keysFor(tailKeys, records);
       for (const r of records) if (isEventRecord(r)) {
@@ -449,7 +461,7 @@ export async function run(): Promise<void> {
     const peerEvolve = (s: ConversationState, e: { data: unknown }) => evolve(s, e.data as EventEnvelope);
 
     // ---- 5. activation latency by tier, interleaved so machine noise hits each alike -----
-    const recoveryKeys: KeyStore | null = SEAL ? createDbKeyStore(db) : null;
+    const recoveryKeys: KeyStore | null = SEAL ? benchKeys(db) : null;
     const recovery = createRecovery({ log: kafkaLog, snapshots, readModel: createReadModelStateSource(db), keys: recoveryKeys });
     const nothing: SnapshotStore = { ...snapshots, kind: 'redis', get: async () => null };
     const recoveryNoRedis = createRecovery({ log: kafkaLog, snapshots: nothing, readModel: createReadModelStateSource(db), keys: recoveryKeys });
@@ -535,7 +547,7 @@ export async function run(): Promise<void> {
       const states = new Map<string, ConversationState>();
       let events = 0;
       // A fresh key store: its keys are loaded as the replay meets them, as after a restart.
-      const replayKeys = SEAL ? createDbKeyStore(db) : null;
+      const replayKeys = SEAL ? benchKeys(db) : null;
       const t = now();
       await Promise.all(parts.map((p) => kafkaLog.read(TOPICS.events, p, 0, async (records) => {
         progress[p] = `${records[0]!.offset}..${records[records.length - 1]!.offset}`;

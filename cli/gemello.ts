@@ -10,11 +10,13 @@ import { openBackends } from '../runtime/wire.ts';
 import type { Role } from '../runtime/wire.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { createReadModelStateSource } from '../projections/state-source.ts';
-import { createDbKeyStore } from '../sealing/db-key-cache.ts';
 import { doctor } from './doctor.ts';
 import { eraseConversation } from './erase.ts';
 import { createProgress } from './progress.ts';
-import { forEachConversation, verify } from './verify.ts';
+import { verify } from './verify.ts';
+import { restore } from './restore.ts';
+import { rebuildSnapshots } from './snapshots.ts';
+import { exitOnStartError } from '../runtime/fatal.ts';
 import { readConversation } from './read-conversation.ts';
 import { replay } from './replay.ts';
 import { flowsCommand } from './flows.ts';
@@ -29,7 +31,8 @@ const HELP = `gemello <command>
                              the conversation's events, read from the log
   state <conversationId> [--at <seq>]
                              the conversation's state folded from the log (as it was at <seq>)
-  migrate                    apply the read-model migrations
+  migrate                    apply the read-model migrations and move data keys of earlier
+                             versions into the keys topic
   replay --projection <name> [--restart]
                              rebuild a projection (readmodel) from offset 0 into fresh tables
                              while the old ones serve, then switch; resumes after an interruption
@@ -41,6 +44,8 @@ const HELP = `gemello <command>
   flows compile <file>       validate a flow definition (every error with its JSON path) and print
                              its task list and version; backends from GEMELLO_BACKENDS, webhooks
                              from GEMELLO_EMAIL_WEBHOOK / GEMELLO_SMS_WEBHOOK
+  restore                    disaster recovery: rebuild the read model, the data-key cache and the
+                             snapshots from Kafka alone (after losing PostgreSQL and/or Redis)
   doctor                     check each backend and say what to fix
   help                       this text
 
@@ -77,16 +82,21 @@ async function main(argv: string[]): Promise<number> {
   if (roles[command]) {
     const chosen = typeof args.flags.roles === 'string' ? (args.flags.roles.split(',') as Role[]) : roles[command];
     if (chosen.some((r) => !roles.serve!.includes(r))) throw new UsageError(`--roles takes a comma-separated list of ${roles.serve!.join(', ')}`);
-    await runNode(chosen);
+    await runNode(chosen).catch(exitOnStartError);
     return -1; // keeps running
   }
   const config = loadConfig(process.env);
   if (command === 'flows') return flowsCommand(rest, config);
-  const backends = await openBackends(config, createLogger('gemello', true));
+  const backends = await openBackends(config, createLogger('gemello', true), `gemello ${command}`);
   // The conversations' data keys: sealed content reads as "[erased]" once its key is destroyed.
-  const keys = createDbKeyStore(backends.db);
+  const keys = backends.keys;
   const progress = createProgress(process.stderr, process.stderr.isTTY === true || args.flags.progress === true);
   try {
+    // The key cache first holds what the keys topic holds (after a lost database, everything).
+    if (command !== 'migrate' && command !== 'restore') {
+      await migrate(backends.db);
+      await keys.sync();
+    }
     switch (command) {
       case 'events': {
         const id = rest[0];
@@ -125,15 +135,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'snapshots': {
         if (rest[0] !== 'rebuild') throw new UsageError('usage: gemello snapshots rebuild');
-        let n = 0;
-        await forEachConversation(backends.log, progress, async (id, events) => {
-          const state = fold(id, events, undefined, config.historyMessages);
-          const last = events[events.length - 1]!;
-          await backends.snapshots.delete(id);
-          if (state.erased) return; // an erased conversation keeps no snapshot
-          await backends.snapshots.put({ conversationId: id, seq: state.seq, eventId: state.lastEventId, position: last.position, state });
-          n++;
-        }, keys);
+        const n = await rebuildSnapshots({ log: backends.log, snapshots: backends.snapshots, keys, progress, historyMessages: config.historyMessages });
         console.log(`${n} snapshots written`);
         return 0;
       }
@@ -151,6 +153,7 @@ async function main(argv: string[]): Promise<number> {
         for (const c of checks) console.log(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ''}`);
         return checks.every((c) => c.ok) ? 0 : 1;
       }
+      case 'restore':
       case 'replay': {
         // Ctrl-C stops between batches and keeps what was rebuilt; a second one exits at once.
         const abort = new AbortController();
@@ -162,7 +165,8 @@ async function main(argv: string[]): Promise<number> {
         process.on('SIGINT', onInt);
         process.on('SIGTERM', onInt);
         try {
-          return await replay({ projection: args.flags.projection, restart: args.flags.restart }, { log: backends.log, db: backends.db, progress, signal: abort.signal });
+          const deps = { log: backends.log, db: backends.db, snapshots: backends.snapshots, keys, progress, historyMessages: config.historyMessages, signal: abort.signal };
+          return command === 'restore' ? await restore(deps) : await replay({ projection: args.flags.projection, restart: args.flags.restart }, deps);
         } finally {
           process.off('SIGINT', onInt);
           process.off('SIGTERM', onInt);
@@ -171,6 +175,11 @@ async function main(argv: string[]): Promise<number> {
       case 'migrate': {
         const applied = await migrate(backends.db);
         console.log(applied.length ? `applied: ${applied.join(', ')}` : 'the read model is up to date');
+        const synced = await keys.sync();
+        console.log(`data keys: ${synced} records of the keys topic in the key cache`);
+        const moved = await keys.migrateLegacy((n) => process.stderr.write(`\rmoving data keys into the keys topic: ${n}`));
+        if (moved) process.stderr.write('\n');
+        console.log(moved ? `data keys: ${moved} moved into the keys topic (wrapped by the master key) and removed from conversation_keys` : 'data keys: none left to move');
         return 0;
       }
       default:
@@ -195,6 +204,7 @@ try {
     console.error(err.message);
     process.exit(2);
   }
+  if (typeof (err as { code?: unknown })?.code === 'string') exitOnStartError(err);
   console.error(`gemello: ${(err as Error).message}`);
   process.exit(1);
 }

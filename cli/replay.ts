@@ -1,5 +1,6 @@
 import type { EventLog } from '../log/port.ts';
 import { RebuildInterrupted, rebuildReadModel } from '../projections/rebuild.ts';
+import type { KeyStore } from '../sealing/keys.ts';
 import type { Db } from '../stores/sql.ts';
 import type { Progress } from './progress.ts';
 
@@ -11,6 +12,7 @@ export const REPLAYABLE: Record<string, string> = {
 export type ReplayDeps = {
   log: EventLog;
   db: Db;
+  keys: KeyStore;
   progress: Progress;
   signal?: AbortSignal;
   /** What it did (stdout). */
@@ -39,7 +41,7 @@ export async function replay(flags: { projection?: string | true; restart?: stri
     say('embedded read model (PGlite): only one process may open it, so stop `npm start` (or serve) before replaying');
   }
   try {
-    const r = await rebuildReadModel({ log: deps.log, db: deps.db, name, progress: deps.progress, say, signal: deps.signal, restart: flags.restart === true });
+    const r = await rebuildReadModel({ log: deps.log, db: deps.db, keys: deps.keys, name, progress: deps.progress, say, signal: deps.signal, restart: flags.restart === true });
     const rate = r.seconds > 0 ? Math.round(r.records / r.seconds) : r.records;
     out(`replayed ${name} from offset 0${r.resumedFrom ? ` (resumed: ${n(r.resumedFrom)} records applied by an earlier run)` : ''}: ${n(r.records)} log records read, ${n(r.applied)} events applied in ${r.seconds.toFixed(1)} s (${n(rate)} records/s)`);
     out(`switched: schema "${r.live}" now serves the rebuilt tables (${n(r.counts.conversations)} conversations, ${n(r.counts.messages)} messages, ${n(r.counts.events)} events), in a switch of ${Math.round(r.switchMs)} ms${r.appliedInSwitch ? ` that also applied the last ${n(r.appliedInSwitch)} events` : ''}`);

@@ -1,7 +1,10 @@
 import { EventEmitter } from 'node:events';
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
+
+// A topic folder holding this file is compacted (see PartitionFile.compact).
+const COMPACTED_MARK = 'compacted';
 
 type Stored = { k: string; v: string; h: Record<string, string>; t: number };
 
@@ -10,8 +13,13 @@ class PartitionFile {
   private readonly fd: number;
   private readonly positions: number[] = [];
   private size = 0;
+  /** For a compacted topic: the offset of the last record of each key. */
+  private lastOfKey: Map<string, number> | null = null;
+
+  private readonly path: string;
 
   constructor(path: string) {
+    this.path = path;
     this.fd = openSync(path, 'a+');
     const bytes = readFileSync(path);
     let pos = 0;
@@ -45,7 +53,53 @@ class PartitionFile {
     // Acknowledged means on disk: a crash after append() returns loses nothing.
     fdatasyncSync(this.fd);
     this.size = pos;
+    if (this.lastOfKey) {
+      records.forEach((r, i) => {
+        const before = this.lastOfKey!.get(r.key);
+        if (before !== undefined && before < first) this.scrub(before);
+        this.lastOfKey!.set(r.key, first + i);
+      });
+    }
     return first;
+  }
+
+  /**
+   * Makes this partition compacted, like a Kafka topic with cleanup.policy=compact but at
+   * once: from now on a record overwrites, in place, the value of every earlier record with
+   * its key (blanks of the same length, so offsets and positions stay), and the superseded
+   * bytes are gone from the file when append() returns.
+   */
+  compact(): void {
+    if (this.lastOfKey) return;
+    this.lastOfKey = new Map();
+    const all = this.read('', 0, 0, this.end);
+    for (const r of all) {
+      const before = this.lastOfKey.get(r.key);
+      if (before !== undefined) this.scrub(before);
+      this.lastOfKey.set(r.key, r.offset);
+    }
+  }
+
+  /** Blanks the value of the record at `offset`; false if it was blank already. */
+  private scrub(offset: number): boolean {
+    const start = this.positions[offset]!;
+    const stop = offset + 1 < this.positions.length ? this.positions[offset + 1]! : this.size;
+    const buf = Buffer.alloc(stop - start);
+    readSync(this.fd, buf, 0, buf.length, start);
+    const s = JSON.parse(buf.toString('utf8')) as Stored;
+    if (s.v.trim() === '') return false;
+    // The line is JSON.stringify({k, v, h, t}): v's text starts right after `{"k":<k>,"v":"`.
+    const from = Buffer.byteLength(`{"k":${JSON.stringify(s.k)},"v":"`);
+    const length = Buffer.byteLength(JSON.stringify(s.v)) - 2;
+    // A positional write needs its own descriptor: on Linux one opened for appending writes at the end.
+    const fd = openSync(this.path, 'r+');
+    try {
+      writeSync(fd, Buffer.alloc(length, 0x20), 0, length, start + from);
+      fdatasyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    return true;
   }
 
   read(topic: string, partition: number, from: number, to: number): LogRecord[] {
@@ -89,6 +143,7 @@ export function createFileLog(options: FileLogOptions): EventLog {
     if (!list) {
       mkdirSync(join(dir, topic), { recursive: true });
       list = Array.from({ length: partitions }, (_, p) => new PartitionFile(join(dir, topic, `${p}.jsonl`)));
+      if (existsSync(join(dir, topic, COMPACTED_MARK))) for (const f of list) f.compact();
       files.set(topic, list);
     }
     return list;
@@ -118,8 +173,14 @@ export function createFileLog(options: FileLogOptions): EventLog {
   return {
     kind: 'file',
     partitions,
-    async ensureTopics(topics) {
-      for (const t of topics) topicFiles(t);
+    async ensureTopics(topics, topicOptions) {
+      for (const t of topics) {
+        const list = topicFiles(t);
+        if (topicOptions?.compacted && !existsSync(join(dir, t, COMPACTED_MARK))) {
+          writeFileSync(join(dir, t, COMPACTED_MARK), 'the last record of each key supersedes the earlier ones\n');
+          for (const f of list) f.compact();
+        }
+      }
     },
     async append(topic, partition, records) {
       const offset = partitionFile(topic, partition).append(records);

@@ -4,6 +4,7 @@ import type { Consumer, Producer } from 'kafkajs';
 import { createAppendQueue } from './append-queue.ts';
 import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
+import { COMPACTED_TOPIC_CONFIG } from './port.ts';
 
 export type { KafkaLogOptions } from './kafka-options.ts';
 
@@ -208,14 +209,15 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
   return {
     kind: 'kafka',
     partitions: options.partitions,
-    async ensureTopics(topics) {
+    async ensureTopics(topics, topicOptions) {
       const a = await connectedAdmin();
       const existing = new Set(await a.listTopics());
       const missing = topics.map(full).filter((t) => !existing.has(t));
+      const configEntries = topicOptions?.compacted ? Object.entries(COMPACTED_TOPIC_CONFIG).map(([name, value]) => ({ name, value })) : undefined;
       if (missing.length) {
         await a.createTopics({
           waitForLeaders: true,
-          topics: missing.map((topic) => ({ topic, numPartitions: options.partitions, replicationFactor: -1 })),
+          topics: missing.map((topic) => ({ topic, numPartitions: options.partitions, replicationFactor: -1, configEntries })),
         });
       }
       const meta = await a.fetchTopicMetadata({ topics: topics.map(full) });

@@ -3,6 +3,7 @@ import type { Message, MessagesStream } from '@platformatic/kafka';
 import { createAppendQueue } from './append-queue.ts';
 import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
+import { COMPACTED_TOPIC_CONFIG } from './port.ts';
 
 /** How often a consumer group's offsets are committed at most. */
 const COMMIT_EVERY_MS = 1_000;
@@ -276,12 +277,13 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
   return {
     kind: 'kafka',
     partitions: options.partitions,
-    async ensureTopics(topics) {
+    async ensureTopics(topics, topicOptions) {
       const a = adminClient();
       const existing = new Set(await a.listTopics());
       const missing = topics.map(full).filter((t) => !existing.has(t));
+      const configs = topicOptions?.compacted ? Object.entries(COMPACTED_TOPIC_CONFIG).map(([name, value]) => ({ name, value })) : undefined;
       if (missing.length) {
-        await a.createTopics({ topics: missing, partitions: options.partitions, replicas: -1 }).catch((err) => {
+        await a.createTopics({ topics: missing, partitions: options.partitions, replicas: -1, configs }).catch((err) => {
           // Another process created it in the meantime: fine.
           if (!/already exists/i.test(JSON.stringify((err as { errors?: unknown }).errors ?? (err as Error).message))) throw err;
         });

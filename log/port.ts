@@ -29,6 +29,23 @@ export type ConsumeOptions = {
   handle: (partition: number, records: LogRecord[]) => Promise<void>;
 };
 
+export type TopicOptions = { compacted?: boolean };
+
+/**
+ * Kafka settings of a compacted topic (the data keys' home): how long a superseded record
+ * (an erased conversation's wrapped key) can stay on the brokers' disks. The active segment
+ * is rolled after `segment.ms` and the cleaner must compact a record within
+ * `max.compaction.lag.ms`, so an erased key is gone from every replica within about
+ * 10 min + 1 h (plus the cleaner's backoff, 15 s by default).
+ */
+export const COMPACTED_TOPIC_CONFIG: Readonly<Record<string, string>> = {
+  'cleanup.policy': 'compact',
+  'segment.ms': String(10 * 60_000),
+  'max.compaction.lag.ms': String(60 * 60_000),
+  'min.compaction.lag.ms': '0',
+  'min.cleanable.dirty.ratio': '0.01',
+};
+
 export type Subscription = {
   stop(): Promise<void>;
   /** This member's id in its group as the broker last gave it (null before it joined, or without groups). */
@@ -39,8 +56,11 @@ export type Subscription = {
 export interface EventLog {
   readonly kind: 'kafka' | 'file';
   readonly partitions: number;
-  /** Creates the topics if they do not exist. */
-  ensureTopics(topics: string[]): Promise<void>;
+  /**
+   * Creates the topics if they do not exist. A compacted topic keeps, in the end, only the
+   * last record of each key: a record supersedes every earlier one with its key.
+   */
+  ensureTopics(topics: string[], options?: TopicOptions): Promise<void>;
   /** Appends records to one partition, in order; resolves with the first record's offset once durable. */
   append(topic: string, partition: number, records: OutgoingRecord[]): Promise<number>;
   consume(options: ConsumeOptions): Promise<Subscription>;
@@ -63,7 +83,7 @@ export interface EventLog {
   close(): Promise<void>;
 }
 
-export const TOPICS = { commands: 'gemello.commands', events: 'gemello.events' } as const;
+export const TOPICS = { commands: 'gemello.commands', events: 'gemello.events', keys: 'gemello.keys' } as const;
 
 /**
  * An append refused because the appends waiting for the log already hold its bound: the

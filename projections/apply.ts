@@ -110,24 +110,12 @@ WHERE a.id IN (SELECT e.data->>'audioId' FROM events e WHERE e.type = 'AudioRead
   AND NOT EXISTS (SELECT 1 FROM events o WHERE o.type = 'AudioReady' AND o.data->>'audioId' = a.id
                   AND o.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)))`;
 const ERASE_KEYS = `
-INSERT INTO conversation_keys (conversation_id, key, destroyed_at) SELECT x, NULL, now() FROM jsonb_array_elements_text($1::text::jsonb) AS x
-ON CONFLICT (conversation_id) DO UPDATE SET key = NULL, destroyed_at = now() WHERE conversation_keys.key IS NOT NULL`;
+INSERT INTO conversation_keys (conversation_id, destroyed_at) SELECT x, now() FROM jsonb_array_elements_text($1::text::jsonb) AS x
+ON CONFLICT (conversation_id) DO UPDATE SET key = NULL, wrapped = NULL, destroyed_at = now() WHERE conversation_keys.destroyed_at IS NULL`;
 const MARK_ERASED = `
 UPDATE conversations AS c SET erased_at = x.erased_at
 FROM jsonb_to_recordset($1::text::jsonb) AS x(conversation_id text, erased_at timestamptz)
 WHERE c.id = x.conversation_id`;
-
-const SELECT_KEYS = `
-SELECT conversation_id, key FROM conversation_keys
-WHERE key IS NOT NULL AND conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
-
-/** The keys of the conversations whose content in these records is sealed, in one query (none when nothing is sealed). */
-async function loadKeys(q: Query, records: LogRecord[]): Promise<Keyring> {
-  const ids = [...new Set(records.filter((r) => r.headers[SEALED_HEADER] === '1').map((r) => r.key))];
-  if (!ids.length) return new Map();
-  const rows = await q.query<{ conversation_id: string; key: Uint8Array }>(SELECT_KEYS, [JSON.stringify(ids)]);
-  return new Map(rows.map((r) => [r.conversation_id, new Uint8Array(r.key)]));
-}
 
 const SAVE_CHECKPOINTS = `
 UPDATE projection_checkpoints AS c SET next_offset = x.next_offset, updated_at = now()
@@ -205,7 +193,7 @@ export async function applyBatches(
   }
   if (!todo.length) return results;
 
-  const keys = options.keys ?? (await loadKeys(q, todo.flatMap((t) => t.fresh)));
+  const keys = options.keys;
   const events: LoggedEvent[] = [];
   /** The batch each decoded event came from, to report what became of it there. */
   const source = new Map<LoggedEvent, BatchResult>();

@@ -1,5 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import type { Db } from '../stores/sql.ts';
+import { grantAnalysts } from './analyst-role.ts';
 
 const FILE = /^(\d+)_[a-z0-9_]+\.sql$/;
 // Any constant: it only has to be the same for every process migrating this database.
@@ -44,6 +45,7 @@ export async function migrate(db: Db, migrations?: Migration[]): Promise<string[
       await q.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
       applied.push(m.name);
     }
+    if (applied.length) await grantAnalysts(q, db.kind);
     return applied;
   });
 }

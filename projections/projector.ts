@@ -9,14 +9,13 @@ import { keysFor } from '../sealing/keys.ts';
 import type { KeyStore } from '../sealing/keys.ts';
 import { applyBatches } from './apply.ts';
 import type { BatchResult, PartitionBatch } from './apply.ts';
-import { createDbKeyStore } from '../sealing/db-key-cache.ts';
 import type { Db } from '../stores/sql.ts';
 
 export type ProjectorOptions = {
   log: EventLog;
   db: Db;
-  /** The conversations' data keys (default: conversation_keys in `db`, cached). */
-  keys?: KeyStore;
+  /** The conversations' data keys. */
+  keys: KeyStore;
   metrics?: Metrics;
   logger?: Logger;
   /** The projection's name: its checkpoints' key and its consumer group `gemello-projection-<name>`. */
@@ -51,7 +50,7 @@ const tracer = tracerFor('gemello-projections');
 /** Projects the events topic into the read-model tables (conversations, messages, confirmed data, events). */
 export function createProjector(options: ProjectorOptions): Projector {
   const { log, db } = options;
-  const keyStore = options.keys ?? createDbKeyStore(db);
+  const keyStore = options.keys;
   const name = options.name ?? 'readmodel';
   const attempts = options.attempts ?? 5;
   const retryForMs = options.retryForMs ?? 5_000;

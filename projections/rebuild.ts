@@ -1,9 +1,10 @@
 import { keysFor } from '../sealing/keys.ts';
+import type { KeyStore } from '../sealing/keys.ts';
 import type { EventLog, LogRecord } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
 import { applyBatch } from './apply.ts';
-import { createDbKeyStore } from '../sealing/db-key-cache.ts';
 import { loadMigrations, migrate } from './migrate.ts';
+import { grantAnalysts } from './analyst-role.ts';
 import type { Db, Query } from '../stores/sql.ts';
 
 /** Progress of long work (cli/progress.ts draws one on the terminal). */
@@ -13,6 +14,8 @@ export type RebuildOptions = {
   log: EventLog;
   /** The live read model: unqualified names resolve to its schema (DATABASE_SCHEMA, or `public`). */
   db: Db;
+  /** The conversations' data keys (the live ones: keys are not rebuilt). */
+  keys: KeyStore & { through?(q: Query): KeyStore };
   /** The projection's name, the key of its checkpoints. */
   name?: string;
   progress?: RebuildProgress;
@@ -62,7 +65,7 @@ export class RebuildInterrupted extends Error {
  * erases its conversation.
  */
 export const PROJECTED_TABLES = ['conversations', 'messages', 'confirmed_data', 'events', 'projection_checkpoints'];
-export const KEPT_TABLES = ['digital_twins', 'audio_cache', 'conversation_keys', 'schema_migrations'];
+export const KEPT_TABLES = ['digital_twins', 'audio_cache', 'conversation_keys', 'key_sync', 'schema_migrations'];
 /**
  * Kept tables the projection reads while applying (the data keys, to open sealed content):
  * the rebuild finds the live ones through its search path (its writes there, destroying the
@@ -198,7 +201,7 @@ export async function rebuildReadModel(options: RebuildOptions): Promise<Rebuild
   // Projected tables are in the rebuild schema; the kept ones are found in the live one.
   const rebuilt = inSchema(db, target, live);
   // The live data keys, read before each transaction (as the live projector does).
-  const keyStore = createDbKeyStore(db);
+  const keyStore = options.keys;
 
   let records = 0;
   let applied = 0;
@@ -266,7 +269,7 @@ export async function rebuildReadModel(options: RebuildOptions): Promise<Rebuild
   for (let attempt = 1; ; attempt++) {
     const s0 = performance.now();
     try {
-      inSwitch = await db.tx((q) => switchOver(q, { log, name, live, target, old, lockTimeoutMs }));
+      inSwitch = await db.tx((q) => switchOver(q, { log, name, live, target, old, lockTimeoutMs, keys: keyStore.through?.(q) ?? keyStore, kind: db.kind }));
       switchMs = performance.now() - s0;
       break;
     } catch (err) {
@@ -295,7 +298,7 @@ export async function rebuildReadModel(options: RebuildOptions): Promise<Rebuild
 }
 
 /** The switch, inside one transaction; returns the log records read and events applied in it. */
-async function switchOver(q: Query, o: { log: EventLog; name: string; live: string; target: string; old: string; lockTimeoutMs: number }): Promise<{ records: number; applied: number }> {
+async function switchOver(q: Query, o: { log: EventLog; name: string; live: string; target: string; old: string; lockTimeoutMs: number; keys: KeyStore; kind: Db['kind'] }): Promise<{ records: number; applied: number }> {
   const { log, name, live, target, old } = o;
   await q.exec(`SET LOCAL lock_timeout = ${Math.round(o.lockTimeoutMs)}`);
   const before = await relations(q, live);
@@ -318,7 +321,7 @@ async function switchOver(q: Query, o: { log: EventLog; name: string; live: stri
   const done = { records: 0, applied: 0 };
   for (const [p, batch] of batches) {
     done.records += batch.length;
-    done.applied += (await applyBatch(q, name, p, batch)).applied.length;
+    done.applied += (await applyBatch(q, name, p, batch, { keys: await keysFor(o.keys, batch) })).applied.length;
   }
   // Other projections keep their checkpoints in the same table, which is about to move.
   if (before.has('projection_checkpoints')) {
@@ -345,6 +348,9 @@ async function switchOver(q: Query, o: { log: EventLog; name: string; live: stri
   try {
     for (const rel of KEPT_TABLES) await q.exec(`DROP TABLE IF EXISTS ${ident(target)}.${ident(rel)}`);
     await q.exec(`DROP SCHEMA ${ident(target)}`);
+    // The moved tables were made in the rebuild schema, without the analysts' grants.
+    await q.exec(`SET LOCAL search_path TO ${ident(live)}`);
+    await grantAnalysts(q, o.kind);
   } catch (err) {
     throw new Error(`not switched: ${(err as Error).message} (a view over projected and kept tables is not supported by replay)`);
   }

@@ -38,6 +38,7 @@ const EnvSchema = z.object({
   GEMELLO_SMS_WEBHOOK: z.url().optional(),
   GEMELLO_NO_INPUT_SECONDS: z.coerce.number().positive().default(30),
   GEMELLO_OPS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  GEMELLO_MASTER_KEY: z.string().optional(),
 });
 
 /** `GEMELLO_BACKENDS="crm=http://…,erp=http://…"`: the backends flows may call, by name (flows hold names, never URLs or secrets). */
@@ -97,6 +98,8 @@ export type Config = {
   opsPort: number | null;
   /** An actor host's liveness lease in Redis (0: none, the Kafka session timeout alone decides a takeover). */
   leaseMs: number;
+  /** GEMELLO_MASTER_KEY (or GEMELLO_MASTER_KEY_FILE, read by the entry file): the key that wraps the data keys; null: the data directory's. */
+  masterKey: string | null;
   /** The raw environment, for the model and telemetry selection. */
   env: Record<string, string | undefined>;
 };
@@ -148,6 +151,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     opsPort: e.GEMELLO_OPS_PORT ?? null,
     leaseMs: e.GEMELLO_LEASE_MS,
+    masterKey: e.GEMELLO_MASTER_KEY ?? null,
     env,
   };
 }

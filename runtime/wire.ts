@@ -14,12 +14,16 @@ import type { AppDeps } from '../gateway/app.ts';
 import { createFileLog } from '../log/file.ts';
 import { createKafkaEventLog } from '../log/kafka-client.ts';
 import type { EventLog } from '../log/port.ts';
+import { TOPICS } from '../log/port.ts';
 import { selectReplyModel, selectSpeechModel } from '../models/select.ts';
 import { createAudioCache } from '../stores/audio-cache.ts';
 import { createPGliteDb } from '../stores/db-pglite.ts';
 import { createPostgresDb } from '../stores/db-postgres.ts';
 import { createRedisLiveness } from '../stores/liveness/redis.ts';
-import { createDbKeyStore } from '../sealing/db-key-cache.ts';
+import { createLoggedKeyStore } from '../sealing/key-store.ts';
+import type { LoggedKeyStore } from '../sealing/key-store.ts';
+import { loadMasterKey } from '../sealing/master-key.ts';
+import { lockDataDir } from './data-dir-lock.ts';
 import { migrate } from '../projections/migrate.ts';
 import { createProjector } from '../projections/projector.ts';
 import { createReadApi } from '../projections/queries.ts';
@@ -46,6 +50,8 @@ export type Backends = {
   db: Db;
   snapshots: SnapshotStore;
   catalog: TwinCatalog;
+  /** The conversations' data keys (home: the keys topic; cached in the read model and in memory). */
+  keys: LoggedKeyStore;
   metrics: Metrics;
   logger: Logger;
   describe: Record<string, string>;
@@ -53,7 +59,9 @@ export type Backends = {
 };
 
 /** Opens the event log, read-model database and snapshot store the configuration names. */
-export async function openBackends(config: Config, logger = createLogger('gemello', config.quiet)): Promise<Backends> {
+export async function openBackends(config: Config, logger = createLogger('gemello', config.quiet), what = 'gemello'): Promise<Backends> {
+  // The embedded log and PGlite live in the data directory and cannot be shared: one process holds it.
+  const lock = !config.kafkaBrokers || !config.databaseUrl ? lockDataDir(config.dataDir, what) : null;
   const log = config.kafkaBrokers
     ? await createKafkaEventLog(config.kafkaClient, { brokers: config.kafkaBrokers, partitions: config.partitions, namespace: config.namespace, sessionTimeoutMs: config.kafkaSessionTimeoutMs })
     : createFileLog({ dir: join(config.dataDir, 'log'), partitions: config.partitions });
@@ -71,16 +79,21 @@ export async function openBackends(config: Config, logger = createLogger('gemell
     extra = json;
   }
   const catalog = createTwinCatalog(extra);
+  const master = loadMasterKey({ value: config.masterKey, dataDir: config.dataDir });
+  if (master.created) logger.warn(`made a new master key in ${master.source.replace(/^file /, '').replace(/ \(made now\)$/, '')}: it wraps every data key, so back it up with Kafka (or set GEMELLO_MASTER_KEY; every process of a deployment needs the same one)`);
+  const keys = createLoggedKeyStore({ log, db, master });
   const describe = {
     'event log': config.kafkaBrokers ? `Kafka (${config.kafkaClient}) at ${config.kafkaBrokers.join(',')}${config.namespace ? ` (namespace ${config.namespace})` : ''}, ${config.partitions} partitions` : `files under ${join(config.dataDir, 'log')} (embedded), ${config.partitions} partitions`,
     'read models': config.databaseUrl ? `PostgreSQL at ${redact(config.databaseUrl)}${config.databaseSchema ? ` schema ${config.databaseSchema}` : ''}` : `PGlite under ${join(config.dataDir, 'readmodel')} (embedded)`,
     snapshots: config.redisUrl ? `Redis at ${redact(config.redisUrl)}` : 'in-process cache (embedded)',
+    'data keys': `topic gemello.keys, wrapped by master key ${master.id} from ${master.source.replace(/ \(made now\)$/, '')}`,
   };
   return {
     log,
     db,
     snapshots,
     catalog,
+    keys,
     metrics: createMetrics(),
     logger,
     describe,
@@ -88,6 +101,7 @@ export async function openBackends(config: Config, logger = createLogger('gemell
       await log.close().catch(() => {});
       await snapshots.close().catch(() => {});
       await db.close().catch(() => {});
+      lock?.release();
     },
   };
 }
@@ -117,15 +131,13 @@ function reportQueues(metrics: Metrics, log: EventLog, feed: Feed | null): void 
 
 /** Builds the roles asked for on shared backends; `start` migrates, then starts each role. */
 export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, logger?: Logger): Promise<Runtime> {
-  const backends = await openBackends(config, logger);
-  const { log, db, snapshots, catalog, metrics } = backends;
+  const backends = await openBackends(config, logger, `gemello ${roles.join('+')}`);
+  const { log, db, snapshots, catalog, metrics, keys } = backends;
   const log_ = backends.logger;
   const reply = selectReplyModel(config.env, (message) => log_.warn(message));
   const speech = selectSpeechModel(config.env);
   const readApi = createReadApi(db);
   const stateSource = createReadModelStateSource(db, undefined, config.historyMessages);
-  // The conversations' data keys, one cache for every role of this process.
-  const keys = createDbKeyStore(db);
   // The actor host runs the flows: they compile at its start, and a bad one, or a twin naming
   // a flow that is not there, stops the start.
   const flowRegistry = roles.includes('actors') ? loadFlows(config.flows) : createFlowRegistry([], flowEnvironment(config.flows));
@@ -224,8 +236,11 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
       const flowList = flowRegistry.list();
       if (flowList.length) log_.info(`flows: ${flowList.map((f) => `${f.id}@${f.version}`).join(', ')}; backends: ${Object.keys(config.flows.backends).join(', ') || 'none'}`);
       await migrate(db);
+      await log.ensureTopics([TOPICS.commands, TOPICS.events]);
+      // The key cache is filled from the log before anything seals or opens content.
+      await keys.sync();
+      await keys.migrateLegacy((n) => log_.info(`moved ${n} data keys into the keys topic`));
       await readApi.upsertTwins(catalog.list());
-      await log.ensureTopics(['gemello.commands', 'gemello.events']);
       await projector?.start();
       await host?.start();
       if (feed) {

@@ -1,64 +1,178 @@
-// The data keys of erasure (crypto-shredding) on both read-model databases: one key per
-// conversation, shared by every process, gone for good once destroyed; and what the
-// projection does when a conversation is erased.
-import { randomUUID } from 'node:crypto';
+// The data keys of erasure (crypto-shredding): one key per conversation, made once and shared
+// by every process, kept with the log's durability (the compacted keys topic, wrapped by the
+// master key), cached in the read-model database, gone for good once destroyed. One suite
+// for both homes: the embedded file log with PGlite, and Kafka with PostgreSQL.
+import { Buffer } from 'node:buffer';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeSealedEvent, envelope } from '../../events/codec.ts';
-import { KeyDestroyed } from '../../sealing/keys.ts';
 import type { DomainEvent } from '../../events/schemas.ts';
-import type { LogRecord } from '../../log/port.ts';
+import { createFileLog } from '../../log/file.ts';
+import { kafkaLog } from '../support/kafka.ts';
+import { partitionFor } from '../../log/partition.ts';
+import { COMPACTED_TOPIC_CONFIG, TOPICS } from '../../log/port.ts';
+import type { EventLog, LogRecord } from '../../log/port.ts';
 import { applyBatch } from '../../projections/apply.ts';
-import { createDbKeyStore } from '../../sealing/db-key-cache.ts';
 import { migrate } from '../../projections/migrate.ts';
 import { createReadApi } from '../../projections/queries.ts';
+import { decodeKeyRecord } from '../../sealing/key-records.ts';
+import { KeyDestroyed, keysFor } from '../../sealing/keys.ts';
+import { fingerprint, MasterKeyError } from '../../sealing/master-key.ts';
 import type { Db } from '../../stores/sql.ts';
+import { KAFKA_BROKERS } from '../support/env.ts';
+import { testKeyStore } from '../support/keys.ts';
+import { topicConfig } from '../support/kafka-admin.ts';
 import { dbBackends } from '../support/readmodel.ts';
 
-const backends = dbBackends('keys_contract');
+const PARTITIONS = 3;
+const [pglite, postgresql] = dbBackends('keys_contract');
+type Home = { name: string; db: NonNullable<typeof pglite>; log(): Promise<EventLog>; fileDir?: string; namespace?: string };
+const homes: Home[] = [
+  {
+    name: 'file log + PGlite',
+    db: pglite!,
+    async log() {
+      this.fileDir = await mkdtemp(join(tmpdir(), 'gemello-keys-'));
+      return createFileLog({ dir: this.fileDir, partitions: PARTITIONS });
+    },
+  },
+  {
+    name: 'Kafka + PostgreSQL',
+    db: postgresql!,
+    async log() {
+      this.namespace = `keys${randomUUID().slice(0, 8)}.`;
+      return kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace: this.namespace });
+    },
+  },
+];
 
-for (const backend of backends) {
-  describe(`conversation keys on ${backend.name}`, () => {
+/** Every record of the keys topic for one conversation, in order. */
+async function keyRecords(log: EventLog, id: string): Promise<LogRecord[]> {
+  const out: LogRecord[] = [];
+  await log.read(TOPICS.keys, partitionFor(id, log.partitions), 0, (rs) => void out.push(...rs.filter((r) => r.key === id)));
+  return out;
+}
+
+for (const home of homes) {
+  describe(`conversation keys on ${home.name}`, () => {
     let db: Db;
+    let log: EventLog;
     let drop: () => Promise<void>;
+    const dropAll: (() => Promise<void>)[] = [];
     beforeAll(async () => {
-      ({ db, drop } = await backend.open());
+      ({ db, drop } = await home.db.open());
+      log = await home.log();
       await migrate(db);
     });
-    afterAll(async () => drop?.());
+    afterAll(async () => {
+      await log?.close();
+      await drop?.();
+      for (const d of dropAll) await d();
+    });
 
-    it('gives every process the same key for a conversation, made once', async () => {
+    it('gives every process the same key for a conversation, made once, and logs it wrapped before it is used', async () => {
       const id = `c-${randomUUID()}`;
-      const gateway = createDbKeyStore(db);
-      const host = createDbKeyStore(db);
+      const gateway = testKeyStore(log, db);
+      const host = testKeyStore(log, db);
       const key = await gateway.create(id);
       expect(key.byteLength).toBe(32);
       expect(await host.create(id)).toEqual(key);
       expect((await host.get([id, 'no-such-conversation'])).get(id)).toEqual(key);
       expect((await host.get(['no-such-conversation'])).size).toBe(0);
-      const [{ n }] = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM conversation_keys WHERE conversation_id = $1', [id])) as [{ n: number }];
-      expect(n).toBe(1);
+      const records = await keyRecords(log, id);
+      expect(records).toHaveLength(1);
+      expect(decodeKeyRecord(id, records[0]!.value)).toMatchObject({ kind: 'key' });
+      // Neither the topic nor the cache table holds the key itself.
+      const plain = [Buffer.from(key).toString('base64'), Buffer.from(key).toString('hex')];
+      const table = JSON.stringify(await db.query('SELECT * FROM conversation_keys WHERE conversation_id = $1', [id]));
+      for (const p of plain) {
+        expect(records[0]!.value).not.toContain(p);
+        expect(table).not.toContain(p);
+      }
     });
 
-    it('destroys a key for good: no process reads it again, none can make a new one', async () => {
+    it('rebuilds the key cache from the log alone: a lost database loses no key', async () => {
+      const ids = Array.from({ length: 5 }, () => `c-${randomUUID()}`);
+      const store = testKeyStore(log, db);
+      const keys = await Promise.all(ids.map((id) => store.create(id)));
+      await store.destroy(ids[4]!);
+      const { db: fresh, drop: dropFresh } = await home.db.open();
+      dropAll.push(dropFresh);
+      await migrate(fresh);
+      expect((await testKeyStore(log, fresh).get(ids)).size).toBe(0);
+      const rebuilt = testKeyStore(log, fresh);
+      expect(await rebuilt.sync()).toBeGreaterThanOrEqual(6);
+      const got = await rebuilt.get(ids);
+      expect(ids.slice(0, 4).map((id) => got.get(id))).toEqual(keys.slice(0, 4));
+      expect(got.has(ids[4]!)).toBe(false);
+      await expect(rebuilt.create(ids[4]!)).rejects.toBeInstanceOf(KeyDestroyed);
+      // A second sync reads only what came since.
+      await store.create(`c-${randomUUID()}`);
+      expect(await rebuilt.sync()).toBe(1);
+    });
+
+    it('destroys a key for good: a tombstone is the last record, no process reads it again, none can make a new one', async () => {
       const id = `c-${randomUUID()}`;
-      const host = createDbKeyStore(db);
-      const other = createDbKeyStore(db, { maxAgeMs: 0 });
-      await host.create(id);
+      const host = testKeyStore(log, db);
+      const other = testKeyStore(log, db, { maxAgeMs: 0 });
+      const key = await host.create(id);
       await other.get([id]);
       expect(await host.destroy(id)).toBe(true);
       expect(await host.destroy(id)).toBe(false);
       expect((await other.get([id])).size).toBe(0);
       await expect(other.create(id)).rejects.toBeInstanceOf(KeyDestroyed);
-      await expect(createDbKeyStore(db).create(id)).rejects.toBeInstanceOf(KeyDestroyed);
-      const rows = await db.query<{ key: unknown; destroyed_at: unknown }>('SELECT key, destroyed_at FROM conversation_keys WHERE conversation_id = $1', [id]);
-      expect(rows).toMatchObject([{ key: null }]);
+      await expect(testKeyStore(log, db).create(id)).rejects.toBeInstanceOf(KeyDestroyed);
+      const rows = await db.query<{ key: unknown; wrapped: unknown; destroyed_at: unknown }>('SELECT key, wrapped, destroyed_at FROM conversation_keys WHERE conversation_id = $1', [id]);
+      expect(rows).toMatchObject([{ key: null, wrapped: null }]);
       expect(rows[0]!.destroyed_at).not.toBeNull();
+      const records = await keyRecords(log, id);
+      expect(decodeKeyRecord(id, records.at(-1)!.value)).toMatchObject({ kind: 'destroyed' });
+      if (home.fileDir) {
+        // The embedded log compacts at once: the wrapped key's bytes are gone from the file.
+        const wrapped = JSON.parse(records[0]!.value.trim() || '{}') as { wrapped?: { ct: string } };
+        expect(wrapped.wrapped).toBeUndefined();
+        const file = await readFile(join(home.fileDir, TOPICS.keys, `${partitionFor(id, PARTITIONS)}.jsonl`), 'utf8');
+        const unwrapped = Buffer.from(key).toString('base64');
+        expect(file).not.toContain(unwrapped);
+        expect(file.split('\n').filter((l) => l.includes(id) && l.includes('"ct'))).toHaveLength(0);
+      } else {
+        // On Kafka the broker compacts: the topic's settings bound how long the old record stays on disk.
+        const entries = await topicConfig(`${home.namespace}${TOPICS.keys}`);
+        for (const [name, value] of Object.entries(COMPACTED_TOPIC_CONFIG)) expect(entries[name], name).toBe(value);
+        expect(Number(entries['max.compaction.lag.ms'])).toBeLessThanOrEqual(3_600_000);
+      }
     });
 
-    it('projects sealed content with the keys it reads itself, and an erasure removes it from every table', async () => {
+    it('names a wrong master key instead of reading content as erased', async () => {
+      const id = `c-${randomUUID()}`;
+      await testKeyStore(log, db).create(id);
+      const key = new Uint8Array(randomBytes(32));
+      const wrong = testKeyStore(log, db, { master: { key, id: fingerprint(key), source: 'a wrong one' } });
+      await expect(wrong.get([id])).rejects.toBeInstanceOf(MasterKeyError);
+      await expect(wrong.get([id])).rejects.toThrow(/GEMELLO_MASTER_KEY/);
+    });
+
+    it('moves the plain keys of an earlier version into the log (gemello migrate), once, resumably', async () => {
+      const ids = Array.from({ length: 3 }, () => `legacy-${randomUUID()}`);
+      const plain = ids.map(() => new Uint8Array(randomBytes(32)));
+      for (let i = 0; i < ids.length; i++) await db.query('INSERT INTO conversation_keys (conversation_id, key) VALUES ($1, $2::bytea)', [ids[i], plain[i]]);
+      const store = testKeyStore(log, db);
+      expect(await store.migrateLegacy()).toBeGreaterThanOrEqual(3);
+      expect(await store.migrateLegacy()).toBe(0);
+      const rows = await db.query<{ key: unknown }>('SELECT key FROM conversation_keys WHERE conversation_id IN ($1, $2, $3)', ids);
+      expect(rows.every((r) => r.key === null)).toBe(true);
+      const got = await testKeyStore(log, db).get(ids);
+      expect(ids.map((id) => got.get(id))).toEqual(plain);
+      for (const id of ids) expect(await keyRecords(log, id)).toHaveLength(1);
+    });
+
+    it('projects sealed content with its keys, and an erasure removes it from every table', async () => {
       const id = `c-${randomUUID()}`;
       const other = `c-${randomUUID()}`;
-      const store = createDbKeyStore(db);
+      const store = testKeyStore(log, db);
       let offset = 0;
       const batch = async (conversationId: string, lastSeq: number, domain: DomainEvent[]): Promise<LogRecord[]> => {
         const key = await store.create(conversationId);
@@ -73,12 +187,12 @@ for (const backend of backends) {
       ];
       const first = [...(await batch(id, 0, conversation('alpha-secret-one'))), ...(await batch(other, 0, conversation('beta-secret-two')))];
       expect(first.map((r) => r.value).join('')).not.toMatch(/alpha-secret-one|beta-secret-two/);
-      await db.tx((q) => applyBatch(q, 'keys', 0, first));
+      await db.tx(async (q) => applyBatch(q, 'keys', 0, first, { keys: await keysFor(store, first) }));
       const api = createReadApi(db);
       expect((await api.getConversation(id))!.messages.map((m) => m.content)).toEqual(['prompt alpha-secret-one', 'reply alpha-secret-one']);
 
       const erased = await batch(id, 4, [{ type: 'ConversationErased', data: { by: 'ops', via: 'cli', reason: null, prompts: 1, replies: 1, confirmedFields: 1 } }]);
-      const r = await db.tx((q) => applyBatch(q, 'keys', 0, erased));
+      const r = await db.tx(async (q) => applyBatch(q, 'keys', 0, erased, { keys: await keysFor(store, erased) }));
       expect(r.applied.map((e) => e.type)).toEqual(['ConversationErased']);
 
       const dump = JSON.stringify([
@@ -94,9 +208,8 @@ for (const backend of backends) {
       expect((await api.getEvents(id)).map((e) => [e.type, (e.data as { text?: string }).text])).toEqual([
         ['ConversationStarted', undefined], ['PromptReceived', '[erased]'], ['ReplyGenerated', '[erased]'], ['DataConfirmed', undefined], ['ConversationErased', undefined],
       ]);
-      // The projection destroyed the key too (its actor host does so first; either is enough).
-      expect((await createDbKeyStore(db).get([id])).size).toBe(0);
-      // The other conversation is untouched.
+      // The projection marks the cached key destroyed too (its actor host writes the tombstone first).
+      expect((await testKeyStore(log, db).get([id])).size).toBe(0);
       const kept = (await api.getConversation(other))!;
       expect(kept.messages.map((m) => m.content)).toEqual(['prompt beta-secret-two', 'reply beta-secret-two']);
       expect(kept.confirmedData).toEqual({ secret: 'data beta-secret-two' });

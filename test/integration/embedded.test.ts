@@ -1,5 +1,6 @@
 // `npm start` on a bare machine (no KAFKA_BROKERS, DATABASE_URL or REDIS_URL): the seed
 // protocol works, and a conversation survives a restart and goes on at the next seq.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,4 +47,72 @@ describe('npm start, embedded', () => {
       await proc.kill('SIGTERM');
     }
   }, 120_000);
+});
+
+/** Runs `npm start` expecting it to give up: resolves with its exit code and output, or rejects after `ms`. */
+function startExpectingRefusal(env: Record<string, string>, ms: number): Promise<{ code: number | null; output: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const child = spawn('npm', ['start', '--prefix', ROOT, '--silent'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`a second npm start on the same data directory was still running after ${ms} ms:\n${output}`));
+    }, ms);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output, ms: Date.now() - t0 });
+    });
+  });
+}
+
+describe('one process per embedded data directory', () => {
+  it('refuses a second npm start at once, keeps the first serving, and takes over the lock of a SIGKILLed holder', async () => {
+    const own = mkdtempSync(join(tmpdir(), 'gemello-lock-'));
+    const port = await freePort();
+    const env = { ...bare, GEMELLO_DATA_DIR: own, PORT: String(port) };
+    let first = await startCommand('npm', ['start', '--prefix', ROOT, '--silent'], env);
+    let conversationId = '';
+    try {
+      const c = await connect(`ws://127.0.0.1:${port}`);
+      c.send({ ...seed, prompt: 'first words' });
+      conversationId = (await c.next((f) => f.type === 'reply')).conversationId as string;
+
+      const second = await startExpectingRefusal({ ...env, PORT: String(await freePort()) }, 10_000);
+      expect(second.code).not.toBe(0);
+      expect(second.output).toMatch(/is in use by process \d+/);
+      expect(second.output).toMatch(/KAFKA_BROKERS/);
+      expect(second.output).toMatch(/DATABASE_URL/);
+      expect(second.output).not.toMatch(/\n\s+at /); // a message, not a stack trace
+
+      // The first one never noticed.
+      c.send({ ...seed, prompt: 'still there?', conversationId });
+      expect(await c.next((f) => f.type === 'reply')).toMatchObject({ conversationId, seq: 5 });
+      c.close();
+    } finally {
+      await first.kill('SIGKILL');
+    }
+
+    // Its lock is stale now: the next start takes it, and nothing of the conversation is lost.
+    first = await startCommand('npm', ['start', '--prefix', ROOT, '--silent'], env);
+    try {
+      const c = await connect(`ws://127.0.0.1:${port}`);
+      c.send({ ...seed, prompt: 'after the crash', conversationId });
+      expect(await c.next((f) => f.type === 'reply')).toMatchObject({ conversationId, seq: 7 });
+      c.close();
+      // The read model follows the log a moment later: wait (bounded) for the last reply's row.
+      let said: string[] = [];
+      for (let i = 0; i < 100 && said.length < 3; i++) {
+        const view = (await (await fetch(`http://127.0.0.1:${port}/api/conversations/${conversationId}`)).json()) as { messages: { role: string; content: string }[] };
+        said = view.messages.filter((m) => m.role === 'user').map((m) => m.content);
+        if (said.length < 3) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(said).toEqual(['first words', 'still there?', 'after the crash']);
+    } finally {
+      await first.kill('SIGTERM');
+      rmSync(own, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+    }
+  }, 150_000);
 });

@@ -10,13 +10,16 @@ import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kafkaLog } from '../support/kafka.ts';
-import { TOPICS } from '../../log/port.ts';
+import { partitionFor } from '../../log/partition.ts';
+import { COMPACTED_TOPIC_CONFIG, TOPICS } from '../../log/port.ts';
+import { decodeKeyRecord } from '../../sealing/key-records.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL, realEnv } from '../support/env.ts';
 import { freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
+import { topicConfig } from '../support/kafka-admin.ts';
 
 const CLI = fileURLToPath(new URL('../../cli/gemello.ts', import.meta.url));
 const { namespace, schema, env: realServices } = realEnv('er');
@@ -168,9 +171,21 @@ describe('erasure', () => {
     // Kafka: the bytes never held it, and the key that sealed it is gone.
     const records = await rawLog();
     for (const s of erased.secrets) expect(records.filter((r) => r.includes(s))).toEqual([]);
-    const [key] = await sql.unsafe(`SELECT key, destroyed_at FROM "${schema}".conversation_keys WHERE conversation_id = $1`, [erased.id]);
-    expect(key).toMatchObject({ key: null });
+    const [key] = await sql.unsafe(`SELECT key, wrapped, destroyed_at FROM "${schema}".conversation_keys WHERE conversation_id = $1`, [erased.id]);
+    expect(key).toMatchObject({ key: null, wrapped: null });
     expect(key!.destroyed_at).not.toBeNull();
+    // The key's home: the last record of the conversation in the keys topic is its tombstone,
+    // and the topic is compacted within the bound its settings give, so the wrapped key goes too.
+    const keyLog = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
+    try {
+      const mine: string[] = [];
+      await keyLog.read(TOPICS.keys, partitionFor(erased.id, PARTITIONS), 0, (rs) => void mine.push(...rs.filter((r) => r.key === erased.id).map((r) => r.value)));
+      expect(decodeKeyRecord(erased.id, mine.at(-1)!)).toMatchObject({ kind: 'destroyed' });
+    } finally {
+      await keyLog.close();
+    }
+    expect(await topicConfig(`${namespace}${TOPICS.keys}`)).toMatchObject({ ...COMPACTED_TOPIC_CONFIG });
+    expect(Number((await topicConfig(`${namespace}${TOPICS.keys}`))['max.compaction.lag.ms'])).toBeLessThanOrEqual(3_600_000);
     // Postgres: no row of any table holds it.
     const pg = await rawPostgres();
     for (const s of erased.secrets) expect(pg).not.toContain(s);

@@ -11,7 +11,7 @@ import { createTwinCatalog } from '../../actors/twins.ts';
 import { kafkaLog } from '../support/kafka.ts';
 import type { LogRecord } from '../../log/port.ts';
 import { createPostgresDb } from '../../stores/db-postgres.ts';
-import { createDbKeyStore } from '../../sealing/db-key-cache.ts';
+import { testKeyStore } from '../support/keys.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { DATABASE_URL, KAFKA_BROKERS } from '../support/env.ts';
 import { startServeWithFakeModel } from '../support/processes.ts';
@@ -246,7 +246,7 @@ describe(`the gateway under fuzzed frames (fast-check seed ${SEED}; FUZZ_SEED to
     }
     // Prompts and confirmed data travel sealed with their conversation's key: opened with it, they must be what was asked.
     const db = createPostgresDb({ url: DATABASE_URL, schema });
-    const keys = await createDbKeyStore(db).get(records.map((r) => r.key)).finally(() => db.close());
+    const keys = await testKeyStore(log, db).get(records.map((r) => r.key)).finally(() => db.close());
     const commands = records.map((r) => {
       const parsed = WireCommand.safeParse(JSON.parse(r.value));
       expect(parsed.success, `record ${r.partition}/${r.offset}: ${r.value.slice(0, 300)}`).toBe(true);

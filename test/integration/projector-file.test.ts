@@ -17,6 +17,7 @@ import { createReadApi } from '../../projections/queries.ts';
 import type { Db } from '../../stores/sql.ts';
 import { createReadModelStateSource } from '../../projections/state-source.ts';
 import { createMetrics } from '../../telemetry/metrics.ts';
+import { testKeyStore } from '../support/keys.ts';
 
 const PARTITIONS = 4;
 const dir = mkdtempSync(join(tmpdir(), 'gemello-projector-file-'));
@@ -53,7 +54,7 @@ describe('projector on the embedded backends (file log, PGlite on disk)', () => 
 
     const metrics = createMetrics();
     // 7 failures: more than the projector's own 5 attempts, so the log delivers the batch again too.
-    const projector = createProjector({ log, db: flaky(db, 7), metrics, attempts: 5 });
+    const projector = createProjector({ log, db: flaky(db, 7), keys: testKeyStore(log, db), metrics, attempts: 5 });
     await projector.start();
     await projector.caughtUp({ timeoutMs: 20_000 });
     await projector.stop();
@@ -72,7 +73,7 @@ describe('projector on the embedded backends (file log, PGlite on disk)', () => 
     const late = conversation(`late-${randomUUID()}`, 1);
     await append(log2, late);
     const metrics2 = createMetrics();
-    const projector2 = createProjector({ log: log2, db: db2, metrics: metrics2 });
+    const projector2 = createProjector({ log: log2, db: db2, keys: testKeyStore(log2, db2), metrics: metrics2 });
     await projector2.start();
     await projector2.caughtUp({ timeoutMs: 20_000 });
     await projector2.stop();
@@ -85,7 +86,7 @@ describe('projector on the embedded backends (file log, PGlite on disk)', () => 
     // folder of the read model was deleted): the projector reads what the group will not deliver.
     const fresh = createPGliteDb();
     await migrate(fresh);
-    const projector3 = createProjector({ log: log2, db: fresh, idleCheckMs: 200 });
+    const projector3 = createProjector({ log: log2, db: fresh, keys: testKeyStore(log2, fresh), idleCheckMs: 200 });
     await projector3.start();
     await projector3.caughtUp({ timeoutMs: 20_000 });
     await projector3.stop();

@@ -17,6 +17,7 @@ import type { Db } from '../../stores/sql.ts';
 import { createReadModelStateSource } from '../../projections/state-source.ts';
 import { createMetrics } from '../../telemetry/metrics.ts';
 import { pgProxy } from '../support/pg-proxy.ts';
+import { testKeyStore } from '../support/keys.ts';
 
 const BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const PG_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -121,7 +122,7 @@ describe('projector on Kafka and PostgreSQL', () => {
       encodeEvent(envelope(dupOf, 1, [{ type: 'PromptReceived', data: { text: 'zombie', requestId: null } }], meta())[0]!),
     ]);
 
-    projector = createProjector({ log, db, metrics });
+    projector = createProjector({ log, db, keys: testKeyStore(log, db), metrics });
     await projector.start();
     await projector.caughtUp({ timeoutMs: 30_000 });
     const expected = await expectRowsMatchLog(db, log);
@@ -153,7 +154,7 @@ describe('projector on Kafka and PostgreSQL', () => {
     const before = metrics.value('gemello_projection_events_total', { projection: 'readmodel' });
     const late = `conv-after-restart-${randomUUID()}`;
     await appendAll(log, conversation(late, 1));
-    projector = createProjector({ log, db, metrics });
+    projector = createProjector({ log, db, keys: testKeyStore(log, db), metrics });
     await projector.start();
     await projector.caughtUp({ timeoutMs: 30_000 });
     expect(metrics.value('gemello_projection_events_total', { projection: 'readmodel' }) - before).toBe(4);
@@ -166,7 +167,7 @@ describe('projector on Kafka and PostgreSQL', () => {
     expect(await db.query('SELECT * FROM events')).toEqual([]);
     const warnings: string[] = [];
     const logger = { info() {}, warn: (m: string) => void warnings.push(m), error: (m: string) => void warnings.push(m) };
-    projector = createProjector({ log, db, idleCheckMs: 500, logger });
+    projector = createProjector({ log, db, keys: testKeyStore(log, db), idleCheckMs: 500, logger });
     await projector.start();
     // New events reach a partition that has events already (the group delivers them: a hole
     // before them is read from the log); the others get nothing from the group and are read

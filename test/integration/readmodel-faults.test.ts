@@ -16,7 +16,7 @@ import { canonical, verify } from '../../cli/verify.ts';
 import { kafkaLog } from '../support/kafka.ts';
 import type { EventLog } from '../../log/port.ts';
 import { createPostgresDb } from '../../stores/db-postgres.ts';
-import { createDbKeyStore } from '../../sealing/db-key-cache.ts';
+import { testKeyStore } from '../support/keys.ts';
 import { createRedisSnapshotStore } from '../../stores/snapshots/redis.ts';
 import type { Db } from '../../stores/sql.ts';
 import { createReadModelStateSource } from '../../projections/state-source.ts';
@@ -66,7 +66,7 @@ let port = 0;
 let log: EventLog;
 let db: Db;
 let snapshots: ReturnType<typeof createRedisSnapshotStore>;
-const keys = () => createDbKeyStore(db);
+const keys = () => testKeyStore(log, db);
 /** The conversations held through the gateway, with the last seq the client saw. */
 const talked = new Map<string, number>();
 

@@ -16,7 +16,7 @@ import { kafkaLog } from '../support/kafka.ts';
 import type { EventLog } from '../../log/port.ts';
 import { createPGliteDb } from '../../stores/db-pglite.ts';
 import { createPostgresDb } from '../../stores/db-postgres.ts';
-import { createDbKeyStore } from '../../sealing/db-key-cache.ts';
+import { testKeyStore } from '../support/keys.ts';
 import { migrate } from '../../projections/migrate.ts';
 import { createProjector } from '../../projections/projector.ts';
 import { rebuildReadModel } from '../../projections/rebuild.ts';
@@ -76,7 +76,7 @@ async function logTotal(): Promise<number> {
 }
 
 async function verifyAll() {
-  return verify({ log, snapshots, readModel: createReadModelStateSource(db), db, keys: createDbKeyStore(db) });
+  return verify({ log, snapshots, readModel: createReadModelStateSource(db), db, keys: testKeyStore(log, db) });
 }
 
 beforeAll(async () => {
@@ -172,7 +172,7 @@ describe('gemello replay --projection readmodel', () => {
 
     // The live projector went on in the new tables: every event exactly once, and every copy agrees.
     await waitCaughtUp(db, log);
-    const expected = await expectRowsMatchLog(db, log, createDbKeyStore(db));
+    const expected = await expectRowsMatchLog(db, log, testKeyStore(log, db));
     expect(expected.size).toBeGreaterThanOrEqual(300 + 1 + 4);
     const v = await verifyAll();
     expect(v.mismatches).toEqual([]);
@@ -214,7 +214,7 @@ describe('gemello replay --projection readmodel', () => {
     expect(read).toBeLessThanOrEqual(total - afterInt);
 
     await waitCaughtUp(db, log, 60_000);
-    const expected = await expectRowsMatchLog(db, log, createDbKeyStore(db));
+    const expected = await expectRowsMatchLog(db, log, testKeyStore(log, db));
     expect(expected.size).toBeGreaterThanOrEqual(1805);
     const v = await verifyAll();
     expect(v.mismatches).toEqual([]);
@@ -234,13 +234,13 @@ describe('the same rebuild on the embedded backends (file log, PGlite)', () => {
     const dir = await mkdtemp(join(tmpdir(), 'gemello-replay-'));
     const flog = createFileLog({ dir, partitions: 3 });
     const pg = createPGliteDb();
-    const projector = createProjector({ log: flog, db: pg, idleCheckMs: 200 });
+    const projector = createProjector({ log: flog, db: pg, keys: testKeyStore(flog, pg), idleCheckMs: 200 });
     try {
       await migrate(pg);
       await projector.start();
       await appendEvents(flog, backlog(30, 3, 'embedded'));
       await projector.caughtUp({ timeoutMs: 20_000 });
-      const r = await rebuildReadModel({ log: flog, db: pg });
+      const r = await rebuildReadModel({ log: flog, db: pg, keys: testKeyStore(flog, pg) });
       expect(r.live).toBe('public');
       expect(r.old).toMatch(/^public_old_\d{8}_\d{6}$/);
       expect(r.counts).toEqual({ conversations: 30, messages: 180, events: 210 });

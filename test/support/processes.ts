@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { realEnv } from './env.ts';
+import { TEST_MASTER_KEY_B64 } from './keys.ts';
 import type { RealEnv } from './env.ts';
 import { startFakeOpenAI } from './fake-openai.ts';
 import type { FakeOpenAI } from './fake-openai.ts';
@@ -34,7 +35,8 @@ export type Gemello = {
 /** Starts `gemello <args>` (the real CLI) as a child process and waits until it reports ready. */
 export async function startGemello(args: string[], env: Record<string, string>, readyMs = 60_000): Promise<Gemello> {
   const child = fork(CLI, args, {
-    env: { ...process.env, GEMELLO_LOG_QUIET: '0', ...env },
+    // The tests' master key, so a test can open what the process sealed (unless `env` names another).
+    env: { ...process.env, GEMELLO_LOG_QUIET: '0', GEMELLO_MASTER_KEY: TEST_MASTER_KEY_B64, ...env },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     // GEMELLO_CHILD_NODE_ARGS: extra node flags for the children, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile a benchmark.
     execArgv: process.env.GEMELLO_CHILD_NODE_ARGS?.split(' ').filter(Boolean) ?? [],

@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/** A second process on an embedded data directory: the message names the holder and how to run several. */
+export class DataDirLocked extends Error {
+  readonly code = 'data_dir_locked';
+}
+
+export type DataDirLock = { readonly path: string; release(): void };
+
+type Holder = { pid: number; host: string; startedAt: string; what: string; nonce: string };
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, it is someone else's.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+const readHolder = (path: string): Holder | null => {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Holder;
+  } catch {
+    return null;
+  }
+};
+
+/**
+ * Takes the data directory for this process (its embedded file log and PGlite cannot be
+ * shared: two writers would tear each other's files). A lock whose holder is gone (a
+ * SIGKILLed process) is taken over; one whose holder lives is refused at once.
+ */
+export function lockDataDir(dir: string, what: string): DataDirLock {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'lock');
+  const me: Holder = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), what, nonce: randomUUID() };
+  const text = JSON.stringify(me) + '\n';
+  const refuse = (h: Holder) =>
+    new DataDirLocked(
+      `the data directory ${resolve(dir)} is in use by process ${h.pid} (${h.what}, since ${h.startedAt}). ` +
+        'An embedded data directory belongs to one process at a time: stop that process, or give this one its own GEMELLO_DATA_DIR, ' +
+        'or run several processes against shared backends (KAFKA_BROKERS for the log and DATABASE_URL for the read models, REDIS_URL for snapshots).',
+    );
+  try {
+    writeFileSync(path, text, { flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const h = readHolder(path);
+    if (h && h.pid !== process.pid && (h.host !== me.host || alive(h.pid))) throw refuse(h);
+    // Stale (its process is gone) or unreadable: take it over. Two processes taking over at
+    // once both rename; the one whose nonce is read back holds it.
+    const tmp = `${path}.${me.nonce}`;
+    writeFileSync(tmp, text);
+    renameSync(tmp, path);
+    const now = readHolder(path);
+    if (now?.nonce !== me.nonce) throw refuse(now ?? h!);
+  }
+  return {
+    path,
+    release() {
+      if (readHolder(path)?.nonce === me.nonce) {
+        try {
+          unlinkSync(path);
+        } catch {
+          // already gone
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,15 @@
+/** What the broker itself says about a topic, for tests that check settings gemello asked for. */
+import { Kafka, logLevel } from 'kafkajs';
+import { KAFKA_BROKERS } from './env.ts';
+
+/** The topic's settings (its own, not the broker's defaults), as the broker has them. */
+export async function topicConfig(topic: string): Promise<Record<string, string>> {
+  const admin = new Kafka({ brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const d = await admin.describeConfigs({ resources: [{ type: 2, name: topic }], includeSynonyms: false });
+    return Object.fromEntries(d.resources[0]!.configEntries.map((e) => [e.configName, e.configValue]));
+  } finally {
+    await admin.disconnect();
+  }
+}
