@@ -88,7 +88,8 @@ async function rawPostgres(): Promise<string> {
 /** Every Redis value under this run's prefix, as text. */
 async function rawRedis(): Promise<string> {
   const keys = await redis.keys(`${namespace}*`);
-  const values = await Promise.all(keys.map((k) => redis.get(k)));
+  // Snapshots are strings; the actor hosts' liveness lease is a sorted set: read each as what it is.
+  const values = await Promise.all(keys.map(async (k) => ((await redis.type(k)) === 'zset' ? redis.zrange(k, 0, -1, 'WITHSCORES') : redis.get(k))));
   return JSON.stringify(keys.map((k, i) => [k, values[i]]));
 }
 
