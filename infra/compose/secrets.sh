@@ -18,5 +18,8 @@ put grafana_admin_password "$(rand)"
 # Clients present this token (Authorization: Bearer … or ?token=); the principal is "admin".
 put gemello_api_keys "$(rand):admin"
 put openai_api_key ""
+# The master key wraps every conversation's data key: back it up apart from Kafka, and never
+# lose it (without it the log's personal content cannot be read). 32 random bytes, base64.
+put gemello_master_key "$(head -c 32 /dev/urandom | base64 | tr -d '\n')"
 # The containers run as uid 1000 and read the files Docker mounts from here.
 chmod 644 ./*

@@ -127,6 +127,8 @@ describe('compose (infra/compose)', () => {
       expect(commands.has(role), `${name} runs "${role}"`).toBe(true);
       expect(svc.entrypoint ?? null).toBeNull(); // the image's: gemello
       expect(unknownEnv(Object.keys(svc.environment), envRead), `${name} sets variables nothing reads`).toEqual([]);
+      // Without it each process would make a master key of its own in its data directory.
+      if (role !== 'migrate' && envRead.has('GEMELLO_MASTER_KEY')) expect(svc.environment.GEMELLO_MASTER_KEY_FILE, `${name} has the master key`).toMatch(/^\/run\/secrets\//);
       expect(svc.read_only).toBe(true);
       expect(svc.user).toBe('1000:1000');
       if (svc.healthcheck) {
@@ -230,6 +232,8 @@ describe('Kubernetes (infra/k8s)', () => {
         for (const from of c.envFrom ?? []) Object.assign(env, configMaps.get(from.configMapRef.name) ?? expect.fail(`${w.metadata.name}: no ConfigMap ${from.configMapRef.name}`));
         for (const e of c.env ?? []) env[e.name] = e.value ?? '(secret)';
         expect(unknownEnv(Object.keys(env), envRead), `${w.metadata.name} sets variables nothing reads`).toEqual([]);
+        if (w.kind === 'Deployment' && envRead.has('GEMELLO_MASTER_KEY')) expect(c.env.find((e: any) => e.name === 'GEMELLO_MASTER_KEY')?.valueFrom?.secretKeyRef?.optional ?? false, `${w.metadata.name} needs the master key`).toBe(false);
+        if (w.kind === 'Deployment' && envRead.has('GEMELLO_MASTER_KEY')) expect(env.GEMELLO_MASTER_KEY, `${w.metadata.name} has the master key`).toBe('(secret)');
         for (const e of c.env ?? []) if (e.valueFrom) expect(Object.keys(e.valueFrom)).toEqual(['secretKeyRef']);
         for (const probe of [c.startupProbe, c.livenessProbe, c.readinessProbe].filter(Boolean)) {
           const port = typeof probe.httpGet.port === 'number' ? probe.httpGet.port : c.ports.find((p: any) => p.name === probe.httpGet.port)?.containerPort;
