@@ -131,6 +131,9 @@ function reportQueues(metrics: Metrics, log: EventLog, feed: Feed | null): void 
 
 /** Builds the roles asked for on shared backends; `start` migrates, then starts each role. */
 export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, logger?: Logger): Promise<Runtime> {
+  // The actor host runs the flows: they compile at its start, before anything is opened, and a
+  // bad one, or a twin naming a flow that is not there, stops the start.
+  const flowRegistry = roles.includes('actors') ? loadFlows(config.flows) : createFlowRegistry([], flowEnvironment(config.flows));
   const backends = await openBackends(config, logger, `gemello ${roles.join('+')}`);
   const { log, db, snapshots, catalog, metrics, keys } = backends;
   const log_ = backends.logger;
@@ -138,9 +141,6 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
   const speech = selectSpeechModel(config.env);
   const readApi = createReadApi(db);
   const stateSource = createReadModelStateSource(db, undefined, config.historyMessages);
-  // The actor host runs the flows: they compile at its start, and a bad one, or a twin naming
-  // a flow that is not there, stops the start.
-  const flowRegistry = roles.includes('actors') ? loadFlows(config.flows) : createFlowRegistry([], flowEnvironment(config.flows));
   const missing = roles.includes('actors') ? catalog.list().filter((t) => t.flow && !flowRegistry.current(t.flow)) : [];
   if (missing.length) throw new FlowsInvalid(missing.map((t) => `twin ${t.id} names flow "${t.flow}", which is not in GEMELLO_FLOWS_DIR (${config.flows.dir ?? 'unset'})`).join('\n'));
 

@@ -1,6 +1,7 @@
 import type { EffectOutcome } from '../effects.ts';
 import type { Actor, HostContext, Partition } from './context.ts';
 import { readWithModel } from '../flow-read.ts';
+import { pinCheckpoint } from './housekeeping.ts';
 
 type RunEffect = (ctx: HostContext, part: Partition, actor: Actor, key: string, outcome: () => Promise<EffectOutcome>) => Promise<void>;
 
@@ -18,6 +19,7 @@ export function scheduleFlowWork(ctx: HostContext, part: Partition, actor: Actor
   if (effect && !actor.inFlight.has(`f${effect.key}`)) {
     actor.inFlight.add(`f${effect.key}`);
     void runEffect(ctx, part, actor, `f${effect.key}`, async () => {
+      await pinCheckpoint(ctx, part, actor.pendingFrom);
       const command = await flows.effects.run(flows.setting.of(flow), flow, ctx.now);
       ctx.m.flowEffects.inc({ kind: effect.kind, status: command.status });
       return { command, traceparent: null };
@@ -44,6 +46,8 @@ export function scheduleFlowWork(ctx: HostContext, part: Partition, actor: Actor
   }, Math.min(delay, 2 ** 31 - 1));
   handle.unref?.();
   actor.flowTimer = { seq: timer.seq, handle };
+  // The timer is in the log; the checkpoint must not pass it, or a restart would not find it.
+  void pinCheckpoint(ctx, part, actor.pendingFrom).catch(() => {});
 }
 
 function disarm(actor: Actor): void {

@@ -74,3 +74,15 @@ export async function writeCheckpoint(ctx: HostContext, part: Partition): Promis
   }
   part.tail.trim(keepFrom);
 }
+
+/**
+ * Makes sure the partition's checkpoint is at or before the actor's pending work before a
+ * side effect the world sees is made: a host taking the partition over reads from the
+ * checkpoint, so it finds the work and makes the call again with its key. Without this, a
+ * crash before the first checkpoint of a partition is written would leave takeover to the
+ * read model's coverage, which says nothing of work still owed.
+ */
+export async function pinCheckpoint(ctx: HostContext, part: Partition, offset: number | null): Promise<void> {
+  if (offset === null || (part.checkpoint !== null && part.checkpoint <= offset)) return;
+  await writeCheckpoint(ctx, part);
+}
