@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const REFERENCE_FLOW = fileURLToPath(new URL('../../../../shared/examples/onboarding.flow.json', import.meta.url));
+export const REFERENCE_FLOW = fileURLToPath(new URL('../../flows/examples/onboarding.flow.json', import.meta.url));
 
 /** What a fake backend received. */
 export type Received = { method: string; path: string; key: string | undefined; body: unknown };

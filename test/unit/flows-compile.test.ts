@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { compileFlow, describeFlow } from '../../flows/compile.ts';
 
-const reference = () => JSON.parse(readFileSync(new URL('../../../../shared/examples/onboarding.flow.json', import.meta.url), 'utf8'));
+const reference = () => JSON.parse(readFileSync(new URL('../../flows/examples/onboarding.flow.json', import.meta.url), 'utf8'));
 const env = { backends: ['crm'], email: true, sms: false };
 const errorsOf = (def: unknown, e = env) => {
   const r = compileFlow(def, e);
@@ -88,5 +88,16 @@ describe('the flow compiler', () => {
     expect(errorsOf(reference(), { backends: ['crm'], email: false, sms: false })).toEqual([
       { path: '$.tasks.mail.type', message: 'sendEmail needs GEMELLO_EMAIL_WEBHOOK, which is not configured' },
     ]);
+  });
+});
+
+describe('the reference definition', () => {
+  it('is kept in the repository as the shared folder has it', () => {
+    // The shared folder sits beside the checkout (../shared) or beside a worktree's parent (../../shared).
+    const copy = readFileSync(new URL('../../flows/examples/onboarding.flow.json', import.meta.url), 'utf8');
+    const shared = ['../../../shared/examples/onboarding.flow.json', '../../../../shared/examples/onboarding.flow.json']
+      .map((p) => new URL(p, import.meta.url))
+      .find((u) => existsSync(u));
+    if (shared) expect(copy).toBe(readFileSync(shared, 'utf8'));
   });
 });

@@ -17,7 +17,7 @@ const compiled = (def: unknown, env = { backends: ['crm'], email: true, sms: tru
   if (!r.ok) throw new Error(JSON.stringify(r.errors));
   return r.flow;
 };
-const reference = compiled(JSON.parse(readFileSync(new URL('../../../../shared/examples/onboarding.flow.json', import.meta.url), 'utf8')));
+const reference = compiled(JSON.parse(readFileSync(new URL('../../flows/examples/onboarding.flow.json', import.meta.url), 'utf8')));
 const NOW = '2026-12-01T10:00:00.000Z';
 const ctx = (seq: number, model = false) => ({ conversationId: 'c1', seq, now: NOW, noInputSec: 30, model });
 const text = (t: string): FlowInput => ({ type: 'text', text: t, requestId: null });
