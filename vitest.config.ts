@@ -10,5 +10,7 @@ export default defineConfig({
     // so their timings and consumer-group rebalances do not interfere.
     fileParallelism: false,
     reporters: ['default'],
+    // The offline model streams its replies word by word with a pause for people; tests do not wait.
+    env: { GEMELLO_OFFLINE_WORD_MS: '0' },
   },
 });

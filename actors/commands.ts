@@ -23,6 +23,16 @@ const start = z.object({ ...meta, type: z.literal('StartConversation'), data: z.
  * the operator's CLI, which needs no principal; the gateway sets it false, so a client
  * can erase only its own conversations. `by` names who asked, for the record.
  */
+/**
+ * Stops the reply in flight, or (with heardChars, nothing in flight) trims the last reply
+ * to what the user heard. `inFlight` is filled by the actor host, never by a sender: what
+ * the model had generated when the host cancelled it.
+ */
+const stop = z.object({
+  ...meta,
+  type: z.literal('StopReply'),
+  data: z.object({ heardChars: z.number().int().nonnegative().nullable(), inFlight: z.object({ promptSeq: z.number().int().positive(), text: z.string() }).optional() }),
+});
 const erase = z.object({
   ...meta,
   type: z.literal('EraseConversation'),
@@ -34,6 +44,7 @@ export const ClientCommand = z.discriminatedUnion('type', [
   start,
   z.object({ ...meta, type: z.literal('SubmitPrompt'), data: z.object({ twin, text: z.string().min(1) }) }),
   z.object({ ...meta, type: z.literal('ConfirmData'), data: z.object({ data: confirmed, proposalSeq: proposalSeq.optional() }) }),
+  stop,
   erase,
 ]);
 export type ClientCommand = z.infer<typeof ClientCommand>;
@@ -46,6 +57,7 @@ export const WireCommand = z.discriminatedUnion('type', [
   start,
   z.object({ ...meta, type: z.literal('SubmitPrompt'), data: z.object({ twin, text: z.union([z.string().min(1), sealed]) }) }),
   z.object({ ...meta, type: z.literal('ConfirmData'), data: z.object({ data: z.union([sealed, confirmed]), proposalSeq: proposalSeq.optional() }) }),
+  stop,
   erase,
 ]);
 export type WireCommand = z.infer<typeof WireCommand>;

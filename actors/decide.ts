@@ -73,6 +73,25 @@ export function decide(command: Command, state: ConversationState, flows: FlowSe
       }
       return [{ type: 'DataConfirmed', data: { data, requestId: command.correlationId } }];
     }
+    case 'StopReply': {
+      if (state.recentCommands.includes(command.commandId)) return [];
+      if (!state.twin) throw new DomainError('conversation_not_found', `conversation ${state.conversationId} does not exist`);
+      owned(state, command.principal);
+      const { heardChars, inFlight } = command.data;
+      const pending = state.pendingPrompts[0];
+      if (pending !== undefined) {
+        // Cancelled while the model ran (inFlight: what it had said) or before it began.
+        const text = inFlight && inFlight.promptSeq === pending ? inFlight.text : '';
+        return [{ type: 'ReplyStopped', data: { promptSeq: pending, text, heardChars } }];
+      }
+      const last = state.messages.at(-1);
+      if (heardChars !== null && last?.role === 'assistant') {
+        // Barge-in on a reply already generated (its speech was playing): keep what was heard.
+        const prompt = state.messages.findLast((m) => m.role === 'user' && m.seq < last.seq);
+        return [{ type: 'ReplyStopped', data: { promptSeq: prompt?.seq ?? last.seq, text: last.content, heardChars, replySeq: last.seq } }];
+      }
+      throw new DomainError('nothing_to_stop', `conversation ${state.conversationId} has no reply in flight`);
+    }
     case 'EraseConversation': {
       if (!state.twin) throw new DomainError('conversation_not_found', `conversation ${state.conversationId} does not exist`);
       if (state.erased) return []; // erased before: the host only makes sure the key and snapshot are gone

@@ -31,7 +31,8 @@ export type EffectWorkOptions = {
 export function createEffectWork(options: EffectWorkOptions) {
   const { catalog, tracer, modelMs, errors } = options;
   return {
-    async reply(conversationId: string, state: ConversationState, promptSeq: number, traceparent: string | null): Promise<EffectOutcome> {
+    /** The model's reply to the prompt at promptSeq; `live` streams its text and can cancel it. */
+    async reply(conversationId: string, state: ConversationState, promptSeq: number, traceparent: string | null, live?: { signal: AbortSignal; onText: (delta: string) => void }): Promise<EffectOutcome> {
       const twin = state.twin ? catalog.find(state.twin.id, undefined) : undefined;
       const t0 = performance.now();
       if (!twin) {
@@ -46,6 +47,7 @@ export function createEffectWork(options: EffectWorkOptions) {
             twin,
             history: recentHistory(state.messages, promptSeq, options.historyMessages),
             confirmedData: state.confirmedData,
+            ...(live ? { signal: live.signal, onText: live.onText } : {}),
           });
           const latencyMs = performance.now() - t0;
           modelMs.observe(latencyMs, { outcome: 'ok' });
@@ -53,6 +55,8 @@ export function createEffectWork(options: EffectWorkOptions) {
           return { command: { type: 'RecordReply', promptSeq, text, model, tokens, latencyMs, audio: options.speech !== null, ...(proposed ? { proposed } : {}) }, traceparent: replyTrace };
         } catch (err) {
           const latencyMs = performance.now() - t0;
+          // Stopped by the user: ReplyStopped answers the prompt, this outcome finds it no longer pending.
+          if (live?.signal.aborted) return { command: { type: 'RecordReplyFailure', promptSeq, code: 'stopped', reason: 'stopped', latencyMs }, traceparent: replyTrace };
           modelMs.observe(latencyMs, { outcome: 'error' });
           const code = err instanceof EffectError ? err.code : 'model_error';
           errors.inc({ kind: code });

@@ -9,7 +9,7 @@ import { tracerFor } from '../telemetry/trace.ts';
 import { createEffectWork } from './effects.ts';
 import type { FlowEffects } from './flow-effects.ts';
 import type { FlowRegistry } from '../flows/registry.ts';
-import type { AudioSink, ReplyModel, SnapshotStore, SpeechModel, StateSource } from './ports.ts';
+import type { AudioSink, ReplyModel, ReplyStreams, SnapshotStore, SpeechModel, StateSource } from './ports.ts';
 import { createRecovery } from './recovery.ts';
 import { HISTORY_MESSAGES } from './state.ts';
 import type { ConversationState } from './state.ts';
@@ -35,6 +35,10 @@ export type ActorHostOptions = {
   speech?: { model: SpeechModel; sink: AudioSink } | null;
   /** The conversations' data keys; without it, content is written to the log in the clear. */
   keys?: KeyStore | null;
+  /** Where replies stream to the gateways while the model writes them (absent: they arrive whole). */
+  streams?: ReplyStreams | null;
+  /** Coalescing window of reply deltas (default 4 ms): a fast model does not cost a publish per token. */
+  deltaFlushMs?: number;
   metrics: Metrics;
   logger: Logger;
   group?: string;
@@ -75,6 +79,8 @@ export function createHostContext(options: ActorHostOptions): HostContext {
     m,
     recovery: createRecovery({ log, snapshots, readModel: options.readModel, keys, historyMessages }),
     work: createEffectWork({ replyModel: options.replyModel, speech: options.speech ?? null, catalog, tracer, historyMessages, modelMs: m.modelMs, errors: m.errors }),
+    streams: options.streams ?? null,
+    deltaFlushMs: options.deltaFlushMs ?? 4,
     snapshotEvery: options.snapshotEvery ?? 20,
     historyMessages,
     maxActors: options.maxActors ?? 10_000,

@@ -30,6 +30,11 @@ export type ReplyRequest = {
   history: Message[];
   confirmedData: Record<string, unknown>;
   signal?: AbortSignal;
+  /**
+   * Called with each piece of the reply's text as the model produces it (the pieces add
+   * up to `Reply.text`, or a prefix of it); absent: the model answers in one piece.
+   */
+  onText?: (delta: string) => void;
 };
 
 export type Reply = {
@@ -123,5 +128,36 @@ export interface Liveness {
   expired(): Promise<string[]>;
   /** Drops a member's lease (it left, or was removed). */
   forget(members: string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * What a reply streaming right now looks like to the gateways. `start`: a generation of
+ * the reply to `promptSeq` began (a second one for the same prompt means the host that ran
+ * the first died: clients get `reply.restart`). `delta`: `text` at `offset` of the whole
+ * reply of generation `gen`. `end`: it is over (its event, ReplyGenerated or ReplyStopped or
+ * ReplyFailed, is the truth; deltas are not events).
+ */
+export type StreamUpdate =
+  | { kind: 'start'; conversationId: string; promptSeq: number; gen: string }
+  | { kind: 'delta'; conversationId: string; promptSeq: number; gen: string; offset: number; text: string }
+  | { kind: 'end'; conversationId: string; promptSeq: number; gen: string };
+
+/** The text of a conversation's reply in flight, as far as it has streamed. */
+export type StreamSoFar = { promptSeq: number; gen: string; text: string };
+
+/**
+ * Live reply text between the actor host and the gateways, outside the event log: Redis
+ * pub/sub (plus the text so far under a key, for a socket that resumes mid-stream), or in
+ * process when embedded. Losing it loses only the live view, never a reply.
+ */
+export interface ReplyStreams {
+  readonly kind: 'redis' | 'memory';
+  /** Publishes an update (in order per conversation); `delta` appends to the text so far, `start` resets it, `end` drops it. */
+  publish(update: StreamUpdate): Promise<void>;
+  /** The conversation's reply in flight, or null. */
+  current(conversationId: string): Promise<StreamSoFar | null>;
+  /** Every update from now on; resolves once listening. */
+  subscribe(listener: (u: StreamUpdate) => void): Promise<() => void>;
   close(): Promise<void>;
 }

@@ -125,6 +125,21 @@ export function evolve(state: ConversationState, event: EventEnvelope, keep = HI
         pendingAudio,
       };
     }
+    case 'ReplyStopped': {
+      // The history the model sees next holds what the user heard, not what was generated.
+      const { promptSeq, text, heardChars, replySeq } = event.data;
+      const heard = heardChars === null ? text : text.slice(0, heardChars);
+      if (replySeq !== undefined) {
+        return { ...next, messages: state.messages.map((m) => (m.seq === replySeq ? { ...m, content: heard } : m)) };
+      }
+      const pendingPrompts = state.pendingPrompts.filter((s) => s !== promptSeq);
+      return {
+        ...next,
+        messages: heard ? keptMessages([...state.messages, { seq: event.seq, role: 'assistant', content: heard }], pendingPrompts, state.pendingAudio, keep) : state.messages,
+        replies: state.replies + (heard ? 1 : 0),
+        pendingPrompts,
+      };
+    }
     case 'ReplyFailed':
       return {
         ...next,

@@ -55,6 +55,18 @@ export const EventData = {
     code: z.string(),
     latencyMs: z.number().nonnegative(),
   }),
+  /**
+   * The user stopped the reply (a stop frame, or barge-in on its speech). In flight: the
+   * model was cancelled and `text` is what it had generated; the prompt is answered by
+   * this. After the reply (`replySeq` set): `text` is that reply. `heardChars`: how much
+   * of `text` the user really heard or read; the model's history keeps only that prefix.
+   */
+  ReplyStopped: z.object({
+    promptSeq: z.number().int().positive(),
+    text: z.string(),
+    heardChars: z.number().int().nonnegative().nullable(),
+    replySeq: z.number().int().positive().optional(),
+  }),
   AudioReady: z.object({
     replySeq: z.number().int().positive(),
     audioId: z.string(),
@@ -98,6 +110,7 @@ export const SCHEMA_VERSION: Record<EventType, number> = {
   ReplyGenerated: 2,
   DataProposed: 1,
   ReplyFailed: 1,
+  ReplyStopped: 1,
   AudioReady: 1,
   AudioFailed: 1,
   ConversationErased: 1,

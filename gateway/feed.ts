@@ -8,10 +8,13 @@ import type { EventLog, LogRecord, Subscription } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { NoticeSource } from '../actors/command-client.ts';
+import type { ReplyStreams, StreamSoFar, StreamUpdate } from '../actors/ports.ts';
 
 export type FeedListener = {
   event(e: LoggedEvent): void;
   notice(n: Notice): void;
+  /** Live reply text (not events): deltas of a reply in flight. */
+  stream?(u: StreamUpdate): void;
 };
 
 /**
@@ -19,9 +22,10 @@ export type FeedListener = {
  * to the listeners of its conversation. Each gateway reads all partitions in a group of
  * its own and keeps no offsets: what it missed while down, a client gets with `resume`.
  */
-export function createFeed(log: EventLog, logger: Logger, instanceId = randomUUID(), keys: KeyStore | null = null) {
+export function createFeed(log: EventLog, logger: Logger, instanceId = randomUUID(), keys: KeyStore | null = null, streams: ReplyStreams | null = null) {
   const listeners = new Map<string, Set<FeedListener>>();
   let subscription: Subscription | null = null;
+  let unsubscribe: (() => void) | null = null;
 
   /** The keys of a batch, tried a few times; undefined when the key store does not answer. */
   async function loadKeys(records: LogRecord[]): Promise<Keyring | undefined> {
@@ -40,6 +44,11 @@ export function createFeed(log: EventLog, logger: Logger, instanceId = randomUUI
 
   return {
     async start(): Promise<void> {
+      // Live reply text comes straight from the actor hosts, not through the log.
+      unsubscribe = streams ? await streams.subscribe((u) => {
+        const set = listeners.get(u.conversationId);
+        if (set) for (const l of set) l.stream?.(u);
+      }) : null;
       await log.ensureTopics([TOPICS.commands, TOPICS.events]);
       let resolveAssigned!: () => void;
       const assigned = new Promise<void>((r) => (resolveAssigned = r));
@@ -93,7 +102,13 @@ export function createFeed(log: EventLog, logger: Logger, instanceId = randomUUI
         if (set.size === 0 && listeners.get(conversationId) === set) listeners.delete(conversationId);
       };
     },
+    /** The conversation's reply in flight as far as it has streamed (null: none, or no streams here). */
+    async streamed(conversationId: string): Promise<StreamSoFar | null> {
+      return streams ? streams.current(conversationId) : null;
+    },
     async stop(): Promise<void> {
+      unsubscribe?.();
+      unsubscribe = null;
       await subscription?.stop();
       subscription = null;
     },

@@ -3,7 +3,9 @@
  * JS, nothing fetched from elsewhere) that speaks the WebSocket protocol of DESIGN §4.
  *
  * Pick a twin (GET /api/twins), chat, hear the audio, see the conversation and trace
- * ids. The socket reconnects with backoff and sends `resume` for every conversation it
+ * ids. Replies stream in as the model writes them (`stream: true`), and Stop cancels one
+ * (with `heardChars`: what was shown). The conversations are kept in sessionStorage, so a
+ * reload resumes them, a reply in flight included. The socket reconnects with backoff and sends `resume` for every conversation it
  * knows, so nothing said while it was away is lost. `?token=…` on the page's URL is
  * passed on: on the WebSocket URL and audio URLs (browsers cannot set headers there) and
  * as `Authorization: Bearer` for fetch.
@@ -52,6 +54,8 @@ export const PAGE_HTML = String.raw`<!doctype html>
   textarea { flex: 1; resize: vertical; min-height: 42px; }
   button { background: var(--me); color: #fff; border-color: var(--me); font-weight: 600; padding: 9px 18px; cursor: pointer; }
   button:disabled { opacity: .5; cursor: not-allowed; }
+  button#stop { background: var(--panel); color: var(--text); border-color: var(--line); }
+  .twin.streaming .who::after { content: " \2026"; }
   :focus-visible { outline: 2px solid var(--me); outline-offset: 2px; }
 </style>
 </head>
@@ -74,6 +78,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
     <label for="prompt">Message</label>
     <textarea id="prompt" rows="2" placeholder="Ask something… (Enter sends, Shift+Enter for a new line)"></textarea>
     <button type="submit" id="send" disabled>Send</button>
+    <button type="button" id="stop" disabled>Stop</button>
   </form>
 </main>
 <script>
@@ -81,7 +86,10 @@ export const PAGE_HTML = String.raw`<!doctype html>
   'use strict';
   const $ = (id) => document.getElementById(id);
   const ui = { status: $('status'), twin: $('twin'), conversation: $('conversation'), trace: $('trace'),
-               chat: $('chat'), form: $('composer'), prompt: $('prompt'), send: $('send') };
+               chat: $('chat'), form: $('composer'), prompt: $('prompt'), send: $('send'), stop: $('stop') };
+  const STORE = 'gemello.conversations'; // twin id → conversation id, so a reload resumes
+  const stored = () => { try { return JSON.parse(sessionStorage.getItem(STORE) || '{}') || {}; } catch { return {}; } };
+  const remember = (view) => { const all = stored(); all[view.id] = view.conversationId; try { sessionStorage.setItem(STORE, JSON.stringify(all)); } catch {} };
 
   const token = new URLSearchParams(location.search).get('token');
   const withToken = (url) => token ? url + (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(token) : url;
@@ -109,7 +117,12 @@ export const PAGE_HTML = String.raw`<!doctype html>
     ui.trace.textContent = (v && v.traceId) || '—';
   }
 
-  function updateSend() { ui.send.disabled = !(socket && socket.readyState === WebSocket.OPEN && current()); }
+  function updateSend() {
+    const open = !!(socket && socket.readyState === WebSocket.OPEN && current());
+    ui.send.disabled = !open;
+    const v = current();
+    ui.stop.disabled = !(open && v && v.conversationId && (v.streaming || v.pending.size));
+  }
 
   function add(view, kind, who, text) {
     const li = document.createElement('li');
@@ -135,7 +148,10 @@ export const PAGE_HTML = String.raw`<!doctype html>
     list.setAttribute('aria-label', 'Chat with ' + twin.name);
     list.hidden = true;
     ui.chat.append(list);
-    return { id: twin.id, name: twin.name, list, conversationId: null, lastSeq: 0, traceId: null, pending: new Map() };
+    const view = { id: twin.id, name: twin.name, list, conversationId: null, lastSeq: 0, traceId: null, pending: new Map(), streaming: null };
+    const known = stored()[twin.id];
+    if (known) { view.conversationId = known; byConversation.set(known, view); }
+    return view;
   }
 
   function selectTwin() {
@@ -172,6 +188,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
     if (frame.conversationId && !view.conversationId) {
       view.conversationId = frame.conversationId;
       byConversation.set(frame.conversationId, view);
+      remember(view);
     }
     if (typeof frame.seq === 'number') view.lastSeq = Math.max(view.lastSeq, frame.seq);
   }
@@ -186,8 +203,34 @@ export const PAGE_HTML = String.raw`<!doctype html>
 
   function reply(view, text, seq, requestId) {
     settle(view, requestId);
-    const li = add(view, 'twin', view.name, text);
+    const s = view.streaming;
+    view.streaming = null;
+    const li = s ? s.li : add(view, 'twin', view.name, text);
+    if (s) { s.li.classList.remove('streaming'); s.body.textContent = text; }
     li.dataset.seq = String(seq);
+  }
+
+  /** A piece of the reply in flight, placed at its offset (a repeat overwrites the same text, a hole waits). */
+  function delta(view, f) {
+    let s = view.streaming;
+    if (!s || s.promptSeq !== f.promptSeq) {
+      settle(view, null);
+      const li = add(view, 'twin streaming', view.name, '');
+      s = view.streaming = { promptSeq: f.promptSeq, li, body: li.lastChild, text: '' };
+    }
+    if (f.offset > s.text.length) return;
+    s.text = s.text.slice(0, f.offset) + f.text;
+    s.body.textContent = s.text;
+    view.list.scrollTop = view.list.scrollHeight;
+  }
+
+  function stopped(view, f) {
+    settle(view, null);
+    const s = view.streaming;
+    view.streaming = null;
+    if (s) { s.li.classList.remove('streaming'); s.body.textContent = f.text; }
+    else if (f.text && !f.replySeq) add(view, 'twin', view.name, f.heardChars === null ? f.text : f.text.slice(0, f.heardChars));
+    add(view, 'note', '', f.heardChars === null ? 'stopped' : 'stopped after ' + f.heardChars + ' characters');
   }
 
   function audio(view, url, replySeq) {
@@ -241,6 +284,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
         if (!d.requestId || !seenPrompts.has(d.requestId)) add(view, 'user', 'You', d.text);
         break;
       case 'ReplyGenerated': reply(view, d.text, f.seq, null); break;
+      case 'ReplyStopped': stopped(view, { text: d.text, heardChars: d.heardChars, replySeq: d.replySeq }); break;
       case 'ReplyFailed': failure(view, { code: 'model_failed', error: d.reason }); break;
       case 'AudioReady': audio(view, '/api/audio/' + encodeURIComponent(d.audioId), d.replySeq); break;
       case 'AudioFailed': add(view, 'note', '', 'no audio: ' + d.reason); break;
@@ -258,6 +302,9 @@ export const PAGE_HTML = String.raw`<!doctype html>
         if ('traceId' in f) view.traceId = f.traceId || null;
         reply(view, f.reply, f.seq, f.requestId);
         break;
+      case 'reply.delta': delta(view, f); break;
+      case 'reply.restart': if (view.streaming) { view.streaming.text = ''; view.streaming.body.textContent = ''; } break;
+      case 'reply.stopped': stopped(view, f); break;
       case 'audio': audio(view, f.audioUrl, f.replySeq); break;
       case 'audio.failed': add(view, 'note', '', 'no audio: ' + f.reason); break;
       case 'data.proposed': proposed(view, f.data, f.seq); break;
@@ -266,7 +313,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
       case 'resumed': view.lastSeq = Math.max(view.lastSeq, f.lastSeq || 0); break;
       case 'error': failure(view, f); break;
     }
-    if (view === current()) showIds();
+    if (view === current()) { showIds(); updateSend(); }
   }
 
   // ---- the socket ----
@@ -304,7 +351,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
     const text = ui.prompt.value.trim();
     if (!view || !text || !socket || socket.readyState !== WebSocket.OPEN) return;
     const requestId = 'page-' + Date.now().toString(36) + '-' + (++requests);
-    const frame = { type: 'prompt', digitalTwinId: view.id, prompt: text, requestId };
+    const frame = { type: 'prompt', digitalTwinId: view.id, prompt: text, requestId, stream: true };
     if (view.conversationId) frame.conversationId = view.conversationId;
     socket.send(JSON.stringify(frame));
     seenPrompts.add(requestId);
@@ -312,16 +359,28 @@ export const PAGE_HTML = String.raw`<!doctype html>
     view.pending.set(requestId, add(view, 'pending', '', view.name + ' is thinking…'));
     ui.prompt.value = '';
     ui.prompt.focus();
+    updateSend();
+  }
+
+  /** Stop: the reply in flight is cancelled; the history keeps what was shown of it. */
+  function stop() {
+    const view = current();
+    if (!view || !view.conversationId || !socket || socket.readyState !== WebSocket.OPEN) return;
+    const frame = { type: 'stop', conversationId: view.conversationId };
+    if (view.streaming) frame.heardChars = view.streaming.text.length;
+    socket.send(JSON.stringify(frame));
+    ui.stop.disabled = true;
   }
 
   ui.twin.addEventListener('change', selectTwin);
   ui.form.addEventListener('submit', (e) => { e.preventDefault(); send(); });
+  ui.stop.addEventListener('click', stop);
   ui.prompt.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
   });
 
-  loadTwins();
-  connect();
+  // The twins first: a reload's conversations are known (sessionStorage) before the socket resumes them.
+  loadTwins().finally(connect);
 })();
 </script>
 </body>

@@ -18,6 +18,8 @@ export const PromptFrame = z.strictObject({
   conversationId: id.optional(),
   requestId,
   userId: id.optional(),
+  /** Ask for `reply.delta` frames while the model writes the reply. */
+  stream: z.boolean().optional(),
 }).refine((f) => f.digitalTwinId !== undefined || f.digitalTwinName !== undefined, { message: 'digitalTwinId or digitalTwinName is required' });
 
 const jsonValue: z.ZodType<unknown> = z.lazy(() => z.union([z.string().max(10_000), z.number(), z.boolean(), z.null(), z.array(jsonValue).max(100), z.record(z.string().max(100), jsonValue)]));
@@ -39,10 +41,19 @@ export const ResumeFrame = z.strictObject({
   requestId,
 });
 
+/** Stops the reply in flight; `heardChars`: how much of the reply the user heard or read (the history keeps that much). */
+export const StopFrame = z.strictObject({
+  type: z.literal('stop'),
+  conversationId: id,
+  heardChars: z.number().int().min(0).optional(),
+  requestId,
+});
+
 export type PromptFrame = z.infer<typeof PromptFrame>;
+export type StopFrame = z.infer<typeof StopFrame>;
 export type ConfirmFrame = z.infer<typeof ConfirmFrame>;
 export type ResumeFrame = z.infer<typeof ResumeFrame>;
-export type ClientFrame = (PromptFrame & { type?: 'prompt' }) | ConfirmFrame | ResumeFrame;
+export type ClientFrame = (PromptFrame & { type?: 'prompt' }) | ConfirmFrame | ResumeFrame | StopFrame;
 
 /** Error codes a client can get, each with what it means. */
 export const ERROR_CODES = {
@@ -50,7 +61,7 @@ export const ERROR_CODES = {
   binary_frame: 'binary frames are not accepted; send JSON text',
   frame_too_large: `frames are limited to ${MAX_FRAME_BYTES} bytes`,
   invalid_frame: 'the frame does not match the protocol',
-  unknown_type: 'type must be prompt, confirm or resume',
+  unknown_type: 'type must be prompt, confirm, resume or stop',
   twin_not_found: 'no such digital twin',
   rate_limited: 'too many frames; slow down',
   unavailable: 'the log is not reachable; try again',
@@ -62,6 +73,7 @@ export const ERROR_CODES = {
   invalid_data: 'nothing to confirm',
   stale_proposal: 'a newer proposal replaced the one confirmed; confirm that one',
   conversation_erased: 'the conversation was erased; start a new one',
+  nothing_to_stop: 'no reply is in flight',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES | (string & {});
@@ -102,6 +114,20 @@ const encoder = new TextEncoder();
 /** UTF-8 length, computed only when the UTF-16 length leaves it in doubt. */
 const tooLarge = (text: string) => text.length > MAX_FRAME_BYTES || (text.length * 3 > MAX_FRAME_BYTES && encoder.encode(text).byteLength > MAX_FRAME_BYTES);
 
+/**
+ * The requestId of a frame that is refused before it is read (rate limit), so the client
+ * can tell which one: a frame too large to parse has none.
+ */
+export function peekRequestId(text: string): string | undefined {
+  if (tooLarge(text) || !text.includes('requestId')) return undefined;
+  try {
+    const r = (JSON.parse(text) as { requestId?: unknown } | null)?.requestId;
+    return typeof r === 'string' && r.length > 0 && r.length <= 200 && clean(r) ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Parses one text frame; returns the frame or an error code with a message. Never throws. */
 export function parseFrame(text: string): { ok: true; frame: ClientFrame } | { ok: false; code: ErrorCode; error: string; requestId?: string } {
   if (tooLarge(text)) return { ok: false, code: 'frame_too_large', error: ERROR_CODES.frame_too_large };
@@ -118,7 +144,7 @@ export function parseFrame(text: string): { ok: true; frame: ClientFrame } | { o
   const bad = inspect(obj);
   const rid = typeof obj.requestId === 'string' && obj.requestId.length <= 200 && clean(obj.requestId) ? obj.requestId : undefined;
   if (bad) return { ok: false, code: 'invalid_frame', error: bad, requestId: rid };
-  const schema = obj.type === undefined || obj.type === 'prompt' ? PromptFrame : obj.type === 'confirm' ? ConfirmFrame : obj.type === 'resume' ? ResumeFrame : null;
+  const schema = obj.type === undefined || obj.type === 'prompt' ? PromptFrame : obj.type === 'confirm' ? ConfirmFrame : obj.type === 'resume' ? ResumeFrame : obj.type === 'stop' ? StopFrame : null;
   if (!schema) return { ok: false, code: 'unknown_type', error: ERROR_CODES.unknown_type, requestId: rid };
   let parsed: ReturnType<z.ZodType<ClientFrame>['safeParse']>;
   try {

@@ -1,11 +1,11 @@
 import { SpanKind } from '@opentelemetry/api';
 import { inSpan, tracerFor } from '../telemetry/trace.ts';
-import { ERROR_CODES, parseFrame } from './protocol.ts';
+import { ERROR_CODES, parseFrame, peekRequestId } from './protocol.ts';
 import { echo } from './session/context.ts';
 import type { SessionDeps, SessionMetrics, SessionState, SocketPort } from './session/context.ts';
 import { createOutbox } from './session/outbox.ts';
 import { createRateLimit } from './session/rate.ts';
-import { confirm, prompt } from './session/requests.ts';
+import { confirm, prompt, stop } from './session/requests.ts';
 import { resume } from './session/resume.ts';
 
 export { DEFAULT_LIMITS, sessionMetrics } from './session/context.ts';
@@ -28,7 +28,7 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
     lastActivity = Date.now();
     m.framesIn.inc();
     if (!allow()) {
-      out.error('rate_limited', ERROR_CODES.rate_limited);
+      out.error('rate_limited', ERROR_CODES.rate_limited, echo(peekRequestId(text)));
       return;
     }
     const parsed = parseFrame(text);
@@ -37,11 +37,12 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
       return;
     }
     const frame = parsed.frame;
-    if (frame.type !== undefined) s.typed = true;
+    if (frame.type !== undefined || ('stream' in frame && frame.stream)) s.typed = true;
     try {
       await inSpan(tracer, 'ws.receive', { kind: SpanKind.SERVER, attributes: { 'ws.frame.type': frame.type ?? 'prompt', 'twin.id': 'digitalTwinId' in frame ? (frame.digitalTwinId ?? '') : '' } }, async () => {
         if (frame.type === 'confirm') await confirm(s, frame);
         else if (frame.type === 'resume') await resume(s, frame);
+        else if (frame.type === 'stop') await stop(s, frame);
         else await prompt(s, frame);
       });
     } catch (err) {

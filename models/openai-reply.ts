@@ -3,6 +3,7 @@ import { EffectError, type Reply, type ReplyModel, type ReplyRequest, type Twin 
 import { createOpenAIModelClient } from './openai-client.ts';
 import { toEffectError } from './openai-errors.ts';
 import { proposalFormat, readProposals } from './proposals.ts';
+import { createDeltaEmitter, replySoFar } from './reply-stream.ts';
 
 /** Options for createOpenAIReplyModel. */
 export type OpenAIReplyOptions = {
@@ -18,7 +19,7 @@ export type OpenAIReplyOptions = {
 };
 
 type ChatMessage = OpenAI.Chat.Completions.ChatCompletionMessageParam;
-type Completion = OpenAI.Chat.Completions.ChatCompletion;
+type Completion = Pick<OpenAI.Chat.Completions.ChatCompletion, 'model' | 'usage'> & { content: string };
 
 /**
  * A ReplyModel backed by chat completions on OpenAI or any compatible server. For a twin
@@ -33,10 +34,31 @@ export function createOpenAIReplyModel(options: OpenAIReplyOptions): ReplyModel 
 
   const complete = async (request: ReplyRequest, structured: boolean): Promise<Completion> => {
     const format = structured ? proposalFormat(request.twin.fields ?? []) : null;
-    return client.chat.completions.create(
-      { model: request.twin.model, messages: toMessages(request, format !== null), ...(format ? { response_format: format } : {}) },
-      { signal: request.signal },
-    );
+    const body = { model: request.twin.model, messages: toMessages(request, format !== null), ...(format ? { response_format: format } : {}) };
+    if (!request.onText) {
+      const c = await client.chat.completions.create(body, { signal: request.signal });
+      const message = c.choices?.[0]?.message;
+      return { model: c.model, usage: c.usage, content: message?.content ?? message?.refusal ?? '' };
+    }
+    // Streamed: the text reaches the user as it comes; with structured output only the
+    // `reply` string of the JSON is shown. Aborting the signal closes the HTTP request.
+    const stream = await client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } }, { signal: request.signal });
+    const emit = createDeltaEmitter(request.onText);
+    let content = '';
+    let model = '';
+    let usage: Completion['usage'];
+    for await (const chunk of stream) {
+      model ||= chunk.model;
+      if (chunk.usage) usage = chunk.usage;
+      const piece = chunk.choices?.[0]?.delta?.content ?? chunk.choices?.[0]?.delta?.refusal ?? '';
+      if (!piece) continue;
+      content += piece;
+      const shown = structured ? replySoFar(content) : content;
+      if (shown !== null) emit.update(shown);
+    }
+    // An aborted stream just ends: what came so far is not a reply.
+    if (request.signal?.aborted) throw new EffectError('model_stopped', 'the reply was stopped', false);
+    return { model, usage, content };
   };
 
   return {
@@ -60,8 +82,7 @@ export function createOpenAIReplyModel(options: OpenAIReplyOptions): ReplyModel 
       } catch (err) {
         throw toEffectError(err, failure);
       }
-      const message = completion.choices?.[0]?.message;
-      const content = (message?.content ?? message?.refusal ?? '').trim();
+      const content = completion.content.trim();
       const { text, proposed } = structured ? readProposals(content, request.twin.fields ?? []) : { text: content, proposed: {} };
       if (text === '') {
         throw new EffectError('model_empty', `${request.twin.model} at ${client.baseURL} returned no text`, false);

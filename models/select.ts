@@ -15,7 +15,9 @@ export type Selected<M> = { model: M; description: string };
 export function selectReplyModel(env: Env, warn?: (message: string) => void): Selected<ReplyModel> {
   const apiKey = env.OPENAI_API_KEY?.trim();
   if (!apiKey) {
-    return { model: createOfflineReplyModel(), description: 'offline (replies say so; set OPENAI_API_KEY for a real model)' };
+    // GEMELLO_OFFLINE_WORD_MS: the pause between streamed words (default 30 ms, so the chat page shows streaming; tests set 0).
+    const wordDelayMs = env.GEMELLO_OFFLINE_WORD_MS ? Number(env.GEMELLO_OFFLINE_WORD_MS) : 30;
+    return { model: createOfflineReplyModel({ wordDelayMs }), description: 'offline (replies say so; set OPENAI_API_KEY for a real model)' };
   }
   const baseURL = env.OPENAI_BASE_URL?.trim() || undefined;
   return {

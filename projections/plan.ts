@@ -178,6 +178,19 @@ export function planBatch(prior: Map<string, Prior>, events: LoggedEvent[]): Pla
         patches.set(k, p);
         break;
       }
+      case 'ReplyStopped': {
+        const heard = e.data.heardChars === null ? e.data.text : e.data.text.slice(0, e.data.heardChars);
+        if (e.data.replySeq === undefined) {
+          // Stopped in flight: what was generated answers the prompt, as far as it was heard.
+          plan.messages.push({ ...message, role: 'assistant', content: heard, reply_to_seq: e.data.promptSeq });
+        } else {
+          const k = `${id}\u0000${e.data.replySeq}`;
+          const p = patches.get(k) ?? { conversation_id: id, seq: e.data.replySeq, patch: {} };
+          p.patch.stopped = { heardChars: e.data.heardChars, seq: e.seq };
+          patches.set(k, p);
+        }
+        break;
+      }
       case 'ReplyFailed':
         // Kept in `events` and seen through the failed_replies view.
         break;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createActorHost } from '../actors/host.ts';
 import type { ActorHost } from '../actors/host.ts';
-import type { SnapshotStore } from '../actors/ports.ts';
+import type { ReplyStreams, SnapshotStore } from '../actors/ports.ts';
 import { createTwinCatalog } from '../actors/twins.ts';
 import type { TwinCatalog } from '../actors/twins.ts';
 import { createCommandClient } from '../actors/command-client.ts';
@@ -31,6 +31,8 @@ import type { Db } from '../stores/sql.ts';
 import { createReadModelStateSource } from '../projections/state-source.ts';
 import { createMemorySnapshotStore } from '../stores/snapshots/memory.ts';
 import { createRedisSnapshotStore } from '../stores/snapshots/redis.ts';
+import { createMemoryReplyStreams } from '../stores/streams/memory.ts';
+import { createRedisReplyStreams } from '../stores/streams/redis.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { createMetrics } from '../telemetry/metrics.ts';
@@ -49,6 +51,8 @@ export type Backends = {
   log: EventLog;
   db: Db;
   snapshots: SnapshotStore;
+  /** Live reply text between actor hosts and gateways (Redis pub/sub, or in process). */
+  streams: ReplyStreams;
   catalog: TwinCatalog;
   /** The conversations' data keys (home: the keys topic; cached in the read model and in memory). */
   keys: LoggedKeyStore;
@@ -71,6 +75,7 @@ export async function openBackends(config: Config, logger = createLogger('gemell
   const snapshots = config.redisUrl
     ? createRedisSnapshotStore({ url: config.redisUrl, prefix: `${config.namespace}gemello:`, ttlMs: config.snapshotTtlMs })
     : createMemorySnapshotStore();
+  const streams = config.redisUrl ? createRedisReplyStreams({ url: config.redisUrl, prefix: `${config.namespace}gemello:` }) : createMemoryReplyStreams();
   let extra: unknown[] = [];
   if (config.twinsFile) {
     const text = readFileSync(config.twinsFile, 'utf8');
@@ -92,6 +97,7 @@ export async function openBackends(config: Config, logger = createLogger('gemell
     log,
     db,
     snapshots,
+    streams,
     catalog,
     keys,
     metrics: createMetrics(),
@@ -100,6 +106,7 @@ export async function openBackends(config: Config, logger = createLogger('gemell
     async close() {
       await log.close().catch(() => {});
       await snapshots.close().catch(() => {});
+      await streams.close().catch(() => {});
       await db.close().catch(() => {});
       lock?.release();
     },
@@ -135,7 +142,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
   // bad one, or a twin naming a flow that is not there, stops the start.
   const flowRegistry = roles.includes('actors') ? loadFlows(config.flows) : createFlowRegistry([], flowEnvironment(config.flows));
   const backends = await openBackends(config, logger, `gemello ${roles.join('+')}`);
-  const { log, db, snapshots, catalog, metrics, keys } = backends;
+  const { log, db, snapshots, streams, catalog, metrics, keys } = backends;
   const log_ = backends.logger;
   const reply = selectReplyModel(config.env, (message) => log_.warn(message));
   const speech = selectSpeechModel(config.env);
@@ -158,6 +165,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
         replyModel: reply.model,
         speech: speech ? { model: speech.model, sink: createAudioCache(db) } : null,
         keys,
+        streams,
         metrics,
         logger: createLogger('actors', config.quiet),
         snapshotEvery: config.snapshotEvery,
@@ -174,7 +182,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
       })
     : null;
   const projector = roles.includes('projections') ? createProjector({ log, db, keys, metrics, logger: createLogger('projections', config.quiet) }) : null;
-  const feed = roles.includes('gateway') ? createFeed(log, createLogger('gateway', config.quiet), undefined, keys) : null;
+  const feed = roles.includes('gateway') ? createFeed(log, createLogger('gateway', config.quiet), undefined, keys, streams) : null;
   reportQueues(metrics, log, feed);
   let feedStarted = false;
   // One way for commands to reach the log, for the sockets and the eraser; answers come through the feed.

@@ -7,7 +7,7 @@ import { LATENCY_BUCKETS_MS } from '../../telemetry/metrics.ts';
 import type { Metrics } from '../../telemetry/metrics.ts';
 import type { createAppender } from '../appender.ts';
 import type { createEffectWork } from '../effects.ts';
-import type { SnapshotStore, StateSource } from '../ports.ts';
+import type { ReplyStreams, SnapshotStore, StateSource } from '../ports.ts';
 import type { createRecovery } from '../recovery.ts';
 import type { ConversationState } from '../state.ts';
 import type { TailIndex } from '../tail.ts';
@@ -48,6 +48,26 @@ export type Actor = {
   key: Uint8Array | null | undefined;
   /** The flow's noInput timer armed in this process (the timer itself is in the log: MessageSaid.awaitUntil). */
   flowTimer: { seq: number; handle: ReturnType<typeof setTimeout> } | null;
+  /** The reply the model is generating now (a stop aborts it), or null. */
+  generation: Generation | null;
+};
+
+/** One run of the model for a prompt: its live text and the means to cancel it. */
+export type Generation = {
+  promptSeq: number;
+  /** Tells this run's deltas from an earlier host's (a restart) on the reply streams. */
+  gen: string;
+  /** Everything the model produced so far (published or not yet). */
+  text: string;
+  abort: AbortController;
+  /** Set by a stop: what the model still sends is dropped. */
+  stopped: boolean;
+  /** Takes the model's next piece of text. */
+  onText(delta: string): void;
+  /** Publishes what is not yet published; with the final text, first makes the deltas add up to it. */
+  settle(finalText: string | null): Promise<void>;
+  /** The reply's event is in the log: the stream is over. */
+  end(): void;
 };
 
 /** A partition of the events topic this host owns (or is taking over). */
@@ -105,6 +125,10 @@ export type HostContext = {
   m: ReturnType<typeof hostMetrics>;
   recovery: ReturnType<typeof createRecovery>;
   work: ReturnType<typeof createEffectWork>;
+  /** Live reply text to the gateways (null: replies arrive whole). */
+  streams: ReplyStreams | null;
+  /** Deltas are coalesced: at most one publish per this many ms per reply. */
+  deltaFlushMs: number;
   snapshotEvery: number;
   /** Messages a conversation's state keeps (GEMELLO_HISTORY_MESSAGES). */
   historyMessages: number;

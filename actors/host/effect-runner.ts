@@ -3,7 +3,8 @@ import { decide } from '../decide.ts';
 import type { EffectOutcome } from '../effects.ts';
 import { commit } from './commit.ts';
 import { NotOwner } from './context.ts';
-import type { Actor, HostContext, Partition } from './context.ts';
+import type { Actor, Generation, HostContext, Partition } from './context.ts';
+import { startGeneration } from './live-reply.ts';
 import { run } from './mailbox.ts';
 import { scheduleFlowWork } from './flow-runner.ts';
 
@@ -13,7 +14,13 @@ export function scheduleEffects(ctx: HostContext, part: Partition, actor: Actor)
   const promptSeq = actor.state.pendingPrompts[0];
   if (promptSeq !== undefined && !actor.inFlight.has(`p${promptSeq}`)) {
     actor.inFlight.add(`p${promptSeq}`);
-    void runEffect(ctx, part, actor, `p${promptSeq}`, () => ctx.work.reply(actor.id, actor.state, promptSeq, actor.traces.get(promptSeq) ?? null));
+    const g = startGeneration(ctx, actor, promptSeq);
+    void runEffect(ctx, part, actor, `p${promptSeq}`, async () => {
+      const outcome = await ctx.work.reply(actor.id, actor.state, promptSeq, actor.traces.get(promptSeq) ?? null, { signal: g.abort.signal, onText: g.onText });
+      // The deltas are out before the reply's event, and add up to its text.
+      if (!g.stopped) await g.settle(outcome.command.type === 'RecordReply' ? outcome.command.text : null);
+      return outcome;
+    }, g);
   }
   const replySeq = actor.state.pendingAudio[0];
   if (replySeq !== undefined && !actor.inFlight.has(`a${replySeq}`)) {
@@ -24,7 +31,7 @@ export function scheduleEffects(ctx: HostContext, part: Partition, actor: Actor)
 }
 
 /** Runs a side effect, then records its outcome through the mailbox; retried later if recording fails. */
-export async function runEffect(ctx: HostContext, part: Partition, actor: Actor, key: string, outcome: () => Promise<EffectOutcome>): Promise<void> {
+export async function runEffect(ctx: HostContext, part: Partition, actor: Actor, key: string, outcome: () => Promise<EffectOutcome>, generation?: Generation): Promise<void> {
   try {
     const { command, traceparent } = await outcome();
     await run(actor, async () => {
@@ -35,8 +42,10 @@ export async function runEffect(ctx: HostContext, part: Partition, actor: Actor,
       }
     });
     actor.inFlight.delete(key);
+    generation?.end();
   } catch (err) {
     actor.inFlight.delete(key);
+    generation?.end();
     if (err instanceof NotOwner || err instanceof KeyDestroyed || ctx.stopping) return;
     ctx.m.errors.inc({ kind: 'effect_record_failed' });
     ctx.logger.warn(`recording ${key} of ${actor.id} failed (${(err as Error).message}); retrying in 1 s`);

@@ -6,6 +6,7 @@ import type { LogRecord } from '../../log/port.ts';
 import { contextFrom, inSpan, traceparentOf } from '../../telemetry/trace.ts';
 import { isSealedCommand, openCommand } from '../../sealing/commands.ts';
 import { DomainError, WireCommand } from '../commands.ts';
+import type { ClientCommand } from '../commands.ts';
 import { decide } from '../decide.ts';
 import { actorFor } from './activate.ts';
 import { commit } from './commit.ts';
@@ -52,11 +53,12 @@ export async function handleCommand(ctx: HostContext, part: Partition, actor: Ac
     };
     // The gateway sealed the prompt or data with the conversation's key; a resident actor has it cached.
     if (ctx.keys && !actor.key && isSealedCommand(wire)) actor.key = (await ctx.keys.get([actor.id])).get(actor.id) ?? null;
-    const cmd = openCommand(wire, actor.key);
-    if (!cmd) {
+    const opened = openCommand(wire, actor.key);
+    if (!opened) {
       if (actor.state.erased) return reject('conversation_erased', `conversation ${actor.id} was erased; start a new one`);
       return reject('unreadable_command', `the command's content cannot be read with conversation ${actor.id}'s key`);
     }
+    const cmd = opened.type === 'StopReply' && allowed(ctx, opened, actor) ? stopping(actor, opened) : opened;
     let events: DomainEvent[];
     try {
       events = decide(cmd, actor.state, ctx.flows?.setting ?? null);
@@ -67,6 +69,8 @@ export async function handleCommand(ctx: HostContext, part: Partition, actor: Ac
     ctx.m.commands.inc({ type: cmd.type, outcome: events.length ? 'applied' : 'duplicate' });
     if (events.length) {
       const traceparent = traceparentOf(spanCtx) ?? cmd.traceparent;
+      // A stopped reply's last deltas go out before ReplyStopped.
+      if (cmd.type === 'StopReply' && actor.generation?.stopped) await actor.generation.settle(null);
       let logged: LoggedEvent[] = [];
       try {
         // A flow's confirmation is critical too: what the flow says after it is appended
@@ -88,6 +92,7 @@ export async function handleCommand(ctx: HostContext, part: Partition, actor: Ac
       }
     }
     if (cmd.type === 'EraseConversation') await completeErasure(ctx, part, actor, cmd, events.length > 0);
+    if (cmd.type === 'StopReply') actor.generation?.stopped && actor.generation.end();
   });
 }
 
@@ -99,4 +104,28 @@ export function splitAfterFlowConfirmations(events: DomainEvent[]): DomainEvent[
     if (e.type === 'DataConfirmed' && e.data.flow) parts.push([]);
   }
   return parts.filter((p) => p.length > 0);
+}
+
+/** Whether the conversation takes the command (decide is pure: asking costs nothing), so a refused stop cancels nothing. */
+function allowed(ctx: HostContext, cmd: ClientCommand, actor: Actor): boolean {
+  try {
+    decide(cmd, actor.state, ctx.flows?.setting ?? null);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A stop, with what the model had generated when it was cancelled: the model's HTTP
+ * request is aborted here, and what it sends after is dropped, so the text recorded in
+ * ReplyStopped is exactly what streamed.
+ */
+function stopping(actor: Actor, cmd: Extract<ClientCommand, { type: 'StopReply' }>): ClientCommand {
+  const g = actor.generation;
+  const { inFlight: _ignored, ...data } = cmd.data; // only the host says what was in flight
+  if (!g || g.stopped || actor.state.pendingPrompts[0] !== g.promptSeq || actor.state.recentCommands.includes(cmd.commandId)) return { ...cmd, data };
+  g.stopped = true;
+  g.abort.abort();
+  return { ...cmd, data: { ...data, inFlight: { promptSeq: g.promptSeq, text: g.text } } };
 }

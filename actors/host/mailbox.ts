@@ -20,6 +20,7 @@ export function newActor(conversationId: string): Actor {
     snapshotNext: null,
     key: undefined,
     flowTimer: null,
+    generation: null,
   };
 }
 

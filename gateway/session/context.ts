@@ -1,5 +1,6 @@
 import type { CommandClient } from '../../actors/command-client.ts';
 import type { TwinCatalog } from '../../actors/twins.ts';
+import type { StreamUpdate } from '../../actors/ports.ts';
 import type { EventEnvelope, LoggedEvent } from '../../events/schemas.ts';
 import type { EventLog } from '../../log/port.ts';
 import type { Logger } from '../../telemetry/logger.ts';
@@ -74,9 +75,17 @@ export type Followed = {
   verified: boolean;
   /** Live events held back while a resume reads the read model, so nothing is sent out of order. */
   pending: Array<LoggedEvent | EventEnvelope> | null;
+  /** Live reply text held back likewise. */
+  pendingStream: StreamUpdate[] | null;
   resuming: number;
   /** This socket's last prompt in a flow: what the flow says in answer (same causation) echoes its requestId. */
   lastPrompt?: { commandId: string; requestId: string | null };
+  /** Whether this socket asked for `reply.delta` frames of this conversation (a prompt with stream, or a resume). */
+  stream: boolean;
+  /** The reply streaming to this socket: its prompt, its generation, and how many characters the socket has. */
+  live: { promptSeq: number; gen: string; sent: number } | null;
+  /** The highest prompt whose answer (reply, stop, failure) this socket has: later deltas of it are stale. */
+  answered: number;
 };
 
 /** One socket's protocol state, passed to each part of the session. */
@@ -90,7 +99,10 @@ export type SessionState = {
   byTwin: Map<string, string>;
   /** Commands this socket published that are not yet answered: commandId → the prompt's twin id. */
   mine: Map<string, string | null>;
-  /** Whether the client has sent a typed frame: only then does it get frames the seed protocol does not know (`flow`). */
+  /**
+   * Whether the socket speaks the typed protocol (it sent a frame with `type`, or `stream`).
+   * Until then it is a seed client: it gets only frames with `reply` or `error`.
+   */
   typed: boolean;
 };
 

@@ -1,4 +1,5 @@
 import { SpanKind } from '@opentelemetry/api';
+import type { StreamUpdate } from '../../actors/ports.ts';
 import type { Notice } from '../../events/codec.ts';
 import type { EventEnvelope, LoggedEvent } from '../../events/schemas.ts';
 import { contextFrom, inSpan, tracerFor } from '../../telemetry/trace.ts';
@@ -14,8 +15,8 @@ export function follow(s: SessionState, conversationId: string, twin: { id: stri
   let f = s.followed.get(conversationId);
   if (!f) {
     if (s.followed.size >= MAX_FOLLOWED) forgetOldest(s);
-    const entry: Followed = { stop: () => {}, lastSeq: 0, twin, requests: new Map(), verified, pending: null, resuming: 0 };
-    entry.stop = s.deps.feed.follow(conversationId, { event: (e) => onEvent(s, conversationId, e), notice: (n) => onNotice(s, n) });
+    const entry: Followed = { stop: () => {}, lastSeq: 0, twin, requests: new Map(), verified, pending: null, pendingStream: null, resuming: 0, stream: false, live: null, answered: 0 };
+    entry.stop = s.deps.feed.follow(conversationId, { event: (e) => onEvent(s, conversationId, e), notice: (n) => onNotice(s, n), stream: (u) => onStream(s, conversationId, u) });
     s.followed.set(conversationId, entry);
     f = entry;
   }
@@ -33,11 +34,46 @@ export const MAX_FOLLOWED = 100;
 
 function forgetOldest(s: SessionState): void {
   for (const [id, f] of s.followed) {
-    if (f.requests.size === 0 && f.resuming === 0 && ![...s.byTwin.values()].includes(id)) {
+    if (f.requests.size === 0 && f.resuming === 0 && !f.live && ![...s.byTwin.values()].includes(id)) {
       unfollow(s, id);
       return;
     }
   }
+}
+
+/** A frame that carries neither `reply` nor `error`: only for a socket that asked for more than the seed protocol. */
+const other = (s: SessionState, frame: Record<string, unknown>) => s.typed && s.out.send(frame);
+
+/** The prompt is answered (reply, stop, failure): its live text is over for this socket. */
+function answered(f: Followed, promptSeq: number): void {
+  f.answered = Math.max(f.answered, promptSeq);
+  if (f.live && f.live.promptSeq <= promptSeq) f.live = null;
+}
+
+/**
+ * Live reply text for a socket that asked for it: `reply.delta` frames placed by `offset`,
+ * without holes or repeats (what the socket has is skipped); a new generation of a reply it
+ * was already shown part of (its actor host died) is announced with `reply.restart`.
+ */
+export function onStream(s: SessionState, conversationId: string, u: StreamUpdate): void {
+  const f = s.followed.get(conversationId);
+  if (!f || !f.stream || !f.verified) return;
+  if (f.pending) {
+    (f.pendingStream ??= []).push(u);
+    return;
+  }
+  if (u.promptSeq <= f.answered) return;
+  if (u.kind === 'end') return; // the reply's event says it is over
+  if (!f.live || f.live.promptSeq !== u.promptSeq || f.live.gen !== u.gen) {
+    if (f.live && f.live.promptSeq === u.promptSeq && f.live.sent > 0) s.out.send({ type: 'reply.restart', conversationId, promptSeq: u.promptSeq });
+    f.live = { promptSeq: u.promptSeq, gen: u.gen, sent: 0 };
+  }
+  if (u.kind !== 'delta') return;
+  const end = u.offset + u.text.length;
+  if (end <= f.live.sent) return;
+  const from = Math.max(f.live.sent, u.offset);
+  s.out.send({ type: 'reply.delta', conversationId, promptSeq: u.promptSeq, offset: from, text: u.text.slice(from - u.offset) });
+  f.live.sent = end;
 }
 
 export function unfollow(s: SessionState, conversationId: string): void {
@@ -80,19 +116,26 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
         }
         break;
       case 'ReplyGenerated':
+        answered(f, e.data.promptSeq);
         out.send({ type: 'reply', ...twinFields(f), conversationId, seq: e.seq, reply: e.data.text, ...requestId(e.data.promptSeq) });
         break;
       case 'ReplyFailed':
+        answered(f, e.data.promptSeq);
         out.error('model_failed', e.data.reason, { ...twinFields(f), conversationId, seq: e.seq, reason: e.data.code, ...requestId(e.data.promptSeq) });
         break;
+      case 'ReplyStopped':
+        if (e.data.replySeq === undefined) answered(f, e.data.promptSeq);
+        // The stop's requestId, for the socket that sent it.
+        other(s, { type: 'reply.stopped', conversationId, seq: e.seq, promptSeq: e.data.promptSeq, text: e.data.text, heardChars: e.data.heardChars, ...(e.data.replySeq !== undefined ? { replySeq: e.data.replySeq } : {}), ...(own ? echo(e.correlationId) : {}) });
+        break;
       case 'AudioReady':
-        out.send({ type: 'audio', conversationId, seq: e.seq, replySeq: e.data.replySeq, audioUrl: `/api/audio/${e.data.audioId}`, format: e.data.format, durationSec: e.data.durationSec });
+        other(s, { type: 'audio', conversationId, seq: e.seq, replySeq: e.data.replySeq, audioUrl: `/api/audio/${e.data.audioId}`, format: e.data.format, durationSec: e.data.durationSec });
         break;
       case 'AudioFailed':
-        out.send({ type: 'audio.failed', conversationId, seq: e.seq, replySeq: e.data.replySeq, reason: e.data.reason });
+        other(s, { type: 'audio.failed', conversationId, seq: e.seq, replySeq: e.data.replySeq, reason: e.data.reason });
         break;
       case 'DataProposed':
-        out.send({ type: 'data.proposed', conversationId, seq: e.seq, replySeq: e.data.replySeq, data: e.data.data });
+        other(s, { type: 'data.proposed', conversationId, seq: e.seq, replySeq: e.data.replySeq, data: e.data.data });
         break;
       case 'DataConfirmed':
         break; // told by the `confirmed` notice, once its snapshot is written
@@ -103,23 +146,23 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
         out.send({ type: 'reply', ...twinFields(f), conversationId, seq: e.seq, reply: e.data.text, ...(f.lastPrompt && f.lastPrompt.commandId === e.causationId ? echo(f.lastPrompt.requestId) : {}) });
         break;
       case 'TaskStarted':
-        if (s.typed) out.send({ type: 'flow', conversationId, seq: e.seq, task: e.data.task, state: e.data.key ? 'calling' : 'running', taskType: e.data.taskType });
+        other(s, { type: 'flow', conversationId, seq: e.seq, task: e.data.task, state: e.data.key ? 'calling' : 'running', taskType: e.data.taskType });
         break;
       case 'FlowTransferred':
-        if (s.typed) out.send({ type: 'flow', conversationId, seq: e.seq, task: e.data.task, state: 'transferred', to: e.data.to });
+        other(s, { type: 'flow', conversationId, seq: e.seq, task: e.data.task, state: 'transferred', to: e.data.to });
         break;
       case 'FlowEnded':
-        if (s.typed) out.send({ type: 'flow', conversationId, seq: e.seq, task: e.data.task, state: 'ended', reason: e.data.reason });
+        other(s, { type: 'flow', conversationId, seq: e.seq, task: e.data.task, state: 'ended', reason: e.data.reason });
         break;
       case 'ConversationErased':
-        out.send({ type: 'conversation.erased', conversationId, seq: e.seq, erasedAt: e.occurredAt });
+        other(s, { type: 'conversation.erased', conversationId, seq: e.seq, erasedAt: e.occurredAt });
         // Prompts without a conversationId start a new conversation from now on.
         for (const [twinId, id] of byTwin) if (id === conversationId) byTwin.delete(twinId);
         break;
     }
   };
   // Only an event that goes out as a frame gets a ws.send span, in the trace of the append that made it.
-  const framed = e.type === 'ReplyGenerated' || e.type === 'MessageSaid' || e.type === 'DataProposed' || e.type === 'ReplyFailed' || e.type === 'AudioReady' || e.type === 'AudioFailed';
+  const framed = e.type === 'ReplyGenerated' || e.type === 'ReplyStopped' || e.type === 'MessageSaid' || e.type === 'DataProposed' || e.type === 'ReplyFailed' || e.type === 'AudioReady' || e.type === 'AudioFailed';
   const attributes = { 'conversation.id': conversationId, 'event.seq': e.seq, 'event.type': e.type, ...(f.twin ? { 'twin.id': f.twin.id } : {}) };
   (framed ? inSpan(tracer, 'ws.send', { parent: contextFrom(e.traceparent), kind: SpanKind.PRODUCER, attributes }, deliver) : deliver())
     .catch((err) => s.deps.logger.warn(`sending event ${conversationId}/${e.seq}: ${(err as Error).message}`));
@@ -139,6 +182,6 @@ export function onNotice(s: SessionState, n: Notice): void {
     // Prompts without a conversationId must not keep going to a conversation that refused this twin.
     if (twinId && byTwin.get(twinId) === n.conversationId && (n.code === 'forbidden' || n.code === 'twin_mismatch' || n.code === 'conversation_erased')) byTwin.delete(twinId);
     if (!f.verified && f.resuming === 0) unfollow(s, n.conversationId);
-  } else if (n.type === 'confirmed') out.send({ type: 'data.confirmed', conversationId: n.conversationId, seq: n.seq, data: n.data, ...rid });
-  else out.send({ type: 'erased', conversationId: n.conversationId, ...n.erasure, ...rid });
+  } else if (n.type === 'confirmed') other(s, { type: 'data.confirmed', conversationId: n.conversationId, seq: n.seq, data: n.data, ...rid });
+  else other(s, { type: 'erased', conversationId: n.conversationId, ...n.erasure, ...rid });
 }

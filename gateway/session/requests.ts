@@ -4,7 +4,7 @@ import type { ClientCommand } from '../../actors/commands.ts';
 import { fieldsSchema } from '../../actors/twins.ts';
 import { KeyDestroyed } from '../../sealing/keys.ts';
 import { ERROR_CODES } from '../protocol.ts';
-import type { ConfirmFrame, PromptFrame } from '../protocol.ts';
+import type { ConfirmFrame, PromptFrame, StopFrame } from '../protocol.ts';
 import { echo, MAX_OWN_COMMANDS } from './context.ts';
 import type { SessionState } from './context.ts';
 import { follow } from './follow.ts';
@@ -50,7 +50,8 @@ export async function prompt(s: SessionState, frame: PromptFrame): Promise<void>
   const conversationId = frame.conversationId ?? s.byTwin.get(twin.id) ?? randomUUID();
   s.byTwin.set(twin.id, conversationId);
   // A conversation this socket named itself (a fresh uuid) is its own from the start.
-  follow(s, conversationId, { id: twin.id, name: twin.name }, s.principal === null || minted);
+  const f = follow(s, conversationId, { id: twin.id, name: twin.name }, s.principal === null || minted);
+  if (frame.stream) f.stream = true;
   await publish(s, { ...meta(s, conversationId, frame.requestId), type: 'SubmitPrompt', data: { twin: { id: twin.id, name: twin.name }, text: frame.prompt } }, twin.id);
 }
 
@@ -70,4 +71,10 @@ export async function confirm(s: SessionState, frame: ConfirmFrame): Promise<voi
     }
   }
   await publish(s, { ...meta(s, frame.conversationId, frame.requestId), type: 'ConfirmData', data: { data: (frame.data ?? {}) as Record<string, unknown>, ...(frame.proposalSeq !== undefined ? { proposalSeq: frame.proposalSeq } : {}) } });
+}
+
+/** A stop frame: the conversation's actor host cancels the reply in flight (or trims the last one to heardChars). */
+export async function stop(s: SessionState, frame: StopFrame): Promise<void> {
+  follow(s, frame.conversationId, null);
+  await publish(s, { ...meta(s, frame.conversationId, frame.requestId), type: 'StopReply', data: { heardChars: frame.heardChars ?? null } });
 }

@@ -3,7 +3,7 @@ import { TOPICS } from '../../log/port.ts';
 import type { ErrorCode, ResumeFrame } from '../protocol.ts';
 import { echo } from './context.ts';
 import type { SessionState } from './context.ts';
-import { follow, onEvent, twinFields, unfollow } from './follow.ts';
+import { follow, onEvent, onStream, twinFields, unfollow } from './follow.ts';
 
 /** A resume that cannot be served, with the code the client gets. */
 class ResumeRefused extends Error {
@@ -47,6 +47,8 @@ export async function resume(s: SessionState, frame: ResumeFrame): Promise<void>
   const f = follow(s, id, null);
   f.resuming++;
   f.pending ??= [];
+  // A socket that resumes gets the reply in flight too: the text so far, then the rest live.
+  f.stream = true;
   try {
     await caughtUp(s, id);
     if (!f.verified || !f.twin) {
@@ -69,12 +71,19 @@ export async function resume(s: SessionState, frame: ResumeFrame): Promise<void>
       for (const e of fresh) {
         if (e.seq <= after) continue;
         if (e.type === 'ConversationStarted') f.twin = { id: e.data.twinId, name: e.data.twinName };
+        if (e.type === 'ReplyGenerated' || e.type === 'ReplyFailed' || (e.type === 'ReplyStopped' && e.data.replySeq === undefined)) f.answered = Math.max(f.answered, e.data.promptSeq);
         out.send({ type: 'event', conversationId: id, seq: e.seq, event: e.type, occurredAt: e.occurredAt, data: e.data });
         after = e.seq;
       }
     }
     f.lastSeq = Math.max(f.lastSeq, after);
     out.send({ type: 'resumed', conversationId: id, lastSeq: f.lastSeq, ...twinFields(f), ...rid });
+    // Live updates are held back since the follow began, so none is lost between this read and them; those it covers are skipped by offset.
+    const streaming = await deps.feed.streamed(id).catch(() => null);
+    if (streaming && streaming.promptSeq > f.answered) {
+      f.live = { promptSeq: streaming.promptSeq, gen: streaming.gen, sent: streaming.text.length };
+      if (streaming.text) out.send({ type: 'reply.delta', conversationId: id, promptSeq: streaming.promptSeq, offset: 0, text: streaming.text });
+    }
   } catch (err) {
     if (!(err instanceof ResumeRefused)) throw err;
     out.error(err.code, err.message, { conversationId: id, ...rid });
@@ -82,8 +91,11 @@ export async function resume(s: SessionState, frame: ResumeFrame): Promise<void>
     f.resuming--;
     if (f.resuming === 0) {
       const held = (f.pending ?? []).sort((a, b) => a.seq - b.seq);
+      const heldStream = f.pendingStream ?? [];
       f.pending = null;
+      f.pendingStream = null;
       for (const e of held) onEvent(s, id, e);
+      for (const u of heldStream) onStream(s, id, u);
       if (!known && !f.verified) unfollow(s, id);
     }
   }

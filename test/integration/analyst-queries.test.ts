@@ -39,7 +39,8 @@ beforeAll(async () => {
     GEMELLO_NAMESPACE: namespace, OPENAI_API_KEY: 'k', OPENAI_BASE_URL: fake.url, GEMELLO_MODEL_RETRIES: '0',
   });
   try {
-    const seed = { digitalTwinId: 'warren-buffett-001' };
+    // Typed prompts: audio and proposals go only to clients that speak the typed protocol.
+    const seed = { type: 'prompt', digitalTwinId: 'warren-buffett-001' };
     for (let i = 0; i < 2; i++) {
       const c = await connect(`ws://127.0.0.1:${port}/ws`);
       c.send({ ...seed, prompt: 'What is a moat?' });

@@ -1,7 +1,9 @@
 // The chat page at `/` driven in headless Chromium (Debian's `chromium`, playwright-core):
 // pick a twin, type a prompt, see the reply, its audio and the conversation id; after the
 // server restarts, the page reconnects, sends `resume` and goes on in the same
-// conversation. A WebSocket upgrade to `/` still speaks the protocol.
+// conversation. Replies stream in; Stop cancels one; a reload mid-reply shows the rest. The
+// seed's example client, run in the page, prints only replies. A WebSocket upgrade to `/`
+// still speaks the protocol.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,7 +46,7 @@ async function chat(at: number, prompt: string) {
   const pageErrors: string[] = [];
   page.on('pageerror', (err) => pageErrors.push(err.message));
   await page.goto(`http://127.0.0.1:${at}/`);
-  await expect.poll(() => page.getByRole('status', { name: 'Connection' }).textContent()).toBe('connected');
+  await expect.poll(() => page.getByRole('status', { name: 'Connection' }).textContent(), { timeout: 15_000 }).toBe('connected'); // (the twins load first)
   await page.getByRole('combobox', { name: 'Digital twin' }).selectOption({ label: 'Warren Buffett' });
   await page.getByRole('textbox', { name: 'Message' }).fill(prompt);
   await page.getByRole('button', { name: 'Send' }).click();
@@ -59,6 +61,31 @@ describe('the chat page', () => {
     expect(String(reply.reply)).toMatch(/^\[offline\]/);
     client.close();
   });
+
+  it("runs the seed's example client unchanged: it prints only replies, never `undefined`", async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium; .ci/run does).`);
+    browser ??= await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+    const page = await browser.newPage();
+    const lines: string[] = [];
+    page.on('console', (m) => lines.push(m.text()));
+    // The seed's client: send the seed frame, print every frame it gets as a reply.
+    await page.setContent(`<script>
+      const ws = new WebSocket('ws://127.0.0.1:${port}/ws');
+      ws.onopen = () => ws.send(JSON.stringify({ digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett', prompt: 'What is a moat?' }));
+      ws.onmessage = (e) => { const response = JSON.parse(e.data); console.log(response.digitalTwinName + ' (' + response.digitalTwinId + '): ' + response.reply); };
+    </script>`);
+    // A typed client asks the same: once its audio (or why there is none) came, the seed client's would have too.
+    const typed = await connect(`ws://127.0.0.1:${port}/ws`);
+    typed.send({ type: 'prompt', digitalTwinId: 'warren-buffett-001', prompt: 'What is a moat?' });
+    await typed.next((f) => f.type === 'audio' || f.type === 'audio.failed', 30_000);
+    await expect.poll(() => lines.length, { timeout: 30_000 }).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^Warren Buffett \(warren-buffett-001\): \[offline\]/);
+    expect(lines.join('\n')).not.toContain('undefined');
+    typed.close();
+    await page.close();
+  }, 60_000);
 
   it('chats with a twin in headless Chromium, and goes on after the server restarts', async () => {
     if (!existsSync(CHROMIUM)) {
@@ -106,7 +133,7 @@ describe('the chat page', () => {
     expect(pageErrors).toEqual([]);
   }, 120_000);
 
-  it('shows what the model proposed with a Confirm button, which confirms it', async () => {
+  it('shows what the model proposed with a Confirm button; streams a reply, stops one, and shows the rest of one after a reload', async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium; .ci/run does).`);
     const fake = await startFakeOpenAI();
     const own = mkdtempSync(join(tmpdir(), 'gemello-browser-'));
@@ -122,6 +149,34 @@ describe('the chat page', () => {
       expect(await log.getByRole('button', { name: 'Confirm' }).isDisabled()).toBe(true);
       const state = await (await fetch(`http://127.0.0.1:${ownPort}/api/conversations/${conversationId}`)).json();
       expect(state.confirmedData).toEqual({ name: 'Ann Lee' });
+
+      // Streaming: the model writes slowly; the text shows as it comes and Stop cancels it.
+      fake.setTokenDelay(40);
+      const long = 'Rule number one is never lose money and rule number two is never forget rule number one, said the twin slowly and at some length.';
+      fake.setReplyText(long);
+      const aborted = fake.aborted;
+      const say = async (text: string) => {
+        await page.getByRole('textbox', { name: 'Message' }).fill(text);
+        await page.getByRole('button', { name: 'Send' }).click();
+      };
+      await say('Tell me the rules');
+      const streaming = log.locator('.twin.streaming');
+      await expect.poll(async () => ((await streaming.textContent()) ?? '').length, { timeout: 15_000 }).toBeGreaterThan('Warren Buffett'.length + 8);
+      await page.getByRole('button', { name: 'Stop' }).click();
+      await log.getByText(/^stopped after \d+ characters$/).waitFor({ timeout: 15_000 });
+      await expect.poll(() => fake.aborted, { timeout: 5_000 }).toBe(aborted + 1);
+      const stop = sent.map((f) => JSON.parse(f)).find((f) => f.type === 'stop');
+      expect(stop).toMatchObject({ type: 'stop', conversationId, heardChars: expect.any(Number) });
+      expect(await log.getByText(long, { exact: true }).count()).toBe(0);
+
+      // A reload mid-reply: the page resumes the conversation and shows the whole reply.
+      await say('Once more, please');
+      await expect.poll(async () => ((await streaming.textContent()) ?? '').length, { timeout: 15_000 }).toBeGreaterThan('Warren Buffett'.length + 8);
+      await page.reload();
+      const again = page.getByRole('log', { name: 'Chat with Warren Buffett' });
+      await again.getByText(long, { exact: true }).waitFor({ timeout: 20_000 });
+      expect(await again.getByText('Once more, please', { exact: true }).count()).toBe(1);
+      expect(await page.getByLabel('Conversation id', { exact: true }).textContent()).toBe(conversationId);
     } finally {
       await app.kill();
       await fake.close();

@@ -16,7 +16,8 @@ let gemello: Gemello;
 let url: string;
 let port: number;
 const redis = new Redis(REDIS_URL);
-const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
+// Typed prompts: audio and proposals go only to clients that speak the typed protocol (seed clients get reply and error frames).
+const seed = { type: 'prompt', digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 
 beforeAll(async () => {
   ({ namespace, fake, gemello, port } = await startServeWithFakeModel('cf'));

@@ -31,7 +31,8 @@ const env = {
   GEMELLO_SPEECH: 'off',
   GEMELLO_API_KEYS: 'key-alice:alice,key-bob:bob',
 };
-const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
+// Typed prompts: audio and proposals go only to clients that speak the typed protocol (seed clients get reply and error frames).
+const seed = { type: 'prompt', digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 /** Words that appear nowhere but in what one conversation's person said or confirmed. */
 const secret = (tag: string) => `${tag}${randomBytes(6).toString('hex')}`;
 

@@ -1,6 +1,6 @@
 // Two actor hosts as real processes in one consumer group on real Kafka: SIGKILL the one
 // that owns a conversation and the other takes its partition over without losing or
-// repeating anything.
+// repeating anything, also when it dies while a reply streams.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readConversation } from '../../cli/read-conversation.ts';
 import { kafkaLog } from '../support/kafka.ts';
@@ -27,6 +27,7 @@ afterEach(async () => {
   await Promise.all(procs.map((p) => p.kill('SIGKILL')));
   procs = [];
   fake.setMode('ok');
+  fake.setTokenDelay(0);
 });
 
 async function cluster() {
@@ -79,25 +80,33 @@ describe('failover between two actor hosts', () => {
     }
   }, 120_000);
 
-  it('finishes a prompt whose host died after PromptReceived and before the model answered, exactly once', async () => {
+  it('finishes a prompt whose host died mid-stream (after PromptReceived, before the model finished), exactly once: reply.restart, then deltas from 0', async () => {
     const { url, a, b, log } = await cluster();
     try {
       const { client, conversationId, p, owner, other } = await firstReply(url, a, b, 'warm up');
 
-      fake.setMode('hang');
-      const asked = fake.requests.length;
-      client.send({ ...seed, prompt: 'the interrupted one', requestId: 'x' });
-      // The owner has the prompt in the log and is waiting on the model.
-      const deadline = Date.now() + 15_000;
-      while (fake.requests.length === asked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      expect(fake.requests.length).toBeGreaterThan(asked);
+      // The model writes slowly: the owner is streaming when it dies.
+      fake.setTokenDelay(60);
+      const words = 'the interrupted one goes on for a good many words so that it is still streaming';
+      client.send({ ...seed, type: 'prompt', prompt: words, requestId: 'x', stream: true });
+      const first = await client.next((f) => f.type === 'reply.delta', 15_000);
       const before = await readConversation(log, conversationId);
       expect(before[before.length - 1]!.type).toBe('PromptReceived');
 
       await owner.kill('SIGKILL');
-      fake.setMode('ok');
+      fake.setTokenDelay(5);
+      const restart = await client.next((f) => f.type === 'reply.restart', 45_000);
+      expect(restart).toMatchObject({ conversationId, promptSeq: first.promptSeq });
       const reply = await client.next((f) => f.type === 'reply', 45_000);
-      expect(reply).toMatchObject({ reply: 'echo: the interrupted one', requestId: 'x', conversationId });
+      expect(reply).toMatchObject({ reply: `echo: ${words}`, requestId: 'x', conversationId });
+      // After the restart the deltas start again at 0 and add up to the reply.
+      let text = '';
+      for (const f of client.frames.slice(client.frames.indexOf(restart))) {
+        if (f.type !== 'reply.delta') continue;
+        expect(f.offset).toBe(text.length);
+        text += f.text as string;
+      }
+      expect(text).toBe(reply.reply);
       expect(other.owned()).toContain(p);
       client.close();
 

@@ -21,9 +21,16 @@ async function startBigModel() {
   const server = createServer(async (req, res) => {
     let body = '';
     for await (const chunk of req) body += chunk;
-    const messages = (JSON.parse(body) as { messages: { role: string; content: string }[] }).messages;
-    const last = messages.filter((m) => m.role === 'user').at(-1)?.content ?? '';
+    const request = JSON.parse(body) as { messages: { role: string; content: string }[]; stream?: boolean };
+    const last = request.messages.filter((m) => m.role === 'user').at(-1)?.content ?? '';
     const content = last === 'short' ? 'a short answer' : `${last}: ${'x'.repeat(REPLY_BYTES)}`;
+    if (request.stream) {
+      // The actor host streams replies: the whole text in one server-sent event.
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'big', choices: [{ index: 0, delta: { role: 'assistant', content }, finish_reason: null }] })}\n\n`);
+      res.end(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 0, model: 'big', choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } })}\n\ndata: [DONE]\n\n`);
+      return;
+    }
     const text = JSON.stringify({ id: 'c', object: 'chat.completion', created: 0, model: 'big', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(text);

@@ -10,7 +10,8 @@ import { freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
-const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
+// Typed prompts: audio and proposals go only to clients that speak the typed protocol (seed clients get reply and error frames).
+const seed = { type: 'prompt', digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const procs: Gemello[] = [];
 const schemas: string[] = [];
 const sql = postgres(DATABASE_URL, { onnotice: () => {} });

@@ -16,6 +16,13 @@
  *   fake.setStructuredOutput(false) // chat requests with a response_format get HTTP 400, as a
  *                        // model without structured output answers (default true);
  *                        // 'bad-schema': HTTP 400 refusing the schema itself
+ *   fake.setTokenDelay(ms) // a request with `stream: true` is answered with server-sent events,
+ *                        // one chunk per word (a few characters of JSON with structured output),
+ *                        // this long apart (default 0), then a usage chunk and [DONE]
+ *   fake.setReplyText(t) // answer `t` instead of the echo (null: the echo again)
+ *   fake.aborted         // how many streamed answers the client hung up on before their end
+ *   fake.streaming       // how many streamed answers are being written right now
+ *   fake.onChunk(f)      // f(request body, piece index, piece, performance.now()) as each streamed piece is written (benchmarks)
  *   await fake.close()   // drops hanging requests and stops the server
  *
  * Structured output: when a chat request asks for `response_format: {type: "json_schema"}`
@@ -45,6 +52,9 @@ export type FakeChatRequest = {
 /** An audio speech request body as the fake received it. */
 export type FakeSpeechRequest = { model: string; voice: string; input: string; response_format?: string; [key: string]: unknown };
 
+/** Told as each piece of a streamed answer is written. */
+export type ChunkListener = (body: FakeChatRequest, index: number, piece: string, at: number) => void;
+
 /** A running fake server; see the comment at the top of this file. */
 export type FakeOpenAI = {
   url: string;
@@ -53,6 +63,11 @@ export type FakeOpenAI = {
   setMode(mode: FakeOpenAIMode): void;
   setLatency(ms: number): void;
   setStructuredOutput(supported: boolean | 'bad-schema'): void;
+  setTokenDelay(ms: number): void;
+  setReplyText(text: string | null): void;
+  readonly aborted: number;
+  readonly streaming: number;
+  onChunk(listener: ChunkListener | null): void;
   close(): Promise<void>;
 };
 
@@ -63,6 +78,11 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
   let mode: FakeOpenAIMode = opts.mode ?? 'ok';
   let latencyMs = opts.latencyMs ?? 0;
   let structuredOutput: boolean | 'bad-schema' = true;
+  let tokenDelayMs = 0;
+  let replyText: string | null = null;
+  let aborted = 0;
+  let streaming = 0;
+  let chunkListener: ChunkListener | null = null;
   const requests: FakeChatRequest[] = [];
   const speechRequests: FakeSpeechRequest[] = [];
   const sockets = new Set<Socket>();
@@ -92,7 +112,14 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
           : "Invalid schema for response_format 'twin_reply': In context=(), 'required' is required to be supplied and to be an array including every key in properties.";
         return sendJson(res, 400, { error: { message, type: 'invalid_request_error', param: 'response_format', code: null } });
       }
-      if (chat) return sendJson(res, 200, completion(body as FakeChatRequest, current === 'empty'));
+      if (chat && (body as FakeChatRequest).stream === true) {
+        streaming++;
+        res.on('close', () => streaming--);
+        const told = chunkListener;
+        const onPiece = told ? (i: number, piece: string) => told(body as FakeChatRequest, i, piece, performance.now()) : null;
+        return streamCompletion(res, completion(body as FakeChatRequest, current === 'empty', replyText), structured(body as FakeChatRequest), tokenDelayMs, timers, () => aborted++, onPiece);
+      }
+      if (chat) return sendJson(res, 200, completion(body as FakeChatRequest, current === 'empty', replyText));
       const format = (body as FakeSpeechRequest).response_format ?? 'mp3';
       const audio = current === 'empty' ? new Uint8Array(0) : format === 'wav' ? tinyWav() : tinyMp3();
       res.writeHead(200, { 'content-type': format === 'wav' ? 'audio/wav' : 'audio/mpeg', 'content-length': audio.byteLength });
@@ -119,6 +146,11 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
     setMode: (next) => { mode = next; },
     setLatency: (ms) => { latencyMs = ms; },
     setStructuredOutput: (supported) => { structuredOutput = supported; },
+    setTokenDelay: (ms) => { tokenDelayMs = ms; },
+    setReplyText: (text) => { replyText = text; },
+    get aborted() { return aborted; },
+    get streaming() { return streaming; },
+    onChunk: (listener) => { chunkListener = listener; },
     close: () => {
       for (const timer of timers) clearTimeout(timer);
       for (const socket of sockets) socket.destroy();
@@ -127,9 +159,40 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
   };
 }
 
-function completion(body: FakeChatRequest, empty: boolean) {
+/** Sends a completion as server-sent events, piece by piece, `delayMs` apart; counts a client that hangs up before the end. */
+function streamCompletion(res: ServerResponse, c: ReturnType<typeof completion>, json: boolean, delayMs: number, timers: Set<ReturnType<typeof setTimeout>>, onAbort: () => void, onPiece: ((i: number, piece: string) => void) | null): void {
+  const content = c.choices[0]!.message.content;
+  const pieces = json ? content.match(/[\s\S]{1,4}/g) ?? [] : content.match(/\s*\S+/g) ?? [];
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  const base = { id: c.id, object: 'chat.completion.chunk', created: c.created, model: c.model };
+  const event = (value: unknown) => res.write(`data: ${JSON.stringify(value)}\n\n`);
+  let done = false;
+  res.on('close', () => {
+    if (!done) onAbort();
+  });
+  let i = 0;
+  const next = () => {
+    if (res.destroyed) return;
+    if (i < pieces.length) {
+      onPiece?.(i, pieces[i]!);
+      event({ ...base, choices: [{ index: 0, delta: i === 0 ? { role: 'assistant', content: pieces[i] } : { content: pieces[i] }, finish_reason: null, logprobs: null }] });
+      i++;
+      if (delayMs <= 0) return next();
+      const t = setTimeout(() => { timers.delete(t); next(); }, delayMs);
+      timers.add(t);
+      return;
+    }
+    event({ ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop', logprobs: null }] });
+    event({ ...base, choices: [], usage: c.usage });
+    done = true;
+    res.end('data: [DONE]\n\n');
+  };
+  next();
+}
+
+function completion(body: FakeChatRequest, empty: boolean, replyText: string | null = null) {
   const lastUser = [...(body.messages ?? [])].reverse().find((m) => m.role === 'user');
-  const echo = `echo: ${lastUser?.content ?? ''}`;
+  const echo = replyText ?? `echo: ${lastUser?.content ?? ''}`;
   const content = empty ? '' : structured(body) ? JSON.stringify({ reply: echo, proposed: proposals(body, String(lastUser?.content ?? '')) }) : echo;
   const words = (text: string) => text.split(/\s+/).filter(Boolean).length;
   const prompt = (body.messages ?? []).reduce((n, m) => n + words(String(m.content ?? '')), 0);

@@ -11,6 +11,7 @@ import type { KeyStore } from '../../sealing/keys.ts';
 import { newDataKey } from '../../sealing/seal.ts';
 import type { Notice } from '../../events/codec.ts';
 import type { EventEnvelope } from '../../events/schemas.ts';
+import type { StreamSoFar, StreamUpdate } from '../../actors/ports.ts';
 import type { FeedListener } from '../../gateway/feed.ts';
 import type { Feed } from '../../gateway/feed.ts';
 import { createSession, DEFAULT_LIMITS, sessionMetrics } from '../../gateway/session.ts';
@@ -23,11 +24,12 @@ type Frame = Record<string, unknown>;
 const seed = { id: 'warren-buffett-001', name: 'Warren Buffett' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function world(opts: { keys?: KeyStore; events?: EventEnvelope[]; readDelayMs?: number; projected?: () => number; end?: number; owners?: Record<string, string | null> } = {}) {
+function world(opts: { keys?: KeyStore; streaming?: () => StreamSoFar | null; limits?: Partial<SessionDeps['limits']>; failAppend?: boolean; events?: EventEnvelope[]; readDelayMs?: number; projected?: () => number; end?: number; owners?: Record<string, string | null> } = {}) {
   const listeners = new Map<string, Set<FeedListener>>();
   const feed = {
     start: async () => {},
     stop: async () => {},
+    streamed: async () => opts.streaming?.() ?? null,
     follow(id: string, l: FeedListener) {
       if (!listeners.has(id)) listeners.set(id, new Set());
       listeners.get(id)!.add(l);
@@ -38,7 +40,10 @@ function world(opts: { keys?: KeyStore; events?: EventEnvelope[]; readDelayMs?: 
   const log = {
     kind: 'kafka',
     partitions: 12,
-    append: async (_t: string, _p: number, records: OutgoingRecord[]) => (appended.push(...records), appended.length - 1),
+    append: async (_t: string, _p: number, records: OutgoingRecord[]) => {
+      if (opts.failAppend) throw new Error('broker down');
+      return (appended.push(...records), appended.length - 1);
+    },
     endOffsets: async () => new Array(12).fill(opts.end ?? 0),
   } as unknown as EventLog;
   const stored = opts.events ?? [];
@@ -50,7 +55,7 @@ function world(opts: { keys?: KeyStore; events?: EventEnvelope[]; readDelayMs?: 
     catalog: createTwinCatalog(),
     metrics: createMetrics(),
     logger: { info() {}, warn() {}, error() {} },
-    limits: { ...DEFAULT_LIMITS, resumeWaitMs: 300 },
+    limits: { ...DEFAULT_LIMITS, resumeWaitMs: 300, ...opts.limits },
     eventsAfter: async (id, after) => {
       reads.push(after);
       await sleep(opts.readDelayMs ?? 0);
@@ -77,6 +82,9 @@ function world(opts: { keys?: KeyStore; events?: EventEnvelope[]; readDelayMs?: 
     },
     notice(n: Notice) {
       for (const l of listeners.get(n.conversationId) ?? []) l.notice(n);
+    },
+    live(u: StreamUpdate) {
+      for (const l of listeners.get(u.conversationId) ?? []) l.stream?.(u);
     },
     followers: (id: string) => listeners.get(id)?.size ?? 0,
   };
@@ -278,7 +286,7 @@ describe('erasure', () => {
     const keys = memoryKeys();
     const w = world({ keys });
     const c = w.client();
-    await c.send({ digitalTwinId: seed.id, prompt: 'hello' });
+    await c.send({ type: 'prompt', digitalTwinId: seed.id, prompt: 'hello' });
     const id = w.commands()[0]!.conversationId;
     w.emit(started(id));
     w.emit(ev(id, 4, 'ConversationErased', { by: null, via: 'api', reason: null, prompts: 1, replies: 1, confirmedFields: 0 }));
@@ -292,5 +300,90 @@ describe('erasure', () => {
     // Without a conversationId, the next prompt starts a new conversation.
     await c.send({ digitalTwinId: seed.id, prompt: 'a new start' });
     expect(w.commands()[1]!.conversationId).not.toBe(id);
+  });
+});
+
+describe('seed clients, streaming and stop', () => {
+  const own = (w: ReturnType<typeof world>, i = 0) => w.commands()[i]!.commandId;
+  const audio = (id: string, seq: number) => ev(id, seq, 'AudioReady', { replySeq: seq - 1, audioId: 'a1', format: 'mp3', durationSec: 1, bytes: 10, voice: 'alloy' });
+  const proposed = (id: string, seq: number) => ev(id, seq, 'DataProposed', { replySeq: seq - 2, data: { name: 'Ann' } });
+
+  it('gives a seed client only frames with reply or error; a typed client gets the rest too', async () => {
+    const w = world();
+    const seedClient = w.client();
+    await seedClient.send({ digitalTwinId: seed.id, prompt: 'hi' });
+    const typed = w.client();
+    await typed.send({ type: 'prompt', digitalTwinId: seed.id, prompt: 'hi' });
+    for (const [i, c] of [seedClient, typed].entries()) {
+      const id = w.commands()[i]!.conversationId;
+      for (const e of [started(id), prompt(id, 2, own(w, i)), reply(id, 3), audio(id, 4), proposed(id, 5)]) w.emit(e);
+    }
+    expect(seedClient.frames.map((f) => f.type)).toEqual(['reply']);
+    expect(seedClient.frames.every((f) => 'reply' in f || 'error' in f)).toBe(true);
+    expect(typed.frames.map((f) => f.type)).toEqual(['reply', 'audio', 'data.proposed']);
+  });
+
+  it('streams deltas to the socket that asked, and a socket resuming mid-stream rebuilds the reply without holes or repeats', async () => {
+    let soFar: StreamSoFar | null = null;
+    const w = world({ events: history('c1', 2), readDelayMs: 20, streaming: () => soFar });
+    const a = w.client();
+    await a.send({ type: 'prompt', digitalTwinId: seed.id, conversationId: 'c1', prompt: 'q', stream: true });
+    const u = (offset: number, text: string) => ({ kind: 'delta' as const, conversationId: 'c1', promptSeq: 2, gen: 'g1', offset, text });
+    w.live({ kind: 'start', conversationId: 'c1', promptSeq: 2, gen: 'g1' });
+    w.live(u(0, 'Hello '));
+    w.live(u(6, 'wor'));
+    soFar = { promptSeq: 2, gen: 'g1', text: 'Hello wor' };
+    const b = w.client();
+    const resumed = b.send({ type: 'resume', conversationId: 'c1', afterSeq: 0 });
+    await sleep(5);
+    w.live(u(9, 'ld')); // while b reads the read model: held back, then placed after the text so far
+    await resumed;
+    w.live(u(7, 'orld!')); // overlaps what both have: only the new part goes out
+    w.emit(reply('c1', 3, 2));
+    w.live(u(12, ' late')); // after the reply: stale
+    for (const c of [a, b]) {
+      const deltas = c.frames.filter((f) => f.type === 'reply.delta');
+      let text = '';
+      for (const d of deltas) {
+        expect(d.offset).toBe(text.length); // no hole, no repeat
+        text += d.text as string;
+      }
+      expect(text).toBe('Hello world!');
+      expect(c.frames.at(-1)).toMatchObject({ type: 'reply', reply: 'a3' });
+    }
+    expect(b.frames.filter((f) => f.type === 'reply.delta')[0]).toMatchObject({ offset: 0, text: 'Hello wor' });
+  });
+
+  it('announces a new generation of a reply it had partly shown with reply.restart, then deltas from 0', async () => {
+    const w = world();
+    const c = w.client();
+    await c.send({ type: 'prompt', digitalTwinId: seed.id, conversationId: 'c1', prompt: 'q', stream: true });
+    w.live({ kind: 'start', conversationId: 'c1', promptSeq: 2, gen: 'g1' });
+    w.live({ kind: 'delta', conversationId: 'c1', promptSeq: 2, gen: 'g1', offset: 0, text: 'Hel' });
+    w.live({ kind: 'start', conversationId: 'c1', promptSeq: 2, gen: 'g2' });
+    w.live({ kind: 'delta', conversationId: 'c1', promptSeq: 2, gen: 'g2', offset: 0, text: 'Hi' });
+    expect(c.frames.map((f) => `${f.type}:${f.offset ?? ''}`)).toEqual(['reply.delta:0', 'reply.restart:', 'reply.delta:0']);
+  });
+
+  it('publishes a stop, and answers nothing_to_stop with the stop\'s requestId', async () => {
+    const w = world();
+    const c = w.client();
+    await c.send({ type: 'stop', conversationId: 'c1', heardChars: 12, requestId: 's1' });
+    expect(w.commands()[0]).toMatchObject({ type: 'StopReply', conversationId: 'c1', data: { heardChars: 12 } });
+    w.notice({ type: 'rejected', commandId: own(w), conversationId: 'c1', correlationId: 's1', code: 'nothing_to_stop', message: 'no reply is in flight' });
+    expect(c.frames).toEqual([expect.objectContaining({ type: 'error', code: 'nothing_to_stop', requestId: 's1' })]);
+  });
+
+  it('echoes the requestId in every error that answers a frame: rate limit, validation, authorization, unavailable', async () => {
+    const w = world({ limits: { burst: 2, ratePerSec: 0.001 } });
+    const c = w.client('bob');
+    await c.send({ type: 'prompt', digitalTwinId: seed.id, conversationId: 'alice-1', prompt: 'hi', requestId: 'auth' });
+    await c.send({ type: 'prompt', digitalTwinId: seed.id, prompt: 42, requestId: 'bad' });
+    await c.send({ type: 'prompt', digitalTwinId: seed.id, prompt: 'hi', requestId: 'flood' });
+    w.notice({ type: 'rejected', commandId: own(w), conversationId: 'alice-1', correlationId: 'auth', code: 'forbidden', message: 'not yours' });
+    const down = world({ failAppend: true }).client();
+    await down.send({ digitalTwinId: seed.id, prompt: 'hi', requestId: 'down' });
+    const errors = [...c.frames, ...down.frames].map((f) => `${f.code}:${f.requestId}`);
+    expect(errors.sort()).toEqual(['forbidden:auth', 'invalid_frame:bad', 'rate_limited:flood', 'unavailable:down']);
   });
 });

@@ -226,3 +226,54 @@ describe('reading a structured answer', () => {
     expect(() => readProposals('{"proposed":{"na', fields)).toThrow(expect.objectContaining({ code: 'model_bad_output' }));
   });
 });
+
+describe('OpenAI reply model, streaming (server-sent events over real HTTP)', () => {
+  const collector = () => {
+    const pieces: Array<{ text: string; at: number }> = [];
+    return { pieces, onText: (text: string) => void pieces.push({ text, at: performance.now() }) };
+  };
+  afterEach(() => {
+    fake.setTokenDelay(0);
+    fake.setReplyText(null);
+  });
+
+  it('hands over the text as it comes: the pieces add up to the reply, and the first comes long before it', async () => {
+    fake.setTokenDelay(15);
+    const model = createOpenAIReplyModel({ apiKey: 'k', baseURL: fake.url, maxRetries: 0 });
+    const { pieces, onText } = collector();
+    const t0 = performance.now();
+    const reply = await model.reply(request({ history: [{ seq: 2, role: 'user', content: 'one two three four five six seven eight' }], onText }));
+    const done = performance.now();
+    expect(fake.requests[0]!.stream).toBe(true);
+    expect(reply.text).toBe('echo: one two three four five six seven eight');
+    expect(pieces.map((p) => p.text).join('')).toBe(reply.text);
+    expect(pieces.length).toBeGreaterThan(5);
+    // Nine pieces 15 ms apart: the first is out before half of the reply was written.
+    expect(pieces[0]!.at - t0).toBeLessThan((done - t0) / 2);
+    expect(reply.tokens.total).toBeGreaterThan(0);
+  });
+
+  it('streams only the reply string of a structured answer, read as the JSON comes in', async () => {
+    fake.setTokenDelay(1);
+    const model = createOpenAIReplyModel({ apiKey: 'k', baseURL: fake.url, maxRetries: 0 });
+    const { pieces, onText } = collector();
+    const twin = { ...buffett, fields: [{ name: 'email', type: 'email' as const }] };
+    const reply = await model.reply(request({ twin, history: [{ seq: 2, role: 'user', content: 'write to email=ann@example.com "quoted" \\ done' }], onText }));
+    expect(reply.proposed).toEqual({ email: 'ann@example.com' });
+    expect(pieces.map((p) => p.text).join('')).toBe(reply.text);
+    expect(pieces.map((p) => p.text).join('')).not.toMatch(/proposed|\{/);
+  });
+
+  it('aborts the HTTP request when the caller stops it mid-stream', async () => {
+    fake.setTokenDelay(50);
+    fake.setReplyText('a long answer that takes a while to write out word by word');
+    const model = createOpenAIReplyModel({ apiKey: 'k', baseURL: fake.url, maxRetries: 0 });
+    const abort = new AbortController();
+    const before = fake.aborted;
+    const { pieces, onText } = collector();
+    const replied = model.reply(request({ signal: abort.signal, onText: (t) => (onText(t), pieces.length === 2 && abort.abort()) }));
+    await expect(replied).rejects.toThrow();
+    await expect.poll(() => fake.aborted).toBe(before + 1);
+    expect(pieces.map((p) => p.text).join('')).toBe('a long');
+  });
+});

@@ -1,0 +1,141 @@
+// Streaming: the time gemello adds between a piece of text leaving the model and the same
+// text reaching the client as a reply.delta, at 1 and at 100 concurrent streams, and how
+// many deltas one node delivers per second. `gemello serve` (gateway, actor host and
+// projections in one process) on real Kafka, PostgreSQL and Redis; the model is a fake
+// OpenAI-compatible server streaming server-sent events over HTTP with a pause per token,
+// in this process, so the model's write and the client's read are timed on one clock.
+// What is measured per token: client receive − fake write, which includes the SDK's SSE
+// parsing, the host's coalescing window, Redis pub/sub and the gateway's WebSocket send.
+import WebSocket from 'ws';
+import { startServeWithFakeModel } from '../test/support/processes.ts';
+import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../test/support/env.ts';
+import { cleanUp, onInterrupt } from './cleanup.ts';
+import { percentile, report, round, startRun } from './report.ts';
+
+const TOKENS = Number(process.env.BENCH_STREAM_TOKENS ?? 40);
+const TOKEN_MS = Number(process.env.BENCH_STREAM_TOKEN_MS ?? 10);
+const SOLO_STREAMS = Number(process.env.BENCH_STREAM_SOLO ?? 20);
+const CONCURRENT = Number(process.env.BENCH_STREAM_CONCURRENT ?? 100);
+
+type Stream = { written: number[]; ends: number[]; received: number; latencies: number[]; done: Promise<void>; deltas: number };
+
+export async function run(): Promise<void> {
+  const started = startRun();
+  const s = await startServeWithFakeModel('bst', { GEMELLO_RATE_PER_SEC: '100000', GEMELLO_RATE_BURST: '100000', GEMELLO_LOG_QUIET: '1', GEMELLO_MODEL_RETRIES: '0' });
+  const { fake, gemello, port, namespace, schema } = s;
+  const leftovers = { brokers: KAFKA_BROKERS, namespace, redisUrl: REDIS_URL, databaseUrl: DATABASE_URL, schemas: [schema] };
+  const disarm = onInterrupt(async () => {
+    await gemello.kill('SIGKILL');
+    await cleanUp(leftovers);
+  });
+  const streams = new Map<string, Stream>();
+  // The fake tells when it writes each piece: "echo:" then " w1", " w2"… of the stream named in the prompt.
+  fake.onChunk((body, _i, piece, at) => {
+    const said = String(body.messages.at(-1)?.content ?? '');
+    const st = streams.get(said.split(' ')[0]!);
+    if (!st) return;
+    st.written.push(at);
+    st.ends.push((st.ends.at(-1) ?? 0) + piece.length);
+  });
+  const words = (tag: string) => [tag, ...Array.from({ length: TOKENS - 2 }, (_, i) => `w${i}`)].join(' ');
+
+  async function open(): Promise<WebSocket> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    return ws;
+  }
+
+  /** One prompt streamed to `ws`; resolves with its stream once the reply frame came. */
+  function streamOn(ws: WebSocket, tag: string): Stream {
+    let finish!: () => void;
+    const st: Stream = { written: [], ends: [], received: 0, latencies: [], deltas: 0, done: new Promise<void>((r) => (finish = r)) };
+    streams.set(tag, st);
+    const onMessage = (data: WebSocket.RawData) => {
+      const at = performance.now();
+      const f = JSON.parse(data.toString()) as { type: string; offset?: number; text?: string };
+      if (f.type === 'reply.delta') {
+        st.deltas++;
+        const upTo = f.offset! + f.text!.length;
+        // Every token this delta completes: its latency from the model's write to here.
+        for (let i = 0; i < st.ends.length; i++) if (st.ends[i]! > st.received && st.ends[i]! <= upTo) st.latencies.push(at - st.written[i]!);
+        st.received = upTo;
+      } else if (f.type === 'reply' || f.type === 'error') {
+        ws.off('message', onMessage);
+        finish();
+      }
+    };
+    ws.on('message', onMessage);
+    ws.send(JSON.stringify({ type: 'prompt', digitalTwinId: 'warren-buffett-001', prompt: words(tag), stream: true }));
+    return st;
+  }
+
+  try {
+    fake.setTokenDelay(TOKEN_MS);
+    // Warm-up, then one stream at a time.
+    const solo = await open();
+    for (let i = 0; i < 5; i++) await streamOn(solo, `warm${i}`).done;
+    const one: number[] = [];
+    for (let i = 0; i < SOLO_STREAMS; i++) {
+      const st = streamOn(solo, `solo${i}`);
+      await st.done;
+      one.push(...st.latencies);
+    }
+    solo.close();
+
+    // Many at once, each on its own socket and conversation.
+    const sockets = await Promise.all(Array.from({ length: CONCURRENT }, () => open()));
+    for (const [i, ws] of sockets.entries()) await streamOn(ws, `cw${i}`).done; // warm each conversation
+    const t0 = performance.now();
+    const many = sockets.map((ws, i) => streamOn(ws, `c${i}`));
+    await Promise.all(many.map((st) => st.done));
+    const seconds = (performance.now() - t0) / 1000;
+    const manyLatencies = many.flatMap((st) => st.latencies);
+    const deltas = many.reduce((n, st) => n + st.deltas, 0);
+    const tokens = many.reduce((n, st) => n + st.written.length, 0);
+
+    // A fast model (no pause per token): what coalescing saves, and the node's delivery rate.
+    fake.setTokenDelay(0);
+    const t1 = performance.now();
+    const fast = sockets.map((ws, i) => streamOn(ws, `f${i}`));
+    await Promise.all(fast.map((st) => st.done));
+    const fastSeconds = (performance.now() - t1) / 1000;
+    const fastDeltas = fast.reduce((n, st) => n + st.deltas, 0);
+    const fastTokens = fast.reduce((n, st) => n + st.written.length, 0);
+    for (const ws of sockets) ws.close();
+
+    const metrics = {
+      delta_added_p50_ms_1_stream: round(percentile(one, 50)),
+      delta_added_p99_ms_1_stream: round(percentile(one, 99)),
+      delta_added_p50_ms_100_streams: round(percentile(manyLatencies, 50)),
+      delta_added_p99_ms_100_streams: round(percentile(manyLatencies, 99)),
+      deltas_per_s_100_streams: Math.round(deltas / seconds),
+      tokens_per_s_100_streams: Math.round(tokens / seconds),
+      fast_model_tokens_per_delta: round(fastTokens / Math.max(1, fastDeltas), 2),
+      fast_model_deltas_per_s: Math.round(fastDeltas / fastSeconds),
+      fast_model_tokens_per_s: Math.round(fastTokens / fastSeconds),
+    };
+    report({
+      name: 'stream',
+      params: { ...started.params(), tokens_per_reply: TOKENS, token_pause_ms: TOKEN_MS, solo_streams: SOLO_STREAMS, concurrent_streams: CONCURRENT, coalescing_ms: 4, path: 'model SSE → actor host → Redis pub/sub → gateway → WebSocket', process: 'gemello serve (one node)' },
+      metrics,
+      table: [
+        ['model delta → client delta p50, 1 stream', `${metrics.delta_added_p50_ms_1_stream} ms`, '< 2 ms'],
+        ['model delta → client delta p99, 1 stream', `${metrics.delta_added_p99_ms_1_stream} ms`, '< 10 ms'],
+        [`model delta → client delta p50, ${CONCURRENT} streams`, `${metrics.delta_added_p50_ms_100_streams} ms`, '< 2 ms'],
+        [`model delta → client delta p99, ${CONCURRENT} streams`, `${metrics.delta_added_p99_ms_100_streams} ms`, '< 10 ms'],
+        [`deltas/s through one node (${CONCURRENT} streams, ${TOKEN_MS} ms/token)`, String(metrics.deltas_per_s_100_streams), ''],
+        [`fast model: tokens per delta (coalescing), deltas/s, tokens/s`, `${metrics.fast_model_tokens_per_delta}, ${metrics.fast_model_deltas_per_s}, ${metrics.fast_model_tokens_per_s}`, ''],
+      ],
+    });
+  } finally {
+    fake.onChunk(null);
+    await gemello.kill();
+    await fake.close();
+    const problems = await cleanUp(leftovers);
+    disarm();
+    if (problems.length) console.log(`clean-up problems: ${problems.join('; ')}`);
+  }
+}

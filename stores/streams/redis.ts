@@ -1,0 +1,79 @@
+import { Redis } from 'ioredis';
+import type { ReplyStreams, StreamUpdate } from '../../actors/ports.ts';
+
+export type RedisStreamsOptions = {
+  url: string;
+  /** Key and channel prefix (the namespace), e.g. `gemello:`. */
+  prefix?: string;
+  /** A reply in flight is forgotten after this long without an update (a host that died before `end`). */
+  ttlSec?: number;
+};
+
+/**
+ * Reply streams over Redis: every update is PUBLISHed on `<prefix>streams` (one channel, so
+ * a gateway subscribes once and never races a per-conversation SUBSCRIBE), and the text so
+ * far is kept under `<prefix>stream:<conversationId>` as "<promptSeq> <gen>\n<text>" (SET on
+ * start, APPEND per delta, DEL on end), so a socket that resumes mid-stream gets it. The
+ * writes of one conversation go in order over one connection, in one round trip each.
+ */
+export function createRedisReplyStreams(options: RedisStreamsOptions): ReplyStreams {
+  const prefix = options.prefix ?? 'gemello:';
+  const ttl = options.ttlSec ?? 120;
+  const channel = `${prefix}streams`;
+  const key = (id: string) => `${prefix}stream:${id}`;
+  // Connected on first use: a process that never streams (the CLI) opens nothing.
+  let conn: Redis | null = null;
+  const redisOf = () => {
+    if (!conn) {
+      conn = new Redis(options.url, { maxRetriesPerRequest: 2 });
+      conn.on('error', () => {});
+    }
+    return conn;
+  };
+  let sub: Redis | null = null;
+  const listeners = new Set<(u: StreamUpdate) => void>();
+
+  return {
+    kind: 'redis',
+    async publish(u) {
+      const p = redisOf().pipeline();
+      if (u.kind === 'start') p.set(key(u.conversationId), `${u.promptSeq} ${u.gen}\n`, 'EX', ttl);
+      else if (u.kind === 'delta') p.append(key(u.conversationId), u.text).expire(key(u.conversationId), ttl);
+      else p.del(key(u.conversationId));
+      p.publish(channel, JSON.stringify(u));
+      const results = await p.exec();
+      const failed = results?.find(([err]) => err);
+      if (failed) throw failed[0];
+    },
+    async current(conversationId) {
+      const raw = await redisOf().get(key(conversationId));
+      if (!raw) return null;
+      const nl = raw.indexOf('\n');
+      const [seq, gen] = raw.slice(0, nl).split(' ');
+      return { promptSeq: Number(seq), gen: gen ?? '', text: raw.slice(nl + 1) };
+    },
+    async subscribe(listener) {
+      listeners.add(listener);
+      if (!sub) {
+        sub = redisOf().duplicate();
+        sub.on('error', () => {});
+        sub.on('message', (_ch: string, text: string) => {
+          let u: StreamUpdate;
+          try {
+            u = JSON.parse(text) as StreamUpdate;
+          } catch {
+            return;
+          }
+          for (const l of listeners) l(u);
+        });
+        await sub.subscribe(channel);
+      }
+      return () => void listeners.delete(listener);
+    },
+    async close() {
+      listeners.clear();
+      await sub?.quit().catch(() => {});
+      await conn?.quit().catch(() => {});
+    },
+  };
+}
