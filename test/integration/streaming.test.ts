@@ -100,8 +100,10 @@ describe('live replies', () => {
     await c.next((f) => f.type === 'reply');
     expect(fake.requests.at(-1)!.messages.slice(-2).map((m) => m.content)).toEqual(['echo', 'and?']);
 
-    // In the log and in the read model.
-    const events = (await (await fetch(`${http}/api/conversations/${conversationId}/events`)).json()) as Array<{ type: string; data: { text: string } }>;
+    // In the log and in the read model (once the projection has caught up).
+    const eventsNow = async () => (await (await fetch(`${http}/api/conversations/${conversationId}/events`)).json()) as Array<{ type: string; data: { text: string } }>;
+    await expect.poll(async () => (await eventsNow()).filter((e) => e.type === 'ReplyGenerated').length, { timeout: 10_000 }).toBe(2);
+    const events = await eventsNow();
     expect(events.filter((e) => e.type === 'ReplyStopped')).toHaveLength(2);
     expect(events.filter((e) => e.type === 'ReplyGenerated')).toHaveLength(2);
     const view = (await (await fetch(`${http}/api/conversations/${conversationId}`)).json()) as { messages: Array<{ role: string; content: string }> };
