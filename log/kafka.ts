@@ -48,7 +48,8 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       const cause = typeof log.error === 'string' ? `: ${log.error}` : log.stack ? `: ${String(log.stack).split('\n')[0]}` : '';
       console.error(`${new Date().toISOString()} warn kafka ${namespace}: ${log.message}${extra}${cause}`);
     },
-    retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 2000 },
+    // Short waits between tries: after a broker outage the clients are back within half a second of it.
+    retry: { retries: 8, initialRetryTime: 100, maxRetryTime: 500 },
   });
   const maxWaitTimeInMs = options.maxWaitMs ?? 100;
   const ns = options.namespace ?? '';

@@ -9,6 +9,8 @@ import { COMPACTED_TOPIC_CONFIG } from './port.ts';
 const COMMIT_EVERY_MS = 1_000;
 /** Records waiting for their handlers before the fetch loop pauses (and resumes below a fifth of it). */
 const MAX_PENDING = 5_000;
+/** The longest wait between two tries to reopen a consumer while the broker is away: it is back within this of the broker. */
+const REOPEN_MAX_MS = 400;
 /** A control batch (transaction marker) carries no records of ours. */
 const IS_CONTROL = 1 << 5;
 
@@ -200,7 +202,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
           if (stopped) return;
           warn(`joining ${full(opts.group)}`, err);
           await sleep(delay);
-          delay = Math.min(delay * 2, 2_000);
+          delay = Math.min(delay * 2, REOPEN_MAX_MS);
         }
       }
     }

@@ -25,9 +25,15 @@ export type SessionLimits = {
   maxBufferedBytes: number;
   /** How long a resume waits for the read model to reach the log's end before it gives up. */
   resumeWaitMs: number;
+  /**
+   * A prompt no actor host has taken up (no PromptReceived) within this long gets an
+   * `unavailable` error, so a client is never left in silence while the log or the hosts are
+   * away; the prompt is in the log and is still answered once they are back.
+   */
+  acceptWithinMs: number;
 };
 
-export const DEFAULT_LIMITS: SessionLimits = { ratePerSec: 20, burst: 40, maxBufferedBytes: 1 << 20, resumeWaitMs: 5_000 };
+export const DEFAULT_LIMITS: SessionLimits = { ratePerSec: 20, burst: 40, maxBufferedBytes: 1 << 20, resumeWaitMs: 5_000, acceptWithinMs: 8_000 };
 
 /** Commands a session remembers as its own (their answers and requestIds go only to it). */
 export const MAX_OWN_COMMANDS = 1_000;

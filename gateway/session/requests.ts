@@ -36,6 +36,31 @@ async function publish(s: SessionState, cmd: ClientCommand, twinId: string | nul
     return;
   }
   s.m.commands.inc({ type: cmd.type });
+  if (cmd.type === 'SubmitPrompt') watchPrompt(s, cmd);
+}
+
+/**
+ * Never silence: a prompt that no actor host took up (no PromptReceived) within
+ * `acceptWithinMs`, or that was taken up but whose reply has not come while the log does not
+ * answer, gets an `unavailable` error. It is in the log, and is still answered once the log
+ * and the hosts are back. A slow model alone is not an outage: its own timeout answers.
+ */
+function watchPrompt(s: SessionState, cmd: Extract<ClientCommand, { type: 'SubmitPrompt' }>): void {
+  const timer = setTimeout(async () => {
+    if (s.out.closed) return;
+    const accepted = !s.mine.has(cmd.commandId);
+    if (accepted) {
+      const f = s.followed.get(cmd.conversationId);
+      const owed = cmd.correlationId !== null && f !== undefined && [...f.requests.values()].includes(cmd.correlationId);
+      if (!owed) return;
+      const logDown = await Promise.race([s.deps.log.ping().then(() => false, () => true), new Promise<boolean>((r) => setTimeout(() => r(true), 1_000))]);
+      if (!logDown || s.out.closed) return;
+    }
+    const twin = { digitalTwinId: cmd.data.twin.id, digitalTwinName: cmd.data.twin.name };
+    const why = accepted ? 'the log does not answer, so its reply cannot be recorded yet' : `no actor host took it up within ${Math.round(s.deps.limits.acceptWithinMs / 1000)} s (the log or the actor hosts are unreachable)`;
+    s.out.error('unavailable', `${why}; the prompt is in the log and will be answered once they are back`, { ...twin, conversationId: cmd.conversationId, ...echo(cmd.correlationId) });
+  }, s.deps.limits.acceptWithinMs);
+  timer.unref?.();
 }
 
 /** A prompt frame (the seed's, or typed): the conversation named, or the socket's one with this twin, or a new one. */
