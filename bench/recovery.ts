@@ -9,6 +9,8 @@
 //   BENCH_LAG_RATE (1000) events/s for BENCH_LAG_SECONDS (10) s for the projection lag.
 //   BENCH_ONLY=lag: the log, the catch-up and the projection lag only (no recovery tiers,
 //   peer or replay); it prints its figures and leaves bench/results/recovery.json alone.
+//   BENCH_FLOW_EVERY (10): every 10th conversation runs the reference flow (bench/flow-conversations.ts);
+//   its Redis and Postgres tiers are timed apart too.
 //   With BENCH_CONVERSATIONS=1000 it takes about a minute.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
@@ -41,6 +43,7 @@ import { createReadModelStateSource } from '../projections/state-source.ts';
 import { createRedisSnapshotStore } from '../stores/snapshots/redis.ts';
 import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../test/support/env.ts';
 import { cleanUp, onInterrupt } from './cleanup.ts';
+import { flowConversationEvents } from './flow-conversations.ts';
 import { loadNow, percentile, report, round, startRun } from './report.ts';
 
 // The data keys' home for this run: a keys topic in a private file log (the measured paths
@@ -56,6 +59,8 @@ const EVENTS = Number(env.BENCH_EVENTS ?? 50);
 const TAIL = Math.min(10, EVENTS - 1);
 const SNAP_AT = EVENTS - TAIL;
 const SAMPLE = Number(env.BENCH_SAMPLE ?? 2_000);
+/** Every BENCH_FLOW_EVERY-th conversation runs the reference flow (0: none); its tiers are also timed apart. */
+const FLOW_EVERY = Number(env.BENCH_FLOW_EVERY ?? 10);
 const WARMUP = Number(env.BENCH_WARMUP ?? 200);
 const PEER_STREAMS = Number(env.BENCH_PEER_STREAMS ?? 1_000);
 const LAG_RATE = Number(env.BENCH_LAG_RATE ?? 1_000);
@@ -87,10 +92,13 @@ type Conv = {
   state: ConversationState;
   /** The state and log position at seq SNAP_AT. */
   snap: { state: ConversationState; position: LogPosition | null } | null;
+  /** A flow conversation's events (the reference flow), or null for a chat. */
+  flow?: DomainEvent[] | null;
 };
 
 /** The domain event at `seq` of a synthetic conversation: started, data confirmed, then prompt/reply pairs of ~100 characters. */
-function eventAt(c: { index: number }, seq: number): DomainEvent {
+function eventAt(c: { index: number; flow?: DomainEvent[] | null }, seq: number): DomainEvent {
+  if (c.flow) return c.flow[seq - 1]!;
   if (seq === 1) return { type: 'ConversationStarted', data: { twinId: 'warren-buffett-001', twinName: 'Warren Buffett', userId: `user-${c.index % 997}`, metadata: { channel: 'bench', locale: 'en-GB' } } };
   if (seq === 2) return { type: 'DataConfirmed', data: { data: { name: `Investor ${c.index}`, email: `investor${c.index}@example.com`, budget: 10_000 + c.index }, requestId: `req-${c.index}-2` } };
   if (seq % 2 === 1) return { type: 'PromptReceived', data: { text: text(c.index + seq, `Q${seq}:`), requestId: `req-${c.index}-${seq}` } };
@@ -100,10 +108,10 @@ function eventAt(c: { index: number }, seq: number): DomainEvent {
   };
 }
 
-function envelopeAt(c: { id: string; index: number }, seq: number): EventEnvelope {
+function envelopeAt(c: { id: string; index: number; flow?: DomainEvent[] | null }, seq: number): EventEnvelope {
   const e = eventAt(c, seq);
-  // Prompts and the start come from a client command; replies from the actor's own effect.
-  const fromClient = e.type !== 'ReplyGenerated';
+  // Prompts and the start come from a client command; replies (and a flow's effect outcomes) from the actor's own effect.
+  const fromClient = e.type !== 'ReplyGenerated' && e.type !== 'BackendCalled';
   return envelope(c.id, seq - 1, [e], {
     causationId: fromClient ? randomUUID() : null,
     correlationId: fromClient ? `req-${c.index}-${seq}` : null,
@@ -333,7 +341,8 @@ export async function run(): Promise<void> {
     // ---- 1. the log: seqs 1..SNAP_AT, snapshots, then the tail ------------------------
     const convs: Conv[] = Array.from({ length: N }, (_, index) => {
       const id = randomUUID();
-      return { id, index, partition: partitionFor(id, PARTITIONS), key: null as Uint8Array | null, state: initialState(id), snap: null };
+      const flow = FLOW_EVERY > 0 && index % FLOW_EVERY === 0 ? flowConversationEvents(id, index, EVENTS) : null;
+      return { id, index, partition: partitionFor(id, PARTITIONS), key: null as Uint8Array | null, state: initialState(id), snap: null, flow };
     });
     if (SEAL) {
       log(`making ${N} data keys (conversation_keys)`);
@@ -381,9 +390,11 @@ export async function run(): Promise<void> {
     await appendPhase(1, SNAP_AT);
     log(`writing ${N} Redis snapshots at seq ${SNAP_AT}`);
     let snapshotBytes = 0;
+    let flowSnapshotBytes = 0;
     await pool(convs, 64, async (c) => {
       const s: Snapshot = { conversationId: c.id, seq: SNAP_AT, eventId: c.snap!.state.lastEventId, position: c.snap!.position!, state: c.snap!.state };
       snapshotBytes += JSON.stringify(s).length;
+      if (c.flow) flowSnapshotBytes += JSON.stringify(s).length;
       await snapshots.put(s);
     });
     const tailStart = await kafkaLog.endOffsets(TOPICS.events);
@@ -529,6 +540,15 @@ export async function run(): Promise<void> {
       }
     });
 
+    // Flow conversations, the same tiers timed apart: their state holds the flow's definition, memory and node.
+    const flowConvs = convs.filter((c) => c.flow);
+    const flowSamples = { redis: [] as number[], postgres: [] as number[] };
+    for (let i = 0; flowConvs.length && i < Math.min(SAMPLE, 1_000); i++) {
+      flowSamples.redis.push(await tiers.redis(pick(flowConvs)));
+      flowSamples.postgres.push(await tiers.postgres(pick(flowConvs)));
+    }
+    const fs = { redis: stats(flowSamples.redis), postgres: stats(flowSamples.postgres) };
+
     // The replay tier for one conversation: the partition from offset 0 up to the tail.
     const recoveryReplay = createRecovery({ log: kafkaLog, snapshots: nothing, readModel: null, keys: recoveryKeys });
     const replayTierMs: number[] = [];
@@ -617,6 +637,12 @@ export async function run(): Promise<void> {
       redis_get_floor_p50_ms: s.floor.p50,
       redis_get_floor_p99_ms: s.floor.p99,
       snapshot_bytes: Math.round(snapshotBytes / N),
+      flow_conversations: flowConvs.length,
+      flow_snapshot_bytes: flowConvs.length ? Math.round(flowSnapshotBytes / flowConvs.length) : 0,
+      flow_redis_tier_p50_ms: fs.redis.p50,
+      flow_redis_tier_p99_ms: fs.redis.p99,
+      flow_postgres_tier_p50_ms: fs.postgres.p50,
+      flow_postgres_tier_p99_ms: fs.postgres.p99,
       event_bytes: Math.round(appendBytes / appended),
       append_events_per_s: Math.round(appendRate),
       projection_catchup_events_per_s: Math.round(projectRate),
@@ -634,6 +660,7 @@ export async function run(): Promise<void> {
         partitions: PARTITIONS,
         snapshot_at_seq: SNAP_AT,
         tail_events: TAIL,
+        flow_every: FLOW_EVERY ? `every ${FLOW_EVERY}th conversation runs the reference flow (flows/examples/onboarding.flow.json) through the real deciders` : 'none',
         sealed: SEAL ? 'personal content AES-256-GCM sealed per conversation (conversation_keys), as the actor host writes it' : 'in the clear',
         sample: SAMPLE,
         warmup: WARMUP,
@@ -650,6 +677,7 @@ export async function run(): Promise<void> {
         ['Redis snapshot + 10-event tail p50 / p95 / p99', `${s.redis.p50} / ${s.redis.p95} / ${s.redis.p99} ms`, 'p99 < 2 ms, ≤ peer'],
         ['Redis GET + JSON.parse floor p50 / p99', `${s.floor.p50} / ${s.floor.p99} ms`, '(floor)'],
         ['Postgres read model + tail (no Redis) p50 / p95 / p99', `${s.postgres.p50} / ${s.postgres.p95} / ${s.postgres.p99} ms`, 'p99 < 5 ms'],
+        [`flow conversations (${flowConvs.length}): Redis tier / Postgres tier p50 / p99`, `${fs.redis.p50} / ${fs.redis.p99} ms, ${fs.postgres.p50} / ${fs.postgres.p99} ms`, '(as for chats)'],
         [`peer: Emmett aggregateStream of ${EVENTS} events p50 / p95 / p99`, `${s.emmett.p50} / ${s.emmett.p95} / ${s.emmett.p99} ms`, '(peer)'],
         ['Redis tier p99 / Emmett p99', `${ratio}×`, '≤ 1×'],
         [`full replay, every partition from 0, one after another (read + decode + fold, ${(seq.events / 1000).toFixed(0)}k events)`, `${metrics.full_replay_events_per_s.toLocaleString()} events/s`, '≥ 50,000 events/s'],
@@ -662,6 +690,7 @@ export async function run(): Promise<void> {
         ['projector catch-up', `${metrics.projection_catchup_events_per_s.toLocaleString()} events/s`, ''],
         ['append (batches of 500, acks=all)', `${metrics.append_events_per_s.toLocaleString()} events/s`, ''],
         ['snapshot / event size', `${metrics.snapshot_bytes} B / ${metrics.event_bytes} B`, '~5 KB snapshot'],
+        ['flow conversation snapshot size', `${metrics.flow_snapshot_bytes} B`, '≤ 32 KB'],
         ['machine load (1-min average) at start / end', `${run.loadStart} / ${loadNow()}`, '(2 cores, shared)'],
       ],
     });
