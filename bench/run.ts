@@ -7,6 +7,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   long: () => import('./long.ts').then((m) => m.run()),
   soak: () => import('./soak.ts').then((m) => m.run()),
   stream: () => import('./stream.ts').then((m) => m.run()),
+  restore: () => import('./restore.ts').then((m) => m.run()),
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
