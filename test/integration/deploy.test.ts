@@ -128,7 +128,7 @@ describe('compose (infra/compose)', () => {
       expect(svc.entrypoint ?? null).toBeNull(); // the image's: gemello
       expect(unknownEnv(Object.keys(svc.environment), envRead), `${name} sets variables nothing reads`).toEqual([]);
       // Without it each process would make a master key of its own in its data directory.
-      if (role !== 'migrate' && envRead.has('GEMELLO_MASTER_KEY')) expect(svc.environment.GEMELLO_MASTER_KEY_FILE, `${name} has the master key`).toMatch(/^\/run\/secrets\//);
+      if (envRead.has('GEMELLO_MASTER_KEY')) expect(svc.environment.GEMELLO_MASTER_KEY_FILE, `${name} has the master key`).toMatch(/^\/run\/secrets\//);
       expect(svc.read_only).toBe(true);
       expect(svc.user).toBe('1000:1000');
       if (svc.healthcheck) {
@@ -162,7 +162,10 @@ describe('Kubernetes (infra/k8s)', () => {
     for (const overlay of ['base', ...ENVS.map((e) => `overlays/${e}`)]) rendered[overlay] = yamlDocs(run('kubectl', ['kustomize', join(K8S, overlay)]));
   });
   const of = (overlay: string, kind: string) => rendered[overlay]!.filter((o) => o.kind === kind);
-  const containers = (o: Record<string, any>) => o.spec.template.spec.containers as Array<Record<string, any>>;
+  /** The pod a workload runs: a Deployment's or Job's template, a CronJob's job template's. */
+  const podOf = (o: Record<string, any>) => (o.kind === 'CronJob' ? o.spec.jobTemplate.spec.template : o.spec.template) as Record<string, any>;
+  const containers = (o: Record<string, any>) => podOf(o).spec.containers as Array<Record<string, any>>;
+  const workloads = (overlay: string) => [...of(overlay, 'Deployment'), ...of(overlay, 'Job'), ...of(overlay, 'CronJob')];
 
   it('the strict validator refuses a misspelt field and a wrong type', async () => {
     const d = structuredClone(of('base', 'Deployment')[0]!);
@@ -181,6 +184,8 @@ describe('Kubernetes (infra/k8s)', () => {
     for (const o of objs) if (o.kind !== 'Namespace') expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).toBe(`gemello-${env}`);
     expect(of(`overlays/${env}`, 'Deployment').map((d) => d.metadata.name).sort()).toEqual(['gemello-actors', 'gemello-gateway', 'gemello-projections']);
     expect(of(`overlays/${env}`, 'Job').map((j) => containers(j)[0]!.args)).toEqual([['migrate']]);
+    // Disaster recovery on demand: `kubectl create job --from=cronjob/gemello-restore`, never scheduled.
+    expect(of(`overlays/${env}`, 'CronJob').map((j) => [j.spec.suspend, containers(j)[0]!.args])).toEqual([[true, ['restore']]]);
     expect(of(`overlays/${env}`, 'Service').map((s) => s.metadata.name).sort()).toEqual(['gemello-actors', 'gemello-gateway', 'gemello-projections']);
     expect(of(`overlays/${env}`, 'Service').find((s) => s.metadata.name === 'gemello-gateway')!.spec.sessionAffinity).toBe('None');
     expect(of(`overlays/${env}`, 'ConfigMap').length).toBe(1);
@@ -190,8 +195,8 @@ describe('Kubernetes (infra/k8s)', () => {
   });
 
   it.each(ENVS)('overlays/%s: non-root, read-only root filesystem, no capabilities, resources, probes, time for the hand-over', (env) => {
-    for (const w of [...of(`overlays/${env}`, 'Deployment'), ...of(`overlays/${env}`, 'Job')]) {
-      const pod = w.spec.template.spec;
+    for (const w of workloads(`overlays/${env}`)) {
+      const pod = podOf(w).spec;
       expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
       expect(pod.automountServiceAccountToken).toBe(false);
       for (const c of pod.containers) {
@@ -223,7 +228,7 @@ describe('Kubernetes (infra/k8s)', () => {
 
   it.each(['base', ...ENVS.map((e) => `overlays/${e}`)])('%s: every container runs a gemello command, probes a served path on its port, sets only variables the code reads', async (overlay) => {
     const configMaps = new Map(of(overlay, 'ConfigMap').map((c) => [c.metadata.name, c.data as Record<string, string>]));
-    for (const w of [...of(overlay, 'Deployment'), ...of(overlay, 'Job')]) {
+    for (const w of workloads(overlay)) {
       for (const c of containers(w)) {
         expect(c.command ?? null, `${w.metadata.name} keeps the image's entry point`).toBeNull();
         const role = c.args[0];
@@ -232,15 +237,18 @@ describe('Kubernetes (infra/k8s)', () => {
         for (const from of c.envFrom ?? []) Object.assign(env, configMaps.get(from.configMapRef.name) ?? expect.fail(`${w.metadata.name}: no ConfigMap ${from.configMapRef.name}`));
         for (const e of c.env ?? []) env[e.name] = e.value ?? '(secret)';
         expect(unknownEnv(Object.keys(env), envRead), `${w.metadata.name} sets variables nothing reads`).toEqual([]);
-        if (w.kind === 'Deployment' && envRead.has('GEMELLO_MASTER_KEY')) expect(c.env.find((e: any) => e.name === 'GEMELLO_MASTER_KEY')?.valueFrom?.secretKeyRef?.optional ?? false, `${w.metadata.name} needs the master key`).toBe(false);
-        if (w.kind === 'Deployment' && envRead.has('GEMELLO_MASTER_KEY')) expect(env.GEMELLO_MASTER_KEY, `${w.metadata.name} has the master key`).toBe('(secret)');
+        // Every process of a deployment must have the same master key (without one, each pod would make its own).
+        if (envRead.has('GEMELLO_MASTER_KEY')) {
+          expect(env.GEMELLO_MASTER_KEY, `${w.metadata.name} has the master key`).toBe('(secret)');
+          expect(c.env.find((e: any) => e.name === 'GEMELLO_MASTER_KEY').valueFrom.secretKeyRef.optional ?? false, `${w.metadata.name} needs the master key`).toBe(false);
+        }
         for (const e of c.env ?? []) if (e.valueFrom) expect(Object.keys(e.valueFrom)).toEqual(['secretKeyRef']);
         for (const probe of [c.startupProbe, c.livenessProbe, c.readinessProbe].filter(Boolean)) {
           const port = typeof probe.httpGet.port === 'number' ? probe.httpGet.port : c.ports.find((p: any) => p.name === probe.httpGet.port)?.containerPort;
           expect(String(port), `${w.metadata.name} probes the port it serves on`).toBe(env[portVariable(role)]);
           expect(await serves(role, probe.httpGet.path), `${w.metadata.name} probes ${probe.httpGet.path}`).toBe(true);
         }
-        if (w.spec.template.metadata.annotations?.['prometheus.io/port']) expect(w.spec.template.metadata.annotations['prometheus.io/port']).toBe(env[portVariable(role)]);
+        if (podOf(w).metadata?.annotations?.['prometheus.io/port']) expect(podOf(w).metadata.annotations['prometheus.io/port']).toBe(env[portVariable(role)]);
       }
     }
   });
