@@ -56,6 +56,10 @@ export function decide(command: Command, state: ConversationState, flows: FlowSe
       if (state.twin.id !== command.data.twin.id) {
         throw new DomainError('twin_mismatch', `conversation ${state.conversationId} belongs to twin ${state.twin.id}, not ${command.data.twin.id}`);
       }
+      if (state.flow?.status === 'ended' && !state.flow.transferred) {
+        // Nobody would answer: say so instead of recording a prompt. A conversation handed over keeps taking prompts, for the operator.
+        throw new DomainError('flow_ended', `conversation ${state.conversationId} finished its flow (${state.flow.ended?.reason}); start a new conversation`);
+      }
       if (state.flow) return inFlow(state, flows, { type: 'text', text: command.data.text, requestId: command.correlationId }, command.issuedAt);
       if (state.pendingPrompts.length >= MAX_PENDING_PROMPTS) {
         throw new DomainError('busy', `conversation ${state.conversationId} has ${state.pendingPrompts.length} prompts waiting for their replies; send again once a reply came`);

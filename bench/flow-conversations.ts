@@ -18,11 +18,19 @@ const flow = compiled.flow;
 const registry = createFlowRegistry([flow], env);
 export const FLOW_TWIN = { id: 'onboarding-bench', name: 'Registrazione' };
 const flows: FlowSetting = { forTwin: (id) => (id === FLOW_TWIN.id ? flow : undefined), of: (f) => registry.of(f), noInputSec: 30, model: false };
-const SCRIPT = ['ciao', 'mi chiamo Giulia Rossi', 'no, è Giulia Bianchi', 'sì', 'il 3 marzo', '1990', 'sì', 'giulia chiocciola example', 'giulia.bianchi@example.it', 'sì'];
+/** The dialogue, with `corrections` more "no, è …" turns at the name (3 events each) to reach a length. */
+const script = (corrections: number) => ['ciao', 'mi chiamo Giulia Rossi', ...Array.from({ length: corrections + 1 }, (_, i) => `no, è Giulia Bianchi${'i'.repeat(i)}`), 'sì', 'il 3 marzo', '1990', 'sì', 'giulia chiocciola example', 'giulia.bianchi@example.it', 'sì'];
 const AT = '2026-12-01T10:00:00.000Z';
 
-/** The first `count` domain events of a flow conversation `id` (`index` varies the name). */
+/** The first `count` domain events of a flow conversation `id` (`index` varies the name): cut mid-flow when it is short, more corrections when it is long. */
 export function flowConversationEvents(id: string, index: number, count: number): DomainEvent[] {
+  for (let corrections = 0; ; corrections++) {
+    const events = run(id, index, corrections);
+    if (events.length >= count || corrections > count) return events.slice(0, count);
+  }
+}
+
+function run(id: string, index: number, corrections: number): DomainEvent[] {
   let state = initialState(id);
   const out: DomainEvent[] = [];
   let n = 0;
@@ -32,11 +40,10 @@ export function flowConversationEvents(id: string, index: number, count: number)
     out.push(...events);
   };
   const prompt = (text: string) => step({ type: 'SubmitPrompt', commandId: `b${++n}`, conversationId: id, correlationId: null, principal: null, traceparent: null, issuedAt: AT, data: { twin: FLOW_TWIN, text } });
-  for (const t of SCRIPT) prompt(t.replace('Giulia', index % 2 ? 'Giulia' : 'Anna'));
+  for (const t of script(corrections)) prompt(t.replace('Giulia', index % 2 ? 'Giulia' : 'Anna'));
   for (const result of [{ id: `C-${index}` }, { queued: true }]) {
     const effect = state.flow?.effect;
     if (effect) step({ type: 'RecordFlowEffect', key: effect.key, backend: effect.kind === 'http' ? 'crm' : effect.kind, status: 'ok', httpStatus: 201, attempts: 1, latencyMs: 3, result, error: null, at: AT });
   }
-  while (out.length < count) prompt('grazie!');
-  return out.slice(0, count);
+  return out;
 }

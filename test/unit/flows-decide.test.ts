@@ -11,6 +11,10 @@ import { fold, initialState } from '../../actors/state.ts';
 import type { ConversationState } from '../../actors/state.ts';
 import { decodeEventValue, encodeSealedEvent, envelope } from '../../events/codec.ts';
 import { newDataKey } from '../../sealing/seal.ts';
+import { decide } from '../../actors/decide.ts';
+import type { FlowSetting } from '../../actors/decide.ts';
+import type { Command } from '../../actors/commands.ts';
+import { createFlowRegistry } from '../../flows/registry.ts';
 
 const compiled = (def: unknown, env = { backends: ['crm'], email: true, sms: true }): CompiledFlow => {
   const r = compileFlow(def, env);
@@ -272,5 +276,37 @@ describe('the flow decider (property)', () => {
       const replayed = fold('c1', log.map((v) => decodeEventValue(v, ring)));
       expect(replayed).toEqual(live);
     }), { numRuns: 150 });
+  });
+});
+
+describe('a conversation whose flow is over', () => {
+  const registry = createFlowRegistry([reference], { backends: ['crm'], email: true, sms: true });
+  const flows: FlowSetting = { forTwin: () => reference, of: (f) => registry.of(f), noInputSec: 30, model: false };
+  const twin = { id: 'onboarding-it', name: 'Registrazione' };
+  const run = (texts: string[], outcome?: 'ok' | 'error') => {
+    let state = initialState('c1');
+    let n = 0;
+    const apply = (cmd: Command) => {
+      state = fold('c1', envelope('c1', state.seq, decide(cmd, state, flows), { causationId: null, correlationId: null, traceparent: null, now: new Date(NOW), newId: () => crypto.randomUUID() }), state);
+    };
+    const prompt = (text: string): Command => ({ type: 'SubmitPrompt', commandId: `p${++n}`, conversationId: 'c1', correlationId: null, principal: null, traceparent: null, issuedAt: NOW, data: { twin, text } });
+    for (const t of texts) apply(prompt(t));
+    if (outcome) apply({ type: 'RecordFlowEffect', key: state.flow!.effect!.key, backend: 'crm', status: outcome, httpStatus: outcome === 'ok' ? 201 : 500, attempts: 1, latencyMs: 1, result: outcome === 'ok' ? { id: 'C-1' } : null, error: null, at: NOW });
+    return { state, prompt };
+  };
+  const all = ['ciao', 'Giulia Rossi', 'sì', '3 marzo 1990', 'sì', 'g@example.it', 'sì'];
+
+  it('refuses a prompt after the flow ended, so a client is told rather than left waiting', () => {
+    const { state, prompt } = run(all, 'ok');
+    expect(state.flow!.effect?.kind).toBe('email');
+    const done = fold('c1', envelope('c1', state.seq, decide({ type: 'RecordFlowEffect', key: state.flow!.effect!.key, backend: 'email', status: 'ok', httpStatus: 202, attempts: 1, latencyMs: 1, result: null, error: null, at: NOW }, state, flows), { causationId: null, correlationId: null, traceparent: null, now: new Date(NOW), newId: () => crypto.randomUUID() }), state);
+    expect(done.flow!.status).toBe('ended');
+    expect(() => decide(prompt('ancora?'), done, flows)).toThrow(expect.objectContaining({ code: 'flow_ended' }));
+  });
+
+  it('keeps taking prompts after a transfer (for the operator), without answering them', () => {
+    const { state, prompt } = run(all, 'error');
+    expect(state.flow!.transferred).toMatchObject({ to: 'operator' });
+    expect(decide(prompt('pronto?'), state, flows).map((e) => e.type)).toEqual(['PromptReceived']);
   });
 });
