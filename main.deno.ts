@@ -4,6 +4,7 @@ import { createApp } from './gateway/app.ts';
 import { loadConfig } from './runtime/config.ts';
 import { withSecretFiles } from './runtime/file-env.ts';
 import { ALL_ROLES, createRuntime } from './runtime/wire.ts';
+import { exitOnStartError } from './runtime/fatal.ts';
 import { createLogger } from './telemetry/logger.ts';
 import { startTelemetry } from './telemetry/sdk.ts';
 
@@ -12,7 +13,8 @@ const logger = createLogger('gemello');
 const env = withSecretFiles(Deno.env.toObject(), Deno.readTextFileSync);
 const config = loadConfig(env);
 const telemetry = await startTelemetry(env, ALL_ROLES, logger);
-const rt = await createRuntime(config, ALL_ROLES, logger);
+// A refusal at start (the data directory in use, a bad master key) is one line, not a stack trace.
+const rt = await createRuntime(config, ALL_ROLES, logger).catch(exitOnStartError);
 await rt.start();
 const { app, close } = createApp(rt.appDeps!, upgradeWebSocket);
 const server = Deno.serve({
