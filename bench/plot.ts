@@ -21,7 +21,7 @@ function ticks(max: number, count = 5): number[] {
 export function svgPlot(series: Series[], o: PlotOptions): string {
   const W = o.width ?? 900;
   const H = o.height ?? 420;
-  const m = { l: 70, r: 20, t: 40, b: 50 };
+  const m = { l: 70, r: 20, t: 56, b: 50 };
   const all = series.flatMap((s) => s.points);
   const xMax = Math.max(1, ...all.map((p) => p[0]));
   const yMax = Math.max(1, ...all.map((p) => p[1])) * 1.1;
@@ -45,7 +45,7 @@ export function svgPlot(series: Series[], o: PlotOptions): string {
   out.push(`<text transform="translate(18 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
   for (const [i, s] of series.entries()) {
     if (s.points.length) out.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.6" points="${s.points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' ')}"/>`);
-    out.push(`<rect x="${m.l + 10 + i * 160}" y="${m.t + 24}" width="12" height="12" fill="${s.color}"/><text x="${m.l + 28 + i * 160}" y="${m.t + 34}">${esc(s.name)}</text>`);
+    out.push(`<rect x="${m.l + 10 + i * 180}" y="30" width="12" height="12" fill="${s.color}"/><text x="${m.l + 28 + i * 180}" y="40">${esc(s.name)}</text>`);
   }
   out.push('</svg>');
   return out.join('\n') + '\n';
