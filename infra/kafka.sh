@@ -6,6 +6,8 @@
 # Env: KAFKA_PORT (default 9092), KAFKA_CONTROLLER_PORT (default 9093), KAFKA_WAIT_SECONDS (default 90),
 #      KAFKA_HOME_DIR (default infra/.kafka): data, logs and pid file, so a second broker (a test's
 #      private one, with its own ports) can run beside the first; the jars stay in infra/.kafka/libs.
+#      KAFKA_NODE_ID, KAFKA_VOTERS (id@host:port,...) and KAFKA_CLUSTER_ID: one node of a cluster
+#      (infra/kafka/cluster.properties; infra/kafka-cluster.sh starts three).
 set -euo pipefail
 
 INFRA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,9 +43,18 @@ ensure_libs() {
 
 ensure_storage() {
   mkdir -p "$KDIR/data" "$LOGDIR"
+  local template="$INFRA/kafka/server.properties"
+  [ -n "${KAFKA_VOTERS:-}" ] && template="$INFRA/kafka/cluster.properties"
   sed -e "s|@KAFKA_PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" -e "s|@DATA_DIR@|$KDIR/data|g" \
-    "$INFRA/kafka/server.properties" >"$KDIR/server.properties"
+    -e "s|@NODE_ID@|${KAFKA_NODE_ID:-1}|g" -e "s|@VOTERS@|${KAFKA_VOTERS:-}|g" \
+    "$template" >"$KDIR/server.properties"
   [ -f "$KDIR/data/meta.properties" ] && return
+  if [ -n "${KAFKA_VOTERS:-}" ]; then
+    # A cluster node: every node is formatted with the same cluster id, static voters.
+    java_cp kafka.tools.StorageTool format -t "${KAFKA_CLUSTER_ID:?KAFKA_CLUSTER_ID is needed with KAFKA_VOTERS}" -c "$KDIR/server.properties" >"$LOGDIR/format.log" 2>&1 \
+      || { cat "$LOGDIR/format.log" >&2; die "storage format failed"; }
+    return
+  fi
   # Format once. --standalone makes this node the sole KRaft voter (4.x dynamic quorum).
   local id; id="$(java_cp kafka.tools.StorageTool random-uuid)"
   java_cp kafka.tools.StorageTool format --standalone -t "$id" -c "$KDIR/server.properties" >"$LOGDIR/format.log" 2>&1 \
@@ -83,7 +94,7 @@ start() {
     ensure_libs
     ensure_storage
     # setsid: the broker must outlive `npm run` and its process group.
-    setsid java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true "${JVM_CP[@]}" kafka.Kafka "$KDIR/server.properties" >"$LOGDIR/stdout.log" 2>&1 </dev/null &
+    setsid java -Xms256m -Xmx${KAFKA_HEAP:-768m} -XX:+UseG1GC -Djava.awt.headless=true "${JVM_CP[@]}" kafka.Kafka "$KDIR/server.properties" >"$LOGDIR/stdout.log" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
   fi # else: a broker we started is still coming up - just wait for it
   wait_ready

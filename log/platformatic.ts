@@ -34,7 +34,9 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
   const heartbeatInterval = Math.min(100, Math.floor(sessionTimeout / 4));
   // Bounded retries everywhere: while the broker is away an append or a read fails after a few
   // seconds (the caller answers `unavailable` or tries again) instead of waiting for ever.
-  const base = { clientId, bootstrapBrokers: options.brokers, retries: 6, retryDelay: 250, timeout: 5_000, connectTimeout: 2_000 };
+  // Metadata at most a second old: after a broker dies, leaders and the group coordinator move,
+  // and the clients look them up again within a second.
+  const base = { clientId, bootstrapBrokers: options.brokers, retries: 6, retryDelay: 250, timeout: 5_000, connectTimeout: 2_000, metadataMaxAge: 1_000 };
   const warn = (what: string, err: unknown) => console.error(`${new Date().toISOString()} warn kafka ${what}: ${(err as Error)?.message ?? String(err)}`);
 
   let admin: Admin | null = null;
@@ -178,10 +180,15 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
       let delay = 200;
       for (;;) {
         try {
+          // A committing group resumes after its commits. A feed starts at `from`, and when its
+          // stream is opened again (the broker was away) it goes on after what it was handed:
+          // starting at the end again would skip what was written in between.
+          const seen = [...lanes].filter(([, l]) => l.next >= 0).map(([partition, l]) => ({ topic, partition, offset: BigInt(l.next) }));
+          const mode = opts.commit !== false ? 'committed' : seen.length ? 'manual' : opts.from;
           const s = await consumer.consume({
             topics: [topic],
-            // A committing group resumes after its commits; a feed starts at `from` each time.
-            mode: opts.commit === false ? opts.from : 'committed',
+            mode,
+            ...(mode === 'manual' ? { offsets: seen } : {}),
             fallbackMode: opts.from,
             autocommit: false,
             maxWaitTime,

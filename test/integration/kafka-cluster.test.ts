@@ -1,0 +1,137 @@
+// The production shape: three KRaft brokers on loopback (replication factor 3,
+// min.insync.replicas 2, acks=all), started by infra/kafka-cluster.sh for this test alone.
+// The leader of a conversation's partition is SIGKILLed under traffic: no event a client was
+// told about is lost, and the conversations go on.
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Kafka, logLevel } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readConversation } from '../../cli/read-conversation.ts';
+import { partitionFor } from '../../log/partition.ts';
+import { startFakeOpenAI } from '../support/fake-openai.ts';
+import type { FakeOpenAI } from '../support/fake-openai.ts';
+import { DATABASE_URL, REDIS_URL } from '../support/env.ts';
+import { kafkaLog } from '../support/kafka.ts';
+import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
+import type { Gemello } from '../support/processes.ts';
+import { connect } from '../support/ws-client.ts';
+
+const CLUSTER_SH = fileURLToPath(new URL('../../infra/kafka-cluster.sh', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'gemello-kafka-cluster-'));
+const PARTITIONS = 4;
+const CONVERSATIONS = 6;
+const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
+const namespace = `kc${randomUUID().slice(0, 8)}.`;
+let env: Record<string, string>;
+let brokers: string[] = [];
+let fake: FakeOpenAI;
+let gemello: Gemello;
+let port = 0;
+
+const cluster = (command: 'start') => promisify(execFile)('bash', [CLUSTER_SH, command], { env: { ...process.env, ...env }, timeout: 240_000 });
+
+beforeAll(async () => {
+  const ports: number[] = [];
+  while (ports.length < 6) {
+    const p = await freePort();
+    if (!ports.includes(p)) ports.push(p);
+  }
+  env = { KAFKA_CLUSTER_DIR: dir, KAFKA_CLUSTER_PORTS: ports.join(' '), KAFKA_WAIT_SECONDS: '150' };
+  brokers = ports.slice(0, 3).map((p) => `127.0.0.1:${p}`);
+  fake = await startFakeOpenAI();
+  await cluster('start');
+  port = await freePort();
+  gemello = await startGemello(['serve'], {
+    PORT: String(port),
+    KAFKA_BROKERS: brokers.join(','),
+    DATABASE_URL,
+    DATABASE_SCHEMA: `kc_${randomUUID().slice(0, 8)}`,
+    REDIS_URL,
+    GEMELLO_NAMESPACE: namespace,
+    GEMELLO_PARTITIONS: String(PARTITIONS),
+    GEMELLO_KAFKA_SESSION_TIMEOUT_MS: '6000',
+    ...fakeModelEnv(fake),
+  }, 120_000);
+}, 300_000);
+
+afterAll(async () => {
+  await gemello?.kill();
+  await fake?.close();
+  // The data is thrown away: SIGKILL the test's own three brokers (by their pid files) instead of a clean stop.
+  for (const n of [1, 2, 3]) {
+    try {
+      process.kill(Number(readFileSync(join(dir, `node${n}`, 'kafka.pid'), 'utf8')), 'SIGKILL');
+    } catch {
+      // not running
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+}, 120_000);
+
+describe('three brokers, RF 3, min.insync.replicas 2', () => {
+  it('SIGKILL of a partition leader under traffic loses no acknowledged event, and the conversations go on', async () => {
+    const clients = await Promise.all(Array.from({ length: CONVERSATIONS }, () => connect(`ws://127.0.0.1:${port}/ws`)));
+    const conversations: string[] = [];
+    for (const c of clients) {
+      c.send({ ...seed, prompt: 'hello', requestId: 'r0' });
+      conversations.push((await c.next((f) => f.type === 'reply', 30_000)).conversationId as string);
+    }
+    type Outcome = { sentAt: number; kind: 'reply' | 'unavailable' | 'other' | 'silence'; seq?: number };
+    const outcomes: Outcome[][] = clients.map(() => []);
+    let traffic = true;
+    const loops = clients.map(async (c, i) => {
+      for (let n = 1; traffic; n++) {
+        const sentAt = performance.now();
+        c.send({ ...seed, conversationId: conversations[i], prompt: `p${n}`, requestId: `r${n}` });
+        try {
+          const f = await c.next((x) => (x.type === 'reply' || x.type === 'error') && x.requestId === `r${n}`, 10_000);
+          outcomes[i]!.push({ sentAt, kind: f.type === 'reply' ? 'reply' : f.code === 'unavailable' ? 'unavailable' : 'other', seq: f.seq as number | undefined });
+          if (f.type !== 'reply') await new Promise((r) => setTimeout(r, 200));
+        } catch {
+          outcomes[i]!.push({ sentAt, kind: 'silence' });
+        }
+      }
+    });
+    await new Promise((r) => setTimeout(r, 1_500));
+    // The leader of the first conversation's partition of the events topic.
+    const kafka = new Kafka({ clientId: 'test-cluster', brokers, logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    await admin.connect();
+    const p = partitionFor(conversations[0]!, PARTITIONS);
+    const meta = await admin.fetchTopicMetadata({ topics: [`${namespace}gemello.events`] });
+    const leader = meta.topics[0]!.partitions.find((x) => x.partitionId === p)!.leader;
+    const replicas = meta.topics[0]!.partitions.find((x) => x.partitionId === p)!.replicas.length;
+    await admin.disconnect();
+    process.kill(Number(readFileSync(join(dir, `node${leader}`, 'kafka.pid'), 'utf8')), 'SIGKILL');
+    const killedAt = performance.now();
+    await new Promise((r) => setTimeout(r, 15_000));
+    traffic = false;
+    await Promise.all(loops);
+    const all = outcomes.flat();
+    const after = all.filter((o) => o.kind === 'reply' && o.sentAt > killedAt);
+    console.log(`3-broker cluster: leader ${leader} of partition ${p} (${replicas} replicas) SIGKILLed; ${all.length} prompts: ${all.filter((o) => o.kind === 'reply').length} replies (${after.length} sent after the kill), ${all.filter((o) => o.kind === 'unavailable').length} unavailable, ${all.filter((o) => o.kind === 'silence').length} silent`);
+
+    if (all.some((o) => o.kind === 'silence')) console.log(gemello.output().split('\n').filter((l) => /warn|error/.test(l)).slice(-40).join('\n'));
+    expect(replicas).toBe(3);
+    expect(all.filter((o) => o.kind === 'silence' || o.kind === 'other')).toEqual([]);
+    // The conversations go on: each got replies to prompts sent after the kill.
+    for (const os of outcomes) expect(os.filter((o) => o.kind === 'reply' && o.sentAt > killedAt).length).toBeGreaterThan(0);
+    // No acknowledged event lost: every reply a client saw is in the log at its seq; the log is clean.
+    const log = kafkaLog({ brokers, partitions: PARTITIONS, namespace });
+    try {
+      for (const [i, id] of conversations.entries()) {
+        const events = await readConversation(log, id);
+        expect(events.map((e) => e.seq)).toEqual(events.map((_, k) => k + 1));
+        for (const o of outcomes[i]!.filter((x) => x.kind === 'reply')) expect(events.find((e) => e.seq === o.seq)?.type).toBe('ReplyGenerated');
+      }
+    } finally {
+      await log.close();
+    }
+    for (const c of clients) c.close();
+  }, 180_000);
+});
