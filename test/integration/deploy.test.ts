@@ -86,7 +86,11 @@ describe('compose (infra/compose)', () => {
   it('the backends-only file for the host (infra/docker-compose.yml) still renders', () => {
     need('docker-compose', 'docker-compose');
     const backends = yamlDoc(run('docker-compose', ['-f', 'docker-compose.yml', 'config'], { cwd: join(ROOT, 'infra'), env: { PATH: process.env.PATH! } }));
-    expect(Object.keys(backends.services).sort()).toEqual(['jaeger', 'kafka', 'postgres', 'redis']);
+    const byDefault = Object.entries(backends.services).filter(([, svc]) => !(svc as { profiles?: string[] }).profiles?.length).map(([name]) => name);
+    expect(byDefault.sort()).toEqual(['jaeger', 'kafka', 'postgres', 'redis']);
+    // The three-broker cluster starts only with `--profile cluster`.
+    const cluster = Object.entries(backends.services).filter(([, svc]) => (svc as { profiles?: string[] }).profiles?.includes('cluster')).map(([name]) => name);
+    expect(cluster.sort()).toEqual(['kafka-cluster-1', 'kafka-cluster-2', 'kafka-cluster-3']);
   });
 
   it.each(ENVS)('%s renders: two gateways behind the proxy, two actor hosts, projections, migrate first, Prometheus, Grafana', (env) => {
