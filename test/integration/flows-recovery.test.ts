@@ -50,7 +50,7 @@ describe('flows across a crash of their actor host', () => {
     const env = {
       ...real.env, OPENAI_API_KEY: '', GEMELLO_SPEECH: 'off', GEMELLO_PARTITIONS: String(PARTITIONS), GEMELLO_KAFKA_SESSION_TIMEOUT_MS: '6000',
       GEMELLO_FLOWS_DIR: deployment.flowsDir, GEMELLO_TWINS_FILE: deployment.twinsFile, GEMELLO_BACKENDS: `crm=${crm.url}`, GEMELLO_EMAIL_WEBHOOK: mail.url,
-      GEMELLO_NO_INPUT_SECONDS: '3',
+      GEMELLO_NO_INPUT_SECONDS: '6',
     };
     const port = await freePort();
     procs.push(await startGemello(['serve', '--roles', 'gateway,projections'], { ...env, PORT: String(port) }));
@@ -74,7 +74,7 @@ describe('flows across a crash of their actor host', () => {
       while (crm.requests.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       expect(crm.requests).toHaveLength(1);
 
-      // Y: in the middle of its first node, after a noMatch; its noInput timer is due in 3 s.
+      // Y: in the middle of its first node, after a noMatch; its noInput timer is due in 6 s (margin for a loaded machine).
       const b = await connect(url);
       const y = (await say(b, 'ciao', /Come ti chiami/)).conversationId;
       expect((await say(b, '12345', /Non ho capito il nome/, y)).texts).toEqual(['Non ho capito il nome. Puoi ripeterlo?']);
