@@ -11,6 +11,8 @@ const COMMIT_EVERY_MS = 1_000;
 const MAX_PENDING = 5_000;
 /** The longest wait between two tries to reopen a consumer while the broker is away: it is back within this of the broker. */
 const REOPEN_MAX_MS = 400;
+/** Reader connections per log: partitions read side by side in a replay. */
+const READERS = 4;
 /** A control batch (transaction marker) carries no records of ours. */
 const IS_CONTROL = 1 << 5;
 
@@ -41,16 +43,21 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
 
   let admin: Admin | null = null;
   const adminClient = () => (admin ??= new Admin(base));
-  // One consumer that never joins a group lists offsets and fetches for bounded reads. It stays
+  // A few consumers that never join a group list offsets and fetch for bounded reads. They stay
   // connected (a host taking a partition over reads at once, without a connection to set up),
-  // and its fetches go one at a time: a fetch session belongs to a connection and moves on
-  // with each fetch, so fetches of different partitions cannot overlap on it.
-  let readerClient: Str | null = null;
-  const reader = (): Str => (readerClient ??= new Consumer({ ...base, clientId: `${clientId}-reader`, groupId: full('gemello-reader'), deserializers: stringDeserializers }));
-  let fetching: Promise<unknown> = Promise.resolve();
-  const oneAtATime = <T>(f: () => Promise<T>): Promise<T> => {
-    const mine = fetching.catch(() => {}).then(f);
-    fetching = mine;
+  // and each one's fetches go one at a time: a fetch session belongs to a connection and moves
+  // on with each fetch, so fetches of different partitions cannot overlap on one. Partition p
+  // reads through reader p mod READERS, so a replay reads that many partitions side by side.
+  const readers: Array<{ client: Str; fetching: Promise<unknown> }> = [];
+  const readerFor = (partition: number) => {
+    const i = partition % READERS;
+    return (readers[i] ??= { client: new Consumer({ ...base, clientId: `${clientId}-reader-${i}`, groupId: full('gemello-reader'), deserializers: stringDeserializers }), fetching: Promise.resolve() });
+  };
+  const reader = (): Str => readerFor(0).client;
+  const oneAtATime = <T>(partition: number, f: () => Promise<T>): Promise<T> => {
+    const r = readerFor(partition);
+    const mine = r.fetching.catch(() => {}).then(f);
+    r.fetching = mine;
     return mine;
   };
   // Idempotent: a retried send after a lost acknowledgement is not written twice.
@@ -240,14 +247,14 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
   /** Reads one partition from `from` to `end`, fetch by fetch, on a consumer that never joins a group. */
   async function readRange(name: string, partition: number, from: number, end: number, handle: (records: LogRecord[]) => void | Promise<void>) {
     const topic = full(name);
-    const r = reader();
+    const r = readerFor(partition).client;
     let offset = BigInt(from);
     const stop = BigInt(end);
     while (offset < stop) {
       const metadata = await r.metadata({ topics: [topic] });
       const t = metadata.topics.get(topic);
       if (!t) throw new Error(`topic ${topic} not found`);
-      const response = await oneAtATime(() => r.fetch({
+      const response = await oneAtATime(partition, () => r.fetch({
         node: t.partitions[partition]!.leader,
         topics: [{ topicId: t.id, partitions: [{ partition, fetchOffset: offset, partitionMaxBytes: 8 * 1024 * 1024, currentLeaderEpoch: -1, lastFetchedEpoch: -1 }] }],
         maxWaitTime,
@@ -311,8 +318,8 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
           if (t.partitions.some((p) => p.leader < 0)) ready = false;
         }
         if (ready) {
-          // Connect the reader now: a takeover reads at once.
-          await reader().metadata({ topics: topics.map(full) }).catch(() => {});
+          // Connect the readers now: a takeover reads at once.
+          await Promise.all(Array.from({ length: Math.min(READERS, options.partitions) }, (_, p) => readerFor(p).client.metadata({ topics: topics.map(full) }).catch(() => {})));
           break;
         }
         if (Date.now() > until) throw new Error(`topics ${topics.join(', ')} have no leader after 10 s`);
@@ -347,7 +354,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
     },
     async close() {
       await Promise.allSettled([...subscriptions].map((s) => s.stop()));
-      await readerClient?.close(true).catch(() => {});
+      await Promise.allSettled(readers.map((r) => r.client.close(true)));
       await Promise.allSettled([producer.close(true), admin?.close()]);
     },
   };
