@@ -59,9 +59,11 @@ describe('flows across a crash of their actor host', () => {
     await first.waitFor(() => first.owned().length === PARTITIONS, 'the actor host to own every partition');
     const url = `ws://127.0.0.1:${port}/ws`;
     const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace: real.namespace });
+    const clients: Client[] = [];
     try {
       // X: through the data dialogue up to the backend call, which the CRM keeps unanswered.
       const a = await connect(url);
+      clients.push(a);
       const x = (await say(a, 'ciao', /Come ti chiami/)).conversationId;
       await say(a, 'mi chiamo Giulia Rossi', /giusto/, x);
       await say(a, 'sì', /nascita/, x);
@@ -76,6 +78,7 @@ describe('flows across a crash of their actor host', () => {
 
       // Y: in the middle of its first node, after a noMatch; its noInput timer is due in 6 s (margin for a loaded machine).
       const b = await connect(url);
+      clients.push(b);
       const y = (await say(b, 'ciao', /Come ti chiami/)).conversationId;
       expect((await say(b, '12345', /Non ho capito il nome/, y)).texts).toEqual(['Non ho capito il nome. Puoi ripeterlo?']);
 
@@ -122,6 +125,7 @@ describe('flows across a crash of their actor host', () => {
     } catch (err) {
       // What the processes said, to see where a flow stopped.
       for (const p of procs) console.error(p.output().slice(-3000));
+      console.error(JSON.stringify({ crm: crm.requests.map((q) => q.key), created: crm.created(), mail: mail.received.length, frames: clients.map((c) => c.frames.slice(-6)) }));
       throw err;
     } finally {
       await log.close();
