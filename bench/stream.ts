@@ -6,7 +6,9 @@
 // in this process, so the model's write and the client's read are timed on one clock.
 // What is measured per token: client receive − fake write, which includes the SDK's SSE
 // parsing, the host's coalescing window, Redis pub/sub and the gateway's WebSocket send.
+import OpenAI from 'openai';
 import WebSocket from 'ws';
+import { replySoFar } from '../models/reply-stream.ts';
 import { startServeWithFakeModel } from '../test/support/processes.ts';
 import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../test/support/env.ts';
 import { cleanUp, onInterrupt } from './cleanup.ts';
@@ -30,12 +32,17 @@ export async function run(): Promise<void> {
   });
   const streams = new Map<string, Stream>();
   // The fake tells when it writes each piece: "echo:" then " w1", " w2"… of the stream named in the prompt.
+  // The seed twin collects fields, so the model answers in JSON: a piece ends where the
+  // reply text read out of the JSON so far ends (what a client can be shown by then).
+  const json = new Map<Stream, string>();
   fake.onChunk((body, _i, piece, at) => {
     const said = String(body.messages.at(-1)?.content ?? '');
     const st = streams.get(said.split(' ')[0]!);
     if (!st) return;
+    const content = (json.get(st) ?? '') + piece;
+    json.set(st, content);
     st.written.push(at);
-    st.ends.push((st.ends.at(-1) ?? 0) + piece.length);
+    st.ends.push(body.response_format ? (replySoFar(content) ?? '').trimStart().trimEnd().length : content.trimEnd().length);
   });
   const words = (tag: string) => [tag, ...Array.from({ length: TOKENS - 2 }, (_, i) => `w${i}`)].join(' ');
 
@@ -74,6 +81,18 @@ export async function run(): Promise<void> {
 
   try {
     fake.setTokenDelay(TOKEN_MS);
+    // The floor on this machine now: the same SSE stream read by the openai SDK in this
+    // process, straight from the fake (no gemello): fake write → SDK chunk.
+    const floor: number[] = [];
+    const sdk = new OpenAI({ apiKey: 'k', baseURL: fake.url, maxRetries: 0 });
+    for (let i = 0; i < SOLO_STREAMS; i++) {
+      const tag = `floor${i}`;
+      const st: Stream = { written: [], ends: [], received: 0, latencies: [], deltas: 0, done: Promise.resolve() };
+      streams.set(tag, st);
+      const stream = await sdk.chat.completions.create({ model: 'm', stream: true, messages: [{ role: 'user', content: words(tag) }] });
+      let n = 0;
+      for await (const chunk of stream) if (chunk.choices[0]?.delta?.content) floor.push(performance.now() - st.written[n++]!);
+    }
     // Warm-up, then one stream at a time.
     const solo = await open();
     for (let i = 0; i < 5; i++) await streamOn(solo, `warm${i}`).done;
@@ -107,6 +126,8 @@ export async function run(): Promise<void> {
     for (const ws of sockets) ws.close();
 
     const metrics = {
+      floor_sse_p50_ms: round(percentile(floor, 50)),
+      floor_sse_p99_ms: round(percentile(floor, 99)),
       delta_added_p50_ms_1_stream: round(percentile(one, 50)),
       delta_added_p99_ms_1_stream: round(percentile(one, 99)),
       delta_added_p50_ms_100_streams: round(percentile(manyLatencies, 50)),
@@ -122,6 +143,7 @@ export async function run(): Promise<void> {
       params: { ...started.params(), tokens_per_reply: TOKENS, token_pause_ms: TOKEN_MS, solo_streams: SOLO_STREAMS, concurrent_streams: CONCURRENT, coalescing_ms: 4, path: 'model SSE → actor host → Redis pub/sub → gateway → WebSocket', process: 'gemello serve (one node)' },
       metrics,
       table: [
+        ['floor: fake → openai SDK in this process (no gemello) p50 / p99', `${metrics.floor_sse_p50_ms} / ${metrics.floor_sse_p99_ms} ms`, ''],
         ['model delta → client delta p50, 1 stream', `${metrics.delta_added_p50_ms_1_stream} ms`, '< 2 ms'],
         ['model delta → client delta p99, 1 stream', `${metrics.delta_added_p99_ms_1_stream} ms`, '< 10 ms'],
         [`model delta → client delta p50, ${CONCURRENT} streams`, `${metrics.delta_added_p50_ms_100_streams} ms`, '< 2 ms'],
