@@ -19,6 +19,19 @@ const TOKEN_MS = Number(process.env.BENCH_STREAM_TOKEN_MS ?? 10);
 const SOLO_STREAMS = Number(process.env.BENCH_STREAM_SOLO ?? 20);
 const CONCURRENT = Number(process.env.BENCH_STREAM_CONCURRENT ?? 100);
 
+/** Waits for every stream's reply, at most `ms`: a stalled stream fails the run with how many finished, instead of hanging it. */
+async function allDone(list: Stream[], what: string, ms = 120_000): Promise<void> {
+  let finished = 0;
+  for (const st of list) void st.done.then(() => finished++);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: only ${finished} of ${list.length} replies within ${ms / 1000} s`)), ms)));
+  try {
+    await Promise.race([Promise.all(list.map((st) => st.done)), limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 type Stream = { written: number[]; ends: number[]; received: number; latencies: number[]; done: Promise<void>; deltas: number };
 
 export async function run(): Promise<void> {
@@ -103,13 +116,17 @@ export async function run(): Promise<void> {
       one.push(...st.latencies);
     }
     solo.close();
+    console.error(`stream bench: ${SOLO_STREAMS} solo streams done`);
 
     // Many at once, each on its own socket and conversation.
     const sockets = await Promise.all(Array.from({ length: CONCURRENT }, () => open()));
-    for (const [i, ws] of sockets.entries()) await streamOn(ws, `cw${i}`).done; // warm each conversation
+    fake.setTokenDelay(0);
+    await allDone(sockets.map((ws, i) => streamOn(ws, `cw${i}`)), 'warm-up'); // each conversation started and warm
+    fake.setTokenDelay(TOKEN_MS);
+    console.error(`stream bench: ${CONCURRENT} conversations warm; streaming all at once`);
     const t0 = performance.now();
     const many = sockets.map((ws, i) => streamOn(ws, `c${i}`));
-    await Promise.all(many.map((st) => st.done));
+    await allDone(many, `${CONCURRENT} streams`);
     const seconds = (performance.now() - t0) / 1000;
     const manyLatencies = many.flatMap((st) => st.latencies);
     const deltas = many.reduce((n, st) => n + st.deltas, 0);
@@ -119,7 +136,7 @@ export async function run(): Promise<void> {
     fake.setTokenDelay(0);
     const t1 = performance.now();
     const fast = sockets.map((ws, i) => streamOn(ws, `f${i}`));
-    await Promise.all(fast.map((st) => st.done));
+    await allDone(fast, 'fast model');
     const fastSeconds = (performance.now() - t1) / 1000;
     const fastDeltas = fast.reduce((n, st) => n + st.deltas, 0);
     const fastTokens = fast.reduce((n, st) => n + st.written.length, 0);
