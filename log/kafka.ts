@@ -74,7 +74,8 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       groupId: full(opts.group),
       sessionTimeout: options.sessionTimeoutMs ?? 10_000,
       rebalanceTimeout: 10_000,
-      heartbeatInterval: Math.min(1_000, Math.floor((options.sessionTimeoutMs ?? 10_000) / 4)),
+      // Frequent heartbeats: a member learns of a rebalance (a dead member removed) with its next one.
+      heartbeatInterval: Math.min(200, Math.floor((options.sessionTimeoutMs ?? 10_000) / 4)),
       maxWaitTimeInMs,
       allowAutoTopicCreation: false,
     });
@@ -250,6 +251,18 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       partitionLocks.set(lockKey, mine);
       await mine;
       return end;
+    },
+    async evict(group, memberIds) {
+      // kafkajs' admin cannot remove a member from a group: the LeaveGroup on the dead member's
+      // behalf goes through @platformatic/kafka's admin, loaded only when it is needed.
+      if (!memberIds.length) return;
+      const { Admin } = await import('@platformatic/kafka');
+      const a = new Admin({ clientId: `${options.clientId ?? 'gemello'}-evict`, bootstrapBrokers: options.brokers, retries: 2, retryDelay: 100 });
+      try {
+        await a.removeMembersFromConsumerGroup({ groupId: full(group), members: memberIds.map((memberId) => ({ memberId, reason: 'liveness lease ran out' })) });
+      } finally {
+        await a.close().catch(() => {});
+      }
     },
     async endOffsets(topic) {
       const a = await connectedAdmin();
