@@ -1,18 +1,15 @@
 // The operator's CLI, run as the real `gemello` binary against real Kafka, Postgres and Redis.
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { DATABASE_URL, REDIS_URL, realEnv } from '../support/env.ts';
-import { freePort, startGemello } from '../support/processes.ts';
+import { freePort, runCli, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
-const CLI = fileURLToPath(new URL('../../cli/gemello.ts', import.meta.url));
 const { namespace, schema, env: realServices } = realEnv('cli');
 const env = {
   ...realServices,
@@ -25,13 +22,7 @@ let conversationId = '';
 const redis = new Redis(REDIS_URL);
 const sql = postgres(DATABASE_URL, { onnotice: () => {} });
 
-function gemello(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const gemello = (...args: string[]) => runCli(args, env, 60_000);
 
 beforeAll(async () => {
   fake = await startFakeOpenAI();
@@ -102,9 +93,7 @@ describe('the gemello CLI', () => {
     expect(r.stdout).toMatch(/^ok\s+read models \(PostgreSQL/m);
     expect(r.stdout).toMatch(/^ok\s+snapshots \(Redis/m);
     expect(r.code).toBe(0);
-    const down = await new Promise<{ code: number; stdout: string }>((resolve) => {
-      execFile(process.execPath, [CLI, 'doctor'], { env: { ...process.env, ...env, REDIS_URL: 'redis://127.0.0.1:1' }, timeout: 60_000 }, (err, stdout) => resolve({ code: err ? 1 : 0, stdout }));
-    });
+    const down = await runCli(['doctor'], { ...env, REDIS_URL: 'redis://127.0.0.1:1' }, 60_000);
     expect(down.code).toBe(1);
     expect(down.stdout).toMatch(/^FAIL snapshots/m);
     expect(down.stdout).toMatch(/fix: start Redis/);

@@ -2,18 +2,15 @@
 // them erased) survive the loss of the read-model database and of every Redis key. The
 // documented path (`gemello restore`) rebuilds both from Kafka alone, and `gemello verify`
 // then finds the snapshots and the read model equal to the log.
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { DATABASE_URL, REDIS_URL, realEnv } from '../support/env.ts';
-import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
+import { fakeModelEnv, freePort, runCli, startGemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
-const CLI = fileURLToPath(new URL('../../cli/gemello.ts', import.meta.url));
 const { namespace, schema, env: realServices } = realEnv('dr');
 const redis = new Redis(REDIS_URL);
 const sql = postgres(DATABASE_URL, { onnotice: () => {} });
@@ -24,13 +21,7 @@ type Conv = { id: string; said: string[]; data?: Record<string, string> };
 const kept: Conv[] = [];
 const erased: Conv = { id: '', said: [] };
 
-function gemello(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 90_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const gemello = (...args: string[]) => runCli(args, env);
 const redisKeys = async () => (await redis.keys(`${namespace}*`)).length;
 
 beforeAll(async () => {

@@ -3,9 +3,7 @@
 // log in the clear; erasing it (DELETE /api/conversations/:id, or `gemello erase`) destroys
 // its key, so what the log holds of it can no longer be read, and removes it from Postgres,
 // Redis and the API, while the other conversations go on untouched.
-import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,12 +14,11 @@ import { decodeKeyRecord } from '../../sealing/key-records.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL, realEnv } from '../support/env.ts';
-import { freePort, startGemello } from '../support/processes.ts';
+import { freePort, runCli, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 import { topicConfig } from '../support/kafka-admin.ts';
 
-const CLI = fileURLToPath(new URL('../../cli/gemello.ts', import.meta.url));
 const { namespace, schema, env: realServices } = realEnv('er');
 const PARTITIONS = 12;
 const env = {
@@ -49,13 +46,7 @@ const kept: Conversation = { id: '', secrets: [secret('keptprompt'), secret('kep
 const email = `${secret('mail')}@example.com`;
 erased.secrets.push(email);
 
-function gemello(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env, GEMELLO_LOG_QUIET: '1' }, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const gemello = (...args: string[]) => runCli(args, { ...env, GEMELLO_LOG_QUIET: '1' }, 60_000);
 
 const api = (path: string, token: string, init: RequestInit = {}) =>
   fetch(`http://127.0.0.1:${port}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...init.headers } });

@@ -1,19 +1,14 @@
 // `gemello flows compile <file>` as an operator types it: the reference flow prints its task
 // list and version; broken copies print each error with its JSON path and exit non-zero.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { REFERENCE_FLOW } from '../support/flow-backends.ts';
+import { runCli } from '../support/processes.ts';
 
-const CLI = fileURLToPath(new URL('../../cli/gemello.ts', import.meta.url));
 const env = { ...process.env, GEMELLO_BACKENDS: 'crm=http://127.0.0.1:9', GEMELLO_EMAIL_WEBHOOK: 'http://127.0.0.1:9/mail' };
-const gemello = (args: string[], extra: Record<string, string> = {}) =>
-  new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...env, ...extra }, timeout: 60_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-  });
+const gemello = (args: string[], extra: Record<string, string> = {}) => runCli(args, { ...env, ...extra }, 60_000);
 const compile = (file: string) => gemello(['flows', 'compile', file]);
 const dir = mkdtempSync(join(tmpdir(), 'gemello-flows-cli-'));
 const broken = (name: string, breakIt: (d: any) => void) => {

@@ -4,9 +4,7 @@
 // 4,999 prompts and their replies are appended straight to the log, as an actor host would
 // have written them (going through sockets would take minutes); the 5,000th goes through
 // a socket, the actor host and the model like any prompt.
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,12 +15,11 @@ import { TOPICS } from '../../log/port.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL, realEnv } from '../support/env.ts';
-import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
+import { fakeModelEnv, freePort, runCli, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { appendEvents } from '../support/readmodel.ts';
 import { connect } from '../support/ws-client.ts';
 
-const CLI = fileURLToPath(new URL('../../cli/gemello.ts', import.meta.url));
 const PROMPTS = 5_000;
 const PARTITIONS = 2;
 const { namespace, schema, env: realServices } = realEnv('long');
@@ -34,13 +31,7 @@ let app: Gemello | null = null;
 let port = 0;
 let conversationId = '';
 
-function gemelloCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 60_000, maxBuffer: 256 * 2 ** 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const gemelloCli = (...args: string[]) => runCli(args, env, 60_000);
 
 const get = async (path: string) => {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);

@@ -1,4 +1,4 @@
-import { fork, spawn } from 'node:child_process';
+import { execFile, fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +31,17 @@ export type Gemello = {
   waitFor(predicate: () => boolean, what: string, ms?: number): Promise<void>;
   kill(signal?: NodeJS.Signals): Promise<void>;
 };
+
+export type CliResult = { code: number; stdout: string; stderr: string };
+
+/** Runs `gemello <args>` (the real CLI) to its end, with `env` over this process's environment. */
+export function runCli(args: string[], env: Record<string, string | undefined>, timeoutMs = 90_000): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 256 * 2 ** 20 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 /** Starts `gemello <args>` (the real CLI) as a child process and waits until it reports ready. */
 export async function startGemello(args: string[], env: Record<string, string>, readyMs = 60_000): Promise<Gemello> {
