@@ -202,7 +202,9 @@ describe('gemello replay --projection readmodel', () => {
     expect(i.stderr).toMatch(/interrupted; the rebuild so far is kept in schema "rp_\w+_rebuild": run the same command again to resume/);
     const afterInt = await rebuilt();
     expect(afterInt).toBeGreaterThan(afterKill);
-    expect(afterInt).toBeLessThan(total);
+    // Ctrl-C stops after the batches in flight: on a fast machine those can be the last ones
+    // (then the next run only switches); what matters is that they are kept, not redone.
+    expect(afterInt).toBeLessThanOrEqual(total);
 
     const t0 = Date.now();
     const r = await gemello('replay', '--projection', 'readmodel', '--progress').done;
