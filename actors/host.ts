@@ -92,6 +92,8 @@ export function createHostContext(options: ActorHostOptions): HostContext {
     stopping: false,
     fenced: false,
     alive: () => true,
+    doubting: false,
+    epoch: 0,
     flows: options.flows
       ? {
           setting: {

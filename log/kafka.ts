@@ -113,6 +113,19 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     });
     return {
       memberId: () => memberId,
+      // kafkajs heartbeats from its fetch loop, between batches: while a handler waits for this
+      // answer none is sent. The group's description answers instead: a member of a group that
+      // is stable was in every rebalance since it was assigned (a member that misses one is
+      // removed, and comes back with a new id), so nobody else was given its partitions.
+      async stillMember(timeoutMs) {
+        const asked = (async () => {
+          const a = await connectedAdmin();
+          const { groups } = await a.describeGroups([full(opts.group)]);
+          const g = groups[0];
+          return g?.state === 'Stable' && memberId !== null && g.members.some((m) => m.memberId === memberId);
+        })().catch(() => null);
+        return Promise.race([asked, new Promise<null>((r) => setTimeout(() => r(null), timeoutMs))]);
+      },
       async stop() {
         consumers.delete(consumer);
         if (opts.commit !== false && handled.size) {

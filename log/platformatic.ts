@@ -224,6 +224,27 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
 
     const sub: Subscription = {
       memberId: () => consumer.memberId,
+      stillMember: (timeoutMs) => new Promise<boolean | null>((resolve) => {
+        // Heartbeats go one at a time: one that starts after this call and ends well proves it.
+        let started = false;
+        const onStart = () => (started = true);
+        const onEnd = () => started && done(true);
+        const onLost = () => done(false);
+        const timer = setTimeout(() => done(null), timeoutMs);
+        function done(v: boolean | null) {
+          clearTimeout(timer);
+          consumer.off('consumer:heartbeat:start', onStart);
+          consumer.off('consumer:heartbeat:end', onEnd);
+          consumer.off('consumer:group:rebalance', onLost);
+          consumer.off('consumer:group:join', onLost);
+          resolve(v);
+        }
+        if (stopped || closing) return done(false);
+        consumer.on('consumer:heartbeat:start', onStart);
+        consumer.on('consumer:heartbeat:end', onEnd);
+        consumer.on('consumer:group:rebalance', onLost);
+        consumer.on('consumer:group:join', onLost);
+      }),
       async stop() {
         if (stopped || closing) return;
         closing = true;

@@ -50,6 +50,13 @@ export type Subscription = {
   stop(): Promise<void>;
   /** This member's id in its group as the broker last gave it (null before it joined, or without groups). */
   memberId?(): string | null;
+  /**
+   * Whether the broker still counts this member in its group at the generation it was last
+   * assigned in, as shown by a heartbeat sent after the call: true once one succeeds, false as
+   * soon as the group rebalances or forgets the member (a rejoin follows, then `onAssigned`),
+   * null when no heartbeat answered within `timeoutMs`.
+   */
+  stillMember?(timeoutMs: number): Promise<boolean | null>;
 };
 
 /** The append-only, partitioned log (Kafka, or files when embedded). */

@@ -16,7 +16,9 @@ export type CommitMeta = { causationId: string | null; correlationId: string | n
  * state asks for.
  */
 export async function commit(ctx: HostContext, part: Partition, actor: Actor, events: DomainEvent[], meta: CommitMeta): Promise<LoggedEvent[]> {
-  if (part.revoked || !part.appender || !ctx.alive()) throw new NotOwner(`partition ${part.id} is not owned by this host`);
+  if (part.revoked || !part.appender) throw new NotOwner(`partition ${part.id} is not owned by this host`);
+  const alive = ctx.alive();
+  if (alive !== true && (!(await alive) || part.revoked)) throw new NotOwner(`partition ${part.id}: this host was frozen and cannot be sure it still owns it`);
   // The key is made with the conversation's first content (get-or-create: the gateway may have made it).
   if (ctx.keys && !actor.key && events.some((e) => hasPersonalContent(e.type))) actor.key = await ctx.keys.create(actor.id);
   const key = actor.key;

@@ -143,8 +143,16 @@ export type HostContext = {
   stopping: boolean;
   /** Set when this host may have lost its partitions without being told (it was frozen): it takes none over until the group settles again. */
   fenced: boolean;
-  /** False when this host cannot be sure it still owns its partitions (checked before every append; see host/liveness.ts). */
-  alive: () => boolean;
+  /**
+   * Checked before every append: true while this host is sure it owns its partitions; after a
+   * stall longer than its lease, a promise of whether the group still counts it at the same
+   * generation (appends wait for it; see host/liveness.ts).
+   */
+  alive: () => true | Promise<boolean>;
+  /** Set while that question is open. */
+  doubting: boolean;
+  /** Counts the group's assignments to this host (each time it settles). */
+  epoch: number;
   /** The flows this host runs, and what their side effects go through (null: no flows). */
   flows: { setting: FlowSetting; effects: FlowEffects; model: ReplyModel; catalog: TwinCatalog } | null;
 };

@@ -48,7 +48,8 @@ export async function housekeeping(ctx: HostContext): Promise<void> {
  * (and to what the read model covers).
  */
 export async function writeCheckpoint(ctx: HostContext, part: Partition): Promise<void> {
-  if (!part.appender || part.revoked) return;
+  // In doubt after a stall, the partition may be another host's now: its checkpoint is not ours to move.
+  if (!part.appender || part.revoked || ctx.doubting) return;
   let cp = part.appender.next;
   for (const a of part.actors.values()) {
     if (a.unsnapshottedFrom !== null) cp = Math.min(cp, a.unsnapshottedFrom);

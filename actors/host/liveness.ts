@@ -11,48 +11,113 @@ export type LivenessSettings = {
   everyMs: number;
 };
 
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const within = <T>(p: Promise<T>, ms: number): Promise<T | null> => Promise.race([p, sleep(ms).then(() => null)]);
+
 /**
  * The lease of this host's group member, renewed every `everyMs`; members whose lease ran out
  * are removed from the group (their partitions move at once, not after the session timeout).
  *
- * Zombie fence: a host whose own timer fired later than its lease (the process was frozen,
- * e.g. SIGSTOP or a long pause) may have been removed and its partitions may have moved; it
- * drops them before anything else runs, and writes nothing until the group assigns it
- * partitions again. It leaves the group itself too, so a pause that nobody noticed still
- * ends in a clean rebalance instead of partitions that nobody serves.
+ * Zombie fence: a host whose own timer fired later than its lease (the process was frozen:
+ * SIGSTOP, a long pause, a loaded machine) may have been removed and its partitions may have
+ * moved. Its appends wait (checked before every append: after a freeze, the I/O that waited
+ * runs before the timers) while it renews its lease and asks the group through a heartbeat
+ * sent afterwards:
+ * - still a member at the same generation: nobody else was given its partitions; it goes on
+ *   with everything it holds (a lone host loses nothing to its own stall);
+ * - the group moved on: the consumer rejoins, and the new assignment is taken over afresh;
+ *   the appends that waited are refused (the work they recorded is found again and redone);
+ * - no answer: it drops its partitions and leaves the group, so that it rejoins; while no
+ *   assignment comes it leaves again every few seconds. It never stays without partitions.
  */
 export function startLiveness(ctx: HostContext, subscription: Subscription, group: string, settings: LivenessSettings): { stop(): Promise<void> } {
-  const { store, ttlMs } = settings;
+  const { store, ttlMs, everyMs } = settings;
   let lastTick = performance.now();
   /** Since when renewals succeed: only a host that keeps its own lease judges the others'. */
   let healthySince: number | null = null;
   let mine: string | null = null;
   let busy = false;
+  let stopped = false;
+  let doubt: Promise<boolean> | null = null;
+  /** When this host last left the group to be given partitions again (null: not fenced by the lease). */
+  let leftAt: number | null = null;
+  /** How long a fenced host waits for an assignment before it leaves the group again. */
+  const rejoinEveryMs = Math.max(2_000, 5 * ttlMs);
 
-  const fenceSelf = (frozenMs: number) => {
+  const leave = () => {
+    leftAt = performance.now();
+    const me = subscription.memberId?.() ?? mine;
+    if (me) void ctx.log.evict?.(group, [me]).catch((err) => ctx.logger.warn(`leaving the group to rejoin: ${(err as Error).message}`));
+  };
+
+  const fenceSelf = (why: string) => {
     const owned = [...ctx.partitions.keys()];
     for (const id of owned) release(ctx, id);
     ctx.fenced = true;
-    ctx.m.errors.inc({ kind: 'host_frozen' });
-    ctx.logger.warn(`this host was frozen for ${frozenMs.toFixed(0)} ms (lease ${ttlMs} ms): it dropped partitions ${owned.join(',') || '(none)'} and writes nothing until the group assigns it partitions again`);
-    if (mine) void ctx.log.evict?.(group, [mine]).catch(() => {});
+    ctx.logger.warn(`${why}: dropped partitions ${owned.join(',') || '(none)'}, writes nothing until the group assigns it partitions again, and leaves the group to rejoin`);
+    leave();
   };
 
-  // Checked before every append: after a freeze, I/O that waited (a model's answer, a fetched
-  // command) is handled before the timers run, so the timer alone would fence too late.
+  /** Whether this host still owns what it holds after a stall of `frozenMs` (one question at a time). */
+  const askGroup = (frozenMs: number): Promise<boolean> => {
+    if (doubt) return doubt;
+    ctx.doubting = true;
+    // This host's own view of the others' leases is as stale as its own: judge nobody for a while.
+    healthySince = null;
+    ctx.m.errors.inc({ kind: 'host_frozen' });
+    const epoch = ctx.epoch;
+    const t0 = performance.now();
+    ctx.logger.warn(`this host was frozen for ${frozenMs.toFixed(0)} ms (lease ${ttlMs} ms): its appends wait until the group says whether it still owns partitions ${[...ctx.partitions.keys()].join(',') || '(none)'}`);
+    doubt = (async () => {
+      const me = subscription.memberId?.() ?? null;
+      if (me) await within(store.renew(me, ttlMs).catch(() => {}), ttlMs);
+      // A host that read this lease as run out just before the renewal has removed this member by now.
+      await sleep(2 * everyMs);
+      const member = stopped ? false : ((await subscription.stillMember?.(Math.max(1_000, 2 * ttlMs))) ?? null);
+      const ms = (performance.now() - t0).toFixed(0);
+      if (ctx.epoch !== epoch) {
+        ctx.logger.info(`the group settled again while this host was in doubt (${ms} ms): it took its new assignment over afresh`);
+        return false;
+      }
+      if (member === true) {
+        ctx.logger.info(`the group still counts this host at the same generation (${ms} ms): it goes on with partitions ${[...ctx.partitions.keys()].join(',') || '(none)'}`);
+        return true;
+      }
+      if (member === false) {
+        // A rejoin is under way: the partitions are taken over afresh when it settles.
+        for (const id of [...ctx.partitions.keys()]) release(ctx, id);
+        ctx.fenced = true;
+        leftAt = performance.now();
+        ctx.logger.warn(`the group moved on while this host was frozen (${ms} ms): it dropped its partitions and takes over what the group assigns it now`);
+        return false;
+      }
+      fenceSelf(`the group did not answer whether this host is still a member (${ms} ms)`);
+      return false;
+    })().finally(() => {
+      ctx.doubting = false;
+      doubt = null;
+    });
+    return doubt;
+  };
+
   ctx.alive = () => {
+    if (doubt) return doubt;
     const gap = performance.now() - lastTick;
-    if (gap <= ttlMs) return true;
+    if (gap <= ttlMs || ctx.stopping) return true;
     lastTick = performance.now();
-    fenceSelf(gap);
-    return false;
+    return askGroup(gap);
   };
 
   async function tick() {
     const now = performance.now();
     const gap = now - lastTick;
     lastTick = now;
-    if (gap > ttlMs && !ctx.stopping) fenceSelf(gap);
+    if (gap > ttlMs && !ctx.stopping && !doubt) void askGroup(gap);
+    if (!ctx.fenced) leftAt = null;
+    else if (leftAt === null || now - leftAt > rejoinEveryMs) {
+      ctx.logger.warn(`no partitions assigned ${leftAt === null ? 'since this host was fenced' : `${(now - leftAt).toFixed(0)} ms after leaving the group`}: leaving it again to rejoin`);
+      leave();
+    }
     if (busy) return;
     busy = true;
     try {
@@ -63,6 +128,7 @@ export function startLiveness(ctx: HostContext, subscription: Subscription, grou
       }
       if (!me) return;
       await store.renew(me, ttlMs);
+      if (doubt) return;
       healthySince ??= now;
       if (!ctx.log.evict || now - healthySince < 2 * ttlMs) return;
       const dead = (await store.expired()).filter((m) => m !== me);
@@ -77,10 +143,11 @@ export function startLiveness(ctx: HostContext, subscription: Subscription, grou
     }
   }
 
-  const timer = setInterval(() => void tick(), settings.everyMs);
+  const timer = setInterval(() => void tick(), everyMs);
   timer.unref?.();
   return {
     async stop() {
+      stopped = true;
       clearInterval(timer);
       ctx.alive = () => true;
       if (mine) await store.forget([mine]).catch(() => {});

@@ -9,9 +9,13 @@ import { run } from './mailbox.ts';
 
 /** The group settled: releases the partitions no longer assigned, takes the new ones over. */
 export function onAssigned(ctx: HostContext, assigned: number[]): void {
+  ctx.epoch++;
+  // Settled while this host was in doubt after a stall: a partition assigned again may have
+  // been another host's in between, so what is held of it is read again.
+  const afresh = ctx.doubting;
   ctx.fenced = false;
   const set = new Set(assigned);
-  for (const id of [...ctx.partitions.keys()]) if (!set.has(id)) release(ctx, id);
+  for (const id of [...ctx.partitions.keys()]) if (afresh || !set.has(id)) release(ctx, id);
   for (const id of assigned) if (!ctx.partitions.has(id)) acquire(ctx, id);
 }
 
