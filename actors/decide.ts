@@ -92,7 +92,10 @@ export function decide(command: Command, state: ConversationState, flows: FlowSe
       if (heardChars !== null && last?.role === 'assistant') {
         // Barge-in on a reply already generated (its speech was playing): keep what was heard.
         const prompt = state.messages.findLast((m) => m.role === 'user' && m.seq < last.seq);
-        return [{ type: 'ReplyStopped', data: { promptSeq: prompt?.seq ?? last.seq, text: last.content, heardChars, replySeq: last.seq } }];
+        const stopped: DomainEvent[] = [{ type: 'ReplyStopped', data: { promptSeq: prompt?.seq ?? last.seq, text: last.content, heardChars, replySeq: last.seq } }];
+        // Its speech was still being made: it is not finished (the host stopped speaking it).
+        if (state.pendingAudio.includes(last.seq)) stopped.push({ type: 'AudioFailed', data: { replySeq: last.seq, reason: 'stopped by the user while it was spoken' } });
+        return stopped;
       }
       throw new DomainError('nothing_to_stop', `conversation ${state.conversationId} has no reply in flight`);
     }

@@ -4,7 +4,7 @@ import type { Metrics } from '../telemetry/metrics.ts';
 import { contextFrom, inSpan, traceparentOf } from '../telemetry/trace.ts';
 import type { EffectCommand } from './commands.ts';
 import { EffectError } from './ports.ts';
-import type { AudioSink, ReplyModel, SpeechModel } from './ports.ts';
+import type { AudioSink, ReplyModel, Speech, SpeechModel } from './ports.ts';
 import type { ConversationState, Message } from './state.ts';
 import type { TwinCatalog } from './twins.ts';
 
@@ -65,14 +65,17 @@ export function createEffectWork(options: EffectWorkOptions) {
       });
     },
 
-    async audio(state: ConversationState, replySeq: number): Promise<EffectOutcome> {
+    /** The reply's speech; `spoken`: its sentences' audio joined, when it was spoken while it streamed (synthesised again only if that failed). */
+    async audio(state: ConversationState, replySeq: number, spoken?: () => Promise<Speech | null | 'cancelled'>): Promise<EffectOutcome> {
       const speech = options.speech;
       const reply = state.messages.find((msg) => msg.seq === replySeq);
       const twin = state.twin ? catalog.find(state.twin.id, undefined) : undefined;
       if (!speech || !reply) return { command: { type: 'RecordAudioFailure', replySeq, reason: speech ? 'reply not found' : 'speech is disabled' }, traceparent: null };
       const voice = twin?.voiceId ?? 'alloy';
       try {
-        const stored = await speech.sink.store({ text: reply.content, voice, synthesize: () => speech.model.synthesize({ text: reply.content, voice }) });
+        const joined = spoken ? await spoken() : null;
+        if (joined === 'cancelled') return { command: { type: 'RecordAudioFailure', replySeq, reason: 'stopped by the user while it was spoken' }, traceparent: null };
+        const stored = await speech.sink.store({ text: reply.content, voice, synthesize: () => (joined ? Promise.resolve(joined) : speech.model.synthesize({ text: reply.content, voice })) });
         const { audioId, format, durationSec, bytes } = stored;
         return { command: { type: 'RecordAudio', replySeq, audioId, format, durationSec, bytes, voice }, traceparent: null };
       } catch (err) {

@@ -37,6 +37,8 @@ export type ActorHostOptions = {
   keys?: KeyStore | null;
   /** Where replies stream to the gateways while the model writes them (absent: they arrive whole). */
   streams?: ReplyStreams | null;
+  /** Speak replies sentence by sentence while they stream (default true, with speech and streams). */
+  speakSentences?: boolean;
   /** Coalescing window of reply deltas (default 4 ms): a fast model does not cost a publish per token. */
   deltaFlushMs?: number;
   metrics: Metrics;
@@ -80,6 +82,10 @@ export function createHostContext(options: ActorHostOptions): HostContext {
     recovery: createRecovery({ log, snapshots, readModel: options.readModel, keys, historyMessages }),
     work: createEffectWork({ replyModel: options.replyModel, speech: options.speech ?? null, catalog, tracer, historyMessages, modelMs: m.modelMs, errors: m.errors }),
     streams: options.streams ?? null,
+    // Off with GEMELLO_SPEECH_SENTENCES=off: the whole reply is synthesised after it, as before.
+    speech: options.speech && options.streams && options.speakSentences !== false
+      ? { ...options.speech, voiceOf: (state) => (state.twin ? catalog.find(state.twin.id, undefined)?.voiceId : undefined) ?? 'alloy' }
+      : null,
     deltaFlushMs: options.deltaFlushMs ?? 4,
     snapshotEvery: options.snapshotEvery ?? 20,
     historyMessages,

@@ -109,10 +109,15 @@ export interface StateSource {
   coveredUntil(partition: number): Promise<number | null>;
 }
 
+export type StoredAudio = { audioId: string; format: string; durationSec: number; bytes: number; cached: boolean; speech?: Speech };
+
 /** Where synthesised audio is kept (the read model's audio cache). */
 export interface AudioSink {
-  /** Stores audio once per (text, voice, format); returns its id and whether it was cached. */
-  store(input: { text: string; voice: string; synthesize: () => Promise<Speech> }): Promise<{ audioId: string; format: string; durationSec: number; bytes: number; cached: boolean }>;
+  /**
+   * Stores audio once per (text, voice, format); returns its id and whether it was cached.
+   * `withSpeech`: the audio itself too (`speech`), synthesised or read from the cache.
+   */
+  store(input: { text: string; voice: string; synthesize: () => Promise<Speech>; withSpeech?: boolean }): Promise<StoredAudio>;
 }
 
 
@@ -141,7 +146,28 @@ export interface Liveness {
 export type StreamUpdate =
   | { kind: 'start'; conversationId: string; promptSeq: number; gen: string }
   | { kind: 'delta'; conversationId: string; promptSeq: number; gen: string; offset: number; text: string }
-  | { kind: 'end'; conversationId: string; promptSeq: number; gen: string };
+  | { kind: 'end'; conversationId: string; promptSeq: number; gen: string }
+  | AudioChunkUpdate;
+
+/**
+ * A sentence of the reply of generation `gen` is spoken: its audio (`audioId`, served at
+ * /api/audio/:audioId) is number `index` (0, 1, 2… in order) of the reply; `offset` is where
+ * `text` starts in the reply. `last`: no chunk follows. Sent while the reply streams and after
+ * (speech lags the text); like deltas, chunks are not events: the whole reply's AudioReady is.
+ */
+export type AudioChunkUpdate = {
+  kind: 'audio';
+  conversationId: string;
+  promptSeq: number;
+  gen: string;
+  index: number;
+  audioId: string;
+  format: string;
+  durationSec: number;
+  offset: number;
+  text: string;
+  last: boolean;
+};
 
 /** The text of a conversation's reply in flight, as far as it has streamed. */
 export type StreamSoFar = { promptSeq: number; gen: string; text: string };
@@ -153,10 +179,12 @@ export type StreamSoFar = { promptSeq: number; gen: string; text: string };
  */
 export interface ReplyStreams {
   readonly kind: 'redis' | 'memory';
-  /** Publishes an update (in order per conversation); `delta` appends to the text so far, `start` resets it, `end` drops it. */
+  /** Publishes an update (in order per conversation); `delta` appends to the text so far, `start` resets it, `end` drops it; `audio` is kept with the conversation's recent chunks. */
   publish(update: StreamUpdate): Promise<void>;
   /** The conversation's reply in flight, or null. */
   current(conversationId: string): Promise<StreamSoFar | null>;
+  /** The audio chunks published lately for the conversation (at most the last 64, for a few minutes), oldest first. */
+  chunks(conversationId: string): Promise<AudioChunkUpdate[]>;
   /** Every update from now on; resolves once listening. */
   subscribe(listener: (u: StreamUpdate) => void): Promise<() => void>;
   close(): Promise<void>;

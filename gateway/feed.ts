@@ -8,7 +8,7 @@ import type { EventLog, LogRecord, Subscription } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { NoticeSource } from '../actors/command-client.ts';
-import type { ReplyStreams, StreamSoFar, StreamUpdate } from '../actors/ports.ts';
+import type { AudioChunkUpdate, ReplyStreams, StreamSoFar, StreamUpdate } from '../actors/ports.ts';
 
 export type FeedListener = {
   event(e: LoggedEvent): void;
@@ -105,6 +105,10 @@ export function createFeed(log: EventLog, logger: Logger, instanceId = randomUUI
     /** The conversation's reply in flight as far as it has streamed (null: none, or no streams here). */
     async streamed(conversationId: string): Promise<StreamSoFar | null> {
       return streams ? streams.current(conversationId) : null;
+    },
+    /** The conversation's recent audio chunks (empty: none, or no streams here). */
+    async chunks(conversationId: string): Promise<AudioChunkUpdate[]> {
+      return streams ? streams.chunks(conversationId) : [];
     },
     async stop(): Promise<void> {
       unsubscribe?.();

@@ -35,10 +35,12 @@ export function selectReplyModel(env: Env, warn?: (message: string) => void): Se
 /**
  * The speech backend: OpenAI with OPENAI_API_KEY, else espeak-ng when it is on PATH,
  * else one that fails every call with a reason; null when GEMELLO_SPEECH=off.
+ * GEMELLO_SPEECH=espeak: espeak-ng even with a key (a real model, local speech).
  */
 export function selectSpeechModel(env: Env): Selected<SpeechModel> | null {
-  if (env.GEMELLO_SPEECH?.trim().toLowerCase() === 'off') return null;
-  const apiKey = env.OPENAI_API_KEY?.trim();
+  const choice = env.GEMELLO_SPEECH?.trim().toLowerCase();
+  if (choice === 'off') return null;
+  const apiKey = choice === 'espeak' ? undefined : env.OPENAI_API_KEY?.trim();
   if (apiKey) {
     const baseURL = env.OPENAI_BASE_URL?.trim() || undefined;
     return {

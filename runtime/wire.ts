@@ -164,6 +164,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
         catalog,
         replyModel: reply.model,
         speech: speech ? { model: speech.model, sink: createAudioCache(db) } : null,
+        speakSentences: config.env.GEMELLO_SPEECH_SENTENCES?.trim().toLowerCase() !== 'off',
         keys,
         streams,
         metrics,

@@ -1,11 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { AudioSink, Speech } from '../actors/ports.ts';
+import type { AudioSink, Speech, StoredAudio } from '../actors/ports.ts';
 import type { Db } from './sql.ts';
 
-type Stored = { audioId: string; format: string; durationSec: number; bytes: number; cached: boolean };
-type Row = { id: string; format: string; duration_seconds: number; size_bytes: number };
+type Stored = StoredAudio;
+type Row = { id: string; format: string; duration_seconds: number; size_bytes: number; audio?: Uint8Array; content_type?: string };
 
-const toStored = (r: Row, cached: boolean): Stored => ({ audioId: r.id, format: r.format, durationSec: Number(r.duration_seconds), bytes: Number(r.size_bytes), cached });
+const toStored = (r: Row, cached: boolean, speech?: Speech): Stored => ({
+  audioId: r.id, format: r.format, durationSec: Number(r.duration_seconds), bytes: Number(r.size_bytes), cached,
+  ...(speech ? { speech } : r.audio ? { speech: { bytes: new Uint8Array(r.audio), format: r.format, contentType: r.content_type ?? '', durationSec: Number(r.duration_seconds) } } : {}),
+});
 
 // The port does not say which format the caller wants before synthesis, so a hit is any
 // format of the same text and voice (the oldest, so the answer is stable).
@@ -13,6 +16,7 @@ const HIT = `
 UPDATE audio_cache SET hits = hits + 1, last_accessed_at = now()
 WHERE id = (SELECT id FROM audio_cache WHERE text_hash = $1 AND voice = $2 ORDER BY created_at, id LIMIT 1)
 RETURNING id, format, duration_seconds, size_bytes`;
+const HIT_WITH_AUDIO = HIT + ', audio, content_type';
 
 const INSERT = `
 INSERT INTO audio_cache (id, text_hash, voice, format, content_type, audio, duration_seconds, size_bytes)
@@ -30,27 +34,28 @@ export function createAudioCache(db: Db): AudioSink {
   // Two identical requests in this process share one synthesis.
   const inFlight = new Map<string, Promise<Stored>>();
 
-  async function store(text: string, voice: string, synthesize: () => Promise<Speech>): Promise<Stored> {
+  async function store(text: string, voice: string, synthesize: () => Promise<Speech>, withSpeech: boolean): Promise<Stored> {
     const hash = textHash(text);
-    const [hit] = await db.query<Row>(HIT, [hash, voice]);
+    const [hit] = await db.query<Row>(withSpeech ? HIT_WITH_AUDIO : HIT, [hash, voice]);
     if (hit) return toStored(hit, true);
     const speech = await synthesize();
+    const mine = withSpeech ? speech : undefined;
     const [row] = await db.query<Row>(INSERT, [
       randomUUID(), hash, voice, speech.format, speech.contentType, speech.bytes, speech.durationSec, speech.bytes.byteLength,
     ]);
-    if (row) return toStored(row, false);
+    if (row) return toStored(row, false, mine);
     // Another process stored the same audio meanwhile: theirs is the one everybody gets.
     const [theirs] = await db.query<Row>(EXISTING, [hash, voice, speech.format]);
     if (!theirs) throw new Error(`audio for ${hash}/${voice}/${speech.format} vanished after a conflicting insert`);
-    return toStored(theirs, false);
+    return toStored(theirs, false, mine);
   }
 
   return {
-    store({ text, voice, synthesize }) {
-      const key = `${voice}\u0000${text}`;
+    store({ text, voice, synthesize, withSpeech = false }) {
+      const key = `${voice}\u0000${withSpeech ? 1 : 0}\u0000${text}`;
       let p = inFlight.get(key);
       if (!p) {
-        p = store(text, voice, synthesize).finally(() => inFlight.delete(key));
+        p = store(text, voice, synthesize, withSpeech).finally(() => inFlight.delete(key));
         inFlight.set(key, p);
       }
       return p;

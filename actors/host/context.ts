@@ -7,7 +7,8 @@ import { LATENCY_BUCKETS_MS } from '../../telemetry/metrics.ts';
 import type { Metrics } from '../../telemetry/metrics.ts';
 import type { createAppender } from '../appender.ts';
 import type { createEffectWork } from '../effects.ts';
-import type { ReplyStreams, SnapshotStore, StateSource } from '../ports.ts';
+import type { AudioSink, ReplyStreams, SnapshotStore, SpeechModel, StateSource } from '../ports.ts';
+import type { Speaker } from './speaker.ts';
 import type { createRecovery } from '../recovery.ts';
 import type { ConversationState } from '../state.ts';
 import type { TailIndex } from '../tail.ts';
@@ -50,6 +51,8 @@ export type Actor = {
   flowTimer: { seq: number; handle: ReturnType<typeof setTimeout> } | null;
   /** The reply the model is generating now (a stop aborts it), or null. */
   generation: Generation | null;
+  /** Replies being spoken sentence by sentence, by prompt seq (a stop silences them all). */
+  speakers: Map<number, Speaker>;
 };
 
 /** One run of the model for a prompt: its live text and the means to cancel it. */
@@ -60,6 +63,8 @@ export type Generation = {
   /** Everything the model produced so far (published or not yet). */
   text: string;
   abort: AbortController;
+  /** Speaks the reply sentence by sentence as it streams (null: no speech, or no reply streams). */
+  speaker: Speaker | null;
   /** Set by a stop: what the model still sends is dropped. */
   stopped: boolean;
   /** Takes the model's next piece of text. */
@@ -127,6 +132,8 @@ export type HostContext = {
   work: ReturnType<typeof createEffectWork>;
   /** Live reply text to the gateways (null: replies arrive whole). */
   streams: ReplyStreams | null;
+  /** Speech, for replies spoken sentence by sentence while they stream (null: speech off, or no streams). */
+  speech: { model: SpeechModel; sink: AudioSink; voiceOf: (state: ConversationState) => string } | null;
   /** Deltas are coalesced: at most one publish per this many ms per reply. */
   deltaFlushMs: number;
   snapshotEvery: number;

@@ -5,6 +5,7 @@ import { commit } from './commit.ts';
 import { NotOwner } from './context.ts';
 import type { Actor, Generation, HostContext, Partition } from './context.ts';
 import { startGeneration } from './live-reply.ts';
+import type { Speech } from '../ports.ts';
 import { run } from './mailbox.ts';
 import { scheduleFlowWork } from './flow-runner.ts';
 
@@ -25,9 +26,20 @@ export function scheduleEffects(ctx: HostContext, part: Partition, actor: Actor)
   const replySeq = actor.state.pendingAudio[0];
   if (replySeq !== undefined && !actor.inFlight.has(`a${replySeq}`)) {
     actor.inFlight.add(`a${replySeq}`);
-    void runEffect(ctx, part, actor, `a${replySeq}`, () => ctx.work.audio(actor.state, replySeq));
+    void runEffect(ctx, part, actor, `a${replySeq}`, () => ctx.work.audio(actor.state, replySeq, spokenReply(actor, replySeq)));
   }
   scheduleFlowWork(ctx, part, actor, runEffect);
+}
+
+/** The whole audio of a reply spoken sentence by sentence (its speaker is let go once asked), or undefined. */
+function spokenReply(actor: Actor, replySeq: number): (() => Promise<Speech | null | 'cancelled'>) | undefined {
+  const text = actor.state.messages.find((m) => m.seq === replySeq)?.content;
+  for (const [promptSeq, sp] of actor.speakers) {
+    if (sp.text === null || sp.text !== text) continue;
+    actor.speakers.delete(promptSeq);
+    return () => sp.whole();
+  }
+  return undefined;
 }
 
 /** Runs a side effect, then records its outcome through the mailbox; retried later if recording fails. */

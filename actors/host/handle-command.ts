@@ -14,6 +14,7 @@ import type { Actor, HostContext, Partition } from './context.ts';
 import { scheduleEffects } from './effect-runner.ts';
 import { completeErasure } from './erasure.ts';
 import { run } from './mailbox.ts';
+import { silence } from './speaker.ts';
 import { writeSnapshot } from './snapshot.ts';
 
 /**
@@ -122,6 +123,8 @@ function allowed(ctx: HostContext, cmd: ClientCommand, actor: Actor): boolean {
  * ReplyStopped is exactly what streamed.
  */
 function stopping(actor: Actor, cmd: Extract<ClientCommand, { type: 'StopReply' }>): ClientCommand {
+  // Whatever is being spoken goes silent: no sentence of it is synthesised or sent any more.
+  silence(actor);
   const g = actor.generation;
   const { inFlight: _ignored, ...data } = cmd.data; // only the host says what was in flight
   if (!g || g.stopped || actor.state.pendingPrompts[0] !== g.promptSeq || actor.state.recentCommands.includes(cmd.commandId)) return { ...cmd, data };

@@ -1,4 +1,5 @@
 import type { Actor, Generation, HostContext } from './context.ts';
+import { startSpeaker } from './speaker.ts';
 
 /**
  * Starts a run of the model for the actor's prompt: its text goes to the reply streams as
@@ -34,10 +35,12 @@ export function startGeneration(ctx: HostContext, actor: Actor, promptSeq: numbe
     gen: ctx.newId(),
     text: '',
     abort: new AbortController(),
+    speaker: null,
     stopped: false,
     onText(delta) {
       if (g.stopped || ended) return;
       g.text += delta;
+      g.speaker?.push(delta);
       if (!streams || timer) return;
       const wait = ctx.deltaFlushMs - (performance.now() - lastFlush);
       if (wait <= 0) flush();
@@ -47,14 +50,25 @@ export function startGeneration(ctx: HostContext, actor: Actor, promptSeq: numbe
       if (timer) clearTimeout(timer);
       timer = null;
       if (finalText !== null && finalText !== g.text) {
-        if (finalText.startsWith(g.text)) g.text = finalText;
-        else {
+        if (finalText.startsWith(g.text)) {
+          g.speaker?.push(finalText.slice(g.text.length));
+          g.text = finalText;
+        } else {
           // What streamed is not a prefix of the reply (the model's answer was read another
           // way at the end): start over, so the client's text is the reply's.
           g.gen = ctx.newId();
           g.text = finalText;
           published = 0;
           send({ kind: 'start', conversationId, promptSeq, gen: g.gen });
+          g.speaker?.restart(g.gen, finalText);
+        }
+      }
+      if (g.speaker) {
+        // The reply's last sentence is spoken now; without a reply (failed, stopped) nothing more is.
+        if (finalText !== null) g.speaker.finish(finalText);
+        else {
+          g.speaker.cancel();
+          actor.speakers.delete(promptSeq);
         }
       }
       flush();
@@ -69,6 +83,7 @@ export function startGeneration(ctx: HostContext, actor: Actor, promptSeq: numbe
     },
   };
   send({ kind: 'start', conversationId, promptSeq, gen: g.gen });
+  g.speaker = startSpeaker(ctx, actor, promptSeq, g.gen);
   actor.generation = g;
   return g;
 }

@@ -92,6 +92,10 @@ export type Followed = {
   live: { promptSeq: number; gen: string; sent: number } | null;
   /** The highest prompt whose answer (reply, stop, failure) this socket has: later deltas of it are stale. */
   answered: number;
+  /** The reply being spoken to this socket (`audio.chunk`): its prompt, generation and the next index it gets. */
+  spoken: { promptSeq: number; gen: string; next: number } | null;
+  /** The highest prompt whose reply this socket saw stopped: its chunks are not sent any more. */
+  silenced: number;
 };
 
 /** One socket's protocol state, passed to each part of the session. */

@@ -3,6 +3,7 @@ import type { StreamUpdate } from '../../actors/ports.ts';
 import type { Notice } from '../../events/codec.ts';
 import type { EventEnvelope, LoggedEvent } from '../../events/schemas.ts';
 import { contextFrom, inSpan, tracerFor } from '../../telemetry/trace.ts';
+import { onChunk } from './chunks.ts';
 import { echo } from './context.ts';
 import type { Followed, SessionState } from './context.ts';
 
@@ -15,7 +16,7 @@ export function follow(s: SessionState, conversationId: string, twin: { id: stri
   let f = s.followed.get(conversationId);
   if (!f) {
     if (s.followed.size >= MAX_FOLLOWED) forgetOldest(s);
-    const entry: Followed = { stop: () => {}, lastSeq: 0, twin, requests: new Map(), verified, pending: null, pendingStream: null, resuming: 0, stream: false, live: null, answered: 0 };
+    const entry: Followed = { stop: () => {}, lastSeq: 0, twin, requests: new Map(), verified, pending: null, pendingStream: null, resuming: 0, stream: false, live: null, answered: 0, spoken: null, silenced: 0 };
     entry.stop = s.deps.feed.follow(conversationId, { event: (e) => onEvent(s, conversationId, e), notice: (n) => onNotice(s, n), stream: (u) => onStream(s, conversationId, u) });
     s.followed.set(conversationId, entry);
     f = entry;
@@ -62,6 +63,7 @@ export function onStream(s: SessionState, conversationId: string, u: StreamUpdat
     (f.pendingStream ??= []).push(u);
     return;
   }
+  if (u.kind === 'audio') return onChunk(s, conversationId, f, u); // speech goes on after the reply's text
   if (u.promptSeq <= f.answered) return;
   if (u.kind === 'end') return; // the reply's event says it is over
   if (!f.live || f.live.promptSeq !== u.promptSeq || f.live.gen !== u.gen) {
@@ -125,6 +127,7 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
         break;
       case 'ReplyStopped':
         if (e.data.replySeq === undefined) answered(f, e.data.promptSeq);
+        f.silenced = Math.max(f.silenced, e.data.promptSeq);
         // The stop's requestId, for the socket that sent it.
         other(s, { type: 'reply.stopped', conversationId, seq: e.seq, promptSeq: e.data.promptSeq, text: e.data.text, heardChars: e.data.heardChars, ...(e.data.replySeq !== undefined ? { replySeq: e.data.replySeq } : {}), ...(own ? echo(e.correlationId) : {}) });
         break;

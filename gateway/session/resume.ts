@@ -3,6 +3,7 @@ import { TOPICS } from '../../log/port.ts';
 import type { ErrorCode, ResumeFrame } from '../protocol.ts';
 import { echo } from './context.ts';
 import type { SessionState } from './context.ts';
+import { speechOver } from './chunks.ts';
 import { follow, onEvent, onStream, twinFields, unfollow } from './follow.ts';
 
 /** A resume that cannot be served, with the code the client gets. */
@@ -64,6 +65,7 @@ export async function resume(s: SessionState, frame: ResumeFrame): Promise<void>
     }
     // The client names what it has: everything after afterSeq, even what this socket was sent live.
     let after = frame.afterSeq;
+    const speech = speechOver();
     for (;;) {
       const page = await deps.eventsAfter(id, after);
       const fresh = page.filter((e) => e.seq > after);
@@ -71,6 +73,8 @@ export async function resume(s: SessionState, frame: ResumeFrame): Promise<void>
       for (const e of fresh) {
         if (e.seq <= after) continue;
         if (e.type === 'ConversationStarted') f.twin = { id: e.data.twinId, name: e.data.twinName };
+        speech.saw(e);
+        if (e.type === 'ReplyStopped') f.silenced = Math.max(f.silenced, e.data.promptSeq);
         if (e.type === 'ReplyGenerated' || e.type === 'ReplyFailed' || (e.type === 'ReplyStopped' && e.data.replySeq === undefined)) f.answered = Math.max(f.answered, e.data.promptSeq);
         out.send({ type: 'event', conversationId: id, seq: e.seq, event: e.type, occurredAt: e.occurredAt, data: e.data });
         after = e.seq;
@@ -84,6 +88,8 @@ export async function resume(s: SessionState, frame: ResumeFrame): Promise<void>
       f.live = { promptSeq: streaming.promptSeq, gen: streaming.gen, sent: streaming.text.length };
       if (streaming.text) out.send({ type: 'reply.delta', conversationId: id, promptSeq: streaming.promptSeq, offset: 0, text: streaming.text });
     }
+    // The sentences of the reply being spoken so far, then the rest live (a reply's speech outlasts its text).
+    speech.send(s, id, f, await deps.feed.chunks(id).catch(() => []));
   } catch (err) {
     if (!(err instanceof ResumeRefused)) throw err;
     out.error(err.code, err.message, { conversationId: id, ...rid });

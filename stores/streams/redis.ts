@@ -1,5 +1,8 @@
 import { Redis } from 'ioredis';
-import type { ReplyStreams, StreamUpdate } from '../../actors/ports.ts';
+import type { AudioChunkUpdate, ReplyStreams, StreamUpdate } from '../../actors/ports.ts';
+
+/** Audio chunks kept per conversation for a socket that resumes. */
+const MAX_CHUNKS = 64;
 
 export type RedisStreamsOptions = {
   url: string;
@@ -14,13 +17,15 @@ export type RedisStreamsOptions = {
  * a gateway subscribes once and never races a per-conversation SUBSCRIBE), and the text so
  * far is kept under `<prefix>stream:<conversationId>` as "<promptSeq> <gen>\n<text>" (SET on
  * start, APPEND per delta, DEL on end), so a socket that resumes mid-stream gets it. The
- * writes of one conversation go in order over one connection, in one round trip each.
+ * writes of one conversation go in order over one connection, in one round trip each. The
+ * last audio chunks are kept as JSON in the list `<prefix>stream-audio:<conversationId>`.
  */
 export function createRedisReplyStreams(options: RedisStreamsOptions): ReplyStreams {
   const prefix = options.prefix ?? 'gemello:';
   const ttl = options.ttlSec ?? 120;
   const channel = `${prefix}streams`;
   const key = (id: string) => `${prefix}stream:${id}`;
+  const audioKey = (id: string) => `${prefix}stream-audio:${id}`;
   // Connected on first use: a process that never streams (the CLI) opens nothing.
   let conn: Redis | null = null;
   const redisOf = () => {
@@ -39,6 +44,7 @@ export function createRedisReplyStreams(options: RedisStreamsOptions): ReplyStre
       const p = redisOf().pipeline();
       if (u.kind === 'start') p.set(key(u.conversationId), `${u.promptSeq} ${u.gen}\n`, 'EX', ttl);
       else if (u.kind === 'delta') p.append(key(u.conversationId), u.text).expire(key(u.conversationId), ttl);
+      else if (u.kind === 'audio') p.rpush(audioKey(u.conversationId), JSON.stringify(u)).ltrim(audioKey(u.conversationId), -MAX_CHUNKS, -1).expire(audioKey(u.conversationId), ttl);
       else p.del(key(u.conversationId));
       p.publish(channel, JSON.stringify(u));
       const results = await p.exec();
@@ -51,6 +57,10 @@ export function createRedisReplyStreams(options: RedisStreamsOptions): ReplyStre
       const nl = raw.indexOf('\n');
       const [seq, gen] = raw.slice(0, nl).split(' ');
       return { promptSeq: Number(seq), gen: gen ?? '', text: raw.slice(nl + 1) };
+    },
+    async chunks(conversationId) {
+      const raw = await redisOf().lrange(audioKey(conversationId), 0, -1);
+      return raw.map((r) => JSON.parse(r) as AudioChunkUpdate);
     },
     async subscribe(listener) {
       listeners.add(listener);

@@ -54,7 +54,9 @@ describe('speech', () => {
     const again = await b.next((f) => f.type === 'audio', 30_000);
     expect(again.audioUrl).toBe(audio.audioUrl);
     b.close();
-    const [row] = await sql.unsafe(`SELECT hits, count(*) OVER () AS n FROM ${schema}.audio_cache`);
+    // One row for the whole reply (its sentences have rows of their own: they were spoken one by one as it streamed).
+    const audioId = String(audio.audioUrl).split('/').pop()!;
+    const [row] = await sql.unsafe(`SELECT hits, count(*) OVER () AS n FROM ${schema}.audio_cache WHERE text_hash = (SELECT text_hash FROM ${schema}.audio_cache WHERE id = $1)`, [audioId]);
     expect(Number(row!.n)).toBe(1);
     expect(Number(row!.hits)).toBeGreaterThanOrEqual(1);
     expect((await fetch(`${http}/api/audio/${randomUUID()}`)).status).toBe(404);

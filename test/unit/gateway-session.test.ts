@@ -30,6 +30,7 @@ function world(opts: { keys?: KeyStore; streaming?: () => StreamSoFar | null; li
     start: async () => {},
     stop: async () => {},
     streamed: async () => opts.streaming?.() ?? null,
+    chunks: async () => [],
     follow(id: string, l: FeedListener) {
       if (!listeners.has(id)) listeners.set(id, new Set());
       listeners.get(id)!.add(l);
