@@ -179,7 +179,7 @@ export type StreamSoFar = { promptSeq: number; gen: string; text: string };
  */
 export interface ReplyStreams {
   readonly kind: 'redis' | 'memory';
-  /** Publishes an update (in order per conversation); `delta` appends to the text so far, `start` resets it, `end` drops it; `audio` is kept with the conversation's recent chunks. */
+  /** Publishes an update, in call order (a caller need not await one before the next); `delta` appends to the text so far, `start` resets it, `end` drops it; `audio` is kept with the conversation's recent chunks. */
   publish(update: StreamUpdate): Promise<void>;
   /** The conversation's reply in flight, or null. */
   current(conversationId: string): Promise<StreamSoFar | null>;

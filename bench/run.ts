@@ -1,6 +1,7 @@
 // `npm run bench [-- <name> ...]`: runs the named benchmarks (all but the soak when none is named).
 const BENCHES: Record<string, () => Promise<unknown>> = {
   prompt: () => import('./prompt.ts').then((m) => m.run()),
+  'prompt-path': () => import('./prompt-path.ts').then((m) => m.run()),
   recovery: () => import('./recovery.ts').then((m) => m.run()),
   gateway: () => import('./gateway.ts').then((m) => m.run()),
   'kafka-clients': () => import('./kafka-clients.ts').then((m) => m.run()),

@@ -17,11 +17,13 @@ export function startGeneration(ctx: HostContext, actor: Actor, promptSeq: numbe
   let ended = false;
   const send = (u: Parameters<NonNullable<typeof streams>['publish']>[0]) => {
     if (!streams) return;
-    // One publish after the other: a conversation's updates arrive in order.
-    chain = chain.then(() => streams.publish(u)).catch((err) => {
+    // Published in call order (the streams keep it): a conversation's updates arrive in order
+    // without waiting for each other; `chain` settles once every one so far has.
+    const sent = streams.publish(u).catch((err) => {
       ctx.m.errors.inc({ kind: 'stream_publish_failed' });
       ctx.logger.warn(`streaming the reply of ${conversationId}: ${(err as Error).message}`);
     });
+    chain = chain.then(() => sent);
   };
   const flush = () => {
     timer = null;

@@ -17,8 +17,11 @@ export type RedisStreamsOptions = {
  * a gateway subscribes once and never races a per-conversation SUBSCRIBE), and the text so
  * far is kept under `<prefix>stream:<conversationId>` as "<promptSeq> <gen>\n<text>" (SET on
  * start, APPEND per delta, DEL on end), so a socket that resumes mid-stream gets it. The
- * writes of one conversation go in order over one connection, in one round trip each. The
  * last audio chunks are kept as JSON in the list `<prefix>stream-audio:<conversationId>`.
+ * The updates published in one turn of the event loop (every conversation's) go out
+ * together: one pipeline, written in call order over one connection, with one PUBLISH of
+ * them all (a single update as an object, several as an array): a socket write and a Redis
+ * command per update cost more than the rest of the streaming.
  */
 export function createRedisReplyStreams(options: RedisStreamsOptions): ReplyStreams {
   const prefix = options.prefix ?? 'gemello:';
@@ -37,19 +40,34 @@ export function createRedisReplyStreams(options: RedisStreamsOptions): ReplyStre
   };
   let sub: Redis | null = null;
   const listeners = new Set<(u: StreamUpdate) => void>();
+  let queued: Array<{ u: StreamUpdate; resolve: () => void; reject: (err: unknown) => void }> = [];
 
-  return {
-    kind: 'redis',
-    async publish(u) {
-      const p = redisOf().pipeline();
+  function flush() {
+    const batch = queued;
+    queued = [];
+    const p = redisOf().pipeline();
+    for (const { u } of batch) {
       if (u.kind === 'start') p.set(key(u.conversationId), `${u.promptSeq} ${u.gen}\n`, 'EX', ttl);
       else if (u.kind === 'delta') p.append(key(u.conversationId), u.text).expire(key(u.conversationId), ttl);
       else if (u.kind === 'audio') p.rpush(audioKey(u.conversationId), JSON.stringify(u)).ltrim(audioKey(u.conversationId), -MAX_CHUNKS, -1).expire(audioKey(u.conversationId), ttl);
       else p.del(key(u.conversationId));
-      p.publish(channel, JSON.stringify(u));
-      const results = await p.exec();
+    }
+    p.publish(channel, JSON.stringify(batch.length === 1 ? batch[0]!.u : batch.map((b) => b.u)));
+    p.exec().then((results) => {
       const failed = results?.find(([err]) => err);
-      if (failed) throw failed[0];
+      for (const b of batch) failed ? b.reject(failed[0]) : b.resolve();
+    }, (err: unknown) => {
+      for (const b of batch) b.reject(err);
+    });
+  }
+
+  return {
+    kind: 'redis',
+    publish(u) {
+      return new Promise<void>((resolve, reject) => {
+        queued.push({ u, resolve, reject });
+        if (queued.length === 1) setImmediate(flush);
+      });
     },
     async current(conversationId) {
       const raw = await redisOf().get(key(conversationId));
@@ -68,13 +86,13 @@ export function createRedisReplyStreams(options: RedisStreamsOptions): ReplyStre
         sub = redisOf().duplicate();
         sub.on('error', () => {});
         sub.on('message', (_ch: string, text: string) => {
-          let u: StreamUpdate;
+          let updates: StreamUpdate | StreamUpdate[];
           try {
-            u = JSON.parse(text) as StreamUpdate;
+            updates = JSON.parse(text) as StreamUpdate | StreamUpdate[];
           } catch {
             return;
           }
-          for (const l of listeners) l(u);
+          for (const u of Array.isArray(updates) ? updates : [updates]) for (const l of listeners) l(u);
         });
         await sub.subscribe(channel);
       }

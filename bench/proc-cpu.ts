@@ -1,0 +1,37 @@
+// CPU time a process (and every process it started) has used so far, from /proc (Linux).
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Clock ticks per second of /proc's utime and stime (USER_HZ, 100 on Linux). */
+const HZ = 100;
+
+function stat(pid: number): { ppid: number; ticks: number } | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name is in parentheses and may hold spaces: the fields start after the last ')'.
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) };
+  } catch {
+    return null;
+  }
+}
+
+/** Seconds of CPU (user + system, every thread) used by `pid` and its live descendants. */
+export function cpuSeconds(pid: number): number {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    const p = Number(name);
+    if (!Number.isInteger(p)) continue;
+    const s = stat(p);
+    if (!s) continue;
+    const list = children.get(s.ppid) ?? [];
+    list.push(p);
+    children.set(s.ppid, list);
+  }
+  let ticks = 0;
+  const todo = [pid];
+  for (let i = 0; i < todo.length && i < 10_000; i++) {
+    ticks += stat(todo[i]!)?.ticks ?? 0;
+    todo.push(...(children.get(todo[i]!) ?? []));
+  }
+  return ticks / HZ;
+}

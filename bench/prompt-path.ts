@@ -1,0 +1,200 @@
+// The prompt path's cost and speed, both Kafka clients and both runtimes in one run: CPU time
+// per prompt of each gemello process, sustained prompts/s and p95 at 500 concurrent
+// conversations, and p50 at one conversation, on real Kafka, PostgreSQL and Redis with a
+// zero-latency OpenAI-compatible fake (in a process of its own, its CPU reported apart).
+//
+//   Setups (BENCH_SETUPS, all by default): `node-platformatic` and `node-kafkajs` run the
+//   gateway, the actor host and the projections as three processes of the real CLI;
+//   `node-serve` and `deno-serve` run all three roles in one process (`gemello serve`, and
+//   `main.deno.ts` on Deno), default client. Per setup: BENCH_PROMPTS (300) prompts at one
+//   conversation after 20 warm-up ones, then BENCH_CONCURRENT (500) conversations for
+//   BENCH_SECONDS (10) s after 2 warm-up prompts each. CPU is each process's user + system
+//   time over the timed 500-conversation stretch (from /proc) ÷ the replies in it.
+//   GEMELLO_CHILD_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) reaches the Node processes.
+import { fork, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { startFakeOpenAI } from '../test/support/fake-openai.ts';
+import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL, realEnv } from '../test/support/env.ts';
+import { freePort, startCommand, startGemello } from '../test/support/processes.ts';
+import type { Gemello } from '../test/support/processes.ts';
+import { cleanUp, onInterrupt } from './cleanup.ts';
+import { runLevel } from './conversations.ts';
+import { cpuSeconds } from './proc-cpu.ts';
+import { loadNow, percentile, report, round, startRun } from './report.ts';
+
+const env = process.env;
+const PROMPTS_1 = Number(env.BENCH_PROMPTS ?? 300);
+const CONCURRENT = Number(env.BENCH_CONCURRENT ?? 500);
+const SECONDS = Number(env.BENCH_SECONDS ?? 10);
+const PARTITIONS = 12;
+const SETUPS = ['node-platformatic', 'node-kafkajs', 'node-serve', 'deno-serve'] as const;
+type Setup = (typeof SETUPS)[number];
+const CHOSEN = (env.BENCH_SETUPS ?? SETUPS.join(',')).split(',').filter(Boolean) as Setup[];
+const SELF = fileURLToPath(import.meta.url);
+const DENO = fileURLToPath(new URL('../node_modules/.bin/deno', import.meta.url));
+const DENO_MAIN = fileURLToPath(new URL('../main.deno.ts', import.meta.url));
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (msg: string) => console.log(`[prompt-path ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+
+type Result = {
+  setup: Setup;
+  p50_1: number;
+  p95_1: number;
+  perSecond: number;
+  p50_n: number;
+  p95_n: number;
+  errors: number;
+  replies: number;
+  /** µs of CPU per reply, per process role. */
+  cpu: Record<string, number>;
+  fakeCpuUs: number;
+  load: number;
+};
+
+/** The fake model in a child process of this file, so its CPU is not the bench's or gemello's. */
+function startFakeProcess(): Promise<{ child: ChildProcess; url: string }> {
+  const child = fork(SELF, ['--fake-openai'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('message', (m: { url: string }) => resolve({ child, url: m.url }));
+    child.once('exit', (code) => reject(new Error(`fake model exited (${code})`)));
+  });
+}
+
+async function startSetup(setup: Setup, base: Record<string, string>, port: number): Promise<Record<string, Gemello>> {
+  const started: Record<string, Gemello> = {};
+  try {
+    if (setup === 'deno-serve') {
+      started.serve = await startCommand(DENO, ['run', '--allow-env', '--allow-net', '--allow-read', '--allow-write', '--allow-run', '--allow-sys', DENO_MAIN], { ...base, GEMELLO_LOG_QUIET: '0', PORT: String(port) });
+    } else if (setup === 'node-serve') {
+      started.serve = await startGemello(['serve'], { ...base, PORT: String(port) });
+    } else {
+      const client = { GEMELLO_KAFKA_CLIENT: setup === 'node-kafkajs' ? 'kafkajs' : 'platformatic' };
+      started.gateway = await startGemello(['gateway'], { ...base, ...client, PORT: String(port) });
+      started.actors = await startGemello(['actors'], { ...base, ...client });
+      started.projections = await startGemello(['projections'], { ...base, ...client });
+      const a = started.actors;
+      await a.waitFor(() => a.owned().length === PARTITIONS, 'the actor host to own every partition', 60_000);
+    }
+    return started;
+  } catch (err) {
+    await Promise.all(Object.values(started).map((p) => p.kill('SIGKILL')));
+    throw err;
+  }
+}
+
+async function runSetup(setup: Setup, fake: { child: ChildProcess; url: string }, track: Array<() => Promise<void>>): Promise<Result> {
+  const { namespace, schema, env: real } = realEnv('benchpp');
+  const base = { ...real, GEMELLO_PARTITIONS: String(PARTITIONS), OPENAI_API_KEY: 'bench', OPENAI_BASE_URL: fake.url, GEMELLO_SPEECH: 'off', GEMELLO_RATE_PER_SEC: '100000', GEMELLO_RATE_BURST: '100000', GEMELLO_LOG_QUIET: '1' };
+  const leftovers = { brokers: KAFKA_BROKERS, namespace, redisUrl: REDIS_URL, databaseUrl: DATABASE_URL, schemas: [schema] };
+  const port = await freePort();
+  const procs = await startSetup(setup, base, port);
+  const stopAll = async () => {
+    await Promise.all(Object.values(procs).map((p) => p.kill()));
+  };
+  track.push(stopAll);
+  try {
+    const url = `ws://127.0.0.1:${port}/ws`;
+    log(`${setup}: 1 conversation, ${PROMPTS_1} prompts`);
+    // Generous time for the first prompts: a serve process may still be joining its group.
+    const one = await runLevel(url, 1, PROMPTS_1, 120, 20);
+    await sleep(1_000);
+    log(`${setup}: ${CONCURRENT} conversations, ${SECONDS} s`);
+    const before: Record<string, number> = {};
+    let fakeBefore = 0;
+    const n = await runLevel(url, CONCURRENT, Number.MAX_SAFE_INTEGER, SECONDS, 2, () => {
+      for (const [role, p] of Object.entries(procs)) before[role] = cpuSeconds(p.child.pid!);
+      fakeBefore = cpuSeconds(fake.child.pid!);
+    });
+    const cpu: Record<string, number> = {};
+    for (const [role, p] of Object.entries(procs)) cpu[role] = round(((cpuSeconds(p.child.pid!) - before[role]!) * 1e6) / Math.max(1, n.completed), 0);
+    const fakeCpuUs = round(((cpuSeconds(fake.child.pid!) - fakeBefore) * 1e6) / Math.max(1, n.completed), 0);
+    const r: Result = {
+      setup,
+      p50_1: round(percentile(one.latencies, 50), 2),
+      p95_1: round(percentile(one.latencies, 95), 2),
+      perSecond: Math.round(n.completed / n.seconds),
+      p50_n: round(percentile(n.latencies, 50), 1),
+      p95_n: round(percentile(n.latencies, 95), 1),
+      errors: one.errors + n.errors,
+      replies: n.completed,
+      cpu,
+      fakeCpuUs,
+      load: loadNow(),
+    };
+    const total = Object.values(cpu).reduce((a, b) => a + b, 0);
+    log(`${setup}: p50 at 1 ${r.p50_1} ms; ${r.perSecond} prompts/s at ${CONCURRENT}, p95 ${r.p95_n} ms, ${r.errors} errors; CPU per prompt ${total} µs (${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}), fake model ${fakeCpuUs} µs; load ${r.load}`);
+    return r;
+  } finally {
+    await stopAll();
+    track.splice(track.indexOf(stopAll), 1);
+    const problems = await cleanUp(leftovers);
+    if (problems.length) log(`clean-up problems: ${problems.join('; ')}`);
+  }
+}
+
+export async function run(): Promise<void> {
+  const bad = CHOSEN.filter((s) => !SETUPS.includes(s));
+  if (bad.length) throw new Error(`unknown BENCH_SETUPS ${bad.join(', ')}; choose from ${SETUPS.join(', ')}`);
+  const fake = await startFakeProcess();
+  const track: Array<() => Promise<void>> = [];
+  const disarm = onInterrupt(async () => {
+    await Promise.all(track.map((f) => f()));
+    fake.child.kill('SIGKILL');
+  });
+  const runInfo = startRun();
+  const results: Result[] = [];
+  try {
+    for (const setup of CHOSEN) results.push(await runSetup(setup, fake, track));
+  } finally {
+    fake.child.kill('SIGTERM');
+    disarm();
+  }
+  const metrics: Record<string, number> = {};
+  const table: Array<[string, string, string]> = [];
+  for (const r of results) {
+    const k = r.setup.replace(/-/g, '_');
+    const total = Object.values(r.cpu).reduce((a, b) => a + b, 0);
+    metrics[`${k}_cpu_us_per_prompt`] = total;
+    for (const [role, us] of Object.entries(r.cpu)) metrics[`${k}_cpu_us_${role}`] = us;
+    metrics[`${k}_fake_model_cpu_us`] = r.fakeCpuUs;
+    metrics[`${k}_prompts_per_s`] = r.perSecond;
+    metrics[`${k}_p50_ms_1`] = r.p50_1;
+    metrics[`${k}_p95_ms_1`] = r.p95_1;
+    metrics[`${k}_p50_ms_${CONCURRENT}`] = r.p50_n;
+    metrics[`${k}_p95_ms_${CONCURRENT}`] = r.p95_n;
+    metrics[`${k}_errors`] = r.errors;
+    metrics[`${k}_load_average`] = r.load;
+    const parts = Object.entries(r.cpu).map(([role, us]) => `${role} ${us}`).join(' + ');
+    table.push([`${r.setup}: CPU per prompt (${parts}; fake model ${r.fakeCpuUs} apart)`, `${total} µs`, '≤ 200 µs']);
+    table.push([`${r.setup}: sustained prompts/s at ${CONCURRENT} concurrent (${r.replies} replies, ${r.errors} errors)`, `${r.perSecond}`, '≥ 5,000']);
+    table.push([`${r.setup}: p50 at 1 conversation (p95)`, `${r.p50_1} ms (${r.p95_1})`, '< 5 ms']);
+    table.push([`${r.setup}: p95 at ${CONCURRENT} concurrent (p50)`, `${r.p95_n} ms (${r.p50_n})`, '< 20 ms']);
+  }
+  table.push(['machine load (1-min average) at start / end', `${runInfo.loadStart} / ${loadNow()}`, '(2 cores, shared)']);
+  report({
+    name: 'prompt-path',
+    params: {
+      setups: CHOSEN,
+      prompts_at_1: PROMPTS_1,
+      concurrent: CONCURRENT,
+      seconds: SECONDS,
+      partitions: PARTITIONS,
+      model: 'fake OpenAI-compatible server, zero latency, own process',
+      speech: 'off',
+      ...runInfo.params(),
+      backends: 'Kafka 4.1, PostgreSQL, Redis on 127.0.0.1',
+    },
+    metrics,
+    table,
+  });
+}
+
+if (process.argv[2] === '--fake-openai') {
+  const fake = await startFakeOpenAI({ keep: 100 });
+  process.send?.({ url: fake.url });
+  const close = () => void fake.close().finally(() => process.exit(0));
+  process.on('SIGTERM', close);
+  process.on('disconnect', close);
+}
