@@ -4,7 +4,9 @@ import { TOPICS } from '../../log/port.ts';
 import { createAppender } from '../appender.ts';
 import { TailIndex } from '../tail.ts';
 import { actorFor } from './activate.ts';
+import { hasPendingWork } from './context.ts';
 import type { HostContext, Partition } from './context.ts';
+import { fold } from '../state.ts';
 import { run } from './mailbox.ts';
 
 /** The group settled: releases the partitions no longer assigned, takes the new ones over. */
@@ -28,8 +30,11 @@ export function acquire(ctx: HostContext, id: number): Partition {
     const t0 = performance.now();
     const snapCp = await snapshots.getCheckpoint(id).catch(() => null);
     const rmCp = ctx.readModel ? await ctx.readModel.coveredUntil(id).catch(() => null) : null;
-    const known = [snapCp, rmCp].filter((x): x is number => x !== null);
-    const start = known.length ? Math.min(...known) : 0;
+    // Work still owed (a reply, audio, a flow's call) lies after a host's checkpoint; the read
+    // model's coverage says only what was projected. Without a checkpoint (its owner died in its
+    // first second, or the snapshot store was flushed) nothing says where owed work begins: from
+    // the start. Before the coverage, too, so that the read-model tier can continue its states.
+    const start = snapCp === null ? 0 : Math.min(snapCp, rmCp ?? snapCp);
     part.tail = new TailIndex(start);
     const end = await log.read(TOPICS.events, id, start, async (records) => {
       for (const e of await decodeEvents(records, keys)) {
@@ -43,9 +48,13 @@ export function acquire(ctx: HostContext, id: number): Partition {
     });
     part.appender = createAppender({ log, topic: TOPICS.events, partition: id, next: end, onForeign: (from, to) => reconcile(ctx, part, from, to) });
     part.checkpoint = snapCp;
-    const ids = [...part.tail.conversations()];
+    // Every conversation of the tail may owe work, and activating it finds out. A tail from the
+    // start holds whole conversations: their fold says so at once, and only those are woken (a
+    // partition of 200 conversations after a flushed Redis took > 8 s when all were activated).
+    let ids = [...part.tail.conversations()];
+    if (start === 0) ids = ids.filter((cid) => hasPendingWork(fold(cid, part.tail.eventsOf(cid), undefined, ctx.historyMessages)));
     await Promise.all(ids.map((cid) => run(actorFor(ctx, part, cid), async () => {})));
-    if (end > start) logger.info(`partition ${id}: read ${end - start} records from offset ${start} in ${(performance.now() - t0).toFixed(0)} ms; ${ids.length} conversations active`);
+    if (end > start) logger.info(`partition ${id}: read ${end - start} records from offset ${start} in ${(performance.now() - t0).toFixed(0)} ms; ${ids.length} conversations active${snapCp === null ? ' (no checkpoint: read from the start)' : ''}`);
   })();
   part.ready.catch((err) => {
     logger.error(`taking partition ${id} over failed: ${(err as Error).message}`);
