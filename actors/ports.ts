@@ -116,8 +116,9 @@ export interface AudioSink {
   /**
    * Stores audio once per (text, voice, format); returns its id and whether it was cached.
    * `withSpeech`: the audio itself too (`speech`), synthesised or read from the cache.
+   * `conversationId`: the conversation it is spoken to (erasing it deletes the audio only it used).
    */
-  store(input: { text: string; voice: string; synthesize: () => Promise<Speech>; withSpeech?: boolean }): Promise<StoredAudio>;
+  store(input: { text: string; voice: string; synthesize: () => Promise<Speech>; withSpeech?: boolean; conversationId?: string }): Promise<StoredAudio>;
 }
 
 

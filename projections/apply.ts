@@ -108,7 +108,16 @@ const ERASE_AUDIO = `
 DELETE FROM audio_cache a
 WHERE a.id IN (SELECT e.data->>'audioId' FROM events e WHERE e.type = 'AudioReady' AND e.conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb)))
   AND NOT EXISTS (SELECT 1 FROM events o WHERE o.type = 'AudioReady' AND o.data->>'audioId' = a.id
+                  AND o.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)))
+  AND NOT EXISTS (SELECT 1 FROM audio_uses u WHERE u.audio_id = a.id AND u.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)))`;
+// The clips spoken to the erased conversations (a reply's sentences) that no other conversation used.
+const ERASE_SPOKEN = `
+DELETE FROM audio_cache a
+WHERE a.id IN (SELECT u.audio_id FROM audio_uses u WHERE u.conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb)))
+  AND NOT EXISTS (SELECT 1 FROM audio_uses o WHERE o.audio_id = a.id AND o.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)))
+  AND NOT EXISTS (SELECT 1 FROM events o WHERE o.type = 'AudioReady' AND o.data->>'audioId' = a.id
                   AND o.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)))`;
+const ERASE_USES = `DELETE FROM audio_uses WHERE conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
 const ERASE_KEYS = `
 INSERT INTO conversation_keys (conversation_id, destroyed_at) SELECT x, now() FROM jsonb_array_elements_text($1::text::jsonb) AS x
 ON CONFLICT (conversation_id) DO UPDATE SET key = NULL, wrapped = NULL, destroyed_at = now() WHERE conversation_keys.destroyed_at IS NULL`;
@@ -138,7 +147,7 @@ async function write(q: Query, plan: Plan, projection: string, checkpoints: { pa
   if (plan.conversations.length) statements.push([UPSERT_CONVERSATIONS, [json(plan.conversations)]]);
   if (plan.erased.length) {
     const ids = JSON.stringify(plan.erased.map((x) => x.conversation_id));
-    statements.push([ERASE_MESSAGES, [ids]], [ERASE_CONFIRMED, [ids]], [ERASE_AUDIO, [ids]], [ERASE_EVENTS, [ids, ERASED_TEXT]], [ERASE_KEYS, [ids]], [MARK_ERASED, [json(plan.erased)]]);
+    statements.push([ERASE_MESSAGES, [ids]], [ERASE_CONFIRMED, [ids]], [ERASE_AUDIO, [ids]], [ERASE_SPOKEN, [ids]], [ERASE_USES, [ids]], [ERASE_EVENTS, [ids, ERASED_TEXT]], [ERASE_KEYS, [ids]], [MARK_ERASED, [json(plan.erased)]]);
   }
   if (checkpoints.length) statements.push([SAVE_CHECKPOINTS, [projection, JSON.stringify(checkpoints)]]);
   const settled = await Promise.allSettled(statements.map(([text, params]) => q.query(text, params)));

@@ -24,6 +24,8 @@ VALUES ($1, $2, $3, $4, $5, $6::bytea, $7, $8)
 ON CONFLICT (text_hash, voice, format) DO NOTHING
 RETURNING id, format, duration_seconds, size_bytes`;
 
+const USE = `INSERT INTO audio_uses (conversation_id, audio_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`;
+
 const EXISTING = `SELECT id, format, duration_seconds, size_bytes FROM audio_cache WHERE text_hash = $1 AND voice = $2 AND format = $3`;
 
 /** sha256 of the text, hex: the audio cache's key with voice and format. */
@@ -51,14 +53,16 @@ export function createAudioCache(db: Db): AudioSink {
   }
 
   return {
-    store({ text, voice, synthesize, withSpeech = false }) {
+    async store({ text, voice, synthesize, withSpeech = false, conversationId }) {
       const key = `${voice}\u0000${withSpeech ? 1 : 0}\u0000${text}`;
       let p = inFlight.get(key);
       if (!p) {
         p = store(text, voice, synthesize, withSpeech).finally(() => inFlight.delete(key));
         inFlight.set(key, p);
       }
-      return p;
+      const stored = await p;
+      if (conversationId) await db.query(USE, [conversationId, stored.audioId]);
+      return stored;
     },
   };
 }

@@ -56,7 +56,7 @@ export function startSpeaker(ctx: HostContext, actor: Actor, promptSeq: number, 
     chain = chain.then(async () => {
       if (signal.aborted || failed) return;
       try {
-        const stored = await speech.sink.store({ text: s.text, voice, withSpeech: true, synthesize: () => speech.model.synthesize({ text: s.text, voice, signal }) });
+        const stored = await speech.sink.store({ text: s.text, voice, withSpeech: true, conversationId, synthesize: () => speech.model.synthesize({ text: s.text, voice, signal }) });
         if (signal.aborted) return;
         if (stored.speech) clips.push(stored.speech);
         else failed = true;

@@ -2,7 +2,8 @@
 // Redis, against the fake OpenAI server over real HTTP: a model that streams slowly and a
 // speech endpoint that answers MP3. Each sentence is spoken as soon as it is written, so the
 // first audio.chunk comes before the reply; the chunks' audio is served, parses, and adds up
-// to the whole reply's audio. A stop silences the rest: no chunk and no synthesis after it.
+// to the whole reply's audio, and erasure deletes it all. A stop silences the rest: no chunk
+// and no synthesis after it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { estimateDurationSec, mp3Bitrate } from '../../models/audio-format.ts';
 import { startServeWithFakeModel } from '../support/processes.ts';
@@ -69,12 +70,17 @@ describe('speech out, sentence by sentence', () => {
     expect(fake.speechRequests.filter((r) => SAID.includes(r.input)).map((r) => r.input)).toEqual(chunks.map((f) => f.text));
 
     // A seed client asks for nothing but the reply; a typed client that does not stream gets the one file.
+    fake.setReplyText(null); // another text: none of its audio is shared with this conversation
     const seedClient = await connect(url);
     seedClient.send({ digitalTwinId: 'warren-buffett-001', prompt: 'teach me again' });
     await seedClient.next((f) => f.type === 'reply', 20_000);
     await new Promise((r) => setTimeout(r, 300));
     expect(seedClient.frames.map((f) => f.type)).toEqual(['reply']);
     seedClient.close();
+
+    // Erasing the conversation deletes its sentences' audio too, not only the whole reply's.
+    expect((await fetch(`${http}/api/conversations/${reply.conversationId}`, { method: 'DELETE' })).status).toBe(200);
+    for (const f of [...chunks, whole]) await expect.poll(async () => (await fetch(`${http}${f.audioUrl}`)).status, { timeout: 10_000 }).toBe(404);
     c.close();
     fake.setTokenDelay(0);
   });
