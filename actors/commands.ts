@@ -39,13 +39,26 @@ const erase = z.object({
   data: z.object({ by: z.string().max(200).nullable(), via: z.enum(['api', 'cli']), reason: z.string().max(500).nullable().default(null), asOperator: z.boolean().default(false) }),
 });
 
+/**
+ * A prompt that was spoken: the utterance the gateway transcribed (its text is the prompt's).
+ * The audio does not travel; `kept`: the gateway kept it sealed (GEMELLO_KEEP_VOICE).
+ */
+const speech = z.object({ audioId: z.string().min(1).max(100), format: z.string().min(1).max(20), durationSec: z.number().nonnegative(), kept: z.boolean().default(false) });
+/** An utterance the gateway could not transcribe: recorded like a failed reply (SpeechFailed). */
+const speechFailure = z.object({
+  ...meta,
+  type: z.literal('ReportSpeechFailure'),
+  data: z.object({ twin, audioId: z.string().min(1).max(100), format: z.string().min(1).max(20), durationSec: z.number().nonnegative(), code: z.string().max(100), reason: z.string().max(2000) }),
+});
+
 /** Commands a client can cause, with their content in the clear: what `decide` reads. */
 export const ClientCommand = z.discriminatedUnion('type', [
   start,
-  z.object({ ...meta, type: z.literal('SubmitPrompt'), data: z.object({ twin, text: z.string().min(1) }) }),
+  z.object({ ...meta, type: z.literal('SubmitPrompt'), data: z.object({ twin, text: z.string().min(1), speech: speech.optional() }) }),
   z.object({ ...meta, type: z.literal('ConfirmData'), data: z.object({ data: confirmed, proposalSeq: proposalSeq.optional() }) }),
   stop,
   erase,
+  speechFailure,
 ]);
 export type ClientCommand = z.infer<typeof ClientCommand>;
 
@@ -55,10 +68,11 @@ export type ClientCommand = z.infer<typeof ClientCommand>;
  */
 export const WireCommand = z.discriminatedUnion('type', [
   start,
-  z.object({ ...meta, type: z.literal('SubmitPrompt'), data: z.object({ twin, text: z.union([z.string().min(1), sealed]) }) }),
+  z.object({ ...meta, type: z.literal('SubmitPrompt'), data: z.object({ twin, text: z.union([z.string().min(1), sealed]), speech: speech.optional() }) }),
   z.object({ ...meta, type: z.literal('ConfirmData'), data: z.object({ data: z.union([sealed, confirmed]), proposalSeq: proposalSeq.optional() }) }),
   stop,
   erase,
+  speechFailure,
 ]);
 export type WireCommand = z.infer<typeof WireCommand>;
 

@@ -44,27 +44,16 @@ export function decide(command: Command, state: ConversationState, flows: FlowSe
     }
     case 'SubmitPrompt': {
       if (state.recentCommands.includes(command.commandId)) return [];
-      const prompt: DomainEvent = { type: 'PromptReceived', data: { text: command.data.text, requestId: command.correlationId } };
-      if (!state.twin) {
-        // A twin that runs a flow starts it with the first prompt, which is recorded but not read as an answer.
-        const flow = flows?.forTwin(command.data.twin.id);
-        const first = started(command.data.twin, command.principal, {});
-        if (!flow) return [first, prompt];
-        return [first, ...decideFlow(flow, undefined, { type: 'start', trigger: { text: command.data.text, requestId: command.correlationId } }, flowContext(state, flows!, command.issuedAt, 1))];
-      }
+      return withSpeech(command, submitPrompt(command, state, flows));
+    }
+    case 'ReportSpeechFailure': {
+      if (state.recentCommands.includes(command.commandId)) return [];
+      const { twin, ...failure } = command.data;
+      const failed: DomainEvent = { type: 'SpeechFailed', data: { ...failure, requestId: command.correlationId } };
+      if (!state.twin) return [started(twin, command.principal, {}), failed];
       owned(state, command.principal);
-      if (state.twin.id !== command.data.twin.id) {
-        throw new DomainError('twin_mismatch', `conversation ${state.conversationId} belongs to twin ${state.twin.id}, not ${command.data.twin.id}`);
-      }
-      if (state.flow?.status === 'ended' && !state.flow.transferred) {
-        // Nobody would answer: say so instead of recording a prompt. A conversation handed over keeps taking prompts, for the operator.
-        throw new DomainError('flow_ended', `conversation ${state.conversationId} finished its flow (${state.flow.ended?.reason}); start a new conversation`);
-      }
-      if (state.flow) return inFlow(state, flows, { type: 'text', text: command.data.text, requestId: command.correlationId }, command.issuedAt);
-      if (state.pendingPrompts.length >= MAX_PENDING_PROMPTS) {
-        throw new DomainError('busy', `conversation ${state.conversationId} has ${state.pendingPrompts.length} prompts waiting for their replies; send again once a reply came`);
-      }
-      return [prompt];
+      if (state.twin.id !== twin.id) throw new DomainError('twin_mismatch', `conversation ${state.conversationId} belongs to twin ${state.twin.id}, not ${twin.id}`);
+      return [failed];
     }
     case 'ConfirmData': {
       if (state.recentCommands.includes(command.commandId)) return [];
@@ -158,6 +147,49 @@ export function decide(command: Command, state: ConversationState, flows: FlowSe
       return _never;
     }
   }
+}
+
+type SubmitPrompt = Extract<Command, { type: 'SubmitPrompt' }>;
+
+/** What a prompt does to the conversation (typed or spoken alike). */
+function submitPrompt(command: SubmitPrompt, state: ConversationState, flows: FlowSetting | null): DomainEvent[] {
+  const prompt: DomainEvent = { type: 'PromptReceived', data: { text: command.data.text, requestId: command.correlationId } };
+  if (!state.twin) {
+    // A twin that runs a flow starts it with the first prompt, which is recorded but not read as an answer.
+    const flow = flows?.forTwin(command.data.twin.id);
+    const first = started(command.data.twin, command.principal, {});
+    if (!flow) return [first, prompt];
+    return [first, ...decideFlow(flow, undefined, { type: 'start', trigger: { text: command.data.text, requestId: command.correlationId } }, flowContext(state, flows!, command.issuedAt, 1))];
+  }
+  owned(state, command.principal);
+  if (state.twin.id !== command.data.twin.id) {
+    throw new DomainError('twin_mismatch', `conversation ${state.conversationId} belongs to twin ${state.twin.id}, not ${command.data.twin.id}`);
+  }
+  if (state.flow?.status === 'ended' && !state.flow.transferred) {
+    // Nobody would answer: say so instead of recording a prompt. A conversation handed over keeps taking prompts, for the operator.
+    throw new DomainError('flow_ended', `conversation ${state.conversationId} finished its flow (${state.flow.ended?.reason}); start a new conversation`);
+  }
+  if (state.flow) return inFlow(state, flows, { type: 'text', text: command.data.text, requestId: command.correlationId }, command.issuedAt);
+  if (state.pendingPrompts.length >= MAX_PENDING_PROMPTS) {
+    throw new DomainError('busy', `conversation ${state.conversationId} has ${state.pendingPrompts.length} prompts waiting for their replies; send again once a reply came`);
+  }
+  return [prompt];
+}
+
+/**
+ * A spoken prompt: its SpeechReceived (the transcript) goes just before the PromptReceived,
+ * in the same append, and the prompt says it was spoken. A crash after that append leaves
+ * the prompt owed like any other: the next owner answers it once (the audio is not needed).
+ */
+function withSpeech(command: SubmitPrompt, events: DomainEvent[]): DomainEvent[] {
+  const speech = command.data.speech;
+  if (!speech) return events;
+  const received: DomainEvent = { type: 'SpeechReceived', data: { ...speech, text: command.data.text } };
+  const at = events.findIndex((e) => e.type === 'PromptReceived');
+  const marked = events.map((e) => (e.type === 'PromptReceived' ? { ...e, data: { ...e.data, source: 'voice' as const } } : e));
+  const before = at >= 0 ? at : events.findIndex((e) => e.type !== 'ConversationStarted');
+  const i = before >= 0 ? before : marked.length;
+  return [...marked.slice(0, i), received, ...marked.slice(i)];
 }
 
 const flowContext = (state: ConversationState, flows: FlowSetting, now: string, before = 0) => ({

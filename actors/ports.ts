@@ -190,3 +190,16 @@ export interface ReplyStreams {
   subscribe(listener: (u: StreamUpdate) => void): Promise<() => void>;
   close(): Promise<void>;
 }
+
+/** An utterance to transcribe: its bytes in a container the transcriber reads (`format`: wav, mp3, webm, ogg, …). */
+export type Utterance = { bytes: Uint8Array; format: string; contentType: string; language?: string | undefined; signal?: AbortSignal };
+
+/**
+ * Speech to text (the gateway's, for `audio.start` … `audio.end`). Throws an EffectError
+ * with a code (`stt_timeout`, `stt_http_<status>`, `stt_unreachable`, …) when it cannot.
+ */
+export interface SpeechToText {
+  readonly name: string;
+  /** The text heard, and the audio's length when the transcriber says it. */
+  transcribe(utterance: Utterance): Promise<{ text: string; durationSec: number | null }>;
+}

@@ -146,6 +146,10 @@ export function evolve(state: ConversationState, event: EventEnvelope, keep = HI
         pendingPrompts: state.pendingPrompts.filter((s) => s !== event.data.promptSeq),
         failedReplies: state.failedReplies + 1,
       };
+    case 'SpeechReceived':
+    case 'SpeechFailed':
+      // The transcript is the PromptReceived that follows; a failed utterance owes nothing.
+      return next;
     case 'AudioReady':
     case 'AudioFailed':
       return { ...next, pendingAudio: state.pendingAudio.filter((s) => s !== event.data.replySeq) };

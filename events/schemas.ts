@@ -24,6 +24,30 @@ export const EventData = {
     requestId: z.string().nullable(),
     /** In a flow: the parsers read nothing in it, so the model reads it for the data node asked (a durable effect). */
     read: z.literal('model').optional(),
+    /** `voice`: the text is the transcript of an utterance (the SpeechReceived just before it). Absent: typed. */
+    source: z.literal('voice').optional(),
+  }),
+  /**
+   * The caller spoke: an utterance was transcribed (by the gateway, before this was
+   * appended). `text` is the transcript (sealed like a prompt); the PromptReceived that
+   * follows carries the same text as the prompt. The audio itself is not in the log:
+   * `kept` says whether it was kept (GEMELLO_KEEP_VOICE, sealed, in `voice_clips`).
+   */
+  SpeechReceived: z.object({
+    audioId: z.string().min(1),
+    format: z.string().min(1),
+    durationSec: z.number().nonnegative(),
+    text: z.string(),
+    kept: z.boolean().default(false),
+  }),
+  /** An utterance could not be transcribed (recorded like ReplyFailed; the conversation goes on). */
+  SpeechFailed: z.object({
+    audioId: z.string().min(1),
+    format: z.string().min(1),
+    durationSec: z.number().nonnegative(),
+    code: z.string(),
+    reason: z.string(),
+    requestId: z.string().nullable(),
   }),
   DataConfirmed: z.object({
     data: z.record(z.string(), z.unknown()),
@@ -111,6 +135,8 @@ export const SCHEMA_VERSION: Record<EventType, number> = {
   DataProposed: 1,
   ReplyFailed: 1,
   ReplyStopped: 1,
+  SpeechReceived: 1,
+  SpeechFailed: 1,
   AudioReady: 1,
   AudioFailed: 1,
   ConversationErased: 1,

@@ -97,9 +97,9 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
   const text = (s: OpenSocket, data: string): void => {
     if (sockets.has(s)) void sessionOf(s).onText(data);
   };
-  /** A binary frame from the socket: refused with an error frame. */
-  const binary = (s: OpenSocket): void => {
-    if (sockets.has(s)) sessionOf(s).onBinary();
+  /** A binary frame from the socket: audio of an utterance (audio.start … audio.end), else refused with an error frame. */
+  const binary = (s: OpenSocket, bytes?: Uint8Array): void => {
+    if (sockets.has(s)) sessionOf(s).onBinary(bytes);
   };
   const closed = (s: OpenSocket): void => {
     s.session?.onClose();
@@ -196,6 +196,9 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
       let socket: OpenSocket | null = null;
       return {
         onOpen(_evt, ctx) {
+          // Audio frames arrive as ArrayBuffers, in order (a Blob would need an await per frame).
+          const raw = ctx.raw as { binaryType?: string } | undefined;
+          if (raw && 'binaryType' in raw) raw.binaryType = 'arraybuffer';
           socket = open({
             send: (text) => ctx.send(text),
             buffered: () => (ctx.raw as { bufferedAmount?: number } | undefined)?.bufferedAmount ?? 0,
@@ -205,7 +208,9 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
         onMessage(evt) {
           if (!socket) return;
           if (typeof evt.data === 'string') text(socket, evt.data);
-          else binary(socket);
+          else if (evt.data instanceof ArrayBuffer) binary(socket, new Uint8Array(evt.data));
+          else if (ArrayBuffer.isView(evt.data)) binary(socket, new Uint8Array(evt.data.buffer, evt.data.byteOffset, evt.data.byteLength));
+          else binary(socket); // a Blob: Deno's sockets are set to ArrayBuffer below, so none should come
         },
         onClose() {
           if (socket) closed(socket);

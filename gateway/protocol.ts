@@ -49,19 +49,44 @@ export const StopFrame = z.strictObject({
   requestId,
 });
 
+/**
+ * The start of an utterance: binary frames with its audio follow, then `audio.end`. `format`
+ * names the container (wav, mp3, webm, ogg, m4a, mp4, mpeg, mpga, flac; a MIME type such as
+ * `audio/webm;codecs=opus` is read too) or `pcm16` (raw 16-bit little-endian mono at `sampleRate`).
+ */
+export const AudioStartFrame = z.strictObject({
+  type: z.literal('audio.start'),
+  digitalTwinId: id.optional(),
+  digitalTwinName: id.optional(),
+  conversationId: id.optional(),
+  format: z.string().min(1).max(100),
+  sampleRate: z.number().int().min(8_000).max(192_000).optional(),
+  requestId,
+  userId: id.optional(),
+  stream: z.boolean().optional(),
+}).refine((f) => f.digitalTwinId !== undefined || f.digitalTwinName !== undefined, { message: 'digitalTwinId or digitalTwinName is required' });
+
+/** The end of the utterance the last `audio.start` opened: it is transcribed and answered as a prompt. */
+export const AudioEndFrame = z.strictObject({
+  type: z.literal('audio.end'),
+  requestId,
+});
+
 export type PromptFrame = z.infer<typeof PromptFrame>;
+export type AudioStartFrame = z.infer<typeof AudioStartFrame>;
+export type AudioEndFrame = z.infer<typeof AudioEndFrame>;
 export type StopFrame = z.infer<typeof StopFrame>;
 export type ConfirmFrame = z.infer<typeof ConfirmFrame>;
 export type ResumeFrame = z.infer<typeof ResumeFrame>;
-export type ClientFrame = (PromptFrame & { type?: 'prompt' }) | ConfirmFrame | ResumeFrame | StopFrame;
+export type ClientFrame = (PromptFrame & { type?: 'prompt' }) | ConfirmFrame | ResumeFrame | StopFrame | AudioStartFrame | AudioEndFrame;
 
 /** Error codes a client can get, each with what it means. */
 export const ERROR_CODES = {
   bad_json: 'the frame is not JSON',
-  binary_frame: 'binary frames are not accepted; send JSON text',
+  binary_frame: 'binary frames carry audio only between audio.start and audio.end; send JSON text',
   frame_too_large: `frames are limited to ${MAX_FRAME_BYTES} bytes`,
   invalid_frame: 'the frame does not match the protocol',
-  unknown_type: 'type must be prompt, confirm, resume or stop',
+  unknown_type: 'type must be prompt, confirm, resume, stop, audio.start or audio.end',
   twin_not_found: 'no such digital twin',
   rate_limited: 'too many frames; slow down',
   unavailable: 'the log is not reachable; try again',
@@ -74,6 +99,11 @@ export const ERROR_CODES = {
   stale_proposal: 'a newer proposal replaced the one confirmed; confirm that one',
   conversation_erased: 'the conversation was erased; start a new one',
   nothing_to_stop: 'no reply is in flight',
+  audio_too_long: 'the utterance is longer or larger than this gateway takes',
+  audio_format: 'the audio format is not one this gateway reads',
+  audio_sequence: 'audio frames out of order: audio.start, binary frames, then audio.end',
+  stt_unavailable: 'speech to text is not configured',
+  stt_failed: 'the utterance could not be transcribed',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES | (string & {});
@@ -144,7 +174,8 @@ export function parseFrame(text: string): { ok: true; frame: ClientFrame } | { o
   const bad = inspect(obj);
   const rid = typeof obj.requestId === 'string' && obj.requestId.length <= 200 && clean(obj.requestId) ? obj.requestId : undefined;
   if (bad) return { ok: false, code: 'invalid_frame', error: bad, requestId: rid };
-  const schema = obj.type === undefined || obj.type === 'prompt' ? PromptFrame : obj.type === 'confirm' ? ConfirmFrame : obj.type === 'resume' ? ResumeFrame : obj.type === 'stop' ? StopFrame : null;
+  const schema = obj.type === undefined || obj.type === 'prompt' ? PromptFrame : obj.type === 'confirm' ? ConfirmFrame : obj.type === 'resume' ? ResumeFrame : obj.type === 'stop' ? StopFrame
+    : obj.type === 'audio.start' ? AudioStartFrame : obj.type === 'audio.end' ? AudioEndFrame : null;
   if (!schema) return { ok: false, code: 'unknown_type', error: ERROR_CODES.unknown_type, requestId: rid };
   let parsed: ReturnType<z.ZodType<ClientFrame>['safeParse']>;
   try {

@@ -7,6 +7,7 @@ import { createOutbox } from './session/outbox.ts';
 import { createRateLimit } from './session/rate.ts';
 import { confirm, prompt, stop } from './session/requests.ts';
 import { resume } from './session/resume.ts';
+import { audioBytes, audioEnd, audioStart, closeVoice } from './session/voice.ts';
 
 export { DEFAULT_LIMITS, sessionMetrics } from './session/context.ts';
 export type { SessionDeps, SessionLimits, SocketPort } from './session/context.ts';
@@ -20,7 +21,7 @@ const tracer = tracerFor('gemello-gateway');
  */
 export function createSession(deps: SessionDeps, socket: SocketPort, principal: string | null, m: SessionMetrics) {
   const out = createOutbox(socket, deps.limits.maxBufferedBytes, m);
-  const s: SessionState = { deps, m, principal, out, followed: new Map(), byTwin: new Map(), mine: new Map(), typed: false };
+  const s: SessionState = { deps, m, principal, out, followed: new Map(), byTwin: new Map(), mine: new Map(), typed: false, utterance: null, transcribing: 0 };
   const allow = createRateLimit(deps.limits.ratePerSec, deps.limits.burst);
   let lastActivity = Date.now();
 
@@ -43,6 +44,8 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
         if (frame.type === 'confirm') await confirm(s, frame);
         else if (frame.type === 'resume') await resume(s, frame);
         else if (frame.type === 'stop') await stop(s, frame);
+        else if (frame.type === 'audio.start') audioStart(s, frame);
+        else if (frame.type === 'audio.end') await audioEnd(s, frame);
         else await prompt(s, frame);
       });
     } catch (err) {
@@ -61,14 +64,18 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
         out.error('internal', 'the gateway could not handle the frame');
       }
     },
-    onBinary(): void {
+    /** A binary frame: audio of the utterance being sent, else refused. */
+    onBinary(bytes?: Uint8Array): void {
       lastActivity = Date.now();
       m.framesIn.inc();
+      // An utterance's frames are bounded by its limits, not by the frame rate.
+      if (bytes && audioBytes(s, bytes)) return;
       if (!allow()) return out.error('rate_limited', ERROR_CODES.rate_limited);
       out.error('binary_frame', ERROR_CODES.binary_frame);
     },
     onClose(): void {
       out.closed = true;
+      closeVoice(s);
       for (const f of s.followed.values()) f.stop();
       s.followed.clear();
     },

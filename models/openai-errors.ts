@@ -3,8 +3,8 @@ import { EffectError } from '../actors/ports.ts';
 
 /** What toEffectError needs to say where and how hard it tried. */
 export type FailureContext = {
-  /** `model` for replies, `speech` for audio: the prefix of every code. */
-  prefix: 'model' | 'speech';
+  /** `model` for replies, `speech` for audio, `stt` for speech to text: the prefix of every code. */
+  prefix: 'model' | 'speech' | 'stt';
   baseURL: string;
   timeoutMs: number;
   /** Attempts made before giving up: 1 + maxRetries. */

@@ -103,7 +103,7 @@ UPDATE events SET data = CASE WHEN type IN ('DataConfirmed', 'DataProposed') THE
   WHEN type = 'ValueRead' THEN data || '{"value":{}}'::jsonb WHEN type = 'BackendCalled' THEN data || '{"result":{}}'::jsonb
   ELSE data || jsonb_build_object('text', $2::text) END
 WHERE conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))
-  AND type IN ('PromptReceived', 'ReplyGenerated', 'ReplyStopped', 'DataConfirmed', 'DataProposed', 'MessageSaid', 'ValueRead', 'BackendCalled')`;
+  AND type IN ('PromptReceived', 'SpeechReceived', 'ReplyGenerated', 'ReplyStopped', 'DataConfirmed', 'DataProposed', 'MessageSaid', 'ValueRead', 'BackendCalled')`;
 const ERASE_AUDIO = `
 DELETE FROM audio_cache a
 WHERE a.id IN (SELECT e.data->>'audioId' FROM events e WHERE e.type = 'AudioReady' AND e.conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb)))

@@ -194,6 +194,10 @@ export function planBatch(prior: Map<string, Prior>, events: LoggedEvent[]): Pla
       case 'ReplyFailed':
         // Kept in `events` and seen through the failed_replies view.
         break;
+      case 'SpeechReceived':
+      case 'SpeechFailed':
+        // Kept in `events`; the transcript is the prompt's message row that follows.
+        break;
       case 'DataProposed':
         // Kept in `events`; what is still unconfirmed is in the conversation's state.
         break;

@@ -39,6 +39,10 @@ const EnvSchema = z.object({
   GEMELLO_NO_INPUT_SECONDS: z.coerce.number().positive().default(30),
   GEMELLO_OPS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   GEMELLO_MASTER_KEY: z.string().optional(),
+  GEMELLO_VOICE_MAX_SECONDS: z.coerce.number().positive().default(60),
+  GEMELLO_VOICE_MAX_BYTES: int(8 * 1024 * 1024, 1024),
+  GEMELLO_KEEP_VOICE: z.enum(['0', '1', 'true', 'false', 'on', 'off', 'yes', 'no']).default('0'),
+  GEMELLO_RETENTION_DAYS: z.coerce.number().min(0).default(90),
 });
 
 /** `GEMELLO_BACKENDS="crm=http://…,erp=http://…"`: the backends flows may call, by name (flows hold names, never URLs or secrets). */
@@ -100,6 +104,10 @@ export type Config = {
   leaseMs: number;
   /** GEMELLO_MASTER_KEY (or GEMELLO_MASTER_KEY_FILE, read by the entry file): the key that wraps the data keys; null: the data directory's. */
   masterKey: string | null;
+  /** Speech in: the longest and largest utterance taken, and whether the caller's audio is kept (sealed); off by default. */
+  voice: { maxSeconds: number; maxBytes: number; keep: boolean };
+  /** Conversations with no event for this many days are erased (0: kept for ever). */
+  retentionDays: number;
   /** The raw environment, for the model and telemetry selection. */
   env: Record<string, string | undefined>;
 };
@@ -152,6 +160,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     opsPort: e.GEMELLO_OPS_PORT ?? null,
     leaseMs: e.GEMELLO_LEASE_MS,
     masterKey: e.GEMELLO_MASTER_KEY ?? null,
+    voice: { maxSeconds: e.GEMELLO_VOICE_MAX_SECONDS, maxBytes: e.GEMELLO_VOICE_MAX_BYTES, keep: ['1', 'true', 'on', 'yes'].includes(e.GEMELLO_KEEP_VOICE) },
+    retentionDays: e.GEMELLO_RETENTION_DAYS,
     env,
   };
 }

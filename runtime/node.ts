@@ -78,7 +78,7 @@ export async function runNode(roles: Role[]): Promise<void> {
       if (!s) return;
       alive.add(ws);
       ws.on('pong', pong);
-      ws.on('message', (data, isBinary) => (isBinary ? binary(s) : text(s, String(data))));
+      ws.on('message', (data, isBinary) => (isBinary ? binary(s, asBytes(data)) : text(s, String(data))));
       ws.on('close', () => closed(s));
     };
     let listening!: () => void;
@@ -171,4 +171,10 @@ export async function runNode(roles: Role[]): Promise<void> {
   }
   process.send?.({ type: 'ready' });
   logger.info('ready');
+}
+
+/** A ws message's bytes (a Buffer, or fragments, or an ArrayBuffer, by the socket's binaryType). */
+function asBytes(data: Buffer | ArrayBuffer | Buffer[]): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return data instanceof ArrayBuffer ? new Uint8Array(data) : data;
 }

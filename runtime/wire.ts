@@ -16,6 +16,7 @@ import { createKafkaEventLog } from '../log/kafka-client.ts';
 import type { EventLog } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
 import { selectReplyModel, selectSpeechModel } from '../models/select.ts';
+import { selectSpeechToText, STT_HOW_TO } from '../models/select-stt.ts';
 import { createAudioCache } from '../stores/audio-cache.ts';
 import { createPGliteDb } from '../stores/db-pglite.ts';
 import { createPostgresDb } from '../stores/db-postgres.ts';
@@ -146,6 +147,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
   const log_ = backends.logger;
   const reply = selectReplyModel(config.env, (message) => log_.warn(message));
   const speech = selectSpeechModel(config.env);
+  const stt = roles.includes('gateway') ? selectSpeechToText(config.env) : null;
   const readApi = createReadApi(db);
   const stateSource = createReadModelStateSource(db, undefined, config.historyMessages);
   const missing = roles.includes('actors') ? catalog.list().filter((t) => t.flow && !flowRegistry.current(t.flow)) : [];
@@ -230,6 +232,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
         },
         projectedUntil: (partition) => stateSource.coveredUntil(partition),
         checks,
+        voice: { stt: stt?.model ?? null, limits: { maxSeconds: config.voice.maxSeconds, maxBytes: config.voice.maxBytes }, keep: null, unavailable: STT_HOW_TO },
       }
     : null;
 
@@ -241,7 +244,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
     checks,
     async start() {
       log_.info(`roles: ${roles.join(', ')}`);
-      for (const [role, what] of Object.entries({ ...backends.describe, model: reply.description, speech: speech?.description ?? 'off (GEMELLO_SPEECH=off)' })) log_.info(`${role}: ${what}`);
+      for (const [role, what] of Object.entries({ ...backends.describe, model: reply.description, speech: speech?.description ?? 'off (GEMELLO_SPEECH=off)', ...(roles.includes('gateway') ? { 'speech to text': stt?.description ?? `off (${STT_HOW_TO})` } : {}) })) log_.info(`${role}: ${what}`);
       const flowList = flowRegistry.list();
       if (flowList.length) log_.info(`flows: ${flowList.map((f) => `${f.id}@${f.version}`).join(', ')}; backends: ${Object.keys(config.flows.backends).join(', ') || 'none'}`);
       await migrate(db);

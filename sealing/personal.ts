@@ -10,6 +10,7 @@ export const PERSONAL: Partial<Record<EventType, { field: string; json: boolean 
   PromptReceived: { field: 'text', json: false },
   ReplyGenerated: { field: 'text', json: false },
   ReplyStopped: { field: 'text', json: false },
+  SpeechReceived: { field: 'text', json: false },
   DataConfirmed: { field: 'data', json: true },
   DataProposed: { field: 'data', json: true },
   MessageSaid: { field: 'text', json: false },

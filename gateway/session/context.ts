@@ -7,6 +7,7 @@ import type { Logger } from '../../telemetry/logger.ts';
 import type { Metrics } from '../../telemetry/metrics.ts';
 import type { Feed } from '../feed.ts';
 import type { Outbox } from './outbox.ts';
+import type { OpenUtterance, VoiceSettings } from './voice.ts';
 
 /** What a session needs from the socket it serves (Node's ws or Deno's WebSocket). */
 export type SocketPort = {
@@ -53,6 +54,8 @@ export type SessionDeps = {
   metrics: Metrics;
   logger: Logger;
   limits: SessionLimits;
+  /** Speech in (audio.start … audio.end); absent: every utterance gets `stt_unavailable`. */
+  voice?: VoiceSettings | null;
 };
 
 export function sessionMetrics(metrics: Metrics) {
@@ -114,6 +117,10 @@ export type SessionState = {
    * Until then it is a seed client: it gets only frames with `reply` or `error`.
    */
   typed: boolean;
+  /** The utterance being received (audio.start … audio.end), in memory only. */
+  utterance: OpenUtterance | null;
+  /** Utterances of this socket being transcribed now. */
+  transcribing: number;
 };
 
 /** The `requestId` field of an answer, when the frame it answers had one. */

@@ -117,6 +117,14 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
           f.lastPrompt = { commandId: e.causationId!, requestId: e.data.requestId };
         }
         break;
+      case 'SpeechReceived':
+        // What was heard, before the reply; the requestId of the utterance for the socket that spoke.
+        other(s, { type: 'transcript', conversationId, seq: e.seq, text: e.data.text, audioId: e.data.audioId, durationSec: e.data.durationSec, ...(own ? echo(e.correlationId) : {}) });
+        break;
+      case 'SpeechFailed':
+        out.error('stt_failed', `the utterance could not be transcribed: ${e.data.reason}`, { ...twinFields(f), conversationId, seq: e.seq, reason: e.data.code, audioId: e.data.audioId, ...(own ? echo(e.data.requestId) : {}) });
+        if (own) mine.delete(e.causationId!);
+        break;
       case 'ReplyGenerated':
         answered(f, e.data.promptSeq);
         out.send({ type: 'reply', ...twinFields(f), conversationId, seq: e.seq, reply: e.data.text, ...requestId(e.data.promptSeq) });
@@ -165,7 +173,7 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
     }
   };
   // Only an event that goes out as a frame gets a ws.send span, in the trace of the append that made it.
-  const framed = e.type === 'ReplyGenerated' || e.type === 'ReplyStopped' || e.type === 'MessageSaid' || e.type === 'DataProposed' || e.type === 'ReplyFailed' || e.type === 'AudioReady' || e.type === 'AudioFailed';
+  const framed = e.type === 'SpeechReceived' || e.type === 'SpeechFailed' || e.type === 'ReplyGenerated' || e.type === 'ReplyStopped' || e.type === 'MessageSaid' || e.type === 'DataProposed' || e.type === 'ReplyFailed' || e.type === 'AudioReady' || e.type === 'AudioFailed';
   const attributes = { 'conversation.id': conversationId, 'event.seq': e.seq, 'event.type': e.type, ...(f.twin ? { 'twin.id': f.twin.id } : {}) };
   (framed ? inSpan(tracer, 'ws.send', { parent: contextFrom(e.traceparent), kind: SpanKind.PRODUCER, attributes }, deliver) : deliver())
     .catch((err) => s.deps.logger.warn(`sending event ${conversationId}/${e.seq}: ${(err as Error).message}`));

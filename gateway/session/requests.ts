@@ -10,7 +10,7 @@ import type { SessionState } from './context.ts';
 import { follow } from './follow.ts';
 
 /** The envelope fields of a command this socket sends. */
-const meta = (s: SessionState, conversationId: string, requestId: string | undefined) => ({
+export const meta = (s: SessionState, conversationId: string, requestId: string | undefined) => ({
   commandId: randomUUID(),
   conversationId,
   correlationId: requestId ?? null,
@@ -20,7 +20,7 @@ const meta = (s: SessionState, conversationId: string, requestId: string | undef
 });
 
 /** Publishes a command as this socket's own: its answers (events it causes, notices) come back to it. */
-async function publish(s: SessionState, cmd: ClientCommand, twinId: string | null = null): Promise<void> {
+export async function publish(s: SessionState, cmd: ClientCommand, twinId: string | null = null): Promise<void> {
   s.mine.set(cmd.commandId, twinId);
   if (s.mine.size > MAX_OWN_COMMANDS) s.mine.delete(s.mine.keys().next().value!);
   // The frame's span (ws.receive) gets the ids a trace reader searches by.
@@ -31,7 +31,7 @@ async function publish(s: SessionState, cmd: ClientCommand, twinId: string | nul
     if (!(err instanceof KeyDestroyed)) throw err;
     s.mine.delete(cmd.commandId);
     if (twinId && s.byTwin.get(twinId) === cmd.conversationId) s.byTwin.delete(twinId);
-    const twin = cmd.type === 'SubmitPrompt' ? { digitalTwinId: cmd.data.twin.id, digitalTwinName: cmd.data.twin.name } : {};
+    const twin = cmd.type === 'SubmitPrompt' || cmd.type === 'ReportSpeechFailure' ? { digitalTwinId: cmd.data.twin.id, digitalTwinName: cmd.data.twin.name } : {};
     s.out.error('conversation_erased', ERROR_CODES.conversation_erased, { ...twin, conversationId: cmd.conversationId, ...echo(cmd.correlationId) });
     return;
   }
@@ -70,6 +70,15 @@ export async function prompt(s: SessionState, frame: PromptFrame): Promise<void>
     s.out.error('twin_not_found', 'Digital twin not found', { digitalTwinId: frame.digitalTwinId, digitalTwinName: frame.digitalTwinName, ...echo(frame.requestId) });
     return;
   }
+  const conversationId = conversationFor(s, twin, frame);
+  await publish(s, { ...meta(s, conversationId, frame.requestId), type: 'SubmitPrompt', data: { twin: { id: twin.id, name: twin.name }, text: frame.prompt } }, twin.id);
+}
+
+/**
+ * The conversation a prompt (typed or spoken) goes to, followed by this socket: the one
+ * named, or the socket's one with this twin, or a new one.
+ */
+export function conversationFor(s: SessionState, twin: { id: string; name: string }, frame: { conversationId?: string | undefined; stream?: boolean | undefined }): string {
   // Without a conversationId, the socket keeps one conversation per twin.
   const minted = !frame.conversationId && !s.byTwin.has(twin.id);
   const conversationId = frame.conversationId ?? s.byTwin.get(twin.id) ?? randomUUID();
@@ -77,7 +86,7 @@ export async function prompt(s: SessionState, frame: PromptFrame): Promise<void>
   // A conversation this socket named itself (a fresh uuid) is its own from the start.
   const f = follow(s, conversationId, { id: twin.id, name: twin.name }, s.principal === null || minted);
   if (frame.stream) f.stream = true;
-  await publish(s, { ...meta(s, conversationId, frame.requestId), type: 'SubmitPrompt', data: { twin: { id: twin.id, name: twin.name }, text: frame.prompt } }, twin.id);
+  return conversationId;
 }
 
 /** A confirm frame: the data checked against the twin's fields, then ConfirmData. */

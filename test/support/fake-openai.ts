@@ -7,6 +7,10 @@
  *   fake.requests        // JSON bodies received on POST /v1/chat/completions, in arrival order (opts.keep: only the last so many)
  *                        // (recorded on arrival, so failed and retried attempts count too)
  *   fake.speechRequests  // JSON bodies received on POST /v1/audio/speech
+ *   fake.transcriptions  // multipart uploads received on POST /v1/audio/transcriptions: model,
+ *                        // language, response_format, the file's name and type, and its bytes
+ *   fake.setTranscript(t) // what the transcription route answers (default "ciao"); modes apply
+ *                        // ('error500', 'hang', 'slow'; 'empty' answers an empty text)
  *   fake.setMode(m)      // 'ok'     chat: `echo: <last user message>` with usage; speech: audio
  *                        // 'error500' both endpoints answer HTTP 500 with an OpenAI-style error body
  *                        // 'hang'   accept the request and never answer (until close())
@@ -34,6 +38,7 @@
  * POST /v1/audio/speech returns a tiny WAV (0.25 s, 24 kHz mono 16-bit) when
  * response_format is "wav", else 12 frames of constant-bitrate MP3 at 128 kb/s
  * (5004 bytes, ≈0.313 s; the frames hold silence-ish zeros, only the headers are real).
+ * POST /v1/audio/transcriptions (multipart, as the SDK sends it) answers `{"text": <transcript>}`.
  * Other paths answer 404.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -52,6 +57,9 @@ export type FakeChatRequest = {
 /** An audio speech request body as the fake received it. */
 export type FakeSpeechRequest = { model: string; voice: string; input: string; response_format?: string; [key: string]: unknown };
 
+/** An upload to POST /v1/audio/transcriptions as the fake received it. */
+export type FakeTranscription = { model: string; language: string | null; responseFormat: string | null; filename: string; contentType: string; bytes: Uint8Array };
+
 /** Told as each piece of a streamed answer is written. */
 export type ChunkListener = (body: FakeChatRequest, index: number, piece: string, at: number) => void;
 
@@ -60,6 +68,8 @@ export type FakeOpenAI = {
   url: string;
   requests: FakeChatRequest[];
   speechRequests: FakeSpeechRequest[];
+  transcriptions: FakeTranscription[];
+  setTranscript(text: string): void;
   setMode(mode: FakeOpenAIMode): void;
   setLatency(ms: number): void;
   setStructuredOutput(supported: boolean | 'bad-schema'): void;
@@ -85,12 +95,16 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
   let chunkListener: ChunkListener | null = null;
   const requests: FakeChatRequest[] = [];
   const speechRequests: FakeSpeechRequest[] = [];
+  const transcriptions: FakeTranscription[] = [];
+  let transcript = 'ciao';
   const sockets = new Set<Socket>();
   const timers = new Set<ReturnType<typeof setTimeout>>();
 
   const server = createServer(async (req, res) => {
-    const body = await readJson(req);
+    const raw = await readBody(req);
     const path = (req.url ?? '').split('?')[0];
+    if (req.method === 'POST' && path === '/v1/audio/transcriptions') return transcribe(req, raw, res);
+    const body = parseJson(raw);
     const chat = req.method === 'POST' && path === '/v1/chat/completions';
     const speech = req.method === 'POST' && path === '/v1/audio/speech';
     if (!chat && !speech) return sendJson(res, 404, { error: { message: `no route ${req.method} ${path}`, type: 'invalid_request_error' } });
@@ -132,6 +146,34 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
     }, delay);
     timers.add(timer);
   });
+  /** The transcription route: records the upload (all of its bytes), then answers as the mode says. */
+  async function transcribe(req: IncomingMessage, raw: Buffer, res: ServerResponse): Promise<void> {
+    let form: FormData;
+    try {
+      form = await new Response(new Uint8Array(raw), { headers: { 'content-type': String(req.headers['content-type'] ?? '') } }).formData();
+    } catch (err) {
+      return sendJson(res, 400, { error: { message: `not multipart form data: ${(err as Error).message}`, type: 'invalid_request_error' } });
+    }
+    const file = form.get('file');
+    if (!(file instanceof Blob)) return sendJson(res, 400, { error: { message: 'file is required', type: 'invalid_request_error' } });
+    const field = (k: string) => (typeof form.get(k) === 'string' ? (form.get(k) as string) : null);
+    transcriptions.push({ model: field('model') ?? '', language: field('language'), responseFormat: field('response_format'), filename: (file as File).name ?? '', contentType: file.type, bytes: new Uint8Array(await file.arrayBuffer()) });
+    if (opts.keep !== undefined && transcriptions.length > opts.keep) transcriptions.splice(0, transcriptions.length - opts.keep);
+    const current = mode;
+    if (current === 'hang') return;
+    const answer = () => {
+      if (res.destroyed) return;
+      if (current === 'error500') return sendJson(res, 500, { error: { message: 'The fake server had an error', type: 'server_error' } });
+      sendJson(res, 200, { text: current === 'empty' ? '' : transcript });
+    };
+    const delay = current === 'slow' ? latencyMs || DEFAULT_SLOW_MS : latencyMs;
+    if (delay <= 0) return answer();
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      answer();
+    }, delay);
+    timers.add(timer);
+  }
   server.on('connection', (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -143,6 +185,8 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
     url: `http://127.0.0.1:${port}/v1`,
     requests,
     speechRequests,
+    transcriptions,
+    setTranscript: (text) => { transcript = text; },
     setMode: (next) => { mode = next; },
     setLatency: (ms) => { latencyMs = ms; },
     setStructuredOutput: (supported) => { structuredOutput = supported; },
@@ -230,10 +274,14 @@ function proposals(body: FakeChatRequest, said: string): Record<string, unknown>
   return out;
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+function parseJson(raw: Buffer): unknown {
+  const text = raw.toString('utf8');
   try {
     return text ? JSON.parse(text) : {};
   } catch {

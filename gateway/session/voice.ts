@@ -1,0 +1,157 @@
+import { randomUUID } from 'node:crypto';
+import { EffectError } from '../../actors/ports.ts';
+import type { SpeechToText } from '../../actors/ports.ts';
+import { MAX_PROMPT_CHARS } from '../protocol.ts';
+import type { AudioEndFrame, AudioStartFrame } from '../protocol.ts';
+import { addChunk, finish, isRefusal, overdue, startUtterance } from '../voice/utterance.ts';
+import type { Collecting, Finished, Refusal, VoiceLimits } from '../voice/utterance.ts';
+import { echo } from './context.ts';
+import type { SessionState } from './context.ts';
+import { conversationFor, meta, publish } from './requests.ts';
+
+/** Where a kept utterance goes (GEMELLO_KEEP_VOICE): sealed with its conversation's key. */
+export type VoiceKeeper = {
+  keep(clip: { audioId: string; conversationId: string; format: string; contentType: string; bytes: Uint8Array; durationSec: number }): Promise<void>;
+};
+
+/** What a gateway does with speech: its transcriber (null: none configured), limits, and whether it keeps the audio. */
+export type VoiceSettings = {
+  stt: SpeechToText | null;
+  limits: VoiceLimits;
+  keep: VoiceKeeper | null;
+  /** Said with `stt_unavailable`: how to turn speech to text on. */
+  unavailable: string;
+};
+
+/** Transcriptions one socket may have under way; one more utterance is refused until one is done. */
+export const MAX_TRANSCRIBING = 2;
+
+/**
+ * The utterance a socket is sending. `audio` null: refused (the client was told once); its
+ * binary frames are dropped until `audio.end`.
+ */
+export type OpenUtterance = {
+  frame: AudioStartFrame;
+  twin: { id: string; name: string };
+  audio: Collecting | null;
+  timer: ReturnType<typeof setTimeout> | null;
+};
+
+const twinOf = (frame: AudioStartFrame) => ({ digitalTwinId: frame.digitalTwinId, digitalTwinName: frame.digitalTwinName });
+
+/** `audio.start`: opens the socket's utterance (an open one is dropped, and said so). */
+export function audioStart(s: SessionState, frame: AudioStartFrame): void {
+  const voice = s.deps.voice;
+  if (s.utterance) {
+    drop(s);
+    s.out.error('audio_sequence', 'audio.start while an utterance was open: that one is dropped, this one begins', echo(frame.requestId));
+  }
+  const twin = s.deps.catalog.find(frame.digitalTwinId, frame.digitalTwinName);
+  const refuse = (code: string, message: string) => {
+    s.utterance = { frame, twin: twin ? { id: twin.id, name: twin.name } : { id: '', name: '' }, audio: null, timer: null };
+    s.out.error(code, message, { ...twinOf(frame), ...echo(frame.requestId) });
+  };
+  if (!voice?.stt) return refuse('stt_unavailable', voice?.unavailable ?? 'speech to text is not configured on this gateway');
+  if (!twin) return refuse('twin_not_found', 'Digital twin not found');
+  const audio = startUtterance(frame.format, frame.sampleRate, Date.now());
+  if (isRefusal(audio)) return refuse(audio.code, audio.message);
+  const u: OpenUtterance = { frame, twin: { id: twin.id, name: twin.name }, audio, timer: null };
+  // A live stream cannot outrun the clock: one left open past its longest length is cut off.
+  u.timer = setTimeout(() => {
+    if (s.utterance !== u || !u.audio) return;
+    const late = overdue(u.audio, voice.limits, Date.now());
+    if (late) refused(s, u, late);
+  }, (voice.limits.maxSeconds + 5) * 1000 + 50);
+  u.timer.unref?.();
+  s.utterance = u;
+}
+
+/** A binary frame: audio of the open utterance (true), or not part of one (false: the caller says `binary_frame`). */
+export function audioBytes(s: SessionState, bytes: Uint8Array): boolean {
+  const u = s.utterance;
+  if (!u) return false;
+  if (!u.audio) return true;
+  const over = addChunk(u.audio, bytes, s.deps.voice!.limits);
+  if (over) refused(s, u, over);
+  return true;
+}
+
+/** `audio.end`: the utterance is transcribed, then sent as the prompt (or its failure recorded). */
+export async function audioEnd(s: SessionState, frame: AudioEndFrame): Promise<void> {
+  const u = s.utterance;
+  if (!u) {
+    s.out.error('audio_sequence', 'audio.end without audio.start', echo(frame.requestId));
+    return;
+  }
+  if (u.timer) clearTimeout(u.timer);
+  s.utterance = null;
+  if (!u.audio) return; // refused already, and said so
+  const voice = s.deps.voice!;
+  const requestId = frame.requestId ?? u.frame.requestId;
+  const done = finish(u.audio, voice.limits);
+  if (isRefusal(done)) {
+    s.out.error(done.code, done.message, { ...twinOf(u.frame), ...echo(requestId) });
+    return;
+  }
+  if (s.transcribing >= MAX_TRANSCRIBING) {
+    s.out.error('rate_limited', `${MAX_TRANSCRIBING} utterances of this socket are being transcribed; send the next once a transcript came`, { ...twinOf(u.frame), ...echo(requestId) });
+    return;
+  }
+  const conversationId = conversationFor(s, u.twin, u.frame);
+  const audioId = randomUUID();
+  s.transcribing++;
+  let heard: { text: string; durationSec: number | null } | EffectError;
+  try {
+    heard = await voice.stt!.transcribe({ bytes: done.bytes, format: done.format, contentType: done.contentType });
+  } catch (err) {
+    heard = err instanceof EffectError ? err : new EffectError('stt_failed', (err as Error).message, false);
+  } finally {
+    s.transcribing--;
+  }
+  const durationSec = round(done.durationSec ?? (heard instanceof EffectError ? null : heard.durationSec) ?? (Date.now() - u.audio.startedAt) / 1000);
+  const base = { ...meta(s, conversationId, requestId), conversationId };
+  const twin = u.twin;
+  const text = heard instanceof EffectError ? '' : heard.text.trim().slice(0, MAX_PROMPT_CHARS);
+  if (heard instanceof EffectError || !text) {
+    const { code, reason } = heard instanceof EffectError ? { code: heard.code, reason: heard.message } : { code: 'stt_empty', reason: 'no speech was heard in the utterance' };
+    s.deps.logger.warn(`transcribing an utterance of ${conversationId} failed (${code}): ${reason}`);
+    await publish(s, { ...base, type: 'ReportSpeechFailure', data: { twin, audioId, format: done.format, durationSec, code, reason: reason.slice(0, 2000) } }, twin.id);
+    return;
+  }
+  const kept = await keep(s, voice, { audioId, conversationId, done, durationSec });
+  await publish(s, { ...base, type: 'SubmitPrompt', data: { twin, text, speech: { audioId, format: done.format, durationSec, kept } } }, twin.id);
+}
+
+/** With GEMELLO_KEEP_VOICE, the audio is kept sealed; otherwise (and if keeping fails) it goes with this function's frame. */
+async function keep(s: SessionState, voice: VoiceSettings, c: { audioId: string; conversationId: string; done: Finished; durationSec: number }): Promise<boolean> {
+  if (!voice.keep) return false;
+  try {
+    await voice.keep.keep({ audioId: c.audioId, conversationId: c.conversationId, format: c.done.format, contentType: c.done.contentType, bytes: c.done.bytes, durationSec: c.durationSec });
+    return true;
+  } catch (err) {
+    s.deps.logger.warn(`keeping the audio of ${c.conversationId} failed (the transcript goes on without it): ${(err as Error).message}`);
+    return false;
+  }
+}
+
+/** The socket closed: an utterance being received is dropped with it. */
+export function closeVoice(s: SessionState): void {
+  drop(s);
+}
+
+function drop(s: SessionState): void {
+  const u = s.utterance;
+  if (!u) return;
+  if (u.timer) clearTimeout(u.timer);
+  if (u.audio) u.audio.chunks = [];
+  s.utterance = null;
+}
+
+/** The utterance broke a limit: its bytes are dropped, the client is told once, the rest of it is ignored until audio.end. */
+function refused(s: SessionState, u: OpenUtterance, why: Refusal): void {
+  if (u.audio) u.audio.chunks = [];
+  u.audio = null;
+  s.out.error(why.code, why.message, { ...twinOf(u.frame), ...echo(u.frame.requestId) });
+}
+
+const round = (sec: number) => Math.round(sec * 1000) / 1000;
