@@ -2,6 +2,7 @@ import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import { createSseReader } from './sse.ts';
 
 /** Options for createChatHttp. */
 export type ChatHttpOptions = {
@@ -27,6 +28,9 @@ export type ChatCompletion = {
   usage?: ChatChunk['usage'];
   choices?: Array<{ message?: { content?: string | null; refusal?: string | null } }>;
 };
+
+/** Kept-alive connections: as many idle ones as streams in flight, so none is closed and opened again under load. */
+const AGENT = { keepAlive: true, maxFreeSockets: 1024 };
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -55,7 +59,7 @@ export function createChatHttp(options: ChatHttpOptions) {
   const url = new URL(`${options.baseURL.replace(/\/+$/, '')}/chat/completions`);
   const secure = url.protocol === 'https:';
   const send = secure ? httpsRequest : httpRequest;
-  const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+  const agent = secure ? new HttpsAgent(AGENT) : new HttpAgent(AGENT);
   const headers = { 'content-type': 'application/json', accept: 'application/json', authorization: `Bearer ${options.apiKey}` };
 
   /** One attempt: resolves with a 2xx response, rejects with the SDK's error for anything else. */
@@ -138,66 +142,56 @@ export function createChatHttp(options: ChatHttpOptions) {
       const res = await post(body, signal);
       return JSON.parse(await readText(res, signal)) as ChatCompletion;
     },
-    /** A streamed completion (`stream: true` is added), chunk by chunk; ends early when the signal is aborted. */
-    async *stream(body: object, signal?: AbortSignal): AsyncGenerator<ChatChunk> {
+    /**
+     * A streamed completion (`stream: true` is added): `onChunk` is called with each chunk as it
+     * arrives; resolves at the end of the stream, early (with what came) when the signal is aborted.
+     */
+    async stream(body: object, signal: AbortSignal | undefined, onChunk: (chunk: ChatChunk) => void): Promise<void> {
       const res = await post({ ...body, stream: true }, signal);
-      const onAbort = () => res.destroy();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      try {
-        res.setEncoding('utf8');
-        let buffered = '';
+      await new Promise<void>((resolve, reject) => {
         let done = false;
-        try {
-          // Read to the end even after [DONE]: leaving the loop early would destroy the
-          // socket, and the next request would open a new connection.
-          for await (const piece of res as AsyncIterable<string>) {
-            if (done) continue;
-            buffered += piece;
-            let end: number;
-            while ((end = eventEnd(buffered)) >= 0) {
-              const event = buffered.slice(0, end);
-              buffered = buffered.slice(end).replace(/^(\r?\n)+/, '');
-              const data = eventData(event);
-              if (data === null) continue;
-              if (data === '[DONE]') {
-                done = true;
-                break;
-              }
-              const chunk = JSON.parse(data) as ChatChunk & { error?: object };
-              if (chunk.error) throw APIError.generate(undefined, chunk, undefined, undefined);
-              yield chunk;
-            }
+        let settled = false;
+        /** Ends the read: null at the end of the stream; a transport failure is wrapped unless `asIs`. */
+        const finish = (err: unknown, asIs = false) => {
+          if (settled) return;
+          settled = true;
+          signal?.removeEventListener('abort', onAbort);
+          if (err === null || signal?.aborted) return resolve();
+          if (!res.complete) res.destroy();
+          reject(asIs ? err : new APIConnectionError({ cause: err as Error }));
+        };
+        const onAbort = () => {
+          res.destroy();
+          finish(null);
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        const sse = createSseReader((data) => {
+          if (done) return;
+          if (data === '[DONE]') {
+            done = true;
+            return;
           }
-        } catch (err) {
-          if (signal?.aborted) return;
-          if (err instanceof APIError || err instanceof SyntaxError) throw err;
-          throw new APIConnectionError({ cause: err as Error });
-        }
-      } finally {
-        signal?.removeEventListener('abort', onAbort);
-        if (!res.complete) res.destroy();
-      }
+          const chunk = JSON.parse(data) as ChatChunk & { error?: object };
+          if (chunk.error) throw APIError.generate(undefined, chunk, undefined, undefined);
+          onChunk(chunk);
+        });
+        res.setEncoding('utf8');
+        // Read to the end even after [DONE]: the socket then goes back to the agent for the next request.
+        res.on('data', (piece: string) => {
+          if (done || settled) return;
+          try {
+            sse.push(piece);
+          } catch (err) {
+            // A chunk that is not JSON, an error event, or the caller's own failure.
+            finish(err, true);
+          }
+        });
+        res.on('end', () => finish(null));
+        res.on('error', (err) => finish(err));
+        res.on('close', () => finish(res.complete ? null : new Error('the stream was cut off before its end')));
+      });
     },
   };
-}
-
-/** Where the first complete server-sent event ends (before its blank line), or -1. */
-function eventEnd(s: string): number {
-  const lf = s.indexOf('\n\n');
-  const crlf = s.indexOf('\r\n\r\n');
-  if (lf < 0) return crlf;
-  return crlf < 0 ? lf : Math.min(lf, crlf);
-}
-
-/** The `data:` lines of one event joined, or null when it has none (a comment, a keep-alive). */
-function eventData(event: string): string | null {
-  let data: string | null = null;
-  for (const line of event.split(/\r?\n/)) {
-    if (!line.startsWith('data:')) continue;
-    const value = line.slice(line[5] === ' ' ? 6 : 5);
-    data = data === null ? value : `${data}\n${value}`;
-  }
-  return data;
 }
 
 function readText(res: IncomingMessage, signal?: AbortSignal): Promise<string> {

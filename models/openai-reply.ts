@@ -48,20 +48,19 @@ export function createOpenAIReplyModel(options: OpenAIReplyOptions): ReplyModel 
     }
     // Streamed: the text reaches the user as it comes; with structured output only the
     // `reply` string of the JSON is shown. Aborting the signal closes the HTTP request.
-    const stream = client.stream({ ...body, stream_options: { include_usage: true } }, request.signal);
     const emit = createDeltaEmitter(request.onText);
     let content = '';
     let model = '';
     let usage: Completion['usage'];
-    for await (const chunk of stream) {
+    await client.stream({ ...body, stream_options: { include_usage: true } }, request.signal, (chunk) => {
       model ||= chunk.model ?? '';
       if (chunk.usage) usage = chunk.usage;
       const piece = chunk.choices?.[0]?.delta?.content ?? chunk.choices?.[0]?.delta?.refusal ?? '';
-      if (!piece) continue;
+      if (!piece) return;
       content += piece;
       const shown = structured ? replySoFar(content) : content;
       if (shown !== null) emit.update(shown);
-    }
+    });
     // An aborted stream just ends: what came so far is not a reply.
     if (request.signal?.aborted) throw new EffectError('model_stopped', 'the reply was stopped', false);
     return { model, usage, content };
