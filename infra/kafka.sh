@@ -7,7 +7,11 @@
 #      KAFKA_HOME_DIR (default infra/.kafka): data, logs and pid file, so a second broker (a test's
 #      private one, with its own ports) can run beside the first; the jars stay in infra/.kafka/libs.
 #      KAFKA_NODE_ID, KAFKA_VOTERS (id@host:port,...) and KAFKA_CLUSTER_ID: one node of a cluster
-#      (infra/kafka/cluster.properties; infra/kafka-cluster.sh starts three).
+#      (infra/kafka/cluster.properties; infra/kafka-cluster.sh starts three). KAFKA_CLUSTER_ID alone:
+#      a single node formatted with that id (saves starting a JVM to make one).
+#      KAFKA_EXTRA_PROPERTIES: "key=value" lines (or space-separated) appended to server.properties
+#      (the tests' private brokers: faster re-registration after a SIGKILL, fewer offsets partitions).
+#      KAFKA_JVM_OPTS: extra JVM flags (the tests' private brokers start with C1 only).
 set -euo pipefail
 
 INFRA="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -48,6 +52,7 @@ ensure_storage() {
   sed -e "s|@KAFKA_PORT@|$PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" -e "s|@DATA_DIR@|$KDIR/data|g" \
     -e "s|@NODE_ID@|${KAFKA_NODE_ID:-1}|g" -e "s|@VOTERS@|${KAFKA_VOTERS:-}|g" \
     "$template" >"$KDIR/server.properties"
+  [ -n "${KAFKA_EXTRA_PROPERTIES:-}" ] && printf '%s\n' ${KAFKA_EXTRA_PROPERTIES} >>"$KDIR/server.properties"
   [ -f "$KDIR/data/meta.properties" ] && return
   if [ -n "${KAFKA_VOTERS:-}" ]; then
     # A cluster node: every node is formatted with the same cluster id, static voters.
@@ -56,7 +61,7 @@ ensure_storage() {
     return
   fi
   # Format once. --standalone makes this node the sole KRaft voter (4.x dynamic quorum).
-  local id; id="$(java_cp kafka.tools.StorageTool random-uuid)"
+  local id="${KAFKA_CLUSTER_ID:-}"; [ -n "$id" ] || id="$(java_cp kafka.tools.StorageTool random-uuid)"
   java_cp kafka.tools.StorageTool format --standalone -t "$id" -c "$KDIR/server.properties" >"$LOGDIR/format.log" 2>&1 \
     || { cat "$LOGDIR/format.log" >&2; die "storage format failed"; }
 }
@@ -94,7 +99,7 @@ start() {
     ensure_libs
     ensure_storage
     # setsid: the broker must outlive `npm run` and its process group.
-    setsid java -Xms256m -Xmx${KAFKA_HEAP:-768m} -XX:+UseG1GC -Djava.awt.headless=true "${JVM_CP[@]}" kafka.Kafka "$KDIR/server.properties" >"$LOGDIR/stdout.log" 2>&1 </dev/null &
+    setsid java -Xms256m -Xmx${KAFKA_HEAP:-768m} -XX:+UseG1GC ${KAFKA_JVM_OPTS:-} -Djava.awt.headless=true "${JVM_CP[@]}" kafka.Kafka "$KDIR/server.properties" >"$LOGDIR/stdout.log" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
   fi # else: a broker we started is still coming up - just wait for it
   wait_ready

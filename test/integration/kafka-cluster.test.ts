@@ -2,13 +2,7 @@
 // min.insync.replicas 2, acks=all), started by infra/kafka-cluster.sh for this test alone.
 // The leader of a conversation's partition is SIGKILLed under traffic: no event a client was
 // told about is lost, and the conversations go on.
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readConversation } from '../../cli/read-conversation.ts';
@@ -17,34 +11,26 @@ import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { DATABASE_URL, REDIS_URL } from '../support/env.ts';
 import { kafkaLog } from '../support/kafka.ts';
+import { privateCluster } from '../support/private-kafka.ts';
+import type { PrivateCluster } from '../support/private-kafka.ts';
 import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
-const CLUSTER_SH = fileURLToPath(new URL('../../infra/kafka-cluster.sh', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'gemello-kafka-cluster-'));
 const PARTITIONS = 4;
 const CONVERSATIONS = 6;
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const namespace = `kc${randomUUID().slice(0, 8)}.`;
-let env: Record<string, string>;
+let cluster: PrivateCluster;
 let brokers: string[] = [];
 let fake: FakeOpenAI;
 let gemello: Gemello;
 let port = 0;
 
-const cluster = (command: 'start') => promisify(execFile)('bash', [CLUSTER_SH, command], { env: { ...process.env, ...env }, timeout: 240_000 });
-
 beforeAll(async () => {
-  const ports: number[] = [];
-  while (ports.length < 6) {
-    const p = await freePort();
-    if (!ports.includes(p)) ports.push(p);
-  }
-  env = { KAFKA_CLUSTER_DIR: dir, KAFKA_CLUSTER_PORTS: ports.join(' '), KAFKA_WAIT_SECONDS: '150' };
-  brokers = ports.slice(0, 3).map((p) => `127.0.0.1:${p}`);
-  fake = await startFakeOpenAI();
-  await cluster('start');
+  cluster = await privateCluster();
+  brokers = cluster.brokers;
+  [fake] = await Promise.all([startFakeOpenAI(), cluster.start()]);
   port = await freePort();
   gemello = await startGemello(['serve'], {
     PORT: String(port),
@@ -62,15 +48,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await gemello?.kill();
   await fake?.close();
-  // The data is thrown away: SIGKILL the test's own three brokers (by their pid files) instead of a clean stop.
-  for (const n of [1, 2, 3]) {
-    try {
-      process.kill(Number(readFileSync(join(dir, `node${n}`, 'kafka.pid'), 'utf8')), 'SIGKILL');
-    } catch {
-      // not running
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
+  await cluster?.remove();
 }, 120_000);
 
 describe('three brokers, RF 3, min.insync.replicas 2', () => {
@@ -107,9 +85,10 @@ describe('three brokers, RF 3, min.insync.replicas 2', () => {
     const leader = meta.topics[0]!.partitions.find((x) => x.partitionId === p)!.leader;
     const replicas = meta.topics[0]!.partitions.find((x) => x.partitionId === p)!.replicas.length;
     await admin.disconnect();
-    process.kill(Number(readFileSync(join(dir, `node${leader}`, 'kafka.pid'), 'utf8')), 'SIGKILL');
+    await cluster.kill(leader);
     const killedAt = performance.now();
-    await new Promise((r) => setTimeout(r, 15_000));
+    // The dead node is fenced after the brokers' session (2.5 s), then its partitions have new leaders.
+    await new Promise((r) => setTimeout(r, 10_000));
     traffic = false;
     await Promise.all(loops);
     const all = outcomes.flat();

@@ -1,63 +1,40 @@
-// The Kafka broker is SIGKILLed under traffic and started again (a private broker of this
-// test, never the shared one): nothing is lost or doubled, every prompt gets a reply or a
-// clear `unavailable` within 10 s, /ready says 503 while the broker is away, and the
-// conversations are served again soon after it answers.
-import { execFile } from 'node:child_process';
+// A private Kafka broker of this file (never the shared one) goes away and comes back,
+// under one `gemello serve`:
+// - a clean stop: /health stays 200 (the process lives), /ready turns 503 naming the log,
+//   then 200 again once it is back, and prompts work again (what an orchestrator sees);
+// - a SIGKILL under traffic, then a restart: nothing is lost or doubled, every prompt gets a
+//   reply or a clear `unavailable` within 10 s, /ready says 503 while the broker is away, and
+//   the conversations are served again soon after it answers.
+// One broker and one node serve both (each start of either costs seconds).
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readConversation } from '../../cli/read-conversation.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { DATABASE_URL, REDIS_URL } from '../support/env.ts';
 import { kafkaLog } from '../support/kafka.ts';
+import { privateBroker } from '../support/private-kafka.ts';
+import type { PrivateBroker } from '../support/private-kafka.ts';
 import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
-const KAFKA_SH = fileURLToPath(new URL('../../infra/kafka.sh', import.meta.url));
-const home = mkdtempSync(join(tmpdir(), 'gemello-kafka-fault-'));
 const PARTITIONS = 4;
 const CONVERSATIONS = 8;
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
-let kafkaEnv: Record<string, string>;
+let kafka: PrivateBroker;
 let fake: FakeOpenAI;
 let gemello: Gemello;
 let port = 0;
 const namespace = `bf${randomUUID().slice(0, 8)}.`;
 
-/** infra/kafka.sh on the private broker only: its own home dir and ports, always. */
-async function privateKafka(command: 'start' | 'stop') {
-  if (!kafkaEnv.KAFKA_HOME_DIR?.startsWith(tmpdir()) || kafkaEnv.KAFKA_PORT === '9092') throw new Error('refusing to touch the shared broker');
-  return promisify(execFile)('bash', [KAFKA_SH, command], { env: { ...process.env, ...kafkaEnv }, timeout: 120_000 });
-}
-
-/** SIGKILLs the private broker (its pid file is in this test's own home dir). */
-async function killBroker() {
-  const pid = Number(readFileSync(join(home, 'kafka.pid'), 'utf8'));
-  process.kill(pid, 'SIGKILL');
-  for (const end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
-  }
-}
-
 beforeAll(async () => {
-  const [kp, controller] = [await freePort(), await freePort()];
-  kafkaEnv = { KAFKA_HOME_DIR: home, KAFKA_PORT: String(kp), KAFKA_CONTROLLER_PORT: String(controller), KAFKA_WAIT_SECONDS: '60' };
-  fake = await startFakeOpenAI();
-  await privateKafka('start');
+  kafka = await privateBroker();
+  [fake] = await Promise.all([startFakeOpenAI(), kafka.start()]);
   port = await freePort();
   gemello = await startGemello(['serve'], {
     PORT: String(port),
-    KAFKA_BROKERS: `127.0.0.1:${kp}`,
+    KAFKA_BROKERS: kafka.broker,
     DATABASE_URL,
     DATABASE_SCHEMA: `bf_${randomUUID().slice(0, 8)}`,
     REDIS_URL,
@@ -73,9 +50,67 @@ beforeAll(async () => {
 afterAll(async () => {
   await gemello?.kill();
   await fake?.close();
-  if (kafkaEnv) await privateKafka('stop').catch(() => {});
-  rmSync(home, { recursive: true, force: true });
+  await kafka?.remove();
 }, 60_000);
+
+type Ready = { status: number; body: { status: string; backends: Record<string, string> } };
+const readyNow = async (): Promise<Ready> => {
+  const res = await fetch(`http://127.0.0.1:${port}/ready`);
+  return { status: res.status, body: (await res.json()) as Ready['body'] };
+};
+
+describe('/health and /ready across a Kafka outage', () => {
+  it('/ready is 503 naming the log while Kafka is down and 200 once it is back; /health is 200 throughout', async () => {
+    // /health is polled the whole time in the background.
+    const health: number[] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        health.push(await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status, () => 0));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    const until = async (ok: (r: Ready) => boolean, ms: number, what: string) => {
+      let last: Ready | null = null;
+      for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 250))) if (ok((last = await readyNow()))) return last;
+      throw new Error(`timed out waiting for ${what}; last /ready: ${JSON.stringify(last)}`);
+    };
+
+    const t0 = Date.now();
+    const marks: string[] = [];
+    const mark = (what: string) => marks.push(`${what} ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    try {
+      expect(await readyNow()).toEqual({ status: 200, body: { status: 'ready', backends: { log: 'ok', readModel: 'ok', snapshots: 'ok', feed: 'ok' } } });
+
+      await kafka.stop();
+      mark('stopped');
+      const down = await until((r) => r.status === 503, 20_000, '/ready to turn 503');
+      expect(down.body.status).toBe('unavailable');
+      expect(down.body.backends.log).not.toBe('ok');
+      expect(down.body.backends).toMatchObject({ readModel: 'ok', snapshots: 'ok' });
+
+      mark('503');
+      await kafka.start();
+      mark('started');
+      await until((r) => r.status === 200, 45_000, '/ready to turn 200 again');
+      mark('200');
+      expect(gemello.child.exitCode).toBeNull();
+    } finally {
+      polling = false;
+      await poller;
+    }
+    expect(health.length).toBeGreaterThan(10);
+    expect(health.filter((s) => s !== 200)).toEqual([]);
+
+    // And the whole path works again.
+    const c = await connect(`ws://127.0.0.1:${port}/ws`);
+    c.send({ digitalTwinId: 'warren-buffett-001', prompt: 'are you back?' });
+    expect(await c.next((f) => f.type === 'reply', 45_000)).toMatchObject({ reply: 'echo: are you back?' });
+    c.close();
+    mark('replied');
+    console.log(`kafka outage: ${marks.join(', ')}`);
+  }, 150_000);
+});
 
 describe('broker SIGKILL and restart under traffic', () => {
   it('loses and doubles nothing, answers every prompt within 10 s, and serves again soon after the broker is back', async () => {
@@ -104,12 +139,12 @@ describe('broker SIGKILL and restart under traffic', () => {
     });
     const ready = () => fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.status, () => 0);
     await new Promise((r) => setTimeout(r, 1_500));
-    await killBroker();
+    await kafka.kill();
     const killedAt = performance.now();
     let sawUnready = false;
     for (const end = Date.now() + 8_000; Date.now() < end && !sawUnready; await new Promise((r) => setTimeout(r, 200))) sawUnready = (await ready()) === 503;
     await new Promise((r) => setTimeout(r, Math.max(0, 3_000 - (performance.now() - killedAt))));
-    await privateKafka('start');
+    await kafka.start();
     const backAt = performance.now();
     // Served again: every conversation has had a prompt sent after the broker answered, answered.
     const servedAgain = () => outcomes.every((os) => os.some((o) => o.kind === 'reply' && o.sentAt >= backAt));
@@ -126,7 +161,7 @@ describe('broker SIGKILL and restart under traffic', () => {
     expect(servedAgain()).toBe(true);
     expect(await ready()).toBe(200);
 
-    const log = kafkaLog({ brokers: [`127.0.0.1:${kafkaEnv.KAFKA_PORT}`], partitions: PARTITIONS, namespace });
+    const log = kafkaLog({ brokers: [kafka.broker], partitions: PARTITIONS, namespace });
     try {
       for (const [i, id] of conversations.entries()) {
         const events = await readConversation(log, id);
