@@ -6,6 +6,7 @@ import { withSecretFiles } from './runtime/file-env.ts';
 import { ALL_ROLES, createRuntime } from './runtime/wire.ts';
 import { exitOnStartError } from './runtime/fatal.ts';
 import { createLogger } from './telemetry/logger.ts';
+import { reportMemory } from './telemetry/memory.ts';
 import { startTelemetry } from './telemetry/sdk.ts';
 
 const logger = createLogger('gemello');
@@ -15,6 +16,7 @@ const config = loadConfig(env);
 const telemetry = await startTelemetry(env, ALL_ROLES, logger);
 // A refusal at start (the data directory in use, a bad master key) is one line, not a stack trace.
 const rt = await createRuntime(config, ALL_ROLES, logger).catch(exitOnStartError);
+reportMemory(rt.backends.metrics, () => Deno.memoryUsage());
 await rt.start();
 const { app, close } = createApp(rt.appDeps!, upgradeWebSocket);
 const server = Deno.serve({

@@ -50,6 +50,12 @@ export type ActorHostOptions = {
   historyMessages?: number;
   /** Evict an actor idle for this long (its snapshot is written first). */
   idleMs?: number;
+  /**
+   * Write the snapshot of an actor quiet for this long (default 5 s, at most idleMs) though it
+   * stays in memory, so a short conversation does not hold its partition's checkpoint back
+   * until it is passivated.
+   */
+  quietMs?: number;
   /** Leases that let the other hosts take this one's partitions in under a second when it dies (null: the session timeout decides). */
   liveness?: LivenessSettings | null;
   /** Conversations held in memory at most (default 10,000): beyond, the least recently used idle ones are passivated early. */
@@ -92,6 +98,7 @@ export function createHostContext(options: ActorHostOptions): HostContext {
     maxActors: options.maxActors ?? 10_000,
     tailMaxEvents: options.tailMaxEvents ?? 10_000,
     idleMs: options.idleMs ?? 60_000,
+    quietMs: Math.min(options.quietMs ?? 5_000, options.idleMs ?? 60_000),
     now: options.now ?? (() => new Date()),
     newId: options.newId ?? randomUUID,
     partitions: new Map(),

@@ -10,7 +10,7 @@ import { MAX_FRAME_BYTES } from '../gateway/protocol.ts';
 import type { SocketPort } from '../gateway/session.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { startTelemetry } from '../telemetry/sdk.ts';
-import type { Metrics } from '../telemetry/metrics.ts';
+import { reportMemory } from '../telemetry/memory.ts';
 import { loadConfig } from './config.ts';
 import { createOpsApp } from './ops-app.ts';
 import { createRuntime } from './wire.ts';
@@ -35,28 +35,13 @@ class WsPort implements SocketPort {
   }
 }
 
-/** The process's memory in /metrics, sampled when they are read (the soak plots them). */
-function reportMemory(metrics: Metrics): void {
-  const rss = metrics.gauge('gemello_process_rss_bytes', 'Resident set size of this process');
-  const heap = metrics.gauge('gemello_process_heap_used_bytes', 'V8 heap in use');
-  const heapTotal = metrics.gauge('gemello_process_heap_total_bytes', 'V8 heap reserved');
-  const external = metrics.gauge('gemello_process_external_bytes', 'Memory of buffers and other objects outside the V8 heap');
-  metrics.onCollect(() => {
-    const m = process.memoryUsage();
-    rss.set(m.rss);
-    heap.set(m.heapUsed);
-    heapTotal.set(m.heapTotal);
-    external.set(m.external);
-  });
-}
-
 /** Runs the given roles in this Node process until SIGINT/SIGTERM. */
 export async function runNode(roles: Role[]): Promise<void> {
   const logger = createLogger('gemello');
   const config = loadConfig(process.env);
   const telemetry = await startTelemetry(process.env, roles, logger);
   const rt = await createRuntime(config, roles, logger);
-  reportMemory(rt.backends.metrics);
+  reportMemory(rt.backends.metrics, () => process.memoryUsage());
   await rt.start();
 
   let stopServer = async () => {};

@@ -12,6 +12,7 @@ import type { Feed } from '../gateway/feed.ts';
 import { DEFAULT_LIMITS } from '../gateway/session.ts';
 import type { AppDeps } from '../gateway/app.ts';
 import { createFileLog } from '../log/file.ts';
+import { withConsumerLag } from '../log/consumer-lag.ts';
 import { createKafkaEventLog } from '../log/kafka-client.ts';
 import type { EventLog } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
@@ -67,9 +68,11 @@ export type Backends = {
 export async function openBackends(config: Config, logger = createLogger('gemello', config.quiet), what = 'gemello'): Promise<Backends> {
   // The embedded log and PGlite live in the data directory and cannot be shared: one process holds it.
   const lock = !config.kafkaBrokers || !config.databaseUrl ? lockDataDir(config.dataDir, what) : null;
-  const log = config.kafkaBrokers
+  const metrics = createMetrics();
+  // Every consumer's lag in /metrics (gemello_log_consumer_lag_records).
+  const log = withConsumerLag(config.kafkaBrokers
     ? await createKafkaEventLog(config.kafkaClient, { brokers: config.kafkaBrokers, partitions: config.partitions, namespace: config.namespace, sessionTimeoutMs: config.kafkaSessionTimeoutMs })
-    : createFileLog({ dir: join(config.dataDir, 'log'), partitions: config.partitions });
+    : createFileLog({ dir: join(config.dataDir, 'log'), partitions: config.partitions }), metrics);
   const db = config.databaseUrl
     ? createPostgresDb({ url: config.databaseUrl, schema: config.databaseSchema ?? undefined })
     : await createPGliteDb({ dir: join(config.dataDir, 'readmodel') });
@@ -101,7 +104,7 @@ export async function openBackends(config: Config, logger = createLogger('gemell
     streams,
     catalog,
     keys,
-    metrics: createMetrics(),
+    metrics,
     logger,
     describe,
     async close() {
@@ -127,13 +130,15 @@ export type Runtime = {
   stop(): Promise<void>;
 };
 
-/** The log's append queue and the gateway's feed listeners in /metrics (the actor host and the projector report their own). */
-function reportQueues(metrics: Metrics, log: EventLog, feed: Feed | null): void {
+/** The log's append queue, the data-key cache and the gateway's feed listeners in /metrics (the actor host, the projector and the consumers' lag report their own). */
+function reportQueues(metrics: Metrics, log: EventLog, feed: Feed | null, keys: LoggedKeyStore): void {
   const appends = metrics.gauge('gemello_log_append_queue_bytes', 'Bytes of appends waiting for the log (bound: 64 MB, then appends are refused with log_busy)');
   const listeners = metrics.gauge('gemello_feed_conversations_followed', 'Conversations the gateway\'s sockets follow (bound: 100 per socket)');
+  const keyCache = metrics.gauge('gemello_key_cache_entries', 'Conversations\' data keys held in memory (bound: 50,000, then the oldest is dropped)');
   metrics.onCollect(() => {
     appends.set(log.pendingAppends?.().bytes ?? 0);
     if (feed) listeners.set(feed.size());
+    keyCache.set(keys.cached().entries);
   });
 }
 
@@ -186,7 +191,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
     : null;
   const projector = roles.includes('projections') ? createProjector({ log, db, keys, metrics, logger: createLogger('projections', config.quiet) }) : null;
   const feed = roles.includes('gateway') ? createFeed(log, createLogger('gateway', config.quiet), undefined, keys, streams) : null;
-  reportQueues(metrics, log, feed);
+  reportQueues(metrics, log, feed, keys);
   let feedStarted = false;
   // One way for commands to reach the log, for the sockets and the eraser; answers come through the feed.
   const commands = feed ? createCommandClient({ log, keys, notices: feedNotices(feed), tracer: tracerFor('gemello-gateway') }) : null;

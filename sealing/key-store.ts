@@ -30,6 +30,8 @@ export type LoggedKeyStore = KeyStore & {
   migrateLegacy(progress?: (done: number) => void): Promise<number>;
   /** The same store (and cache), reading its table through `q`: inside a transaction, on PGlite's one connection. */
   through(q: Query): KeyStore;
+  /** Keys held in this process's memory, and their bound (for /metrics). */
+  cached(): { entries: number; bound: number };
 };
 
 type Row = { conversation_id: string; wrapped: Sealed | null; kek: string | null; logged_at: unknown; destroyed_at: unknown };
@@ -138,6 +140,7 @@ export function createLoggedKeyStore(options: LoggedKeyStoreOptions): LoggedKeyS
 
   const store: LoggedKeyStore = {
     get: (ids) => get(db, ids),
+    cached: () => ({ entries: cache.size, bound: maxEntries }),
     through(q) {
       return { ...store, get: (ids) => get(q, ids) };
     },

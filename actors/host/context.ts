@@ -144,6 +144,8 @@ export type HostContext = {
   /** Events a partition's tail holds at most. */
   tailMaxEvents: number;
   idleMs: number;
+  /** An actor quiet this long gets its snapshot written (it stays resident): the checkpoint can pass it. */
+  quietMs: number;
   now: () => Date;
   newId: () => string;
   partitions: Map<number, Partition>;

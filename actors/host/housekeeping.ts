@@ -2,14 +2,22 @@ import { hasPendingWork } from './context.ts';
 import type { HostContext, Partition } from './context.ts';
 import { writeSnapshot } from './snapshot.ts';
 
+/** Quiet actors whose snapshots one pass writes at most (the rest wait for the next pass). */
+const QUIET_SNAPSHOTS_PER_PASS = 200;
+
 /**
  * Passivates idle actors (snapshot first) and writes each partition's checkpoint. Over
  * `maxActors`, the least recently used actors without work are passivated before their idle
- * time, so memory holds a bounded number of conversations however many arrive.
+ * time, so memory holds a bounded number of conversations however many arrive. An actor
+ * quiet for `quietMs` but not yet idle gets its snapshot written and stays: otherwise every
+ * conversation shorter than `snapshotEvery` events held its partition's checkpoint (what a
+ * takeover reads) back until its idle time, ~23,000 records behind in the soak.
  */
 export async function housekeeping(ctx: HostContext): Promise<void> {
   const now = Date.now();
   const cutoff = now - ctx.idleMs;
+  const quietCutoff = now - ctx.quietMs;
+  let quietBudget = QUIET_SNAPSHOTS_PER_PASS;
   let resident = 0;
   for (const part of ctx.partitions.values()) resident += part.actors.size;
   // Passivate down to 90% of the bound: one pass makes room for a burst of new conversations.
@@ -22,7 +30,13 @@ export async function housekeeping(ctx: HostContext): Promise<void> {
   for (const part of ctx.partitions.values()) {
     if (!part.appender) continue;
     for (const actor of [...part.actors.values()]) {
-      if (actor.lastUsed > lruCutoff || actor.busy > 0 || actor.inFlight.size > 0 || hasPendingWork(actor.state)) continue;
+      if (actor.busy > 0 || actor.inFlight.size > 0 || hasPendingWork(actor.state)) continue;
+      if (actor.lastUsed > lruCutoff) {
+        if (actor.unsnapshottedFrom !== null && actor.lastUsed <= quietCutoff && quietBudget-- > 0) {
+          await writeSnapshot(ctx, actor).catch((err) => ctx.logger.warn(`snapshot of quiet ${actor.id}: ${(err as Error).message}`));
+        }
+        continue;
+      }
       const early = actor.lastUsed > cutoff;
       if (early && over <= 0) continue;
       try {

@@ -31,17 +31,22 @@ async function promptOnce(env: Record<string, string>) {
   client.send('not json');
   const err = await client.next((f) => f.type === 'error');
   client.close();
-  return { reply, err };
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return { reply, err, metrics };
 }
 
 describe('Deno', () => {
   it('serves the seed protocol embedded (no backends configured)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gemello-deno-'));
     dirs.push(dir);
-    const { reply, err } = await promptOnce({ GEMELLO_DATA_DIR: dir, KAFKA_BROKERS: '', DATABASE_URL: '', REDIS_URL: '' });
+    const { reply, err, metrics } = await promptOnce({ GEMELLO_DATA_DIR: dir, KAFKA_BROKERS: '', DATABASE_URL: '', REDIS_URL: '' });
     expect(reply).toMatchObject({ type: 'reply', digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett', seq: 3 });
     expect(String(reply.reply)).toContain('[offline]');
     expect(err.code).toBe('bad_json');
+    // The memory and consumer-lag gauges, as on Node.
+    expect(metrics).toMatch(/^gemello_process_rss_bytes [1-9]\d*$/m);
+    expect(metrics).toMatch(/^gemello_process_heap_used_bytes [1-9]\d*$/m);
+    expect(metrics).toContain('# TYPE gemello_log_consumer_lag_records gauge');
   }, 120_000);
 
   it.each(['platformatic', 'kafkajs'])('serves it on real Kafka (%s), Postgres and Redis', async (client) => {

@@ -102,6 +102,22 @@ describe('actor host parts on the file log', () => {
     await w.log.close();
   });
 
+  it('writes the snapshot of a quiet conversation, which stays in memory, so the checkpoint passes it before its idle time', async () => {
+    const w = world(undefined, { idleMs: 3_600_000 });
+    const part = acquire(w.ctx, 0);
+    await handleCommands(w.ctx, part, [w.prompt('cmd-1', 'hello')]);
+    await w.settled(part);
+    await housekeeping(w.ctx);
+    // Not quiet yet (5 s by default): its three events hold the checkpoint at 0.
+    expect(await w.snapshots.getCheckpoint(0)).toBe(0);
+    w.ctx.quietMs = 0;
+    await housekeeping(w.ctx);
+    expect(part.actors.has('c1')).toBe(true);
+    expect((await w.snapshots.get('c1'))?.seq).toBe(3);
+    expect(await w.snapshots.getCheckpoint(0)).toBe(3);
+    await w.log.close();
+  });
+
   it('moves the checkpoint with the oldest open work, though the next prompt always comes before the last speech is done', async () => {
     const w = world();
     const part = acquire(w.ctx, 0);

@@ -1,0 +1,43 @@
+// The consumer-lag gauge: records appended to a consumer's partitions and not yet handled.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { withConsumerLag } from '../../log/consumer-lag.ts';
+import { createFileLog } from '../../log/file.ts';
+import { createMetrics } from '../../telemetry/metrics.ts';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('gemello_log_consumer_lag_records', () => {
+  it('counts what a consumer has not handled yet, and falls to 0 once it has', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gemello-lag-'));
+    dirs.push(dir);
+    const metrics = createMetrics();
+    const log = withConsumerLag(createFileLog({ dir, partitions: 2 }), metrics, 20);
+    const labels = { group: 'g', topic: 't' };
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    let handled = 0;
+    const sub = await log.consume({ group: 'g', topic: 't', from: 'earliest', handle: async (_p, records) => {
+      await gate;
+      handled += records.length;
+    } });
+    await sleep(60); // sampled once with nothing handled: the partitions' ends are the base
+    await log.append('t', 0, Array.from({ length: 5 }, (_, i) => ({ key: `k${i}`, value: '{}', headers: {} })));
+    await log.append('t', 1, Array.from({ length: 3 }, (_, i) => ({ key: `k${i}`, value: '{}', headers: {} })));
+    for (let i = 0; i < 100 && metrics.value('gemello_log_consumer_lag_records', labels) < 8; i++) await sleep(10);
+    expect(metrics.value('gemello_log_consumer_lag_records', labels)).toBe(8);
+    open();
+    for (let i = 0; i < 100 && (handled < 8 || metrics.value('gemello_log_consumer_lag_records', labels) > 0); i++) await sleep(10);
+    expect(handled).toBe(8);
+    expect(metrics.value('gemello_log_consumer_lag_records', labels)).toBe(0);
+    expect(metrics.render()).toContain('gemello_log_consumer_lag_records{group="g",topic="t"} 0');
+    await sub.stop();
+    await log.close();
+  });
+});
