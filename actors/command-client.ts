@@ -103,7 +103,7 @@ export function logNotices(log: EventLog, pollMs = 100): NoticeSource {
 }
 
 /** An EraseConversation command: from a client through the API (its principal must own the conversation) or from the operator's CLI. */
-export function eraseCommand(input: { conversationId: string; commandId: string; principal: string | null; by: string | null; via: 'api' | 'cli'; reason?: string | null; now: Date }): ClientCommand {
+export function eraseCommand(input: { conversationId: string; commandId: string; principal: string | null; by: string | null; via: 'api' | 'cli' | 'retention'; reason?: string | null; now: Date }): ClientCommand {
   return {
     type: 'EraseConversation',
     commandId: input.commandId,
@@ -112,6 +112,6 @@ export function eraseCommand(input: { conversationId: string; commandId: string;
     principal: input.principal,
     traceparent: null,
     issuedAt: input.now.toISOString(),
-    data: { by: input.by, via: input.via, reason: input.reason ?? null, asOperator: input.via === 'cli' },
+    data: { by: input.by, via: input.via, reason: input.reason ?? null, asOperator: input.via !== 'api' },
   };
 }

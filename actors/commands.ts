@@ -36,7 +36,7 @@ const stop = z.object({
 const erase = z.object({
   ...meta,
   type: z.literal('EraseConversation'),
-  data: z.object({ by: z.string().max(200).nullable(), via: z.enum(['api', 'cli']), reason: z.string().max(500).nullable().default(null), asOperator: z.boolean().default(false) }),
+  data: z.object({ by: z.string().max(200).nullable(), via: z.enum(['api', 'cli', 'retention']), reason: z.string().max(500).nullable().default(null), asOperator: z.boolean().default(false) }),
 });
 
 /**

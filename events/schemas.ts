@@ -110,7 +110,8 @@ export const EventData = {
    */
   ConversationErased: z.object({
     by: z.string().nullable(),
-    via: z.enum(['api', 'cli']),
+    /** `retention`: the scheduled job erased it (GEMELLO_RETENTION_DAYS). */
+    via: z.enum(['api', 'cli', 'retention']),
     reason: z.string().nullable(),
     prompts: z.number().int().nonnegative(),
     replies: z.number().int().nonnegative(),

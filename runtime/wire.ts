@@ -7,6 +7,9 @@ import { createTwinCatalog } from '../actors/twins.ts';
 import type { TwinCatalog } from '../actors/twins.ts';
 import { createCommandClient } from '../actors/command-client.ts';
 import { createEraser } from '../gateway/erase.ts';
+import { createRetention } from '../gateway/retention.ts';
+import type { Retention } from '../gateway/retention.ts';
+import { createVoiceClips } from '../stores/voice-clips.ts';
 import { createFeed, feedNotices } from '../gateway/feed.ts';
 import type { Feed } from '../gateway/feed.ts';
 import { DEFAULT_LIMITS } from '../gateway/session.ts';
@@ -124,6 +127,8 @@ export type Runtime = {
   host: ActorHost | null;
   feed: Feed | null;
   appDeps: AppDeps | null;
+  /** The retention job (with the gateway role; it sweeps only with GEMELLO_RETENTION_DAYS > 0). */
+  retention: Retention | null;
   /** Each backend's health: null when it answers, else why not. */
   checks(): Promise<Record<string, string | null>>;
   start(): Promise<void>;
@@ -143,7 +148,7 @@ function reportQueues(metrics: Metrics, log: EventLog, feed: Feed | null, keys: 
 }
 
 /** Builds the roles asked for on shared backends; `start` migrates, then starts each role. */
-export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, logger?: Logger): Promise<Runtime> {
+export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, logger?: Logger, clock: { now?: () => Date } = {}): Promise<Runtime> {
   // The actor host runs the flows: they compile at its start, before anything is opened, and a
   // bad one, or a twin naming a flow that is not there, stops the start.
   const flowRegistry = roles.includes('actors') ? loadFlows(config.flows) : createFlowRegistry([], flowEnvironment(config.flows));
@@ -237,19 +242,22 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
         },
         projectedUntil: (partition) => stateSource.coveredUntil(partition),
         checks,
-        voice: { stt: stt?.model ?? null, limits: { maxSeconds: config.voice.maxSeconds, maxBytes: config.voice.maxBytes }, keep: null, unavailable: STT_HOW_TO },
+        voice: { stt: stt?.model ?? null, limits: { maxSeconds: config.voice.maxSeconds, maxBytes: config.voice.maxBytes }, keep: config.voice.keep ? createVoiceClips(db, keys) : null, unavailable: STT_HOW_TO },
       }
     : null;
+
+  const retention = commands ? createRetention({ days: config.retentionDays, db, commands, metrics, logger: createLogger('retention', config.quiet), now: clock.now }) : null;
 
   return {
     backends,
     host,
     feed,
     appDeps,
+    retention,
     checks,
     async start() {
       log_.info(`roles: ${roles.join(', ')}`);
-      for (const [role, what] of Object.entries({ ...backends.describe, model: reply.description, speech: speech?.description ?? 'off (GEMELLO_SPEECH=off)', ...(roles.includes('gateway') ? { 'speech to text': stt?.description ?? `off (${STT_HOW_TO})` } : {}) })) log_.info(`${role}: ${what}`);
+      for (const [role, what] of Object.entries({ ...backends.describe, model: reply.description, speech: speech?.description ?? 'off (GEMELLO_SPEECH=off)', ...(roles.includes('gateway') ? voiceLines(config, stt?.description ?? null) : {}) })) log_.info(`${role}: ${what}`);
       const flowList = flowRegistry.list();
       if (flowList.length) log_.info(`flows: ${flowList.map((f) => `${f.id}@${f.version}`).join(', ')}; backends: ${Object.keys(config.flows.backends).join(', ') || 'none'}`);
       await migrate(db);
@@ -264,14 +272,25 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
         await feed.start();
         feedStarted = true;
       }
+      retention?.start();
     },
     async stop() {
+      retention?.stop();
       await feed?.stop().catch(() => {});
       await host?.stop().catch((err) => log_.warn(`stopping actors: ${(err as Error).message}`));
       await projector?.stop().catch(() => {});
       await liveness?.close();
       await backends.close();
     },
+  };
+}
+
+/** What the start log says of speech in, the caller's audio and retention (the gateway's). */
+function voiceLines(config: Config, stt: string | null): Record<string, string> {
+  return {
+    'speech to text': stt ?? `off (${STT_HOW_TO})`,
+    'caller audio': config.voice.keep ? 'kept, sealed with each conversation\'s key (GEMELLO_KEEP_VOICE)' : 'not kept (GEMELLO_KEEP_VOICE to keep it)',
+    retention: config.retentionDays > 0 ? `conversations with no event for ${config.retentionDays} days are erased (GEMELLO_RETENTION_DAYS)` : 'off: conversations are kept (GEMELLO_RETENTION_DAYS=0)',
   };
 }
 

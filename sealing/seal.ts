@@ -72,3 +72,25 @@ export function open(key: Uint8Array, sealed: Sealed, context: string): string |
     return null;
   }
 }
+
+/** Encrypts bytes (kept audio) like `seal` does text: `iv (12) ‖ ciphertext ‖ tag (16)`, bound to `context`. */
+export function sealBytes(key: Uint8Array, bytes: Uint8Array, context: string): Uint8Array {
+  const iv = nextIv();
+  const cipher = createCipheriv(ALG, keyObject(key), iv);
+  cipher.setAAD(Buffer.from(context, 'utf8'));
+  return new Uint8Array(Buffer.concat([iv, cipher.update(bytes), cipher.final(), cipher.getAuthTag()]));
+}
+
+/** Decrypts what `sealBytes` made with the same key and context; null if it does not authenticate. */
+export function openBytes(key: Uint8Array, sealed: Uint8Array, context: string): Uint8Array | null {
+  try {
+    if (sealed.byteLength < IV_BYTES + TAG_BYTES) return null;
+    const b = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
+    const decipher = createDecipheriv(ALG, keyObject(key), b.subarray(0, IV_BYTES));
+    decipher.setAAD(Buffer.from(context, 'utf8'));
+    decipher.setAuthTag(b.subarray(b.length - TAG_BYTES));
+    return new Uint8Array(Buffer.concat([decipher.update(b.subarray(IV_BYTES, b.length - TAG_BYTES)), decipher.final()]));
+  } catch {
+    return null;
+  }
+}

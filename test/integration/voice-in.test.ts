@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findAudio, needles } from '../support/find-audio.ts';
 import { conversationOnKafka } from '../support/log.ts';
 import { startServeWithFakeModel } from '../support/processes.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
@@ -19,6 +20,7 @@ const SAID = 'Buongiorno, vorrei sapere come scegliere un\'azienda in cui invest
 let fake: FakeOpenAI;
 let gemello: Gemello;
 let namespace = '';
+let schema = '';
 let url = '';
 let wav: Uint8Array;
 
@@ -27,7 +29,7 @@ beforeAll(async () => {
   execFileSync('espeak-ng', ['-v', 'it', '-w', join(dir, 'it.wav'), SAID]);
   wav = new Uint8Array(readFileSync(join(dir, 'it.wav')));
   const s = await startServeWithFakeModel('vi', { GEMELLO_STT_MODEL: 'whisper-1', GEMELLO_VOICE_MAX_SECONDS: '10', GEMELLO_VOICE_MAX_BYTES: '600000', GEMELLO_STT_RETRIES: '0' });
-  ({ fake, gemello, namespace } = s);
+  ({ fake, gemello, namespace, schema } = s);
   url = `ws://127.0.0.1:${s.port}/ws`;
 }, 120_000);
 afterAll(async () => {
@@ -72,6 +74,14 @@ describe('speech in', () => {
     c.close();
   });
 
+  it('keeps nothing of the audio by default: no copy in any Kafka topic, PostgreSQL table or Redis key', async () => {
+    // The needles would find the audio stored raw, as bytea, or base64 in JSON.
+    const b64 = Buffer.from(wav).toString('base64');
+    expect(needles(wav).some((n) => b64.includes(n))).toBe(true);
+    expect(needles(wav).some((n) => `\\x${Buffer.from(wav).toString('hex')}`.includes(n))).toBe(true);
+    expect(await findAudio(wav, { namespace, schema })).toEqual([]);
+  });
+
   it('refuses an utterance over its limits with audio_too_long, a binary frame outside an utterance with binary_frame, and the socket goes on', async () => {
     const c = await connect(url);
     c.ws.send(Buffer.from([1, 2, 3]));
@@ -101,11 +111,11 @@ describe('speech in', () => {
 
   it('records a failed transcription as SpeechFailed and tells the client stt_failed; the conversation goes on', async () => {
     const c = await connect(url);
-    fake.setMode('error500');
+    fake.setTranscriptMode('error500');
     speak(c, wav, { requestId: 'bad' });
     const failed = await c.next((f) => f.type === 'error');
     expect(failed).toMatchObject({ code: 'stt_failed', reason: 'stt_http_500', requestId: 'bad' });
-    fake.setMode('ok');
+    fake.setTranscriptMode('ok');
     fake.setTranscript('riprovo');
     speak(c, wav, { conversationId: failed.conversationId, requestId: 'again' });
     expect(await c.next((f) => f.type === 'reply')).toMatchObject({ conversationId: failed.conversationId, reply: 'echo: riprovo', requestId: 'again' });

@@ -9,8 +9,10 @@
  *   fake.speechRequests  // JSON bodies received on POST /v1/audio/speech
  *   fake.transcriptions  // multipart uploads received on POST /v1/audio/transcriptions: model,
  *                        // language, response_format, the file's name and type, and its bytes
- *   fake.setTranscript(t) // what the transcription route answers (default "ciao"); modes apply
- *                        // ('error500', 'hang', 'slow'; 'empty' answers an empty text)
+ *   fake.setTranscript(t) // what the transcription route answers (default "ciao")
+ *   fake.setTranscriptMode(m) // the transcription route's own mode (default 'ok'; 'error500',
+ *                        // 'hang', 'slow' after the latency, 'empty' answers an empty text), so a
+ *                        // test can hang the model while speech to text answers
  *   fake.setMode(m)      // 'ok'     chat: `echo: <last user message>` with usage; speech: audio
  *                        // 'error500' both endpoints answer HTTP 500 with an OpenAI-style error body
  *                        // 'hang'   accept the request and never answer (until close())
@@ -70,6 +72,7 @@ export type FakeOpenAI = {
   speechRequests: FakeSpeechRequest[];
   transcriptions: FakeTranscription[];
   setTranscript(text: string): void;
+  setTranscriptMode(mode: FakeOpenAIMode): void;
   setMode(mode: FakeOpenAIMode): void;
   setLatency(ms: number): void;
   setStructuredOutput(supported: boolean | 'bad-schema'): void;
@@ -97,6 +100,7 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
   const speechRequests: FakeSpeechRequest[] = [];
   const transcriptions: FakeTranscription[] = [];
   let transcript = 'ciao';
+  let transcriptMode: FakeOpenAIMode = 'ok';
   const sockets = new Set<Socket>();
   const timers = new Set<ReturnType<typeof setTimeout>>();
 
@@ -159,7 +163,7 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
     const field = (k: string) => (typeof form.get(k) === 'string' ? (form.get(k) as string) : null);
     transcriptions.push({ model: field('model') ?? '', language: field('language'), responseFormat: field('response_format'), filename: (file as File).name ?? '', contentType: file.type, bytes: new Uint8Array(await file.arrayBuffer()) });
     if (opts.keep !== undefined && transcriptions.length > opts.keep) transcriptions.splice(0, transcriptions.length - opts.keep);
-    const current = mode;
+    const current = transcriptMode;
     if (current === 'hang') return;
     const answer = () => {
       if (res.destroyed) return;
@@ -187,6 +191,7 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
     speechRequests,
     transcriptions,
     setTranscript: (text) => { transcript = text; },
+    setTranscriptMode: (next) => { transcriptMode = next; },
     setMode: (next) => { mode = next; },
     setLatency: (ms) => { latencyMs = ms; },
     setStructuredOutput: (supported) => { structuredOutput = supported; },

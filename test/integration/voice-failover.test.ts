@@ -1,0 +1,77 @@
+// The durable-work rule for a spoken prompt: the actor host that appended SpeechReceived and
+// PromptReceived is SIGKILLed while the model is still thinking; the host that takes its
+// partition over answers the prompt exactly once, and nothing is transcribed again (the audio
+// is gone by then: the transcript in the log is all the work needs).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { readConversation } from '../../cli/read-conversation.ts';
+import { partitionFor } from '../../log/partition.ts';
+import { KAFKA_BROKERS } from '../support/env.ts';
+import { startFakeOpenAI } from '../support/fake-openai.ts';
+import type { FakeOpenAI } from '../support/fake-openai.ts';
+import { kafkaLog } from '../support/kafka.ts';
+import { fakeModelEnv, startTwoHostCluster } from '../support/processes.ts';
+import type { Gemello } from '../support/processes.ts';
+import { connect } from '../support/ws-client.ts';
+
+const twin = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
+const PARTITIONS = 4;
+let fake: FakeOpenAI;
+let procs: Gemello[] = [];
+
+beforeAll(async () => {
+  fake = await startFakeOpenAI();
+});
+afterAll(async () => {
+  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
+  await fake?.close();
+});
+
+it('SIGKILL of the owning host after SpeechReceived: the new owner replies exactly once, without transcribing again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'voice-fo-'));
+  execFileSync('espeak-ng', ['-v', 'it', '-w', join(dir, 'it.wav'), 'Che cosa compreresti oggi?']);
+  const wav = readFileSync(join(dir, 'it.wav'));
+  const { port, gateway, a, b, namespace } = await startTwoHostCluster('vfo', PARTITIONS, { ...fakeModelEnv(fake), GEMELLO_MODEL_TIMEOUT_MS: '30000', GEMELLO_MODEL_RETRIES: '0' });
+  procs.push(gateway, a, b);
+  const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
+  try {
+    const client = await connect(`ws://127.0.0.1:${port}`);
+    client.send({ type: 'prompt', ...twin, prompt: 'warm up' });
+    const conversationId = (await client.next((f) => f.type === 'reply')).conversationId as string;
+    const p = partitionFor(conversationId, PARTITIONS);
+    const [owner, other] = a.owned().includes(p) ? [a, b] : [b, a];
+
+    // The model does not answer the owner: it is still thinking when it dies.
+    fake.setMode('hang');
+    fake.setTranscript('che cosa compreresti oggi?');
+    const asked = fake.requests.length;
+    client.send({ type: 'audio.start', ...twin, conversationId, format: 'wav', requestId: 'spoken' });
+    client.ws.send(Buffer.from(wav));
+    client.send({ type: 'audio.end' });
+    const transcript = await client.next((f) => f.type === 'transcript');
+    const deadline = Date.now() + 15_000;
+    while (fake.requests.length === asked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(fake.requests.length).toBeGreaterThan(asked);
+    const before = await readConversation(log, conversationId);
+    expect(before.slice(-2).map((e) => e.type)).toEqual(['SpeechReceived', 'PromptReceived']);
+
+    await owner!.kill('SIGKILL');
+    fake.setMode('ok');
+    const reply = await client.next((f) => f.type === 'reply', 45_000);
+    expect(reply).toMatchObject({ conversationId, reply: 'echo: che cosa compreresti oggi?', requestId: 'spoken' });
+    expect(other!.owned()).toContain(p);
+    client.close();
+
+    const events = await readConversation(log, conversationId);
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    const promptSeq = (transcript.seq as number) + 1;
+    expect(events.filter((e) => e.type === 'ReplyGenerated' && (e.data as { promptSeq: number }).promptSeq === promptSeq)).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'SpeechReceived')).toHaveLength(1);
+    expect(fake.transcriptions).toHaveLength(1);
+  } finally {
+    await log.close();
+  }
+}, 120_000);
