@@ -12,6 +12,7 @@ import { loadavg } from 'node:os';
 import { Redis } from 'ioredis';
 import { startFakeOpenAI } from '../test/support/fake-openai.ts';
 import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL, realEnv } from '../test/support/env.ts';
+import { KAFKA_CLIENT } from '../test/support/kafka.ts';
 import { fakeModelEnv, freePort, startGemello } from '../test/support/processes.ts';
 import { connect } from '../test/support/ws-client.ts';
 import { cleanUp, onInterrupt } from './cleanup.ts';
@@ -185,7 +186,7 @@ export async function run(): Promise<void> {
   }
 
   summarize({
-    params: { ...runInfo.params(), roles: 'gateway, actors, projections in one process', long_conversations: LONG, target_prompts: TARGET, min_seconds: MIN_SECONDS, max_seconds: MAX_SECONDS, new_conversation_every_ms: NEW_EVERY_MS, new_conversation_prompts: NEW_PROMPTS, sample_ms: SAMPLE_MS, model: 'fake OpenAI-compatible server, zero latency', speech: SPEECH ? 'fake OpenAI speech' : 'off', lease_ms: LEASE_MS === undefined ? 'default (400)' : Number(LEASE_MS), plot: 'bench/results/soak.svg', samples: 'bench/results/soak-samples.json' },
+    params: { ...runInfo.params(), backends: `Kafka 4.1 (${KAFKA_CLIENT}), PostgreSQL, Redis on 127.0.0.1`, roles: 'gateway, actors, projections in one process', long_conversations: LONG, target_prompts: TARGET, min_seconds: MIN_SECONDS, max_seconds: MAX_SECONDS, new_conversation_every_ms: NEW_EVERY_MS, new_conversation_prompts: NEW_PROMPTS, sample_ms: SAMPLE_MS, model: 'fake OpenAI-compatible server, zero latency', speech: SPEECH ? 'fake OpenAI speech' : 'off', lease_ms: LEASE_MS === undefined ? 'default (400)' : Number(LEASE_MS), plot: 'bench/results/soak.svg', samples: 'bench/results/soak-samples.json' },
     samples, latencies, failures, sampleErrors, prompts, perLong, longConversations: LONG, target: TARGET, minSeconds: MIN_SECONDS, maxSeconds: MAX_SECONDS, reachedAt, snapshotBytes,
   });
 }
