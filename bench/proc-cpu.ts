@@ -35,3 +35,32 @@ export function cpuSeconds(pid: number): number {
   }
   return ticks / HZ;
 }
+
+/**
+ * The local services' processes (the Kafka broker's JVM, PostgreSQL, Redis), found by their
+ * command lines. They are shared: their CPU over a stretch includes whatever else used them.
+ */
+export function servicePids(): Record<'kafka' | 'postgres' | 'redis', number[]> {
+  const found = { kafka: [] as number[], postgres: [] as number[], redis: [] as number[] };
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid)) continue;
+    let cmd: string;
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    } catch {
+      continue;
+    }
+    if (/\bjava\b.*kafka/i.test(cmd)) found.kafka.push(pid);
+    else if (/^postgres\b|\/postgres\b/.test(cmd)) found.postgres.push(pid);
+    else if (/^redis-server\b|\/redis-server\b/.test(cmd)) found.redis.push(pid);
+  }
+  return found;
+}
+
+/** Seconds of CPU used so far by each pid alone (not its descendants), summed. */
+export function cpuSecondsOf(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) ticks += stat(pid)?.ticks ?? 0;
+  return ticks / HZ;
+}

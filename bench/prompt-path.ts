@@ -20,7 +20,7 @@ import { freePort, startCommand, startGemello } from '../test/support/processes.
 import type { Gemello } from '../test/support/processes.ts';
 import { cleanUp, onInterrupt } from './cleanup.ts';
 import { runLevel } from './conversations.ts';
-import { cpuSeconds } from './proc-cpu.ts';
+import { cpuSeconds, cpuSecondsOf, servicePids } from './proc-cpu.ts';
 import { loadNow, percentile, report, round, startRun } from './report.ts';
 
 const env = process.env;
@@ -50,6 +50,10 @@ type Result = {
   /** µs of CPU per reply, per process role. */
   cpu: Record<string, number>;
   fakeCpuUs: number;
+  /** µs of CPU per reply of this benchmark's own client process (500 sockets). */
+  clientCpuUs: number;
+  /** µs per reply of the shared services' processes over the same stretch (others' use included). */
+  services: Record<string, number>;
   load: number;
 };
 
@@ -102,14 +106,24 @@ async function runSetup(setup: Setup, fake: { child: ChildProcess; url: string }
     await sleep(1_000);
     log(`${setup}: ${CONCURRENT} conversations, ${SECONDS} s`);
     const before: Record<string, number> = {};
+    const servicesBefore: Record<string, number> = {};
+    const pids = servicePids();
     let fakeBefore = 0;
+    let clientBefore = process.cpuUsage();
     const n = await runLevel(url, CONCURRENT, Number.MAX_SAFE_INTEGER, SECONDS, 2, () => {
       for (const [role, p] of Object.entries(procs)) before[role] = cpuSeconds(p.child.pid!);
+      for (const [name, list] of Object.entries(pids)) servicesBefore[name] = cpuSecondsOf(list);
       fakeBefore = cpuSeconds(fake.child.pid!);
+      clientBefore = process.cpuUsage();
     });
+    const perReply = (seconds: number) => round((seconds * 1e6) / Math.max(1, n.completed), 0);
+    const client = process.cpuUsage(clientBefore);
     const cpu: Record<string, number> = {};
-    for (const [role, p] of Object.entries(procs)) cpu[role] = round(((cpuSeconds(p.child.pid!) - before[role]!) * 1e6) / Math.max(1, n.completed), 0);
-    const fakeCpuUs = round(((cpuSeconds(fake.child.pid!) - fakeBefore) * 1e6) / Math.max(1, n.completed), 0);
+    for (const [role, p] of Object.entries(procs)) cpu[role] = perReply(cpuSeconds(p.child.pid!) - before[role]!);
+    const services: Record<string, number> = {};
+    for (const [name, list] of Object.entries(pids)) services[name] = perReply(cpuSecondsOf(list) - servicesBefore[name]!);
+    const fakeCpuUs = perReply(cpuSeconds(fake.child.pid!) - fakeBefore);
+    const clientCpuUs = perReply((client.user + client.system) / 1e6);
     const r: Result = {
       setup,
       p50_1: round(percentile(one.latencies, 50), 2),
@@ -121,10 +135,12 @@ async function runSetup(setup: Setup, fake: { child: ChildProcess; url: string }
       replies: n.completed,
       cpu,
       fakeCpuUs,
+      clientCpuUs,
+      services,
       load: loadNow(),
     };
     const total = Object.values(cpu).reduce((a, b) => a + b, 0);
-    log(`${setup}: p50 at 1 ${r.p50_1} ms; ${r.perSecond} prompts/s at ${CONCURRENT}, p95 ${r.p95_n} ms, ${r.errors} errors; CPU per prompt ${total} µs (${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}), fake model ${fakeCpuUs} µs; load ${r.load}`);
+    log(`${setup}: p50 at 1 ${r.p50_1} ms; ${r.perSecond} prompts/s at ${CONCURRENT}, p95 ${r.p95_n} ms, ${r.errors} errors; CPU per prompt ${total} µs (${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}), fake model ${fakeCpuUs} µs, bench client ${clientCpuUs} µs; shared services ${Object.entries(services).map(([k, v]) => `${k} ${v}`).join(', ')} µs; load ${r.load}`);
     return r;
   } finally {
     await stopAll();
@@ -159,6 +175,8 @@ export async function run(): Promise<void> {
     metrics[`${k}_cpu_us_per_prompt`] = total;
     for (const [role, us] of Object.entries(r.cpu)) metrics[`${k}_cpu_us_${role}`] = us;
     metrics[`${k}_fake_model_cpu_us`] = r.fakeCpuUs;
+    metrics[`${k}_bench_client_cpu_us`] = r.clientCpuUs;
+    for (const [name, us] of Object.entries(r.services)) metrics[`${k}_shared_${name}_cpu_us`] = us;
     metrics[`${k}_prompts_per_s`] = r.perSecond;
     metrics[`${k}_p50_ms_1`] = r.p50_1;
     metrics[`${k}_p95_ms_1`] = r.p95_1;
@@ -168,6 +186,7 @@ export async function run(): Promise<void> {
     metrics[`${k}_load_average`] = r.load;
     const parts = Object.entries(r.cpu).map(([role, us]) => `${role} ${us}`).join(' + ');
     table.push([`${r.setup}: CPU per prompt (${parts}; fake model ${r.fakeCpuUs} apart)`, `${total} µs`, '≤ 200 µs']);
+    table.push([`${r.setup}: beside it per prompt: fake model ${r.fakeCpuUs}, bench client ${r.clientCpuUs}; shared (others' use included) ${Object.entries(r.services).map(([k, v]) => `${k} ${v}`).join(', ')}`, `${r.fakeCpuUs + r.clientCpuUs + Object.values(r.services).reduce((a, b) => a + b, 0)} µs`, '']);
     table.push([`${r.setup}: sustained prompts/s at ${CONCURRENT} concurrent (${r.replies} replies, ${r.errors} errors)`, `${r.perSecond}`, '≥ 5,000']);
     table.push([`${r.setup}: p50 at 1 conversation (p95)`, `${r.p50_1} ms (${r.p95_1})`, '< 5 ms']);
     table.push([`${r.setup}: p95 at ${CONCURRENT} concurrent (p50)`, `${r.p95_n} ms (${r.p50_n})`, '< 20 ms']);
