@@ -58,9 +58,22 @@ export function servicePids(): Record<'kafka' | 'postgres' | 'redis', number[]> 
   return found;
 }
 
-/** Seconds of CPU used so far by each pid alone (not its descendants), summed. */
-export function cpuSecondsOf(pids: number[]): number {
+/** CPU ticks used so far by each pid alone (not its descendants); a pid gone is left out. */
+export function ticksOf(pids: number[]): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const pid of pids) {
+    const s = stat(pid);
+    if (s) out.set(pid, s.ticks);
+  }
+  return out;
+}
+
+/** Seconds of CPU used between two `ticksOf` readings by the pids alive at both (a process that ended between them is not counted). */
+export function secondsBetween(before: Map<number, number>, after: Map<number, number>): number {
   let ticks = 0;
-  for (const pid of pids) ticks += stat(pid)?.ticks ?? 0;
+  for (const [pid, t] of after) {
+    const b = before.get(pid);
+    if (b !== undefined && t >= b) ticks += t - b;
+  }
   return ticks / HZ;
 }

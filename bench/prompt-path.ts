@@ -20,7 +20,7 @@ import { freePort, startCommand, startGemello } from '../test/support/processes.
 import type { Gemello } from '../test/support/processes.ts';
 import { cleanUp, onInterrupt } from './cleanup.ts';
 import { runLevel } from './conversations.ts';
-import { cpuSeconds, cpuSecondsOf, servicePids } from './proc-cpu.ts';
+import { cpuSeconds, secondsBetween, servicePids, ticksOf } from './proc-cpu.ts';
 import { loadNow, percentile, report, round, startRun } from './report.ts';
 
 const env = process.env;
@@ -106,13 +106,13 @@ async function runSetup(setup: Setup, fake: { child: ChildProcess; url: string }
     await sleep(1_000);
     log(`${setup}: ${CONCURRENT} conversations, ${SECONDS} s`);
     const before: Record<string, number> = {};
-    const servicesBefore: Record<string, number> = {};
+    const servicesBefore: Record<string, Map<number, number>> = {};
     const pids = servicePids();
     let fakeBefore = 0;
     let clientBefore = process.cpuUsage();
     const n = await runLevel(url, CONCURRENT, Number.MAX_SAFE_INTEGER, SECONDS, 2, () => {
       for (const [role, p] of Object.entries(procs)) before[role] = cpuSeconds(p.child.pid!);
-      for (const [name, list] of Object.entries(pids)) servicesBefore[name] = cpuSecondsOf(list);
+      for (const [name, list] of Object.entries(pids)) servicesBefore[name] = ticksOf(list);
       fakeBefore = cpuSeconds(fake.child.pid!);
       clientBefore = process.cpuUsage();
     });
@@ -121,7 +121,7 @@ async function runSetup(setup: Setup, fake: { child: ChildProcess; url: string }
     const cpu: Record<string, number> = {};
     for (const [role, p] of Object.entries(procs)) cpu[role] = perReply(cpuSeconds(p.child.pid!) - before[role]!);
     const services: Record<string, number> = {};
-    for (const [name, list] of Object.entries(pids)) services[name] = perReply(cpuSecondsOf(list) - servicesBefore[name]!);
+    for (const [name, list] of Object.entries(pids)) services[name] = perReply(secondsBetween(servicesBefore[name]!, ticksOf(list)));
     const fakeCpuUs = perReply(cpuSeconds(fake.child.pid!) - fakeBefore);
     const clientCpuUs = perReply((client.user + client.system) / 1e6);
     const r: Result = {
