@@ -125,7 +125,11 @@ describe('OpenAI reply model over HTTP', () => {
     fake.setMode('hang');
     const model = createOpenAIReplyModel({ apiKey: 'test', baseURL: fake.url, timeoutMs: 30_000 });
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 50);
+    // Aborted once the request has reached the server (a fixed 50 ms could come before it on a loaded machine).
+    void (async () => {
+      for (let i = 0; i < 500 && fake.requests.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      controller.abort();
+    })();
     const err = await failure(model.reply(request({ signal: controller.signal })));
     expect(err.code).toBe('model_aborted');
     expect(fake.requests).toHaveLength(1);
