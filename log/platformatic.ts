@@ -33,7 +33,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
   const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
   // A member learns that the group rebalances with its next heartbeat: frequent heartbeats
   // are what let a partition move in a fraction of a second once its owner is gone.
-  const heartbeatInterval = Math.min(100, Math.floor(sessionTimeout / 4));
+  const heartbeatInterval = Math.min(50, Math.floor(sessionTimeout / 4));
   // Bounded retries everywhere: while the broker is away an append or a read fails after a few
   // seconds (the caller answers `unavailable` or tries again) instead of waiting for ever.
   // Metadata at most a second old: after a broker dies, leaders and the group coordinator move,

@@ -18,7 +18,9 @@ export function onAssigned(ctx: HostContext, assigned: number[]): void {
   ctx.fenced = false;
   const set = new Set(assigned);
   for (const id of [...ctx.partitions.keys()]) if (afresh || !set.has(id)) release(ctx, id);
-  for (const id of assigned) if (!ctx.partitions.has(id)) acquire(ctx, id);
+  const taken = assigned.filter((id) => !ctx.partitions.has(id));
+  if (taken.length) ctx.logger.info(`assigned partitions ${assigned.join(',')}: taking ${taken.join(',')} over`);
+  for (const id of taken) acquire(ctx, id);
 }
 
 /** Takes a partition over: reads the log from the checkpoint, then activates every conversation seen there. */
@@ -28,8 +30,10 @@ export function acquire(ctx: HostContext, id: number): Partition {
   ctx.partitions.set(id, part);
   part.ready = (async () => {
     const t0 = performance.now();
-    const snapCp = await snapshots.getCheckpoint(id).catch(() => null);
-    const rmCp = ctx.readModel ? await ctx.readModel.coveredUntil(id).catch(() => null) : null;
+    const [snapCp, rmCp] = await Promise.all([
+      snapshots.getCheckpoint(id).catch(() => null),
+      ctx.readModel ? ctx.readModel.coveredUntil(id).catch(() => null) : null,
+    ]);
     // Work still owed (a reply, audio, a flow's call) lies after a host's checkpoint; the read
     // model's coverage says only what was projected. Without a checkpoint (its owner died in its
     // first second, or the snapshot store was flushed) nothing says where owed work begins: from
@@ -48,11 +52,14 @@ export function acquire(ctx: HostContext, id: number): Partition {
     });
     part.appender = createAppender({ log, topic: TOPICS.events, partition: id, next: end, onForeign: (from, to) => reconcile(ctx, part, from, to) });
     part.checkpoint = snapCp;
-    // Every conversation of the tail may owe work, and activating it finds out. A tail from the
-    // start holds whole conversations: their fold says so at once, and only those are woken (a
+    // A conversation with events after the checkpoint may owe work, and activating it finds out
+    // (before the checkpoint, everything is in snapshots and nothing is owed: the tail reaches
+    // back to the read model's coverage only for recovery). A tail from the start holds whole
+    // conversations: their fold says at once which owe work, and only those are woken (a
     // partition of 200 conversations after a flushed Redis took > 8 s when all were activated).
     let ids = [...part.tail.conversations()];
     if (start === 0) ids = ids.filter((cid) => hasPendingWork(fold(cid, part.tail.eventsOf(cid), undefined, ctx.historyMessages)));
+    else ids = ids.filter((cid) => part.tail.eventsOf(cid).some((e) => e.position.offset >= snapCp!));
     await Promise.all(ids.map((cid) => run(actorFor(ctx, part, cid), async () => {})));
     if (end > start) logger.info(`partition ${id}: read ${end - start} records from offset ${start} in ${(performance.now() - t0).toFixed(0)} ms; ${ids.length} conversations active${snapCp === null ? ' (no checkpoint: read from the start)' : ''}`);
   })();

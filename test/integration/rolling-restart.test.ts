@@ -1,6 +1,7 @@
 // A rolling restart: SIGTERM one of two actor hosts while 20 conversations keep talking.
 // The host hands its partitions over (drains, writes snapshots and checkpoints, then leaves
 // the group): no client sees an error frame, and every prompt gets exactly one reply.
+import { loadavg } from 'node:os';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readConversation } from '../../cli/read-conversation.ts';
 import { partitionFor } from '../../log/partition.ts';
@@ -47,6 +48,8 @@ describe('rolling restart of an actor host', () => {
       let termAt = 0;
       /** Per prompt sent: when, and how long its reply took (for the conversations that moved). */
       const waits: Array<{ sentAt: number; ms: number; moved: boolean }> = [];
+      /** Each conversation's prompts: when sent, when answered. */
+      const timeline: Array<Array<{ sentAt: number; at: number }>> = clients.map(() => []);
       const sent = clients.map(() => 1);
       const loops = clients.map(async (c, i) => {
         const isMoved = moved.has(partitionFor(conversations[i]!, PARTITIONS));
@@ -56,11 +59,13 @@ describe('rolling restart of an actor host', () => {
           c.send({ ...seed, conversationId: conversations[i], prompt: `p${n}`, requestId: `r${n}` });
           const f = await c.next((x) => x.type === 'reply' || x.type === 'error', 20_000);
           waits.push({ sentAt: t0, ms: performance.now() - t0, moved: isMoved });
+          timeline[i]!.push({ sentAt: t0, at: performance.now() });
           if (f.type === 'error') break;
         }
       });
       await new Promise((r) => setTimeout(r, 1_500));
       termAt = performance.now();
+      const termWall = new Date().toISOString();
       await leaving.kill('SIGTERM');
       const exitedMs = performance.now() - termAt;
       await b.waitFor(() => b.owned().length === PARTITIONS, 'the other host to own every partition', 10_000);
@@ -84,8 +89,19 @@ describe('rolling restart of an actor host', () => {
       }
       const around = waits.filter((w) => w.moved && w.sentAt >= termAt - 200 && w.sentAt <= termAt + exitedMs + 500);
       const worst = Math.max(0, ...around.map((w) => w.ms));
-      console.log([leaving.output(), b.output()].join('\n').split('\n').filter((l) => /handed|partition \d+: read|SIGTERM|frozen|removing|warn/.test(l)).join('\n'));
-      console.log(`rolling restart: ${waits.length} prompts; SIGTERM -> host exited in ${exitedMs.toFixed(0)} ms; longest reply wait of a moved conversation around the handover ${worst.toFixed(0)} ms (${around.length} prompts)`);
+      console.log([leaving.output(), b.output()].join('\n').split('\n').filter((l) => /handed|partition \d+: read|SIGTERM|frozen|removing|warn|assigned/.test(l)).join('\n'));
+      // Served again: every conversation that moved has its first reply from the new owner, i.e.
+      // the first that came after the leaving host had handed over (it writes nothing after it
+      // logs so; each conversation always has a prompt under way).
+      const movedIdx = conversations.map((id, i) => (moved.has(partitionFor(id, PARTITIONS)) ? i : -1)).filter((i) => i >= 0);
+      const handedWall = /^(\S+) info actors: handed partitions/m.exec(leaving.output())?.[1];
+      expect(handedWall).toBeDefined();
+      const handedAt = termAt + (Date.parse(handedWall!) - Date.parse(termWall));
+      const servedAgain = Math.max(0, ...movedIdx.map((i) => (timeline[i]!.find((p) => p.at > handedAt)?.at ?? Infinity) - termAt));
+      const before = waits.filter((w) => w.sentAt < termAt - 200).map((w) => w.ms).sort((x, y) => x - y);
+      const p50 = before[Math.floor(before.length / 2)] ?? 0;
+      console.log(`SIGTERM sent at ${termWall}`);
+      console.log(`rolling restart: ${waits.length} prompts; SIGTERM -> host exited in ${exitedMs.toFixed(0)} ms; handed over ${(handedAt - termAt).toFixed(0)} ms after SIGTERM, every moved conversation (${movedIdx.length}) served again by the new owner ${servedAgain.toFixed(0)} ms after SIGTERM (a reply took ${p50.toFixed(0)} ms at the median before it); longest reply wait of a moved conversation around the handover ${worst.toFixed(0)} ms (${around.length} prompts); load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     } finally {
       await log.close();
     }
