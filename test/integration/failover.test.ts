@@ -62,6 +62,7 @@ describe('failover between two actor hosts', () => {
       await client.next((f) => f.type === 'reply');
       await owner.kill('SIGKILL');
       const killedAt = performance.now();
+      const killedWall = new Date().toISOString();
       client.send({ ...seed, prompt: 'three' });
       const third = await client.next((f) => f.type === 'reply', 45_000);
       const failoverMs = performance.now() - killedAt;
@@ -74,6 +75,7 @@ describe('failover between two actor hosts', () => {
       const events = await readConversation(log, conversationId);
       assertCleanLog(events);
       expect(events.filter((e) => e.type === 'ReplyGenerated')).toHaveLength(4);
+      console.log(`SIGKILL at ${killedWall}\n${other.output().split('\n').filter((l) => l >= killedWall && /removing|assigned|partition \d+: read|kafka/.test(l)).join('\n')}`);
       console.log(`takeover: SIGKILL -> next reply served by the other host in ${failoverMs.toFixed(0)} ms (${process.env.GEMELLO_KAFKA_CLIENT || 'default'} client; lease ${process.env.GEMELLO_LEASE_MS || 400} ms, session timeout 6000 ms)`);
     } finally {
       await log.close();
