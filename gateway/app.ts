@@ -28,6 +28,8 @@ export type AppDeps = SessionDeps & {
   checks: () => Promise<Record<string, string | null>>;
   /** Close sockets silent for this long. */
   idleTimeoutMs?: number;
+  /** The caller's kept utterances (GEMELLO_KEEP_VOICE), opened with their conversation's key; absent: none are kept. */
+  voiceClips?: { read(conversationId: string, audioId: string): Promise<{ bytes: Uint8Array; contentType: string } | null> } | null;
 };
 
 /** Who opens a socket: a principal (null with auth off), or nobody when auth is on and the token is missing or wrong. */
@@ -182,6 +184,14 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
       readModel: outcome.readModel,
       what: `The conversation's prompts, replies and confirmed data can no longer be read: its data key is destroyed, so their copies in the log cannot be decrypted; its snapshot is deleted; ${outcome.readModel === 'scrubbed' ? 'its messages, confirmed data and event content are gone from the read model' : 'the read model drops its messages, confirmed data and event content when the projection reaches seq ' + e.seq}. The erasure is recorded as the event ConversationErased (seq ${e.seq}). Further prompts to it get the error code conversation_erased.`,
     }, 200);
+  });
+  // The caller's own voice, kept sealed: only for whoever may read the conversation, never cached.
+  app.get('/api/conversations/:id/voice/:audioId', async (c) => {
+    const r = await owned(c, c.req.param('id'));
+    if (r.status === 403) return c.json({ error: 'the conversation belongs to someone else', code: 'forbidden' }, 403);
+    const clip = r.status === 200 && deps.voiceClips ? await deps.voiceClips.read(c.req.param('id'), c.req.param('audioId')) : null;
+    if (!clip) return c.json({ error: deps.voiceClips ? 'no such kept utterance (erased, or never kept)' : 'the caller\'s audio is not kept (GEMELLO_KEEP_VOICE is off)', code: 'voice_not_found' }, 404);
+    return c.body(clip.bytes as Uint8Array<ArrayBuffer>, 200, { 'content-type': clip.contentType, 'cache-control': 'private, no-store' });
   });
   app.get('/api/audio/:id', async (c) => {
     const audio = await deps.readApi!.getAudio(c.req.param('id'));

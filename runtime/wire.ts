@@ -215,6 +215,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
     return { log: l, readModel: d, snapshots: s, ...(feed ? { feed: feedStarted ? null : 'not started' } : {}) };
   };
 
+  const voiceClips = config.voice.keep ? createVoiceClips(db, keys) : null;
   const appDeps: AppDeps | null = feed
     ? {
         log,
@@ -242,7 +243,8 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
         },
         projectedUntil: (partition) => stateSource.coveredUntil(partition),
         checks,
-        voice: { stt: stt?.model ?? null, limits: { maxSeconds: config.voice.maxSeconds, maxBytes: config.voice.maxBytes }, keep: config.voice.keep ? createVoiceClips(db, keys) : null, unavailable: STT_HOW_TO },
+        voice: { stt: stt?.model ?? null, limits: { maxSeconds: config.voice.maxSeconds, maxBytes: config.voice.maxBytes }, keep: voiceClips, unavailable: STT_HOW_TO },
+        voiceClips,
       }
     : null;
 

@@ -64,6 +64,8 @@ export function sessionMetrics(metrics: Metrics) {
     framesOut: metrics.counter('gemello_ws_frames_out_total', 'WebSocket frames sent'),
     commands: metrics.counter('gemello_gateway_commands_total', 'Commands published to the log by type'),
     errors: metrics.counter('gemello_ws_errors_total', 'Error frames sent, by code'),
+    utterances: metrics.counter('gemello_voice_utterances_total', 'Utterances received, by outcome (transcribed, failed, refused)'),
+    sttMs: metrics.histogram('gemello_stt_latency_ms', 'Speech-to-text call latency', [50, 100, 250, 500, 1000, 2000, 5000, 10000, 30000]),
   };
 }
 

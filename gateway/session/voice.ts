@@ -48,6 +48,7 @@ export function audioStart(s: SessionState, frame: AudioStartFrame): void {
   }
   const twin = s.deps.catalog.find(frame.digitalTwinId, frame.digitalTwinName);
   const refuse = (code: string, message: string) => {
+    s.m.utterances.inc({ outcome: 'refused' });
     s.utterance = { frame, twin: twin ? { id: twin.id, name: twin.name } : { id: '', name: '' }, audio: null, timer: null };
     s.out.error(code, message, { ...twinOf(frame), ...echo(frame.requestId) });
   };
@@ -90,16 +91,19 @@ export async function audioEnd(s: SessionState, frame: AudioEndFrame): Promise<v
   const requestId = frame.requestId ?? u.frame.requestId;
   const done = finish(u.audio, voice.limits);
   if (isRefusal(done)) {
+    s.m.utterances.inc({ outcome: 'refused' });
     s.out.error(done.code, done.message, { ...twinOf(u.frame), ...echo(requestId) });
     return;
   }
   if (s.transcribing >= MAX_TRANSCRIBING) {
+    s.m.utterances.inc({ outcome: 'refused' });
     s.out.error('rate_limited', `${MAX_TRANSCRIBING} utterances of this socket are being transcribed; send the next once a transcript came`, { ...twinOf(u.frame), ...echo(requestId) });
     return;
   }
   const conversationId = conversationFor(s, u.twin, u.frame);
   const audioId = randomUUID();
   s.transcribing++;
+  const t0 = performance.now();
   let heard: { text: string; durationSec: number | null } | EffectError;
   try {
     heard = await voice.stt!.transcribe({ bytes: done.bytes, format: done.format, contentType: done.contentType });
@@ -107,6 +111,7 @@ export async function audioEnd(s: SessionState, frame: AudioEndFrame): Promise<v
     heard = err instanceof EffectError ? err : new EffectError('stt_failed', (err as Error).message, false);
   } finally {
     s.transcribing--;
+    s.m.sttMs.observe(performance.now() - t0);
   }
   const durationSec = round(done.durationSec ?? (heard instanceof EffectError ? null : heard.durationSec) ?? (Date.now() - u.audio.startedAt) / 1000);
   const base = { ...meta(s, conversationId, requestId), conversationId };
@@ -114,10 +119,12 @@ export async function audioEnd(s: SessionState, frame: AudioEndFrame): Promise<v
   const text = heard instanceof EffectError ? '' : heard.text.trim().slice(0, MAX_PROMPT_CHARS);
   if (heard instanceof EffectError || !text) {
     const { code, reason } = heard instanceof EffectError ? { code: heard.code, reason: heard.message } : { code: 'stt_empty', reason: 'no speech was heard in the utterance' };
+    s.m.utterances.inc({ outcome: 'failed' });
     s.deps.logger.warn(`transcribing an utterance of ${conversationId} failed (${code}): ${reason}`);
     await publish(s, { ...base, type: 'ReportSpeechFailure', data: { twin, audioId, format: done.format, durationSec, code, reason: reason.slice(0, 2000) } }, twin.id);
     return;
   }
+  s.m.utterances.inc({ outcome: 'transcribed' });
   const kept = await keep(s, voice, { audioId, conversationId, done, durationSec });
   await publish(s, { ...base, type: 'SubmitPrompt', data: { twin, text, speech: { audioId, format: done.format, durationSec, kept } } }, twin.id);
 }
@@ -149,6 +156,7 @@ function drop(s: SessionState): void {
 
 /** The utterance broke a limit: its bytes are dropped, the client is told once, the rest of it is ignored until audio.end. */
 function refused(s: SessionState, u: OpenUtterance, why: Refusal): void {
+  s.m.utterances.inc({ outcome: 'refused' });
   if (u.audio) u.audio.chunks = [];
   u.audio = null;
   s.out.error(why.code, why.message, { ...twinOf(u.frame), ...echo(u.frame.requestId) });

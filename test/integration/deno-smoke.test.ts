@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../support/env.ts';
+import { startFakeOpenAI } from '../support/fake-openai.ts';
 import { freePort, startCommand } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
@@ -28,18 +29,25 @@ async function promptOnce(env: Record<string, string>) {
   const client = await connect(`ws://127.0.0.1:${port}/ws`);
   client.send({ digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett', prompt: 'Hello from the Deno smoke test' });
   const reply = await client.next((f) => f.type === 'reply', 30_000);
+  // Speech in: the utterance's binary frames reach the session as bytes under Deno too.
+  client.send({ type: 'audio.start', digitalTwinId: 'warren-buffett-001', format: 'pcm16', sampleRate: 16000 });
+  client.ws.send(Buffer.alloc(3200, 7));
+  client.ws.send(Buffer.alloc(3200, 9));
+  client.send({ type: 'audio.end' });
+  const heard = await client.next((f) => f.type === 'transcript' || f.type === 'error', 30_000);
   client.send('not json');
   const err = await client.next((f) => f.type === 'error');
   client.close();
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return { reply, err, metrics };
+  return { reply, heard, err, metrics };
 }
 
 describe('Deno', () => {
   it('serves the seed protocol embedded (no backends configured)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gemello-deno-'));
     dirs.push(dir);
-    const { reply, err, metrics } = await promptOnce({ GEMELLO_DATA_DIR: dir, KAFKA_BROKERS: '', DATABASE_URL: '', REDIS_URL: '' });
+    const { reply, heard, err, metrics } = await promptOnce({ GEMELLO_DATA_DIR: dir, KAFKA_BROKERS: '', DATABASE_URL: '', REDIS_URL: '' });
+    expect(heard).toMatchObject({ code: 'stt_unavailable' });
     expect(reply).toMatchObject({ type: 'reply', digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett', seq: 3 });
     expect(String(reply.reply)).toContain('[offline]');
     expect(err.code).toBe('bad_json');
@@ -49,8 +57,12 @@ describe('Deno', () => {
     expect(metrics).toContain('# TYPE gemello_log_consumer_lag_records gauge');
   }, 120_000);
 
-  it.each(['platformatic', 'kafkajs'])('serves it on real Kafka (%s), Postgres and Redis', async (client) => {
-    const { reply } = await promptOnce({
+  it.each(['platformatic', 'kafkajs'])('serves it on real Kafka (%s), Postgres and Redis, speech in too', async (client) => {
+    const fake = await startFakeOpenAI();
+    fake.setTranscript('ciao da Deno');
+    const { reply, heard } = await promptOnce({
+      OPENAI_API_KEY: 'test',
+      OPENAI_BASE_URL: fake.url,
       GEMELLO_KAFKA_CLIENT: client,
       KAFKA_BROKERS: KAFKA_BROKERS.join(','),
       DATABASE_URL,
@@ -58,7 +70,12 @@ describe('Deno', () => {
       REDIS_URL,
       GEMELLO_NAMESPACE: `deno${randomUUID().slice(0, 8)}.`,
     });
+    await fake.close();
     expect(reply).toMatchObject({ type: 'reply', seq: 3 });
+    expect(heard).toMatchObject({ type: 'transcript', text: 'ciao da Deno', durationSec: 0.2 });
+    // 6,400 bytes of pcm16 arrived whole, sent on as a 44-byte-header WAV.
+    expect(fake.transcriptions[0]!.bytes.byteLength).toBe(44 + 6400);
+    expect(fake.transcriptions[0]!.bytes[44 + 3200]).toBe(9);
     expect(proc!.output()).toContain(`event log: Kafka (${client})`);
   }, 120_000);
 });

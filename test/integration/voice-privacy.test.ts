@@ -32,6 +32,12 @@ let server: ReturnType<typeof serve>;
 let closeApp: () => void;
 let base = '';
 let wav: Uint8Array;
+const clients: Awaited<ReturnType<typeof connect>>[] = [];
+const open = async () => {
+  const c = await connect(`ws://${base}/ws`);
+  clients.push(c);
+  return c;
+};
 /** The retention job's clock runs this far ahead of the wall clock. */
 let ahead = 0;
 
@@ -52,6 +58,8 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   closeApp?.();
+  // A socket a failed test left open would hold close() for ever.
+  for (const c of clients) c.close();
   await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
   await rt?.stop();
   await fake?.close();
@@ -71,7 +79,7 @@ const q = <T>(sql: string, params: unknown[] = []) => rt.backends.db.query<T & R
 describe('the caller\'s voice with GEMELLO_KEEP_VOICE', () => {
   it('is kept sealed with the conversation\'s key (no copy readable anywhere), and erasing the conversation removes it', async () => {
     fake.setTranscript('tenete i miei dati al sicuro');
-    const c = await connect(`ws://${base}/ws`);
+    const c = await open();
     c.send({ type: 'audio.start', ...twin, format: 'wav' });
     c.ws.send(Buffer.from(wav));
     c.send({ type: 'audio.end' });
@@ -85,6 +93,10 @@ describe('the caller\'s voice with GEMELLO_KEEP_VOICE', () => {
     expect(row).toMatchObject({ size_bytes: wav.byteLength, conversation_id: id });
     const clips = createVoiceClips(rt.backends.db, rt.backends.keys);
     expect(Buffer.from((await clips.read(id, audioId))!.bytes).equals(Buffer.from(wav))).toBe(true);
+    await until('the conversation projected', async () => (await q('SELECT 1 FROM conversations WHERE id = $1', [id])).length > 0);
+    const served = await fetch(`http://${base}/api/conversations/${id}/voice/${audioId}`);
+    expect(served.headers.get('content-type')).toBe('audio/wav');
+    expect(Buffer.from(await served.arrayBuffer()).equals(Buffer.from(wav))).toBe(true);
     expect((await conversationOnKafka(real.namespace, id, 3)).find((e) => e.type === 'SpeechReceived')?.data).toMatchObject({ audioId, kept: true });
     // Kept, but sealed: no copy of the audio reads in the log, the database or Redis.
     expect(await findAudio(wav, { namespace: real.namespace, schema: real.schema, partitions: 3 })).toEqual([]);
@@ -96,13 +108,14 @@ describe('the caller\'s voice with GEMELLO_KEEP_VOICE', () => {
     expect(await res.json()).toMatchObject({ status: 'erased', readModel: 'scrubbed' });
     expect(await q('SELECT id FROM voice_clips WHERE conversation_id = $1', [id])).toEqual([]);
     expect(await clips.read(id, audioId)).toBeNull();
+    expect((await fetch(`http://${base}/api/conversations/${id}/voice/${audioId}`)).status).toBe(404);
     expect(await transcriptInReadModel()).toEqual([{ text: '[erased]' }]);
   });
 });
 
 describe('retention (GEMELLO_RETENTION_DAYS=1, the job\'s clock moved a day on)', () => {
   it('erases the conversation with no event for longer than the period through the normal erasure path and counts it in /metrics; the newer one stays', async () => {
-    const c = await connect(`ws://${base}/ws`);
+    const c = await open();
     c.send({ type: 'prompt', ...twin, conversationId: `old-${real.schema}`, prompt: 'an old conversation' });
     await c.next((f) => f.type === 'reply');
     await until('the old one projected', async () => (await q('SELECT 1 FROM conversations WHERE id = $1 AND last_seq >= 3', [`old-${real.schema}`])).length > 0);
@@ -124,6 +137,7 @@ describe('retention (GEMELLO_RETENTION_DAYS=1, the job\'s clock moved a day on)'
     expect((await conversationOnKafka(real.namespace, `new-${real.schema}`, 3)).some((e) => e.type === 'ConversationErased')).toBe(false);
     const metrics = await (await fetch(`http://${base}/metrics`)).text();
     expect(metrics).toMatch(/gemello_retention_erased_total\{outcome="erased"\} 1/);
+    expect(metrics).toMatch(/gemello_voice_utterances_total\{outcome="transcribed"\} 1/);
     // The erased one refuses prompts; the newer one goes on.
     c.send({ type: 'prompt', ...twin, conversationId: `old-${real.schema}`, prompt: 'still there?' });
     expect(await c.next((f) => f.type === 'error')).toMatchObject({ code: 'conversation_erased' });
