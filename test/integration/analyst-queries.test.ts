@@ -55,6 +55,15 @@ beforeAll(async () => {
       c.send({ ...seed, prompt: 'this one fails' });
       await c.next((f) => f.type === 'error');
       fake.setMode('ok');
+      // One utterance transcribed, one that fails: the speech-in query counts both.
+      for (const mode of ['ok', 'error500'] as const) {
+        fake.setTranscriptMode(mode);
+        c.send({ type: 'audio.start', digitalTwinId: 'warren-buffett-001', conversationId, format: 'pcm16', sampleRate: 16000 });
+        c.ws.send(Buffer.alloc(16000));
+        c.send({ type: 'audio.end' });
+        await c.next((f) => f.type === (mode === 'ok' ? 'reply' : 'error'));
+      }
+      fake.setTranscriptMode('ok');
       c.close();
     }
   } finally {
