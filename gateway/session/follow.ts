@@ -122,8 +122,9 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
         other(s, { type: 'transcript', conversationId, seq: e.seq, text: e.data.text, audioId: e.data.audioId, durationSec: e.data.durationSec, ...(own ? echo(e.correlationId) : {}) });
         break;
       case 'SpeechFailed':
-        out.error('stt_failed', `the utterance could not be transcribed: ${e.data.reason}`, { ...twinFields(f), conversationId, seq: e.seq, reason: e.data.code, audioId: e.data.audioId, ...(own ? echo(e.data.requestId) : {}) });
+        // The socket that spoke was told when the transcriber failed; the others hear it from the log.
         if (own) mine.delete(e.causationId!);
+        else out.error('stt_failed', `the utterance could not be transcribed: ${e.data.reason}`, { ...twinFields(f), conversationId, seq: e.seq, reason: e.data.code, audioId: e.data.audioId });
         break;
       case 'ReplyGenerated':
         answered(f, e.data.promptSeq);

@@ -121,6 +121,8 @@ export async function audioEnd(s: SessionState, frame: AudioEndFrame): Promise<v
     const { code, reason } = heard instanceof EffectError ? { code: heard.code, reason: heard.message } : { code: 'stt_empty', reason: 'no speech was heard in the utterance' };
     s.m.utterances.inc({ outcome: 'failed' });
     s.deps.logger.warn(`transcribing an utterance of ${conversationId} failed (${code}): ${reason}`);
+    // Told at once, not when SpeechFailed comes back through the log: never silence, even with the log away.
+    s.out.error('stt_failed', `the utterance could not be transcribed: ${reason}`, { digitalTwinId: twin.id, digitalTwinName: twin.name, conversationId, reason: code, audioId, ...echo(requestId) });
     await publish(s, { ...base, type: 'ReportSpeechFailure', data: { twin, audioId, format: done.format, durationSec, code, reason: reason.slice(0, 2000) } }, twin.id);
     return;
   }

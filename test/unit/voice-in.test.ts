@@ -93,6 +93,9 @@ describe('speech in at the session', () => {
     silent.bytes(new Uint8Array(10));
     await silent.send({ type: 'audio.end' });
     expect(w.commands()[0]).toMatchObject({ type: 'ReportSpeechFailure', data: { code: 'stt_timeout', format: 'webm' } });
+    // The client is told at once, not only once the failure is back from the log.
+    expect(w.frames).toEqual([expect.objectContaining({ type: 'error', code: 'stt_failed', reason: 'stt_timeout' })]);
+    expect(silent.frames[0]).toMatchObject({ code: 'stt_failed', reason: 'stt_empty' });
     expect(silent.commands()[0]).toMatchObject({ type: 'ReportSpeechFailure', data: { code: 'stt_empty' } });
   });
 });
