@@ -104,6 +104,35 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
     const closingNow = new Promise<void>((r) => (wake = r));
     let stream: MessagesStream<string, string, string, string> | null = null;
     const idle = new Set<() => void>();
+    /** Set while the next fetch waits for the handlers of the last one (holdFetch). */
+    let holding = false;
+    /** Set while the stream is paused because too many records wait for their handlers. */
+    let pressed = false;
+
+    /**
+     * After handing over a fetch's records the stream asks for the next fetch on
+     * process.nextTick, which Node runs before any promise continuation: the handlers' work
+     * after their first `await` (deciding, sealing, the append of the answer) waited behind
+     * the building and sending of that fetch, ≈0.15 ms per consumer hop here. So the stream
+     * is paused once the records are handed over and resumed when this turn's handlers have
+     * run up to their first real wait (setImmediate): the next fetch goes out right after.
+     */
+    function holdFetch() {
+      if (holding) return;
+      holding = true;
+      process.nextTick(() => {
+        const s = stream;
+        if (!s || pressed || stopped) {
+          holding = false;
+          return;
+        }
+        s.pause();
+        setImmediate(() => {
+          holding = false;
+          if (!pressed && s === stream) s.resume();
+        });
+      });
+    }
 
     consumer.on('consumer:group:join', (payload) => {
       const mine = (payload.assignments ?? []).find((a) => a.topic === topic)?.partitions ?? [];
@@ -133,12 +162,16 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
       lane.records.push({ topic: opts.topic, partition: p, offset, key: m.key ?? '', value: m.value ?? '', headers, timestamp: Number(m.timestamp) });
       lane.next = offset + 1;
       pending++;
-      if (pending > MAX_PENDING) stream?.pause();
-      // Messages of one fetch arrive synchronously: they are handed over together.
+      if (pending > MAX_PENDING && !pressed) {
+        pressed = true;
+        stream?.pause();
+      }
+      // Messages of one fetch arrive synchronously: they are handed over together, before the next fetch is sent.
       if (!lane.running) {
         lane.running = true;
-        queueMicrotask(() => void run(p, lane));
+        process.nextTick(() => void run(p, lane));
       }
+      holdFetch();
     }
 
     async function run(p: number, lane: Lane) {
@@ -160,7 +193,10 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
           await Promise.race([sleep(delay), closingNow]);
           delay = Math.min(delay * 2, 2_000);
         }
-        if (pending < MAX_PENDING / 5 && stream?.isPaused()) stream.resume();
+        if (pending < MAX_PENDING / 5 && pressed) {
+          pressed = false;
+          stream?.resume();
+        }
       }
       lane.running = false;
       for (const done of idle) done();
