@@ -235,10 +235,23 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
           topics: missing.map((topic) => ({ topic, numPartitions: options.partitions, replicationFactor: -1, configEntries })),
         });
       }
-      const meta = await a.fetchTopicMetadata({ topics: topics.map(full) });
-      for (const t of meta.topics) {
-        if (t.partitions.length !== options.partitions) {
-          throw new Error(`topic ${t.name} has ${t.partitions.length} partitions but GEMELLO_PARTITIONS is ${options.partitions}; they must match`);
+      // kafkajs' waitForLeaders returns before every broker answers as the leader: on a fresh
+      // broker the first reads failed with "not the leader for that topic-partition" (and the
+      // process did not start). Wait until each topic's offsets can be listed (at most 10 s).
+      for (const until = Date.now() + 10_000; ; ) {
+        try {
+          const meta = await a.fetchTopicMetadata({ topics: topics.map(full) });
+          for (const t of meta.topics) {
+            if (t.partitions.length !== options.partitions) {
+              throw Object.assign(new Error(`topic ${t.name} has ${t.partitions.length} partitions but GEMELLO_PARTITIONS is ${options.partitions}; they must match`), { fatal: true });
+            }
+            if (t.partitions.some((p) => p.leader < 0)) throw new Error(`topic ${t.name} has a partition without a leader`);
+          }
+          await Promise.all(topics.map((t) => a.fetchTopicOffsets(full(t))));
+          break;
+        } catch (err) {
+          if ((err as { fatal?: boolean }).fatal || Date.now() > until) throw err;
+          await new Promise((r) => setTimeout(r, 100));
         }
       }
     },
