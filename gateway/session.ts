@@ -7,7 +7,7 @@ import { createOutbox } from './session/outbox.ts';
 import { createRateLimit } from './session/rate.ts';
 import { confirm, prompt, stop } from './session/requests.ts';
 import { resume } from './session/resume.ts';
-import { audioBytes, audioEnd, audioStart, closeVoice } from './session/voice.ts';
+import { audioBytes, audioEnd, audioStart, closeVoice, refuseIfUtterance } from './session/voice.ts';
 
 export { DEFAULT_LIMITS, sessionMetrics } from './session/context.ts';
 export type { SessionDeps, SessionLimits, SocketPort } from './session/context.ts';
@@ -30,6 +30,7 @@ export function createSession(deps: SessionDeps, socket: SocketPort, principal: 
     m.framesIn.inc();
     if (!allow()) {
       out.error('rate_limited', ERROR_CODES.rate_limited, echo(peekRequestId(text)));
+      refuseIfUtterance(s, text);
       return;
     }
     const parsed = parseFrame(text);

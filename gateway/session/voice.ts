@@ -143,6 +143,20 @@ async function keep(s: SessionState, voice: VoiceSettings, c: { audioId: string;
   }
 }
 
+/**
+ * A frame refused before it was read (rate limit): if it was an `audio.start`, its binary
+ * frames are dropped quietly until `audio.end`, as for any refused utterance (the client was
+ * told once), instead of each getting `binary_frame`; an `audio.end` drops its utterance.
+ */
+export function refuseIfUtterance(s: SessionState, text: string): void {
+  const type = /"type"\s*:\s*"(audio\.start|audio\.end)"/.exec(text.slice(0, 200))?.[1];
+  if (!type) return;
+  drop(s);
+  // A refused audio.end ends the utterance unheard: the client sends it again.
+  if (type === 'audio.end') return;
+  s.utterance = { frame: { type: 'audio.start', format: 'refused', digitalTwinId: 'refused' }, twin: { id: '', name: '' }, audio: null, timer: null };
+}
+
 /** The socket closed: an utterance being received is dropped with it. */
 export function closeVoice(s: SessionState): void {
   drop(s);

@@ -20,13 +20,13 @@ import { createMetrics } from '../../telemetry/metrics.ts';
 type Frame = Record<string, unknown>;
 const twin = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 
-function world(voice: Partial<VoiceSettings> | null) {
+function world(voice: Partial<VoiceSettings> | null, limits: Partial<SessionDeps['limits']> = {}) {
   const appended: OutgoingRecord[] = [];
   const log = { kind: 'kafka', partitions: 12, append: async (_t: string, _p: number, r: OutgoingRecord[]) => (appended.push(...r), appended.length - 1) } as unknown as EventLog;
   const feed = { follow: () => () => {} } as unknown as Feed;
   const deps: SessionDeps = {
     log, feed, commands: createCommandClient({ log }), catalog: createTwinCatalog(), metrics: createMetrics(), logger: { info() {}, warn() {}, error() {} },
-    limits: DEFAULT_LIMITS, eventsAfter: null,
+    limits: { ...DEFAULT_LIMITS, ...limits }, eventsAfter: null,
     voice: voice ? { stt: null, limits: { maxSeconds: 5, maxBytes: 100_000 }, keep: null, unavailable: 'set OPENAI_API_KEY', ...voice } : null,
   };
   const frames: Frame[] = [];
@@ -52,6 +52,18 @@ describe('speech in at the session', () => {
     expect(w.frames.at(-1)).toMatchObject({ code: 'binary_frame' });
     await w.send({ ...twin, prompt: 'typed' });
     expect(w.commands().map((c) => c.type)).toEqual(['SubmitPrompt']);
+  });
+
+  it('an audio.start refused by the rate limit: one rate_limited, its binary frames dropped quietly until audio.end', async () => {
+    const w = world({ stt: heard('ciao') }, { ratePerSec: 1, burst: 1 });
+    await w.send({ type: 'prompt', ...twin, prompt: 'uses the one frame allowed' });
+    await w.send({ type: 'audio.start', ...twin, format: 'wav', requestId: 'r' });
+    for (let i = 0; i < 5; i++) w.bytes(new Uint8Array(10));
+    await w.send({ type: 'audio.end' });
+    expect(w.frames.map((f) => f.code)).toEqual(['rate_limited', 'rate_limited']);
+    // The refused audio.end closed it: a binary frame now is outside any utterance.
+    w.bytes(new Uint8Array(1));
+    expect(w.frames.length).toBe(3);
   });
 
   it('a gateway without voice settings says stt_unavailable too', async () => {
