@@ -117,8 +117,10 @@ export interface AudioSink {
    * Stores audio once per (text, voice, format); returns its id and whether it was cached.
    * `withSpeech`: the audio itself too (`speech`), synthesised or read from the cache.
    * `conversationId`: the conversation it is spoken to (erasing it deletes the audio only it used).
+   * `synthesized`: told the id the new audio is stored under as soon as it is synthesised,
+   * before it is written (the id stays the audio's unless another process stored the same meanwhile).
    */
-  store(input: { text: string; voice: string; synthesize: () => Promise<Speech>; withSpeech?: boolean; conversationId?: string }): Promise<StoredAudio>;
+  store(input: { text: string; voice: string; synthesize: () => Promise<Speech>; withSpeech?: boolean; conversationId?: string; synthesized?: (audioId: string, speech: Speech) => Promise<void> }): Promise<StoredAudio>;
 }
 
 
@@ -186,6 +188,15 @@ export interface ReplyStreams {
   current(conversationId: string): Promise<StreamSoFar | null>;
   /** The audio chunks published lately for the conversation (at most the last 64, for a few minutes), oldest first. */
   chunks(conversationId: string): Promise<AudioChunkUpdate[]>;
+  /**
+   * Keeps a clip just synthesised for a minute, so its chunk goes out before the audio cache's
+   * write is done (GET /api/audio/:audioId looks here first). Before the chunk's publish.
+   */
+  keepClip(audioId: string, clip: { bytes: Uint8Array; contentType: string }): Promise<void>;
+  /** Drops what is kept of the conversation (text so far, recent chunks and their clips): it is erased. */
+  forget(conversationId: string): Promise<void>;
+  /** A clip kept by keepClip, or null (expired, or never kept). */
+  clip(audioId: string): Promise<{ bytes: Uint8Array; contentType: string } | null>;
   /** Every update from now on; resolves once listening. */
   subscribe(listener: (u: StreamUpdate) => void): Promise<() => void>;
   close(): Promise<void>;

@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   soak: () => import('./soak.ts').then((m) => m.run()),
   stream: () => import('./stream.ts').then((m) => m.run()),
   restore: () => import('./restore.ts').then((m) => m.run()),
+  voice: () => import('./voice.ts').then((m) => m.run()),
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));

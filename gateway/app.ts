@@ -194,7 +194,8 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
     return c.body(clip.bytes as Uint8Array<ArrayBuffer>, 200, { 'content-type': clip.contentType, 'cache-control': 'private, no-store' });
   });
   app.get('/api/audio/:id', async (c) => {
-    const audio = await deps.readApi!.getAudio(c.req.param('id'));
+    // A sentence's clip just synthesised is on the reply streams before the audio cache has written it.
+    const audio = (await deps.feed.clip(c.req.param('id'))) ?? (await deps.readApi!.getAudio(c.req.param('id')));
     if (!audio) return c.json({ error: 'no such audio', code: 'audio_not_found' }, 404);
     return c.body(audio.bytes as Uint8Array<ArrayBuffer>, 200, { 'content-type': audio.contentType, 'cache-control': 'public, max-age=86400, immutable' });
   });

@@ -106,6 +106,10 @@ export function createFeed(log: EventLog, logger: Logger, instanceId = randomUUI
     async streamed(conversationId: string): Promise<StreamSoFar | null> {
       return streams ? streams.current(conversationId) : null;
     },
+    /** A clip just synthesised that the audio cache may not hold yet (null: none, or no streams here). */
+    async clip(audioId: string): Promise<{ bytes: Uint8Array; contentType: string } | null> {
+      return streams ? streams.clip(audioId).catch(() => null) : null;
+    },
     /** The conversation's recent audio chunks (empty: none, or no streams here). */
     async chunks(conversationId: string): Promise<AudioChunkUpdate[]> {
       return streams ? streams.chunks(conversationId) : [];

@@ -36,14 +36,16 @@ export function createAudioCache(db: Db): AudioSink {
   // Two identical requests in this process share one synthesis.
   const inFlight = new Map<string, Promise<Stored>>();
 
-  async function store(text: string, voice: string, synthesize: () => Promise<Speech>, withSpeech: boolean): Promise<Stored> {
+  async function store(text: string, voice: string, synthesize: () => Promise<Speech>, withSpeech: boolean, synthesized?: (audioId: string, speech: Speech) => Promise<void>): Promise<Stored> {
     const hash = textHash(text);
     const [hit] = await db.query<Row>(withSpeech ? HIT_WITH_AUDIO : HIT, [hash, voice]);
     if (hit) return toStored(hit, true);
     const speech = await synthesize();
     const mine = withSpeech ? speech : undefined;
+    const id = randomUUID();
+    await synthesized?.(id, speech);
     const [row] = await db.query<Row>(INSERT, [
-      randomUUID(), hash, voice, speech.format, speech.contentType, speech.bytes, speech.durationSec, speech.bytes.byteLength,
+      id, hash, voice, speech.format, speech.contentType, speech.bytes, speech.durationSec, speech.bytes.byteLength,
     ]);
     if (row) return toStored(row, false, mine);
     // Another process stored the same audio meanwhile: theirs is the one everybody gets.
@@ -53,11 +55,11 @@ export function createAudioCache(db: Db): AudioSink {
   }
 
   return {
-    async store({ text, voice, synthesize, withSpeech = false, conversationId }) {
+    async store({ text, voice, synthesize, withSpeech = false, conversationId, synthesized }) {
       const key = `${voice}\u0000${withSpeech ? 1 : 0}\u0000${text}`;
       let p = inFlight.get(key);
       if (!p) {
-        p = store(text, voice, synthesize, withSpeech).finally(() => inFlight.delete(key));
+        p = store(text, voice, synthesize, withSpeech, synthesized).finally(() => inFlight.delete(key));
         inFlight.set(key, p);
       }
       const stored = await p;

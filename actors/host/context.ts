@@ -93,6 +93,7 @@ export function hostMetrics(metrics: Metrics) {
     recoveries: metrics.counter('gemello_recovery_total', 'Actor activations by recovery tier'),
     recoveryMs: metrics.histogram('gemello_recovery_ms', 'Actor activation time by tier', [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 500, 2000]),
     modelMs: metrics.histogram('gemello_model_latency_ms', 'Model call latency', LATENCY_BUCKETS_MS),
+    speechMs: metrics.histogram('gemello_speech_sentence_ms', 'Time to synthesise one sentence of a reply (cache misses only)', LATENCY_BUCKETS_MS),
     errors: metrics.counter('gemello_errors_total', 'Errors by kind'),
     actors: metrics.gauge('gemello_actors_active', 'Conversations held in memory'),
     owned: metrics.gauge('gemello_partitions_owned', 'Partitions this host owns'),

@@ -2,6 +2,7 @@ import { encodeNotice } from '../../events/codec.ts';
 import { withoutContent } from '../../sealing/personal.ts';
 import type { ClientCommand } from '../commands.ts';
 import type { Actor, HostContext, Partition } from './context.ts';
+import { silence } from './speaker.ts';
 import { writeSnapshot } from './snapshot.ts';
 
 /**
@@ -18,6 +19,9 @@ export async function completeErasure(ctx: HostContext, part: Partition, actor: 
   actor.traces.clear();
   if (actor.position) await writeSnapshot(ctx, actor);
   else await ctx.snapshots.delete(actor.id);
+  // The live copies too: the text so far, and the clips of its last spoken sentences.
+  silence(actor);
+  await ctx.streams?.forget(actor.id);
   const { seq, at, by, prompts, replies, confirmedFields } = erased;
   ctx.logger.info(`erased conversation ${actor.id} at seq ${seq}${now ? '' : ' (before)'}: ${prompts} prompts, ${replies} replies, ${confirmedFields} confirmed fields`);
   await part.appender!.append([encodeNotice({

@@ -55,12 +55,31 @@ export function startSpeaker(ctx: HostContext, actor: Actor, promptSeq: number, 
     queued++;
     chain = chain.then(async () => {
       if (signal.aborted || failed) return;
+      const chunk = (audioId: string, format: string, durationSec: number) =>
+        streams.publish({ kind: 'audio', conversationId, promptSeq, gen: myGen, index: i, audioId, format, durationSec, offset: s.offset, text: s.text, last: isLast() });
+      let sent = false;
       try {
-        const stored = await speech.sink.store({ text: s.text, voice, withSpeech: true, conversationId, synthesize: () => speech.model.synthesize({ text: s.text, voice, signal }) });
+        const stored = await speech.sink.store({
+          text: s.text, voice, withSpeech: true, conversationId,
+          synthesize: async () => {
+            const t0 = performance.now();
+            const clip = await speech.model.synthesize({ text: s.text, voice, signal });
+            ctx.m.speechMs.observe(performance.now() - t0);
+            return clip;
+          },
+          // New audio goes out at once, served from the reply streams while the audio cache writes it.
+          synthesized: async (audioId, clip) => {
+            if (signal.aborted) return;
+            await streams.keepClip(audioId, clip);
+            if (signal.aborted) return;
+            sent = true;
+            await chunk(audioId, clip.format, clip.durationSec);
+          },
+        });
         if (signal.aborted) return;
         if (stored.speech) clips.push(stored.speech);
         else failed = true;
-        await streams.publish({ kind: 'audio', conversationId, promptSeq, gen: myGen, index: i, audioId: stored.audioId, format: stored.format, durationSec: stored.durationSec, offset: s.offset, text: s.text, last: isLast() });
+        if (!sent) await chunk(stored.audioId, stored.format, stored.durationSec);
       } catch (err) {
         if (signal.aborted) return;
         // The sentences after it are not spoken; the whole reply's speech is synthesised on its own.

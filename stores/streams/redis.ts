@@ -3,6 +3,8 @@ import type { AudioChunkUpdate, ReplyStreams, StreamUpdate } from '../../actors/
 
 /** Audio chunks kept per conversation for a socket that resumes. */
 const MAX_CHUNKS = 64;
+/** A clip just synthesised is kept this long, until the audio cache has it. */
+const CLIP_SEC = 60;
 
 export type RedisStreamsOptions = {
   url: string;
@@ -17,7 +19,8 @@ export type RedisStreamsOptions = {
  * a gateway subscribes once and never races a per-conversation SUBSCRIBE), and the text so
  * far is kept under `<prefix>stream:<conversationId>` as "<promptSeq> <gen>\n<text>" (SET on
  * start, APPEND per delta, DEL on end), so a socket that resumes mid-stream gets it. The
- * last audio chunks are kept as JSON in the list `<prefix>stream-audio:<conversationId>`.
+ * last audio chunks are kept as JSON in the list `<prefix>stream-audio:<conversationId>`, and a
+ * clip just synthesised under `<prefix>clip:<audioId>` for a minute.
  * The updates published in one turn of the event loop (every conversation's) go out
  * together: one pipeline, written in call order over one connection, with one PUBLISH of
  * them all (a single update as an object, several as an array): a socket write and a Redis
@@ -29,6 +32,7 @@ export function createRedisReplyStreams(options: RedisStreamsOptions): ReplyStre
   const channel = `${prefix}streams`;
   const key = (id: string) => `${prefix}stream:${id}`;
   const audioKey = (id: string) => `${prefix}stream-audio:${id}`;
+  const clipKey = (id: string) => `${prefix}clip:${id}`;
   // Connected on first use: a process that never streams (the CLI) opens nothing.
   let conn: Redis | null = null;
   const redisOf = () => {
@@ -75,6 +79,20 @@ export function createRedisReplyStreams(options: RedisStreamsOptions): ReplyStre
       const nl = raw.indexOf('\n');
       const [seq, gen] = raw.slice(0, nl).split(' ');
       return { promptSeq: Number(seq), gen: gen ?? '', text: raw.slice(nl + 1) };
+    },
+    async forget(conversationId) {
+      const recent = (await redisOf().lrange(audioKey(conversationId), 0, -1)).map((r) => (JSON.parse(r) as AudioChunkUpdate).audioId);
+      await redisOf().del(key(conversationId), audioKey(conversationId), ...recent.map(clipKey));
+    },
+    async keepClip(audioId, clip) {
+      // "<content type>\n<bytes>": one binary value.
+      await redisOf().set(clipKey(audioId), Buffer.concat([Buffer.from(`${clip.contentType}\n`), clip.bytes]), 'EX', CLIP_SEC);
+    },
+    async clip(audioId) {
+      const raw = await redisOf().getBuffer(clipKey(audioId));
+      if (!raw) return null;
+      const nl = raw.indexOf(10);
+      return { contentType: raw.subarray(0, nl).toString('utf8'), bytes: new Uint8Array(raw.subarray(nl + 1)) };
     },
     async chunks(conversationId) {
       const raw = await redisOf().lrange(audioKey(conversationId), 0, -1);
