@@ -12,6 +12,7 @@ import { createLogger } from '../telemetry/logger.ts';
 import { createReadModelStateSource } from '../projections/state-source.ts';
 import { doctor } from './doctor.ts';
 import { eraseConversation } from './erase.ts';
+import { retentionCommand } from './retention.ts';
 import { createProgress } from './progress.ts';
 import { verify } from './verify.ts';
 import { restore } from './restore.ts';
@@ -39,6 +40,9 @@ const HELP = `gemello <command>
   erase <conversationId> [--reason <text>] [--by <name>] [--timeout <seconds>]
                              erase the conversation's prompts, replies and confirmed data everywhere
                              (its actor host destroys its key); waits until done
+  retention [--days <n>] [--dry-run]
+                             list (--dry-run) or erase now the conversations with no event for
+                             GEMELLO_RETENTION_DAYS (or <n>) days, as the gateways do hourly
   verify                     compare every snapshot and read-model row with the log; exit 1 on any mismatch
   snapshots rebuild          fold every conversation from the log and write its snapshot
   flows compile <file>       validate a flow definition (every error with its JSON path) and print
@@ -147,6 +151,11 @@ async function main(argv: string[]): Promise<number> {
         const by = typeof args.flags.by === 'string' ? args.flags.by : (process.env.USER ?? 'operator');
         const reason = typeof args.flags.reason === 'string' ? args.flags.reason : null;
         return await eraseConversation(id, { by, reason, timeoutMs: timeout * 1000 }, { log: backends.log, db: backends.db, snapshots: backends.snapshots });
+      }
+      case 'retention': {
+        const days = args.flags.days === undefined ? config.retentionDays : Number(args.flags.days);
+        if (!(days >= 0)) throw new UsageError('--days takes a number of days (0: retention off)');
+        return await retentionCommand({ days, dryRun: args.flags['dry-run'] === true }, { log: backends.log, db: backends.db });
       }
       case 'doctor': {
         const checks = await doctor(config, backends);

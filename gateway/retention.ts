@@ -46,13 +46,19 @@ export function createRetention(o: RetentionOptions) {
   let timer: ReturnType<typeof setTimeout> | null = null;
   let running: Promise<SweepResult> | null = null;
 
-  async function sweepOnce(): Promise<SweepResult> {
-    const at = now();
+  /** The conversations past retention now (a batch of them, oldest first), with their last event. */
+  async function due(at = now()): Promise<{ cutoff: string; conversations: { id: string; lastEventAt: string }[] }> {
     const cutoff = new Date(at.getTime() - o.days * DAY_MS).toISOString();
-    const rows = await o.db.query<{ id: string }>(
-      `SELECT id FROM conversations WHERE erased_at IS NULL AND COALESCE(last_event_at, started_at) < $1 ORDER BY COALESCE(last_event_at, started_at), id LIMIT $2`,
+    const rows = await o.db.query<{ id: string; last: Date | string }>(
+      `SELECT id, COALESCE(last_event_at, started_at) AS last FROM conversations WHERE erased_at IS NULL AND COALESCE(last_event_at, started_at) < $1 ORDER BY COALESCE(last_event_at, started_at), id LIMIT $2`,
       [cutoff, batch],
     );
+    return { cutoff, conversations: rows.map((r) => ({ id: r.id, lastEventAt: new Date(r.last).toISOString() })) };
+  }
+
+  async function sweepOnce(): Promise<SweepResult> {
+    const at = now();
+    const { cutoff, conversations: rows } = await due(at);
     const result: SweepResult = { cutoff, found: rows.length, erased: 0, pending: 0, failed: 0 };
     const queue = rows.map((r) => r.id);
     const worker = async () => {
@@ -83,6 +89,7 @@ export function createRetention(o: RetentionOptions) {
 
   return {
     sweep,
+    due,
     /** Sweeps on a timer (nothing with days = 0). */
     start(): void {
       if (o.days <= 0 || timer) return;

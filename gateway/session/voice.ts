@@ -3,7 +3,7 @@ import { EffectError } from '../../actors/ports.ts';
 import type { SpeechToText } from '../../actors/ports.ts';
 import { MAX_PROMPT_CHARS } from '../protocol.ts';
 import type { AudioEndFrame, AudioStartFrame } from '../protocol.ts';
-import { addChunk, finish, isRefusal, overdue, startUtterance } from '../voice/utterance.ts';
+import { addChunk, finish, GRACE_SEC, isRefusal, overdue, startUtterance } from '../voice/utterance.ts';
 import type { Collecting, Finished, Refusal, VoiceLimits } from '../voice/utterance.ts';
 import { echo } from './context.ts';
 import type { SessionState } from './context.ts';
@@ -62,7 +62,7 @@ export function audioStart(s: SessionState, frame: AudioStartFrame): void {
     if (s.utterance !== u || !u.audio) return;
     const late = overdue(u.audio, voice.limits, Date.now());
     if (late) refused(s, u, late);
-  }, (voice.limits.maxSeconds + 5) * 1000 + 50);
+  }, (voice.limits.maxSeconds + GRACE_SEC) * 1000 + 50);
   u.timer.unref?.();
   s.utterance = u;
 }
@@ -114,7 +114,7 @@ export async function audioEnd(s: SessionState, frame: AudioEndFrame): Promise<v
     s.m.sttMs.observe(performance.now() - t0);
   }
   const durationSec = round(done.durationSec ?? (heard instanceof EffectError ? null : heard.durationSec) ?? (Date.now() - u.audio.startedAt) / 1000);
-  const base = { ...meta(s, conversationId, requestId), conversationId };
+  const base = meta(s, conversationId, requestId);
   const twin = u.twin;
   const text = heard instanceof EffectError ? '' : heard.text.trim().slice(0, MAX_PROMPT_CHARS);
   if (heard instanceof EffectError || !text) {

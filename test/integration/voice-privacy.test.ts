@@ -21,6 +21,7 @@ import { findAudio } from '../support/find-audio.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { conversationOnKafka } from '../support/log.ts';
+import { runCli } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
 const twin = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
@@ -38,6 +39,7 @@ const open = async () => {
   clients.push(c);
   return c;
 };
+let env: Record<string, string> = {};
 /** The retention job's clock runs this far ahead of the wall clock. */
 let ahead = 0;
 
@@ -46,7 +48,7 @@ beforeAll(async () => {
   execFileSync('espeak-ng', ['-v', 'it', '-w', join(dir, 'it.wav'), 'Tenete i miei dati al sicuro.']);
   wav = new Uint8Array(readFileSync(join(dir, 'it.wav')));
   fake = await startFakeOpenAI();
-  const env = { ...real.env, GEMELLO_PARTITIONS: '3', OPENAI_API_KEY: 'test', OPENAI_BASE_URL: fake.url, GEMELLO_SPEECH: 'off', GEMELLO_KEEP_VOICE: '1', GEMELLO_RETENTION_DAYS: '1', GEMELLO_LOG_QUIET: '1' };
+  env = { ...real.env, GEMELLO_PARTITIONS: '3', OPENAI_API_KEY: 'test', OPENAI_BASE_URL: fake.url, GEMELLO_SPEECH: 'off', GEMELLO_KEEP_VOICE: '1', GEMELLO_RETENTION_DAYS: '1', GEMELLO_LOG_QUIET: '1' };
   rt = await createRuntime(loadConfig(env), ALL_ROLES, createLogger('voice-privacy', true), { now: () => new Date(Date.now() + ahead) });
   await rt.start();
   const { app, close } = createApp(rt.appDeps!, upgradeWebSocket);
@@ -145,4 +147,14 @@ describe('retention (GEMELLO_RETENTION_DAYS=1, the job\'s clock moved a day on)'
     expect(await c.next((f) => f.type === 'reply')).toMatchObject({ reply: 'echo: and you?' });
     c.close();
   });
+
+  it('`gemello retention --dry-run` lists what is past retention and erases nothing', async () => {
+    await new Promise((r) => setTimeout(r, 1_000));
+    const days = String(0.5 / 86_400); // half a second
+    const dry = await runCli(['retention', '--dry-run', '--days', days], env);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(`new-${real.schema}`);
+    expect(dry.stdout).not.toContain(`old-${real.schema}`); // erased already
+    expect((await conversationOnKafka(real.namespace, `new-${real.schema}`, 3)).some((e) => e.type === 'ConversationErased')).toBe(false);
+  }, 60_000);
 });
