@@ -69,6 +69,19 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
   let producerReady: Promise<void> | null = null;
   const consumers = new Set<Consumer>();
 
+  async function evictMembers(group: string, memberIds: string[]): Promise<void> {
+    // kafkajs' admin cannot remove a member from a group: the LeaveGroup on the dead member's
+    // behalf goes through @platformatic/kafka's admin, loaded only when it is needed.
+    if (!memberIds.length) return;
+    const { Admin } = await import('@platformatic/kafka');
+    const a = new Admin({ clientId: `${options.clientId ?? 'gemello'}-evict`, bootstrapBrokers: options.brokers, retries: 2, retryDelay: 100 });
+    try {
+      await a.removeMembersFromConsumerGroup({ groupId: full(group), members: memberIds.map((memberId) => ({ memberId, reason: 'liveness lease ran out' })) });
+    } finally {
+      await a.close().catch(() => {});
+    }
+  }
+
   async function consume(opts: ConsumeOptions): Promise<Subscription> {
     const consumer = kafka.consumer({
       groupId: full(opts.group),
@@ -90,27 +103,64 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       for (const p of [...handled.keys()]) if (!assigned.includes(p)) handled.delete(p);
       void opts.onAssigned?.(assigned);
     });
-    await consumer.connect();
-    await consumer.subscribe({ topics: [full(opts.topic)], fromBeginning: opts.from === 'earliest' });
-    // kafkajs' autoCommit commits after every partition's batch and waits for it before the
-    // next fetch: ≈6 ms per partition on one broker, so with 12 partitions in a fetch the
-    // next one came ≈70 ms later. Commits go out at most once a second instead (and on stop).
-    await consumer.run({
-      partitionsConsumedConcurrently: options.partitions,
-      eachBatchAutoResolve: false,
-      autoCommit: false,
-      autoCommitInterval: COMMIT_EVERY_MS,
-      eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, isRunning, isStale }) => {
-        if (!isRunning() || isStale() || batch.messages.length === 0) return;
-        const records = batch.messages.map((m) => toRecord(opts.topic, batch.partition, m));
-        await opts.handle(batch.partition, records);
-        const last = batch.messages[batch.messages.length - 1]!.offset;
-        resolveOffset(last);
-        if (opts.commit === false) return;
-        handled.set(batch.partition, String(Number(last) + 1));
-        await commitOffsetsIfNecessary();
-      },
+    let stopping = false;
+    // A consumer crashes when the broker is away for longer than its retries. It comes back as a
+    // new member, and its old one, which could not leave while the broker was away, would hold
+    // the group's next rebalance until its session times out: it is removed on its behalf as
+    // soon as the broker answers. A crash kafkajs does not restart from is restarted here.
+    consumer.on(consumer.events.CRASH, (e) => {
+      const stale = memberId;
+      memberId = null;
+      if (stale) {
+        void (async () => {
+          for (const until = Date.now() + 30_000; !stopping && memberId === null && Date.now() < until; await new Promise((r) => setTimeout(r, 300))) {
+            try {
+              await evictMembers(opts.group, [stale]);
+              return;
+            } catch (err) {
+              if (/unknown.?member/i.test(JSON.stringify((err as { errors?: unknown }).errors ?? (err as Error).message))) return;
+            }
+          }
+        })();
+      }
+      if (!e.payload.restart && !stopping) {
+        void (async () => {
+          for (let delay = 500; !stopping; delay = Math.min(2 * delay, 2_000)) {
+            await new Promise((r) => setTimeout(r, delay));
+            try {
+              await startRunning();
+              return;
+            } catch (err) {
+              console.error(`${new Date().toISOString()} warn kafka restarting the consumer of ${full(opts.topic)}: ${(err as Error).message}`);
+            }
+          }
+        })();
+      }
     });
+    const startRunning = async () => {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [full(opts.topic)], fromBeginning: opts.from === 'earliest' });
+      // kafkajs' autoCommit commits after every partition's batch and waits for it before the
+      // next fetch: ≈6 ms per partition on one broker, so with 12 partitions in a fetch the
+      // next one came ≈70 ms later. Commits go out at most once a second instead (and on stop).
+      await consumer.run({
+        partitionsConsumedConcurrently: options.partitions,
+        eachBatchAutoResolve: false,
+        autoCommit: false,
+        autoCommitInterval: COMMIT_EVERY_MS,
+        eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, isRunning, isStale }) => {
+          if (!isRunning() || isStale() || batch.messages.length === 0) return;
+          const records = batch.messages.map((m) => toRecord(opts.topic, batch.partition, m));
+          await opts.handle(batch.partition, records);
+          const last = batch.messages[batch.messages.length - 1]!.offset;
+          resolveOffset(last);
+          if (opts.commit === false) return;
+          handled.set(batch.partition, String(Number(last) + 1));
+          await commitOffsetsIfNecessary();
+        },
+      });
+    };
+    await startRunning();
     return {
       memberId: () => memberId,
       // kafkajs heartbeats from its fetch loop, between batches: while a handler waits for this
@@ -127,6 +177,7 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
         return Promise.race([asked, new Promise<null>((r) => setTimeout(() => r(null), timeoutMs))]);
       },
       async stop() {
+        stopping = true;
         consumers.delete(consumer);
         if (opts.commit !== false && handled.size) {
           const topic = full(opts.topic);
@@ -278,18 +329,7 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       await mine;
       return end;
     },
-    async evict(group, memberIds) {
-      // kafkajs' admin cannot remove a member from a group: the LeaveGroup on the dead member's
-      // behalf goes through @platformatic/kafka's admin, loaded only when it is needed.
-      if (!memberIds.length) return;
-      const { Admin } = await import('@platformatic/kafka');
-      const a = new Admin({ clientId: `${options.clientId ?? 'gemello'}-evict`, bootstrapBrokers: options.brokers, retries: 2, retryDelay: 100 });
-      try {
-        await a.removeMembersFromConsumerGroup({ groupId: full(group), members: memberIds.map((memberId) => ({ memberId, reason: 'liveness lease ran out' })) });
-      } finally {
-        await a.close().catch(() => {});
-      }
-    },
+    evict: evictMembers,
     async endOffsets(topic) {
       const a = await connectedAdmin();
       const offsets = await a.fetchTopicOffsets(full(topic));
