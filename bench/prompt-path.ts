@@ -7,7 +7,8 @@
 //   gateway, the actor host and the projections as three processes of the real CLI;
 //   `node-serve` and `deno-serve` run all three roles in one process (`gemello serve`, and
 //   `main.deno.ts` on Deno), default client. Per setup: BENCH_PROMPTS (300) prompts at one
-//   conversation after 20 warm-up ones, then BENCH_CONCURRENT (500) conversations for
+//   conversation after 20 warm-up ones, in 3 rounds a second apart (p50 over all, and the best
+//   round's), then BENCH_CONCURRENT (500) conversations for
 //   BENCH_SECONDS (10) s after 2 warm-up prompts each. CPU is each process's user + system
 //   time over the timed 500-conversation stretch (from /proc) ÷ the replies in it.
 //   GEMELLO_CHILD_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) reaches the Node processes.
@@ -27,6 +28,7 @@ const env = process.env;
 const PROMPTS_1 = Number(env.BENCH_PROMPTS ?? 300);
 const CONCURRENT = Number(env.BENCH_CONCURRENT ?? 500);
 const SECONDS = Number(env.BENCH_SECONDS ?? 10);
+const ROUNDS_1 = 3;
 const PARTITIONS = 12;
 const SETUPS = ['node-platformatic', 'node-kafkajs', 'node-serve', 'deno-serve'] as const;
 type Setup = (typeof SETUPS)[number];
@@ -41,6 +43,8 @@ const log = (msg: string) => console.log(`[prompt-path ${new Date().toISOString(
 type Result = {
   setup: Setup;
   p50_1: number;
+  /** The lowest p50 of the rounds at one conversation. */
+  p50_1_best: number;
   p95_1: number;
   perSecond: number;
   p50_n: number;
@@ -100,9 +104,19 @@ async function runSetup(setup: Setup, fake: { child: ChildProcess; url: string }
   track.push(stopAll);
   try {
     const url = `ws://127.0.0.1:${port}/ws`;
-    log(`${setup}: 1 conversation, ${PROMPTS_1} prompts`);
+    log(`${setup}: 1 conversation, ${PROMPTS_1} prompts in ${ROUNDS_1} rounds`);
     // Generous time for the first prompts: a serve process may still be joining its group.
-    const one = await runLevel(url, 1, PROMPTS_1, 120, 20);
+    // Rounds a second apart: on a shared machine one round may catch a quieter stretch than another.
+    const rounds: number[][] = [];
+    let errors1 = 0;
+    for (let i = 0; i < ROUNDS_1; i++) {
+      const round1 = await runLevel(url, 1, Math.ceil(PROMPTS_1 / ROUNDS_1), 120, i === 0 ? 20 : 2);
+      rounds.push(round1.latencies);
+      errors1 += round1.errors;
+      if (i < ROUNDS_1 - 1) await sleep(1_000);
+    }
+    const one = { latencies: rounds.flat(), errors: errors1 };
+    const bestRound = Math.min(...rounds.map((r) => percentile(r, 50)));
     await sleep(1_000);
     log(`${setup}: ${CONCURRENT} conversations, ${SECONDS} s`);
     const before: Record<string, number> = {};
@@ -127,6 +141,7 @@ async function runSetup(setup: Setup, fake: { child: ChildProcess; url: string }
     const r: Result = {
       setup,
       p50_1: round(percentile(one.latencies, 50), 2),
+      p50_1_best: round(bestRound, 2),
       p95_1: round(percentile(one.latencies, 95), 2),
       perSecond: Math.round(n.completed / n.seconds),
       p50_n: round(percentile(n.latencies, 50), 1),
@@ -140,7 +155,7 @@ async function runSetup(setup: Setup, fake: { child: ChildProcess; url: string }
       load: loadNow(),
     };
     const total = Object.values(cpu).reduce((a, b) => a + b, 0);
-    log(`${setup}: p50 at 1 ${r.p50_1} ms; ${r.perSecond} prompts/s at ${CONCURRENT}, p95 ${r.p95_n} ms, ${r.errors} errors; CPU per prompt ${total} µs (${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}), fake model ${fakeCpuUs} µs, bench client ${clientCpuUs} µs; shared services ${Object.entries(services).map(([k, v]) => `${k} ${v}`).join(', ')} µs; load ${r.load}`);
+    log(`${setup}: p50 at 1 ${r.p50_1} ms (best round ${r.p50_1_best}); ${r.perSecond} prompts/s at ${CONCURRENT}, p95 ${r.p95_n} ms, ${r.errors} errors; CPU per prompt ${total} µs (${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}), fake model ${fakeCpuUs} µs, bench client ${clientCpuUs} µs; shared services ${Object.entries(services).map(([k, v]) => `${k} ${v}`).join(', ')} µs; load ${r.load}`);
     return r;
   } finally {
     await stopAll();
@@ -179,6 +194,7 @@ export async function run(): Promise<void> {
     for (const [name, us] of Object.entries(r.services)) metrics[`${k}_shared_${name}_cpu_us`] = us;
     metrics[`${k}_prompts_per_s`] = r.perSecond;
     metrics[`${k}_p50_ms_1`] = r.p50_1;
+    metrics[`${k}_p50_ms_1_best_round`] = r.p50_1_best;
     metrics[`${k}_p95_ms_1`] = r.p95_1;
     metrics[`${k}_p50_ms_${CONCURRENT}`] = r.p50_n;
     metrics[`${k}_p95_ms_${CONCURRENT}`] = r.p95_n;
@@ -188,7 +204,7 @@ export async function run(): Promise<void> {
     table.push([`${r.setup}: CPU per prompt (${parts}; fake model ${r.fakeCpuUs} apart)`, `${total} µs`, '≤ 200 µs']);
     table.push([`${r.setup}: beside it per prompt: fake model ${r.fakeCpuUs}, bench client ${r.clientCpuUs}; shared (others' use included) ${Object.entries(r.services).map(([k, v]) => `${k} ${v}`).join(', ')}`, `${r.fakeCpuUs + r.clientCpuUs + Object.values(r.services).reduce((a, b) => a + b, 0)} µs`, '']);
     table.push([`${r.setup}: sustained prompts/s at ${CONCURRENT} concurrent (${r.replies} replies, ${r.errors} errors)`, `${r.perSecond}`, '≥ 5,000']);
-    table.push([`${r.setup}: p50 at 1 conversation (p95)`, `${r.p50_1} ms (${r.p95_1})`, '< 5 ms']);
+    table.push([`${r.setup}: p50 at 1 conversation (best of ${ROUNDS_1} rounds; p95)`, `${r.p50_1} ms (${r.p50_1_best}; ${r.p95_1})`, '< 5 ms']);
     table.push([`${r.setup}: p95 at ${CONCURRENT} concurrent (p50)`, `${r.p95_n} ms (${r.p50_n})`, '< 20 ms']);
   }
   table.push(['machine load (1-min average) at start / end', `${runInfo.loadStart} / ${loadNow()}`, '(2 cores, shared)']);
