@@ -6,7 +6,7 @@ import type { ChatChunk } from './chat-http.ts';
 import { OPENAI_DEFAULT_BASE_URL } from './openai-client.ts';
 import { toEffectError } from './openai-errors.ts';
 import { proposalFormat, readProposals } from './proposals.ts';
-import { createDeltaEmitter, replySoFar } from './reply-stream.ts';
+import { createDeltaEmitter, createReplyReader } from './reply-stream.ts';
 
 /** Options for createOpenAIReplyModel. */
 export type OpenAIReplyOptions = {
@@ -49,6 +49,7 @@ export function createOpenAIReplyModel(options: OpenAIReplyOptions): ReplyModel 
     // Streamed: the text reaches the user as it comes; with structured output only the
     // `reply` string of the JSON is shown. Aborting the signal closes the HTTP request.
     const emit = createDeltaEmitter(request.onText);
+    const replySoFar = createReplyReader();
     let content = '';
     let model = '';
     let usage: Completion['usage'];

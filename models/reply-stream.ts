@@ -37,6 +37,47 @@ export function replySoFar(content: string): string | null {
 }
 
 /**
+ * replySoFar for a text that only grows (a stream's content so far): each call decodes only
+ * what came since the last, instead of the whole text again for every chunk.
+ */
+export function createReplyReader(): (content: string) => string | null {
+  let at = -1;
+  let out = '';
+  let closed = false;
+  return (content) => {
+    if (at < 0) {
+      const m = /"reply"\s*:\s*"/.exec(content);
+      if (!m) return null;
+      at = m.index + m[0].length;
+    }
+    while (!closed && at < content.length) {
+      const c = content[at]!;
+      if (c === '"') {
+        closed = true;
+        break;
+      }
+      if (c !== '\\') {
+        out += c;
+        at++;
+        continue;
+      }
+      const e = content[at + 1];
+      if (e === undefined) break;
+      if (e === 'u') {
+        const hex = content.slice(at + 2, at + 6);
+        if (hex.length < 4) break;
+        out += String.fromCharCode(parseInt(hex, 16));
+        at += 6;
+      } else {
+        out += ESCAPES[e] ?? e;
+        at += 2;
+      }
+    }
+    return out;
+  };
+}
+
+/**
  * Turns successive views of the whole text into deltas of its trimmed form: leading
  * whitespace is never sent and trailing whitespace only once something follows it, so what
  * was sent is always a prefix of the final `text.trim()`.
