@@ -21,7 +21,7 @@ import type { Snapshot, SnapshotStore } from '../actors/ports.ts';
 import { evolve, fold, initialState } from '../actors/state.ts';
 import type { ConversationState } from '../actors/state.ts';
 import { TailIndex } from '../actors/tail.ts';
-import { decodeEvent, encodeSealedEvent, envelope, isEventRecord } from '../events/codec.ts';
+import { decodeEvent, encodeSealedEvent, isEventRecord } from '../events/codec.ts';
 import { keysFor } from '../sealing/keys.ts';
 import type { KeyStore } from '../sealing/keys.ts';
 import type { DomainEvent, EventEnvelope, LogPosition } from '../events/schemas.ts';
@@ -44,6 +44,8 @@ import { createRedisSnapshotStore } from '../stores/snapshots/redis.ts';
 import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../test/support/env.ts';
 import { cleanUp, onInterrupt } from './cleanup.ts';
 import { flowConversationEvents } from './flow-conversations.ts';
+import { envelopeAt } from './synthetic.ts';
+import { measureLag } from './projection-lag.ts';
 import { loadNow, percentile, report, round, startRun } from './report.ts';
 
 // The data keys' home for this run: a keys topic in a private file log (the measured paths
@@ -72,18 +74,6 @@ const SEAL = env.BENCH_SEAL !== '0';
 /** Records per append: ~700 B each, well under the broker's 1 MB batch limit. */
 const APPEND_BATCH = 500;
 
-const LOREM =
-  'Price is what you pay, value is what you get. Our favourite holding period is forever. Risk comes from not knowing what you are doing. ' +
-  'Someone is sitting in the shade today because someone planted a tree a long time ago. It takes twenty years to build a reputation. ';
-const text = (n: number, prefix: string) => {
-  const at = (n * 37) % (LOREM.length - 100);
-  return `${prefix} ${LOREM.slice(at, at + 100 - prefix.length - 1)}`;
-};
-const traceparent = () => `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
-const now = () => performance.now();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const log = (msg: string) => console.log(`[recovery ${new Date().toISOString().slice(11, 19)}] ${msg}`);
-
 type Conv = {
   id: string;
   index: number;
@@ -96,30 +86,9 @@ type Conv = {
   flow?: DomainEvent[] | null;
 };
 
-/** The domain event at `seq` of a synthetic conversation: started, data confirmed, then prompt/reply pairs of ~100 characters. */
-function eventAt(c: { index: number; flow?: DomainEvent[] | null }, seq: number): DomainEvent {
-  if (c.flow) return c.flow[seq - 1]!;
-  if (seq === 1) return { type: 'ConversationStarted', data: { twinId: 'warren-buffett-001', twinName: 'Warren Buffett', userId: `user-${c.index % 997}`, metadata: { channel: 'bench', locale: 'en-GB' } } };
-  if (seq === 2) return { type: 'DataConfirmed', data: { data: { name: `Investor ${c.index}`, email: `investor${c.index}@example.com`, budget: 10_000 + c.index }, requestId: `req-${c.index}-2` } };
-  if (seq % 2 === 1) return { type: 'PromptReceived', data: { text: text(c.index + seq, `Q${seq}:`), requestId: `req-${c.index}-${seq}` } };
-  return {
-    type: 'ReplyGenerated',
-    data: { promptSeq: seq - 1, text: text(c.index * 3 + seq, `A${seq}:`), model: 'ft:gpt-4.1-nano-2025-04-14:ai4smartcity:warren-buffett:CXmgEp7Z', tokens: { prompt: 412 + seq, completion: 28, total: 440 + seq }, latencyMs: 412.5, audio: false },
-  };
-}
-
-function envelopeAt(c: { id: string; index: number; flow?: DomainEvent[] | null }, seq: number): EventEnvelope {
-  const e = eventAt(c, seq);
-  // Prompts and the start come from a client command; replies (and a flow's effect outcomes) from the actor's own effect.
-  const fromClient = e.type !== 'ReplyGenerated' && e.type !== 'BackendCalled';
-  return envelope(c.id, seq - 1, [e], {
-    causationId: fromClient ? randomUUID() : null,
-    correlationId: fromClient ? `req-${c.index}-${seq}` : null,
-    traceparent: traceparent(),
-    now: new Date(),
-    newId: randomUUID,
-  })[0]!;
-}
+const now = () => performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (msg: string) => console.log(`[recovery ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
 /** Runs `fn` over `items` with at most `limit` at a time. */
 async function pool<T>(items: T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
@@ -143,177 +112,6 @@ async function withProgress<T>(what: () => string, fn: () => Promise<T>, ms = 5_
 }
 
 const stats = (xs: number[], digits = 3) => ({ p50: round(percentile(xs, 50), digits), p95: round(percentile(xs, 95), digits), p99: round(percentile(xs, 99), digits), max: round(Math.max(0, ...xs), digits) });
-
-type LagContext = {
-  db: Db;
-  kafkaLog: EventLog;
-  loadLog: EventLog;
-  /** The running projector's stop, for the clean-up of an interrupted run (null once stopped). */
-  onProjector: (stop: (() => Promise<void>) | null) => void;
-};
-
-/**
- * Projection lag under load: LAG_RATE events/s for LAG_SECONDS s over 200 conversations.
- * Each event's clock starts just before its append and stops when the projector's
- * transaction holding its rows has committed (the Db is wrapped, so the time is taken the
- * moment COMMIT returns: from then on every session sees the rows). On the way it notes
- * when the log handed the event's batch to the projector and when its transaction began,
- * so the lag splits into Kafka delivery, waiting in the projector, and the transaction.
- */
-async function measureLag({ db, kafkaLog, loadLog, onProjector }: LagContext) {
-  const appendedAt = new Map<string, number>();
-  /** `${partition}/${offset}` → when the log handed that record to the projector. */
-  const handedAt = new Map<string, number>();
-  const lags: number[] = [];
-  const delivery: number[] = [];
-  const waiting: number[] = [];
-  const applyMs: number[] = [];
-  const eventsPerTx: number[] = [];
-  const partitionsPerTx: number[] = [];
-  /** Time between one delivery from the log and the next (a kafkajs fetch cycle). */
-  const cycleMs: number[] = [];
-  /** Of that, the time from the projector's last handler returning to the next delivery: the log's own share (offset commits, fetch). */
-  const logMs: number[] = [];
-  let lastHanded = 0;
-  let lastDone = 0;
-  const measuring = () => appendedAt.size > 0 || lags.length > 0;
-  // The tap sees what the consumer group hands over; the projector's own catch-up reads pass by it.
-  const tapLog: EventLog = {
-    ...kafkaLog,
-    consume: (o) =>
-      kafkaLog.consume({
-        ...o,
-        handle(partition, records) {
-          const t = now();
-          if (measuring()) {
-            if (lastHanded && t - lastHanded > 0.5) {
-              cycleMs.push(t - lastHanded);
-              if (lastDone > lastHanded) logMs.push(t - lastDone);
-            }
-            lastHanded = t;
-            for (const r of records) handedAt.set(`${partition}/${r.offset}`, t);
-          }
-          return o.handle(partition, records).then(() => void (lastDone = now()));
-        },
-      }),
-  };
-  type Applied = { eventId: string; position: LogPosition };
-  const appliedIn = (r: unknown): Applied[] =>
-    Array.isArray(r) ? r.flatMap(appliedIn) : ((r as { applied?: Applied[] } | null)?.applied ?? []);
-  const lagDb: Db = {
-    ...db,
-    kind: db.kind,
-    query: db.query.bind(db),
-    exec: db.exec.bind(db),
-    ping: db.ping.bind(db),
-    close: db.close.bind(db),
-    async tx(fn) {
-      const started = now();
-      const r = await db.tx(fn);
-      const at = now();
-      const applied = appliedIn(r);
-      for (const e of applied) {
-        const t0 = appendedAt.get(e.eventId);
-        if (t0 === undefined) continue;
-        const k = `${e.position.partition}/${e.position.offset}`;
-        const handed = handedAt.get(k) ?? started;
-        lags.push(at - t0);
-        delivery.push(handed - t0);
-        waiting.push(started - handed);
-        appendedAt.delete(e.eventId);
-        handedAt.delete(k);
-      }
-      if (measuring()) {
-        applyMs.push(at - started);
-        eventsPerTx.push(applied.length);
-        partitionsPerTx.push(new Set(applied.map((e) => e.position.partition)).size);
-      }
-      return r;
-    },
-  };
-  const projector = createProjector({ log: tapLog, db: lagDb, keys: benchKeys(db), name: 'readmodel', attempts: 20 });
-  onProjector(() => projector.stop());
-  await projector.start();
-  await projector.caughtUp({ timeoutMs: 60_000 });
-  await sleep(1000); // the group has settled and the consumer is polling
-  const lagConvs = Array.from({ length: 200 }, (_, k) => {
-    const id = randomUUID();
-    return { id, index: N + k, partition: partitionFor(id, PARTITIONS), seq: 0, key: null as Uint8Array | null };
-  });
-  if (SEAL) {
-    const maker = benchKeys(db);
-    for (const c of lagConvs) c.key = await maker.create(c.id);
-  }
-  log(`projection lag: ${LAG_RATE} events/s for ${LAG_SECONDS} s`);
-  const lagLoadStart = loadNow();
-  const TICK = 10;
-  const perTick = LAG_RATE * (TICK / 1000);
-  let sent = 0;
-  let owed = 0;
-  let cursor = 0;
-  const appendMsList: number[] = [];
-  const inflight: Promise<unknown>[] = [];
-  const tLag = now();
-  let next = tLag;
-  while (now() - tLag < LAG_SECONDS * 1000) {
-    owed += perTick;
-    const due: Array<{ c: (typeof lagConvs)[number]; e: EventEnvelope }> = [];
-    while (owed >= 1) {
-      const c = lagConvs[cursor++ % lagConvs.length]!;
-      c.seq++;
-      due.push({ c, e: envelopeAt(c, c.seq) });
-      owed--;
-    }
-    const byPart = new Map<number, Array<(typeof due)[number]>>();
-    for (const d of due) {
-      const list = byPart.get(d.c.partition) ?? [];
-      list.push(d);
-      byPart.set(d.c.partition, list);
-    }
-    for (const [p, list] of byPart) {
-      const t0 = now();
-      for (const d of list) appendedAt.set(d.e.eventId, t0);
-      inflight.push(loadLog.append(TOPICS.events, p, list.map((d) => encodeSealedEvent(d.e, d.c.key))).then(() => appendMsList.push(now() - t0)));
-      sent += list.length;
-    }
-    next += TICK;
-    await sleep(Math.max(0, next - now()));
-  }
-  await Promise.all(inflight);
-  const offeredRate = sent / ((now() - tLag) / 1000);
-  await projector.caughtUp({ timeoutMs: 120_000 });
-  const lagLoadEnd = loadNow();
-  await projector.stop();
-  onProjector(null);
-  if (appendedAt.size) log(`warning: ${appendedAt.size} events of the lag phase were not seen committed`);
-  const r = {
-    sent,
-    offeredRate,
-    lag: stats(lags),
-    append: stats(appendMsList),
-    delivery: stats(delivery),
-    waiting: stats(waiting),
-    tx: stats(applyMs),
-    cycle: stats(cycleMs),
-    logCycle: stats(logMs),
-    transactions: applyMs.length,
-    eventsPerTx: stats(eventsPerTx, 1),
-    partitionsPerTx: stats(partitionsPerTx, 1),
-    load: { start: lagLoadStart, end: lagLoadEnd },
-  };
-  log(`lag phase: ${sent} events offered at ${Math.round(offeredRate)} events/s, load ${r.load.start} → ${r.load.end}`);
-  const line = (what: string, x: { p50: number; p95: number; p99: number; max: number }) => log(`  ${what.padEnd(40)} p50 ${x.p50} / p95 ${x.p95} / p99 ${x.p99} / max ${x.max}`);
-  line('lag (append → COMMIT), ms', r.lag);
-  line('append acknowledged, ms', r.append);
-  line('append → handed to the projector, ms', r.delivery);
-  line('handed → transaction begins, ms', r.waiting);
-  line('transaction, ms', r.tx);
-  line('between deliveries, ms', r.cycle);
-  line('  of which handled → next delivery, ms', r.logCycle);
-  line(`events per transaction (${r.transactions})`, r.eventsPerTx);
-  line('partitions per transaction', r.partitionsPerTx);
-  return r;
-}
 
 export async function run(): Promise<void> {
   const tag = randomUUID().slice(0, 8);
@@ -429,7 +227,7 @@ export async function run(): Promise<void> {
     stopProjector = null;
     log(`projector caught up: ${total.toLocaleString()} events at ${Math.round(projectRate).toLocaleString()} events/s`);
     if (ONLY_LAG) {
-      const r = await measureLag({ db, kafkaLog, loadLog, onProjector: (stop) => (stopProjector = stop) });
+      const r = await measureLag({ db, kafkaLog, loadLog, keys: () => benchKeys(db), firstIndex: N, rate: LAG_RATE, seconds: LAG_SECONDS, log, seal: SEAL, onProjector: (stop) => (stopProjector = stop) });
       log(`BENCH_ONLY=lag (${N} × ${EVENTS} events before): lag p50 / p95 / p99 ${r.lag.p50} / ${r.lag.p95} / ${r.lag.p99} ms at ${Math.round(r.offeredRate)} events/s; catch-up ${Math.round(projectRate).toLocaleString()} events/s; not written to bench/results`);
       return;
     }
@@ -600,7 +398,7 @@ export async function run(): Promise<void> {
     all.states.clear();
 
     // ---- 7. projection lag under load ---------------------------------------------------
-    const lagRun = await measureLag({ db, kafkaLog, loadLog, onProjector: (stop) => (stopProjector = stop) });
+    const lagRun = await measureLag({ db, kafkaLog, loadLog, keys: () => benchKeys(db), firstIndex: N, rate: LAG_RATE, seconds: LAG_SECONDS, log, seal: SEAL, onProjector: (stop) => (stopProjector = stop) });
     const { lag, offeredRate } = lagRun;
 
     // ---- report ---------------------------------------------------------------------

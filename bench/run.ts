@@ -10,6 +10,9 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   stream: () => import('./stream.ts').then((m) => m.run()),
   restore: () => import('./restore.ts').then((m) => m.run()),
   voice: () => import('./voice.ts').then((m) => m.run()),
+  replay: () => import('./replay.ts').then((m) => m.run()),
+  projector: () => import('./projector.ts').then((m) => m.run()),
+  append: () => import('./append.ts').then((m) => m.run()),
 };
 
 const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -91,6 +91,7 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       heartbeatInterval: Math.min(200, Math.floor((options.sessionTimeoutMs ?? 10_000) / 4)),
       maxWaitTimeInMs,
       allowAutoTopicCreation: false,
+      ...(opts.batchBytes ? { maxBytesPerPartition: opts.batchBytes, maxBytes: Math.max(10 * 1024 * 1024, 4 * opts.batchBytes) } : {}),
     });
     consumers.add(consumer);
     /** The next offset of each partition this member handled, for the commit on stop. */

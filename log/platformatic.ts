@@ -97,6 +97,9 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
     /** The next offset of each partition this member handled and not yet committed. */
     const toCommit = new Map<number, number>();
     let pending = 0;
+    // A larger delivery asked for (batchBytes) is records left waiting while the handler
+    // runs, counted at ~512 B each.
+    const maxPending = Math.max(MAX_PENDING, Math.ceil((opts.batchBytes ?? 0) / 512) * options.partitions);
     let stopped = false;
     /** Set when stop() begins: a failing batch is no longer retried here. */
     let closing = false;
@@ -162,7 +165,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
       lane.records.push({ topic: opts.topic, partition: p, offset, key: m.key ?? '', value: m.value ?? '', headers, timestamp: Number(m.timestamp) });
       lane.next = offset + 1;
       pending++;
-      if (pending > MAX_PENDING && !pressed) {
+      if (pending > maxPending && !pressed) {
         pressed = true;
         stream?.pause();
       }
@@ -193,7 +196,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
           await Promise.race([sleep(delay), closingNow]);
           delay = Math.min(delay * 2, 2_000);
         }
-        if (pending < MAX_PENDING / 5 && pressed) {
+        if (pending < maxPending / 5 && pressed) {
           pressed = false;
           stream?.resume();
         }
@@ -238,6 +241,9 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
             sessionTimeout,
             heartbeatInterval,
             rebalanceTimeout: 10_000,
+            // Fetches of the size asked for, so handling one overlaps fetching the next (its
+            // default, 50 MB, decodes a whole backlog before the first record is handed over).
+            ...(opts.batchBytes ? { maxBytes: 4 * opts.batchBytes, maxBytesPerPartition: opts.batchBytes } : {}),
           });
           stream = s;
           s.on('data', onMessage);

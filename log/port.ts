@@ -27,6 +27,12 @@ export type ConsumeOptions = {
    * are idempotent (the actor host by command id, projections by their checkpoints).
    */
   handle: (partition: number, records: LogRecord[]) => Promise<void>;
+  /**
+   * How much of one partition a delivery may carry, in bytes (default: the client's, about
+   * 1 MB). A consumer that catches up on a backlog (the projector) asks for more: fewer,
+   * larger batches. Deliveries stay in offset order whatever their size.
+   */
+  batchBytes?: number;
 };
 
 export type TopicOptions = { compacted?: boolean };

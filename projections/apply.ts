@@ -157,6 +157,26 @@ async function write(q: Query, plan: Plan, projection: string, checkpoints: { pa
   if (failed) throw failed.reason;
 }
 
+type PriorRow = { id: string; state: StoredStateAnyVersion; metadata: Record<string, unknown>; prompts: number | null; replies: number | null };
+/** A record decoded: its event, or why it is not one (a notice decodes to nothing). */
+type Decoded = LoggedEvent | Error;
+
+/** Every event record of the batches, decoded (keys: see keysFor); notices are left out. */
+function decodeAll(batches: PartitionBatch[], keys: Keyring | undefined): Map<LogRecord, Decoded> {
+  const out = new Map<LogRecord, Decoded>();
+  for (const b of batches) {
+    for (const r of b.records) {
+      if (!isEventRecord(r)) continue;
+      try {
+        out.set(r, decodeEvent(r, keys));
+      } catch (err) {
+        out.set(r, err as Error);
+      }
+    }
+  }
+  return out;
+}
+
 /** One partition's records, in offset order, as the log delivered them. */
 export type PartitionBatch = {
   partition: number;
@@ -183,8 +203,20 @@ export async function applyBatches(
   const partitions = batches.map((b) => b.partition);
   if (new Set(partitions).size !== partitions.length) throw new Error(`one batch per partition in a transaction (got partitions ${partitions.join(', ')})`);
   if (!batches.length) return [];
-  const locked = await q.query<{ partition: number; next_offset: number }>(LOCK_CHECKPOINTS, [projection, JSON.stringify(partitions)]);
-  const stored = new Map(locked.map((r) => [Number(r.partition), Number(r.next_offset)]));
+  // The checkpoints' lock and the prior states go out together: on one connection the
+  // SELECT runs after the lock is granted, so it sees what the last holder committed. Its
+  // conversations are the records' keys (a superset of what will be applied); the records
+  // are decoded meanwhile, before it is known which of them are fresh.
+  const ids = new Set<string>();
+  for (const b of batches) for (const r of b.records) if (isEventRecord(r)) ids.add(r.key);
+  const lockedP = q.query<{ partition: number; next_offset: number }>(LOCK_CHECKPOINTS, [projection, JSON.stringify(partitions)]);
+  const priorP = ids.size ? q.query<PriorRow>(SELECT_PRIOR, [JSON.stringify([...ids])]) : Promise.resolve([]);
+  const decoded = decodeAll(batches, options.keys);
+  // Both are awaited, so neither rejects unobserved while the other is.
+  const [lockedR, priorR] = await Promise.allSettled([lockedP, priorP]);
+  if (lockedR.status === 'rejected') throw lockedR.reason;
+  if (priorR.status === 'rejected') throw priorR.reason;
+  const stored = new Map(lockedR.value.map((r) => [Number(r.partition), Number(r.next_offset)]));
 
   const results: BatchResult[] = [];
   const todo: { partition: number; result: BatchResult; fresh: LogRecord[] }[] = [];
@@ -204,35 +236,29 @@ export async function applyBatches(
   }
   if (!todo.length) return results;
 
-  const keys = options.keys;
   const events: LoggedEvent[] = [];
   /** The batch each decoded event came from, to report what became of it there. */
   const source = new Map<LoggedEvent, BatchResult>();
   for (const { result, fresh } of todo) {
     for (const r of fresh) {
-      if (!isEventRecord(r)) {
-        result.notices++;
-        continue;
-      }
-      try {
-        const e = decodeEvent(r, keys);
-        events.push(e);
-        source.set(e, result);
-      } catch (err) {
-        result.rejected.push({ offset: r.offset, kind: 'undecodable', reason: (err as Error).message });
+      const d = decoded.get(r);
+      if (d === undefined) result.notices++;
+      else if (d instanceof Error) result.rejected.push({ offset: r.offset, kind: 'undecodable', reason: d.message });
+      else {
+        events.push(d);
+        source.set(d, result);
       }
     }
   }
 
+  // A record keyed otherwise than its conversation (not what gemello writes): its prior state too.
+  const missing = [...new Set(events.map((e) => e.conversationId).filter((id) => !ids.has(id)))];
+  const priorRows = missing.length ? priorR.value.concat(await q.query<PriorRow>(SELECT_PRIOR, [JSON.stringify(missing)])) : priorR.value;
   const prior = new Map<string, Prior>();
-  if (events.length) {
-    const ids = [...new Set(events.map((e) => e.conversationId))];
-    const rows = await q.query<{ id: string; state: StoredStateAnyVersion; metadata: Record<string, unknown>; prompts: number | null; replies: number | null }>(SELECT_PRIOR, [JSON.stringify(ids)]);
-    for (const row of rows) {
-      const counts = row.prompts === null || row.replies === null ? undefined : { prompts: Number(row.prompts), replies: Number(row.replies) };
-      const { messages: _none, ...state } = upcastState(row.state, 0, counts);
-      prior.set(row.id, { state, metadata: row.metadata });
-    }
+  for (const row of priorRows) {
+    const counts = row.prompts === null || row.replies === null ? undefined : { prompts: Number(row.prompts), replies: Number(row.replies) };
+    const { messages: _none, ...state } = upcastState(row.state, 0, counts);
+    prior.set(row.id, { state, metadata: row.metadata });
   }
   // One fold over every partition's events: a conversation lives in one partition, and
   // should one ever turn up in two, its events still fold one after the other.

@@ -44,7 +44,14 @@ export type Projector = {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Records in one transaction before further partitions' batches get one of their own (see the queue in createProjector). */
-const GROUP_RECORDS = 1_000;
+const GROUP_RECORDS = 4_000;
+/**
+ * How much of a partition the log may deliver at once (see ConsumeOptions.batchBytes): a
+ * projector catching up writes ~3,000 events of a partition per transaction instead of
+ * ~1,400, so a conversation's row is upserted (and its prior state read) once for several
+ * of its events rather than about once per event (bench projector).
+ */
+const BATCH_BYTES = 2 * 1024 * 1024;
 const tracer = tracerFor('gemello-projections');
 
 /** Projects the events topic into the read-model tables (conversations, messages, confirmed data, events). */
@@ -273,6 +280,7 @@ export function createProjector(options: ProjectorOptions): Projector {
           delivered.clear();
         },
         handle,
+        batchBytes: BATCH_BYTES,
       });
       idleTimer = setInterval(() => {
         checkIdle().catch((err) => logger?.warn(`idle check failed: ${(err as Error).message}`));

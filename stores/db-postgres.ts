@@ -9,6 +9,8 @@ export type PostgresDbOptions = {
   max?: number;
   /** Seconds to wait for a connection; short, so a caller retrying through an outage is not stuck in one attempt. */
   connectTimeout?: number;
+  /** The connections' application_name (pg_stat_activity shows it); the package's default otherwise. */
+  applicationName?: string;
 };
 
 const IDENT = /^[a-z_][a-z0-9_]*$/i;
@@ -27,7 +29,7 @@ export function createPostgresDb(options: PostgresDbOptions): Db {
     backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** retries, 1),
     // Offsets and counts are bigint columns: read them as numbers, like PGlite does.
     types: { int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
-    connection: schema ? { search_path: schema } : {},
+    connection: { ...(schema ? { search_path: schema } : {}), ...(options.applicationName ? { application_name: options.applicationName } : {}) },
   });
   // Every statement waits for the schema, so the first CREATE TABLE has somewhere to go.
   let ready: Promise<void> | null = null;

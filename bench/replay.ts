@@ -1,0 +1,157 @@
+// Full replay on each Kafka client in one run: every partition from offset 0 read,
+// decoded (JSON, envelope and data validated, sealed content opened) and folded, first
+// partition by partition, then all twelve at once; beside it the read alone, and where
+// each microsecond of an event goes (each step timed on its own over the same records).
+//
+//   BENCH_CONVERSATIONS (2000) × BENCH_EVENTS (50) events on 12 partitions, sealed.
+import { Buffer } from 'node:buffer';
+import { isDeepStrictEqual } from 'node:util';
+import { replayLog } from '../actors/replay.ts';
+import { evolve, initialState } from '../actors/state.ts';
+import type { ConversationState } from '../actors/state.ts';
+import { decodeEventValue } from '../events/codec.ts';
+import { EventData, RawEnvelope } from '../events/schemas.ts';
+import type { KafkaClient } from '../log/kafka-client.ts';
+import { TOPICS } from '../log/port.ts';
+import type { LogRecord } from '../log/port.ts';
+import { keysFor } from '../sealing/keys.ts';
+import { PERSONAL, sealContext } from '../sealing/personal.ts';
+import { isSealed, open } from '../sealing/seal.ts';
+import { appendAll, batches, CLIENTS, conversations, logger, makeKeys, now, PARTITIONS, runScope } from './data-fixture.ts';
+import { profiled } from './profile.ts';
+import { loadNow, report, round, startRun } from './report.ts';
+
+const log = logger('replay');
+const SAMPLE = 20_000;
+
+/** µs per event of each decoding step, each timed alone over the same records. */
+function breakdown(records: LogRecord[], ring: Map<string, Uint8Array>) {
+  const time = (fn: () => void) => {
+    fn(); // warm
+    const t = now();
+    fn();
+    return round(((now() - t) * 1000) / records.length, 2);
+  };
+  const parsed = records.map((r) => JSON.parse(r.value));
+  const decoded = records.map((r) => decodeEventValue(r.value, ring));
+  const us = {
+    json_parse: time(() => void records.forEach((r) => JSON.parse(r.value))),
+    envelope_zod: time(() => void parsed.forEach((j) => RawEnvelope.safeParse(j))),
+    aes_gcm_open: time(() => void parsed.forEach((j) => {
+      const p = PERSONAL[j.type as keyof typeof PERSONAL];
+      const v = p && j.data[p.field];
+      if (p && isSealed(v)) open(ring.get(j.conversationId)!, v, sealContext(j.conversationId, j.eventId, p.field));
+    })),
+    data_zod: time(() => void decoded.forEach((e) => EventData[e.type].safeParse(e.data))),
+    decode_total: time(() => void records.forEach((r) => decodeEventValue(r.value, ring))),
+    fold: time(() => {
+      const states = new Map<string, ConversationState>();
+      for (const e of decoded) states.set(e.conversationId, evolve(states.get(e.conversationId) ?? initialState(e.conversationId), e));
+    }),
+  };
+  return us;
+}
+
+async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, db: Awaited<ReturnType<ReturnType<typeof runScope>['db']>>, expected: Map<string, ConversationState>) {
+  const kafka = await scope.log(client, 'replay');
+  try {
+    const parts = Array.from({ length: PARTITIONS }, (_, p) => p);
+    // The read alone, partition by partition: what the client costs.
+    let read = 0;
+    let bytes = 0;
+    const sample: LogRecord[] = [];
+    const tr = now();
+    for (const p of parts) {
+      await kafka.read(TOPICS.events, p, 0, (records) => {
+        read += records.length;
+        for (const r of records) {
+          bytes += Buffer.byteLength(r.value);
+          if (sample.length < SAMPLE) sample.push(r);
+        }
+      });
+    }
+    const readMs = now() - tr;
+    // Full replay partition by partition, then all at once, each with a fresh key store (as after a restart).
+    let seqEvents = 0;
+    let seqMs = 0;
+    await profiled(`replay-${client}`, async () => {
+      for (const p of parts) {
+        const t = now();
+        const r = await replayLog({ log: kafka, keys: scope.keys(db), partitions: [p] });
+        seqMs += now() - t;
+        seqEvents += r.events;
+      }
+    });
+    const t = now();
+    const all = await replayLog({ log: kafka, keys: scope.keys(db) });
+    const allMs = now() - t;
+    let checked = 0;
+    for (const [id, state] of expected) {
+      if (!isDeepStrictEqual(all.states.get(id)?.state, state)) throw new Error(`${client}: the replayed state of ${id} differs from the fold of its events`);
+      if (++checked >= 200) break;
+    }
+    const ring = (await keysFor(scope.keys(db), sample)) as Map<string, Uint8Array>;
+    const us = breakdown(sample, ring);
+    const r = {
+      read_only_events_per_s: Math.round(read / (readMs / 1000)),
+      read_us_per_event: round((readMs * 1000) / read, 2),
+      full_replay_events_per_s: Math.round(seqEvents / (seqMs / 1000)),
+      full_replay_concurrent_events_per_s: Math.round(all.events / (allMs / 1000)),
+      full_replay_us_per_event: round((seqMs * 1000) / seqEvents, 2),
+      ...Object.fromEntries(Object.entries(us).map(([k, v]) => [`${k}_us`, v])),
+      events: all.events,
+      event_bytes: Math.round(bytes / read),
+    };
+    log(`${client}: read ${r.read_only_events_per_s}/s, replay ${r.full_replay_events_per_s}/s (all at once ${r.full_replay_concurrent_events_per_s}/s); µs/event ${JSON.stringify(us)}`);
+    return r;
+  } finally {
+    await kafka.close();
+  }
+}
+
+export async function run(): Promise<void> {
+  const runInfo = startRun();
+  const scope = runScope('replay');
+  try {
+    const db = await scope.db('keys');
+    const writer = await scope.log('platformatic', 'writer');
+    const convs = conversations();
+    try {
+      await writer.ensureTopics([TOPICS.events]);
+      await makeKeys(convs, scope.keys(db));
+      const w = await appendAll(writer, batches(convs));
+      log(`${w.events.toLocaleString()} events written in ${(w.ms / 1000).toFixed(1)} s`);
+    } finally {
+      await writer.close();
+    }
+    const expected = new Map(convs.map((c) => [c.id, c.state]));
+    const by: Record<string, Awaited<ReturnType<typeof measure>>> = {};
+    for (const client of CLIENTS) by[client] = await measure(client, scope, db, expected);
+    await db.close();
+    const metrics: Record<string, number> = {};
+    for (const [client, r] of Object.entries(by)) for (const [k, v] of Object.entries(r)) metrics[`${client}_${k}`] = v;
+    const goal = '≥ 100,000 events/s';
+    const row = (what: string, key: string, unit: string, g = ''): [string, string, string] => [what, CLIENTS.map((c) => `${c} ${by[c]![key as keyof (typeof by)[string]].toLocaleString('en-US')}${unit}`).join(', '), g];
+    report({
+      name: 'replay',
+      params: { ...runInfo.params(), backends: 'Kafka 4.1 on 127.0.0.1 (shared broker), both clients; keys from PostgreSQL', clients: CLIENTS, events: by[CLIENTS[0]!]!.events, partitions: PARTITIONS, sealed: true, breakdown_sample: SAMPLE },
+      metrics,
+      table: [
+        row('full replay, partition by partition (read + decode + fold)', 'full_replay_events_per_s', ' events/s', goal),
+        row('full replay, all 12 partitions at once', 'full_replay_concurrent_events_per_s', ' events/s', goal),
+        row('  per event', 'full_replay_us_per_event', ' µs', '≤ 10 µs'),
+        row('  of it: the read alone (no decoding)', 'read_us_per_event', ' µs', ''),
+        row('  JSON.parse', 'json_parse_us', ' µs', ''),
+        row('  envelope validation (zod)', 'envelope_zod_us', ' µs', ''),
+        row('  AES-256-GCM open', 'aes_gcm_open_us', ' µs', ''),
+        row('  data validation (zod)', 'data_zod_us', ' µs', ''),
+        row('  decode in all (parse, validate, open, upcast)', 'decode_total_us', ' µs', ''),
+        row('  fold (evolve)', 'fold_us', ' µs', ''),
+        ['machine load (1-min average) at start / end', `${runInfo.loadStart} / ${loadNow()}`, '(2 cores, shared)'],
+      ],
+    });
+  } finally {
+    const problems = await scope.close();
+    log(problems.length ? `clean-up problems: ${problems.join('; ')}` : `cleaned up ${scope.namespace}*`);
+  }
+}
