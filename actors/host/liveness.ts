@@ -27,7 +27,8 @@ const within = <T>(p: Promise<T>, ms: number): Promise<T | null> => Promise.race
  *   with everything it holds (a lone host loses nothing to its own stall);
  * - the group moved on: the consumer rejoins, and the new assignment is taken over afresh;
  *   the appends that waited are refused (the work they recorded is found again and redone);
- * - no answer: it drops its partitions and leaves the group, so that it rejoins; while no
+ * - no answer (the broker is away: appends could not land anyway): it asks again for up to
+ *   10 s, then drops its partitions and leaves the group, so that it rejoins; while no
  *   assignment comes it leaves again every few seconds. It never stays without partitions.
  */
 export function startLiveness(ctx: HostContext, subscription: Subscription, group: string, settings: LivenessSettings): { stop(): Promise<void> } {
@@ -73,7 +74,14 @@ export function startLiveness(ctx: HostContext, subscription: Subscription, grou
       if (me) await within(store.renew(me, ttlMs).catch(() => {}), ttlMs);
       // A host that read this lease as run out just before the renewal has removed this member by now.
       await sleep(2 * everyMs);
-      const member = stopped ? false : ((await subscription.stillMember?.(Math.max(1_000, 2 * ttlMs))) ?? null);
+      // No answer (the broker is away: this host could not append meanwhile either): ask again,
+      // for a while, before giving its partitions up on its own.
+      let member: boolean | null = null;
+      for (const until = performance.now() + Math.max(10_000, 10 * ttlMs); member === null && !stopped && ctx.epoch === epoch && performance.now() < until; ) {
+        const asked = performance.now();
+        member = stopped ? false : ((await subscription.stillMember?.(Math.max(1_000, 2 * ttlMs))) ?? null);
+        if (member === null) await sleep(Math.max(0, 250 - (performance.now() - asked)));
+      }
       const ms = (performance.now() - t0).toFixed(0);
       if (ctx.epoch !== epoch) {
         ctx.logger.info(`the group settled again while this host was in doubt (${ms} ms): it took its new assignment over afresh`);
