@@ -25,6 +25,10 @@ export async function retentionCommand(options: { days: number; dryRun: boolean 
     return 0;
   }
   const r = await retention.sweep();
+  if (r.skipped) {
+    out('a gateway is sweeping right now (it holds the retention lock); run this again in a moment');
+    return 3;
+  }
   out(`no event since ${r.cutoff}: ${r.found} conversations, ${r.erased} erased, ${r.pending} waiting for their actor host, ${r.failed} failed`);
   return r.failed ? 1 : r.pending ? 3 : 0;
 }

@@ -27,7 +27,7 @@ export type RetentionOptions = {
 const DAY_MS = 86_400_000;
 
 /** What one sweep did. */
-export type SweepResult = { cutoff: string; found: number; erased: number; pending: number; failed: number };
+export type SweepResult = { cutoff: string; found: number; erased: number; pending: number; failed: number; /** Another gateway was sweeping. */ skipped?: boolean };
 
 /**
  * Erases conversations older than the retention period through the normal erasure path: an
@@ -56,7 +56,20 @@ export function createRetention(o: RetentionOptions) {
     return { cutoff, conversations: rows.map((r) => ({ id: r.id, lastEventAt: new Date(r.last).toISOString() })) };
   }
 
+  /**
+   * One sweeper per deployment: on PostgreSQL the sweep holds a transaction-scoped advisory lock
+   * named after the schema (advisory locks are per database), so gateways that sweep at the
+   * same time skip instead of sending the same erasures twice. PGlite has one process anyway.
+   */
   async function sweepOnce(): Promise<SweepResult> {
+    if (o.db.kind !== 'postgres') return sweepNow();
+    return o.db.tx(async (q) => {
+      const [lock] = await q.query<{ got: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtext('gemello-retention:' || current_schema())) AS got`);
+      return lock?.got ? sweepNow() : { cutoff: '', found: 0, erased: 0, pending: 0, failed: 0, skipped: true };
+    });
+  }
+
+  async function sweepNow(): Promise<SweepResult> {
     const at = now();
     const { cutoff, conversations: rows } = await due(at);
     const result: SweepResult = { cutoff, found: rows.length, erased: 0, pending: 0, failed: 0 };

@@ -130,6 +130,19 @@ describe('retention (GEMELLO_RETENTION_DAYS=1, the job\'s clock moved a day on)'
 
     // One day on from the moment between them: only the old one is past retention.
     ahead = between + DAY_MS - Date.now();
+    // While another gateway sweeps (it holds the deployment's retention lock), this one skips.
+    let release = () => {};
+    let locked = () => {};
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const other = rt.backends.db.tx(async (tx) => {
+      await tx.query(`SELECT pg_advisory_xact_lock(hashtext('gemello-retention:' || current_schema()))`);
+      locked();
+      await new Promise<void>((r) => (release = r));
+    });
+    await isLocked;
+    expect(await rt.retention!.sweep()).toMatchObject({ skipped: true, found: 0 });
+    release();
+    await other;
     const result = await rt.retention!.sweep();
     ahead = 0;
     expect(result).toMatchObject({ found: 1, erased: 1, failed: 0, pending: 0 });
