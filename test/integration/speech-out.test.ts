@@ -2,7 +2,7 @@
 // Redis, against the fake OpenAI server over real HTTP: a model that streams slowly and a
 // speech endpoint that answers MP3. Each sentence is spoken as soon as it is written, so the
 // first audio.chunk comes before the reply; the chunks' audio is served, parses, and adds up
-// to the whole reply's audio, and erasure deletes it all. A stop silences the rest: no chunk
+// to the whole reply's audio; a socket resuming mid-speech gets them all once; erasure deletes it all. A stop silences the rest: no chunk
 // and no synthesis after it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { estimateDurationSec, mp3Bitrate } from '../../models/audio-format.ts';
@@ -41,8 +41,14 @@ describe('speech out, sentence by sentence', () => {
     const first = await c.next((f) => f.type === 'audio.chunk', 20_000);
     // The model is still writing when the first sentence can be played.
     expect(fake.streaming).toBeGreaterThan(0);
+    // A second socket that resumes now gets the chunks so far, then the rest live.
+    const b = await connect(url);
+    b.send({ type: 'resume', conversationId: first.conversationId, afterSeq: 0 });
     const reply = await c.next((f) => f.type === 'reply', 20_000);
     const whole = await c.next((f) => f.type === 'audio' || f.type === 'audio.failed', 20_000);
+    await b.next((f) => f.type === 'audio', 20_000);
+    expect(chunksOf(b.frames).map((f) => [f.index, f.audioUrl])).toEqual(chunksOf(c.frames).map((f) => [f.index, f.audioUrl]));
+    b.close();
     expect(whole.type).toBe('audio');
     expect(c.frames.indexOf(first)).toBeLessThan(c.frames.indexOf(reply));
     const chunks = chunksOf(c.frames);
