@@ -115,12 +115,14 @@ export type StoredAudio = { audioId: string; format: string; durationSec: number
 export interface AudioSink {
   /**
    * Stores audio once per (text, voice, format); returns its id and whether it was cached.
-   * `withSpeech`: the audio itself too (`speech`), synthesised or read from the cache.
+   * `speech`: the audio itself when it was synthesised now (a hit reads it with `load`).
    * `conversationId`: the conversation it is spoken to (erasing it deletes the audio only it used).
    * `synthesized`: told the id the new audio is stored under as soon as it is synthesised,
    * before it is written (the id stays the audio's unless another process stored the same meanwhile).
    */
-  store(input: { text: string; voice: string; synthesize: () => Promise<Speech>; withSpeech?: boolean; conversationId?: string; synthesized?: (audioId: string, speech: Speech) => Promise<void> }): Promise<StoredAudio>;
+  store(input: { text: string; voice: string; synthesize: () => Promise<Speech>; conversationId?: string; synthesized?: (audioId: string, speech: Speech) => Promise<void> }): Promise<StoredAudio>;
+  /** The stored audio itself, or null. */
+  load(audioId: string): Promise<Speech | null>;
 }
 
 

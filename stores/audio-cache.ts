@@ -16,7 +16,7 @@ const HIT = `
 UPDATE audio_cache SET hits = hits + 1, last_accessed_at = now()
 WHERE id = (SELECT id FROM audio_cache WHERE text_hash = $1 AND voice = $2 ORDER BY created_at, id LIMIT 1)
 RETURNING id, format, duration_seconds, size_bytes`;
-const HIT_WITH_AUDIO = HIT + ', audio, content_type';
+const LOAD = `SELECT id, format, duration_seconds, size_bytes, audio, content_type FROM audio_cache WHERE id = $1`;
 
 const INSERT = `
 INSERT INTO audio_cache (id, text_hash, voice, format, content_type, audio, duration_seconds, size_bytes)
@@ -36,12 +36,12 @@ export function createAudioCache(db: Db): AudioSink {
   // Two identical requests in this process share one synthesis.
   const inFlight = new Map<string, Promise<Stored>>();
 
-  async function store(text: string, voice: string, synthesize: () => Promise<Speech>, withSpeech: boolean, synthesized?: (audioId: string, speech: Speech) => Promise<void>): Promise<Stored> {
+  async function store(text: string, voice: string, synthesize: () => Promise<Speech>, synthesized?: (audioId: string, speech: Speech) => Promise<void>): Promise<Stored> {
     const hash = textHash(text);
-    const [hit] = await db.query<Row>(withSpeech ? HIT_WITH_AUDIO : HIT, [hash, voice]);
+    const [hit] = await db.query<Row>(HIT, [hash, voice]);
     if (hit) return toStored(hit, true);
     const speech = await synthesize();
-    const mine = withSpeech ? speech : undefined;
+    const mine = speech;
     const id = randomUUID();
     await synthesized?.(id, speech);
     const [row] = await db.query<Row>(INSERT, [
@@ -55,16 +55,20 @@ export function createAudioCache(db: Db): AudioSink {
   }
 
   return {
-    async store({ text, voice, synthesize, withSpeech = false, conversationId, synthesized }) {
-      const key = `${voice}\u0000${withSpeech ? 1 : 0}\u0000${text}`;
+    async store({ text, voice, synthesize, conversationId, synthesized }) {
+      const key = `${voice}\u0000${text}`;
       let p = inFlight.get(key);
       if (!p) {
-        p = store(text, voice, synthesize, withSpeech, synthesized).finally(() => inFlight.delete(key));
+        p = store(text, voice, synthesize, synthesized).finally(() => inFlight.delete(key));
         inFlight.set(key, p);
       }
       const stored = await p;
       if (conversationId) await db.query(USE, [conversationId, stored.audioId]);
       return stored;
+    },
+    async load(audioId) {
+      const [row] = await db.query<Row>(LOAD, [audioId]);
+      return row ? toStored(row, true).speech ?? null : null;
     },
   };
 }

@@ -39,7 +39,7 @@ export function startSpeaker(ctx: HostContext, actor: Actor, promptSeq: number, 
   let abort = new AbortController();
   let splitter = createSentenceSplitter();
   let index = 0;
-  let clips: Speech[] = [];
+  let clips: Array<Speech | string> = [];
   let failed = false;
   let finalText: string | null = null;
   let chain: Promise<void> = Promise.resolve();
@@ -60,7 +60,7 @@ export function startSpeaker(ctx: HostContext, actor: Actor, promptSeq: number, 
       let sent = false;
       try {
         const stored = await speech.sink.store({
-          text: s.text, voice, withSpeech: true, conversationId,
+          text: s.text, voice, conversationId,
           synthesize: async () => {
             const t0 = performance.now();
             const clip = await speech.model.synthesize({ text: s.text, voice, signal });
@@ -77,8 +77,8 @@ export function startSpeaker(ctx: HostContext, actor: Actor, promptSeq: number, 
           },
         });
         if (signal.aborted) return;
-        if (stored.speech) clips.push(stored.speech);
-        else failed = true;
+        // A clip from the cache is read only when the whole reply is joined, off the first audio's path.
+        clips.push(stored.speech ?? stored.audioId);
         if (!sent) await chunk(stored.audioId, stored.format, stored.durationSec);
       } catch (err) {
         if (signal.aborted) return;
@@ -129,7 +129,12 @@ export function startSpeaker(ctx: HostContext, actor: Actor, promptSeq: number, 
       await finished;
       if (abort.signal.aborted) return 'cancelled';
       if (failed || finalText === null) return null;
-      return joinAudio(clips);
+      try {
+        const loaded = await Promise.all(clips.map((c) => (typeof c === 'string' ? speech.sink.load(c) : c)));
+        return loaded.every((c) => c !== null) ? joinAudio(loaded as Speech[]) : null;
+      } catch {
+        return null; // the whole text is synthesised instead
+      }
     },
   };
   actor.speakers.set(promptSeq, sp);

@@ -319,7 +319,12 @@ for (const backend of backends) {
       const second = await cache.store({ text: 'A durable advantage.', voice: 'onyx', synthesize });
       const other = await cache.store({ text: 'A durable advantage.', voice: 'alloy', synthesize });
       expect(first).toMatchObject({ format: 'mp3', durationSec: 2.25, bytes: 6, cached: false });
-      expect(second).toEqual({ ...first, cached: true });
+      // Synthesised now: the audio comes back with it; a hit leaves it to load.
+      const { speech, ...stored } = first;
+      expect(speech?.bytes).toEqual(new Uint8Array([0x49, 0x44, 0x33, 0, 255, 1]));
+      expect(second).toEqual({ ...stored, cached: true });
+      expect(await cache.load(first.audioId)).toMatchObject({ format: 'mp3', contentType: 'audio/mpeg', durationSec: 2.25, bytes: new Uint8Array([0x49, 0x44, 0x33, 0, 255, 1]) });
+      expect(await cache.load('no-such-audio')).toBeNull();
       expect(other.audioId).not.toBe(first.audioId);
       expect(calls).toBe(2);
 
