@@ -9,6 +9,10 @@ export type LivenessSettings = {
   ttlMs: number;
   /** How often the lease is renewed and the others' are checked. */
   everyMs: number;
+  /** How long a host in doubt asks a group that does not answer before it gives up its partitions (default max(10 s, 10 × ttl)). */
+  askForMs?: number;
+  /** How long a fenced host waits for an assignment before it leaves the group again (default max(2 s, 5 × ttl)). */
+  rejoinEveryMs?: number;
 };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -43,7 +47,8 @@ export function startLiveness(ctx: HostContext, subscription: Subscription, grou
   /** When this host last left the group to be given partitions again (null: not fenced by the lease). */
   let leftAt: number | null = null;
   /** How long a fenced host waits for an assignment before it leaves the group again. */
-  const rejoinEveryMs = Math.max(2_000, 5 * ttlMs);
+  const rejoinEveryMs = settings.rejoinEveryMs ?? Math.max(2_000, 5 * ttlMs);
+  const askForMs = settings.askForMs ?? Math.max(10_000, 10 * ttlMs);
 
   const leave = () => {
     leftAt = performance.now();
@@ -77,7 +82,7 @@ export function startLiveness(ctx: HostContext, subscription: Subscription, grou
       // No answer (the broker is away: this host could not append meanwhile either): ask again,
       // for a while, before giving its partitions up on its own.
       let member: boolean | null = null;
-      for (const until = performance.now() + Math.max(10_000, 10 * ttlMs); member === null && !stopped && ctx.epoch === epoch && performance.now() < until; ) {
+      for (const until = performance.now() + askForMs; member === null && !stopped && ctx.epoch === epoch && performance.now() < until; ) {
         const asked = performance.now();
         member = stopped ? false : ((await subscription.stillMember?.(Math.max(1_000, 2 * ttlMs))) ?? null);
         if (member === null) await sleep(Math.max(0, 250 - (performance.now() - asked)));

@@ -1,0 +1,114 @@
+// The lease's zombie fence, driven alone: a host whose event loop stalled longer than its
+// lease holds its appends and asks the group; whatever the answer, it ends up serving its
+// partitions again (the soak once saw a lone host that never did).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Liveness } from '../../actors/ports.ts';
+import { createTwinCatalog } from '../../actors/twins.ts';
+import { createHostContext } from '../../actors/host.ts';
+import type { HostContext } from '../../actors/host/context.ts';
+import { startLiveness } from '../../actors/host/liveness.ts';
+import { acquire, onAssigned } from '../../actors/host/partitions.ts';
+import { createFileLog } from '../../log/file.ts';
+import type { Subscription } from '../../log/port.ts';
+import { createMemorySnapshotStore } from '../../stores/snapshots/memory.ts';
+import { createMetrics } from '../../telemetry/metrics.ts';
+
+const quiet = { info() {}, warn() {}, error() {} };
+const TTL = 100;
+const dirs: string[] = [];
+const stops: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const stop of stops.splice(0)) await stop();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Blocks the event loop, as a loaded machine or a long pause would. */
+const stall = (ms: number) => {
+  for (const end = performance.now() + ms; performance.now() < end; );
+};
+
+/** A host owning partition 0 with its lease running; the group answers `answers` in turn (the last one from then on). */
+function world(answers: Array<boolean | null>) {
+  const dir = mkdtempSync(join(tmpdir(), 'gemello-lease-'));
+  dirs.push(dir);
+  const log = createFileLog({ dir, partitions: 1 });
+  const evicted: string[][] = [];
+  log.evict = async (_group, members) => void evicted.push(members);
+  const ctx: HostContext = createHostContext({ log, snapshots: createMemorySnapshotStore(), readModel: null, catalog: createTwinCatalog(), replyModel: { name: 'stub', reply: async () => ({ text: 'x', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } }) }, metrics: createMetrics(), logger: quiet });
+  const leases = new Map<string, number>();
+  const store: Liveness = {
+    renew: async (m, ttl) => void leases.set(m, Date.now() + ttl),
+    expired: async () => [...leases].filter(([, t]) => t < Date.now()).map(([m]) => m),
+    forget: async (ms) => void ms.forEach((m) => leases.delete(m)),
+    close: async () => {},
+  };
+  let asked = 0;
+  const subscription: Subscription = {
+    stop: async () => {},
+    memberId: () => 'me',
+    stillMember: async () => answers[Math.min(asked++, answers.length - 1)]!,
+  };
+  acquire(ctx, 0);
+  const lease = startLiveness(ctx, subscription, 'g', { store, ttlMs: TTL, everyMs: 10, askForMs: 300, rejoinEveryMs: 200 });
+  stops.push(async () => {
+    await lease.stop();
+    await log.close();
+  });
+  return { ctx, evicted, asked: () => asked };
+}
+
+describe('a host that stalled longer than its lease', () => {
+  it('still a member: its appends wait for the answer, then it goes on with its partitions', async () => {
+    const w = world([true]);
+    await sleep(30);
+    stall(3 * TTL);
+    const alive = w.ctx.alive();
+    expect(alive).toBeInstanceOf(Promise);
+    expect(await alive).toBe(true);
+    expect(w.ctx.partitions.has(0)).toBe(true);
+    expect(w.ctx.fenced).toBe(false);
+    expect(w.ctx.alive()).toBe(true);
+    expect(w.evicted).toEqual([]);
+  });
+
+  it('the group moved on: the appends are refused, it drops what it held and takes the new assignment over afresh', async () => {
+    const w = world([false]);
+    await sleep(30);
+    const held = w.ctx.partitions.get(0)!;
+    stall(3 * TTL);
+    expect(await w.ctx.alive()).toBe(false);
+    expect(held.revoked).toBe(true);
+    expect(w.ctx.fenced).toBe(true);
+    onAssigned(w.ctx, [0]);
+    expect(w.ctx.fenced).toBe(false);
+    expect(w.ctx.partitions.get(0)).not.toBe(held);
+    await w.ctx.partitions.get(0)!.ready;
+  });
+
+  it('no answer: it asks again, then leaves the group to rejoin, and again while no assignment comes', async () => {
+    const w = world([null, null, null, null, null, null]);
+    await sleep(30);
+    stall(3 * TTL);
+    expect(await w.ctx.alive()).toBe(false);
+    expect(w.asked()).toBeGreaterThan(1);
+    expect(w.ctx.fenced).toBe(true);
+    expect(w.ctx.partitions.size).toBe(0);
+    expect(w.evicted).toEqual([['me']]);
+    for (let i = 0; i < 100 && w.evicted.length < 2; i++) await sleep(10);
+    expect(w.evicted.length).toBeGreaterThanOrEqual(2);
+    onAssigned(w.ctx, [0]);
+    expect(w.ctx.fenced).toBe(false);
+    expect(w.ctx.partitions.has(0)).toBe(true);
+  });
+
+  it('no answer at first, then still a member: it goes on', async () => {
+    const w = world([null, true]);
+    await sleep(30);
+    stall(3 * TTL);
+    expect(await w.ctx.alive()).toBe(true);
+    expect(w.ctx.partitions.has(0)).toBe(true);
+  });
+});
