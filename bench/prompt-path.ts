@@ -12,7 +12,7 @@
 //   BENCH_SECONDS (10) s after 2 warm-up prompts each. CPU is each process's user + system
 //   time over the timed 500-conversation stretch (from /proc) ÷ the replies in it.
 //   GEMELLO_CHILD_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) reaches the Node processes.
-import { fork, spawn } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startFakeOpenAI } from '../test/support/fake-openai.ts';
@@ -217,6 +217,7 @@ export async function run(): Promise<void> {
       seconds: SECONDS,
       partitions: PARTITIONS,
       model: 'fake OpenAI-compatible server, zero latency, own process',
+      deno: CHOSEN.includes('deno-serve') ? execFileSync(DENO, ['--version'], { encoding: 'utf8' }).split('\n')[0] : undefined,
       speech: 'off',
       ...runInfo.params(),
       backends: 'Kafka 4.1, PostgreSQL, Redis on 127.0.0.1',
