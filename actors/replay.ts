@@ -1,7 +1,9 @@
 import { decodeEvent, isEventRecord } from '../events/codec.ts';
 import type { LogPosition } from '../events/schemas.ts';
-import type { EventLog } from '../log/port.ts';
+import type { EventLog, LogRecord } from '../log/port.ts';
+import type { FromWorker } from './replay-worker.ts';
 import { TOPICS } from '../log/port.ts';
+import { Worker } from 'node:worker_threads';
 import { keysFor } from '../sealing/keys.ts';
 import type { KeyStore } from '../sealing/keys.ts';
 import { evolve, HISTORY_MESSAGES, initialState } from './state.ts';
@@ -20,6 +22,11 @@ export type ReplayOptions = {
   keep?: number;
   /** Called with each batch's record count, for progress. */
   onRecords?: (n: number) => void;
+  /**
+   * Worker threads that decode and fold (default 0: this thread does). This thread then only
+   * reads the log and hands each conversation's records, in order, to the worker its id picks.
+   */
+  workers?: number;
 };
 
 /**
@@ -28,6 +35,7 @@ export type ReplayOptions = {
  * each conversation's state; `events` counts the events folded.
  */
 export async function replayLog(options: ReplayOptions): Promise<{ states: Map<string, Replayed>; events: number }> {
+  if (options.workers) return replayInWorkers(options, options.workers);
   const { log } = options;
   const keep = options.keep ?? HISTORY_MESSAGES;
   const parts = options.partitions ?? Array.from({ length: log.partitions }, (_, p) => p);
@@ -45,4 +53,50 @@ export async function replayLog(options: ReplayOptions): Promise<{ states: Map<s
     options.onRecords?.(records.length);
   })));
   return { states, events };
+}
+
+/** FNV-1a of a conversation id: which worker folds it. */
+function hashOf(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+async function replayInWorkers(options: ReplayOptions, n: number): Promise<{ states: Map<string, Replayed>; events: number }> {
+  const { log } = options;
+  const keep = options.keep ?? HISTORY_MESSAGES;
+  const parts = options.partitions ?? Array.from({ length: log.partitions }, (_, p) => p);
+  const workers = Array.from({ length: n }, () => new Worker(new URL('./replay-worker.ts', import.meta.url)));
+  try {
+    const failures = workers.map((w) => new Promise<never>((_, reject) => w.once('error', reject)));
+    for (const w of workers) w.postMessage({ kind: 'keep', keep });
+    const reading = Promise.all(parts.map((p) => log.read(TOPICS.events, p, 0, async (records) => {
+      const ring = await keysFor(options.keys, records);
+      const lanes = workers.map(() => ({ records: [] as LogRecord[], keys: new Map<string, Uint8Array>() }));
+      for (const r of records) {
+        if (!isEventRecord(r)) continue;
+        const lane = lanes[hashOf(r.key) % n]!;
+        lane.records.push(r);
+        const k = ring?.get(r.key);
+        if (k) lane.keys.set(r.key, k);
+      }
+      lanes.forEach((l, i) => l.records.length && workers[i]!.postMessage({ kind: 'records', records: l.records, keys: [...l.keys] }));
+      options.onRecords?.(records.length);
+    })));
+    await Promise.race([reading, ...failures]);
+    const answers = await Promise.race([Promise.all(workers.map((w) => new Promise<FromWorker>((resolve) => {
+      w.once('message', resolve);
+      w.postMessage({ kind: 'done' });
+    }))), ...failures]);
+    const states = new Map<string, Replayed>();
+    let events = 0;
+    for (const a of answers) {
+      if (a.kind === 'failed') throw new Error(`replay: ${a.message}`);
+      for (const [id, s] of a.states) states.set(id, s);
+      events += a.events;
+    }
+    return { states, events };
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
 }

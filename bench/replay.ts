@@ -23,6 +23,8 @@ import { loadNow, report, round, startRun } from './report.ts';
 
 const log = logger('replay');
 const SAMPLE = 20_000;
+/** Worker threads of the replay that decodes off this thread (BENCH_REPLAY_WORKERS, default 2: the machine's cores). */
+const WORKERS = Number(process.env.BENCH_REPLAY_WORKERS ?? 2);
 
 /** µs per event of each decoding step, each timed alone over the same records. */
 function breakdown(records: LogRecord[], ring: Map<string, Uint8Array>) {
@@ -71,6 +73,11 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
       });
     }
     const readMs = now() - tr;
+    // And all partitions side by side: what bounds the replays that read them so.
+    let readAll = 0;
+    const ta = now();
+    await Promise.all(parts.map((p) => kafka.read(TOPICS.events, p, 0, (records) => void (readAll += records.length))));
+    const readAllMs = now() - ta;
     // Full replay partition by partition, then all at once, each with a fresh key store (as after a restart).
     let seqEvents = 0;
     let seqMs = 0;
@@ -85,24 +92,32 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
     const t = now();
     const all = await replayLog({ log: kafka, keys: scope.keys(db) });
     const allMs = now() - t;
+    // All at once again, decoded and folded in worker threads (this thread only reads).
+    const tw = now();
+    const inWorkers = await replayLog({ log: kafka, keys: scope.keys(db), workers: WORKERS });
+    const workersMs = now() - tw;
     let checked = 0;
     for (const [id, state] of expected) {
       if (!isDeepStrictEqual(all.states.get(id)?.state, state)) throw new Error(`${client}: the replayed state of ${id} differs from the fold of its events`);
+      if (!isDeepStrictEqual(inWorkers.states.get(id)?.state, state)) throw new Error(`${client}: the state of ${id} replayed in workers differs from the fold of its events`);
       if (++checked >= 200) break;
     }
+    if (inWorkers.events !== all.events || inWorkers.states.size !== all.states.size) throw new Error(`${client}: workers replayed ${inWorkers.events} events of ${inWorkers.states.size} conversations, not ${all.events} of ${all.states.size}`);
     const ring = (await keysFor(scope.keys(db), sample)) as Map<string, Uint8Array>;
     const us = breakdown(sample, ring);
     const r = {
       read_only_events_per_s: Math.round(read / (readMs / 1000)),
       read_us_per_event: round((readMs * 1000) / read, 2),
+      read_all_at_once_events_per_s: Math.round(readAll / (readAllMs / 1000)),
       full_replay_events_per_s: Math.round(seqEvents / (seqMs / 1000)),
       full_replay_concurrent_events_per_s: Math.round(all.events / (allMs / 1000)),
+      full_replay_workers_events_per_s: Math.round(inWorkers.events / (workersMs / 1000)),
       full_replay_us_per_event: round((seqMs * 1000) / seqEvents, 2),
       ...Object.fromEntries(Object.entries(us).map(([k, v]) => [`${k}_us`, v])),
       events: all.events,
       event_bytes: Math.round(bytes / read),
     };
-    log(`${client}: read ${r.read_only_events_per_s}/s, replay ${r.full_replay_events_per_s}/s (all at once ${r.full_replay_concurrent_events_per_s}/s); µs/event ${JSON.stringify(us)}`);
+    log(`${client}: read ${r.read_only_events_per_s}/s (all at once ${r.read_all_at_once_events_per_s}/s), replay ${r.full_replay_events_per_s}/s (all at once ${r.full_replay_concurrent_events_per_s}/s, in ${WORKERS} workers ${r.full_replay_workers_events_per_s}/s); µs/event ${JSON.stringify(us)}`);
     return r;
   } finally {
     await kafka.close();
@@ -134,12 +149,14 @@ export async function run(): Promise<void> {
     const row = (what: string, key: string, unit: string, g = ''): [string, string, string] => [what, CLIENTS.map((c) => `${c} ${by[c]![key as keyof (typeof by)[string]].toLocaleString('en-US')}${unit}`).join(', '), g];
     report({
       name: 'replay',
-      params: { ...runInfo.params(), backends: 'Kafka 4.1 on 127.0.0.1 (shared broker), both clients; keys from PostgreSQL', clients: CLIENTS, events: by[CLIENTS[0]!]!.events, partitions: PARTITIONS, sealed: true, breakdown_sample: SAMPLE },
+      params: { ...runInfo.params(), backends: 'Kafka 4.1 on 127.0.0.1 (shared broker), both clients; keys from PostgreSQL', clients: CLIENTS, events: by[CLIENTS[0]!]!.events, partitions: PARTITIONS, sealed: true, breakdown_sample: SAMPLE, replay_workers: WORKERS },
       metrics,
       table: [
         row('full replay, partition by partition (read + decode + fold)', 'full_replay_events_per_s', ' events/s', goal),
         row('full replay, all 12 partitions at once', 'full_replay_concurrent_events_per_s', ' events/s', goal),
-        row('  per event', 'full_replay_us_per_event', ' µs', '≤ 10 µs'),
+        row(`full replay, all at once, decoded and folded in ${WORKERS} worker threads`, 'full_replay_workers_events_per_s', ' events/s', goal),
+        row('  the read alone, all 12 partitions at once', 'read_all_at_once_events_per_s', ' events/s', ''),
+        row('  per event (partition by partition)', 'full_replay_us_per_event', ' µs', '≤ 10 µs'),
         row('  of it: the read alone (no decoding)', 'read_us_per_event', ' µs', ''),
         row('  JSON.parse', 'json_parse_us', ' µs', ''),
         row('  envelope validation (zod)', 'envelope_zod_us', ' µs', ''),

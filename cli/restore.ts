@@ -5,7 +5,7 @@ import type { LoggedKeyStore } from '../sealing/key-store.ts';
 import type { Db } from '../stores/sql.ts';
 import type { Progress } from './progress.ts';
 import { replay } from './replay.ts';
-import { rebuildSnapshots } from './snapshots.ts';
+import { snapshotsFromReadModel } from './snapshots-from-read-model.ts';
 
 export type RestoreDeps = { log: EventLog; db: Db; snapshots: SnapshotStore; keys: LoggedKeyStore; progress: Progress; historyMessages?: number; signal?: AbortSignal; out?: (line: string) => void; say?: (line: string) => void };
 
@@ -26,8 +26,9 @@ export async function restore(deps: RestoreDeps): Promise<number> {
   if (moved) step(`data keys: ${moved} keys of an earlier version moved into the keys topic`);
   const code = await replay({ projection: 'readmodel', restart: true }, { log: deps.log, db: deps.db, keys: deps.keys, progress: deps.progress, signal: deps.signal, out, say: deps.say });
   if (code !== 0) return code;
-  const snapshots = await rebuildSnapshots({ log: deps.log, snapshots: deps.snapshots, keys: deps.keys, progress: deps.progress, historyMessages: deps.historyMessages });
-  step(`${snapshots} snapshots written`);
+  // From the rebuilt read model, which holds what the log holds: the log is not read a second time.
+  const snapshots = await snapshotsFromReadModel({ db: deps.db, snapshots: deps.snapshots, progress: deps.progress, historyMessages: deps.historyMessages });
+  step(`${snapshots} snapshots written (from the rebuilt read model)`);
   step(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s: the read model and the snapshots hold what the log holds`);
   return 0;
 }
