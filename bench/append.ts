@@ -10,6 +10,7 @@ import postgres from 'postgres';
 import { TOPICS } from '../log/port.ts';
 import { DATABASE_URL } from '../test/support/env.ts';
 import { APPEND_BATCH, appendAll, batches, CLIENTS, CONVERSATIONS, conversations, EVENTS, logger, makeKeys, now, PARTITIONS, runScope } from './data-fixture.ts';
+import { profiled } from './profile.ts';
 import { loadNow, report, round, startRun } from './report.ts';
 import { envelopeAt } from './synthetic.ts';
 
@@ -68,7 +69,7 @@ export async function run(): Promise<void> {
           await kafka.ensureTopics([topic]);
           const parts = batches(convs.map((c) => ({ ...c })));
           await kafka.append(topic, 0, parts[0]![0]!.slice(0, 1)); // connected, metadata known
-          const r = await appendAll(kafka, parts, topic);
+          const r = await profiled(`append-${client}-${round + 1}`, () => appendAll(kafka, parts, topic));
           rates[client]!.push(r.events / (r.ms / 1000));
           log(`${client} round ${round + 1}: ${r.events.toLocaleString()} events in ${(r.ms / 1000).toFixed(2)} s`);
         } finally {
