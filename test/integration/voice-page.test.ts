@@ -17,7 +17,7 @@ import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const REPLY = 'A moat is what keeps competitors out. It protects the castle. The wider the moat, the better the business. Look for moats that widen every year. Price is what you pay, value is what you get.';
+const REPLY = 'A moat is what keeps competitors out. It protects the castle. The wider the moat, the better the business. Look for moats that widen every year. Price is what you pay, value is what you get. Be fearful when others are greedy, and greedy when others are fearful. Time is the friend of the wonderful business and the enemy of the mediocre one.';
 const dir = mkdtempSync(join(tmpdir(), 'gemello-voice-page-'));
 const wav = join(dir, 'utterance.wav');
 let fake: FakeOpenAI;
@@ -66,7 +66,7 @@ describe('the page\'s microphone', () => {
     const talk = page.getByRole('button', { name: 'Hold to talk' });
     const voice = page.getByRole('status', { name: 'Voice' });
     const log = page.getByRole('log', { name: 'Chat with Warren Buffett' });
-    fake.setTokenDelay(60);
+    fake.setTokenDelay(80); // ≈ 5 s of streaming: the talk-over comes while the model still writes
     fake.setReplyText(REPLY);
 
     // Hold to talk for a second and a half.
