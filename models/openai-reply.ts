@@ -1,9 +1,6 @@
-import type OpenAI from 'openai';
-import { APIError } from 'openai';
+import OpenAI, { APIError } from 'openai';
 import { EffectError, type Reply, type ReplyModel, type ReplyRequest, type Twin } from '../actors/ports.ts';
-import { createChatHttp } from './chat-http.ts';
-import type { ChatChunk } from './chat-http.ts';
-import { OPENAI_DEFAULT_BASE_URL } from './openai-client.ts';
+import { createOpenAIModelClient } from './openai-client.ts';
 import { toEffectError } from './openai-errors.ts';
 import { proposalFormat, readProposals } from './proposals.ts';
 import { createDeltaEmitter, createReplyReader } from './reply-stream.ts';
@@ -22,7 +19,7 @@ export type OpenAIReplyOptions = {
 };
 
 type ChatMessage = OpenAI.Chat.Completions.ChatCompletionMessageParam;
-type Completion = { model: string; usage: ChatChunk['usage']; content: string };
+type Completion = Pick<OpenAI.Chat.Completions.ChatCompletion, 'model' | 'usage'> & { content: string };
 
 /**
  * A ReplyModel backed by chat completions on OpenAI or any compatible server. For a twin
@@ -31,10 +28,7 @@ type Completion = { model: string; usage: ChatChunk['usage']; content: string };
  * naming response_format) is asked again in plain text, and not asked for a schema again.
  */
 export function createOpenAIReplyModel(options: OpenAIReplyOptions): ReplyModel {
-  const timeoutMs = options.timeoutMs ?? 30_000;
-  const maxRetries = options.maxRetries ?? 2;
-  const client = createChatHttp({ apiKey: options.apiKey, baseURL: options.baseURL || OPENAI_DEFAULT_BASE_URL, timeoutMs, maxRetries });
-  const failure = { prefix: 'model' as const, baseURL: client.baseURL, timeoutMs, attempts: maxRetries + 1 };
+  const { client, failure } = createOpenAIModelClient('model', options);
   /** Models whose server refused a JSON schema response format. */
   const plainOnly = new Set<string>();
 
@@ -42,26 +36,27 @@ export function createOpenAIReplyModel(options: OpenAIReplyOptions): ReplyModel 
     const format = structured ? proposalFormat(request.twin.fields ?? []) : null;
     const body = { model: request.twin.model, messages: toMessages(request, format !== null), ...(format ? { response_format: format } : {}) };
     if (!request.onText) {
-      const c = await client.create(body, request.signal);
+      const c = await client.chat.completions.create(body, { signal: request.signal });
       const message = c.choices?.[0]?.message;
       return { model: c.model, usage: c.usage, content: message?.content ?? message?.refusal ?? '' };
     }
     // Streamed: the text reaches the user as it comes; with structured output only the
     // `reply` string of the JSON is shown. Aborting the signal closes the HTTP request.
+    const stream = await client.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } }, { signal: request.signal });
     const emit = createDeltaEmitter(request.onText);
     const replySoFar = createReplyReader();
     let content = '';
     let model = '';
     let usage: Completion['usage'];
-    await client.stream({ ...body, stream_options: { include_usage: true } }, request.signal, (chunk) => {
-      model ||= chunk.model ?? '';
+    for await (const chunk of stream) {
+      model ||= chunk.model;
       if (chunk.usage) usage = chunk.usage;
       const piece = chunk.choices?.[0]?.delta?.content ?? chunk.choices?.[0]?.delta?.refusal ?? '';
-      if (!piece) return;
+      if (!piece) continue;
       content += piece;
       const shown = structured ? replySoFar(content) : content;
       if (shown !== null) emit.update(shown);
-    });
+    }
     // An aborted stream just ends: what came so far is not a reply.
     if (request.signal?.aborted) throw new EffectError('model_stopped', 'the reply was stopped', false);
     return { model, usage, content };
