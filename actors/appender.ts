@@ -1,5 +1,8 @@
 import type { EventLog, OutgoingRecord } from '../log/port.ts';
 
+/** A batch refused because the partition holds writes its callers did not see (they decide again). */
+export class LogMovedOn extends Error {}
+
 type Pending = { records: OutgoingRecord[]; resolve: (offsets: number) => void; reject: (err: unknown) => void };
 
 /**
@@ -21,6 +24,8 @@ export function createAppender(opts: {
   let next = opts.next;
   let queue: Pending[] = [];
   let writing = false;
+  /** Set when a write failed: it may have landed all the same (the broker wrote it, then the answer was lost). */
+  let unsure = false;
 
   async function drain() {
     writing = true;
@@ -29,6 +34,18 @@ export function createAppender(opts: {
       queue = [];
       const records = batch.flatMap((p) => p.records);
       try {
+        if (unsure) {
+          // Written again as it stands, a write that landed would be in the log twice (its seq
+          // too): first find out, and if it landed, bring the actors it touched up to date
+          // and refuse this batch, which was decided without it (its callers decide again).
+          const end = (await opts.log.endOffsets(opts.topic))[opts.partition]!;
+          unsure = false;
+          if (end > next) {
+            await opts.onForeign(next, end);
+            next = end;
+            throw new LogMovedOn(`partition ${opts.partition}: a write that seemed to fail had landed (offsets up to ${end - 1}); decide again`);
+          }
+        }
         const base = await opts.log.append(opts.topic, opts.partition, records);
         if (base !== next) await opts.onForeign(next, base);
         next = base + records.length;
@@ -38,6 +55,7 @@ export function createAppender(opts: {
           at += p.records.length;
         }
       } catch (err) {
+        if (!(err instanceof LogMovedOn)) unsure = true;
         for (const p of batch) p.reject(err);
       }
     }

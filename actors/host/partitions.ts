@@ -85,6 +85,8 @@ async function reconcile(ctx: HostContext, part: Partition, from: number, to: nu
     part.actors.delete(id);
     await ctx.snapshots.delete(id).catch(() => {});
   }
+  // Woken again at once: work they owe is found and resumed without waiting for a command.
+  if (!part.revoked) for (const id of touched) actorFor(ctx, part, id);
 }
 
 /** Another host owns the partition now: stop writing. No snapshot is written, since the new owner's may already be newer. */
