@@ -84,10 +84,12 @@ export function startLiveness(ctx: HostContext, subscription: Subscription, grou
       let member: boolean | null = null;
       for (const until = performance.now() + askForMs; member === null && !stopped && ctx.epoch === epoch && performance.now() < until; ) {
         const asked = performance.now();
-        member = stopped ? false : ((await subscription.stillMember?.(Math.max(1_000, 2 * ttlMs))) ?? null);
+        member = (await subscription.stillMember?.(Math.max(1_000, 2 * ttlMs))) ?? null;
         if (member === null) await sleep(Math.max(0, 250 - (performance.now() - asked)));
       }
       const ms = (performance.now() - t0).toFixed(0);
+      // Stopping meanwhile: the hand-over decides, not this question.
+      if (stopped) return false;
       if (ctx.epoch !== epoch) {
         ctx.logger.info(`the group settled again while this host was in doubt (${ms} ms): it took its new assignment over afresh`);
         return false;
