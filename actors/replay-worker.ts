@@ -1,17 +1,25 @@
 // A replay worker (actors/replay.ts): decodes and folds the events of the conversations
 // given to it, in the order they come, and hands the states back when asked.
+import { Buffer } from 'node:buffer';
 import { parentPort } from 'node:worker_threads';
 import { decodeEvent } from '../events/codec.ts';
 import type { LogRecord } from '../log/port.ts';
 import { evolve, initialState } from './state.ts';
 import type { Replayed } from './replay.ts';
 
+/**
+ * A partition's records for this worker, in offset order: their values joined by newlines
+ * (one string is copied to a thread far cheaper than an array of record objects; JSON text as
+ * gemello writes it has none) or, when one has a newline, as a list; and their offsets.
+ */
 export type ToWorker =
-  | { kind: 'records'; records: LogRecord[]; keys: [string, Uint8Array][] }
+  | { kind: 'records'; partition: number; offsets: Float64Array; values: string | string[]; keys: [string, Uint8Array][] }
   | { kind: 'done' };
 export type FromWorker = { kind: 'failed'; message: string } | { kind: 'states'; states: [string, Replayed][]; events: number };
 
 const states = new Map<string, Replayed>();
+/** Data keys met so far, by conversation. */
+const known = new Map<string, Uint8Array>();
 let events = 0;
 let failed: string | null = null;
 let keep = 40;
@@ -20,9 +28,20 @@ parentPort!.on('message', (m: ToWorker | { kind: 'keep'; keep: number }) => {
   if (m.kind === 'keep') keep = m.keep;
   else if (m.kind === 'records') {
     if (failed) return;
-    const ring = new Map(m.keys);
+    // The same key object from one batch to the next (sealing caches its cipher key per object).
+    const ring = new Map<string, Uint8Array>();
+    for (const [id, key] of m.keys) {
+      const seen = known.get(id);
+      if (seen && Buffer.compare(seen, key) === 0) ring.set(id, seen);
+      else {
+        known.set(id, key);
+        ring.set(id, key);
+      }
+    }
+    const values = typeof m.values === 'string' ? m.values.split('\n') : m.values;
     try {
-      for (const r of m.records) {
+      for (let i = 0; i < values.length; i++) {
+        const r: LogRecord = { topic: '', partition: m.partition, offset: m.offsets[i]!, key: '', value: values[i]!, headers: {}, timestamp: 0 };
         const e = decodeEvent(r, ring);
         const before = states.get(e.conversationId);
         states.set(e.conversationId, { state: evolve(before?.state ?? initialState(e.conversationId), e, keep), position: e.position });
@@ -34,5 +53,6 @@ parentPort!.on('message', (m: ToWorker | { kind: 'keep'; keep: number }) => {
   } else {
     parentPort!.postMessage(failed ? { kind: 'failed', message: failed } : { kind: 'states', states: [...states], events } satisfies FromWorker);
     states.clear();
+    known.clear();
   }
 });

@@ -1,7 +1,7 @@
 import { decodeEvent, isEventRecord } from '../events/codec.ts';
 import type { LogPosition } from '../events/schemas.ts';
 import type { EventLog, LogRecord } from '../log/port.ts';
-import type { FromWorker } from './replay-worker.ts';
+import type { FromWorker, ToWorker } from './replay-worker.ts';
 import { TOPICS } from '../log/port.ts';
 import { Worker } from 'node:worker_threads';
 import { keysFor } from '../sealing/keys.ts';
@@ -80,7 +80,18 @@ async function replayInWorkers(options: ReplayOptions, n: number): Promise<{ sta
         const k = ring?.get(r.key);
         if (k) lane.keys.set(r.key, k);
       }
-      lanes.forEach((l, i) => l.records.length && workers[i]!.postMessage({ kind: 'records', records: l.records, keys: [...l.keys] }));
+      lanes.forEach((l, i) => {
+        if (!l.records.length) return;
+        const values = l.records.map((r) => r.value);
+        const message: ToWorker = {
+          kind: 'records',
+          partition: p,
+          offsets: Float64Array.from(l.records, (r) => r.offset),
+          values: values.some((v) => v.includes('\n')) ? values : values.join('\n'),
+          keys: [...l.keys],
+        };
+        workers[i]!.postMessage(message);
+      });
       options.onRecords?.(records.length);
     })));
     await Promise.race([reading, ...failures]);

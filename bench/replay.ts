@@ -22,6 +22,12 @@ import { profiled } from './profile.ts';
 import { loadNow, report, round, startRun } from './report.ts';
 
 const log = logger('replay');
+/** CPU time so far, µs: the whole process (every thread) and this thread alone. */
+const cpu = () => {
+  const c = process.cpuUsage();
+  const t = process.threadCpuUsage();
+  return { all: c.user + c.system, main: t.user + t.system };
+};
 const SAMPLE = 20_000;
 /** Worker threads of the replay that decodes off this thread (BENCH_REPLAY_WORKERS, default 2: the machine's cores). */
 const WORKERS = Number(process.env.BENCH_REPLAY_WORKERS ?? 2);
@@ -63,6 +69,7 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
     let bytes = 0;
     const sample: LogRecord[] = [];
     const tr = now();
+    const c0 = cpu();
     for (const p of parts) {
       await kafka.read(TOPICS.events, p, 0, (records) => {
         read += records.length;
@@ -73,6 +80,7 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
       });
     }
     const readMs = now() - tr;
+    const readCpu = cpu().all - c0.all;
     // And all partitions side by side: what bounds the replays that read them so.
     let readAll = 0;
     const ta = now();
@@ -81,6 +89,7 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
     // Full replay partition by partition, then all at once, each with a fresh key store (as after a restart).
     let seqEvents = 0;
     let seqMs = 0;
+    const c1 = cpu();
     await profiled(`replay-${client}`, async () => {
       for (const p of parts) {
         const t = now();
@@ -89,13 +98,18 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
         seqEvents += r.events;
       }
     });
+    const seqCpu = cpu().all - c1.all;
     const t = now();
     const all = await replayLog({ log: kafka, keys: scope.keys(db) });
     const allMs = now() - t;
     // All at once again, decoded and folded in worker threads (this thread only reads).
     const tw = now();
+    const c2 = cpu();
     const inWorkers = await replayLog({ log: kafka, keys: scope.keys(db), workers: WORKERS });
     const workersMs = now() - tw;
+    const c3 = cpu();
+    const workersMainUs = (c3.main - c2.main) / inWorkers.events;
+    const workersAllUs = (c3.all - c2.all) / inWorkers.events;
     let checked = 0;
     for (const [id, state] of expected) {
       if (!isDeepStrictEqual(all.states.get(id)?.state, state)) throw new Error(`${client}: the replayed state of ${id} differs from the fold of its events`);
@@ -109,6 +123,14 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
       read_only_events_per_s: Math.round(read / (readMs / 1000)),
       read_us_per_event: round((readMs * 1000) / read, 2),
       read_all_at_once_events_per_s: Math.round(readAll / (readAllMs / 1000)),
+      read_cpu_us_per_event: round(readCpu / read, 2),
+      replay_cpu_us_per_event: round(seqCpu / seqEvents, 2),
+      // One thread does it all: one idle core's worth.
+      replay_cpu_bound_events_per_s: Math.round(1e6 / (seqCpu / seqEvents)),
+      workers_main_cpu_us_per_event: round(workersMainUs, 2),
+      workers_all_cpu_us_per_event: round(workersAllUs, 2),
+      // The reading thread, or the two cores shared by every thread, whichever is tighter.
+      workers_cpu_bound_events_per_s: Math.round(1e6 / Math.max(workersMainUs, workersAllUs / 2)),
       full_replay_events_per_s: Math.round(seqEvents / (seqMs / 1000)),
       full_replay_concurrent_events_per_s: Math.round(all.events / (allMs / 1000)),
       full_replay_workers_events_per_s: Math.round(inWorkers.events / (workersMs / 1000)),
@@ -117,7 +139,7 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
       events: all.events,
       event_bytes: Math.round(bytes / read),
     };
-    log(`${client}: read ${r.read_only_events_per_s}/s (all at once ${r.read_all_at_once_events_per_s}/s), replay ${r.full_replay_events_per_s}/s (all at once ${r.full_replay_concurrent_events_per_s}/s, in ${WORKERS} workers ${r.full_replay_workers_events_per_s}/s); µs/event ${JSON.stringify(us)}`);
+    log(`${client}: read ${r.read_only_events_per_s}/s (all at once ${r.read_all_at_once_events_per_s}/s), replay ${r.full_replay_events_per_s}/s (all at once ${r.full_replay_concurrent_events_per_s}/s, in ${WORKERS} workers ${r.full_replay_workers_events_per_s}/s); µs/event ${JSON.stringify(us)}; CPU µs/event: replay ${r.replay_cpu_us_per_event}, read ${r.read_cpu_us_per_event}, workers ${r.workers_main_cpu_us_per_event} main / ${r.workers_all_cpu_us_per_event} all`);
     return r;
   } finally {
     await kafka.close();
@@ -155,6 +177,12 @@ export async function run(): Promise<void> {
         row('full replay, partition by partition (read + decode + fold)', 'full_replay_events_per_s', ' events/s', goal),
         row('full replay, all 12 partitions at once', 'full_replay_concurrent_events_per_s', ' events/s', goal),
         row(`full replay, all at once, decoded and folded in ${WORKERS} worker threads`, 'full_replay_workers_events_per_s', ' events/s', goal),
+        row('  CPU per event: replay in one thread', 'replay_cpu_us_per_event', ' µs', ''),
+        row('  CPU per event of the read alone', 'read_cpu_us_per_event', ' µs', ''),
+        row('  what one idle core sustains at that CPU (one thread)', 'replay_cpu_bound_events_per_s', ' events/s', goal),
+        row(`  with ${WORKERS} workers: CPU per event of the reading thread`, 'workers_main_cpu_us_per_event', ' µs', ''),
+        row(`  with ${WORKERS} workers: CPU per event, every thread`, 'workers_all_cpu_us_per_event', ' µs', ''),
+        row('  what two idle cores sustain at that CPU (workers)', 'workers_cpu_bound_events_per_s', ' events/s', goal),
         row('  the read alone, all 12 partitions at once', 'read_all_at_once_events_per_s', ' events/s', ''),
         row('  per event (partition by partition)', 'full_replay_us_per_event', ' µs', '≤ 10 µs'),
         row('  of it: the read alone (no decoding)', 'read_us_per_event', ' µs', ''),
