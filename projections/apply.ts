@@ -128,6 +128,9 @@ UPDATE conversations AS c SET erased_at = x.erased_at
 FROM jsonb_to_recordset($1::text::jsonb) AS x(conversation_id text, erased_at timestamptz)
 WHERE c.id = x.conversation_id`;
 
+// For this transaction only: COMMIT returns once the WAL is written, before it is flushed.
+const LAZY_COMMIT = `SET LOCAL synchronous_commit = off`;
+
 const SAVE_CHECKPOINTS = `
 UPDATE projection_checkpoints AS c SET next_offset = x.next_offset, updated_at = now()
 FROM jsonb_to_recordset($2::text::jsonb) AS x(partition int, next_offset bigint)
@@ -197,8 +200,11 @@ export async function applyBatches(
   q: Query,
   projection: string,
   batches: PartitionBatch[],
-  /** keys: the data keys of the batches' conversations (see keysFor); read here, in one query, when not given. */
-  options: { keys?: Keyring } = {},
+  /**
+   * keys: the data keys of the batches' conversations (see keysFor); read here, in one query, when not given.
+   * lazyCommit: the transaction's COMMIT does not wait for the WAL to reach the disk (see ProjectorOptions.lazyCommit).
+   */
+  options: { keys?: Keyring; lazyCommit?: boolean } = {},
 ): Promise<BatchResult[]> {
   const partitions = batches.map((b) => b.partition);
   if (new Set(partitions).size !== partitions.length) throw new Error(`one batch per partition in a transaction (got partitions ${partitions.join(', ')})`);
@@ -209,11 +215,13 @@ export async function applyBatches(
   // are decoded meanwhile, before it is known which of them are fresh.
   const ids = new Set<string>();
   for (const b of batches) for (const r of b.records) if (isEventRecord(r)) ids.add(r.key);
+  const lazyP = options.lazyCommit ? q.query(LAZY_COMMIT) : Promise.resolve([]);
   const lockedP = q.query<{ partition: number; next_offset: number }>(LOCK_CHECKPOINTS, [projection, JSON.stringify(partitions)]);
   const priorP = ids.size ? q.query<PriorRow>(SELECT_PRIOR, [JSON.stringify([...ids])]) : Promise.resolve([]);
   const decoded = decodeAll(batches, options.keys);
-  // Both are awaited, so neither rejects unobserved while the other is.
-  const [lockedR, priorR] = await Promise.allSettled([lockedP, priorP]);
+  // All are awaited, so none rejects unobserved while another is.
+  const [lazyR, lockedR, priorR] = await Promise.allSettled([lazyP, lockedP, priorP]);
+  if (lazyR.status === 'rejected') throw lazyR.reason;
   if (lockedR.status === 'rejected') throw lockedR.reason;
   if (priorR.status === 'rejected') throw priorR.reason;
   const stored = new Map(lockedR.value.map((r) => [Number(r.partition), Number(r.next_offset)]));

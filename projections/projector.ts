@@ -29,6 +29,14 @@ export type ProjectorOptions = {
   attempts?: number;
   retryForMs?: number;
   /**
+   * Commit without waiting for PostgreSQL to flush its WAL (synchronous_commit off, for the
+   * projector's transactions only; default true). A PostgreSQL crash can then lose the last
+   * commits (within wal_writer_delay × 3, 600 ms by default), rows and checkpoints together:
+   * the projector applies those events again from the log, so none is skipped or doubled.
+   * It takes the disk's flush (1–2 ms, up to 20 ms on a busy disk) out of every batch's lag.
+   */
+  lazyCommit?: boolean;
+  /**
    * How often to look for assigned partitions that are behind the log while the group
    * delivers nothing for them (its offsets are past this database's checkpoints).
    */
@@ -62,6 +70,7 @@ export function createProjector(options: ProjectorOptions): Projector {
   const attempts = options.attempts ?? 5;
   const retryForMs = options.retryForMs ?? 5_000;
   const idleCheckMs = options.idleCheckMs ?? 5_000;
+  const lazyCommit = options.lazyCommit ?? true;
   const logger = options.logger;
   const labels = { projection: name };
   const m = options.metrics && {
@@ -86,7 +95,7 @@ export function createProjector(options: ProjectorOptions): Projector {
     const started = performance.now();
     // Before the transaction: cached keys cost no query, and PGlite's one connection is free.
     const keys = await keysFor(keyStore, batches.flatMap((b) => b.records));
-    const results = await db.tx((q) => applyBatches(q, name, batches, { keys }));
+    const results = await db.tx((q) => applyBatches(q, name, batches, { keys, lazyCommit }));
     const now = Date.now();
     let applied = 0;
     for (const [i, r] of results.entries()) {
