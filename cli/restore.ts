@@ -1,6 +1,7 @@
 import type { SnapshotStore } from '../actors/ports.ts';
 import type { EventLog } from '../log/port.ts';
 import { migrate } from '../projections/migrate.ts';
+import { createVoiceProjection } from '../projections/voice.ts';
 import type { LoggedKeyStore } from '../sealing/key-store.ts';
 import type { Db } from '../stores/sql.ts';
 import type { Progress } from './progress.ts';
@@ -11,8 +12,8 @@ export type RestoreDeps = { log: EventLog; db: Db; snapshots: SnapshotStore; key
 
 /**
  * `gemello restore`: rebuilds everything that is not Kafka from Kafka alone (the disaster
- * recovery path): the read-model tables, the data-key cache, the read model and the
- * snapshots. Each step can be run again; returns the exit code.
+ * recovery path): the read-model tables, the data-key cache, the read model, the kept
+ * voice clips and the snapshots. Each step can be run again; returns the exit code.
  */
 export async function restore(deps: RestoreDeps): Promise<number> {
   const out = deps.out ?? ((l: string) => console.log(l));
@@ -26,6 +27,9 @@ export async function restore(deps: RestoreDeps): Promise<number> {
   if (moved) step(`data keys: ${moved} keys of an earlier version moved into the keys topic`);
   const code = await replay({ projection: 'readmodel', restart: true }, { log: deps.log, db: deps.db, keys: deps.keys, progress: deps.progress, signal: deps.signal, out, say: deps.say });
   if (code !== 0) return code;
+  // After the events: an erased conversation's clips (key destroyed, erased in the read model) are not brought back.
+  const voice = await createVoiceProjection({ log: deps.log, db: deps.db, keys: deps.keys }).sync((n) => deps.progress.advance(n));
+  step(`kept voice: ${voice} records of the voice topic read into voice_clips`);
   // From the rebuilt read model, which holds what the log holds: the log is not read a second time.
   const snapshots = await snapshotsFromReadModel({ db: deps.db, snapshots: deps.snapshots, progress: deps.progress, historyMessages: deps.historyMessages });
   step(`${snapshots} snapshots written (from the rebuilt read model)`);

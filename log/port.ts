@@ -96,7 +96,8 @@ export interface EventLog {
   close(): Promise<void>;
 }
 
-export const TOPICS = { commands: 'gemello.commands', events: 'gemello.events', keys: 'gemello.keys' } as const;
+/** `voice`: the callers' kept utterances (GEMELLO_KEEP_VOICE), sealed, in segments; key = conversation id like the others. */
+export const TOPICS = { commands: 'gemello.commands', events: 'gemello.events', keys: 'gemello.keys', voice: 'gemello.voice' } as const;
 
 /**
  * An append refused because the appends waiting for the log already hold its bound: the

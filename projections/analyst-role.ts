@@ -4,7 +4,7 @@ import type { Db, Query } from '../stores/sql.ts';
 export const ANALYST_ROLE = 'gemello_analyst';
 
 /** Tables that are not read models: the data keys' cache (wrapped keys) and how far it is synced; the caller's kept voice (sealed; nobody's to study). */
-export const NOT_FOR_ANALYSTS = ['conversation_keys', 'key_sync', 'voice_clips'];
+export const NOT_FOR_ANALYSTS = ['conversation_keys', 'key_sync', 'voice_clips', 'voice_segments'];
 
 /**
  * Lets `gemello_analyst` read every read-model table and view of the schema, and nothing

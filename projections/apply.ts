@@ -120,6 +120,7 @@ WHERE a.id IN (SELECT u.audio_id FROM audio_uses u WHERE u.conversation_id IN (S
 const ERASE_USES = `DELETE FROM audio_uses WHERE conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
 // The caller's kept utterances (GEMELLO_KEEP_VOICE): sealed with the key destroyed here, and deleted too.
 const ERASE_VOICE = `DELETE FROM voice_clips WHERE conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
+const ERASE_VOICE_SEGMENTS = `DELETE FROM voice_segments WHERE conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
 const ERASE_KEYS = `
 INSERT INTO conversation_keys (conversation_id, destroyed_at) SELECT x, now() FROM jsonb_array_elements_text($1::text::jsonb) AS x
 ON CONFLICT (conversation_id) DO UPDATE SET key = NULL, wrapped = NULL, destroyed_at = now() WHERE conversation_keys.destroyed_at IS NULL`;
@@ -152,7 +153,7 @@ async function write(q: Query, plan: Plan, projection: string, checkpoints: { pa
   if (plan.conversations.length) statements.push([UPSERT_CONVERSATIONS, [json(plan.conversations)]]);
   if (plan.erased.length) {
     const ids = JSON.stringify(plan.erased.map((x) => x.conversation_id));
-    statements.push([ERASE_MESSAGES, [ids]], [ERASE_CONFIRMED, [ids]], [ERASE_AUDIO, [ids]], [ERASE_SPOKEN, [ids]], [ERASE_USES, [ids]], [ERASE_VOICE, [ids]], [ERASE_EVENTS, [ids, ERASED_TEXT]], [ERASE_KEYS, [ids]], [MARK_ERASED, [json(plan.erased)]]);
+    statements.push([ERASE_MESSAGES, [ids]], [ERASE_CONFIRMED, [ids]], [ERASE_AUDIO, [ids]], [ERASE_SPOKEN, [ids]], [ERASE_USES, [ids]], [ERASE_VOICE, [ids]], [ERASE_VOICE_SEGMENTS, [ids]], [ERASE_EVENTS, [ids, ERASED_TEXT]], [ERASE_KEYS, [ids]], [MARK_ERASED, [json(plan.erased)]]);
   }
   if (checkpoints.length) statements.push([SAVE_CHECKPOINTS, [projection, JSON.stringify(checkpoints)]]);
   const settled = await Promise.allSettled(statements.map(([text, params]) => q.query(text, params)));

@@ -31,6 +31,7 @@ import { loadMasterKey } from '../sealing/master-key.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { migrate } from '../projections/migrate.ts';
 import { createProjector } from '../projections/projector.ts';
+import { createVoiceProjection } from '../projections/voice.ts';
 import { createReadApi } from '../projections/queries.ts';
 import type { Db } from '../stores/sql.ts';
 import { createReadModelStateSource } from '../projections/state-source.ts';
@@ -195,6 +196,8 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
       })
     : null;
   const projector = roles.includes('projections') ? createProjector({ log, db, keys, metrics, logger: createLogger('projections', config.quiet) }) : null;
+  // voice_clips from gemello.voice (kept utterances), whatever this process's GEMELLO_KEEP_VOICE.
+  const voiceProjection = roles.includes('projections') ? createVoiceProjection({ log, db, keys, logger: createLogger('projections', config.quiet) }) : null;
   const feed = roles.includes('gateway') ? createFeed(log, createLogger('gateway', config.quiet), undefined, keys, streams) : null;
   reportQueues(metrics, log, feed, keys);
   let feedStarted = false;
@@ -215,7 +218,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
     return { log: l, readModel: d, snapshots: s, ...(feed ? { feed: feedStarted ? null : 'not started' } : {}) };
   };
 
-  const voiceClips = config.voice.keep ? createVoiceClips(db, keys) : null;
+  const voiceClips = config.voice.keep ? createVoiceClips(db, keys, log) : null;
   const appDeps: AppDeps | null = feed
     ? {
         log,
@@ -269,6 +272,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
       await keys.migrateLegacy((n) => log_.info(`moved ${n} data keys into the keys topic`));
       await readApi.upsertTwins(catalog.list());
       await projector?.start();
+      await voiceProjection?.start();
       await host?.start();
       if (feed) {
         await feed.start();
@@ -281,6 +285,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
       await feed?.stop().catch(() => {});
       await host?.stop().catch((err) => log_.warn(`stopping actors: ${(err as Error).message}`));
       await projector?.stop().catch(() => {});
+      await voiceProjection?.stop().catch(() => {});
       await liveness?.close();
       await backends.close();
     },
@@ -291,7 +296,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
 function voiceLines(config: Config, stt: string | null): Record<string, string> {
   return {
     'speech to text': stt ?? `off (${STT_HOW_TO})`,
-    'caller audio': config.voice.keep ? 'kept, sealed with each conversation\'s key (GEMELLO_KEEP_VOICE)' : 'not kept (GEMELLO_KEEP_VOICE to keep it)',
+    'caller audio': config.voice.keep ? 'kept, sealed with each conversation\'s key, in topic gemello.voice (GEMELLO_KEEP_VOICE)' : 'not kept (GEMELLO_KEEP_VOICE to keep it)',
     retention: config.retentionDays > 0 ? `conversations with no event for ${config.retentionDays} days are erased (GEMELLO_RETENTION_DAYS)` : 'off: conversations are kept (GEMELLO_RETENTION_DAYS=0)',
   };
 }

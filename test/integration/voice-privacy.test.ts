@@ -91,7 +91,11 @@ describe('the caller\'s voice with GEMELLO_KEEP_VOICE', () => {
     const id = transcript.conversationId as string;
     const audioId = transcript.audioId as string;
 
-    const [row] = await q<{ size_bytes: number; conversation_id: string }>('SELECT size_bytes, conversation_id FROM voice_clips WHERE id = $1', [audioId]);
+    // voice_clips is the read model of the voice topic: projected shortly after the append.
+    const [row] = await until('the clip projected', async () => {
+      const rows = await q<{ size_bytes: number; conversation_id: string }>('SELECT size_bytes, conversation_id FROM voice_clips WHERE id = $1', [audioId]);
+      return rows.length ? rows : null;
+    });
     expect(row).toMatchObject({ size_bytes: wav.byteLength, conversation_id: id });
     const clips = createVoiceClips(rt.backends.db, rt.backends.keys);
     expect(Buffer.from((await clips.read(id, audioId))!.bytes).equals(Buffer.from(wav))).toBe(true);

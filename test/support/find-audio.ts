@@ -28,7 +28,7 @@ export async function findAudio(audio: Uint8Array, where: { namespace: string; s
 
   const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: where.partitions ?? 12, namespace: where.namespace });
   try {
-    for (const topic of [TOPICS.commands, TOPICS.events, TOPICS.keys]) {
+    for (const topic of Object.values(TOPICS)) {
       const ends = await log.endOffsets(topic).catch(() => [] as number[]);
       for (let p = 0; p < ends.length; p++) {
         if (!ends[p]) continue;
