@@ -1,7 +1,5 @@
+import { LogBusy } from '../log/port.ts';
 import type { EventLog, OutgoingRecord } from '../log/port.ts';
-
-/** A batch refused because the partition holds writes its callers did not see (they decide again). */
-export class LogMovedOn extends Error {}
 
 type Pending = { records: OutgoingRecord[]; resolve: (offsets: number) => void; reject: (err: unknown) => void };
 
@@ -13,6 +11,12 @@ type Pending = { records: OutgoingRecord[]; resolve: (offsets: number) => void; 
  * so each write must land exactly at `next`, the offset after our last write. A write
  * that lands further on means someone else (a zombie that lost the partition) wrote in
  * between; `onForeign` is told the range so the host can re-read it and reconcile.
+ *
+ * A write that failed on our side may still have landed (the broker wrote it, then went away
+ * before it answered): the writer is then in doubt, and nothing more is written before
+ * `onDoubt` has read what lies after `next` (to the end of the partition), and folded it into
+ * the conversations it touches. `settled()` lets a writer wait for that before it decides
+ * what to write.
  */
 export function createAppender(opts: {
   log: EventLog;
@@ -20,12 +24,29 @@ export function createAppender(opts: {
   partition: number;
   next: number;
   onForeign: (from: number, to: number) => Promise<void>;
+  /** Reads what landed from `from` on and rebuilds what it touches; resolves with the end it read to. */
+  onDoubt: (from: number) => Promise<number>;
 }) {
   let next = opts.next;
   let queue: Pending[] = [];
   let writing = false;
-  /** Set when a write failed: it may have landed all the same (the broker wrote it, then the answer was lost). */
-  let unsure = false;
+  let inDoubt = false;
+  let settling: Promise<void> | null = null;
+
+  /** Learns what landed after `next` while in doubt (one attempt at a time; a failed one leaves the doubt for the next call). */
+  function settle(): Promise<void> {
+    if (!inDoubt) return Promise.resolve();
+    settling ??= (async () => {
+      try {
+        const end = await opts.onDoubt(next);
+        if (end > next) next = end;
+        inDoubt = false;
+      } finally {
+        settling = null;
+      }
+    })();
+    return settling;
+  }
 
   async function drain() {
     writing = true;
@@ -34,18 +55,7 @@ export function createAppender(opts: {
       queue = [];
       const records = batch.flatMap((p) => p.records);
       try {
-        if (unsure) {
-          // Written again as it stands, a write that landed would be in the log twice (its seq
-          // too): first find out, and if it landed, bring the actors it touched up to date
-          // and refuse this batch, which was decided without it (its callers decide again).
-          const end = (await opts.log.endOffsets(opts.topic))[opts.partition]!;
-          unsure = false;
-          if (end > next) {
-            await opts.onForeign(next, end);
-            next = end;
-            throw new LogMovedOn(`partition ${opts.partition}: a write that seemed to fail had landed (offsets up to ${end - 1}); decide again`);
-          }
-        }
+        await settle();
         const base = await opts.log.append(opts.topic, opts.partition, records);
         if (base !== next) await opts.onForeign(next, base);
         next = base + records.length;
@@ -55,7 +65,13 @@ export function createAppender(opts: {
           at += p.records.length;
         }
       } catch (err) {
-        if (!(err instanceof LogMovedOn)) unsure = true;
+        // Unless nothing was sent (the doubt could not be settled, the log's queue was full), the
+        // write may have landed: in doubt before any writer hears of the failure, and settled
+        // at once if the log answers.
+        if (!inDoubt && !(err instanceof LogBusy)) {
+          inDoubt = true;
+          void settle().catch(() => {});
+        }
         for (const p of batch) p.reject(err);
       }
     }
@@ -69,6 +85,12 @@ export function createAppender(opts: {
         queue.push({ records, resolve, reject });
         if (!writing) void drain();
       });
+    },
+    /** Resolves once this writer knows what its partition holds (at once unless a write failed); rejects when the log cannot say yet. */
+    settled: settle,
+    /** Whether a write failed and what landed of it is not known yet. */
+    get inDoubt() {
+      return inDoubt;
     },
     get next() {
       return next;

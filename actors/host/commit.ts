@@ -21,6 +21,11 @@ export async function commit(ctx: HostContext, part: Partition, actor: Actor, ev
   if (alive !== true && (!(await alive) || part.revoked)) throw new NotOwner(`partition ${part.id}: this host was frozen and cannot be sure it still owns it`);
   // The key is made with the conversation's first content (get-or-create: the gateway may have made it).
   if (ctx.keys && !actor.key && events.some((e) => hasPersonalContent(e.type))) actor.key = await ctx.keys.create(actor.id);
+  // A write of this partition failed and may have landed: what did is learnt from the log
+  // first, and an actor whose state it moved past has been replaced (its decision is void).
+  if (part.appender.inDoubt) await part.appender.settled();
+  if (part.revoked) throw new NotOwner(`partition ${part.id} is not owned by this host`);
+  if (actor.replaced) throw new NotOwner(`conversation ${actor.id} was rebuilt from the log after a write in doubt; this actor writes nothing more`);
   const key = actor.key;
   const { envs, next, base } = await inSpan(ctx.tracer, 'event.append', {
     parent: contextFrom(meta.traceparent),

@@ -51,6 +51,8 @@ export type Actor = {
   flowTimer: { seq: number; handle: ReturnType<typeof setTimeout> } | null;
   /** The reply the model is generating now (a stop aborts it), or null. */
   generation: Generation | null;
+  /** Set when the log moved past this actor's state (a write in doubt that landed, another writer): it writes nothing more, a new actor took its place. */
+  replaced: boolean;
   /** Replies being spoken sentence by sentence, by prompt seq (a stop silences them all). */
   speakers: Map<number, Speaker>;
 };
@@ -98,6 +100,7 @@ export function hostMetrics(metrics: Metrics) {
     actors: metrics.gauge('gemello_actors_active', 'Conversations held in memory'),
     owned: metrics.gauge('gemello_partitions_owned', 'Partitions this host owns'),
     foreign: metrics.counter('gemello_foreign_writes_total', 'Records written into an owned partition by another host (fenced)'),
+    appendsInDoubt: metrics.counter('gemello_appends_in_doubt_total', 'Appends that failed on this host\'s side, by whether the log held them all the same (landed=yes: their conversations were rebuilt from the log)'),
     flowsEnded: metrics.counter('gemello_flows_ended_total', 'Flows that ended, by flow and reason (completed, transferred, gave_up, error)'),
     flowTransfers: metrics.counter('gemello_flow_transfers_total', 'Conversations a flow handed over to an operator, by flow and operator'),
     flowEffects: metrics.counter('gemello_flow_effects_total', 'Flow side effects (backend calls, emails, SMS) by kind and status'),

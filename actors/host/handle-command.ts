@@ -44,6 +44,14 @@ export async function handleCommands(ctx: HostContext, part: Partition, records:
 
 /** One client command, inside its actor's mailbox: open it, decide, append; a refusal is a `rejected` notice to the sender. */
 export async function handleCommand(ctx: HostContext, part: Partition, actor: Actor, wire: WireCommand, offset: number): Promise<void> {
+  // A write of this partition failed and may have landed: nothing is decided before the log
+  // says what did. A conversation it touched has a new actor, rebuilt from the log, which
+  // takes the command (a command whose events landed is a duplicate there).
+  if (part.appender?.inDoubt) await part.appender.settled();
+  if (actor.replaced) {
+    const current = actorFor(ctx, part, actor.id);
+    return run(current, () => handleCommand(ctx, part, current, wire, offset));
+  }
   const parent = contextFrom(wire.traceparent);
   const attributes = { 'conversation.id': wire.conversationId, 'command.type': wire.type, 'messaging.kafka.partition': part.id, 'messaging.kafka.offset': offset, ...(wire.type === 'SubmitPrompt' ? { 'twin.id': wire.data.twin.id } : {}) };
   await inSpan(ctx.tracer, 'actor.handle', { parent, kind: SpanKind.CONSUMER, attributes }, async (_span, spanCtx) => {
@@ -68,11 +76,11 @@ export async function handleCommand(ctx: HostContext, part: Partition, actor: Ac
       return reject(err.code, err.message);
     }
     ctx.m.commands.inc({ type: cmd.type, outcome: events.length ? 'applied' : 'duplicate' });
+    let logged: LoggedEvent[] = [];
     if (events.length) {
       const traceparent = traceparentOf(spanCtx) ?? cmd.traceparent;
       // A stopped reply's last deltas go out before ReplyStopped.
       if (cmd.type === 'StopReply' && actor.generation?.stopped) await actor.generation.settle(null);
-      let logged: LoggedEvent[] = [];
       try {
         // A flow's confirmation is critical too: what the flow says after it is appended
         // only once the snapshot holding it is written.
@@ -85,12 +93,16 @@ export async function handleCommand(ctx: HostContext, part: Partition, actor: Ac
         throw err;
       }
       scheduleEffects(ctx, part, actor);
-      const confirmed = cmd.type === 'ConfirmData' ? logged.find((e) => e.type === 'DataConfirmed') : undefined;
-      if (confirmed) {
-        // Confirmed data is critical: the snapshot is written before the client is told.
-        await writeSnapshot(ctx, actor);
-        await part.appender!.append([encodeNotice({ type: 'confirmed', commandId: cmd.commandId, conversationId: cmd.conversationId, correlationId: cmd.correlationId, seq: confirmed.seq, data: actor.state.confirmedData }, actor.key)]);
-      }
+    }
+    // A duplicate too (delivered again: its first handling stopped after the append, or its
+    // append failed on our side but landed): the client has not been told yet.
+    const confirmed = cmd.type !== 'ConfirmData' ? undefined : events.length
+      ? logged.find((e) => e.type === 'DataConfirmed')
+      : part.tail.eventsOf(actor.id).find((e) => e.type === 'DataConfirmed' && e.causationId === cmd.commandId);
+    if (confirmed) {
+      // Confirmed data is critical: the snapshot is written before the client is told.
+      await writeSnapshot(ctx, actor);
+      await part.appender!.append([encodeNotice({ type: 'confirmed', commandId: cmd.commandId, conversationId: cmd.conversationId, correlationId: cmd.correlationId, seq: confirmed.seq, data: actor.state.confirmedData }, actor.key)]);
     }
     if (cmd.type === 'EraseConversation') await completeErasure(ctx, part, actor, cmd, events.length > 0);
     if (cmd.type === 'StopReply') actor.generation?.stopped && actor.generation.end();

@@ -21,6 +21,7 @@ export function newActor(conversationId: string): Actor {
     key: undefined,
     flowTimer: null,
     generation: null,
+    replaced: false,
     speakers: new Map(),
   };
 }

@@ -4,7 +4,7 @@ import { TOPICS } from '../../log/port.ts';
 import { createAppender } from '../appender.ts';
 import { TailIndex } from '../tail.ts';
 import { actorFor } from './activate.ts';
-import { hasPendingWork } from './context.ts';
+import { hasPendingWork, NotOwner } from './context.ts';
 import type { HostContext, Partition } from './context.ts';
 import { fold } from '../state.ts';
 import { run } from './mailbox.ts';
@@ -50,7 +50,7 @@ export function acquire(ctx: HostContext, id: number): Partition {
         part.tail.add(e);
       }
     });
-    part.appender = createAppender({ log, topic: TOPICS.events, partition: id, next: end, onForeign: (from, to) => reconcile(ctx, part, from, to) });
+    part.appender = createAppender({ log, topic: TOPICS.events, partition: id, next: end, onForeign: (from, to) => reconcile(ctx, part, from, to), onDoubt: (from) => settleDoubt(ctx, part, from) });
     part.checkpoint = snapCp;
     // A conversation with events after the checkpoint may owe work, and activating it finds out
     // (before the checkpoint, everything is in snapshots and nothing is owed: the tail reaches
@@ -81,12 +81,53 @@ async function reconcile(ctx: HostContext, part: Partition, from: number, to: nu
       touched.add(e.conversationId);
     }
   });
+  // Our snapshot of such a conversation may hold what we wrote after theirs (which readers drop).
+  for (const id of touched) await ctx.snapshots.delete(id).catch(() => {});
+  rebuild(ctx, part, touched, from);
+}
+
+/**
+ * A write of ours failed on our side, so what it held may be in the log all the same: reads
+ * the partition from `from` (the offset after our last acknowledged write) to its end and
+ * rebuilds the conversations found there, before anything else is decided or written for
+ * them. Resolves with the end: where our next write lands.
+ */
+async function settleDoubt(ctx: HostContext, part: Partition, from: number): Promise<number> {
+  if (part.revoked) throw new NotOwner(`partition ${part.id} is not owned by this host`);
+  const touched = new Set<string>();
+  const end = await ctx.log.read(TOPICS.events, part.id, from, async (records) => {
+    for (const e of await decodeEvents(records, ctx.keys)) {
+      part.tail.add(e);
+      touched.add(e.conversationId);
+    }
+  });
+  ctx.m.appendsInDoubt.inc({ landed: end > from ? 'yes' : 'no' });
+  if (end > from) ctx.logger.warn(`partition ${part.id}: an append failed, but ${end - from} records at ${from}..${end - 1} are in the log; rebuilding the ${touched.size} conversations they touch before writing on`);
+  else ctx.logger.info(`partition ${part.id}: an append failed and nothing of it landed (the log ends at ${end})`);
+  rebuild(ctx, part, touched, from);
+  return end;
+}
+
+/**
+ * Replaces the actors of conversations whose state the log has moved past: the old actor
+ * writes nothing more (its commands go to the new one), the new one recovers from the tail
+ * and resumes the work it owes. Until it has, it holds the checkpoint at what the old one
+ * had not snapshotted.
+ */
+function rebuild(ctx: HostContext, part: Partition, touched: Set<string>, from: number): void {
   for (const id of touched) {
-    part.actors.delete(id);
-    await ctx.snapshots.delete(id).catch(() => {});
+    const old = part.actors.get(id);
+    if (old) {
+      old.replaced = true;
+      part.actors.delete(id);
+      // The new actor asks the model again for the prompt it finds owed (one reply stream, not two).
+      old.generation?.abort.abort();
+    }
+    if (part.revoked) continue;
+    // Woken again at once: work they owe is found and resumed without waiting for a command.
+    const actor = actorFor(ctx, part, id);
+    actor.unsnapshottedFrom = Math.min(from, old?.unsnapshottedFrom ?? from, old?.pendingFrom ?? from);
   }
-  // Woken again at once: work they owe is found and resumed without waiting for a command.
-  if (!part.revoked) for (const id of touched) actorFor(ctx, part, id);
 }
 
 /** Another host owns the partition now: stop writing. No snapshot is written, since the new owner's may already be newer. */

@@ -1,11 +1,11 @@
 // The single-writer appender when a write fails on our side but landed on the broker (its
-// answer was lost, e.g. the broker died right after writing): writing the next batch as it
-// stands would put the landed events' seqs in the log twice.
+// answer was lost, e.g. the broker died right after writing): nothing more is written before
+// the host has read what landed (onDoubt), so the next write continues after it.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createAppender, LogMovedOn } from '../../actors/appender.ts';
+import { createAppender } from '../../actors/appender.ts';
 import { createFileLog } from '../../log/file.ts';
 import type { EventLog, LogRecord } from '../../log/port.ts';
 
@@ -15,11 +15,15 @@ afterEach(() => {
 });
 const rec = (value: string) => ({ key: 'c1', value, headers: {} });
 
-describe('the appender after a write that failed but landed', () => {
-  it('refuses the next batch, hands the landed records to onForeign, then writes where the log ends', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gemello-appender-'));
-    dirs.push(dir);
-    const file = createFileLog({ dir, partitions: 1 });
+function fileLog() {
+  const dir = mkdtempSync(join(tmpdir(), 'gemello-appender-'));
+  dirs.push(dir);
+  return createFileLog({ dir, partitions: 1 });
+}
+
+describe('the appender after a write that failed', () => {
+  it('that landed: onDoubt reads it before anything more is written, and the next write lands after it', async () => {
+    const file = fileLog();
     let loseAnswer = true;
     const log: EventLog = {
       ...file,
@@ -32,12 +36,17 @@ describe('the appender after a write that failed but landed', () => {
         return base;
       },
     };
-    const foreign: Array<[number, number]> = [];
-    const appender = createAppender({ log, topic: 't', partition: 0, next: 0, onForeign: async (from, to) => void foreign.push([from, to]) });
+    const read: string[] = [];
+    const appender = createAppender({
+      log, topic: 't', partition: 0, next: 0,
+      onForeign: async () => { throw new Error('no foreign write here'); },
+      onDoubt: (from) => file.read('t', 0, from, (rs: LogRecord[]) => void read.push(...rs.map((r) => r.value))),
+    });
 
     await expect(appender.append([rec('seq 1')])).rejects.toThrow('connection closed');
-    await expect(appender.append([rec('seq 1 again')])).rejects.toBeInstanceOf(LogMovedOn);
-    expect(foreign).toEqual([[0, 1]]);
+    await appender.settled();
+    expect(read).toEqual(['seq 1']);
+    expect(appender.inDoubt).toBe(false);
     expect(await appender.append([rec('seq 2')])).toBe(1);
 
     const values: string[] = [];
@@ -46,10 +55,8 @@ describe('the appender after a write that failed but landed', () => {
     await file.close();
   });
 
-  it('a write that failed and did not land: the next batch is written as usual', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gemello-appender-'));
-    dirs.push(dir);
-    const file = createFileLog({ dir, partitions: 1 });
+  it('that did not land: the doubt is settled by reading nothing, and the next batch is written as usual', async () => {
+    const file = fileLog();
     let fail = true;
     const log: EventLog = {
       ...file,
@@ -61,9 +68,44 @@ describe('the appender after a write that failed but landed', () => {
         return file.append(topic, partition, records);
       },
     };
-    const appender = createAppender({ log, topic: 't', partition: 0, next: 0, onForeign: async () => { throw new Error('no foreign write here'); } });
+    const doubts: number[] = [];
+    const appender = createAppender({
+      log, topic: 't', partition: 0, next: 0,
+      onForeign: async () => { throw new Error('no foreign write here'); },
+      onDoubt: (from) => (doubts.push(from), file.read('t', 0, from, () => {})),
+    });
     await expect(appender.append([rec('a')])).rejects.toThrow('broker away');
     expect(await appender.append([rec('a again')])).toBe(0);
+    expect(doubts).toEqual([0]);
+    await file.close();
+  });
+
+  it('while the log cannot say what landed: nothing is written, and it is asked again', async () => {
+    const file = fileLog();
+    let down = true;
+    const log: EventLog = {
+      ...file,
+      async append(topic, partition, records) {
+        if (down) throw new Error('broker away');
+        return file.append(topic, partition, records);
+      },
+    };
+    let asked = 0;
+    const appender = createAppender({
+      log, topic: 't', partition: 0, next: 0,
+      onForeign: async () => { throw new Error('no foreign write here'); },
+      onDoubt: async (from) => {
+        asked++;
+        if (down) throw new Error('broker away');
+        return file.read('t', 0, from, () => {});
+      },
+    });
+    await expect(appender.append([rec('a')])).rejects.toThrow('broker away');
+    await expect(appender.append([rec('b')])).rejects.toThrow('broker away');
+    expect(appender.inDoubt).toBe(true);
+    down = false;
+    expect(await appender.append([rec('c')])).toBe(0);
+    expect(asked).toBeGreaterThanOrEqual(2);
     await file.close();
   });
 });
