@@ -67,7 +67,8 @@ describe('failover between two actor hosts', () => {
       const third = await client.next((f) => f.type === 'reply', 45_000);
       const failoverMs = performance.now() - killedAt;
       expect(third.reply).toBe('echo: three');
-      expect(other.owned()).toContain(p);
+      // The survivor reports what it owns over IPC; that report may come just after the reply.
+      await other.waitFor(() => other.owned().includes(p), 'the survivor to report the partition as its own', 10_000);
       client.send({ ...seed, prompt: 'four' });
       expect((await client.next((f) => f.type === 'reply')).reply).toBe('echo: four');
       client.close();
@@ -109,7 +110,8 @@ describe('failover between two actor hosts', () => {
         text += f.text as string;
       }
       expect(text).toBe(reply.reply);
-      expect(other.owned()).toContain(p);
+      // The survivor reports what it owns over IPC; that report may come just after the reply.
+      await other.waitFor(() => other.owned().includes(p), 'the survivor to report the partition as its own', 10_000);
       client.close();
 
       const events = await readConversation(log, conversationId);
@@ -136,7 +138,8 @@ describe('failover between two actor hosts', () => {
       owner.child.kill('SIGSTOP');
       const reply = await client.next((f) => f.type === 'reply', 30_000);
       expect(reply).toMatchObject({ reply: 'echo: while frozen', requestId: 'z' });
-      expect(other.owned()).toContain(p);
+      // The survivor reports what it owns over IPC; that report may come just after the reply.
+      await other.waitFor(() => other.owned().includes(p), 'the survivor to report the partition as its own', 10_000);
       fake.setLatency(0);
       await new Promise((r) => setTimeout(r, 3_000)); // the zombie's model answer is waiting for it
       owner.child.kill('SIGCONT');
