@@ -9,9 +9,7 @@
 import OpenAI from 'openai';
 import WebSocket from 'ws';
 import { replySoFar } from '../models/reply-stream.ts';
-import { startServeWithFakeModel } from '../test/support/processes.ts';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../test/support/env.ts';
-import { cleanUp, onInterrupt } from './cleanup.ts';
+import { startBenchServe } from './serve.ts';
 import { percentile, report, round, startRun } from './report.ts';
 
 const TOKENS = Number(process.env.BENCH_STREAM_TOKENS ?? 40);
@@ -36,13 +34,8 @@ type Stream = { written: number[]; ends: number[]; received: number; latencies: 
 
 export async function run(): Promise<void> {
   const started = startRun();
-  const s = await startServeWithFakeModel('bst', { GEMELLO_RATE_PER_SEC: '100000', GEMELLO_RATE_BURST: '100000', GEMELLO_LOG_QUIET: '1', GEMELLO_MODEL_RETRIES: '0' });
-  const { fake, gemello, port, namespace, schema } = s;
-  const leftovers = { brokers: KAFKA_BROKERS, namespace, redisUrl: REDIS_URL, databaseUrl: DATABASE_URL, schemas: [schema] };
-  const disarm = onInterrupt(async () => {
-    await gemello.kill('SIGKILL');
-    await cleanUp(leftovers);
-  });
+  const s = await startBenchServe('bst', { GEMELLO_RATE_PER_SEC: '100000', GEMELLO_RATE_BURST: '100000', GEMELLO_LOG_QUIET: '1', GEMELLO_MODEL_RETRIES: '0' });
+  const { fake, port } = s;
   const streams = new Map<string, Stream>();
   // The fake tells when it writes each piece: "echo:" then " w1", " w2"… of the stream named in the prompt.
   // The seed twin collects fields, so the model answers in JSON: a piece ends where the
@@ -170,11 +163,6 @@ export async function run(): Promise<void> {
       ],
     });
   } finally {
-    fake.onChunk(null);
-    await gemello.kill();
-    await fake.close();
-    const problems = await cleanUp(leftovers);
-    disarm();
-    if (problems.length) console.log(`clean-up problems: ${problems.join('; ')}`);
+    await s.close();
   }
 }

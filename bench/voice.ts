@@ -12,9 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import WebSocket from 'ws';
 import { replySoFar } from '../models/reply-stream.ts';
-import { startServeWithFakeModel } from '../test/support/processes.ts';
-import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../test/support/env.ts';
-import { cleanUp, onInterrupt } from './cleanup.ts';
+import { startBenchServe } from './serve.ts';
 import { percentile, report, round, startRun } from './report.ts';
 
 const RUNS = Number(process.env.BENCH_VOICE_RUNS ?? 30);
@@ -31,13 +29,8 @@ async function speechMsSoFar(port: number): Promise<number> {
 
 export async function run(): Promise<void> {
   const started = startRun();
-  const s = await startServeWithFakeModel('bvo', { GEMELLO_SPEECH: 'espeak', GEMELLO_RATE_PER_SEC: '100000', GEMELLO_RATE_BURST: '100000', GEMELLO_LOG_QUIET: '1', GEMELLO_MODEL_RETRIES: '0' });
-  const { fake, gemello, port, namespace, schema } = s;
-  const leftovers = { brokers: KAFKA_BROKERS, namespace, redisUrl: REDIS_URL, databaseUrl: DATABASE_URL, schemas: [schema] };
-  const disarm = onInterrupt(async () => {
-    await gemello.kill('SIGKILL');
-    await cleanUp(leftovers);
-  });
+  const s = await startBenchServe('bvo', { GEMELLO_SPEECH: 'espeak', GEMELLO_RATE_PER_SEC: '100000', GEMELLO_RATE_BURST: '100000', GEMELLO_LOG_QUIET: '1', GEMELLO_MODEL_RETRIES: '0' });
+  const { fake, port } = s;
   // The utterance: about a second of Italian, as a microphone would give it.
   const utterance = new Uint8Array(execFileSync('espeak-ng', ['--stdout', '-v', 'it', 'Qual è il tuo consiglio oggi?']));
 
@@ -145,11 +138,6 @@ export async function run(): Promise<void> {
       ],
     });
   } finally {
-    fake.onChunk(null);
-    await gemello.kill();
-    await fake.close();
-    const problems = await cleanUp(leftovers);
-    disarm();
-    if (problems.length) console.log(`clean-up problems: ${problems.join('; ')}`);
+    await s.close();
   }
 }

@@ -117,13 +117,7 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
     if (opts.keep !== undefined) for (const list of [requests, speechRequests]) if (list.length > opts.keep) list.splice(0, list.length - opts.keep);
 
     const current = mode;
-    if (current === 'hang') return;
-    const delay = current === 'slow' ? latencyMs || DEFAULT_SLOW_MS : latencyMs;
-    const answer = () => {
-      if (res.destroyed) return;
-      if (current === 'error500') {
-        return sendJson(res, 500, { error: { message: 'The fake server had an error', type: 'server_error' } });
-      }
+    answerAs(current, res, () => {
       if (chat && structuredOutput !== true && (body as FakeChatRequest).response_format) {
         const message = structuredOutput === false
           ? "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
@@ -142,14 +136,28 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
       const audio = current === 'empty' ? new Uint8Array(0) : format === 'wav' ? tinyWav() : tinyMp3();
       res.writeHead(200, { 'content-type': format === 'wav' ? 'audio/wav' : 'audio/mpeg', 'content-length': audio.byteLength });
       res.end(audio);
+    });
+  });
+  /**
+   * Answers as the mode `current` (the mode when the request came) says: never (hang), after
+   * the latency (slow: the latency or a second), a 500 (error500), else `answer()` — unless
+   * the client has gone by then. The timer is cleared by close().
+   */
+  function answerAs(current: FakeOpenAIMode, res: ServerResponse, answer: () => void): void {
+    if (current === 'hang') return;
+    const go = () => {
+      if (res.destroyed) return;
+      if (current === 'error500') return sendJson(res, 500, { error: { message: 'The fake server had an error', type: 'server_error' } });
+      answer();
     };
-    if (delay <= 0) return answer();
+    const delay = current === 'slow' ? latencyMs || DEFAULT_SLOW_MS : latencyMs;
+    if (delay <= 0) return go();
     const timer = setTimeout(() => {
       timers.delete(timer);
-      answer();
+      go();
     }, delay);
     timers.add(timer);
-  });
+  }
   /** The transcription route: records the upload (all of its bytes), then answers as the mode says. */
   async function transcribe(req: IncomingMessage, raw: Buffer, res: ServerResponse): Promise<void> {
     let form: FormData;
@@ -164,19 +172,7 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
     transcriptions.push({ model: field('model') ?? '', language: field('language'), responseFormat: field('response_format'), filename: (file as File).name ?? '', contentType: file.type, bytes: new Uint8Array(await file.arrayBuffer()) });
     if (opts.keep !== undefined && transcriptions.length > opts.keep) transcriptions.splice(0, transcriptions.length - opts.keep);
     const current = transcriptMode;
-    if (current === 'hang') return;
-    const answer = () => {
-      if (res.destroyed) return;
-      if (current === 'error500') return sendJson(res, 500, { error: { message: 'The fake server had an error', type: 'server_error' } });
-      sendJson(res, 200, { text: current === 'empty' ? '' : transcript });
-    };
-    const delay = current === 'slow' ? latencyMs || DEFAULT_SLOW_MS : latencyMs;
-    if (delay <= 0) return answer();
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      answer();
-    }, delay);
-    timers.add(timer);
+    answerAs(current, res, () => sendJson(res, 200, { text: current === 'empty' ? '' : transcript }));
   }
   server.on('connection', (socket) => {
     sockets.add(socket);
