@@ -21,6 +21,7 @@ import { exitOnStartError } from '../runtime/fatal.ts';
 import { readConversation } from './read-conversation.ts';
 import { replay } from './replay.ts';
 import { flowsCommand } from './flows.ts';
+import { numberFlag, parseArgs, UsageError } from './args.ts';
 
 const HELP = `gemello <command>
 
@@ -55,23 +56,6 @@ const HELP = `gemello <command>
 
 Backends come from the environment (KAFKA_BROKERS, DATABASE_URL, REDIS_URL, GEMELLO_DATA_DIR…);
 see README.md.`;
-
-type Args = { _: string[]; flags: Record<string, string | true> };
-function parseArgs(argv: string[]): Args {
-  const out: Args = { _: [], flags: {} };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a.startsWith('--')) {
-      const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
-      if (v !== undefined) out.flags[k] = v;
-      else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) out.flags[k] = argv[++i]!;
-      else out.flags[k] = true;
-    } else out._.push(a);
-  }
-  return out;
-}
-
-class UsageError extends Error {}
 
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
@@ -119,8 +103,7 @@ async function main(argv: string[]): Promise<number> {
       case 'state': {
         const id = rest[0];
         if (!id) throw new UsageError('usage: gemello state <conversationId> [--at <seq>]');
-        const at = args.flags.at === undefined ? Infinity : Number(args.flags.at);
-        if (Number.isNaN(at) || at < 0) throw new UsageError('--at takes a seq (a whole number)');
+        const at = numberFlag(args, 'at', Infinity, 'a seq (a whole number)', { min: 0, integer: true });
         const events = await readConversation(backends.log, id, progress, keys);
         if (!events.length) {
           console.error(`no events for ${id}`);
@@ -146,15 +129,13 @@ async function main(argv: string[]): Promise<number> {
       case 'erase': {
         const id = rest[0];
         if (!id) throw new UsageError('usage: gemello erase <conversationId> [--reason <text>] [--by <name>] [--timeout <seconds>]');
-        const timeout = args.flags.timeout === undefined ? 30 : Number(args.flags.timeout);
-        if (!(timeout > 0)) throw new UsageError('--timeout takes a number of seconds');
+        const timeout = numberFlag(args, 'timeout', 30, 'a number of seconds', { above: 0 });
         const by = typeof args.flags.by === 'string' ? args.flags.by : (process.env.USER ?? 'operator');
         const reason = typeof args.flags.reason === 'string' ? args.flags.reason : null;
         return await eraseConversation(id, { by, reason, timeoutMs: timeout * 1000 }, { log: backends.log, db: backends.db, snapshots: backends.snapshots });
       }
       case 'retention': {
-        const days = args.flags.days === undefined ? config.retentionDays : Number(args.flags.days);
-        if (!(days >= 0)) throw new UsageError('--days takes a number of days (0: retention off)');
+        const days = numberFlag(args, 'days', config.retentionDays, 'a number of days (0: retention off)', { min: 0 });
         return await retentionCommand({ days, dryRun: args.flags['dry-run'] === true }, { log: backends.log, db: backends.db });
       }
       case 'doctor': {

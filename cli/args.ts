@@ -1,0 +1,33 @@
+/** The CLI's command line: positional words and `--flag value` / `--flag=value` / `--flag` (true). */
+export type Args = { _: string[]; flags: Record<string, string | true> };
+
+/** Bad usage: the message says what was expected; the CLI prints it and exits with 2. */
+export class UsageError extends Error {}
+
+export function parseArgs(argv: string[]): Args {
+  const out: Args = { _: [], flags: {} };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a.startsWith('--')) {
+      const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
+      if (v !== undefined) out.flags[k] = v;
+      else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) out.flags[k] = argv[++i]!;
+      else out.flags[k] = true;
+    } else out._.push(a);
+  }
+  return out;
+}
+
+/**
+ * A numeric flag: `fallback` when absent; a UsageError saying `expected` when it has no value
+ * (`--days --dry-run` must not read as 1 day), is not a number, is below `min`, or is not whole
+ * where `integer` asks for it.
+ */
+export function numberFlag(args: Args, name: string, fallback: number, expected: string, opts: { min?: number; above?: number; integer?: boolean } = {}): number {
+  const raw = args.flags[name];
+  if (raw === undefined) return fallback;
+  const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+  const ok = Number.isFinite(n) && (opts.min === undefined || n >= opts.min) && (opts.above === undefined || n > opts.above) && (!opts.integer || Number.isInteger(n));
+  if (!ok) throw new UsageError(`--${name} takes ${expected}${raw === true ? '; none was given' : `, not "${raw}"`}`);
+  return n;
+}

@@ -1,0 +1,32 @@
+// The CLI's flags: a numeric flag given without its value is bad usage, never a number.
+import { describe, expect, it } from 'vitest';
+import { numberFlag, parseArgs, UsageError } from '../../cli/args.ts';
+
+describe('the CLI command line', () => {
+  it('reads positional words and flags with and without values', () => {
+    expect(parseArgs(['state', 'c1', '--at', '3', '--json', '--days=7'])).toEqual({ _: ['state', 'c1'], flags: { at: '3', json: true, days: '7' } });
+  });
+
+  it('refuses a numeric flag without its value instead of reading it as 1', () => {
+    // `retention --days --dry-run` once meant "erase what is older than 1 day".
+    const args = parseArgs(['retention', '--days', '--dry-run']);
+    expect(args.flags['dry-run']).toBe(true);
+    expect(() => numberFlag(args, 'days', 90, 'a number of days')).toThrow(UsageError);
+    expect(() => numberFlag(args, 'days', 90, 'a number of days')).toThrow('--days takes a number of days; none was given');
+    expect(() => numberFlag(parseArgs(['state', 'c1', '--at']), 'at', Infinity, 'a seq', { integer: true })).toThrow('--at takes a seq; none was given');
+  });
+
+  it('refuses values that are not numbers, too small or not whole, and takes good ones', () => {
+    const at = (v: string) => numberFlag(parseArgs(['state', 'c1', '--at', v]), 'at', Infinity, 'a seq (a whole number)', { min: 0, integer: true });
+    expect(() => at('abc')).toThrow('--at takes a seq (a whole number), not "abc"');
+    expect(() => at('2.5')).toThrow(UsageError);
+    expect(() => at('-1')).toThrow(UsageError);
+    expect(at('0')).toBe(0);
+    expect(at('12')).toBe(12);
+    expect(numberFlag(parseArgs(['state', 'c1']), 'at', Infinity, 'a seq')).toBe(Infinity);
+    const timeout = (v: string) => numberFlag(parseArgs(['erase', 'c1', `--timeout=${v}`]), 'timeout', 30, 'a number of seconds', { above: 0 });
+    expect(() => timeout('0')).toThrow(UsageError);
+    expect(() => timeout('')).toThrow(UsageError);
+    expect(timeout('1.5')).toBe(1.5);
+  });
+});
