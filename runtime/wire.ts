@@ -99,7 +99,7 @@ export async function openBackends(config: Config, logger = createLogger('gemell
     'event log': config.kafkaBrokers ? `Kafka (${config.kafkaClient}) at ${config.kafkaBrokers.join(',')}${config.namespace ? ` (namespace ${config.namespace})` : ''}, ${config.partitions} partitions` : `files under ${join(config.dataDir, 'log')} (embedded), ${config.partitions} partitions`,
     'read models': config.databaseUrl ? `PostgreSQL at ${redact(config.databaseUrl)}${config.databaseSchema ? ` schema ${config.databaseSchema}` : ''}` : `PGlite under ${join(config.dataDir, 'readmodel')} (embedded)`,
     snapshots: config.redisUrl ? `Redis at ${redact(config.redisUrl)}` : 'in-process cache (embedded)',
-    'data keys': `topic gemello.keys, wrapped by master key ${master.id} from ${master.source.replace(/ \(made now\)$/, '')}`,
+    'data keys': `topic ${config.kafkaBrokers ? config.namespace : ''}${TOPICS.keys}, wrapped by master key ${master.id} from ${master.source.replace(/ \(made now\)$/, '')}`,
   };
   return {
     log,

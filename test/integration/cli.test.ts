@@ -46,6 +46,11 @@ afterAll(async () => {
 });
 
 describe('the gemello CLI', () => {
+  it('started with a start log that names the namespaced keys topic it uses', () => {
+    expect(app.output()).toContain(`(namespace ${namespace})`);
+    expect(app.output()).toContain(`data keys: topic ${namespace}gemello.keys,`);
+  });
+
   it('lists a conversation\'s events from the log, as a table and as JSON', async () => {
     const table = await gemello('events', conversationId);
     expect(table.code).toBe(0);
