@@ -8,7 +8,6 @@
 // One broker and one node serve both (each start of either costs seconds).
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readConversation } from '../../cli/read-conversation.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { DATABASE_URL, REDIS_URL } from '../support/env.ts';
@@ -17,6 +16,7 @@ import { privateBroker } from '../support/private-kafka.ts';
 import type { PrivateBroker } from '../support/private-kafka.ts';
 import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
+import { expectRepliesInLog, openConversations, promptsUntilStopped } from '../support/traffic.ts';
 import { connect } from '../support/ws-client.ts';
 
 const PARTITIONS = 4;
@@ -114,29 +114,8 @@ describe('/health and /ready across a Kafka outage', () => {
 
 describe('broker SIGKILL and restart under traffic', () => {
   it('loses and doubles nothing, answers every prompt within 10 s, and serves again soon after the broker is back', async () => {
-    const clients = await Promise.all(Array.from({ length: CONVERSATIONS }, () => connect(`ws://127.0.0.1:${port}/ws`)));
-    const conversations: string[] = [];
-    for (const c of clients) {
-      c.send({ ...seed, prompt: 'hello', requestId: 'r0' });
-      conversations.push((await c.next((f) => f.type === 'reply', 30_000)).conversationId as string);
-    }
-    type Outcome = { n: number; sentAt: number; at: number; kind: 'reply' | 'unavailable' | 'other' | 'silence'; frame?: Record<string, unknown> };
-    const outcomes: Outcome[][] = clients.map(() => []);
-    let traffic = true;
-    const loops = clients.map(async (c, i) => {
-      for (let n = 1; traffic; n++) {
-        const sentAt = performance.now();
-        c.send({ ...seed, conversationId: conversations[i], prompt: `p${n}`, requestId: `r${n}` });
-        try {
-          const f = await c.next((x) => (x.type === 'reply' || x.type === 'error') && x.requestId === `r${n}`, 10_000);
-          const kind = f.type === 'reply' ? 'reply' : f.code === 'unavailable' ? 'unavailable' : 'other';
-          outcomes[i]!.push({ n, sentAt, at: performance.now(), kind, frame: f });
-          if (kind !== 'reply') await new Promise((r) => setTimeout(r, 200)); // a client backs off a little
-        } catch {
-          outcomes[i]!.push({ n, sentAt, at: performance.now(), kind: 'silence' });
-        }
-      }
-    });
+    const { clients, conversations } = await openConversations(`ws://127.0.0.1:${port}/ws`, CONVERSATIONS, seed, (f) => f.type === 'reply', 30_000);
+    const { outcomes, stop } = promptsUntilStopped(clients, conversations, seed);
     const ready = () => fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.status, () => 0);
     await new Promise((r) => setTimeout(r, 1_500));
     await kafka.kill();
@@ -151,8 +130,7 @@ describe('broker SIGKILL and restart under traffic', () => {
     for (const end = Date.now() + 30_000; Date.now() < end && !servedAgain(); ) await new Promise((r) => setTimeout(r, 20));
     const servedMs = Math.max(...outcomes.map((os) => Math.min(...os.filter((o) => o.kind === 'reply' && o.sentAt >= backAt).map((o) => o.at)))) - backAt;
     await new Promise((r) => setTimeout(r, 2_000));
-    traffic = false;
-    await Promise.all(loops);
+    await stop();
     const all = outcomes.flat();
     console.log(`broker fault: ${all.length} prompts: ${all.filter((o) => o.kind === 'reply').length} replies, ${all.filter((o) => o.kind === 'unavailable').length} unavailable, ${all.filter((o) => o.kind === 'silence').length} silent; /ready 503 during the outage: ${sawUnready}; every conversation served again ${servedMs.toFixed(0)} ms after the broker answered (outage ${((backAt - killedAt) / 1000).toFixed(1)} s)`);
 
@@ -163,15 +141,12 @@ describe('broker SIGKILL and restart under traffic', () => {
 
     const log = kafkaLog({ brokers: [kafka.broker], partitions: PARTITIONS, namespace });
     try {
-      for (const [i, id] of conversations.entries()) {
-        const events = await readConversation(log, id);
-        expect(events.map((e) => e.seq)).toEqual(events.map((_, k) => k + 1)); // no gap, nothing doubled
+      // No gap, nothing doubled; each prompt in the log answered once; each reply a client saw in the log at its seq.
+      await expectRepliesInLog(log, conversations, outcomes, (events) => {
         const prompts = events.filter((e) => e.type === 'PromptReceived').map((e) => e.seq);
         const answered = events.filter((e) => e.type === 'ReplyGenerated' || e.type === 'ReplyFailed').map((e) => (e.data as { promptSeq: number }).promptSeq);
-        expect(answered.sort((a, b) => a - b)).toEqual(prompts); // each prompt in the log answered once
-        // Each reply a client saw is in the log at its seq.
-        for (const o of outcomes[i]!.filter((x) => x.kind === 'reply')) expect(events.find((e) => e.seq === o.frame!.seq)?.type).toBe('ReplyGenerated');
-      }
+        expect(answered.sort((a, b) => a - b)).toEqual(prompts);
+      });
     } finally {
       await log.close();
     }

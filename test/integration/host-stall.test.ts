@@ -3,14 +3,13 @@
 // it must serve again at once — with nothing lost and nothing answered twice. (Two hosts,
 // where the frozen one does lose its partitions, are in failover.test.ts.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readConversation } from '../../cli/read-conversation.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { KAFKA_BROKERS, realEnv } from '../support/env.ts';
 import { kafkaLog } from '../support/kafka.ts';
 import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
-import { connect } from '../support/ws-client.ts';
+import { expectEachPromptAnsweredOnce, openConversations } from '../support/traffic.ts';
 
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const PARTITIONS = 4;
@@ -41,12 +40,7 @@ describe('a lone actor host that stalls longer than its lease', () => {
     await host.waitFor(() => host.owned().length === PARTITIONS, 'the host to own every partition', 30_000);
     const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace: real.namespace });
     try {
-      const clients = await Promise.all(Array.from({ length: CONVERSATIONS }, () => connect(`ws://127.0.0.1:${port}/ws`)));
-      const conversations: string[] = [];
-      for (const c of clients) {
-        c.send({ ...seed, prompt: 'hello', requestId: 'r0' });
-        conversations.push((await c.next((f) => f.type === 'reply' || f.type === 'error')).conversationId as string);
-      }
+      const { clients, conversations } = await openConversations(`ws://127.0.0.1:${port}/ws`, CONVERSATIONS, seed, (f) => f.type === 'reply' || f.type === 'error');
       let traffic = true;
       let contAt = Infinity;
       /** When each reply came, per conversation. */
@@ -72,18 +66,7 @@ describe('a lone actor host that stalls longer than its lease', () => {
       traffic = false;
       await Promise.all(loops);
 
-      for (const c of clients) {
-        expect(c.frames.filter((f) => f.type === 'error')).toEqual([]);
-        const replies = c.frames.filter((f) => f.type === 'reply');
-        expect(replies.map((f) => f.requestId)).toEqual(replies.map((_, n) => `r${n}`));
-        expect(replies.map((f) => f.reply)).toEqual(replies.map((_, n) => (n === 0 ? 'echo: hello' : `echo: p${n}`)));
-        c.close();
-      }
-      for (const [i, id] of conversations.entries()) {
-        const events = await readConversation(log, id);
-        expect(events.map((e) => e.seq)).toEqual(events.map((_, k) => k + 1));
-        expect(events.filter((e) => e.type === 'ReplyGenerated')).toHaveLength(sent[i]!);
-      }
+      await expectEachPromptAnsweredOnce(clients, conversations, sent, log);
       expect(host.owned()).toHaveLength(PARTITIONS);
       // Each conversation's first reply after the stall, and how many replies came after it.
       const firstAfter = answeredAt.map((ts) => ts.find((t) => t >= contAt) ?? Infinity);

@@ -5,7 +5,6 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readConversation } from '../../cli/read-conversation.ts';
 import { partitionFor } from '../../log/partition.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
@@ -15,7 +14,7 @@ import { privateCluster } from '../support/private-kafka.ts';
 import type { PrivateCluster } from '../support/private-kafka.ts';
 import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
-import { connect } from '../support/ws-client.ts';
+import { expectRepliesInLog, openConversations, promptsUntilStopped } from '../support/traffic.ts';
 
 const PARTITIONS = 4;
 const CONVERSATIONS = 6;
@@ -53,28 +52,8 @@ afterAll(async () => {
 
 describe('three brokers, RF 3, min.insync.replicas 2', () => {
   it('SIGKILL of a partition leader under traffic loses no acknowledged event, and the conversations go on', async () => {
-    const clients = await Promise.all(Array.from({ length: CONVERSATIONS }, () => connect(`ws://127.0.0.1:${port}/ws`)));
-    const conversations: string[] = [];
-    for (const c of clients) {
-      c.send({ ...seed, prompt: 'hello', requestId: 'r0' });
-      conversations.push((await c.next((f) => f.type === 'reply', 30_000)).conversationId as string);
-    }
-    type Outcome = { sentAt: number; kind: 'reply' | 'unavailable' | 'other' | 'silence'; seq?: number };
-    const outcomes: Outcome[][] = clients.map(() => []);
-    let traffic = true;
-    const loops = clients.map(async (c, i) => {
-      for (let n = 1; traffic; n++) {
-        const sentAt = performance.now();
-        c.send({ ...seed, conversationId: conversations[i], prompt: `p${n}`, requestId: `r${n}` });
-        try {
-          const f = await c.next((x) => (x.type === 'reply' || x.type === 'error') && x.requestId === `r${n}`, 10_000);
-          outcomes[i]!.push({ sentAt, kind: f.type === 'reply' ? 'reply' : f.code === 'unavailable' ? 'unavailable' : 'other', seq: f.seq as number | undefined });
-          if (f.type !== 'reply') await new Promise((r) => setTimeout(r, 200));
-        } catch {
-          outcomes[i]!.push({ sentAt, kind: 'silence' });
-        }
-      }
-    });
+    const { clients, conversations } = await openConversations(`ws://127.0.0.1:${port}/ws`, CONVERSATIONS, seed, (f) => f.type === 'reply', 30_000);
+    const { outcomes, stop } = promptsUntilStopped(clients, conversations, seed);
     await new Promise((r) => setTimeout(r, 1_500));
     // The leader of the first conversation's partition of the events topic.
     const kafka = new Kafka({ clientId: 'test-cluster', brokers, logLevel: logLevel.NOTHING });
@@ -89,8 +68,7 @@ describe('three brokers, RF 3, min.insync.replicas 2', () => {
     const killedAt = performance.now();
     // The dead node is fenced after the brokers' session (2.5 s), then its partitions have new leaders.
     await new Promise((r) => setTimeout(r, 10_000));
-    traffic = false;
-    await Promise.all(loops);
+    await stop();
     const all = outcomes.flat();
     const after = all.filter((o) => o.kind === 'reply' && o.sentAt > killedAt);
     console.log(`3-broker cluster: leader ${leader} of partition ${p} (${replicas} replicas) SIGKILLed; ${all.length} prompts: ${all.filter((o) => o.kind === 'reply').length} replies (${after.length} sent after the kill), ${all.filter((o) => o.kind === 'unavailable').length} unavailable, ${all.filter((o) => o.kind === 'silence').length} silent`);
@@ -103,11 +81,7 @@ describe('three brokers, RF 3, min.insync.replicas 2', () => {
     // No acknowledged event lost: every reply a client saw is in the log at its seq; the log is clean.
     const log = kafkaLog({ brokers, partitions: PARTITIONS, namespace });
     try {
-      for (const [i, id] of conversations.entries()) {
-        const events = await readConversation(log, id);
-        expect(events.map((e) => e.seq)).toEqual(events.map((_, k) => k + 1));
-        for (const o of outcomes[i]!.filter((x) => x.kind === 'reply')) expect(events.find((e) => e.seq === o.seq)?.type).toBe('ReplyGenerated');
-      }
+      await expectRepliesInLog(log, conversations, outcomes);
     } finally {
       await log.close();
     }

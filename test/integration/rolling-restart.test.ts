@@ -3,7 +3,6 @@
 // the group): no client sees an error frame, and every prompt gets exactly one reply.
 import { loadavg } from 'node:os';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readConversation } from '../../cli/read-conversation.ts';
 import { partitionFor } from '../../log/partition.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
@@ -11,7 +10,7 @@ import { KAFKA_BROKERS } from '../support/env.ts';
 import { kafkaLog } from '../support/kafka.ts';
 import { fakeModelEnv, startTwoHostCluster } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
-import { connect } from '../support/ws-client.ts';
+import { expectEachPromptAnsweredOnce, openConversations } from '../support/traffic.ts';
 
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const PARTITIONS = 4;
@@ -36,12 +35,7 @@ describe('rolling restart of an actor host', () => {
     procs.push(gateway, a, b);
     const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
     try {
-      const clients = await Promise.all(Array.from({ length: CONVERSATIONS }, () => connect(`ws://127.0.0.1:${port}/ws`)));
-      const conversations: string[] = [];
-      for (const c of clients) {
-        c.send({ ...seed, prompt: 'hello', requestId: 'r0' });
-        conversations.push((await c.next((f) => f.type === 'reply' || f.type === 'error')).conversationId as string);
-      }
+      const { clients, conversations } = await openConversations(`ws://127.0.0.1:${port}/ws`, CONVERSATIONS, seed, (f) => f.type === 'reply' || f.type === 'error');
       const leaving = a;
       const moved = new Set(leaving.owned());
       let traffic = true;
@@ -73,20 +67,7 @@ describe('rolling restart of an actor host', () => {
       traffic = false;
       await Promise.all(loops);
 
-      for (const c of clients) {
-        const errors = c.frames.filter((f) => f.type === 'error');
-        expect(errors).toEqual([]);
-        const replies = c.frames.filter((f) => f.type === 'reply');
-        // One reply per prompt, each the answer to its own prompt.
-        expect(replies.map((f) => f.requestId)).toEqual(replies.map((_, n) => `r${n}`));
-        expect(replies.map((f) => f.reply)).toEqual(replies.map((_, n) => (n === 0 ? 'echo: hello' : `echo: p${n}`)));
-        c.close();
-      }
-      for (const [i, id] of conversations.entries()) {
-        const events = await readConversation(log, id);
-        expect(events.map((e) => e.seq)).toEqual(events.map((_, k) => k + 1));
-        expect(events.filter((e) => e.type === 'ReplyGenerated')).toHaveLength(sent[i]!);
-      }
+      await expectEachPromptAnsweredOnce(clients, conversations, sent, log);
       const around = waits.filter((w) => w.moved && w.sentAt >= termAt - 200 && w.sentAt <= termAt + exitedMs + 500);
       const worst = Math.max(0, ...around.map((w) => w.ms));
       console.log([leaving.output(), b.output()].join('\n').split('\n').filter((l) => /handed|partition \d+: read|SIGTERM|frozen|removing|warn|assigned/.test(l)).join('\n'));
