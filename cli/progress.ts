@@ -11,7 +11,7 @@ export function createProgress(out: { write(s: string): unknown } = process.stde
     const secs = (performance.now() - t0) / 1000;
     const rate = secs > 0 ? done / secs : 0;
     const left = rate > 0 && total > done ? ` ~${Math.ceil((total - done) / rate)} s left` : '';
-    out.write(`\r${label}: ${done}/${total} (${Math.round(rate)}/s)${final ? ` in ${secs.toFixed(1)} s` : left}   ${final ? '\n' : ''}`);
+    out.write(`\r${label}: ${done}${total > 0 ? `/${total}` : ''} (${Math.round(rate)}/s)${final ? ` in ${secs.toFixed(1)} s` : left}   ${final ? '\n' : ''}`);
   };
   return {
     start(l, t) {
@@ -28,7 +28,8 @@ export function createProgress(out: { write(s: string): unknown } = process.stde
       }
     },
     done() {
-      if (enabled && total > 0) line(true);
+      // A total of 0: not known beforehand (a topic read to its end); the count alone is drawn.
+      if (enabled && (total > 0 || done > 0)) line(true);
     },
   };
 }

@@ -21,14 +21,27 @@ export async function restore(deps: RestoreDeps): Promise<number> {
   const step = (what: string) => out(`restore: ${what}`);
   const applied = await migrate(deps.db);
   step(applied.length ? `migrations applied: ${applied.join(', ')}` : 'the read-model tables are current');
-  const keyRecords = await deps.keys.sync((n) => deps.progress.advance(n));
+  // Reads to a topic's end (total not known), told the running count: a line of their own.
+  const counting = async <T>(label: string, work: (told: (done: number) => void) => Promise<T>): Promise<T> => {
+    let last = 0;
+    deps.progress.start(label, 0);
+    try {
+      return await work((done) => {
+        deps.progress.advance(done - last);
+        last = done;
+      });
+    } finally {
+      deps.progress.done();
+    }
+  };
+  const keyRecords = await counting('reading the keys topic', (told) => deps.keys.sync(told));
   step(`data keys: ${keyRecords} records of the keys topic read into the key cache`);
   const moved = await deps.keys.migrateLegacy();
   if (moved) step(`data keys: ${moved} keys of an earlier version moved into the keys topic`);
   const code = await replay({ projection: 'readmodel', restart: true }, { log: deps.log, db: deps.db, keys: deps.keys, progress: deps.progress, signal: deps.signal, out, say: deps.say });
   if (code !== 0) return code;
   // After the events: an erased conversation's clips (key destroyed, erased in the read model) are not brought back.
-  const voice = await createVoiceProjection({ log: deps.log, db: deps.db, keys: deps.keys }).sync((n) => deps.progress.advance(n));
+  const voice = await counting('reading the voice topic', (told) => createVoiceProjection({ log: deps.log, db: deps.db, keys: deps.keys }).sync(told));
   step(`kept voice: ${voice} records of the voice topic read into voice_clips`);
   // From the rebuilt read model, which holds what the log holds: the log is not read a second time.
   const snapshots = await snapshotsFromReadModel({ db: deps.db, snapshots: deps.snapshots, progress: deps.progress, historyMessages: deps.historyMessages });
