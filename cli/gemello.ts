@@ -57,6 +57,20 @@ const HELP = `gemello <command>
 Backends come from the environment (KAFKA_BROKERS, DATABASE_URL, REDIS_URL, GEMELLO_DATA_DIR…);
 see README.md.`;
 
+/** The commands that open the backends, with the words they need; bad usage is told before anything is opened. */
+const USAGE: Record<string, { line: string; id?: boolean; sub?: string }> = {
+  events: { line: 'events <conversationId> [--json]', id: true },
+  state: { line: 'state <conversationId> [--at <seq>]', id: true },
+  erase: { line: 'erase <conversationId> [--reason <text>] [--by <name>] [--timeout <seconds>]', id: true },
+  snapshots: { line: 'snapshots rebuild', sub: 'rebuild' },
+  verify: { line: 'verify' },
+  retention: { line: 'retention [--days <n>] [--dry-run]' },
+  doctor: { line: 'doctor' },
+  restore: { line: 'restore' },
+  replay: { line: 'replay --projection <name> [--restart]' },
+  migrate: { line: 'migrate' },
+};
+
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   const [command, ...rest] = args._;
@@ -75,6 +89,13 @@ async function main(argv: string[]): Promise<number> {
   }
   const config = loadConfig(process.env);
   if (command === 'flows') return flowsCommand(rest, config);
+  // Before any backend is opened: a typo neither makes nor locks an embedded data directory.
+  const usage = USAGE[command];
+  if (!usage) throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
+  if ((usage.id && !rest[0]) || (usage.sub && rest[0] !== usage.sub)) throw new UsageError(`usage: gemello ${usage.line}`);
+  const at = numberFlag(args, 'at', Infinity, 'a seq (a whole number)', { min: 0, integer: true });
+  const timeout = numberFlag(args, 'timeout', 30, 'a number of seconds', { above: 0 });
+  const days = numberFlag(args, 'days', config.retentionDays, 'a number of days (0: retention off)', { min: 0 });
   const backends = await openBackends(config, createLogger('gemello', true), `gemello ${command}`);
   // The conversations' data keys: sealed content reads as "[erased]" once its key is destroyed.
   const keys = backends.keys;
@@ -87,8 +108,7 @@ async function main(argv: string[]): Promise<number> {
     }
     switch (command) {
       case 'events': {
-        const id = rest[0];
-        if (!id) throw new UsageError('usage: gemello events <conversationId> [--json]');
+        const id = rest[0]!;
         const events = await readConversation(backends.log, id, progress, keys);
         if (args.flags.json) console.log(JSON.stringify(events, null, 2));
         else {
@@ -101,9 +121,7 @@ async function main(argv: string[]): Promise<number> {
         return events.length ? 0 : 1;
       }
       case 'state': {
-        const id = rest[0];
-        if (!id) throw new UsageError('usage: gemello state <conversationId> [--at <seq>]');
-        const at = numberFlag(args, 'at', Infinity, 'a seq (a whole number)', { min: 0, integer: true });
+        const id = rest[0]!;
         const events = await readConversation(backends.log, id, progress, keys);
         if (!events.length) {
           console.error(`no events for ${id}`);
@@ -121,21 +139,17 @@ async function main(argv: string[]): Promise<number> {
         return r.mismatches.length ? 1 : 0;
       }
       case 'snapshots': {
-        if (rest[0] !== 'rebuild') throw new UsageError('usage: gemello snapshots rebuild');
         const n = await rebuildSnapshots({ log: backends.log, snapshots: backends.snapshots, keys, progress, historyMessages: config.historyMessages });
         console.log(`${n} snapshots written`);
         return 0;
       }
       case 'erase': {
-        const id = rest[0];
-        if (!id) throw new UsageError('usage: gemello erase <conversationId> [--reason <text>] [--by <name>] [--timeout <seconds>]');
-        const timeout = numberFlag(args, 'timeout', 30, 'a number of seconds', { above: 0 });
+        const id = rest[0]!;
         const by = typeof args.flags.by === 'string' ? args.flags.by : (process.env.USER ?? 'operator');
         const reason = typeof args.flags.reason === 'string' ? args.flags.reason : null;
         return await eraseConversation(id, { by, reason, timeoutMs: timeout * 1000 }, { log: backends.log, db: backends.db, snapshots: backends.snapshots });
       }
       case 'retention': {
-        const days = numberFlag(args, 'days', config.retentionDays, 'a number of days (0: retention off)', { min: 0 });
         return await retentionCommand({ days, dryRun: args.flags['dry-run'] === true }, { log: backends.log, db: backends.db });
       }
       case 'doctor': {

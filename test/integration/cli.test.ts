@@ -1,5 +1,8 @@
 // The operator's CLI, run as the real `gemello` binary against real Kafka, Postgres and Redis.
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -108,5 +111,22 @@ describe('the gemello CLI', () => {
     const r = await gemello('nonsense');
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('unknown command');
+  });
+
+  it('tells bad usage before opening anything: an embedded data directory is not made for it', async () => {
+    const dataDir = join(tmpdir(), `gemello-usage-${randomUUID()}`);
+    const embedded = { KAFKA_BROKERS: '', DATABASE_URL: '', REDIS_URL: '', GEMELLO_DATA_DIR: dataDir };
+    for (const [args, message] of [
+      [['evnets', conversationId], 'unknown command "evnets"'],
+      [['events'], 'usage: gemello events <conversationId>'],
+      [['snapshots'], 'usage: gemello snapshots rebuild'],
+      [['retention', '--days', '--dry-run'], '--days takes a number of days (0: retention off); none was given'],
+      [['state', conversationId, '--at', 'two'], '--at takes a seq (a whole number), not "two"'],
+    ] as const) {
+      const r = await runCli([...args], embedded, 30_000);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(message);
+    }
+    expect(existsSync(dataDir)).toBe(false);
   });
 });
