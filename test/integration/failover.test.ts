@@ -3,14 +3,10 @@
 // repeating anything, also when it dies while a reply streams.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readConversation } from '../../cli/read-conversation.ts';
-import { kafkaLog } from '../support/kafka.ts';
-import { partitionFor } from '../../log/partition.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { KAFKA_BROKERS } from '../support/env.ts';
-import { fakeModelEnv, startTwoHostCluster } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
-import { connect } from '../support/ws-client.ts';
+import { failoverCluster, firstReply } from '../support/two-hosts.ts';
 
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const PARTITIONS = 4;
@@ -30,22 +26,6 @@ afterEach(async () => {
   fake.setTokenDelay(0);
 });
 
-async function cluster() {
-  const { port, gateway, a, b, namespace } = await startTwoHostCluster('fo', PARTITIONS, { ...fakeModelEnv(fake), GEMELLO_MODEL_TIMEOUT_MS: '30000', GEMELLO_MODEL_RETRIES: '0' });
-  procs.push(gateway, a, b);
-  const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
-  return { url: `ws://127.0.0.1:${port}`, a, b, log };
-}
-
-/** A conversation's first prompt and reply, and which host owns its partition. */
-async function firstReply(url: string, a: Gemello, b: Gemello, prompt: string) {
-  const client = await connect(url);
-  client.send({ ...seed, prompt });
-  const conversationId = (await client.next((f) => f.type === 'reply')).conversationId as string;
-  const p = partitionFor(conversationId, PARTITIONS);
-  const [owner, other] = a.owned().includes(p) ? [a, b] : [b, a];
-  return { client, conversationId, p, owner: owner!, other: other! };
-}
 
 function assertCleanLog(events: { seq: number }[]) {
   const seqs = events.map((e) => e.seq);
@@ -54,9 +34,9 @@ function assertCleanLog(events: { seq: number }[]) {
 
 describe('failover between two actor hosts', () => {
   it('goes on after the owner of the conversation is SIGKILLed mid-conversation', async () => {
-    const { url, a, b, log } = await cluster();
+    const { url, a, b, log } = await failoverCluster('fo', PARTITIONS, fake, procs);
     try {
-      const { client, conversationId, p, owner, other } = await firstReply(url, a, b, 'one');
+      const { client, conversationId, p, owner, other } = await firstReply(url, a, b, PARTITIONS, { ...seed, prompt: 'one' });
 
       client.send({ ...seed, prompt: 'two' });
       await client.next((f) => f.type === 'reply');
@@ -84,9 +64,9 @@ describe('failover between two actor hosts', () => {
   }, 120_000);
 
   it('finishes a prompt whose host died mid-stream (after PromptReceived, before the model finished), exactly once: reply.restart, then deltas from 0', async () => {
-    const { url, a, b, log } = await cluster();
+    const { url, a, b, log } = await failoverCluster('fo', PARTITIONS, fake, procs);
     try {
-      const { client, conversationId, p, owner, other } = await firstReply(url, a, b, 'warm up');
+      const { client, conversationId, p, owner, other } = await firstReply(url, a, b, PARTITIONS, { ...seed, prompt: 'warm up' });
 
       // The model writes slowly: the owner is streaming when it dies.
       fake.setTokenDelay(60);
@@ -125,9 +105,9 @@ describe('failover between two actor hosts', () => {
   }, 120_000);
 
   it('a host frozen (SIGSTOP) until its partitions move, then resumed (SIGCONT), writes nothing more: the log stays clean', async () => {
-    const { url, a, b, log } = await cluster();
+    const { url, a, b, log } = await failoverCluster('fo', PARTITIONS, fake, procs);
     try {
-      const { client, conversationId, p, owner, other } = await firstReply(url, a, b, 'before the freeze');
+      const { client, conversationId, p, owner, other } = await firstReply(url, a, b, PARTITIONS, { ...seed, prompt: 'before the freeze' });
       // The owner asks the model, which answers only after the owner is frozen: resumed, the
       // zombie holds an answer to record for a partition it no longer owns.
       fake.setLatency(2_500);

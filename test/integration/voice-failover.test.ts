@@ -8,14 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readConversation } from '../../cli/read-conversation.ts';
-import { partitionFor } from '../../log/partition.ts';
-import { KAFKA_BROKERS } from '../support/env.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { kafkaLog } from '../support/kafka.ts';
-import { fakeModelEnv, startTwoHostCluster } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
-import { connect } from '../support/ws-client.ts';
+import { failoverCluster, firstReply } from '../support/two-hosts.ts';
 
 const twin = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const PARTITIONS = 4;
@@ -34,15 +30,9 @@ it('SIGKILL of the owning host after SpeechReceived: the new owner replies exact
   const dir = mkdtempSync(join(tmpdir(), 'voice-fo-'));
   execFileSync('espeak-ng', ['-v', 'it', '-w', join(dir, 'it.wav'), 'Che cosa compreresti oggi?']);
   const wav = readFileSync(join(dir, 'it.wav'));
-  const { port, gateway, a, b, namespace } = await startTwoHostCluster('vfo', PARTITIONS, { ...fakeModelEnv(fake), GEMELLO_MODEL_TIMEOUT_MS: '30000', GEMELLO_MODEL_RETRIES: '0' });
-  procs.push(gateway, a, b);
-  const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
+  const { url, a, b, log } = await failoverCluster('vfo', PARTITIONS, fake, procs);
   try {
-    const client = await connect(`ws://127.0.0.1:${port}`);
-    client.send({ type: 'prompt', ...twin, prompt: 'warm up' });
-    const conversationId = (await client.next((f) => f.type === 'reply')).conversationId as string;
-    const p = partitionFor(conversationId, PARTITIONS);
-    const [owner, other] = a.owned().includes(p) ? [a, b] : [b, a];
+    const { client, conversationId, p, owner, other } = await firstReply(url, a, b, PARTITIONS, { type: 'prompt', ...twin, prompt: 'warm up' });
 
     // The model does not answer the owner: it is still thinking when it dies.
     fake.setMode('hang');
@@ -58,11 +48,11 @@ it('SIGKILL of the owning host after SpeechReceived: the new owner replies exact
     const before = await readConversation(log, conversationId);
     expect(before.slice(-2).map((e) => e.type)).toEqual(['SpeechReceived', 'PromptReceived']);
 
-    await owner!.kill('SIGKILL');
+    await owner.kill('SIGKILL');
     fake.setMode('ok');
     const reply = await client.next((f) => f.type === 'reply', 45_000);
     expect(reply).toMatchObject({ conversationId, reply: 'echo: che cosa compreresti oggi?', requestId: 'spoken' });
-    expect(other!.owned()).toContain(p);
+    expect(other.owned()).toContain(p);
     client.close();
 
     const events = await readConversation(log, conversationId);
