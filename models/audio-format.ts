@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { parseWav } from './wav.ts';
 
 /** The MIME type for an audio format name (as OpenAI's response_format spells them). */
@@ -58,3 +59,6 @@ export function mp3Bitrate(bytes: Uint8Array): { kbps: number; offset: number } 
   }
   return null;
 }
+
+/** Audio parts as one byte array (a Uint8Array, not a Buffer, so `slice` still copies). */
+export const concatBytes = (parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));

@@ -1,4 +1,5 @@
 import type { Speech } from '../actors/ports.ts';
+import { concatBytes } from './audio-format.ts';
 import { parseWav } from './wav.ts';
 
 /**
@@ -16,7 +17,7 @@ export function joinAudio(clips: Speech[]): Speech | null {
   if (clips.length === 1) return first;
   if (first.format === 'mp3') {
     const parts = clips.map((c, i) => (i === 0 ? c.bytes : c.bytes.subarray(id3Length(c.bytes))));
-    return { ...first, bytes: concat(parts), durationSec };
+    return { ...first, bytes: concatBytes(parts), durationSec };
   }
   if (first.format !== 'wav') return null;
   let infos: ReturnType<typeof parseWav>[];
@@ -31,8 +32,8 @@ export function joinAudio(clips: Speech[]): Speech | null {
     const at = dataOffset(c.bytes);
     return c.bytes.subarray(at, at + infos[i]!.dataBytes);
   });
-  const pcm = concat(data);
-  return { ...first, bytes: concat([wavHeader(f.sampleRate, f.channels, f.bitsPerSample, pcm.byteLength), pcm]), durationSec: pcm.byteLength / (f.sampleRate * f.channels * (f.bitsPerSample / 8)) };
+  const pcm = concatBytes(data);
+  return { ...first, bytes: concatBytes([wavHeader(f.sampleRate, f.channels, f.bitsPerSample, pcm.byteLength), pcm]), durationSec: pcm.byteLength / (f.sampleRate * f.channels * (f.bitsPerSample / 8)) };
 }
 
 /** Where the data chunk's samples begin, or -1. */
@@ -74,14 +75,4 @@ export function wavHeader(sampleRate: number, channels: number, bitsPerSample: n
 function id3Length(b: Uint8Array): number {
   if (b.byteLength < 10 || b[0] !== 0x49 || b[1] !== 0x44 || b[2] !== 0x33) return 0;
   return 10 + (((b[6]! & 0x7f) << 21) | ((b[7]! & 0x7f) << 14) | ((b[8]! & 0x7f) << 7) | (b[9]! & 0x7f));
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }

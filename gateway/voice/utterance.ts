@@ -1,4 +1,4 @@
-import { estimateDurationSec } from '../../models/audio-format.ts';
+import { concatBytes, estimateDurationSec } from '../../models/audio-format.ts';
 import { parseWav } from '../../models/wav.ts';
 import { audioFormat, uploadType, wavOfPcm16 } from './format.ts';
 import type { AudioFormat } from './format.ts';
@@ -43,7 +43,7 @@ export function addChunk(u: Collecting, chunk: Uint8Array, limits: VoiceLimits):
   u.chunks.push(chunk);
   if (u.format === 'wav' && u.bytesPerSec === null && u.bytes >= 44 && u.bytes - chunk.byteLength < MAX_WAV_HEADER) {
     try {
-      const all = join(u.chunks);
+      const all = concatBytes(u.chunks);
       const info = parseWav(all);
       u.bytesPerSec = info.sampleRate * info.channels * (info.bitsPerSample / 8);
       u.headerBytes = all.byteLength - info.dataBytes;
@@ -64,7 +64,7 @@ export const GRACE_SEC = 5;
 /** The whole utterance, checked, in a container the transcriber reads. */
 export function finish(u: Collecting, limits: VoiceLimits): Finished | Refusal {
   if (u.bytes === 0) return { code: 'audio_format', message: 'the utterance holds no audio: send binary frames between audio.start and audio.end' };
-  const raw = join(u.chunks);
+  const raw = concatBytes(u.chunks);
   u.chunks = [];
   let bytes = raw;
   let durationSec: number | null = null;
@@ -89,14 +89,3 @@ const tooLarge = (l: VoiceLimits): Refusal => ({ code: 'audio_too_long', message
 const tooLong = (l: VoiceLimits): Refusal => ({ code: 'audio_too_long', message: `the utterance is longer than ${l.maxSeconds} s (GEMELLO_VOICE_MAX_SECONDS); send a shorter one` });
 
 export const isRefusal = (x: object): x is Refusal => 'code' in x;
-
-function join(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
-}

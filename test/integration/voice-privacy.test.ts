@@ -23,6 +23,7 @@ import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { conversationOnKafka } from '../support/log.ts';
 import { runCli } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
+import { until } from '../support/until.ts';
 
 const twin = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const DAY_MS = 86_400_000;
@@ -67,15 +68,6 @@ afterAll(async () => {
   await fake?.close();
 });
 
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 const q = <T>(sql: string, params: unknown[] = []) => rt.backends.db.query<T & Record<string, unknown>>(sql, params);
 
 describe('the caller\'s voice with GEMELLO_KEEP_VOICE', () => {

@@ -24,6 +24,7 @@ import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { kafkaLog } from '../support/kafka.ts';
 import { runCli } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
+import { until } from '../support/until.ts';
 
 const twin = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const real = realEnv('vr');
@@ -60,15 +61,6 @@ async function boot(): Promise<NonNullable<typeof up>> {
   };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** The segments of one clip in the voice topic, as stored. */
 async function segmentsOf(audioId: string): Promise<VoiceSegment[]> {
