@@ -239,10 +239,10 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
             return Boolean(c?.erased_at);
           },
         }),
-        // Owner and twin only: the state or the API view would load the whole transcript.
+        // Owner, twin and last seq only: the state or the API view would load the whole transcript.
         conversationOf: async (id) => {
-          const [c] = await db.query<{ user_id: string | null; twin_id: string | null; twin_name: string | null }>('SELECT user_id, twin_id, twin_name FROM conversations WHERE id = $1', [id]);
-          return c ? { owner: c.user_id, twin: c.twin_id && c.twin_name ? { id: c.twin_id, name: c.twin_name } : null } : null;
+          const [c] = await db.query<{ user_id: string | null; twin_id: string | null; twin_name: string | null; last_seq: number }>('SELECT user_id, twin_id, twin_name, last_seq FROM conversations WHERE id = $1', [id]);
+          return c ? { owner: c.user_id, twin: c.twin_id && c.twin_name ? { id: c.twin_id, name: c.twin_name } : null, lastSeq: Number(c.last_seq) } : null;
         },
         projectedUntil: (partition) => stateSource.coveredUntil(partition),
         checks,

@@ -39,6 +39,9 @@ export const DEFAULT_LIMITS: SessionLimits = { ratePerSec: 20, burst: 40, maxBuf
 /** Commands a session remembers as its own (their answers and requestIds go only to it). */
 export const MAX_OWN_COMMANDS = 1_000;
 
+/** What the read model says of a conversation: its owner, its twin, its last event's seq. */
+export type Conversation = { owner: string | null; twin: { id: string; name: string } | null; lastSeq: number };
+
 export type SessionDeps = {
   log: EventLog;
   feed: Feed;
@@ -47,8 +50,8 @@ export type SessionDeps = {
   commands: CommandClient;
   /** Events of a conversation after a seq, in order (the read model; may return a page). */
   eventsAfter: ((conversationId: string, afterSeq: number) => Promise<EventEnvelope[]>) | null;
-  /** Whose a conversation is and which twin it talks to, by the read model (null: it has not seen it). */
-  conversationOf?: ((conversationId: string) => Promise<{ owner: string | null; twin: { id: string; name: string } | null } | null>) | null;
+  /** Whose a conversation is, which twin it talks to and its last seq, by the read model (null: it has not seen it). */
+  conversationOf?: ((conversationId: string) => Promise<Conversation | null>) | null;
   /** The offset of the events topic up to which the read model has applied a partition. */
   projectedUntil?: ((partition: number) => Promise<number | null>) | null;
   metrics: Metrics;
@@ -113,7 +116,7 @@ export type SessionState = {
   /** Without a conversationId, the socket keeps one conversation per twin: twin id → conversation id. */
   byTwin: Map<string, string>;
   /** Commands this socket published that are not yet answered: commandId → the prompt's twin id. */
-  mine: Map<string, string | null>;
+  mine: Map<string, { twinId: string | null; conversationId: string }>;
   /**
    * Whether the socket speaks the typed protocol (it sent a frame with `type`, or `stream`).
    * Until then it is a seed client: it gets only frames with `reply` or `error`.

@@ -28,14 +28,16 @@ export function follow(s: SessionState, conversationId: string, twin: { id: stri
 
 /**
  * Conversations one socket follows at most: each is a listener on the feed. Past the bound
- * the one followed longest ago with nothing under way (no reply owed to this socket, no
- * resume) is let go; the client gets its events again with `resume`.
+ * the one followed longest ago with nothing under way (no command of this socket waiting
+ * for its actor, no reply owed to it, no resume) is let go; the client gets its events
+ * again with `resume`.
  */
 export const MAX_FOLLOWED = 100;
 
 function forgetOldest(s: SessionState): void {
+  const waiting = new Set([...s.mine.values()].map((c) => c.conversationId));
   for (const [id, f] of s.followed) {
-    if (f.requests.size === 0 && f.resuming === 0 && !f.live && ![...s.byTwin.values()].includes(id)) {
+    if (f.requests.size === 0 && f.resuming === 0 && !f.live && !waiting.has(id) && ![...s.byTwin.values()].includes(id)) {
       unfollow(s, id);
       return;
     }
@@ -135,6 +137,7 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
         out.error('model_failed', e.data.reason, { ...twinFields(f), conversationId, seq: e.seq, reason: e.data.code, ...requestId(e.data.promptSeq) });
         break;
       case 'ReplyStopped':
+        if (own) mine.delete(e.causationId!);
         if (e.data.replySeq === undefined) answered(f, e.data.promptSeq);
         f.silenced = Math.max(f.silenced, e.data.promptSeq);
         // The stop's requestId, for the socket that sent it.
@@ -184,7 +187,7 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
 export function onNotice(s: SessionState, n: Notice): void {
   const { out, mine, byTwin } = s;
   if (!mine.has(n.commandId)) return;
-  const twinId = mine.get(n.commandId);
+  const twinId = mine.get(n.commandId)!.twinId;
   mine.delete(n.commandId);
   const f = s.followed.get(n.conversationId);
   if (!f) return;

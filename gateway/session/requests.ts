@@ -21,7 +21,7 @@ export const meta = (s: SessionState, conversationId: string, requestId: string 
 
 /** Publishes a command as this socket's own: its answers (events it causes, notices) come back to it. */
 export async function publish(s: SessionState, cmd: ClientCommand, twinId: string | null = null): Promise<void> {
-  s.mine.set(cmd.commandId, twinId);
+  s.mine.set(cmd.commandId, { twinId, conversationId: cmd.conversationId });
   if (s.mine.size > MAX_OWN_COMMANDS) s.mine.delete(s.mine.keys().next().value!);
   // The frame's span (ws.receive) gets the ids a trace reader searches by.
   trace.getActiveSpan()?.setAttributes({ 'conversation.id': cmd.conversationId, ...(twinId ? { 'twin.id': twinId } : {}) });

@@ -2,7 +2,7 @@ import { partitionFor } from '../../log/partition.ts';
 import { TOPICS } from '../../log/port.ts';
 import type { ErrorCode, ResumeFrame } from '../protocol.ts';
 import { echo } from './context.ts';
-import type { SessionState } from './context.ts';
+import type { Conversation, SessionState } from './context.ts';
 import { speechOver } from './chunks.ts';
 import { follow, onEvent, onStream, twinFields, unfollow } from './follow.ts';
 
@@ -52,10 +52,12 @@ export async function resume(s: SessionState, frame: ResumeFrame): Promise<void>
   f.stream = true;
   try {
     await caughtUp(s, id);
+    let row: Promise<Conversation | null> | null = null;
+    const conversation = () => (row ??= deps.conversationOf ? deps.conversationOf(id) : Promise.resolve(null));
     if (!f.verified || !f.twin) {
       // The twin too: a client resuming after seq 1 is not sent ConversationStarted, yet
       // its replies name the twin.
-      const c = deps.conversationOf ? await deps.conversationOf(id) : null;
+      const c = await conversation();
       if (!f.verified) {
         if (!c) throw new ResumeRefused('conversation_not_found', `no conversation ${id}`);
         if (c.owner !== null && c.owner !== s.principal) throw new ResumeRefused('forbidden', `conversation ${id} belongs to another principal`);
@@ -80,6 +82,9 @@ export async function resume(s: SessionState, frame: ResumeFrame): Promise<void>
         after = e.seq;
       }
     }
+    // A client that names a seq the conversation has not reached yet (an old or a wrong
+    // one) still gets the events that come: only what the read model holds counts as had.
+    if (after === frame.afterSeq && after > f.lastSeq) after = Math.min(after, (await conversation())?.lastSeq ?? 0);
     f.lastSeq = Math.max(f.lastSeq, after);
     out.send({ type: 'resumed', conversationId: id, lastSeq: f.lastSeq, ...twinFields(f), ...rid });
     // Live updates are held back since the follow began, so none is lost between this read and them; those it covers are skipped by offset.

@@ -210,8 +210,11 @@ describe(`the gateway under fuzzed frames (fast-check seed ${SEED}; FUZZ_SEED to
     expect(taken.filter((s) => !answered(s)).map((s) => show(s.frame))).toEqual([]);
     const anonymousPrompts = taken.filter((s) => s.expect === 'prompt' && typeof s.parsed!.requestId !== 'string').length;
     const anonymousReplies = () => client.frames.filter((f) => (f.type === 'reply' || f.code === 'model_failed') && f.requestId === undefined).length;
-    while (anonymousReplies() < anonymousPrompts && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(anonymousReplies()).toBeGreaterThanOrEqual(anonymousPrompts);
+    for (const end = Date.now() + 20_000; anonymousReplies() < anonymousPrompts && Date.now() < end;) await new Promise((r) => setTimeout(r, 50));
+    // What the socket was told of its conversations, and what the gateway logged: a missing answer says where it stopped.
+    const told = () => client.frames.filter((f) => !String(f.requestId ?? '').startsWith('probe-') && f.code !== 'invalid_frame' && !(f.type === 'error' && f.conversationId === undefined && f.code !== 'unavailable' && f.code !== 'internal'))
+      .map((f) => `${f.type}${f.code ? `/${f.code}` : ''} ${String(f.conversationId ?? '-').slice(0, 12)} seq ${f.seq ?? '-'} rid ${f.requestId ?? '-'}${f.error ? `: ${String(f.error).slice(0, 120)}` : ''}`);
+    expect(anonymousReplies(), `answers to prompts without a requestId (${anonymousPrompts} sent):\n${told().join('\n')}\n--- gateway:\n${gemello.output().slice(-4000)}`).toBeGreaterThanOrEqual(anonymousPrompts);
 
     // The socket is still usable, and so is a new one; the process lives.
     client.send({ ...seed, prompt: 'still there?', requestId: 'after-fuzz' });

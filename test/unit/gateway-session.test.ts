@@ -62,7 +62,10 @@ function world(opts: { keys?: KeyStore; streaming?: () => StreamSoFar | null; li
       await sleep(opts.readDelayMs ?? 0);
       return stored.filter((e) => e.conversationId === id && e.seq > after).slice(0, 2); // pages of two
     },
-    conversationOf: async (id) => (opts.owners && id in opts.owners ? { owner: opts.owners[id]!, twin: seed } : stored.some((e) => e.conversationId === id) ? { owner: null, twin: seed } : null),
+    conversationOf: async (id) => {
+      const lastSeq = Math.max(0, ...stored.filter((e) => e.conversationId === id).map((e) => e.seq));
+      return opts.owners && id in opts.owners ? { owner: opts.owners[id]!, twin: seed, lastSeq } : lastSeq ? { owner: null, twin: seed, lastSeq } : null;
+    },
     projectedUntil: async () => opts.projected?.() ?? opts.end ?? 0,
   };
   const m = sessionMetrics(deps.metrics);
@@ -115,6 +118,16 @@ describe('resume', () => {
     expect(c.frames[4]).toMatchObject({ conversationId: 'c1', requestId: 'r', digitalTwinId: seed.id });
     // Paged reads: it asks until the read model has nothing more.
     expect(w.reads).toEqual([3, 5, 7]);
+  });
+
+  it('a resume after a seq the conversation has not reached still lets the events that come through', async () => {
+    const w = world({ events: history('c1', 3) });
+    const c = w.client();
+    await c.send({ type: 'resume', conversationId: 'c1', afterSeq: 50 });
+    expect(c.frames).toMatchObject([{ type: 'resumed', conversationId: 'c1', lastSeq: 3 }]);
+    w.emit(prompt('c1', 4));
+    w.emit(reply('c1', 5));
+    expect(c.frames.map((f) => `${f.type}:${f.seq ?? f.lastSeq}`)).toEqual(['resumed:3', 'reply:5']);
   });
 
   it('waits for the read model to reach the log before reading it', async () => {
@@ -178,6 +191,25 @@ describe('with auth, a conversation belongs to its principal', () => {
     // A prompt without a conversationId starts bob's own conversation, not alice's.
     await bob.send({ digitalTwinId: seed.id, prompt: 'mine' });
     expect(w.commands()[2]!.conversationId).not.toBe(id);
+  });
+
+  it('keeps following a conversation whose prompt its actor has not taken up yet, however many others the socket follows', async () => {
+    const w = world({ limits: { ratePerSec: 10_000, burst: 10_000 } });
+    const c = w.client();
+    await c.send({ digitalTwinId: seed.id, prompt: 'first' });
+    const first = w.commands()[0]!;
+    // The socket's conversation with the twin moves elsewhere, and it follows many more.
+    await c.send({ digitalTwinId: seed.id, prompt: 'elsewhere', conversationId: 'other' });
+    for (let i = 0; i < 150; i++) await c.send({ type: 'confirm', conversationId: `conf-${i}`, data: { k: i } });
+    expect(w.commands()).toHaveLength(152);
+    expect(w.followers(first.conversationId)).toBe(1);
+    w.emit(started(first.conversationId, null, first.commandId));
+    w.emit(prompt(first.conversationId, 2, first.commandId));
+    w.emit(reply(first.conversationId, 3));
+    expect(c.frames.filter((f) => f.type === 'reply')).toMatchObject([{ conversationId: first.conversationId, seq: 3 }]);
+    // Once answered, it may be let go like any other.
+    for (let i = 150; i < 300; i++) await c.send({ type: 'confirm', conversationId: `conf-${i}`, data: { k: i } });
+    expect(w.followers(first.conversationId)).toBe(0);
   });
 
   it('echoes a requestId only to the socket that sent it', async () => {
