@@ -21,7 +21,7 @@ const tracer = tracerFor('gemello-gateway');
  */
 export function createSession(deps: SessionDeps, socket: SocketPort, principal: string | null, m: SessionMetrics) {
   const out = createOutbox(socket, deps.limits.maxBufferedBytes, m);
-  const s: SessionState = { deps, m, principal, out, followed: new Map(), byTwin: new Map(), mine: new Map(), typed: false, utterance: null, transcribing: 0 };
+  const s: SessionState = { deps, m, principal, out, followed: new Map(), byTwin: new Map(), mine: new Map(), sending: new Map(), typed: false, utterance: null, transcribing: 0 };
   const allow = createRateLimit(deps.limits.ratePerSec, deps.limits.burst);
   let lastActivity = Date.now();
 

@@ -115,8 +115,10 @@ export type SessionState = {
   followed: Map<string, Followed>;
   /** Without a conversationId, the socket keeps one conversation per twin: twin id → conversation id. */
   byTwin: Map<string, string>;
-  /** Commands this socket published that are not yet answered: commandId → the prompt's twin id. */
+  /** Commands this socket published that are not yet answered: commandId → the prompt's twin id and its conversation. */
   mine: Map<string, { twinId: string | null; conversationId: string }>;
+  /** The last command of each conversation on its way to the log: the next one goes after it, so frames land in the order sent. */
+  sending: Map<string, Promise<unknown>>;
   /**
    * Whether the socket speaks the typed protocol (it sent a frame with `type`, or `stream`).
    * Until then it is a seed client: it gets only frames with `reply` or `error`.

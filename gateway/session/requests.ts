@@ -26,7 +26,7 @@ export async function publish(s: SessionState, cmd: ClientCommand, twinId: strin
   // The frame's span (ws.receive) gets the ids a trace reader searches by.
   trace.getActiveSpan()?.setAttributes({ 'conversation.id': cmd.conversationId, ...(twinId ? { 'twin.id': twinId } : {}) });
   try {
-    await s.deps.commands.publish(cmd);
+    await inOrder(s, cmd.conversationId, () => s.deps.commands.publish(cmd));
   } catch (err) {
     if (!(err instanceof KeyDestroyed)) throw err;
     s.mine.delete(cmd.commandId);
@@ -37,6 +37,23 @@ export async function publish(s: SessionState, cmd: ClientCommand, twinId: strin
   }
   s.m.commands.inc({ type: cmd.type });
   if (cmd.type === 'SubmitPrompt') watchPrompt(s, cmd);
+}
+
+/**
+ * Runs `send` once the socket's previous command to the conversation is on the log: a
+ * conversation's first command waits for its new key, and the prompt sent right after it
+ * must not overtake it.
+ */
+async function inOrder<T>(s: SessionState, conversationId: string, send: () => Promise<T>): Promise<T> {
+  const before = s.sending.get(conversationId);
+  const sent = (before ? before.then(send, send) : send());
+  const tail = sent.catch(() => {});
+  s.sending.set(conversationId, tail);
+  try {
+    return await sent;
+  } finally {
+    if (s.sending.get(conversationId) === tail) s.sending.delete(conversationId);
+  }
 }
 
 /**

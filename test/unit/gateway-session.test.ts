@@ -315,6 +315,18 @@ describe('erasure', () => {
     expect(opened.map((cmd) => cmd?.data)).toEqual([{ twin: seed, text: 'my PIN is pin-xyzzy' }, { data: { name: 'Ann Secretname' } }]);
   });
 
+  it('puts a socket\'s prompts on the log in the order sent, though the first waits for the new conversation\'s key', async () => {
+    const keys = memoryKeys();
+    let calls = 0;
+    // The first create makes the key (slow: a database row and a log record); later ones find it.
+    const w = world({ keys: { ...keys, create: async (id) => (calls++ === 0 && (await sleep(20)), keys.create(id)) } });
+    const c = w.client();
+    await Promise.all(['one', 'two', 'three'].map((text) => c.send({ digitalTwinId: seed.id, prompt: text })));
+    const key = await keys.create(w.commands()[0]!.conversationId);
+    const texts = w.appended.map((r) => (openCommand(WireCommand.parse(JSON.parse(r.value)), key)?.data as { text: string }).text);
+    expect(texts).toEqual(['one', 'two', 'three']);
+  });
+
   it('answers conversation_erased for a conversation whose key is destroyed, and tells its followers when it is erased', async () => {
     const keys = memoryKeys();
     const w = world({ keys });
