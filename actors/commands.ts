@@ -44,6 +44,14 @@ const erase = z.object({
  * The audio does not travel; `kept`: the gateway kept it sealed (GEMELLO_KEEP_VOICE).
  */
 const speech = z.object({ audioId: z.string().min(1).max(100), format: z.string().min(1).max(20), durationSec: z.number().nonnegative(), kept: z.boolean().default(false) });
+/**
+ * Whether anyone asked to see (or hear) the reply while it is written: the gateway says
+ * `false` when the socket that sent the prompt takes only the whole reply (a seed client),
+ * and the actor host then asks the model for the reply in one piece, without live text on
+ * the reply streams. Absent (commands from before the flag, other senders): streamed, as
+ * before, so nothing that followed a reply live stops seeing it.
+ */
+const stream = z.boolean().optional();
 /** An utterance the gateway could not transcribe: recorded like a failed reply (SpeechFailed). */
 const speechFailure = z.object({
   ...meta,
@@ -54,7 +62,7 @@ const speechFailure = z.object({
 /** Commands a client can cause, with their content in the clear: what `decide` reads. */
 export const ClientCommand = z.discriminatedUnion('type', [
   start,
-  z.object({ ...meta, type: z.literal('SubmitPrompt'), data: z.object({ twin, text: z.string().min(1), speech: speech.optional() }) }),
+  z.object({ ...meta, type: z.literal('SubmitPrompt'), data: z.object({ twin, text: z.string().min(1), speech: speech.optional(), stream }) }),
   z.object({ ...meta, type: z.literal('ConfirmData'), data: z.object({ data: confirmed, proposalSeq: proposalSeq.optional() }) }),
   stop,
   erase,
@@ -68,7 +76,7 @@ export type ClientCommand = z.infer<typeof ClientCommand>;
  */
 export const WireCommand = z.discriminatedUnion('type', [
   start,
-  z.object({ ...meta, type: z.literal('SubmitPrompt'), data: z.object({ twin, text: z.union([z.string().min(1), sealed]), speech: speech.optional() }) }),
+  z.object({ ...meta, type: z.literal('SubmitPrompt'), data: z.object({ twin, text: z.union([z.string().min(1), sealed]), speech: speech.optional(), stream }) }),
   z.object({ ...meta, type: z.literal('ConfirmData'), data: z.object({ data: z.union([sealed, confirmed]), proposalSeq: proposalSeq.optional() }) }),
   stop,
   erase,

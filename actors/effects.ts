@@ -31,8 +31,8 @@ export type EffectWorkOptions = {
 export function createEffectWork(options: EffectWorkOptions) {
   const { catalog, tracer, modelMs, errors } = options;
   return {
-    /** The model's reply to the prompt at promptSeq; `live` streams its text and can cancel it. */
-    async reply(conversationId: string, state: ConversationState, promptSeq: number, traceparent: string | null, live?: { signal: AbortSignal; onText: (delta: string) => void }): Promise<EffectOutcome> {
+    /** The model's reply to the prompt at promptSeq; `live` can cancel it, and with `onText` streams its text. */
+    async reply(conversationId: string, state: ConversationState, promptSeq: number, traceparent: string | null, live?: { signal: AbortSignal; onText?: (delta: string) => void }): Promise<EffectOutcome> {
       const twin = state.twin ? catalog.find(state.twin.id, undefined) : undefined;
       const t0 = performance.now();
       if (!twin) {
@@ -47,7 +47,8 @@ export function createEffectWork(options: EffectWorkOptions) {
             twin,
             history: recentHistory(state.messages, promptSeq, options.historyMessages),
             confirmedData: state.confirmedData,
-            ...(live ? { signal: live.signal, onText: live.onText } : {}),
+            ...(live ? { signal: live.signal } : {}),
+            ...(live?.onText ? { onText: live.onText } : {}),
           });
           const latencyMs = performance.now() - t0;
           modelMs.observe(latencyMs, { outcome: 'ok' });

@@ -74,5 +74,6 @@ export function settlePending(actor: Actor, base: number): void {
   }
   const { pendingPrompts } = actor.state;
   for (const seq of actor.traces.keys()) if (!pendingPrompts.includes(seq)) actor.traces.delete(seq);
+  for (const seq of actor.quiet) if (!pendingPrompts.includes(seq)) actor.quiet.delete(seq);
   actor.pendingFrom = from;
 }

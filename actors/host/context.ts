@@ -42,6 +42,12 @@ export type Actor = {
   inFlight: Set<string>;
   /** The trace of each pending prompt (dropped once it is answered). */
   traces: Map<number, string | null>;
+  /**
+   * Pending prompts whose sender takes only the whole reply (SubmitPrompt `stream: false`):
+   * the model is asked for it in one piece and nothing goes to the reply streams. Only in
+   * memory: a prompt taken over from another host, or recovered, is streamed (the default).
+   */
+  quiet: Set<number>;
   /** The snapshot write under way, and the one queued behind it: one at a time per conversation. */
   snapshotting: Promise<void> | null;
   snapshotNext: Promise<void> | null;

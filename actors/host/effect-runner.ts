@@ -15,9 +15,10 @@ export function scheduleEffects(ctx: HostContext, part: Partition, actor: Actor)
   const promptSeq = actor.state.pendingPrompts[0];
   if (promptSeq !== undefined && !actor.inFlight.has(`p${promptSeq}`)) {
     actor.inFlight.add(`p${promptSeq}`);
-    const g = startGeneration(ctx, actor, promptSeq);
+    const live = !actor.quiet.has(promptSeq);
+    const g = startGeneration(ctx, actor, promptSeq, live);
     void runEffect(ctx, part, actor, `p${promptSeq}`, async () => {
-      const outcome = await ctx.work.reply(actor.id, actor.state, promptSeq, actor.traces.get(promptSeq) ?? null, { signal: g.abort.signal, onText: g.onText });
+      const outcome = await ctx.work.reply(actor.id, actor.state, promptSeq, actor.traces.get(promptSeq) ?? null, live ? { signal: g.abort.signal, onText: g.onText } : { signal: g.abort.signal });
       // The deltas are out before the reply's event, and add up to its text.
       if (!g.stopped) await g.settle(outcome.command.type === 'RecordReply' ? outcome.command.text : null);
       return outcome;

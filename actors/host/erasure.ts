@@ -17,6 +17,7 @@ export async function completeErasure(ctx: HostContext, part: Partition, actor: 
   actor.key = null;
   part.tail.update(actor.id, withoutContent);
   actor.traces.clear();
+  actor.quiet.clear();
   if (actor.position) await writeSnapshot(ctx, actor);
   else await ctx.snapshots.delete(actor.id);
   // The live copies too: the text so far, and the clips of its last spoken sentences.

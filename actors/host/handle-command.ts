@@ -88,6 +88,10 @@ export async function handleCommand(ctx: HostContext, part: Partition, actor: Ac
           logged.push(...await commit(ctx, part, actor, part_, { causationId: cmd.commandId, correlationId: cmd.correlationId, traceparent }));
           if (part_[part_.length - 1]!.type === 'DataConfirmed' && cmd.type !== 'ConfirmData') await writeSnapshot(ctx, actor);
         }
+        // Nobody follows this prompt's reply live: it is asked for in one piece.
+        if (cmd.type === 'SubmitPrompt' && cmd.data.stream === false) {
+          for (const e of logged) if (e.type === 'PromptReceived') actor.quiet.add(e.seq);
+        }
       } catch (err) {
         if (err instanceof KeyDestroyed) return reject('conversation_erased', err.message);
         throw err;

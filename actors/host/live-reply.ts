@@ -5,10 +5,12 @@ import { startSpeaker } from './speaker.ts';
  * Starts a run of the model for the actor's prompt: its text goes to the reply streams as
  * deltas, coalesced so that at most one publish per `deltaFlushMs` leaves for a reply (the
  * first piece after a quiet spell goes at once, so a slow model's tokens add no wait). Deltas
- * are not events: ReplyGenerated (or ReplyStopped) stays the one truth.
+ * are not events: ReplyGenerated (or ReplyStopped) stays the one truth. Not `live` (nobody
+ * asked to follow it): nothing goes to the reply streams; the reply's speech, if any, is
+ * still spoken sentence by sentence once its text is whole.
  */
-export function startGeneration(ctx: HostContext, actor: Actor, promptSeq: number): Generation {
-  const streams = ctx.streams;
+export function startGeneration(ctx: HostContext, actor: Actor, promptSeq: number, live = true): Generation {
+  const streams = live ? ctx.streams : null;
   const conversationId = actor.id;
   let published = 0;
   let lastFlush = -Infinity;

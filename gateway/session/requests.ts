@@ -88,7 +88,10 @@ export async function prompt(s: SessionState, frame: PromptFrame): Promise<void>
     return;
   }
   const conversationId = conversationFor(s, twin, frame);
-  await publish(s, { ...meta(s, conversationId, frame.requestId), type: 'SubmitPrompt', data: { twin: { id: twin.id, name: twin.name }, text: frame.prompt } }, twin.id);
+  // Streamed only when this socket shows live text (it asked, now or before, or resumed):
+  // a seed client's reply is asked of the model in one piece.
+  const stream = s.followed.get(conversationId)?.stream ?? false;
+  await publish(s, { ...meta(s, conversationId, frame.requestId), type: 'SubmitPrompt', data: { twin: { id: twin.id, name: twin.name }, text: frame.prompt, stream } }, twin.id);
 }
 
 /**

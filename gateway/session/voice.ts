@@ -128,7 +128,8 @@ export async function audioEnd(s: SessionState, frame: AudioEndFrame): Promise<v
   }
   s.m.utterances.inc({ outcome: 'transcribed' });
   const kept = await keep(s, voice, { audioId, conversationId, done, durationSec });
-  await publish(s, { ...base, type: 'SubmitPrompt', data: { twin, text, speech: { audioId, format: done.format, durationSec, kept } } }, twin.id);
+  // A spoken prompt's reply is streamed: its speech starts with its first sentence.
+  await publish(s, { ...base, type: 'SubmitPrompt', data: { twin, text, speech: { audioId, format: done.format, durationSec, kept }, stream: true } }, twin.id);
 }
 
 /** With GEMELLO_KEEP_VOICE, the audio is kept sealed; otherwise (and if keeping fails) it goes with this function's frame. */

@@ -22,6 +22,7 @@ import { createFileLog } from '../../log/file.ts';
 import type { EventLog, LogRecord } from '../../log/port.ts';
 import { TOPICS } from '../../log/port.ts';
 import { createMemorySnapshotStore } from '../../stores/snapshots/memory.ts';
+import { createMemoryReplyStreams } from '../../stores/streams/memory.ts';
 import { createMetrics } from '../../telemetry/metrics.ts';
 
 const twin = { id: 'warren-buffett-001', name: 'Warren Buffett' };
@@ -39,7 +40,7 @@ function world(reply: ReplyModel['reply'] = async () => ({ text: 'Buy wonderful 
   const ctx: HostContext = createHostContext({ log, snapshots, readModel: null, catalog: createTwinCatalog(), replyModel: { name: 'stub', reply }, metrics: createMetrics(), logger: quiet, idleMs: 0, ...extra });
   let offset = 0;
   const record = (value: unknown): LogRecord => ({ topic: TOPICS.commands, partition: 0, offset: offset++, key: 'c1', value: typeof value === 'string' ? value : JSON.stringify(value), headers: {}, timestamp: Date.now() });
-  const prompt = (commandId: string, text: string) => record({ type: 'SubmitPrompt', commandId, conversationId: 'c1', correlationId: null, principal: null, traceparent: null, issuedAt: new Date(0).toISOString(), data: { twin, text } });
+  const prompt = (commandId: string, text: string, stream?: boolean) => record({ type: 'SubmitPrompt', commandId, conversationId: 'c1', correlationId: null, principal: null, traceparent: null, issuedAt: new Date(0).toISOString(), data: { twin, text, ...(stream === undefined ? {} : { stream }) } });
   const events = async (): Promise<LoggedEvent[]> => {
     const out: LoggedEvent[] = [];
     await log.read(TOPICS.events, 0, 0, async (records) => void out.push(...(await decodeEvents(records, null))));
@@ -62,6 +63,32 @@ describe('actor host parts on the file log', () => {
     const events = await w.events();
     expect(events.map((e) => e.type)).toEqual(['ConversationStarted', 'PromptReceived', 'ReplyGenerated']);
     expect(events[2]!.data).toMatchObject({ promptSeq: 2, text: 'Buy wonderful businesses.' });
+    await w.log.close();
+  });
+
+  it('asks the model for a reply in one piece when nobody follows it live, and streams it otherwise (also for a command without the flag)', async () => {
+    const asked: boolean[] = [];
+    const streams = createMemoryReplyStreams();
+    const updates: string[] = [];
+    await streams.subscribe((u) => updates.push(`${u.kind}:${u.promptSeq}`));
+    const w = world(async (req) => {
+      asked.push(req.onText !== undefined);
+      req.onText?.('Buy ');
+      req.onText?.('wonderful businesses.');
+      return { text: 'Buy wonderful businesses.', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } };
+    }, { streams });
+    const part = acquire(w.ctx, 0);
+    await handleCommands(w.ctx, part, [w.prompt('cmd-1', 'seed client', false)]);
+    await w.settled(part);
+    await handleCommands(w.ctx, part, [w.prompt('cmd-2', 'asked to stream', true)]);
+    await w.settled(part);
+    await handleCommands(w.ctx, part, [w.prompt('cmd-3', 'an older command')]);
+    await w.settled(part);
+    expect(asked).toEqual([false, true, true]);
+    expect(updates.filter((u) => u.endsWith(':2'))).toEqual([]); // nothing of the quiet reply on the streams
+    expect([...new Set(updates.filter((u) => u.endsWith(':4')))]).toEqual(['start:4', 'delta:4', 'end:4']);
+    const replies = (await w.events()).filter((e) => e.type === 'ReplyGenerated');
+    expect(replies.map((e) => e.data)).toMatchObject([{ promptSeq: 2, text: 'Buy wonderful businesses.' }, { promptSeq: 4 }, { promptSeq: 6 }]);
     await w.log.close();
   });
 

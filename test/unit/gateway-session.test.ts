@@ -312,7 +312,7 @@ describe('erasure', () => {
     expect(w.appended.map((r) => r.value).join('\n')).not.toMatch(/xyzzy|Secretname/);
     const key = await keys.create(id);
     const opened = w.appended.map((r) => openCommand(WireCommand.parse(JSON.parse(r.value)), key));
-    expect(opened.map((cmd) => cmd?.data)).toEqual([{ twin: seed, text: 'my PIN is pin-xyzzy' }, { data: { name: 'Ann Secretname' } }]);
+    expect(opened.map((cmd) => cmd?.data)).toEqual([{ twin: seed, text: 'my PIN is pin-xyzzy', stream: false }, { data: { name: 'Ann Secretname' } }]);
   });
 
   it('puts a socket\'s prompts on the log in the order sent, though the first waits for the new conversation\'s key', async () => {
@@ -366,6 +366,21 @@ describe('seed clients, streaming and stop', () => {
     expect(seedClient.frames.map((f) => f.type)).toEqual(['reply']);
     expect(seedClient.frames.every((f) => 'reply' in f || 'error' in f)).toBe(true);
     expect(typed.frames.map((f) => f.type)).toEqual(['reply', 'audio', 'data.proposed']);
+  });
+
+  it('tells the actor host to stream a reply only when the sending socket shows live text (it asked, now or before, or it resumed)', async () => {
+    const w = world({ events: history('c2', 2) });
+    const streamOf = (i: number) => (w.commands()[i] as unknown as { data: { stream?: boolean } }).data.stream;
+    const seedClient = w.client();
+    await seedClient.send({ digitalTwinId: seed.id, prompt: 'hi' });
+    const typed = w.client();
+    await typed.send({ type: 'prompt', digitalTwinId: seed.id, prompt: 'hi' });
+    await typed.send({ type: 'prompt', digitalTwinId: seed.id, prompt: 'and now live', stream: true });
+    await typed.send({ type: 'prompt', digitalTwinId: seed.id, prompt: 'still live' });
+    const resumer = w.client();
+    await resumer.send({ type: 'resume', conversationId: 'c2', afterSeq: 0 });
+    await resumer.send({ type: 'prompt', digitalTwinId: seed.id, conversationId: 'c2', prompt: 'after a resume' });
+    expect([0, 1, 2, 3, 4].map(streamOf)).toEqual([false, false, true, true, true]);
   });
 
   it('streams deltas to the socket that asked, and a socket resuming mid-stream rebuilds the reply without holes or repeats', async () => {
