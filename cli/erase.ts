@@ -65,10 +65,8 @@ export async function eraseConversation(
   out(e.now ? `erased conversation ${conversationId}` : `conversation ${conversationId} was already erased; checked that nothing readable is left`);
   out(`  event       ConversationErased, seq ${e.seq}, at ${e.erasedAt}${e.by ? `, by ${e.by}` : ''}`);
   out(`  content     ${plural(e.prompts, 'prompt')}, ${plural(e.replies, 'reply', 'replies')}, ${plural(e.confirmedFields, 'confirmed field')}: their copies in the log are sealed with a key that no longer exists`);
-  // An erasure made now always appends the key's tombstone to the keys topic; `keyDestroyed`
-  // only says whether the host's UPDATE changed the cache row, which was once seen already
-  // marked for an erasure made now (cause not found; see the session notes).
-  out(`  key         ${e.now || e.keyDestroyed ? 'destroyed' : 'already destroyed'}`);
+  // keyDestroyed: this erasure's tombstone destroyed the key (false: an earlier one's did).
+  out(`  key         ${e.keyDestroyed ? 'destroyed' : 'already destroyed'}`);
   out(`  snapshot    ${snapshot ? 'STILL PRESENT (run gemello verify)' : 'none'}`);
   out(`  read model  ${erasedAt ? `messages, confirmed data and event content removed (erased_at ${erasedAt})` : 'not yet: the projection removes the rows when it reaches the event (is gemello projections running?)'}`);
   return snapshot ? 1 : 0;

@@ -12,11 +12,12 @@ import type { Sealed } from './seal.ts';
  */
 export type KeyRecord =
   | { conversationId: string; kind: 'key'; kek: string; wrapped: Sealed }
-  | { conversationId: string; kind: 'destroyed'; at: string };
+  /** id: this tombstone's own (random), so the erasure that wrote it knows it from another's. */
+  | { conversationId: string; kind: 'destroyed'; at: string; id?: string };
 
 const Value = z.union([
   z.object({ v: z.literal(1), kek: z.string(), wrapped: z.object({ enc: z.literal('a256gcm'), iv: z.string(), ct: z.string() }) }),
-  z.object({ v: z.literal(1), destroyed: z.literal(true), at: z.string() }),
+  z.object({ v: z.literal(1), destroyed: z.literal(true), at: z.string(), id: z.string().optional() }),
 ]);
 
 const context = (conversationId: string) => `gemello.keys|${conversationId}`;
@@ -32,7 +33,7 @@ export function unwrapKey(master: MasterKey, conversationId: string, wrapped: Se
 }
 
 export function encodeKeyRecord(r: KeyRecord): OutgoingRecord {
-  const value = r.kind === 'key' ? { v: 1, kek: r.kek, wrapped: r.wrapped } : { v: 1, destroyed: true, at: r.at };
+  const value = r.kind === 'key' ? { v: 1, kek: r.kek, wrapped: r.wrapped } : { v: 1, destroyed: true, at: r.at, ...(r.id ? { id: r.id } : {}) };
   return { key: r.conversationId, value: JSON.stringify(value), headers: { type: r.kind === 'key' ? 'DataKey' : 'DataKeyDestroyed' } };
 }
 
@@ -47,5 +48,5 @@ export function decodeKeyRecord(key: string, value: string): KeyRecord | null {
   }
   const v = Value.safeParse(json);
   if (!v.success) return null;
-  return 'destroyed' in v.data ? { conversationId: key, kind: 'destroyed', at: v.data.at } : { conversationId: key, kind: 'key', kek: v.data.kek, wrapped: v.data.wrapped };
+  return 'destroyed' in v.data ? { conversationId: key, kind: 'destroyed', at: v.data.at, ...(v.data.id ? { id: v.data.id } : {}) } : { conversationId: key, kind: 'key', kek: v.data.kek, wrapped: v.data.wrapped };
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { EventLog } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
 import { partitionFor } from '../log/partition.ts';
@@ -49,24 +50,31 @@ RETURNING conversation_id`;
 
 const MARK_LOGGED = `UPDATE conversation_keys SET logged_at = now() WHERE conversation_id = $1 AND logged_at IS NULL`;
 
+// The first tombstone the cache learns of stays its `tombstone_id`, whoever writes it first:
+// this statement after its own append, a key sync that read the same record, or one that
+// read an earlier erasure's. The projection's mark (ConversationErased) sets destroyed_at only.
 const DESTROY = `
-INSERT INTO conversation_keys (conversation_id, destroyed_at) VALUES ($1, now())
-ON CONFLICT (conversation_id) DO UPDATE SET key = NULL, wrapped = NULL, destroyed_at = now() WHERE conversation_keys.destroyed_at IS NULL
-RETURNING conversation_id`;
+INSERT INTO conversation_keys (conversation_id, destroyed_at, tombstone_id) VALUES ($1, now(), $2)
+ON CONFLICT (conversation_id) DO UPDATE SET key = NULL, wrapped = NULL,
+  destroyed_at = COALESCE(conversation_keys.destroyed_at, now()),
+  tombstone_id = COALESCE(conversation_keys.tombstone_id, EXCLUDED.tombstone_id)
+RETURNING tombstone_id`;
 
 // The topic's last record of a conversation is its truth: a key replaces what the cache
-// holds unless the cache knows it destroyed; a tombstone always wins.
+// holds unless the cache knows it destroyed; a tombstone always wins (and names itself in
+// a row the projection marked destroyed before any tombstone reached it).
 const UPSERT_FROM_LOG = `
-INSERT INTO conversation_keys (conversation_id, wrapped, kek, logged_at, destroyed_at)
-SELECT x.id, CASE WHEN x.destroyed THEN NULL ELSE x.wrapped END, x.kek, now(), CASE WHEN x.destroyed THEN now() END
-FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, wrapped jsonb, kek text, destroyed boolean)
+INSERT INTO conversation_keys (conversation_id, wrapped, kek, logged_at, destroyed_at, tombstone_id)
+SELECT x.id, CASE WHEN x.destroyed THEN NULL ELSE x.wrapped END, x.kek, now(), CASE WHEN x.destroyed THEN now() END, x.tombstone
+FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, wrapped jsonb, kek text, destroyed boolean, tombstone text)
 ON CONFLICT (conversation_id) DO UPDATE SET
   key = NULL,
-  wrapped = CASE WHEN EXCLUDED.destroyed_at IS NOT NULL THEN NULL ELSE EXCLUDED.wrapped END,
-  kek = EXCLUDED.kek,
+  wrapped = CASE WHEN conversation_keys.destroyed_at IS NOT NULL OR EXCLUDED.destroyed_at IS NOT NULL THEN NULL ELSE EXCLUDED.wrapped END,
+  kek = CASE WHEN conversation_keys.destroyed_at IS NOT NULL THEN conversation_keys.kek ELSE EXCLUDED.kek END,
   logged_at = COALESCE(conversation_keys.logged_at, now()),
-  destroyed_at = COALESCE(conversation_keys.destroyed_at, EXCLUDED.destroyed_at)
-WHERE conversation_keys.destroyed_at IS NULL`;
+  destroyed_at = COALESCE(conversation_keys.destroyed_at, EXCLUDED.destroyed_at),
+  tombstone_id = COALESCE(conversation_keys.tombstone_id, EXCLUDED.tombstone_id)
+WHERE conversation_keys.destroyed_at IS NULL OR (conversation_keys.tombstone_id IS NULL AND EXCLUDED.tombstone_id IS NOT NULL)`;
 
 const SAVE_SYNC = `
 INSERT INTO key_sync (partition, next_offset) VALUES ($1, $2)
@@ -168,10 +176,14 @@ export function createLoggedKeyStore(options: LoggedKeyStoreOptions): LoggedKeyS
     },
     async destroy(id) {
       // The tombstone first: once it is in the log the key is gone for every rebuild too.
-      await append({ conversationId: id, kind: 'destroyed', at: new Date().toISOString() });
-      const rows = await db.query(DESTROY, [id]);
+      // Whether it destroyed the key is decided by its id, not by whether the row was still
+      // unmarked: the projection (ConversationErased is in the log before this runs) or
+      // another process's key sync may mark the row in between.
+      const tombstone = randomUUID();
+      await append({ conversationId: id, kind: 'destroyed', at: new Date().toISOString(), id: tombstone });
+      const [row] = await db.query<{ tombstone_id: string | null }>(DESTROY, [id, tombstone]);
       remember(id, null);
-      return rows.length > 0;
+      return row?.tombstone_id === tombstone;
     },
     forget(id) {
       remember(id, null);
@@ -182,13 +194,16 @@ export function createLoggedKeyStore(options: LoggedKeyStoreOptions): LoggedKeyS
       let n = 0;
       for (let p = 0; p < log.partitions; p++) {
         const end = await log.read(TOPICS.keys, p, done.get(p) ?? 0, async (records) => {
-          // Later records of a conversation replace earlier ones (the compaction rule).
+          // Later records of a conversation replace earlier ones (the compaction rule), but
+          // its first tombstone stays: a tombstone is final, and its id names the erasure that did it.
           const last = new Map<string, KeyRecord>();
           for (const r of records) {
             const k = decodeKeyRecord(r.key, r.value);
-            if (k) last.set(k.conversationId, k);
+            if (k && last.get(k.conversationId)?.kind !== 'destroyed') last.set(k.conversationId, k);
           }
-          const rows = [...last.values()].map((k) => (k.kind === 'key' ? { id: k.conversationId, wrapped: k.wrapped, kek: k.kek, destroyed: false } : { id: k.conversationId, wrapped: null, kek: null, destroyed: true }));
+          const rows = [...last.values()].map((k) => (k.kind === 'key'
+            ? { id: k.conversationId, wrapped: k.wrapped, kek: k.kek, destroyed: false, tombstone: null }
+            : { id: k.conversationId, wrapped: null, kek: null, destroyed: true, tombstone: k.id ?? `at ${k.at}` }));
           await db.tx(async (q) => {
             if (rows.length) await q.query(UPSERT_FROM_LOG, [JSON.stringify(rows)]);
             await q.query(SAVE_SYNC, [p, records[records.length - 1]!.offset + 1]);

@@ -12,7 +12,7 @@ export interface KeyStore {
   get(conversationIds: Iterable<string>): Promise<Map<string, Uint8Array>>;
   /** The conversation's key, made on first use; throws KeyDestroyed once it was erased. */
   create(conversationId: string): Promise<Uint8Array>;
-  /** Destroys the key for good; resolves true if this call destroyed it. */
+  /** Destroys the key for good (a tombstone in the log); resolves true if this call's tombstone is the one that destroyed it, false if an earlier erasure's did. */
   destroy(conversationId: string): Promise<boolean>;
   /** Marks a key destroyed in this process's cache (a ConversationErased was seen; its owner destroys it). */
   forget(conversationId: string): void;

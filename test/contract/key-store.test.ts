@@ -14,7 +14,7 @@ import { createFileLog } from '../../log/file.ts';
 import { kafkaLog } from '../support/kafka.ts';
 import { partitionFor } from '../../log/partition.ts';
 import { COMPACTED_TOPIC_CONFIG, TOPICS } from '../../log/port.ts';
-import type { EventLog, LogRecord } from '../../log/port.ts';
+import type { EventLog, LogRecord, OutgoingRecord } from '../../log/port.ts';
 import { applyBatch } from '../../projections/apply.ts';
 import { migrate } from '../../projections/migrate.ts';
 import { createReadApi } from '../../projections/queries.ts';
@@ -54,6 +54,26 @@ async function keyRecords(log: EventLog, id: string): Promise<LogRecord[]> {
   const out: LogRecord[] = [];
   await log.read(TOPICS.keys, partitionFor(id, log.partitions), 0, (rs) => void out.push(...rs.filter((r) => r.key === id)));
   return out;
+}
+
+/**
+ * The log, running `between` once each tombstone is acknowledged by the keys topic and before
+ * its appender goes on: what another process can do in that gap on a loaded machine.
+ */
+function pausingAfterTombstones(log: EventLog, between: () => Promise<unknown>): EventLog {
+  return new Proxy(log, {
+    get(target, prop) {
+      if (prop === 'append') {
+        return async (topic: string, partition: number, records: OutgoingRecord[]) => {
+          const offset = await target.append(topic, partition, records);
+          if (topic === TOPICS.keys && records.some((r) => r.headers.type === 'DataKeyDestroyed')) await between();
+          return offset;
+        };
+      }
+      const value = Reflect.get(target, prop) as unknown;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 for (const home of homes) {
@@ -144,6 +164,35 @@ for (const home of homes) {
         for (const [name, value] of Object.entries(COMPACTED_TOPIC_CONFIG)) expect(entries[name], name).toBe(value);
         expect(Number(entries['max.compaction.lag.ms'])).toBeLessThanOrEqual(3_600_000);
       }
+    });
+
+    it('tells the erasure that destroyed a key from a later one, though another process marks the cache first', async () => {
+      // Another process's key sync copies the tombstone into the cache between its append and the host's update.
+      const synced = `c-${randomUUID()}`;
+      const other = testKeyStore(log, db);
+      const host = testKeyStore(pausingAfterTombstones(log, () => other.sync()), db);
+      await host.create(synced);
+      expect(await host.destroy(synced)).toBe(true);
+      // The projection applies ConversationErased (in the log before its host destroys the key) and marks the row first.
+      const projected = `c-${randomUUID()}`;
+      const key = await host.create(projected);
+      const envs = envelope(projected, 0, [
+        { type: 'ConversationStarted', data: { twinId: 't', twinName: 'T', userId: null, metadata: {} } },
+        { type: 'ConversationErased', data: { by: 'ops', via: 'cli', reason: null, prompts: 0, replies: 0, confirmedFields: 0 } },
+      ], { causationId: null, correlationId: null, traceparent: null, now: new Date(), newId: randomUUID });
+      const records = envs.map((e, offset) => ({ ...encodeSealedEvent(e, key), topic: 'gemello.events', partition: 0, offset, timestamp: 0 }));
+      await db.tx(async (q) => applyBatch(q, `erasure-${randomUUID()}`, 0, records, { keys: await keysFor(host, records) }));
+      expect((await testKeyStore(log, db).get([projected])).size).toBe(0);
+      expect(await host.destroy(projected)).toBe(true);
+      // Erasing again destroys nothing and says so, also with a cache rebuilt from the log alone.
+      expect(await testKeyStore(log, db).destroy(synced)).toBe(false);
+      const { db: fresh, drop: dropFresh } = await home.db.open();
+      dropAll.push(dropFresh);
+      await migrate(fresh);
+      const rebuilt = testKeyStore(log, fresh);
+      await rebuilt.sync();
+      expect(await rebuilt.destroy(projected)).toBe(false);
+      expect(await rebuilt.destroy(synced)).toBe(false);
     });
 
     it('names a wrong master key instead of reading content as erased', async () => {

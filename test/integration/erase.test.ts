@@ -233,6 +233,11 @@ describe('erasure', () => {
     const pg = await rawPostgres();
     expect(pg).not.toContain(byCli.secrets[0]);
     expect((await rawLog()).filter((x) => x.includes(byCli.secrets[0]!))).toEqual([]);
+    // Again: the earlier erasure's tombstone destroyed the key, and the output says so.
+    const again = await gemello('erase', byCli.id);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain(`conversation ${byCli.id} was already erased`);
+    expect(again.stdout).toMatch(/key\s+already destroyed/);
     expect((await gemello('erase', randomUUID())).code).toBe(1); // no such conversation
   });
 
