@@ -4,6 +4,7 @@ import { createCommandClient, eraseCommand } from '../actors/command-client.ts';
 import { partitionFor } from '../log/partition.ts';
 import type { EventLog } from '../log/port.ts';
 import type { Db } from '../stores/sql.ts';
+import { plural } from './wording.ts';
 
 export type EraseDeps = {
   log: EventLog;
@@ -16,7 +17,6 @@ export type EraseDeps = {
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 /**
  * `gemello erase <id>`: asks the conversation's actor host (the one writer of its log) to

@@ -14,14 +14,15 @@ import { doctor } from './doctor.ts';
 import { eraseConversation } from './erase.ts';
 import { retentionCommand } from './retention.ts';
 import { createProgress } from './progress.ts';
-import { verify } from './verify.ts';
+import { verify, verifySummary } from './verify.ts';
 import { restore } from './restore.ts';
 import { rebuildSnapshots } from './snapshots.ts';
 import { exitOnStartError } from '../runtime/fatal.ts';
 import { readConversation } from './read-conversation.ts';
-import { replay } from './replay.ts';
+import { replay, replayUsage } from './replay.ts';
 import { flowsCommand } from './flows.ts';
 import { numberFlag, parseArgs, UsageError } from './args.ts';
+import { copied, plural } from './wording.ts';
 
 const HELP = `gemello <command>
 
@@ -93,6 +94,8 @@ async function main(argv: string[]): Promise<number> {
   const usage = USAGE[command];
   if (!usage) throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
   if ((usage.id && !rest[0]) || (usage.sub && rest[0] !== usage.sub)) throw new UsageError(`usage: gemello ${usage.line}`);
+  const replayWrong = command === 'replay' ? replayUsage(args.flags) : null;
+  if (replayWrong) throw new UsageError(replayWrong);
   const at = numberFlag(args, 'at', Infinity, 'a seq (a whole number)', { min: 0, integer: true });
   const timeout = numberFlag(args, 'timeout', 30, 'a number of seconds', { above: 0 });
   const days = numberFlag(args, 'days', config.retentionDays, 'a number of days (0: retention off)', { min: 0 });
@@ -135,12 +138,12 @@ async function main(argv: string[]): Promise<number> {
         const readModel = createReadModelStateSource(backends.db, undefined, config.historyMessages);
         const r = await verify({ log: backends.log, snapshots: backends.snapshots, readModel, db: backends.db, progress, keys });
         for (const m of r.mismatches) console.log(`MISMATCH ${m.conversationId} ${m.where}: ${m.detail}`);
-        console.log(`${r.conversations} conversations checked: ${r.mismatches.length} mismatches${r.behind ? `, ${r.behind} not yet fully projected` : ''}`);
+        console.log(verifySummary(r));
         return r.mismatches.length ? 1 : 0;
       }
       case 'snapshots': {
         const n = await rebuildSnapshots({ log: backends.log, snapshots: backends.snapshots, keys, progress, historyMessages: config.historyMessages });
-        console.log(`${n} snapshots written`);
+        console.log(`${plural(n, 'snapshot')} written`);
         return 0;
       }
       case 'erase': {
@@ -169,7 +172,7 @@ async function main(argv: string[]): Promise<number> {
         process.on('SIGINT', onInt);
         process.on('SIGTERM', onInt);
         try {
-          const deps = { log: backends.log, db: backends.db, snapshots: backends.snapshots, keys, progress, historyMessages: config.historyMessages, signal: abort.signal };
+          const deps = { log: backends.log, db: backends.db, snapshots: backends.snapshots, keys, progress, keepVoice: config.voice.keep, historyMessages: config.historyMessages, signal: abort.signal };
           return command === 'restore' ? await restore(deps) : await replay({ projection: args.flags.projection, restart: args.flags.restart }, deps);
         } finally {
           process.off('SIGINT', onInt);
@@ -180,10 +183,10 @@ async function main(argv: string[]): Promise<number> {
         const applied = await migrate(backends.db);
         console.log(applied.length ? `applied: ${applied.join(', ')}` : 'the read model is up to date');
         const synced = await keys.sync();
-        console.log(`data keys: ${synced} records of the keys topic in the key cache`);
+        console.log(`data keys: ${copied(synced, 'the keys topic', 'the key cache')}`);
         const moved = await keys.migrateLegacy((n) => process.stderr.write(`\rmoving data keys into the keys topic: ${n}`));
         if (moved) process.stderr.write('\n');
-        console.log(moved ? `data keys: ${moved} moved into the keys topic (wrapped by the master key) and removed from conversation_keys` : 'data keys: none left to move');
+        console.log(moved ? `data keys: ${plural(moved, 'key')} moved into the keys topic (wrapped by the master key) and removed from conversation_keys` : 'data keys: none left to move');
         return 0;
       }
       default:

@@ -23,6 +23,15 @@ export type ReplayDeps = {
 
 const n = (x: number) => x.toLocaleString('en-US');
 
+/** What is wrong with replay's flags (the usage to print, exit 2), or null when they name a projection it rebuilds. */
+export function replayUsage(flags: { projection?: string | true }): string | null {
+  const name = flags.projection;
+  if (typeof name === 'string' && REPLAYABLE[name]) return null;
+  const known = Object.entries(REPLAYABLE).map(([k, v]) => `  ${k}  ${v}`).join('\n');
+  const why = typeof name === 'string' ? (name === 'snapshots' ? 'the Redis snapshots are rebuilt with: gemello snapshots rebuild\n' : `no projection "${name}"\n`) : '';
+  return `${why}usage: gemello replay --projection <name> [--restart]\nprojections:\n${known}`;
+}
+
 /**
  * `gemello replay --projection <name> [--restart]`: rebuilds a projection from offset 0 into
  * fresh tables and switches over when caught up; returns the exit code.
@@ -30,13 +39,12 @@ const n = (x: number) => x.toLocaleString('en-US');
 export async function replay(flags: { projection?: string | true; restart?: string | true }, deps: ReplayDeps): Promise<number> {
   const out = deps.out ?? ((l: string) => console.log(l));
   const say = deps.say ?? ((l: string) => console.error(l));
-  const name = flags.projection;
-  if (typeof name !== 'string' || !REPLAYABLE[name]) {
-    const known = Object.entries(REPLAYABLE).map(([k, v]) => `  ${k}  ${v}`).join('\n');
-    const why = typeof name === 'string' ? (name === 'snapshots' ? 'the Redis snapshots are rebuilt with: gemello snapshots rebuild\n' : `no projection "${name}"\n`) : '';
-    say(`${why}usage: gemello replay --projection <name> [--restart]\nprojections:\n${known}`);
+  const usage = replayUsage(flags);
+  if (usage) {
+    say(usage);
     return 2;
   }
+  const name = flags.projection as string;
   if (deps.db.kind === 'pglite') {
     say('embedded read model (PGlite): only one process may open it, so stop `npm start` (or serve) before replaying');
   }

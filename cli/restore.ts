@@ -7,8 +7,14 @@ import type { Db } from '../stores/sql.ts';
 import type { Progress } from './progress.ts';
 import { replay } from './replay.ts';
 import { snapshotsFromReadModel } from './snapshots-from-read-model.ts';
+import { copied, plural } from './wording.ts';
 
-export type RestoreDeps = { log: EventLog; db: Db; snapshots: SnapshotStore; keys: LoggedKeyStore; progress: Progress; historyMessages?: number; signal?: AbortSignal; out?: (line: string) => void; say?: (line: string) => void };
+export type RestoreDeps = {
+  log: EventLog; db: Db; snapshots: SnapshotStore; keys: LoggedKeyStore; progress: Progress;
+  /** GEMELLO_KEEP_VOICE: only then is the voice topic read (and made, if it is not there). */
+  keepVoice?: boolean;
+  historyMessages?: number; signal?: AbortSignal; out?: (line: string) => void; say?: (line: string) => void;
+};
 
 /**
  * `gemello restore`: rebuilds everything that is not Kafka from Kafka alone (the disaster
@@ -35,17 +41,19 @@ export async function restore(deps: RestoreDeps): Promise<number> {
     }
   };
   const keyRecords = await counting('reading the keys topic', (told) => deps.keys.sync(told));
-  step(`data keys: ${keyRecords} records of the keys topic read into the key cache`);
+  step(`data keys: ${copied(keyRecords, 'the keys topic', 'the key cache')}`);
   const moved = await deps.keys.migrateLegacy();
-  if (moved) step(`data keys: ${moved} keys of an earlier version moved into the keys topic`);
+  if (moved) step(`data keys: ${plural(moved, 'key')} of an earlier version moved into the keys topic`);
   const code = await replay({ projection: 'readmodel', restart: true }, { log: deps.log, db: deps.db, keys: deps.keys, progress: deps.progress, signal: deps.signal, out, say: deps.say });
   if (code !== 0) return code;
   // After the events: an erased conversation's clips (key destroyed, erased in the read model) are not brought back.
-  const voice = await counting('reading the voice topic', (told) => createVoiceProjection({ log: deps.log, db: deps.db, keys: deps.keys }).sync(told));
-  step(`kept voice: ${voice} records of the voice topic read into voice_clips`);
+  if (deps.keepVoice) {
+    const voice = await counting('reading the voice topic', (told) => createVoiceProjection({ log: deps.log, db: deps.db, keys: deps.keys }).sync(told));
+    step(`kept voice: ${copied(voice, 'the voice topic', 'voice_clips')}`);
+  } else step('kept voice: not read (GEMELLO_KEEP_VOICE is off; with it on, the projections role fills voice_clips from the topic)');
   // From the rebuilt read model, which holds what the log holds: the log is not read a second time.
   const snapshots = await snapshotsFromReadModel({ db: deps.db, snapshots: deps.snapshots, progress: deps.progress, historyMessages: deps.historyMessages });
-  step(`${snapshots} snapshots written (from the rebuilt read model)`);
+  step(`${plural(snapshots, 'snapshot')} written (from the rebuilt read model)`);
   step(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s: the read model and the snapshots hold what the log holds`);
   return 0;
 }

@@ -4,6 +4,7 @@ import type { EventLog } from '../log/port.ts';
 import type { Db } from '../stores/sql.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { createMetrics } from '../telemetry/metrics.ts';
+import { plural } from './wording.ts';
 
 /**
  * `gemello retention [--days <n>] [--dry-run]`: what the gateways' retention job would erase
@@ -20,7 +21,7 @@ export async function retentionCommand(options: { days: number; dryRun: boolean 
   const retention = createRetention({ days: options.days, db: deps.db, commands: createCommandClient({ log: deps.log }), metrics: createMetrics(), logger: createLogger('retention', true) });
   const { cutoff, conversations } = await retention.due();
   if (options.dryRun) {
-    out(`${conversations.length} conversations with no event since ${cutoff} (${options.days} days) would be erased${conversations.length === 500 ? ' (the first 500; a sweep takes 500 at a time)' : ''}`);
+    out(`${plural(conversations.length, 'conversation')} with no event since ${cutoff} (${options.days} days) would be erased${conversations.length === 500 ? ' (the first 500; a sweep takes 500 at a time)' : ''}`);
     for (const c of conversations) out(`  ${c.id}  last event ${c.lastEventAt}`);
     return 0;
   }
@@ -29,6 +30,6 @@ export async function retentionCommand(options: { days: number; dryRun: boolean 
     out('a gateway is sweeping right now (it holds the retention lock); run this again in a moment');
     return 3;
   }
-  out(`no event since ${r.cutoff}: ${r.found} conversations, ${r.erased} erased, ${r.pending} waiting for their actor host, ${r.failed} failed`);
+  out(`no event since ${r.cutoff}: ${plural(r.found, 'conversation')}, ${r.erased} erased, ${r.pending} waiting for their actor host, ${r.failed} failed`);
   return r.failed ? 1 : r.pending ? 3 : 0;
 }

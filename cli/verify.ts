@@ -8,6 +8,7 @@ import type { EventLog } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
 import type { Db } from '../stores/sql.ts';
 import type { Progress } from './progress.ts';
+import { plural } from './wording.ts';
 
 export type Mismatch = { conversationId: string; where: 'snapshot' | 'read model' | 'messages' | 'log'; detail: string };
 
@@ -107,4 +108,9 @@ export async function verify(deps: { log: EventLog; snapshots: SnapshotStore; re
     }
   }, deps.keys);
   return { conversations, mismatches, behind };
+}
+
+/** The last line of `gemello verify`. */
+export function verifySummary(r: { conversations: number; mismatches: unknown[]; behind: number }): string {
+  return `${plural(r.conversations, 'conversation')} checked: ${plural(r.mismatches.length, 'mismatch', 'mismatches')}${r.behind ? `, ${r.behind} not yet fully projected` : ''}`;
 }

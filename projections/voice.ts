@@ -36,6 +36,7 @@ export type VoiceProjection = {
  * until a clip is whole, rows and the partition's checkpoint (`voice_sync`) in one
  * transaction. Deliveries only wake a partition up: what is applied is read from the
  * checkpoint, so a read model that was lost (checkpoints gone, group offsets not) is refilled.
+ * Made only where the caller's audio is kept (GEMELLO_KEEP_VOICE): it creates the topic.
  */
 export function createVoiceProjection(options: { log: EventLog; db: Db; keys: KeyStore; logger?: Logger }): VoiceProjection {
   const { log, db, keys } = options;

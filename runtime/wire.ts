@@ -196,8 +196,9 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
       })
     : null;
   const projector = roles.includes('projections') ? createProjector({ log, db, keys, metrics, logger: createLogger('projections', config.quiet) }) : null;
-  // voice_clips from gemello.voice (kept utterances), whatever this process's GEMELLO_KEEP_VOICE.
-  const voiceProjection = roles.includes('projections') ? createVoiceProjection({ log, db, keys, logger: createLogger('projections', config.quiet) }) : null;
+  // voice_clips from gemello.voice, where the caller's audio is kept (GEMELLO_KEEP_VOICE, set for every
+  // role): off, nothing follows or makes the topic, and a projection started later fills the table from its checkpoints.
+  const voiceProjection = roles.includes('projections') && config.voice.keep ? createVoiceProjection({ log, db, keys, logger: createLogger('projections', config.quiet) }) : null;
   const feed = roles.includes('gateway') ? createFeed(log, createLogger('gateway', config.quiet), undefined, keys, streams) : null;
   reportQueues(metrics, log, feed, keys);
   let feedStarted = false;

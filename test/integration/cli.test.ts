@@ -88,7 +88,7 @@ describe('the gemello CLI', () => {
     expect(bad.code).toBe(1);
     expect(bad.stdout).toContain(`MISMATCH ${conversationId} snapshot`);
     expect(bad.stdout).toContain(`MISMATCH ${conversationId} messages`);
-    expect(bad.stdout).toMatch(/1 conversations checked: [2-9] mismatches/);
+    expect(bad.stdout).toMatch(/^1 conversation checked: [2-9] mismatches$/m);
 
     // The snapshot comes back from the log.
     expect((await gemello('snapshots', 'rebuild')).code).toBe(0);
@@ -122,6 +122,7 @@ describe('the gemello CLI', () => {
       [['snapshots'], 'usage: gemello snapshots rebuild'],
       [['retention', '--days', '--dry-run'], '--days takes a number of days (0: retention off); none was given'],
       [['state', conversationId, '--at', 'two'], '--at takes a seq (a whole number), not "two"'],
+      [['replay'], 'usage: gemello replay --projection <name> [--restart]'],
     ] as const) {
       const r = await runCli([...args], embedded, 30_000);
       expect(r.code, r.stderr).toBe(2);

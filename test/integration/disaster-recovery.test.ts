@@ -10,6 +10,7 @@ import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { DATABASE_URL, REDIS_URL, realEnv } from '../support/env.ts';
 import { fakeModelEnv, freePort, runCli, startGemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
+import { topicsStartingWith } from '../support/kafka-admin.ts';
 
 const { namespace, schema, env: realServices } = realEnv('dr');
 const redis = new Redis(REDIS_URL);
@@ -74,6 +75,9 @@ describe('disaster recovery from Kafka alone', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/restore: data keys: \d+ records of the keys topic/);
     expect(r.stdout).toMatch(/\d+ snapshots written/);
+    // The caller's audio is not kept here (GEMELLO_KEEP_VOICE off): neither serve nor restore made its topic.
+    expect(r.stdout).toContain('restore: kept voice: not read (GEMELLO_KEEP_VOICE is off');
+    expect(await topicsStartingWith(namespace)).toEqual(['commands', 'events', 'keys'].map((t) => `${namespace}gemello.${t}`));
     console.log(`gemello restore of ${kept.length + 1} conversations took ${Date.now() - t0} ms (process start included)`);
     expect(await redisKeys()).toBeGreaterThan(0);
 

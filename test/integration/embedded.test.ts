@@ -1,7 +1,7 @@
 // `npm start` on a bare machine (no KAFKA_BROKERS, DATABASE_URL or REDIS_URL): the seed
 // protocol works, and a conversation survives a restart and goes on at the next seq.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,8 @@ describe('npm start, embedded', () => {
     } finally {
       await proc.kill('SIGTERM');
     }
+    // The caller's audio is not kept by default: nothing of it is made, not even an empty topic.
+    expect(readdirSync(join(dir, 'log')).filter((n) => n.startsWith('gemello.')).sort()).toEqual(['gemello.commands', 'gemello.events', 'gemello.keys']);
   }, 120_000);
 });
 

@@ -129,7 +129,7 @@ describe('kept voice in the log', () => {
     await sql.unsafe(`DROP SCHEMA "${real.schema}" CASCADE`);
     const r = await runCli(['restore'], env);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/restore: kept voice: \d+ records of the voice topic/);
+    expect(r.stdout).toMatch(/restore: kept voice: \d+ records? of the voice topic read into voice_clips/);
     up = await boot();
     const back = await play();
     expect(back.status).toBe(200);

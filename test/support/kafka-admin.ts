@@ -13,3 +13,14 @@ export async function topicConfig(topic: string): Promise<Record<string, string>
     await admin.disconnect();
   }
 }
+
+/** The broker's topics whose names start with `prefix` (a run's namespace). */
+export async function topicsStartingWith(prefix: string): Promise<string[]> {
+  const admin = new Kafka({ brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    return (await admin.listTopics()).filter((t) => t.startsWith(prefix)).sort();
+  } finally {
+    await admin.disconnect();
+  }
+}

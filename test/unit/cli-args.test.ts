@@ -1,6 +1,7 @@
 // The CLI's flags: a numeric flag given without its value is bad usage, never a number.
 import { describe, expect, it } from 'vitest';
 import { numberFlag, parseArgs, UsageError } from '../../cli/args.ts';
+import { replayUsage } from '../../cli/replay.ts';
 
 describe('the CLI command line', () => {
   it('reads positional words and flags with and without values', () => {
@@ -28,5 +29,13 @@ describe('the CLI command line', () => {
     expect(() => timeout('0')).toThrow(UsageError);
     expect(() => timeout('')).toThrow(UsageError);
     expect(timeout('1.5')).toBe(1.5);
+  });
+
+  it('tells replay without a projection it rebuilds as bad usage, from the flags alone (before any backend is opened)', () => {
+    expect(replayUsage(parseArgs(['replay']).flags)).toMatch(/^usage: gemello replay --projection <name> \[--restart\]\nprojections:\n  readmodel  /);
+    expect(replayUsage(parseArgs(['replay', '--projection']).flags)).toMatch(/^usage: gemello replay/);
+    expect(replayUsage(parseArgs(['replay', '--projection', 'nope']).flags)).toMatch(/^no projection "nope"\nusage: /);
+    expect(replayUsage(parseArgs(['replay', '--projection', 'snapshots']).flags)).toMatch(/^the Redis snapshots are rebuilt with: gemello snapshots rebuild\n/);
+    expect(replayUsage(parseArgs(['replay', '--projection', 'readmodel', '--restart']).flags)).toBeNull();
   });
 });
