@@ -27,7 +27,7 @@ export async function retentionCommand(options: { days: number; dryRun: boolean 
   }
   const r = await retention.sweep();
   if (r.skipped) {
-    out('a gateway is sweeping right now (it holds the retention lock); run this again in a moment');
+    out('a gateway is sweeping right now (it holds the retention lease); run this again in a moment');
     return 3;
   }
   out(`no event since ${r.cutoff}: ${plural(r.found, 'conversation')}, ${r.erased} erased, ${r.pending} waiting for their actor host, ${r.failed} failed`);

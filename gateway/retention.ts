@@ -22,9 +22,20 @@ export type RetentionOptions = {
   parallel?: number;
   /** How long each erasure waits for its actor host's answer (default 10 s). */
   waitMs?: number;
+  /** How long a sweep's lease holds without renewal (default 60 s, at least 4 waits): a crashed sweeper's runs out then. */
+  leaseMs?: number;
 };
 
 const DAY_MS = 86_400_000;
+
+// One statement each, outside any transaction: the row is the lock, and nothing is held
+// while the sweep waits for actor hosts. Taken when free, run out, or already this holder's.
+const TAKE_LEASE = `
+INSERT INTO retention_lease (id, holder, until) VALUES (1, $1, now() + make_interval(secs => $2::double precision))
+ON CONFLICT (id) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until
+WHERE retention_lease.until < now() OR retention_lease.holder = EXCLUDED.holder
+RETURNING holder`;
+const GIVE_BACK_LEASE = `DELETE FROM retention_lease WHERE holder = $1`;
 
 /** What one sweep did. */
 export type SweepResult = { cutoff: string; found: number; erased: number; pending: number; failed: number; /** Another gateway was sweeping. */ skipped?: boolean };
@@ -56,17 +67,24 @@ export function createRetention(o: RetentionOptions) {
     return { cutoff, conversations: rows.map((r) => ({ id: r.id, lastEventAt: new Date(r.last).toISOString() })) };
   }
 
+  const leaseMs = o.leaseMs ?? Math.max(60_000, 4 * (o.waitMs ?? 10_000));
+  const holder = randomUUID();
+  const takeLease = async () => (await o.db.query(TAKE_LEASE, [holder, leaseMs / 1000])).length > 0;
+
   /**
-   * One sweeper per deployment: on PostgreSQL the sweep holds a transaction-scoped advisory lock
-   * named after the schema (advisory locks are per database), so gateways that sweep at the
-   * same time skip instead of sending the same erasures twice. PGlite has one process anyway.
+   * One sweeper per deployment (per schema): the sweep holds the row of `retention_lease`,
+   * renewed as it goes, so gateways that sweep at the same time skip instead of sending the
+   * same erasures twice. A lease, not a lock held in a transaction: a sweep waits for actor
+   * hosts for minutes, and a transaction open that long pins one of the pool's connections
+   * (and dies under idle_in_transaction_session_timeout).
    */
   async function sweepOnce(): Promise<SweepResult> {
-    if (o.db.kind !== 'postgres') return sweepNow();
-    return o.db.tx(async (q) => {
-      const [lock] = await q.query<{ got: boolean }>(`SELECT pg_try_advisory_xact_lock(hashtext('gemello-retention:' || current_schema())) AS got`);
-      return lock?.got ? sweepNow() : { cutoff: '', found: 0, erased: 0, pending: 0, failed: 0, skipped: true };
-    });
+    if (!(await takeLease())) return { cutoff: '', found: 0, erased: 0, pending: 0, failed: 0, skipped: true };
+    try {
+      return await sweepNow();
+    } finally {
+      await o.db.query(GIVE_BACK_LEASE, [holder]).catch(() => {});
+    }
   }
 
   async function sweepNow(): Promise<SweepResult> {
@@ -74,10 +92,18 @@ export function createRetention(o: RetentionOptions) {
     const { cutoff, conversations: rows } = await due(at);
     const result: SweepResult = { cutoff, found: rows.length, erased: 0, pending: 0, failed: 0 };
     const queue = rows.map((r) => r.id);
+    let renewed = Date.now();
+    let lost = false;
     const worker = async () => {
-      for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
+      for (let id = queue.shift(); id !== undefined && !lost; id = queue.shift()) {
         // No actor host answers (each erasure waits its full time): leave the rest to the next sweep.
         if (result.pending >= parallel && result.erased === 0) break;
+        if (Date.now() - renewed > leaseMs / 3) {
+          renewed = Date.now();
+          // Run out (this process stalled) and taken by another gateway: it sweeps the rest.
+          if (!(await takeLease())) lost = true;
+          if (lost) break;
+        }
         const outcome = await erase(id, at).catch((err: Error) => ({ type: 'failed' as const, message: err.message }));
         result[outcome.type === 'erased' ? 'erased' : outcome.type === 'pending' ? 'pending' : 'failed']++;
         counted.inc({ outcome: outcome.type === 'erased' || outcome.type === 'pending' ? outcome.type : 'failed' });

@@ -65,7 +65,7 @@ export class RebuildInterrupted extends Error {
  * erases its conversation.
  */
 export const PROJECTED_TABLES = ['conversations', 'messages', 'confirmed_data', 'events', 'projection_checkpoints'];
-export const KEPT_TABLES = ['digital_twins', 'audio_cache', 'voice_clips', 'voice_segments', 'voice_sync', 'audio_uses', 'conversation_keys', 'key_sync', 'schema_migrations'];
+export const KEPT_TABLES = ['digital_twins', 'audio_cache', 'voice_clips', 'voice_segments', 'voice_sync', 'audio_uses', 'conversation_keys', 'key_sync', 'retention_lease', 'schema_migrations'];
 /**
  * Kept tables the projection reads while applying (the data keys, to open sealed content):
  * the rebuild finds the live ones through its search path (its writes there, destroying the

@@ -126,19 +126,10 @@ describe('retention (GEMELLO_RETENTION_DAYS=1, the job\'s clock moved a day on)'
 
     // One day on from the moment between them: only the old one is past retention.
     ahead = between + DAY_MS - Date.now();
-    // While another gateway sweeps (it holds the deployment's retention lock), this one skips.
-    let release = () => {};
-    let locked = () => {};
-    const isLocked = new Promise<void>((r) => (locked = r));
-    const other = rt.backends.db.tx(async (tx) => {
-      await tx.query(`SELECT pg_advisory_xact_lock(hashtext('gemello-retention:' || current_schema()))`);
-      locked();
-      await new Promise<void>((r) => (release = r));
-    });
-    await isLocked;
+    // While another gateway sweeps (it holds the deployment's retention lease), this one skips.
+    await q(`INSERT INTO retention_lease (id, holder, until) VALUES (1, 'another gateway', now() + interval '1 minute')`);
     expect(await rt.retention!.sweep()).toMatchObject({ skipped: true, found: 0 });
-    release();
-    await other;
+    await q('DELETE FROM retention_lease');
     const result = await rt.retention!.sweep();
     ahead = 0;
     expect(result).toMatchObject({ found: 1, erased: 1, failed: 0, pending: 0 });
