@@ -3,6 +3,7 @@ import { RebuildInterrupted, rebuildReadModel } from '../projections/rebuild.ts'
 import type { KeyStore } from '../sealing/keys.ts';
 import type { Db } from '../stores/sql.ts';
 import type { Progress } from './progress.ts';
+import { plural } from './wording.ts';
 
 /** The projections `replay` can rebuild, with what each one is. */
 export const REPLAYABLE: Record<string, string> = {
@@ -51,8 +52,8 @@ export async function replay(flags: { projection?: string | true; restart?: stri
   try {
     const r = await rebuildReadModel({ log: deps.log, db: deps.db, keys: deps.keys, name, progress: deps.progress, say, signal: deps.signal, restart: flags.restart === true });
     const rate = r.seconds > 0 ? Math.round(r.records / r.seconds) : r.records;
-    out(`replayed ${name} from offset 0${r.resumedFrom ? ` (resumed: ${n(r.resumedFrom)} records applied by an earlier run)` : ''}: ${n(r.records)} log records read, ${n(r.applied)} events applied in ${r.seconds.toFixed(1)} s (${n(rate)} records/s)`);
-    out(`switched: schema "${r.live}" now serves the rebuilt tables (${n(r.counts.conversations)} conversations, ${n(r.counts.messages)} messages, ${n(r.counts.events)} events), in a switch of ${Math.round(r.switchMs)} ms${r.appliedInSwitch ? ` that also applied the last ${n(r.appliedInSwitch)} events` : ''}`);
+    out(`replayed ${name} from offset 0${r.resumedFrom ? ` (resumed: ${plural(r.resumedFrom, 'record')} applied by an earlier run)` : ''}: ${plural(r.records, 'log record')} read, ${plural(r.applied, 'event')} applied in ${r.seconds.toFixed(1)} s (${n(rate)} records/s)`);
+    out(`switched: schema "${r.live}" now serves the rebuilt tables (${plural(r.counts.conversations, 'conversation')}, ${plural(r.counts.messages, 'message')}, ${plural(r.counts.events, 'event')}), in a switch of ${Math.round(r.switchMs)} ms${r.appliedInSwitch ? ` that also applied the last ${plural(r.appliedInSwitch, 'event')}` : ''}`);
     out(`the old tables are in schema "${r.old}"; drop them once you no longer need them: DROP SCHEMA "${r.old}" CASCADE`);
     return 0;
   } catch (err) {
