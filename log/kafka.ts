@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
-import type { Consumer, Producer } from 'kafkajs';
+import type { Producer } from 'kafkajs';
 import { createAppendQueue } from './append-queue.ts';
 import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
@@ -35,6 +35,10 @@ process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
 
 /** How often a consumer group's offsets are committed at most. */
 const COMMIT_EVERY_MS = 1_000;
+/** Records waiting for their handlers before the fetch pauses (and resumes below a fifth of it). */
+const MAX_PENDING = 5_000;
+/** The longest wait between two tries to restart a crashed consumer while the broker is away: it is back within this of the broker. */
+const REOPEN_MAX_MS = 400;
 
 /** The event log on Apache Kafka through kafkajs. */
 export function createKafkaLog(options: KafkaLogOptions): EventLog {
@@ -67,44 +71,120 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
   // Idempotent: a retried send after a lost acknowledgement is not written twice.
   const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   let producerReady: Promise<void> | null = null;
-  const consumers = new Set<Consumer>();
+  const subscriptions = new Set<Subscription>();
 
+  // kafkajs' admin cannot remove a member from a group: the LeaveGroup on the dead member's
+  // behalf goes through @platformatic/kafka's admin, loaded only when it is needed and kept
+  // (a takeover does not wait for a connection to be set up).
+  type PlatformaticAdmin = InstanceType<typeof import('@platformatic/kafka').Admin>;
+  let evictor: Promise<PlatformaticAdmin> | null = null;
+  const evictClient = () => (evictor ??= import('@platformatic/kafka').then(({ Admin }) => new Admin({ clientId: `${options.clientId ?? 'gemello'}-evict`, bootstrapBrokers: options.brokers, retries: 2, retryDelay: 100, metadataMaxAge: 1_000 })));
+  /** Connects that client when a group member first joins: a takeover does not wait for it. */
+  const warmEvictor = () => void evictClient().then((a) => a.metadata({ topics: [] })).catch(() => {});
   async function evictMembers(group: string, memberIds: string[]): Promise<void> {
-    // kafkajs' admin cannot remove a member from a group: the LeaveGroup on the dead member's
-    // behalf goes through @platformatic/kafka's admin, loaded only when it is needed.
     if (!memberIds.length) return;
-    const { Admin } = await import('@platformatic/kafka');
-    const a = new Admin({ clientId: `${options.clientId ?? 'gemello'}-evict`, bootstrapBrokers: options.brokers, retries: 2, retryDelay: 100 });
-    try {
-      await a.removeMembersFromConsumerGroup({ groupId: full(group), members: memberIds.map((memberId) => ({ memberId, reason: 'liveness lease ran out' })) });
-    } finally {
-      await a.close().catch(() => {});
-    }
+    const a = await evictClient();
+    await a.removeMembersFromConsumerGroup({ groupId: full(group), members: memberIds.map((memberId) => ({ memberId, reason: 'liveness lease ran out' })) });
   }
 
+  /**
+   * A consumer group member. kafkajs heartbeats only from its fetch loop, between batches, and
+   * a rebalance waits for the batches being handled: with the handler inside that loop a member
+   * heard of a rebalance only once its slowest handler was done (0.65 s after a dead member was
+   * removed, in one failover run), and a handler that failed while the broker was away crashed
+   * the consumer. So the loop only hands records over: each partition's records wait in a lane
+   * for its handler, and the fetch goes on (its position is resolved at once; the offsets
+   * committed are those handled), so heartbeats go out every fetch.
+   */
   async function consume(opts: ConsumeOptions): Promise<Subscription> {
+    const topic = full(opts.topic);
     const consumer = kafka.consumer({
       groupId: full(opts.group),
       sessionTimeout: options.sessionTimeoutMs ?? 10_000,
       rebalanceTimeout: 10_000,
       // Frequent heartbeats: a member learns of a rebalance (a dead member removed) with its next one.
-      heartbeatInterval: Math.min(200, Math.floor((options.sessionTimeoutMs ?? 10_000) / 4)),
+      heartbeatInterval: Math.min(50, Math.floor((options.sessionTimeoutMs ?? 10_000) / 4)),
       maxWaitTimeInMs,
       allowAutoTopicCreation: false,
       ...(opts.batchBytes ? { maxBytesPerPartition: opts.batchBytes, maxBytes: Math.max(10 * 1024 * 1024, 4 * opts.batchBytes) } : {}),
     });
-    consumers.add(consumer);
-    /** The next offset of each partition this member handled, for the commit on stop. */
-    const handled = new Map<number, string>();
+    /** Per partition: records waiting for the handler, whether it runs, the next offset not yet handed over. */
+    type Lane = { records: LogRecord[]; running: boolean; next: number };
+    const lanes = new Map<number, Lane>();
+    let assigned = new Set<number>();
+    /** The next offset of each partition this member handled and not yet committed. */
+    const toCommit = new Map<number, number>();
+    const maxPending = Math.max(MAX_PENDING, Math.ceil((opts.batchBytes ?? 0) / 512) * options.partitions);
+    let pending = 0;
+    let pressed = false;
     let memberId: string | null = null;
-    consumer.on(consumer.events.GROUP_JOIN, (e) => {
-      memberId = e.payload.memberId;
-      const assigned = (e.payload.memberAssignment[full(opts.topic)] ?? []).slice().sort((a, b) => a - b);
-      // A partition given to another member is its business now: never commit it from here.
-      for (const p of [...handled.keys()]) if (!assigned.includes(p)) handled.delete(p);
-      void opts.onAssigned?.(assigned);
-    });
     let stopping = false;
+    let wake!: () => void;
+    const stoppingNow = new Promise<void>((r) => (wake = r));
+    const idle = new Set<() => void>();
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      if (memberId === null && opts.commit !== false) warmEvictor();
+      memberId = e.payload.memberId;
+      const mine = (e.payload.memberAssignment[topic] ?? []).slice().sort((a, b) => a - b);
+      const now = new Set(mine);
+      // A partition given to another member is its business now: drop what waits and never commit it from here.
+      for (const [p, lane] of lanes) {
+        if (now.has(p)) continue;
+        pending -= lane.records.length;
+        lanes.delete(p);
+        toCommit.delete(p);
+      }
+      assigned = now;
+      void opts.onAssigned?.(mine);
+    });
+
+    const press = (on: boolean) => {
+      if (pressed === on) return;
+      pressed = on;
+      const partitions = [{ topic }];
+      if (on) consumer.pause(partitions);
+      else consumer.resume(partitions);
+    };
+
+    async function run(p: number, lane: Lane) {
+      let delay = 100;
+      while (lane.records.length && !stopping && lanes.get(p) === lane) {
+        const batch = lane.records;
+        lane.records = [];
+        try {
+          await opts.handle(p, batch);
+          delay = 100;
+          pending -= batch.length;
+          if (lanes.get(p) === lane && opts.commit !== false) toCommit.set(p, batch[batch.length - 1]!.offset + 1);
+        } catch (err) {
+          // Delivered again (with whatever came meanwhile) until it succeeds or the partition moves;
+          // while stopping, it is left to the next owner (it was not committed).
+          lane.records = batch.concat(lane.records);
+          if (stopping) break;
+          console.error(`${new Date().toISOString()} warn kafka handler of ${topic}/${p} failed, delivering again in ${delay} ms: ${(err as Error)?.message ?? String(err)}`);
+          await Promise.race([new Promise((r) => setTimeout(r, delay)), stoppingNow]);
+          delay = Math.min(delay * 2, 2_000);
+        }
+        if (pressed && pending < maxPending / 5) press(false);
+      }
+      lane.running = false;
+      for (const done of idle) done();
+    }
+
+    async function commit() {
+      const offsets = [...toCommit].filter(([p]) => assigned.has(p));
+      toCommit.clear();
+      if (!offsets.length) return;
+      try {
+        await consumer.commitOffsets(offsets.map(([partition, offset]) => ({ topic, partition, offset: String(offset) })));
+      } catch {
+        // A rebalance is under way: the next owner starts from the last commit and the
+        // handlers are idempotent; put them back for the next tick while they are still ours.
+        for (const [p, o] of offsets) if (assigned.has(p) && !toCommit.has(p)) toCommit.set(p, o);
+      }
+    }
+    const committer = opts.commit === false ? null : setInterval(() => void commit(), COMMIT_EVERY_MS);
+
     // A consumer crashes when the broker is away for longer than its retries. It comes back as a
     // new member, and its old one, which could not leave while the broker was away, would hold
     // the group's next rebalance until its session times out: it is removed on its behalf as
@@ -126,13 +206,13 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       }
       if (!e.payload.restart && !stopping) {
         void (async () => {
-          for (let delay = 500; !stopping; delay = Math.min(2 * delay, 2_000)) {
+          for (let delay = 200; !stopping; delay = Math.min(2 * delay, REOPEN_MAX_MS)) {
             await new Promise((r) => setTimeout(r, delay));
             try {
               await startRunning();
               return;
             } catch (err) {
-              console.error(`${new Date().toISOString()} warn kafka restarting the consumer of ${full(opts.topic)}: ${(err as Error).message}`);
+              console.error(`${new Date().toISOString()} warn kafka restarting the consumer of ${topic}: ${(err as Error).message}`);
             }
           }
         })();
@@ -140,34 +220,44 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     });
     const startRunning = async () => {
       await consumer.connect();
-      await consumer.subscribe({ topics: [full(opts.topic)], fromBeginning: opts.from === 'earliest' });
-      // kafkajs' autoCommit commits after every partition's batch and waits for it before the
-      // next fetch: ≈6 ms per partition on one broker, so with 12 partitions in a fetch the
-      // next one came ≈70 ms later. Commits go out at most once a second instead (and on stop).
+      await consumer.subscribe({ topics: [topic], fromBeginning: opts.from === 'earliest' });
+      // Commits go out at most once a second (and on stop), of what the handlers are done with.
       await consumer.run({
         partitionsConsumedConcurrently: options.partitions,
         eachBatchAutoResolve: false,
         autoCommit: false,
-        autoCommitInterval: COMMIT_EVERY_MS,
-        eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, isRunning, isStale }) => {
+        eachBatch: async ({ batch, resolveOffset, isRunning, isStale }) => {
           if (!isRunning() || isStale() || batch.messages.length === 0) return;
-          const records = batch.messages.map((m) => toRecord(opts.topic, batch.partition, m));
-          await opts.handle(batch.partition, records);
-          const last = batch.messages[batch.messages.length - 1]!.offset;
-          resolveOffset(last);
-          if (opts.commit === false) return;
-          handled.set(batch.partition, String(Number(last) + 1));
-          await commitOffsetsIfNecessary();
+          const p = batch.partition;
+          if (!assigned.has(p) || stopping) return;
+          let lane = lanes.get(p);
+          if (!lane) lanes.set(p, (lane = { records: [], running: false, next: -1 }));
+          for (const m of batch.messages) {
+            const offset = Number(m.offset);
+            // After a rejoin kafkajs fetches again from the committed offset: what was handed
+            // over since is not handed to the handler twice.
+            if (offset < lane.next) continue;
+            lane.records.push(toRecord(opts.topic, p, m));
+            lane.next = offset + 1;
+            pending++;
+          }
+          // The fetch goes on after what was handed over.
+          resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
+          if (pending > maxPending) press(true);
+          if (!lane.running && lane.records.length) {
+            lane.running = true;
+            void run(p, lane);
+          }
         },
       });
     };
     await startRunning();
-    return {
+    const sub: Subscription = {
       memberId: () => memberId,
-      // kafkajs heartbeats from its fetch loop, between batches: while a handler waits for this
-      // answer none is sent. The group's description answers instead: a member of a group that
-      // is stable was in every rebalance since it was assigned (a member that misses one is
-      // removed, and comes back with a new id), so nobody else was given its partitions.
+      // kafkajs heartbeats from its fetch loop, between fetches, not on request. The group's
+      // description answers instead: a member of a group that is stable was in every rebalance
+      // since it was assigned (a member that misses one is removed, and comes back with a new
+      // id), so nobody else was given its partitions.
       async stillMember(timeoutMs) {
         const asked = (async () => {
           const a = await connectedAdmin();
@@ -178,15 +268,21 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
         return Promise.race([asked, new Promise<null>((r) => setTimeout(() => r(null), timeoutMs))]);
       },
       async stop() {
+        if (stopping) return;
         stopping = true;
-        consumers.delete(consumer);
-        if (opts.commit !== false && handled.size) {
-          const topic = full(opts.topic);
-          await consumer.commitOffsets([...handled].map(([partition, offset]) => ({ topic, partition, offset }))).catch(() => {});
-        }
+        wake();
+        subscriptions.delete(sub);
+        // Let handlers in flight finish so their offsets are committed, then leave the group.
+        const busy = () => [...lanes.values()].some((l) => l.running);
+        const until = Date.now() + 5_000;
+        while (busy() && Date.now() < until) await new Promise<void>((r) => { idle.add(r); setTimeout(r, 50); }).then(() => idle.clear());
+        if (committer) clearInterval(committer);
+        if (opts.commit !== false) await commit();
         await consumer.disconnect();
       },
     };
+    subscriptions.add(sub);
+    return sub;
   }
 
   /**
@@ -343,9 +439,9 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       await a.describeCluster();
     },
     async close() {
-      await Promise.allSettled([...consumers].map((c) => c.disconnect()));
+      await Promise.allSettled([...subscriptions].map((s) => s.stop()));
       await Promise.allSettled([...readers.values()].map((r) => r.consumer.disconnect()));
-      await Promise.allSettled([producer.disconnect(), admin.disconnect()]);
+      await Promise.allSettled([producer.disconnect(), admin.disconnect(), evictor?.then((a) => a.close())]);
     },
   };
 }

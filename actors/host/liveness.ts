@@ -149,7 +149,11 @@ export function startLiveness(ctx: HostContext, subscription: Subscription, grou
       const dead = (await store.expired()).filter((m) => m !== me);
       if (!dead.length) return;
       ctx.logger.warn(`removing ${dead.length} actor host(s) whose lease ran out from the group: ${dead.join(', ')}`);
-      await ctx.log.evict(group, dead).catch((err) => ctx.logger.warn(`removing ${dead.join(', ')}: ${(err as Error).message}`));
+      const t0 = performance.now();
+      await ctx.log.evict(group, dead).then(
+        () => ctx.logger.info(`removed ${dead.length} actor host(s) from the group in ${(performance.now() - t0).toFixed(0)} ms`),
+        (err) => ctx.logger.warn(`removing ${dead.join(', ')}: ${(err as Error).message}`),
+      );
       await store.forget(dead);
     } catch {
       healthySince = null;

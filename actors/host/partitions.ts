@@ -34,6 +34,7 @@ export function acquire(ctx: HostContext, id: number): Partition {
       snapshots.getCheckpoint(id).catch(() => null),
       ctx.readModel ? ctx.readModel.coveredUntil(id).catch(() => null) : null,
     ]);
+    const t1 = performance.now();
     // Work still owed (a reply, audio, a flow's call) lies after a host's checkpoint; the read
     // model's coverage says only what was projected. Without a checkpoint (its owner died in its
     // first second, or the snapshot store was flushed) nothing says where owed work begins: from
@@ -50,6 +51,7 @@ export function acquire(ctx: HostContext, id: number): Partition {
         part.tail.add(e);
       }
     });
+    const t2 = performance.now();
     part.appender = createAppender({ log, topic: TOPICS.events, partition: id, next: end, onForeign: (from, to) => reconcile(ctx, part, from, to), onDoubt: (from) => settleDoubt(ctx, part, from) });
     part.checkpoint = snapCp;
     // A conversation with events after the checkpoint may owe work, and activating it finds out
@@ -61,7 +63,8 @@ export function acquire(ctx: HostContext, id: number): Partition {
     if (start === 0) ids = ids.filter((cid) => hasPendingWork(fold(cid, part.tail.eventsOf(cid), undefined, ctx.historyMessages)));
     else ids = ids.filter((cid) => part.tail.eventsOf(cid).some((e) => e.position.offset >= snapCp!));
     await Promise.all(ids.map((cid) => run(actorFor(ctx, part, cid), async () => {})));
-    if (end > start) logger.info(`partition ${id}: read ${end - start} records from offset ${start} in ${(performance.now() - t0).toFixed(0)} ms; ${ids.length} conversations active${snapCp === null ? ' (no checkpoint: read from the start)' : ''}`);
+    const ms = (a: number, b: number) => (b - a).toFixed(0);
+    if (end > start) logger.info(`partition ${id}: read ${end - start} records from offset ${start} in ${ms(t0, performance.now())} ms (checkpoint ${ms(t0, t1)} ms, log ${ms(t1, t2)} ms, waking ${ms(t2, performance.now())} ms); ${ids.length} conversations active${snapCp === null ? ' (no checkpoint: read from the start)' : ''}`);
   })();
   part.ready.catch((err) => {
     logger.error(`taking partition ${id} over failed: ${(err as Error).message}`);

@@ -118,6 +118,7 @@ describe('broker SIGKILL and restart under traffic', () => {
     const { outcomes, stop } = promptsUntilStopped(clients, conversations, seed);
     const ready = () => fetch(`http://127.0.0.1:${port}/ready`).then((r) => r.status, () => 0);
     await new Promise((r) => setTimeout(r, 1_500));
+    const killedWall = new Date().toISOString();
     await kafka.kill();
     const killedAt = performance.now();
     let sawUnready = false;
@@ -125,6 +126,7 @@ describe('broker SIGKILL and restart under traffic', () => {
     await new Promise((r) => setTimeout(r, Math.max(0, 3_000 - (performance.now() - killedAt))));
     await kafka.start();
     const backAt = performance.now();
+    const backWall = new Date().toISOString();
     // Served again: every conversation has had a prompt sent after the broker answered, answered.
     const servedAgain = () => outcomes.every((os) => os.some((o) => o.kind === 'reply' && o.sentAt >= backAt));
     for (const end = Date.now() + 30_000; Date.now() < end && !servedAgain(); ) await new Promise((r) => setTimeout(r, 20));
@@ -132,6 +134,10 @@ describe('broker SIGKILL and restart under traffic', () => {
     await new Promise((r) => setTimeout(r, 2_000));
     await stop();
     const all = outcomes.flat();
+    // What the node said from the kill until it served again (the first lines of each kind).
+    const said = gemello.output().split('\n').filter((l) => l >= killedWall && /warn|error|assigned|partition \d+:/.test(l));
+    const seen = new Map<string, number>();
+    console.log(`broker killed at ${killedWall}, answering again at ${backWall}\n${said.filter((l) => { const k = l.slice(25, 90).replace(/\d+/g, '#'); seen.set(k, (seen.get(k) ?? 0) + 1); return seen.get(k)! <= 3; }).slice(0, 80).join('\n')}`);
     console.log(`broker fault: ${all.length} prompts: ${all.filter((o) => o.kind === 'reply').length} replies, ${all.filter((o) => o.kind === 'unavailable').length} unavailable, ${all.filter((o) => o.kind === 'silence').length} silent; /ready 503 during the outage: ${sawUnready}; every conversation served again ${servedMs.toFixed(0)} ms after the broker answered (outage ${((backAt - killedAt) / 1000).toFixed(1)} s)`);
 
     expect(all.filter((o) => o.kind === 'silence' || o.kind === 'other')).toEqual([]);

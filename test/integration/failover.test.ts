@@ -56,7 +56,7 @@ describe('failover between two actor hosts', () => {
       const events = await readConversation(log, conversationId);
       assertCleanLog(events);
       expect(events.filter((e) => e.type === 'ReplyGenerated')).toHaveLength(4);
-      console.log(`SIGKILL at ${killedWall}\n${other.output().split('\n').filter((l) => l >= killedWall && /removing|assigned|partition \d+: read|kafka/.test(l)).join('\n')}`);
+      console.log(`SIGKILL at ${killedWall}\n${other.output().split('\n').filter((l) => l >= killedWall && /removing|removed|assigned|partition \d+: read|kafka/.test(l)).join('\n')}`);
       console.log(`takeover: SIGKILL -> next reply served by the other host in ${failoverMs.toFixed(0)} ms (${process.env.GEMELLO_KAFKA_CLIENT || 'default'} client; lease ${process.env.GEMELLO_LEASE_MS || 400} ms, session timeout 6000 ms)`);
     } finally {
       await log.close();
