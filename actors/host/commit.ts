@@ -1,7 +1,8 @@
 import { SpanKind } from '@opentelemetry/api';
 import { encodeSealedEvent, envelope } from '../../events/codec.ts';
 import { hasPersonalContent } from '../../sealing/personal.ts';
-import type { DomainEvent, LoggedEvent } from '../../events/schemas.ts';
+import type { DomainEvent, EventEnvelope, LoggedEvent } from '../../events/schemas.ts';
+import type { ConversationState } from '../state.ts';
 import { contextFrom, inSpan, traceparentOf } from '../../telemetry/trace.ts';
 import { fold } from '../state.ts';
 import { NotOwner, openWork } from './context.ts';
@@ -13,9 +14,10 @@ export type CommitMeta = { causationId: string | null; correlationId: string | n
 /**
  * Appends a decision's events to the actor's partition (sealed with its key) and folds them
  * into its state. Runs inside the actor's mailbox; the caller schedules the effects the new
- * state asks for.
+ * state asks for. `folded` is told the state the events make, and the events, while they
+ * are being appended (the state is the actor's only once the append succeeded).
  */
-export async function commit(ctx: HostContext, part: Partition, actor: Actor, events: DomainEvent[], meta: CommitMeta): Promise<LoggedEvent[]> {
+export async function commit(ctx: HostContext, part: Partition, actor: Actor, events: DomainEvent[], meta: CommitMeta, folded?: (next: ConversationState, envs: EventEnvelope[]) => void): Promise<LoggedEvent[]> {
   if (part.revoked || !part.appender) throw new NotOwner(`partition ${part.id} is not owned by this host`);
   const alive = ctx.alive();
   if (alive !== true && (!(await alive) || part.revoked)) throw new NotOwner(`partition ${part.id}: this host was frozen and cannot be sure it still owns it`);
@@ -35,7 +37,13 @@ export async function commit(ctx: HostContext, part: Partition, actor: Actor, ev
     // The events carry this span's context: what they cause downstream (projections, the socket, a snapshot) hangs under their append.
     const envs = envelope(actor.id, actor.state.seq, events, { ...meta, traceparent: traceparentOf(spanCtx) ?? meta.traceparent, now: ctx.now(), newId: ctx.newId });
     const next = fold(actor.id, envs, actor.state, ctx.historyMessages);
-    const base = await part.appender!.append(envs.map((e) => encodeSealedEvent(e, key)));
+    const appended = part.appender!.append(envs.map((e) => encodeSealedEvent(e, key)));
+    try {
+      folded?.(next, envs);
+    } catch (err) {
+      ctx.logger.warn(`after folding ${actor.id}: ${(err as Error).message}`);
+    }
+    const base = await appended;
     span.setAttribute('messaging.kafka.offset', base);
     return { envs, next, base };
   });

@@ -6,6 +6,8 @@ import { NotOwner } from './context.ts';
 import type { Actor, Generation, HostContext, Partition } from './context.ts';
 import { startGeneration } from './live-reply.ts';
 import type { Speech } from '../ports.ts';
+import type { EventEnvelope } from '../../events/schemas.ts';
+import type { ConversationState } from '../state.ts';
 import { run } from './mailbox.ts';
 import { scheduleFlowWork } from './flow-runner.ts';
 
@@ -14,15 +16,7 @@ export function scheduleEffects(ctx: HostContext, part: Partition, actor: Actor)
   if (ctx.stopping || part.revoked) return;
   const promptSeq = actor.state.pendingPrompts[0];
   if (promptSeq !== undefined && !actor.inFlight.has(`p${promptSeq}`)) {
-    actor.inFlight.add(`p${promptSeq}`);
-    const live = !actor.quiet.has(promptSeq);
-    const g = startGeneration(ctx, actor, promptSeq, live);
-    void runEffect(ctx, part, actor, `p${promptSeq}`, async () => {
-      const outcome = await ctx.work.reply(actor.id, actor.state, promptSeq, actor.traces.get(promptSeq) ?? null, live ? { signal: g.abort.signal, onText: g.onText } : { signal: g.abort.signal });
-      // The deltas are out before the reply's event, and add up to its text.
-      if (!g.stopped) await g.settle(outcome.command.type === 'RecordReply' ? outcome.command.text : null);
-      return outcome;
-    }, g);
+    startReply(ctx, part, actor, promptSeq, actor.state, actor.traces.get(promptSeq) ?? null, !actor.quiet.has(promptSeq));
   }
   const replySeq = actor.state.pendingAudio[0];
   if (replySeq !== undefined && !actor.inFlight.has(`a${replySeq}`)) {
@@ -30,6 +24,49 @@ export function scheduleEffects(ctx: HostContext, part: Partition, actor: Actor)
     void runEffect(ctx, part, actor, `a${replySeq}`, () => ctx.work.audio(actor.state, replySeq, spokenReply(actor, replySeq)));
   }
   scheduleFlowWork(ctx, part, actor, runEffect);
+}
+
+/**
+ * Asks the model for the reply to the prompt at promptSeq, in `state` (the actor's, or the
+ * one a commit under way makes: then `recorded` says whether the prompt made it into the log).
+ */
+function startReply(ctx: HostContext, part: Partition, actor: Actor, promptSeq: number, state: ConversationState, traceparent: string | null, live: boolean, recorded?: Promise<boolean>): Generation {
+  const key = `p${promptSeq}`;
+  actor.inFlight.add(key);
+  const g = startGeneration(ctx, actor, promptSeq, live);
+  void runEffect(ctx, part, actor, key, async () => {
+    const outcome = await ctx.work.reply(actor.id, state, promptSeq, traceparent, live ? { signal: g.abort.signal, onText: g.onText } : { signal: g.abort.signal });
+    if (recorded && !(await recorded)) throw new Unrecorded();
+    // The deltas are out before the reply's event, and add up to its text.
+    if (!g.stopped) await g.settle(outcome.command.type === 'RecordReply' ? outcome.command.text : null);
+    return outcome;
+  }, g);
+  return g;
+}
+
+/** The prompt a reply was asked for ahead of its append did not reach the log: the reply is dropped. */
+class Unrecorded extends Error {}
+
+/**
+ * The model is asked for the reply to a prompt nobody follows live while its PromptReceived
+ * is being appended, instead of after (the append's round trip off every reply's time).
+ * Returns what to call once the append is done: a prompt that did not reach the log has its
+ * request aborted and its outcome dropped (it never answers a prompt recorded later in its
+ * place); null when nothing was started. A streamed reply waits for its prompt's append, so
+ * no text goes out for a prompt the log does not hold.
+ */
+export function replyAhead(ctx: HostContext, part: Partition, actor: Actor, next: ConversationState, envs: EventEnvelope[], traceparent: string | null): ((recorded: boolean) => void) | null {
+  if (ctx.stopping || part.revoked) return null;
+  const promptSeq = next.pendingPrompts[0];
+  if (promptSeq === undefined || !actor.quiet.has(promptSeq) || actor.inFlight.has(`p${promptSeq}`)) return null;
+  if (!envs.some((e) => e.type === 'PromptReceived' && e.seq === promptSeq)) return null;
+  let settle!: (recorded: boolean) => void;
+  const recorded = new Promise<boolean>((r) => (settle = r));
+  const g = startReply(ctx, part, actor, promptSeq, next, traceparent, false, recorded);
+  return (ok) => {
+    if (!ok) g.abort.abort();
+    settle(ok);
+  };
 }
 
 /** The whole audio of a reply spoken sentence by sentence (its speaker is let go once asked), or undefined. */
@@ -59,6 +96,8 @@ export async function runEffect(ctx: HostContext, part: Partition, actor: Actor,
   } catch (err) {
     actor.inFlight.delete(key);
     generation?.end();
+    // The prompt may be recorded again (its command redelivered): it is asked for anew then.
+    if (err instanceof Unrecorded) return void (part.actors.get(actor.id) === actor && scheduleEffects(ctx, part, actor));
     if (err instanceof NotOwner || err instanceof KeyDestroyed || ctx.stopping) return;
     ctx.m.errors.inc({ kind: 'effect_record_failed' });
     ctx.logger.warn(`recording ${key} of ${actor.id} failed (${(err as Error).message}); retrying in 1 s`);

@@ -1,7 +1,8 @@
 import { SpanKind } from '@opentelemetry/api';
 import { encodeNotice } from '../../events/codec.ts';
 import { KeyDestroyed } from '../../sealing/keys.ts';
-import type { DomainEvent, LoggedEvent } from '../../events/schemas.ts';
+import type { DomainEvent, EventEnvelope, LoggedEvent } from '../../events/schemas.ts';
+import type { ConversationState } from '../state.ts';
 import type { LogRecord } from '../../log/port.ts';
 import { contextFrom, inSpan, traceparentOf } from '../../telemetry/trace.ts';
 import { isSealedCommand, openCommand } from '../../sealing/commands.ts';
@@ -11,7 +12,7 @@ import { decide } from '../decide.ts';
 import { actorFor } from './activate.ts';
 import { commit } from './commit.ts';
 import type { Actor, HostContext, Partition } from './context.ts';
-import { scheduleEffects } from './effect-runner.ts';
+import { replyAhead, scheduleEffects } from './effect-runner.ts';
 import { completeErasure } from './erasure.ts';
 import { run } from './mailbox.ts';
 import { silence } from './speaker.ts';
@@ -81,16 +82,26 @@ export async function handleCommand(ctx: HostContext, part: Partition, actor: Ac
       const traceparent = traceparentOf(spanCtx) ?? cmd.traceparent;
       // A stopped reply's last deltas go out before ReplyStopped.
       if (cmd.type === 'StopReply' && actor.generation?.stopped) await actor.generation.settle(null);
+      const quiet = cmd.type === 'SubmitPrompt' && cmd.data.stream === false;
       try {
         // A flow's confirmation is critical too: what the flow says after it is appended
         // only once the snapshot holding it is written.
         for (const part_ of splitAfterFlowConfirmations(events)) {
-          logged.push(...await commit(ctx, part, actor, part_, { causationId: cmd.commandId, correlationId: cmd.correlationId, traceparent }));
+          const ahead: { recorded: ((ok: boolean) => void) | null } = { recorded: null };
+          const folded = (next: ConversationState, envs: EventEnvelope[]) => {
+            // Nobody follows this prompt's reply live: it is asked for in one piece, while the prompt is appended.
+            if (!quiet) return;
+            for (const e of envs) if (e.type === 'PromptReceived') actor.quiet.add(e.seq);
+            ahead.recorded = replyAhead(ctx, part, actor, next, envs, traceparent);
+          };
+          try {
+            logged.push(...await commit(ctx, part, actor, part_, { causationId: cmd.commandId, correlationId: cmd.correlationId, traceparent }, folded));
+          } catch (err) {
+            ahead.recorded?.(false);
+            throw err;
+          }
+          ahead.recorded?.(true);
           if (part_[part_.length - 1]!.type === 'DataConfirmed' && cmd.type !== 'ConfirmData') await writeSnapshot(ctx, actor);
-        }
-        // Nobody follows this prompt's reply live: it is asked for in one piece.
-        if (cmd.type === 'SubmitPrompt' && cmd.data.stream === false) {
-          for (const e of logged) if (e.type === 'PromptReceived') actor.quiet.add(e.seq);
         }
       } catch (err) {
         if (err instanceof KeyDestroyed) return reject('conversation_erased', err.message);

@@ -33,11 +33,17 @@ function world() {
   const file = createFileLog({ dir, partitions: 1 });
   /** Appends of events that land, then fail as if the answer never came. */
   let failing: ((records: { value: string }[]) => boolean) | null = null;
+  /** Whether the failing append lands before it throws. */
+  let lands = true;
   const log: EventLog = {
     ...file,
     kind: file.kind,
     partitions: file.partitions,
     async append(topic, partition, records) {
+      if (topic === TOPICS.events && !lands && failing?.(records)) {
+        failing = null;
+        throw new Error('Request timed out (the broker went away)');
+      }
       const base = await file.append(topic, partition, records);
       if (topic === TOPICS.events && failing?.(records)) {
         failing = null;
@@ -47,15 +53,18 @@ function world() {
     },
   };
   let asked = 0;
-  const reply: ReplyModel['reply'] = async () => {
+  const reply: ReplyModel['reply'] = async ({ signal }) => {
     asked++;
+    await sleep(5); // the model takes a while: the prompt's append is done by then
+    if (signal?.aborted) throw new Error('aborted');
     return { text: 'Buy wonderful businesses.', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } };
   };
   const ctx = createHostContext({ log, snapshots: createMemorySnapshotStore(), readModel: null, catalog: createTwinCatalog(), replyModel: { name: 'stub', reply }, metrics: createMetrics(), logger: quiet, idleMs: 60_000 });
   let offset = 0;
-  const prompt = (commandId: string, text: string): LogRecord => ({
+  /** `stream: false`: a seed client's prompt, whose reply is asked for while the prompt is appended. */
+  const prompt = (commandId: string, text: string, stream?: boolean): LogRecord => ({
     topic: TOPICS.commands, partition: 0, offset: offset++, key: 'c1', headers: {}, timestamp: Date.now(),
-    value: JSON.stringify({ type: 'SubmitPrompt', commandId, conversationId: 'c1', correlationId: null, principal: null, traceparent: null, issuedAt: new Date(0).toISOString(), data: { twin, text } }),
+    value: JSON.stringify({ type: 'SubmitPrompt', commandId, conversationId: 'c1', correlationId: null, principal: null, traceparent: null, issuedAt: new Date(0).toISOString(), data: { twin, text, ...(stream === undefined ? {} : { stream }) } }),
   });
   const confirm = (commandId: string, data: Record<string, unknown>): LogRecord => ({
     topic: TOPICS.commands, partition: 0, offset: offset++, key: 'c1', headers: {}, timestamp: Date.now(),
@@ -84,7 +93,10 @@ function world() {
   };
   return {
     ctx, part, prompt, confirm, notices, events, answered,
-    failNext: (type: string) => (failing = (records) => records.some((r) => (JSON.parse(r.value) as { type?: string }).type === type)),
+    failNext: (type: string, landing = true) => {
+      lands = landing;
+      failing = (records) => records.some((r) => (JSON.parse(r.value) as { type?: string }).type === type);
+    },
     asked: () => asked,
     close: () => file.close(),
   };
@@ -113,6 +125,30 @@ describe('an append that failed on our side but landed', () => {
     expect(w.asked()).toBe(3);
     await w.close();
   });
+
+  for (const landed of [true, false]) {
+    it(`a seed client's prompt (its reply asked for during the append) whose append failed ${landed ? 'but landed' : 'and did not land'}: answered once, by a reply asked for after it is in the log`, async () => {
+      const w = world();
+      await handleCommands(w.ctx, w.part, [w.prompt('cmd-1', 'hello', false)]);
+      await w.answered();
+      w.failNext('PromptReceived', landed);
+      await expect(handleCommands(w.ctx, w.part, [w.prompt('cmd-2', 'What is a moat?', false)])).rejects.toThrow(/timed out/);
+      await handleCommands(w.ctx, w.part, [w.prompt('cmd-2', 'What is a moat?', false)]);
+      await w.answered();
+      await handleCommands(w.ctx, w.part, [w.prompt('cmd-3', 'And a margin of safety?', false)]);
+      await w.answered();
+      await sleep(50); // a dropped reply has had its time to (wrongly) answer
+      const events = await w.events();
+      expect(shape(events)).toEqual([
+        '1 ConversationStarted', '2 PromptReceived', '3 ReplyGenerated 2',
+        '4 PromptReceived', '5 ReplyGenerated 4',
+        '6 PromptReceived', '7 ReplyGenerated 6',
+      ]);
+      expect(events.filter((e) => e.type === 'ReplyFailed')).toEqual([]);
+      expect(w.part.actors.get('c1')!.state.pendingPrompts).toEqual([]);
+      await w.close();
+    });
+  }
 
   it('a reply: it is not asked for or written again, and the next prompt continues the log', async () => {
     const w = world();
