@@ -4,7 +4,14 @@ export type Labels = Record<string, string>;
 type Series = { labels: Labels; value: number };
 type HistSeries = { labels: Labels; buckets: number[]; sum: number; count: number };
 
-const key = (labels: Labels) => JSON.stringify(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)));
+/** A series' identity: its labels in name order (called on every record, so no JSON and no locale-aware sort). */
+const key = (labels: Labels) => {
+  const names = Object.keys(labels);
+  if (names.length > 1) names.sort();
+  let k = '';
+  for (const n of names) k += `${n}\u0000${labels[n]}\u0001`;
+  return k;
+};
 const fmt = (labels: Labels) => {
   const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
   return parts.length ? `{${parts.join(',')}}` : '';
