@@ -8,10 +8,18 @@ const JSON_TYPE: Record<TwinField['type'], string> = { string: 'string', email: 
 /**
  * The structured-output format asking for `{reply, proposed}`: `proposed` has every field
  * of the twin, each its value or null (strict mode wants every property required).
- * Null when the twin collects nothing.
+ * Null when the twin collects nothing. Made once per twin's fields (it goes with every request).
  */
 export function proposalFormat(fields: TwinField[]) {
   if (fields.length === 0) return null;
+  let format = formats.get(fields);
+  if (!format) formats.set(fields, (format = makeFormat(fields)));
+  return format;
+}
+
+const formats = new WeakMap<TwinField[], ReturnType<typeof makeFormat>>();
+
+function makeFormat(fields: TwinField[]) {
   const properties: Record<string, { type: [string, 'null']; description: string }> = {};
   for (const f of fields) {
     const what = f.type === 'email' ? 'an email address' : f.type === 'date' ? 'a date as YYYY-MM-DD' : `a ${f.type}`;
@@ -63,11 +71,19 @@ export function readProposals(content: string, fields: TwinField[]): { text: str
     for (const f of fields) {
       const v = (proposed as Record<string, unknown>)[f.name];
       if (v === null || v === undefined || v === '') continue;
-      const checked = fieldSchema(f).safeParse(v);
+      const checked = schemaOf(f).safeParse(v);
       if (checked.success) values[f.name] = checked.data;
     }
   }
   return { text: reply.trim(), proposed: values };
+}
+
+const schemas = new WeakMap<TwinField, ReturnType<typeof fieldSchema>>();
+/** A field's zod schema, made once per field. */
+function schemaOf(f: TwinField) {
+  let s = schemas.get(f);
+  if (!s) schemas.set(f, (s = fieldSchema(f)));
+  return s;
 }
 
 /** The `reply` string of a JSON answer that was cut off, as far as it goes; null if there is none. */
