@@ -146,6 +146,28 @@ export function createLoggedKeyStore(options: LoggedKeyStoreOptions): LoggedKeyS
       return out;
   };
 
+  /** A new conversation's key: made, kept in the cache table and logged before it is used (or the one another process made). */
+  const making = new Map<string, Promise<Uint8Array>>();
+  const make = async (id: string): Promise<Uint8Array> => {
+    const dataKey = newDataKey();
+    const wrapped = wrapKey(master, id, dataKey);
+    const inserted = await db.query(INSERT, [id, JSON.stringify(wrapped), master.id]);
+    let key: Uint8Array | null;
+    if (inserted.length) {
+      // Durable before it seals anything: the record is in the log when create() returns.
+      await append({ conversationId: id, kind: 'key', kek: master.id, wrapped });
+      await db.query(MARK_LOGGED, [id]);
+      key = dataKey;
+    } else {
+      // Another process made it first (or it was destroyed): use what is stored.
+      const [row] = await readRows(db, [id]);
+      key = row ? await usable(db, row) : null;
+    }
+    remember(id, key);
+    if (!key) throw new KeyDestroyed(`conversation ${id} was erased`);
+    return key;
+  };
+
   const store: LoggedKeyStore = {
     get: (ids) => get(db, ids),
     cached: () => ({ entries: cache.size, bound: maxEntries }),
@@ -156,23 +178,14 @@ export function createLoggedKeyStore(options: LoggedKeyStoreOptions): LoggedKeyS
       const c = cache.get(id);
       if (c?.key === null) throw new KeyDestroyed(`conversation ${id} was erased`);
       if (c) return c.key!;
-      const dataKey = newDataKey();
-      const wrapped = wrapKey(master, id, dataKey);
-      const made = await db.query(INSERT, [id, JSON.stringify(wrapped), master.id]);
-      let key: Uint8Array | null;
-      if (made.length) {
-        // Durable before it seals anything: the record is in the log when create() returns.
-        await append({ conversationId: id, kind: 'key', kek: master.id, wrapped });
-        await db.query(MARK_LOGGED, [id]);
-        key = dataKey;
-      } else {
-        // Another process made it first (or it was destroyed): use what is stored.
-        const [row] = await readRows(db, [id]);
-        key = row ? await usable(db, row) : null;
+      // Prompts that come together for a new conversation wait for one key and one record.
+      let made = making.get(id);
+      if (!made) {
+        made = make(id).finally(() => making.delete(id));
+        made.catch(() => {});
+        making.set(id, made);
       }
-      remember(id, key);
-      if (!key) throw new KeyDestroyed(`conversation ${id} was erased`);
-      return key;
+      return made;
     },
     async destroy(id) {
       // The tombstone first: once it is in the log the key is gone for every rebuild too.

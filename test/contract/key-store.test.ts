@@ -114,6 +114,15 @@ for (const home of homes) {
       }
     });
 
+    it('makes one key and one record for a new conversation that several prompts ask for at once', async () => {
+      const id = `c-${randomUUID()}`;
+      const gateway = testKeyStore(log, db);
+      const keys = await Promise.all([gateway.create(id), gateway.create(id), gateway.create(id)]);
+      expect(keys[1]).toEqual(keys[0]);
+      expect(keys[2]).toEqual(keys[0]);
+      expect(await keyRecords(log, id)).toHaveLength(1);
+    });
+
     it('rebuilds the key cache from the log alone: a lost database loses no key', async () => {
       const ids = Array.from({ length: 5 }, () => `c-${randomUUID()}`);
       const store = testKeyStore(log, db);
