@@ -410,8 +410,8 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       return appends.pending();
     },
     consume,
-    async read(topic, partition, from, handle) {
-      const end = (await this.endOffsets(topic))[partition]!;
+    async read(topic, partition, from, handle, knownEnd) {
+      const end = knownEnd ?? (await this.endOffsets(topic))[partition]!;
       if (from >= end) return end;
       let r = readers.get(topic);
       if (!r) {

@@ -32,8 +32,9 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
   const maxWaitTime = options.maxWaitMs ?? 100;
   const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
   // A member learns that the group rebalances with its next heartbeat: frequent heartbeats
-  // are what let a partition move in a fraction of a second once its owner is gone.
-  const heartbeatInterval = Math.min(50, Math.floor(sessionTimeout / 4));
+  // are what let a partition move in a fraction of a second once its owner is gone or has
+  // left (a rolling restart waits for this after the leaving host's LeaveGroup).
+  const heartbeatInterval = Math.min(20, Math.floor(sessionTimeout / 4));
   // Bounded retries everywhere: while the broker is away an append or a read fails after a few
   // seconds (the caller answers `unavailable` or tries again) instead of waiting for ever.
   // Metadata at most a second old: after a broker dies, leaders and the group coordinator move,
@@ -396,8 +397,8 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
       return appends.pending();
     },
     consume,
-    async read(topic, partition, from, handle) {
-      const end = (await endOffsets(topic))[partition]!;
+    async read(topic, partition, from, handle, knownEnd) {
+      const end = knownEnd ?? (await endOffsets(topic))[partition]!;
       if (from >= end) return end;
       // One read per partition at a time: a second waits for the first.
       const lockKey = `${topic}/${partition}`;

@@ -79,9 +79,10 @@ export interface EventLog {
   consume(options: ConsumeOptions): Promise<Subscription>;
   /**
    * Reads one partition from offset `from` up to its end as of the call, batch by batch.
-   * Resolves with that end offset (the offset the next record will get).
+   * Resolves with that end offset (the offset the next record will get). `end`, when the
+   * caller has it already (from endOffsets), is read up to without asking the log again.
    */
-  read(topic: string, partition: number, from: number, handle: (records: LogRecord[]) => void | Promise<void>): Promise<number>;
+  read(topic: string, partition: number, from: number, handle: (records: LogRecord[]) => void | Promise<void>, end?: number): Promise<number>;
   /**
    * Removes members known to be dead from a group at once (their partitions move without
    * waiting for the session timeout). Absent where the client cannot (kafkajs).

@@ -30,9 +30,12 @@ export function acquire(ctx: HostContext, id: number): Partition {
   ctx.partitions.set(id, part);
   part.ready = (async () => {
     const t0 = performance.now();
-    const [snapCp, rmCp] = await Promise.all([
+    // The log's end is asked for beside the checkpoint and the coverage (one round trip fewer
+    // before the partition is ready): nobody writes into it now but this host.
+    const [snapCp, rmCp, ends] = await Promise.all([
       snapshots.getCheckpoint(id).catch(() => null),
       ctx.readModel ? ctx.readModel.coveredUntil(id).catch(() => null) : null,
+      log.endOffsets(TOPICS.events).catch(() => null),
     ]);
     const t1 = performance.now();
     // Work still owed (a reply, audio, a flow's call) lies after a host's checkpoint; the read
@@ -50,7 +53,7 @@ export function acquire(ctx: HostContext, id: number): Partition {
         }
         part.tail.add(e);
       }
-    });
+    }, ends?.[id]);
     const t2 = performance.now();
     part.appender = createAppender({ log, topic: TOPICS.events, partition: id, next: end, onForeign: (from, to) => reconcile(ctx, part, from, to), onDoubt: (from) => settleDoubt(ctx, part, from) });
     part.checkpoint = snapCp;
