@@ -5,7 +5,9 @@ import type { LoggedEvent } from '../events/schemas.ts';
 import { ERASED_TEXT } from '../sealing/seal.ts';
 import type { LogRecord } from '../log/port.ts';
 import { planBatch } from './plan.ts';
-import type { Plan, Prior } from './plan.ts';
+import type { EventRow, MessageRow, Plan, Prior } from './plan.ts';
+import { packRows } from './packed-rows.ts';
+import type { PackedColumn } from './packed-rows.ts';
 import { upcastState } from '../actors/upcast-state.ts';
 import type { StoredStateAnyVersion } from '../actors/upcast-state.ts';
 import type { Query } from '../stores/sql.ts';
@@ -137,6 +139,28 @@ UPDATE projection_checkpoints AS c SET next_offset = x.next_offset, updated_at =
 FROM jsonb_to_recordset($2::text::jsonb) AS x(partition int, next_offset bigint)
 WHERE c.projection = $1 AND c.partition = x.partition`;
 
+// The same rows packed in one text parameter (projections/packed-rows.ts): about a third less
+// of the server's work than the JSON document above; the JSON statements take a batch that
+// cannot be packed.
+const EVENT_COLUMNS: PackedColumn<EventRow>[] = [
+  { name: 'event_id' }, { name: 'conversation_id' }, { name: 'seq' }, { name: 'type' }, { name: 'schema_version' }, { name: 'occurred_at' },
+  { name: 'causation_id' }, { name: 'correlation_id' }, { name: 'traceparent' }, { name: 'data', json: true }, { name: 'partition' }, { name: 'log_offset' },
+];
+const INSERT_EVENTS_PACKED = `
+INSERT INTO events (event_id, conversation_id, seq, type, schema_version, occurred_at, causation_id, correlation_id, traceparent, data, partition, log_offset)
+SELECT f[1]::uuid, f[2], f[3]::int, f[4], f[5]::int, f[6]::timestamptz, f[7], f[8], f[9], f[10]::jsonb, f[11]::int, f[12]::bigint
+FROM unnest(string_to_array($1::text, E'\\x1e')) AS r, string_to_array(r, E'\\x1f', E'\\x15') AS f
+ON CONFLICT DO NOTHING`;
+const MESSAGE_COLUMNS: PackedColumn<MessageRow>[] = [
+  { name: 'conversation_id' }, { name: 'seq' }, { name: 'role' }, { name: 'content' }, { name: 'reply_to_seq' }, { name: 'tokens_used' }, { name: 'prompt_tokens' },
+  { name: 'completion_tokens' }, { name: 'model' }, { name: 'model_latency_ms' }, { name: 'request_id' }, { name: 'event_id' }, { name: 'created_at' },
+];
+const INSERT_MESSAGES_PACKED = `
+INSERT INTO messages (conversation_id, seq, role, content, reply_to_seq, tokens_used, prompt_tokens, completion_tokens, model, model_latency_ms, request_id, event_id, created_at)
+SELECT f[1], f[2]::int, f[3], f[4], f[5]::int, f[6]::int, f[7]::int, f[8]::int, f[9], f[10]::float8, f[11], f[12]::uuid, f[13]::timestamptz
+FROM unnest(string_to_array($1::text, E'\\x1e')) AS r, string_to_array(r, E'\\x1f', E'\\x15') AS f
+ON CONFLICT DO NOTHING`;
+
 /**
  * Writes a plan's rows and the checkpoints; statements with nothing to write are not sent.
  * They go out together (pipelined on Postgres, queued in order on PGlite) and run in the
@@ -145,8 +169,14 @@ WHERE c.projection = $1 AND c.partition = x.partition`;
  */
 async function write(q: Query, plan: Plan, projection: string, checkpoints: { partition: number; next_offset: number }[]): Promise<void> {
   const statements: [string, unknown[]][] = [];
-  if (plan.events.length) statements.push([INSERT_EVENTS, [json(plan.events)]]);
-  if (plan.messages.length) statements.push([INSERT_MESSAGES, [json(plan.messages)]]);
+  if (plan.events.length) {
+    const packed = packRows(plan.events, EVENT_COLUMNS);
+    statements.push(packed === null ? [INSERT_EVENTS, [json(plan.events)]] : [INSERT_EVENTS_PACKED, [packed]]);
+  }
+  if (plan.messages.length) {
+    const packed = packRows(plan.messages, MESSAGE_COLUMNS);
+    statements.push(packed === null ? [INSERT_MESSAGES, [json(plan.messages)]] : [INSERT_MESSAGES_PACKED, [packed]]);
+  }
   // After the messages: a reply and its audio can arrive in the same batch.
   if (plan.patches.length) statements.push([PATCH_MESSAGES, [json(plan.patches)]]);
   if (plan.confirmed.length) statements.push([INSERT_CONFIRMED, [json(plan.confirmed)]]);

@@ -45,7 +45,8 @@ const aEvents: EventEnvelope[] = [
 ];
 const bEvents: EventEnvelope[] = [
   ...events(B, 0, [started('warren-buffett-001', null), prompt('Hello')], 'cmd-7'),
-  ...events(B, 2, [reply(2, 'Hello back.')], 'cmd-8'),
+  // What COPY's text format escapes (tab, newline, carriage return, backslash) arrives as written.
+  ...events(B, 2, [reply(2, 'Hello back.\tA tab,\na new line,\r\na backslash \\ and \\N.')], 'cmd-8'),
 ];
 
 let offset = 0;
@@ -288,6 +289,47 @@ for (const backend of backends) {
         expect(await db.query('SELECT seq FROM events WHERE conversation_id = $1 ORDER BY seq', [c.id])).toEqual([1, 2, 3, 4, 5, 6].map((seq) => ({ seq })));
         expect((await db.query('SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq', [c.id])).map((m) => (m as { seq: number }).seq)).toEqual([2, 3, 5, 6]);
       }
+    });
+
+    it('writes texts as they are, whatever characters they hold', async () => {
+      const texts = [
+        // Packed in one text parameter (what the separators are not).
+        ['tab\there, new line\nthere, \r\n, backslash \\ and \\N, quotes \'"', 'NUL \u0000 and a lone \ud800, ∑ 😀'],
+        // Holding the separators of the packed rows: sent as JSON instead.
+        ['record \u001e field \u001f null \u0015', '\u0015'],
+      ];
+      for (const [i, [q, a]] of texts.entries()) {
+        const id = `conv-chars-${i}-${randomUUID()}`;
+        const mine = events(id, 0, [started('t', null, { note: q }), prompt(q!), reply(2, a!), { type: 'DataConfirmed', data: { data: { said: a }, requestId: a! } }], q);
+        const records = mine.map((e, k): LogRecord => ({ ...encodeEvent(e), topic: 'gemello.events', partition: 41 + i, offset: k, timestamp: clock }));
+        const r = await db.tx((tx) => applyBatch(tx, 'readmodel', 41 + i, records));
+        expect(r.applied).toHaveLength(4);
+        const stored = (s: string) => s.toWellFormed().replaceAll('\u0000', '\uFFFD');
+        expect(await db.query('SELECT seq, content, request_id FROM messages WHERE conversation_id = $1 ORDER BY seq', [id]))
+          .toEqual([{ seq: 2, content: stored(q!), request_id: 'r1' }, { seq: 3, content: stored(a!), request_id: null }]);
+        const rows = await db.query<{ seq: number; causation_id: string; data: Record<string, unknown> }>('SELECT seq, causation_id, data FROM events WHERE conversation_id = $1 ORDER BY seq', [id]);
+        expect(rows.map((e) => e.causation_id)).toEqual(mine.map(() => stored(q!)));
+        expect(rows.map((e) => e.data)).toEqual(mine.map((e) => noNul(JSON.parse(JSON.stringify(e.data, (_k, v) => (typeof v === 'string' ? v.toWellFormed() : v))))));
+      }
+    });
+
+    it('finds rows of its batch already there (another projection on the same tables) and keeps them as they are', async () => {
+      const id = `conv-twice-${randomUUID()}`;
+      const mine = events(id, 0, [started('t', null), prompt('once'), reply(2, 'only once')], 'cmd-twice');
+      const records = mine.map((e, i): LogRecord => ({ ...encodeEvent(e), topic: 'gemello.events', partition: 40, offset: i, timestamp: clock }));
+      await db.tx((q) => applyBatch(q, 'first', 40, records));
+      const rows = async () => ({
+        events: await db.query('SELECT * FROM events WHERE conversation_id = $1 ORDER BY seq', [id]),
+        messages: await db.query('SELECT * FROM messages WHERE conversation_id = $1 ORDER BY seq', [id]),
+      });
+      const before = await rows();
+      // The conversation's row gone (as if never projected here): a second projection plans its events again.
+      await db.query('DELETE FROM conversations WHERE id = $1', [id]);
+      const r = await db.tx((q) => applyBatch(q, 'second', 40, records));
+      expect(r.rejected).toEqual([]);
+      expect(r.nextOffset).toBe(records.length);
+      expect(await rows()).toEqual(before);
+      expect(await db.query('SELECT last_seq FROM conversations WHERE id = $1', [id])).toEqual([{ last_seq: 3 }]);
     });
 
     it('leaves out, and reports, records it cannot apply without stopping the partition', async () => {
