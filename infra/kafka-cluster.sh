@@ -20,7 +20,7 @@ node_env() { # node index 0..2
 on_node() { local i="$1"; shift; env $(node_env "$i") KAFKA_CLUSTER_ID="$(cluster_id)" bash "$INFRA/kafka.sh" "$@"; }
 cluster_id() {
   # One id for the three nodes, made once (22 characters of base64url, as Kafka's random-uuid).
-  [ -f "$DIR/cluster.id" ] || head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=' | head -c 22 >"$DIR/cluster.id"
+  [ -f "$DIR/cluster.id" ] || head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=' | head -c 22 | sed 's/^-/A/' >"$DIR/cluster.id"
   cat "$DIR/cluster.id"
 }
 

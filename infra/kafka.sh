@@ -56,13 +56,14 @@ ensure_storage() {
   [ -f "$KDIR/data/meta.properties" ] && return
   if [ -n "${KAFKA_VOTERS:-}" ]; then
     # A cluster node: every node is formatted with the same cluster id, static voters.
-    java_cp kafka.tools.StorageTool format -t "${KAFKA_CLUSTER_ID:?KAFKA_CLUSTER_ID is needed with KAFKA_VOTERS}" -c "$KDIR/server.properties" >"$LOGDIR/format.log" 2>&1 \
+    java_cp kafka.tools.StorageTool format --cluster-id="${KAFKA_CLUSTER_ID:?KAFKA_CLUSTER_ID is needed with KAFKA_VOTERS}" -c "$KDIR/server.properties" >"$LOGDIR/format.log" 2>&1 \
       || { cat "$LOGDIR/format.log" >&2; die "storage format failed"; }
     return
   fi
   # Format once. --standalone makes this node the sole KRaft voter (4.x dynamic quorum).
   local id="${KAFKA_CLUSTER_ID:-}"; [ -n "$id" ] || id="$(java_cp kafka.tools.StorageTool random-uuid)"
-  java_cp kafka.tools.StorageTool format --standalone -t "$id" -c "$KDIR/server.properties" >"$LOGDIR/format.log" 2>&1 \
+  # --cluster-id=…: a base64url id may begin with "-", which the tool would read as an option.
+  java_cp kafka.tools.StorageTool format --standalone --cluster-id="$id" -c "$KDIR/server.properties" >"$LOGDIR/format.log" 2>&1 \
     || { cat "$LOGDIR/format.log" >&2; die "storage format failed"; }
 }
 

@@ -63,11 +63,14 @@ export type PrivateBroker = {
   remove(): Promise<void>;
 };
 
+/** A cluster id as Kafka makes them: 16 random bytes in base64url, never beginning with "-" (a command line would read it as an option). */
+const clusterId = () => randomBytes(16).toString('base64url').replace(/^-/, 'A');
+
 /** A single-node broker of the test's own (not started yet: call start()). */
 export async function privateBroker(): Promise<PrivateBroker> {
   const home = mkdtempSync(join(tmpdir(), 'gemello-kafka-'));
   const [port, controller] = await ports(2);
-  const env = { ...process.env, ...FAST_START, KAFKA_EXTRA_PROPERTIES: `${FAST_START.KAFKA_EXTRA_PROPERTIES} ${SHORT_SESSION}`, KAFKA_HOME_DIR: home, KAFKA_PORT: String(port), KAFKA_CONTROLLER_PORT: String(controller), KAFKA_CLUSTER_ID: randomBytes(16).toString('base64url') };
+  const env = { ...process.env, ...FAST_START, KAFKA_EXTRA_PROPERTIES: `${FAST_START.KAFKA_EXTRA_PROPERTIES} ${SHORT_SESSION}`, KAFKA_HOME_DIR: home, KAFKA_PORT: String(port), KAFKA_CONTROLLER_PORT: String(controller), KAFKA_CLUSTER_ID: clusterId() };
   const kafka = async (command: 'start' | 'stop') => {
     if (!home.startsWith(tmpdir()) || port === 9092) throw new Error('refusing to touch the shared broker');
     await run('bash', [KAFKA_SH, command], { env, timeout: 120_000 });
