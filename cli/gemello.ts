@@ -6,8 +6,8 @@ import { migrate } from '../projections/migrate.ts';
 import { ConfigError, loadConfig } from '../runtime/config.ts';
 import { SecretFileError, withSecretFiles } from '../runtime/file-env.ts';
 import { runNode } from '../runtime/node.ts';
-import { openBackends } from '../runtime/wire.ts';
-import type { Role } from '../runtime/wire.ts';
+import { createRuntime, openBackends } from '../runtime/wire.ts';
+import type { Backends, Role, Runtime } from '../runtime/wire.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { createReadModelStateSource } from '../projections/state-source.ts';
 import { doctor } from './doctor.ts';
@@ -50,13 +50,17 @@ const HELP = `gemello <command>
   flows compile <file>       validate a flow definition (every error with its JSON path) and print
                              its task list and version; backends from GEMELLO_BACKENDS, webhooks
                              from GEMELLO_EMAIL_WEBHOOK / GEMELLO_SMS_WEBHOOK
-  restore                    disaster recovery: rebuild the read model, the data-key cache and the
-                             snapshots from Kafka alone (after losing PostgreSQL and/or Redis)
+  restore                    disaster recovery: rebuild the read model, the data-key cache, the kept
+                             voice clips and the snapshots from Kafka alone (after losing PostgreSQL
+                             and/or Redis)
   doctor                     check each backend and say what to fix
   help                       this text
 
 Backends come from the environment (KAFKA_BROKERS, DATABASE_URL, REDIS_URL, GEMELLO_DATA_DIR…);
 see README.md.`;
+
+/** Without Redis, snapshots are each serving process's own memory: a CLI process has none to write. */
+const IN_PROCESS_SNAPSHOTS = 'snapshots: none written. Without REDIS_URL they are an in-process cache of each serving process (npm start writes its own as conversations are used, and recovers the others from the read model and the log); set REDIS_URL to keep them in Redis';
 
 /** The commands that open the backends, with the words they need; bad usage is told before anything is opened. */
 const USAGE: Record<string, { line: string; id?: boolean; sub?: string }> = {
@@ -99,7 +103,17 @@ async function main(argv: string[]): Promise<number> {
   const at = numberFlag(args, 'at', Infinity, 'a seq (a whole number)', { min: 0, integer: true });
   const timeout = numberFlag(args, 'timeout', 30, 'a number of seconds', { above: 0 });
   const days = numberFlag(args, 'days', config.retentionDays, 'a number of days (0: retention off)', { min: 0 });
-  const backends = await openBackends(config, createLogger('gemello', true), `gemello ${command}`);
+  // Erasures are carried out by the conversation's actor host. An embedded data directory belongs to
+  // this command while it runs, so no other process can be that host: the command runs one itself
+  // (with the projections, which scrub the read model), as `npm start` would, and stops it after.
+  const needsHost = command === 'erase' || (command === 'retention' && args.flags['dry-run'] !== true && days > 0);
+  let runtime: Runtime | null = null;
+  let backends: Backends;
+  if (needsHost && (!config.kafkaBrokers || !config.databaseUrl)) {
+    runtime = await createRuntime({ ...config, quiet: true }, ['actors', 'projections'], createLogger('gemello', true), {}, `gemello ${command}`);
+    await runtime.start();
+    backends = runtime.backends;
+  } else backends = await openBackends(config, createLogger('gemello', true), `gemello ${command}`);
   // The conversations' data keys: sealed content reads as "[erased]" once its key is destroyed.
   const keys = backends.keys;
   const progress = createProgress(process.stderr, process.stderr.isTTY === true || args.flags.progress === true);
@@ -142,6 +156,10 @@ async function main(argv: string[]): Promise<number> {
         return r.mismatches.length ? 1 : 0;
       }
       case 'snapshots': {
+        if (!config.redisUrl) {
+          console.log(IN_PROCESS_SNAPSHOTS);
+          return 0;
+        }
         const n = await rebuildSnapshots({ log: backends.log, snapshots: backends.snapshots, keys, progress, historyMessages: config.historyMessages });
         console.log(`${plural(n, 'snapshot')} written`);
         return 0;
@@ -172,7 +190,7 @@ async function main(argv: string[]): Promise<number> {
         process.on('SIGINT', onInt);
         process.on('SIGTERM', onInt);
         try {
-          const deps = { log: backends.log, db: backends.db, snapshots: backends.snapshots, keys, progress, keepVoice: config.voice.keep, historyMessages: config.historyMessages, signal: abort.signal };
+          const deps = { log: backends.log, db: backends.db, snapshots: config.redisUrl ? backends.snapshots : null, keys, progress, keepVoice: config.voice.keep, historyMessages: config.historyMessages, signal: abort.signal };
           return command === 'restore' ? await restore(deps) : await replay({ projection: args.flags.projection, restart: args.flags.restart }, deps);
         } finally {
           process.off('SIGINT', onInt);
@@ -193,7 +211,8 @@ async function main(argv: string[]): Promise<number> {
         throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
     }
   } finally {
-    await backends.close();
+    if (runtime) await runtime.stop();
+    else await backends.close();
   }
 }
 

@@ -46,9 +46,6 @@ export async function replay(flags: { projection?: string | true; restart?: stri
     return 2;
   }
   const name = flags.projection as string;
-  if (deps.db.kind === 'pglite') {
-    say('embedded read model (PGlite): only one process may open it, so stop `npm start` (or serve) before replaying');
-  }
   try {
     const r = await rebuildReadModel({ log: deps.log, db: deps.db, keys: deps.keys, name, progress: deps.progress, say, signal: deps.signal, restart: flags.restart === true });
     const rate = r.seconds > 0 ? Math.round(r.records / r.seconds) : r.records;

@@ -10,7 +10,7 @@ import { snapshotsFromReadModel } from './snapshots-from-read-model.ts';
 import { copied, plural } from './wording.ts';
 
 export type RestoreDeps = {
-  log: EventLog; db: Db; snapshots: SnapshotStore; keys: LoggedKeyStore; progress: Progress;
+  log: EventLog; db: Db; /** null: snapshots are in-process (no REDIS_URL), so there are none to write. */ snapshots: SnapshotStore | null; keys: LoggedKeyStore; progress: Progress;
   /** GEMELLO_KEEP_VOICE: only then is the voice topic read (and made, if it is not there). */
   keepVoice?: boolean;
   historyMessages?: number; signal?: AbortSignal; out?: (line: string) => void; say?: (line: string) => void;
@@ -52,6 +52,11 @@ export async function restore(deps: RestoreDeps): Promise<number> {
     step(`kept voice: ${copied(voice, 'the voice topic', 'voice_clips')}`);
   } else step('kept voice: not read (GEMELLO_KEEP_VOICE is off; with it on, the projections role fills voice_clips from the topic)');
   // From the rebuilt read model, which holds what the log holds: the log is not read a second time.
+  if (!deps.snapshots) {
+    step('snapshots: none written (no REDIS_URL: each serving process keeps its own in memory and recovers the rest from the read model and the log)');
+    step(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s: the read model holds what the log holds`);
+    return 0;
+  }
   const snapshots = await snapshotsFromReadModel({ db: deps.db, snapshots: deps.snapshots, progress: deps.progress, historyMessages: deps.historyMessages });
   step(`${plural(snapshots, 'snapshot')} written (from the rebuilt read model)`);
   step(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s: the read model and the snapshots hold what the log holds`);

@@ -149,11 +149,11 @@ function reportQueues(metrics: Metrics, log: EventLog, feed: Feed | null, keys: 
 }
 
 /** Builds the roles asked for on shared backends; `start` migrates, then starts each role. */
-export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, logger?: Logger, clock: { now?: () => Date } = {}): Promise<Runtime> {
+export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, logger?: Logger, clock: { now?: () => Date } = {}, what = `gemello ${roles.join('+')}`): Promise<Runtime> {
   // The actor host runs the flows: they compile at its start, before anything is opened, and a
   // bad one, or a twin naming a flow that is not there, stops the start.
   const flowRegistry = roles.includes('actors') ? loadFlows(config.flows) : createFlowRegistry([], flowEnvironment(config.flows));
-  const backends = await openBackends(config, logger, `gemello ${roles.join('+')}`);
+  const backends = await openBackends(config, logger, what);
   const { log, db, snapshots, streams, catalog, metrics, keys } = backends;
   const log_ = backends.logger;
   const reply = selectReplyModel(config.env, (message) => log_.warn(message));

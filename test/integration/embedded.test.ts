@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, startCommand } from '../support/processes.ts';
+import { freePort, runCli, startCommand } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -48,7 +48,17 @@ describe('npm start, embedded', () => {
     }
     // The caller's audio is not kept by default: nothing of it is made, not even an empty topic.
     expect(readdirSync(join(dir, 'log')).filter((n) => n.startsWith('gemello.')).sort()).toEqual(['gemello.commands', 'gemello.events', 'gemello.keys']);
-  }, 120_000);
+
+    // With npm start stopped (the data directory is the command's), `gemello erase` carries the
+    // erasure out itself instead of waiting 30 s for an actor host that cannot run beside it.
+    const erased = await runCli(['erase', conversationId, '--reason', 'embedded'], bare, 60_000);
+    expect(erased.stdout).toMatch(new RegExp(`erased conversation ${conversationId}`));
+    expect(erased.stdout).toMatch(/key\s+destroyed/);
+    expect(erased.code).toBe(0);
+    const events = await runCli(['events', conversationId], bare, 60_000);
+    expect(events.stdout).toMatch(/ConversationErased/);
+    expect(events.stdout).not.toMatch(/What is a moat\?/);
+  }, 150_000);
 });
 
 /** Runs `npm start` expecting it to give up: resolves with its exit code and output, or rejects after `ms`. */
