@@ -30,6 +30,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
   const full = (name: string) => ns + name;
   const clientId = options.clientId ?? 'gemello';
   const maxWaitTime = options.maxWaitMs ?? 100;
+  const defaultMaxWait = maxWaitTime;
   const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
   // A member learns that the group rebalances with its next heartbeat: frequent heartbeats
   // are what let a partition move in a fraction of a second once its owner is gone or has
@@ -81,6 +82,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
 
   async function consume(opts: ConsumeOptions): Promise<Subscription> {
     const topic = full(opts.topic);
+    const maxWaitTime = opts.maxWaitMs ?? defaultMaxWait;
     const consumer: Str = new Consumer({
       ...base,
       groupId: full(opts.group),

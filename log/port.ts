@@ -33,6 +33,12 @@ export type ConsumeOptions = {
    * larger batches. Deliveries stay in offset order whatever their size.
    */
   batchBytes?: number;
+  /**
+   * How long a fetch of this consumer waits on the broker for records (default: the log's).
+   * A partition newly assigned is fetched only once the fetch under way comes back, so a
+   * member that must serve a partition it takes over soon asks for a short one.
+   */
+  maxWaitMs?: number;
 };
 
 export type TopicOptions = { compacted?: boolean };
