@@ -17,7 +17,7 @@ const telemetry = await startTelemetry(env, ALL_ROLES, logger);
 // A refusal at start (the data directory in use, a bad master key) is one line, not a stack trace.
 const rt = await createRuntime(config, ALL_ROLES, logger).catch(exitOnStartError);
 reportMemory(rt.backends.metrics, () => Deno.memoryUsage());
-await rt.start();
+await rt.start().catch(exitOnStartError);
 const { app, close } = createApp(rt.appDeps!, upgradeWebSocket);
 const server = Deno.serve({
   port: config.port,

@@ -18,6 +18,7 @@ import { verify, verifySummary } from './verify.ts';
 import { restore } from './restore.ts';
 import { rebuildSnapshots } from './snapshots.ts';
 import { exitOnStartError } from '../runtime/fatal.ts';
+import { explainUnreachable } from '../runtime/unreachable.ts';
 import { readConversation } from './read-conversation.ts';
 import { replay, replayUsage } from './replay.ts';
 import { flowsCommand } from './flows.ts';
@@ -119,7 +120,8 @@ async function main(argv: string[]): Promise<number> {
   const progress = createProgress(process.stderr, process.stderr.isTTY === true || args.flags.progress === true);
   try {
     // The key cache first holds what the keys topic holds (after a lost database, everything).
-    if (command !== 'migrate' && command !== 'restore') {
+    // (Not for doctor: it reports each backend itself, the ones that do not answer included.)
+    if (command !== 'migrate' && command !== 'restore' && command !== 'doctor') {
       await migrate(backends.db);
       await keys.sync();
     }
@@ -210,6 +212,9 @@ async function main(argv: string[]): Promise<number> {
       default:
         throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
     }
+  } catch (err) {
+    // A backend that does not answer is named with its fix, not left to a client library's stack trace.
+    throw (err instanceof UsageError ? null : await explainUnreachable(config, backends)) ?? err;
   } finally {
     if (runtime) await runtime.stop();
     else await backends.close();

@@ -40,6 +40,7 @@ import { createRedisSnapshotStore } from '../stores/snapshots/redis.ts';
 import { createMemoryReplyStreams } from '../stores/streams/memory.ts';
 import { createRedisReplyStreams } from '../stores/streams/redis.ts';
 import { createLogger } from '../telemetry/logger.ts';
+import { explainUnreachable } from './unreachable.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { createMetrics } from '../telemetry/metrics.ts';
 import { tracerFor } from '../telemetry/trace.ts';
@@ -254,6 +255,28 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
 
   const retention = commands ? createRetention({ days: config.retentionDays, db, commands, metrics, logger: createLogger('retention', config.quiet), now: clock.now }) : null;
 
+  /** Migrates, then starts each role. */
+  const start = async () => {
+    log_.info(`roles: ${roles.join(', ')}`);
+    for (const [role, what] of Object.entries({ ...backends.describe, model: reply.description, speech: speech?.description ?? 'off (GEMELLO_SPEECH=off)', ...(roles.includes('gateway') ? voiceLines(config, stt?.description ?? null) : {}) })) log_.info(`${role}: ${what}`);
+    const flowList = flowRegistry.list();
+    if (flowList.length) log_.info(`flows: ${flowList.map((f) => `${f.id}@${f.version}`).join(', ')}; backends: ${Object.keys(config.flows.backends).join(', ') || 'none'}`);
+    await migrate(db);
+    await log.ensureTopics([TOPICS.commands, TOPICS.events]);
+    // The key cache is filled from the log before anything seals or opens content.
+    await keys.sync();
+    await keys.migrateLegacy((n) => log_.info(`moved ${n} data keys into the keys topic`));
+    await readApi.upsertTwins(catalog.list());
+    await projector?.start();
+    await voiceProjection?.start();
+    await host?.start();
+    if (feed) {
+      await feed.start();
+      feedStarted = true;
+    }
+    retention?.start();
+  };
+
   return {
     backends,
     host,
@@ -262,24 +285,12 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
     retention,
     checks,
     async start() {
-      log_.info(`roles: ${roles.join(', ')}`);
-      for (const [role, what] of Object.entries({ ...backends.describe, model: reply.description, speech: speech?.description ?? 'off (GEMELLO_SPEECH=off)', ...(roles.includes('gateway') ? voiceLines(config, stt?.description ?? null) : {}) })) log_.info(`${role}: ${what}`);
-      const flowList = flowRegistry.list();
-      if (flowList.length) log_.info(`flows: ${flowList.map((f) => `${f.id}@${f.version}`).join(', ')}; backends: ${Object.keys(config.flows.backends).join(', ') || 'none'}`);
-      await migrate(db);
-      await log.ensureTopics([TOPICS.commands, TOPICS.events]);
-      // The key cache is filled from the log before anything seals or opens content.
-      await keys.sync();
-      await keys.migrateLegacy((n) => log_.info(`moved ${n} data keys into the keys topic`));
-      await readApi.upsertTwins(catalog.list());
-      await projector?.start();
-      await voiceProjection?.start();
-      await host?.start();
-      if (feed) {
-        await feed.start();
-        feedStarted = true;
+      try {
+        await start();
+      } catch (err) {
+        // A backend that does not answer is named with its fix, not left to a client library's stack trace.
+        throw (await explainUnreachable(config, backends)) ?? err;
       }
-      retention?.start();
     },
     async stop() {
       retention?.stop();

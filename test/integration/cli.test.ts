@@ -105,6 +105,19 @@ describe('the gemello CLI', () => {
     expect(down.code).toBe(1);
     expect(down.stdout).toMatch(/^FAIL snapshots/m);
     expect(down.stdout).toMatch(/fix: start Redis/);
+    // Kafka away too: doctor still reports every backend (it used to die reading the keys topic first).
+    const both = await runCli(['doctor'], { ...env, KAFKA_BROKERS: `127.0.0.1:${await freePort()}`, REDIS_URL: 'redis://127.0.0.1:1' }, 60_000);
+    expect(both.stdout).toMatch(/^FAIL event log \(Kafka/m);
+    expect(both.stdout).toMatch(/^ok\s+read models/m);
+    expect(both.stdout).toMatch(/^FAIL snapshots/m);
+  });
+
+  it('names a backend that does not answer and its fix, not a client library\'s stack trace', async () => {
+    const r = await runCli(['snapshots', 'rebuild'], { ...env, REDIS_URL: 'redis://127.0.0.1:1' }, 60_000);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/snapshots \(Redis at redis:\/\/127\.0\.0\.1:1\) does not answer/);
+    expect(r.stderr).toMatch(/fix: start Redis .* or correct REDIS_URL/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('explains bad usage', async () => {
