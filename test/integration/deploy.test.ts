@@ -198,6 +198,14 @@ describe('Kubernetes (infra/k8s)', () => {
     expect(of(`overlays/${env}`, 'ConfigMap')[0]!.data.KAFKA_BROKERS).toBeTruthy();
   });
 
+  it.each(ENVS)('overlays/%s: every container runs the image tag the overlay names (dev: `dev`)', (env) => {
+    const kustomization = yamlDoc(readFileSync(join(K8S, 'overlays', env, 'kustomization.yaml'), 'utf8'));
+    const tag = kustomization.images[0].newTag as string;
+    if (env === 'dev') expect(tag).toBe('dev');
+    const images = new Set(workloads(`overlays/${env}`).flatMap((w) => containers(w).map((c) => c.image as string)));
+    expect([...images]).toEqual([`registry.example.com/gemello/gemello:${tag}`]);
+  });
+
   it.each(ENVS)('overlays/%s: non-root, read-only root filesystem, no capabilities, resources, probes, time for the hand-over', (env) => {
     for (const w of workloads(`overlays/${env}`)) {
       const pod = podOf(w).spec;
