@@ -120,8 +120,9 @@ async function main(argv: string[]): Promise<number> {
   const progress = createProgress(process.stderr, process.stderr.isTTY === true || args.flags.progress === true);
   try {
     // The key cache first holds what the keys topic holds (after a lost database, everything).
-    // (Not for doctor: it reports each backend itself, the ones that do not answer included.)
-    if (command !== 'migrate' && command !== 'restore' && command !== 'doctor') {
+    // Doctor reports each backend itself, the ones that do not answer included: what fails here is its to tell.
+    if (command === 'doctor') await migrate(backends.db).catch(() => {});
+    else if (command !== 'migrate' && command !== 'restore') {
       await migrate(backends.db);
       await keys.sync();
     }

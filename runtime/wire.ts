@@ -1,9 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createActorHost } from '../actors/host.ts';
 import type { ActorHost } from '../actors/host.ts';
 import type { ReplyStreams, SnapshotStore } from '../actors/ports.ts';
-import { createTwinCatalog } from '../actors/twins.ts';
 import type { TwinCatalog } from '../actors/twins.ts';
 import { createCommandClient } from '../actors/command-client.ts';
 import { createEraser } from '../gateway/erase.ts';
@@ -41,6 +39,7 @@ import { createMemoryReplyStreams } from '../stores/streams/memory.ts';
 import { createRedisReplyStreams } from '../stores/streams/redis.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { explainUnreachable } from './unreachable.ts';
+import { loadTwinCatalog } from './twins-file.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { createMetrics } from '../telemetry/metrics.ts';
 import { tracerFor } from '../telemetry/trace.ts';
@@ -71,6 +70,8 @@ export type Backends = {
 
 /** Opens the event log, read-model database and snapshot store the configuration names. */
 export async function openBackends(config: Config, logger = createLogger('gemello', config.quiet), what = 'gemello'): Promise<Backends> {
+  // Before anything is opened or locked: a twins file that cannot be used is a configuration error.
+  const catalog = loadTwinCatalog(config.twinsFile);
   // The embedded log and PGlite live in the data directory and cannot be shared: one process holds it.
   const lock = !config.kafkaBrokers || !config.databaseUrl ? lockDataDir(config.dataDir, what) : null;
   const metrics = createMetrics();
@@ -85,14 +86,6 @@ export async function openBackends(config: Config, logger = createLogger('gemell
     ? createRedisSnapshotStore({ url: config.redisUrl, prefix: `${config.namespace}gemello:`, ttlMs: config.snapshotTtlMs })
     : createMemorySnapshotStore();
   const streams = config.redisUrl ? createRedisReplyStreams({ url: config.redisUrl, prefix: `${config.namespace}gemello:` }) : createMemoryReplyStreams();
-  let extra: unknown[] = [];
-  if (config.twinsFile) {
-    const text = readFileSync(config.twinsFile, 'utf8');
-    const json = JSON.parse(text);
-    if (!Array.isArray(json)) throw new Error(`${config.twinsFile} must hold a JSON array of twins`);
-    extra = json;
-  }
-  const catalog = createTwinCatalog(extra);
   const master = loadMasterKey({ value: config.masterKey, dataDir: config.dataDir });
   if (master.created) logger.warn(`made a new master key in ${master.source.replace(/^file /, '').replace(/ \(made now\)$/, '')}: it wraps every data key, so back it up with Kafka (or set GEMELLO_MASTER_KEY; every process of a deployment needs the same one)`);
   const keys = createLoggedKeyStore({ log, db, master });

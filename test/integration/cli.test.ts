@@ -141,6 +141,11 @@ describe('the gemello CLI', () => {
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain(message);
     }
+    // A twins file that cannot be used is named, as a setting, before anything is opened.
+    const twins = await runCli(['doctor'], { ...embedded, GEMELLO_TWINS_FILE: join(dataDir, 'twins.json') }, 30_000);
+    expect(twins.code, twins.stderr).toBe(2);
+    expect(twins.stderr).toContain(`GEMELLO_TWINS_FILE=${join(dataDir, 'twins.json')} cannot be read`);
+    expect(twins.stderr).not.toMatch(/\n\s+at /);
     expect(existsSync(dataDir)).toBe(false);
   });
 });
