@@ -69,7 +69,8 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     return admin;
   };
   // Idempotent: a retried send after a lost acknowledgement is not written twice.
-  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  const newProducer = (): Producer => kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  let producer = newProducer();
   let producerReady: Promise<void> | null = null;
   const subscriptions = new Set<Subscription>();
 
@@ -363,7 +364,24 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       if (!list) byTopic.set(a.topic, (list = []));
       for (const r of a.records) list.push({ key: r.key, value: r.value, headers: r.headers, partition: a.partition });
     }
-    const meta = await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+    const sending = producer;
+    let meta;
+    try {
+      meta = await sending.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+    } catch (err) {
+      // A send that failed may have landed (the broker wrote it and died before answering), and
+      // kafkajs' idempotent producer does not move its sequence numbers past a failed send: the
+      // next batch went out with the landed one's sequence, the broker took it for a duplicate
+      // and answered with the landed one's offset, and the new records were never written (a
+      // seq missing from the log, after a broker SIGKILL under traffic). A new producer gets a
+      // new producer id, so nothing it sends can be taken for what the old one sent.
+      if (producer === sending) {
+        producer = newProducer();
+        producerReady = null;
+        void sending.disconnect().catch(() => {});
+      }
+      throw err;
+    }
     return new Map(meta.map((m) => [`${m.topicName}/${m.partition}`, Number(m.baseOffset)]));
   });
   const readers = new Map<string, ReturnType<typeof createReader>>();
