@@ -5,6 +5,7 @@ import { loadConfig } from './runtime/config.ts';
 import { withSecretFiles } from './runtime/file-env.ts';
 import { ALL_ROLES, createRuntime } from './runtime/wire.ts';
 import { exitOnStartError } from './runtime/fatal.ts';
+import { listenError } from './runtime/listen-error.ts';
 import { createLogger } from './telemetry/logger.ts';
 import { reportMemory } from './telemetry/memory.ts';
 import { startTelemetry } from './telemetry/sdk.ts';
@@ -19,7 +20,7 @@ const rt = await createRuntime(config, ALL_ROLES, logger).catch(exitOnStartError
 reportMemory(rt.backends.metrics, () => Deno.memoryUsage());
 await rt.start().catch(exitOnStartError);
 const { app, close } = createApp(rt.appDeps!, upgradeWebSocket);
-const server = Deno.serve({
+const listen = () => Deno.serve({
   port: config.port,
   hostname: config.host,
   onListen: ({ port }) => {
@@ -27,6 +28,13 @@ const server = Deno.serve({
     logger.info('ready');
   },
 }, app.fetch);
+let server: ReturnType<typeof listen>;
+try {
+  server = listen();
+} catch (err) {
+  await rt.stop().catch(() => {});
+  exitOnStartError(listenError(err, 'PORT', config.host, config.port));
+}
 
 let stopping = false;
 const shutdown = async (signal: string) => {

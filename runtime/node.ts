@@ -13,6 +13,7 @@ import { startTelemetry } from '../telemetry/sdk.ts';
 import { reportMemory } from '../telemetry/memory.ts';
 import { loadConfig } from './config.ts';
 import { createOpsApp } from './ops-app.ts';
+import { listenError } from './listen-error.ts';
 import { createRuntime } from './wire.ts';
 import type { Role } from './wire.ts';
 
@@ -67,7 +68,8 @@ export async function runNode(roles: Role[]): Promise<void> {
       ws.on('close', () => closed(s));
     };
     let listening!: () => void;
-    const listen = new Promise<void>((r) => (listening = r));
+    let failed!: (err: unknown) => void;
+    const listen = new Promise<void>((r, j) => ((listening = r), (failed = j)));
     // Hono answers HTTP (at / and /ws too: the chat page, 426); WebSocket upgrades are handled here, with `ws` directly.
     // Only WebSocket upgrades reach the 'upgrade' listener; others (h2c, say) are plain HTTP requests for Hono.
     const serverOptions = { shouldUpgradeCallback: (req: IncomingMessage) => req.headers.upgrade?.toLowerCase() === 'websocket' };
@@ -76,6 +78,7 @@ export async function runNode(roles: Role[]): Promise<void> {
       logger.info(`gateway listening on http://${config.host}:${info.port} (WebSocket at / and /ws)`);
       if (!authEnabled(config.auth)) logger.info(`no GEMELLO_API_KEYS or GEMELLO_JWT_SECRET: auth is off${config.host === '127.0.0.1' || config.host === 'localhost' ? ', so only this machine can connect' : `; WARNING: listening on ${config.host} without auth`}`);
     }) as Server;
+    server.once('error', (err) => failed(listenError(err, 'PORT', config.host, config.port)));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       // The HTTP server no longer listens for the socket's errors; ws does once it has it.
       socket.on('error', ignore);
@@ -95,7 +98,10 @@ export async function runNode(roles: Role[]): Promise<void> {
         socket.destroy();
       });
     });
-    await listen;
+    await listen.catch(async (err) => {
+      await rt.stop().catch(() => {});
+      throw err;
+    });
     const beat = setInterval(() => {
       for (const ws of wss.clients) {
         if (!alive.has(ws)) ws.terminate();
@@ -117,12 +123,18 @@ export async function runNode(roles: Role[]): Promise<void> {
     // No gateway in this process: answer probes and Prometheus on GEMELLO_OPS_PORT (deployments set it).
     const ops = createOpsApp({ metrics: rt.backends.metrics, checks: rt.checks });
     let listening!: () => void;
-    const listen = new Promise<void>((r) => (listening = r));
-    const server = serve({ fetch: ops.fetch, port: config.opsPort, hostname: config.host }, (info) => {
+    let failed!: (err: unknown) => void;
+    const listen = new Promise<void>((r, j) => ((listening = r), (failed = j)));
+    const opsPort = config.opsPort;
+    const server = serve({ fetch: ops.fetch, port: opsPort, hostname: config.host }, (info) => {
       listening();
       logger.info(`health and metrics on http://${config.host}:${info.port} (/health, /ready, /metrics)`);
     }) as Server;
-    await listen;
+    server.once('error', (err) => failed(listenError(err, 'GEMELLO_OPS_PORT', config.host, opsPort)));
+    await listen.catch(async (err) => {
+      await rt.stop().catch(() => {});
+      throw err;
+    });
     stopServer = async () => {
       await new Promise<void>((r) => server.close(() => r()));
     };

@@ -99,6 +99,14 @@ describe('one process per embedded data directory', () => {
       expect(second.output).toMatch(/DATABASE_URL/);
       expect(second.output).not.toMatch(/\n\s+at /); // a message, not a stack trace
 
+      // Its own data directory but the first one's port: told which setting to change.
+      const taken = mkdtempSync(join(tmpdir(), 'gemello-port-'));
+      const third = await startExpectingRefusal({ ...env, GEMELLO_DATA_DIR: taken }, 60_000);
+      rmSync(taken, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+      expect(third.code).toBe(1);
+      expect(third.output).toContain(`127.0.0.1:${port} is already in use by another process: stop it, or set PORT to a free port`);
+      expect(third.output).not.toMatch(/\n\s+at /);
+
       // The first one never noticed.
       c.send({ ...seed, prompt: 'still there?', conversationId });
       expect(await c.next((f) => f.type === 'reply')).toMatchObject({ conversationId, seq: 5 });
