@@ -163,6 +163,8 @@ export function createHostContext(options: ActorHostOptions): HostContext {
 
 /** How long a fetch of commands waits on the broker (a partition taken over waits for the fetch under way). */
 const COMMANDS_MAX_WAIT_MS = 25;
+/** How often an actor host heartbeats in the commands group (the others' consumers: every 50 ms). */
+const COMMANDS_HEARTBEAT_MS = 20;
 /** How long a stopping host waits for the appends under way (each conversation's mailbox) before it hands over. */
 const HANDOVER_WAIT_MS = 1_000;
 /** How long it lets model and speech calls under way finish, so that their answers are not asked for twice. */
@@ -193,8 +195,10 @@ export function createActorHost(options: ActorHostOptions) {
         group,
         topic: TOPICS.commands,
         from: 'earliest',
-        // A partition taken over is fetched once the fetch under way comes back: short fetches.
+        // A partition taken over is fetched once the fetch under way comes back: short fetches;
+        // and a host hears that another left (a rolling restart) with its next heartbeat.
         maxWaitMs: COMMANDS_MAX_WAIT_MS,
+        heartbeatMs: COMMANDS_HEARTBEAT_MS,
         onAssigned: (assigned) => onAssigned(ctx, assigned),
         handle: (partition, records) => {
           // Stopping: commands not handled yet are left (uncommitted) to the next owner.

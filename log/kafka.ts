@@ -104,7 +104,7 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       sessionTimeout: options.sessionTimeoutMs ?? 10_000,
       rebalanceTimeout: 10_000,
       // Frequent heartbeats: a member learns of a rebalance (a dead member removed) with its next one.
-      heartbeatInterval: Math.min(50, Math.floor((options.sessionTimeoutMs ?? 10_000) / 4)),
+      heartbeatInterval: Math.min(opts.heartbeatMs ?? 50, Math.floor((options.sessionTimeoutMs ?? 10_000) / 4)),
       maxWaitTimeInMs: opts.maxWaitMs ?? maxWaitTimeInMs,
       allowAutoTopicCreation: false,
       ...(opts.batchBytes ? { maxBytesPerPartition: opts.batchBytes, maxBytes: Math.max(10 * 1024 * 1024, 4 * opts.batchBytes) } : {}),

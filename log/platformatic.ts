@@ -34,8 +34,8 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
   const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
   // A member learns that the group rebalances with its next heartbeat: frequent heartbeats
   // are what let a partition move in a fraction of a second once its owner is gone or has
-  // left (a rolling restart waits for this after the leaving host's LeaveGroup).
-  const heartbeatInterval = Math.min(20, Math.floor(sessionTimeout / 4));
+  // left. A consumer may ask for more frequent ones (ConsumeOptions.heartbeatMs).
+  const defaultHeartbeat = Math.min(50, Math.floor(sessionTimeout / 4));
   // Bounded retries everywhere: while the broker is away an append or a read fails after a few
   // seconds (the caller answers `unavailable` or tries again) instead of waiting for ever.
   // Metadata at most a second old: after a broker dies, leaders and the group coordinator move,
@@ -83,6 +83,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
   async function consume(opts: ConsumeOptions): Promise<Subscription> {
     const topic = full(opts.topic);
     const maxWaitTime = opts.maxWaitMs ?? defaultMaxWait;
+    const heartbeatInterval = Math.min(opts.heartbeatMs ?? defaultHeartbeat, Math.floor(sessionTimeout / 4));
     const consumer: Str = new Consumer({
       ...base,
       groupId: full(opts.group),

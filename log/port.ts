@@ -39,6 +39,11 @@ export type ConsumeOptions = {
    * member that must serve a partition it takes over soon asks for a short one.
    */
   maxWaitMs?: number;
+  /**
+   * How often this member heartbeats (default 50 ms): it hears of a rebalance with its next
+   * heartbeat (kafkajs: with its next fetch at most this often).
+   */
+  heartbeatMs?: number;
 };
 
 export type TopicOptions = { compacted?: boolean };
