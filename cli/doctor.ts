@@ -23,7 +23,8 @@ export async function doctor(config: Config, b: Backends): Promise<Check[]> {
   await check(`event log (${b.describe['event log']})`, config.kafkaBrokers ? 'start Kafka: npm run infra:up (or docker compose -f infra/docker-compose.yml up -d kafka); check KAFKA_BROKERS' : `check that ${config.dataDir} is writable`, async () => {
     await b.log.ping();
     const ends = await b.log.endOffsets(TOPICS.events);
-    return `${TOPICS.events}: ${ends.length} partitions, ${ends.reduce((x, y) => x + y, 0)} records`;
+    // The topic's name on Kafka carries the namespace (GEMELLO_NAMESPACE); the file log's does not.
+    return `${config.kafkaBrokers ? config.namespace : ''}${TOPICS.events}: ${ends.length} partitions, ${ends.reduce((x, y) => x + y, 0)} records`;
   });
   await check(`read models (${b.describe['read models']})`, config.databaseUrl ? 'start PostgreSQL (npm run infra:up) and check DATABASE_URL; then gemello migrate' : 'gemello migrate', async () => {
     await b.db.ping();
