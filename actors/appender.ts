@@ -1,6 +1,9 @@
 import { LogBusy } from '../log/port.ts';
 import type { EventLog, OutgoingRecord } from '../log/port.ts';
 
+/** The log answered a write with an offset before the writer's position: nothing of it was written. */
+class NotWritten extends Error {}
+
 type Pending = { records: OutgoingRecord[]; resolve: (offsets: number) => void; reject: (err: unknown) => void };
 
 /**
@@ -11,6 +14,9 @@ type Pending = { records: OutgoingRecord[]; resolve: (offsets: number) => void; 
  * so each write must land exactly at `next`, the offset after our last write. A write
  * that lands further on means someone else (a zombie that lost the partition) wrote in
  * between; `onForeign` is told the range so the host can re-read it and reconcile.
+ *
+ * A write answered with an offset before `next` wrote nothing (the broker took it for a
+ * duplicate): it fails like a write in doubt, so what the log holds is read before going on.
  *
  * A write that failed on our side may still have landed (the broker wrote it, then went away
  * before it answered): the writer is then in doubt, and nothing more is written before
@@ -57,6 +63,9 @@ export function createAppender(opts: {
       try {
         await settle();
         const base = await opts.log.append(opts.topic, opts.partition, records);
+        // An offset before ours is no new write: the broker took the batch for one it already
+        // has (a client that reused an idempotence sequence after a failed send) and wrote nothing.
+        if (base < next) throw new NotWritten(`the log answered offset ${base} for a write at ${next} of ${opts.topic}/${opts.partition}: taken for a duplicate, not written`);
         if (base !== next) await opts.onForeign(next, base);
         next = base + records.length;
         let at = base;

@@ -80,6 +80,34 @@ describe('the appender after a write that failed', () => {
     await file.close();
   });
 
+  it('answered with an offset before its own: it fails, nothing is taken as written, and the next write lands where it should', async () => {
+    const file = fileLog();
+    await file.append('t', 0, [rec('seq 1')]);
+    let duplicate = true;
+    const log: EventLog = {
+      ...file,
+      async append(topic, partition, records) {
+        // A client that sent the new batch with the landed one's idempotence sequence: the broker answers the old offset.
+        if (duplicate) return (duplicate = false, 0);
+        return file.append(topic, partition, records);
+      },
+    };
+    const doubts: number[] = [];
+    const appender = createAppender({
+      log, topic: 't', partition: 0, next: 1,
+      onForeign: async () => { throw new Error('no foreign write here'); },
+      onDoubt: (from) => (doubts.push(from), file.read('t', 0, from, () => {})),
+    });
+    await expect(appender.append([rec('seq 2')])).rejects.toThrow('taken for a duplicate');
+    await appender.settled();
+    expect(doubts).toEqual([1]);
+    expect(await appender.append([rec('seq 2 again')])).toBe(1);
+    const values: string[] = [];
+    await file.read('t', 0, 0, (rs: LogRecord[]) => void values.push(...rs.map((r) => r.value)));
+    expect(values).toEqual(['seq 1', 'seq 2 again']);
+    await file.close();
+  });
+
   it('while the log cannot say what landed: nothing is written, and it is asked again', async () => {
     const file = fileLog();
     let down = true;
