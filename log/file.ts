@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
 
@@ -141,6 +141,10 @@ export function createFileLog(options: FileLogOptions): EventLog {
   const topicFiles = (topic: string): PartitionFile[] => {
     let list = files.get(topic);
     if (!list) {
+      // Every partition's file is made with the topic: another count means another GEMELLO_PARTITIONS,
+      // under which conversations would hash to other partitions and their events seem gone.
+      const made = existsSync(join(dir, topic)) ? readdirSync(join(dir, topic)).filter((n) => /^\d+\.jsonl$/.test(n)).length : 0;
+      if (made && made !== partitions) throw Object.assign(new Error(`the embedded log's topic ${topic} under ${dir} has ${made} partitions but GEMELLO_PARTITIONS is ${partitions}; they must match (set GEMELLO_PARTITIONS=${made}, or use a new GEMELLO_DATA_DIR)`), { code: 'bad_config' });
       mkdirSync(join(dir, topic), { recursive: true });
       list = Array.from({ length: partitions }, (_, p) => new PartitionFile(join(dir, topic, `${p}.jsonl`)));
       if (existsSync(join(dir, topic, COMPACTED_MARK))) for (const f of list) f.compact();

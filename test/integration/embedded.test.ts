@@ -49,6 +49,11 @@ describe('npm start, embedded', () => {
     // The caller's audio is not kept by default: nothing of it is made, not even an empty topic.
     expect(readdirSync(join(dir, 'log')).filter((n) => n.startsWith('gemello.')).sort()).toEqual(['gemello.commands', 'gemello.events', 'gemello.keys']);
 
+    // Another partition count would hash conversations elsewhere and hide their events: refused.
+    const wrong = await startExpectingRefusal({ ...env, GEMELLO_PARTITIONS: '6' }, 60_000);
+    expect(wrong.code).toBe(1);
+    expect(wrong.output).toMatch(/has 12 partitions but GEMELLO_PARTITIONS is 6; they must match \(set GEMELLO_PARTITIONS=12/);
+
     // With npm start stopped (the data directory is the command's), `gemello erase` carries the
     // erasure out itself instead of waiting 30 s for an actor host that cannot run beside it.
     const erased = await runCli(['erase', conversationId, '--reason', 'embedded'], bare, 60_000);
