@@ -75,8 +75,10 @@ wait_ready() {
     (for _ in $(seq $((secs * 2))); do port_open "$PORT" && exit 0; sleep 0.5; done; exit 1) &
   fi
   w=$!
-  # Give up early if the broker process dies (bad config, port clash, ...).
-  while kill -0 "$w" 2>/dev/null; do pid_alive || { kill "$w" 2>/dev/null; break; }; sleep 0.5; done
+  # Give up early if the broker process dies (bad config, port clash, ...). Alive is enough
+  # here: pid_alive's kafka.Kafka check would fail in the moment before the fork execs java.
+  local p; p="$(pid)"
+  while kill -0 "$w" 2>/dev/null; do kill -0 "$p" 2>/dev/null || { kill "$w" 2>/dev/null; break; }; sleep 0.5; done
   wait "$w" 2>/dev/null && return
   echo "kafka: broker did not become ready (waited up to ${secs}s). Last errors and log lines ($LOGDIR):" >&2
   grep -hE '^\[.*\] (ERROR|FATAL)|^Caused by' "$LOGDIR/server.log" 2>/dev/null | tail -n 8 >&2 || true

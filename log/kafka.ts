@@ -5,6 +5,7 @@ import { createAppendQueue } from './append-queue.ts';
 import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
 import { COMPACTED_TOPIC_CONFIG } from './port.ts';
+import { COMMIT_EVERY_MS, createLanes } from './lanes.ts';
 
 export type { KafkaLogOptions } from './kafka-options.ts';
 
@@ -33,10 +34,6 @@ process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
   emitWarning(warning, ...rest);
 }) as typeof process.emitWarning;
 
-/** How often a consumer group's offsets are committed at most. */
-const COMMIT_EVERY_MS = 1_000;
-/** Records waiting for their handlers before the fetch pauses (and resumes below a fifth of it). */
-const MAX_PENDING = 5_000;
 /** The longest wait between two tries to restart a crashed consumer while the broker is away: it is back within this of the broker. */
 const REOPEN_MAX_MS = 400;
 
@@ -109,79 +106,39 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       allowAutoTopicCreation: false,
       ...(opts.batchBytes ? { maxBytesPerPartition: opts.batchBytes, maxBytes: Math.max(10 * 1024 * 1024, 4 * opts.batchBytes) } : {}),
     });
-    /** Per partition: records waiting for the handler, whether it runs, the next offset not yet handed over. */
-    type Lane = { records: LogRecord[]; running: boolean; next: number };
-    const lanes = new Map<number, Lane>();
     let assigned = new Set<number>();
-    /** The next offset of each partition this member handled and not yet committed. */
-    const toCommit = new Map<number, number>();
-    const maxPending = Math.max(MAX_PENDING, Math.ceil((opts.batchBytes ?? 0) / 512) * options.partitions);
-    let pending = 0;
-    let pressed = false;
     let memberId: string | null = null;
     let stopping = false;
     let wake!: () => void;
     const stoppingNow = new Promise<void>((r) => (wake = r));
-    const idle = new Set<() => void>();
+    const lanes = createLanes({
+      topic,
+      consume: opts,
+      partitions: options.partitions,
+      stopped: () => stopping,
+      leaving: () => stopping,
+      leavingNow: stoppingNow,
+      press: (on) => (on ? consumer.pause([{ topic }]) : consumer.resume([{ topic }])),
+      warn: (message, err) => console.error(`${new Date().toISOString()} warn kafka ${message}: ${(err as Error)?.message ?? String(err)}`),
+    });
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       if (memberId === null && opts.commit !== false) warmEvictor();
       memberId = e.payload.memberId;
       const mine = (e.payload.memberAssignment[topic] ?? []).slice().sort((a, b) => a - b);
-      const now = new Set(mine);
-      // A partition given to another member is its business now: drop what waits and never commit it from here.
-      for (const [p, lane] of lanes) {
-        if (now.has(p)) continue;
-        pending -= lane.records.length;
-        lanes.delete(p);
-        toCommit.delete(p);
-      }
-      assigned = now;
+      assigned = new Set(mine);
+      lanes.keep(assigned);
       void opts.onAssigned?.(mine);
     });
 
-    const press = (on: boolean) => {
-      if (pressed === on) return;
-      pressed = on;
-      const partitions = [{ topic }];
-      if (on) consumer.pause(partitions);
-      else consumer.resume(partitions);
-    };
-
-    async function run(p: number, lane: Lane) {
-      let delay = 100;
-      while (lane.records.length && !stopping && lanes.get(p) === lane) {
-        const batch = lane.records;
-        lane.records = [];
-        try {
-          await opts.handle(p, batch);
-          delay = 100;
-          pending -= batch.length;
-          if (lanes.get(p) === lane && opts.commit !== false) toCommit.set(p, batch[batch.length - 1]!.offset + 1);
-        } catch (err) {
-          // Delivered again (with whatever came meanwhile) until it succeeds or the partition moves;
-          // while stopping, it is left to the next owner (it was not committed).
-          lane.records = batch.concat(lane.records);
-          if (stopping) break;
-          console.error(`${new Date().toISOString()} warn kafka handler of ${topic}/${p} failed, delivering again in ${delay} ms: ${(err as Error)?.message ?? String(err)}`);
-          await Promise.race([new Promise((r) => setTimeout(r, delay)), stoppingNow]);
-          delay = Math.min(delay * 2, 2_000);
-        }
-        if (pressed && pending < maxPending / 5) press(false);
-      }
-      lane.running = false;
-      for (const done of idle) done();
-    }
-
     async function commit() {
-      const offsets = [...toCommit].filter(([p]) => assigned.has(p));
-      toCommit.clear();
+      const offsets = lanes.takeCommits(assigned);
       if (!offsets.length) return;
       try {
         await consumer.commitOffsets(offsets.map(([partition, offset]) => ({ topic, partition, offset: String(offset) })));
       } catch {
         // A rebalance is under way: the next owner starts from the last commit and the
         // handlers are idempotent; put them back for the next tick while they are still ours.
-        for (const [p, o] of offsets) if (assigned.has(p) && !toCommit.has(p)) toCommit.set(p, o);
+        lanes.putBack(offsets, assigned);
       }
     }
     const committer = opts.commit === false ? null : setInterval(() => void commit(), COMMIT_EVERY_MS);
@@ -231,24 +188,10 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
           if (!isRunning() || isStale() || batch.messages.length === 0) return;
           const p = batch.partition;
           if (!assigned.has(p) || stopping) return;
-          let lane = lanes.get(p);
-          if (!lane) lanes.set(p, (lane = { records: [], running: false, next: -1 }));
-          for (const m of batch.messages) {
-            const offset = Number(m.offset);
-            // After a rejoin kafkajs fetches again from the committed offset: what was handed
-            // over since is not handed to the handler twice.
-            if (offset < lane.next) continue;
-            lane.records.push(toRecord(opts.topic, p, m));
-            lane.next = offset + 1;
-            pending++;
-          }
+          for (const m of batch.messages) lanes.push(p, Number(m.offset), () => toRecord(opts.topic, p, m));
           // The fetch goes on after what was handed over.
           resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
-          if (pending > maxPending) press(true);
-          if (!lane.running && lane.records.length) {
-            lane.running = true;
-            void run(p, lane);
-          }
+          lanes.start(p);
         },
       });
     };
@@ -274,9 +217,7 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
         wake();
         subscriptions.delete(sub);
         // Let handlers in flight finish so their offsets are committed, then leave the group.
-        const busy = () => [...lanes.values()].some((l) => l.running);
-        const until = Date.now() + 5_000;
-        while (busy() && Date.now() < until) await new Promise<void>((r) => { idle.add(r); setTimeout(r, 50); }).then(() => idle.clear());
+        await lanes.drain(5_000);
         if (committer) clearInterval(committer);
         if (opts.commit !== false) await commit();
         await consumer.disconnect();

@@ -4,11 +4,8 @@ import { createAppendQueue } from './append-queue.ts';
 import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
 import { COMPACTED_TOPIC_CONFIG } from './port.ts';
+import { COMMIT_EVERY_MS, createLanes } from './lanes.ts';
 
-/** How often a consumer group's offsets are committed at most. */
-const COMMIT_EVERY_MS = 1_000;
-/** Records waiting for their handlers before the fetch loop pauses (and resumes below a fifth of it). */
-const MAX_PENDING = 5_000;
 /** The longest wait between two tries to reopen a consumer while the broker is away: it is back within this of the broker. */
 const REOPEN_MAX_MS = 400;
 /** Reader connections per log: partitions read side by side in a replay. */
@@ -94,27 +91,26 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
       autocommit: false,
       deserializers: stringDeserializers,
     });
-    /** Per partition: records waiting for the handler, whether it runs, the next offset not yet handled. */
-    type Lane = { records: LogRecord[]; running: boolean; next: number };
-    const lanes = new Map<number, Lane>();
     let assigned = new Set<number>();
-    /** The next offset of each partition this member handled and not yet committed. */
-    const toCommit = new Map<number, number>();
-    let pending = 0;
-    // A larger delivery asked for (batchBytes) is records left waiting while the handler
-    // runs, counted at ~512 B each.
-    const maxPending = Math.max(MAX_PENDING, Math.ceil((opts.batchBytes ?? 0) / 512) * options.partitions);
     let stopped = false;
     /** Set when stop() begins: a failing batch is no longer retried here. */
     let closing = false;
     let wake!: () => void;
     const closingNow = new Promise<void>((r) => (wake = r));
     let stream: MessagesStream<string, string, string, string> | null = null;
-    const idle = new Set<() => void>();
     /** Set while the next fetch waits for the handlers of the last one (holdFetch). */
     let holding = false;
-    /** Set while the stream is paused because too many records wait for their handlers. */
-    let pressed = false;
+    const lanes = createLanes({
+      topic,
+      consume: opts,
+      partitions: options.partitions,
+      stopped: () => stopped || closing,
+      leaving: () => closing,
+      leavingNow: closingNow,
+      // The stream is paused while too many records wait for their handlers.
+      press: (on) => (on ? stream?.pause() : stream?.resume()),
+      warn,
+    });
 
     /**
      * After handing over a fetch's records the stream asks for the next fetch on
@@ -129,97 +125,48 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
       holding = true;
       process.nextTick(() => {
         const s = stream;
-        if (!s || pressed || stopped) {
+        if (!s || lanes.pressed || stopped) {
           holding = false;
           return;
         }
         s.pause();
         setImmediate(() => {
           holding = false;
-          if (!pressed && s === stream) s.resume();
+          if (!lanes.pressed && s === stream) s.resume();
         });
       });
     }
 
     consumer.on('consumer:group:join', (payload) => {
       const mine = (payload.assignments ?? []).find((a) => a.topic === topic)?.partitions ?? [];
-      const now = new Set(mine);
-      // A partition given to another member is its business now: drop what waits and never commit it from here.
-      for (const [p, lane] of lanes) {
-        if (now.has(p)) continue;
-        pending -= lane.records.length;
-        lanes.delete(p);
-        toCommit.delete(p);
-      }
-      assigned = now;
-      void opts.onAssigned?.([...now].sort((a, b) => a - b));
+      assigned = new Set(mine);
+      lanes.keep(assigned);
+      void opts.onAssigned?.([...assigned].sort((a, b) => a - b));
     });
 
     function onMessage(m: Message<string, string, string, string>) {
       const p = m.partition;
       if (!assigned.has(p)) return;
-      let lane = lanes.get(p);
-      if (!lane) lanes.set(p, (lane = { records: [], running: false, next: -1 }));
       const offset = Number(m.offset);
-      // After a rejoin the stream starts again from the committed offset: what this member
-      // handled since is not handed to the handler twice.
-      if (offset < lane.next) return;
-      const headers: Record<string, string> = {};
-      for (const [k, v] of m.headers) if (v != null) headers[k] = v;
-      lane.records.push({ topic: opts.topic, partition: p, offset, key: m.key ?? '', value: m.value ?? '', headers, timestamp: Number(m.timestamp) });
-      lane.next = offset + 1;
-      pending++;
-      if (pending > maxPending && !pressed) {
-        pressed = true;
-        stream?.pause();
-      }
+      lanes.push(p, offset, () => {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of m.headers) if (v != null) headers[k] = v;
+        return { topic: opts.topic, partition: p, offset, key: m.key ?? '', value: m.value ?? '', headers, timestamp: Number(m.timestamp) };
+      });
       // Messages of one fetch arrive synchronously: they are handed over together, before the next fetch is sent.
-      if (!lane.running) {
-        lane.running = true;
-        process.nextTick(() => void run(p, lane));
-      }
+      lanes.start(p, process.nextTick);
       holdFetch();
     }
 
-    async function run(p: number, lane: Lane) {
-      let delay = 100;
-      while (lane.records.length && !stopped && !closing && lanes.get(p) === lane) {
-        const batch = lane.records;
-        lane.records = [];
-        try {
-          await opts.handle(p, batch);
-          delay = 100;
-          pending -= batch.length;
-          if (lanes.get(p) === lane && opts.commit !== false) toCommit.set(p, batch[batch.length - 1]!.offset + 1);
-        } catch (err) {
-          // Delivered again (with whatever came meanwhile) until it succeeds or the partition moves;
-          // while stopping, it is left to the next owner (it was not committed).
-          lane.records = batch.concat(lane.records);
-          if (closing) break;
-          warn(`handler of ${topic}/${p} failed, delivering again in ${delay} ms`, err);
-          await Promise.race([sleep(delay), closingNow]);
-          delay = Math.min(delay * 2, 2_000);
-        }
-        if (pending < maxPending / 5 && pressed) {
-          pressed = false;
-          stream?.resume();
-        }
-      }
-      lane.running = false;
-      for (const done of idle) done();
-    }
-
     async function commit() {
-      if (!toCommit.size) return;
-      const offsets = [...toCommit].filter(([p]) => assigned.has(p)).map(([partition, offset]) => ({ topic, partition, offset: BigInt(offset), leaderEpoch: -1 }));
-      toCommit.clear();
-      if (!offsets.length) return;
+      const taken = lanes.takeCommits(assigned);
+      if (!taken.length) return;
       try {
-        await consumer.commit({ offsets });
+        await consumer.commit({ offsets: taken.map(([partition, offset]) => ({ topic, partition, offset: BigInt(offset), leaderEpoch: -1 })) });
       } catch (err) {
         // A rebalance is under way: the next owner starts from the last commit and the
         // handlers are idempotent; put them back for the next tick while they are still ours.
-        for (const o of offsets) if (assigned.has(o.partition) && !toCommit.has(o.partition)) toCommit.set(o.partition, Number(o.offset));
+        lanes.putBack(taken, assigned);
         if (!stopped) warn(`commit on ${topic}`, err);
       }
     }
@@ -233,7 +180,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
           // A committing group resumes after its commits. A feed starts at `from`, and when its
           // stream is opened again (the broker was away) it goes on after what it was handed:
           // starting at the end again would skip what was written in between.
-          const seen = [...lanes].filter(([, l]) => l.next >= 0).map(([partition, l]) => ({ topic, partition, offset: BigInt(l.next) }));
+          const seen = lanes.seen().map(([partition, next]) => ({ topic, partition, offset: BigInt(next) }));
           const mode = opts.commit !== false ? 'committed' : seen.length ? 'manual' : opts.from;
           const s = await consumer.consume({
             topics: [topic],
@@ -297,9 +244,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
         wake();
         subscriptions.delete(sub);
         // Let handlers in flight finish so their offsets are committed, then leave the group.
-        const busy = () => [...lanes.values()].some((l) => l.running);
-        const until = Date.now() + 5_000;
-        while (busy() && Date.now() < until) await new Promise<void>((r) => { idle.add(r); setTimeout(r, 50); }).then(() => idle.clear());
+        await lanes.drain(5_000);
         stopped = true;
         if (committer) clearInterval(committer);
         if (opts.commit !== false) await commit();

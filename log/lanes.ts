@@ -1,0 +1,133 @@
+import type { ConsumeOptions, LogRecord } from './port.ts';
+
+/** How often a committing consumer commits what its handlers are done with (and once more on stop). */
+export const COMMIT_EVERY_MS = 1_000;
+/** Records handed over and waiting for their handlers, across partitions, before fetching pauses (it resumes below a fifth of it). */
+const MAX_PENDING = 5_000;
+
+/** Per partition: records waiting for the handler, whether it runs, the next offset not yet handed over. */
+type Lane = { records: LogRecord[]; running: boolean; next: number };
+
+export type LanesOptions = {
+  /** The topic's full name, for what is logged. */
+  topic: string;
+  /** The subscription's handler, whether it commits, the delivery size it asked for. */
+  consume: Pick<ConsumeOptions, 'handle' | 'commit' | 'batchBytes'>;
+  partitions: number;
+  /** Whether handing records to the handler is over (the subscription stops). */
+  stopped: () => boolean;
+  /** Whether a failing batch is left to the partition's next owner instead of retried. */
+  leaving: () => boolean;
+  /** Resolves when the subscription begins to stop: a retry waits no longer. */
+  leavingNow: Promise<void>;
+  /** Pauses (true) or resumes (false) fetching: too many records wait for their handlers. */
+  press: (on: boolean) => void;
+  warn: (message: string, err: unknown) => void;
+};
+
+/**
+ * What a consumer of either Kafka client hands over goes into one lane per partition: the
+ * handler runs on one batch of a partition at a time (the fetch goes on meanwhile, so
+ * heartbeats and rebalances never wait for handlers), a failing batch is delivered again
+ * (with what came meanwhile) until it succeeds or the partition moves, and only handled
+ * offsets are offered for commit.
+ */
+export function createLanes(o: LanesOptions) {
+  const { handle, batchBytes } = o.consume;
+  const commits = o.consume.commit !== false;
+  const lanes = new Map<number, Lane>();
+  /** The next offset of each partition handled and not yet committed. */
+  const toCommit = new Map<number, number>();
+  // A larger delivery asked for is more records left waiting, counted at ~512 B each.
+  const maxPending = Math.max(MAX_PENDING, Math.ceil((batchBytes ?? 0) / 512) * o.partitions);
+  let pending = 0;
+  let pressed = false;
+  const idle = new Set<() => void>();
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  const press = (on: boolean) => {
+    if (pressed === on) return;
+    pressed = on;
+    o.press(on);
+  };
+
+  async function run(p: number, lane: Lane) {
+    let delay = 100;
+    while (lane.records.length && !o.stopped() && lanes.get(p) === lane) {
+      const batch = lane.records;
+      lane.records = [];
+      try {
+        await handle(p, batch);
+        delay = 100;
+        pending -= batch.length;
+        if (lanes.get(p) === lane && commits) toCommit.set(p, batch[batch.length - 1]!.offset + 1);
+      } catch (err) {
+        // While stopping, it is left to the next owner (it was not committed).
+        lane.records = batch.concat(lane.records);
+        if (o.leaving()) break;
+        o.warn(`handler of ${o.topic}/${p} failed, delivering again in ${delay} ms`, err);
+        await Promise.race([sleep(delay), o.leavingNow]);
+        delay = Math.min(delay * 2, 2_000);
+      }
+      if (pressed && pending < maxPending / 5) press(false);
+    }
+    lane.running = false;
+    for (const done of idle) done();
+  }
+
+  return {
+    /**
+     * Hands one fetched record over (made only if it is new): after a rejoin a fetch starts
+     * again from the committed offset, and what was handed over since is not handed twice.
+     */
+    push(p: number, offset: number, record: () => LogRecord): void {
+      let lane = lanes.get(p);
+      if (!lane) lanes.set(p, (lane = { records: [], running: false, next: -1 }));
+      if (offset < lane.next) return;
+      lane.records.push(record());
+      lane.next = offset + 1;
+      pending++;
+      if (pending > maxPending) press(true);
+    },
+    /** Starts the partition's handler on what waits, unless it runs; `defer` delays the start (to gather a fetch's records). */
+    start(p: number, defer?: (go: () => void) => void): void {
+      const lane = lanes.get(p);
+      if (!lane || lane.running || !lane.records.length) return;
+      lane.running = true;
+      if (defer) defer(() => void run(p, lane));
+      else void run(p, lane);
+    },
+    /** A new assignment: a partition given to another member is its business now (what waits is dropped, never committed from here). */
+    keep(assigned: Set<number>): void {
+      for (const [p, lane] of lanes) {
+        if (assigned.has(p)) continue;
+        pending -= lane.records.length;
+        lanes.delete(p);
+        toCommit.delete(p);
+      }
+    },
+    /** The offsets to commit now, of the partitions still assigned. */
+    takeCommits(assigned: Set<number>): Array<[partition: number, offset: number]> {
+      const offsets = [...toCommit].filter(([p]) => assigned.has(p));
+      toCommit.clear();
+      return offsets;
+    },
+    /** A commit failed (a rebalance is under way): its offsets wait for the next tick while their partitions are still ours. */
+    putBack(offsets: Array<[number, number]>, assigned: Set<number>): void {
+      for (const [p, off] of offsets) if (assigned.has(p) && !toCommit.has(p)) toCommit.set(p, off);
+    },
+    /** The next offset handed over per partition, for a stream opened again after what it was handed. */
+    seen(): Array<[partition: number, next: number]> {
+      return [...lanes].filter(([, l]) => l.next >= 0).map(([p, l]) => [p, l.next]);
+    },
+    get pressed(): boolean {
+      return pressed;
+    },
+    /** Waits (at most `ms`) for the handlers in flight to finish, so their offsets are committed. */
+    async drain(ms: number): Promise<void> {
+      const busy = () => [...lanes.values()].some((l) => l.running);
+      const until = Date.now() + ms;
+      while (busy() && Date.now() < until) await new Promise<void>((r) => { idle.add(r); setTimeout(r, 50); }).then(() => idle.clear());
+    },
+  };
+}
