@@ -1,8 +1,14 @@
+import { relative } from 'node:path';
+import { cwd } from 'node:process';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { parseApiKeys } from '../gateway/auth.ts';
 import type { AuthConfig } from '../gateway/auth.ts';
 import { DEFAULT_KAFKA_CLIENT } from '../log/kafka-client.ts';
 import type { KafkaClient } from '../log/kafka-client.ts';
+
+/** The checkout's `.gemello`: `npm start` runs at the checkout's root, `npx gemello` wherever it is typed, and both find the same one. */
+const CHECKOUT_DATA_DIR = fileURLToPath(new URL('../.gemello', import.meta.url));
 
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 
@@ -10,7 +16,7 @@ const EnvSchema = z.object({
   PORT: int(3000, 0),
   HOST: z.string().default('127.0.0.1'),
   GEMELLO_PARTITIONS: int(12, 1),
-  GEMELLO_DATA_DIR: z.string().default('./.gemello'),
+  GEMELLO_DATA_DIR: z.string().optional(),
   GEMELLO_NAMESPACE: z.string().regex(/^[a-zA-Z0-9._-]*$/, 'letters, digits, dot, dash and underscore only').default(''),
   KAFKA_BROKERS: z.string().optional(),
   DATABASE_URL: z.string().optional(),
@@ -131,7 +137,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     port: e.PORT,
     host: e.HOST,
     partitions: e.GEMELLO_PARTITIONS,
-    dataDir: e.GEMELLO_DATA_DIR,
+    dataDir: e.GEMELLO_DATA_DIR ?? (relative(cwd(), CHECKOUT_DATA_DIR) || '.gemello'),
     namespace: e.GEMELLO_NAMESPACE,
     kafkaBrokers: e.KAFKA_BROKERS ? e.KAFKA_BROKERS.split(',').map((s) => s.trim()).filter(Boolean) : null,
     databaseUrl: e.DATABASE_URL ?? null,

@@ -49,13 +49,20 @@ describe('a fresh clone', () => {
   it('KAFKA_BROKERS=… npm start answers the seed frame (no data directory yet)', async () => {
     const port = await freePort();
     const app = await startCommand('npm', ['start', '--prefix', clone, '--silent'], { ...base, PORT: String(port) });
+    let reply: Record<string, unknown>;
     try {
-      expect(await seedFrame(port)).toMatchObject({ type: 'reply', ...seed });
+      reply = await seedFrame(port);
+      expect(reply).toMatchObject({ type: 'reply', ...seed });
       expect(app.output()).toMatch(/made a new master key in .*master\.key/);
       expect(app.output()).not.toMatch(/ENOENT|\n\s+at /);
     } finally {
       await app.kill('SIGTERM');
     }
+    // The CLI typed in a subfolder of the checkout uses the checkout's data directory (and master key),
+    // not a new one beside it that cannot open what npm start sealed.
+    const events = execFileSync(process.execPath, [join(clone, 'cli', 'gemello.ts'), 'events', String(reply.conversationId)], { cwd: join(clone, 'infra'), env: { ...process.env, ...base }, encoding: 'utf8' });
+    expect(events).toContain('What is a moat?');
+    expect(existsSync(join(clone, 'infra', '.gemello'))).toBe(false);
   }, 120_000);
 
   it('gateway, actors and projections started one by one with DATABASE_URL answer it too', async () => {
