@@ -350,7 +350,7 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
           const meta = await a.fetchTopicMetadata({ topics: topics.map(full) });
           for (const t of meta.topics) {
             if (t.partitions.length !== options.partitions) {
-              throw Object.assign(new Error(`topic ${t.name} has ${t.partitions.length} partitions but GEMELLO_PARTITIONS is ${options.partitions}; they must match`), { fatal: true });
+              throw Object.assign(new Error(`topic ${t.name} has ${t.partitions.length} partitions but GEMELLO_PARTITIONS is ${options.partitions}; they must match`), { fatal: true, code: 'bad_config' });
             }
             if (t.partitions.some((p) => p.leader < 0)) throw new Error(`topic ${t.name} has a partition without a leader`);
           }

@@ -325,7 +325,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
           const t = meta.topics.get(name);
           if (!t) { ready = false; continue; }
           if (t.partitionsCount !== options.partitions) {
-            throw new Error(`topic ${name} has ${t.partitionsCount} partitions but GEMELLO_PARTITIONS is ${options.partitions}; they must match`);
+            throw Object.assign(new Error(`topic ${name} has ${t.partitionsCount} partitions but GEMELLO_PARTITIONS is ${options.partitions}; they must match`), { code: 'bad_config' });
           }
           if (t.partitions.some((p) => p.leader < 0)) ready = false;
         }
