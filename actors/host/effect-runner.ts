@@ -80,10 +80,17 @@ function spokenReply(actor: Actor, replySeq: number): (() => Promise<Speech | nu
   return undefined;
 }
 
-/** Runs a side effect, then records its outcome through the mailbox; retried later if recording fails. */
+/**
+ * Runs a side effect, then records its outcome through the mailbox. If recording fails (the
+ * log is away), the same outcome is recorded again a second later: the model is not asked
+ * again while the broker is down. Nothing of a failed write can have landed for this actor:
+ * a write that landed replaces it (rebuilt from the log), and the new actor finds the work done.
+ */
 export async function runEffect(ctx: HostContext, part: Partition, actor: Actor, key: string, outcome: () => Promise<EffectOutcome>, generation?: Generation): Promise<void> {
+  let produced: EffectOutcome | null = null;
   try {
-    const { command, traceparent } = await outcome();
+    produced = await outcome();
+    const { command, traceparent } = produced;
     await run(actor, async () => {
       const events = decide(command, actor.state, ctx.flows?.setting ?? null);
       if (events.length) {
@@ -94,13 +101,21 @@ export async function runEffect(ctx: HostContext, part: Partition, actor: Actor,
     actor.inFlight.delete(key);
     generation?.end();
   } catch (err) {
-    actor.inFlight.delete(key);
     generation?.end();
+    const kept = produced;
+    const fresh = err instanceof Unrecorded || kept === null;
+    if (fresh || err instanceof NotOwner || err instanceof KeyDestroyed || ctx.stopping) actor.inFlight.delete(key);
     // The prompt may be recorded again (its command redelivered): it is asked for anew then.
     if (err instanceof Unrecorded) return void (part.actors.get(actor.id) === actor && scheduleEffects(ctx, part, actor));
     if (err instanceof NotOwner || err instanceof KeyDestroyed || ctx.stopping) return;
     ctx.m.errors.inc({ kind: 'effect_record_failed' });
     ctx.logger.warn(`recording ${key} of ${actor.id} failed (${(err as Error).message}); retrying in 1 s`);
-    setTimeout(() => part.actors.get(actor.id) === actor && scheduleEffects(ctx, part, actor), 1000).unref?.();
+    setTimeout(() => {
+      const current = part.actors.get(actor.id) === actor && !part.revoked && !ctx.stopping;
+      // Still this actor's work (in flight meanwhile, so nothing asks for it twice): the outcome it has is recorded.
+      if (current && kept) return void runEffect(ctx, part, actor, key, async () => kept);
+      actor.inFlight.delete(key);
+      if (current) scheduleEffects(ctx, part, actor);
+    }, 1000).unref?.();
   }
 }

@@ -32,12 +32,12 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function world(reply: ReplyModel['reply'] = async () => ({ text: 'Buy wonderful businesses.', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } }), extra: Partial<Parameters<typeof createHostContext>[0]> = {}) {
+function world(reply: ReplyModel['reply'] = async () => ({ text: 'Buy wonderful businesses.', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } }), extra: Partial<Parameters<typeof createHostContext>[0]> = {}, wrap: (log: EventLog) => EventLog = (l) => l) {
   const dir = mkdtempSync(join(tmpdir(), 'gemello-host-'));
   dirs.push(dir);
   const log: EventLog = createFileLog({ dir, partitions: 1 });
   const snapshots = createMemorySnapshotStore();
-  const ctx: HostContext = createHostContext({ log, snapshots, readModel: null, catalog: createTwinCatalog(), replyModel: { name: 'stub', reply }, metrics: createMetrics(), logger: quiet, idleMs: 0, ...extra });
+  const ctx: HostContext = createHostContext({ log: wrap(log), snapshots, readModel: null, catalog: createTwinCatalog(), replyModel: { name: 'stub', reply }, metrics: createMetrics(), logger: quiet, idleMs: 0, ...extra });
   let offset = 0;
   const record = (value: unknown): LogRecord => ({ topic: TOPICS.commands, partition: 0, offset: offset++, key: 'c1', value: typeof value === 'string' ? value : JSON.stringify(value), headers: {}, timestamp: Date.now() });
   const prompt = (commandId: string, text: string, stream?: boolean) => record({ type: 'SubmitPrompt', commandId, conversationId: 'c1', correlationId: null, principal: null, traceparent: null, issuedAt: new Date(0).toISOString(), data: { twin, text, ...(stream === undefined ? {} : { stream }) } });
@@ -89,6 +89,25 @@ describe('actor host parts on the file log', () => {
     expect([...new Set(updates.filter((u) => u.endsWith(':4')))]).toEqual(['start:4', 'delta:4', 'end:4']);
     const replies = (await w.events()).filter((e) => e.type === 'ReplyGenerated');
     expect(replies.map((e) => e.data)).toMatchObject([{ promptSeq: 2, text: 'Buy wonderful businesses.' }, { promptSeq: 4 }, { promptSeq: 6 }]);
+    await w.log.close();
+  });
+
+  it('records a reply again when its write failed (the log was away), without asking the model again', async () => {
+    let asked = 0;
+    let failures = 1;
+    const w = world(async () => (asked++, { text: 'Buy wonderful businesses.', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } }), {}, (log) => ({
+      ...log,
+      async append(topic, partition, records) {
+        // The broker is away for the reply's write: nothing of it lands.
+        if (records.some((r) => r.headers['event-type'] === 'ReplyGenerated') && failures-- > 0) throw new Error('broker away');
+        return log.append(topic, partition, records);
+      },
+    }));
+    const part = acquire(w.ctx, 0);
+    await handleCommands(w.ctx, part, [w.prompt('cmd-1', 'What is a moat?')]);
+    for (let i = 0; i < 300 && !(await w.events()).some((e) => e.type === 'ReplyGenerated'); i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await w.events()).map((e) => e.type)).toEqual(['ConversationStarted', 'PromptReceived', 'ReplyGenerated']);
+    expect(asked).toBe(1);
     await w.log.close();
   });
 
