@@ -40,6 +40,9 @@ beforeAll(async () => {
     GEMELLO_NAMESPACE: namespace,
     GEMELLO_PARTITIONS: String(PARTITIONS),
     GEMELLO_KAFKA_SESSION_TIMEOUT_MS: '6000',
+    // Each client sends its next prompt as soon as its reply comes: faster than a user, past the default rate limit.
+    GEMELLO_RATE_PER_SEC: '1000',
+    GEMELLO_RATE_BURST: '1000',
     ...fakeModelEnv(fake),
   }, 120_000);
 }, 300_000);
