@@ -55,7 +55,7 @@ SELECT c.id, c.state, c.metadata,
   CASE WHEN c.state->'prompts' IS NULL THEN (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id AND m.role = 'user') END AS prompts,
   CASE WHEN c.state->'replies' IS NULL THEN (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id AND m.role = 'assistant') END AS replies
 FROM conversations c
-WHERE c.id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
+WHERE c.id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))`;
 
 const INSERT_EVENTS = `
 INSERT INTO events (event_id, conversation_id, seq, type, schema_version, occurred_at, causation_id, correlation_id, traceparent, data, partition, log_offset)
@@ -98,31 +98,31 @@ WHERE conversations.last_seq < excluded.last_seq`;
 // events keep their envelope with the content replaced as a reader without the key sees
 // it, speech only this conversation used goes, and the key is destroyed (if its actor host
 // has not done so yet). The conversation row stays, its state already stripped by the fold.
-const ERASE_MESSAGES = `DELETE FROM messages WHERE conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
-const ERASE_CONFIRMED = `DELETE FROM confirmed_data WHERE conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
+const ERASE_MESSAGES = `DELETE FROM messages WHERE conversation_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))`;
+const ERASE_CONFIRMED = `DELETE FROM confirmed_data WHERE conversation_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))`;
 const ERASE_EVENTS = `
 UPDATE events SET data = CASE WHEN type IN ('DataConfirmed', 'DataProposed') THEN data || '{"data":{}}'::jsonb
   WHEN type = 'ValueRead' THEN data || '{"value":{}}'::jsonb WHEN type = 'BackendCalled' THEN data || '{"result":{}}'::jsonb
   ELSE data || jsonb_build_object('text', $2::text) END
-WHERE conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))
+WHERE conversation_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))
   AND type IN ('PromptReceived', 'SpeechReceived', 'ReplyGenerated', 'ReplyStopped', 'DataConfirmed', 'DataProposed', 'MessageSaid', 'ValueRead', 'BackendCalled')`;
 const ERASE_AUDIO = `
 DELETE FROM audio_cache a
-WHERE a.id IN (SELECT e.data->>'audioId' FROM events e WHERE e.type = 'AudioReady' AND e.conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb)))
+WHERE a.id IN (SELECT e.data->>'audioId' FROM events e WHERE e.type = 'AudioReady' AND e.conversation_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb))))
   AND NOT EXISTS (SELECT 1 FROM events o WHERE o.type = 'AudioReady' AND o.data->>'audioId' = a.id
                   AND o.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)))
   AND NOT EXISTS (SELECT 1 FROM audio_uses u WHERE u.audio_id = a.id AND u.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)))`;
 // The clips spoken to the erased conversations (a reply's sentences) that no other conversation used.
 const ERASE_SPOKEN = `
 DELETE FROM audio_cache a
-WHERE a.id IN (SELECT u.audio_id FROM audio_uses u WHERE u.conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb)))
+WHERE a.id IN (SELECT u.audio_id FROM audio_uses u WHERE u.conversation_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb))))
   AND NOT EXISTS (SELECT 1 FROM audio_uses o WHERE o.audio_id = a.id AND o.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)))
   AND NOT EXISTS (SELECT 1 FROM events o WHERE o.type = 'AudioReady' AND o.data->>'audioId' = a.id
                   AND o.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)))`;
-const ERASE_USES = `DELETE FROM audio_uses WHERE conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
+const ERASE_USES = `DELETE FROM audio_uses WHERE conversation_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))`;
 // The caller's kept utterances (GEMELLO_KEEP_VOICE): sealed with the key destroyed here, and deleted too.
-const ERASE_VOICE = `DELETE FROM voice_clips WHERE conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
-const ERASE_VOICE_SEGMENTS = `DELETE FROM voice_segments WHERE conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
+const ERASE_VOICE = `DELETE FROM voice_clips WHERE conversation_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))`;
+const ERASE_VOICE_SEGMENTS = `DELETE FROM voice_segments WHERE conversation_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))`;
 const ERASE_KEYS = `
 INSERT INTO conversation_keys (conversation_id, destroyed_at) SELECT x, now() FROM jsonb_array_elements_text($1::text::jsonb) AS x
 ON CONFLICT (conversation_id) DO UPDATE SET key = NULL, wrapped = NULL, destroyed_at = now() WHERE conversation_keys.destroyed_at IS NULL`;

@@ -39,7 +39,7 @@ type Row = { conversation_id: string; wrapped: Sealed | null; kek: string | null
 
 const SELECT = `
 SELECT conversation_id, wrapped, kek, logged_at, destroyed_at FROM conversation_keys
-WHERE conversation_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))`;
+WHERE conversation_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))`;
 
 // DO NOTHING: the first process to make a key wins; the others read and use it. Only a
 // winner's key ever reaches the topic, so the topic never holds two keys for one conversation.
