@@ -1,10 +1,7 @@
 // The actor host's parts, each driven alone against the embedded file log: a command goes
 // through the mailbox into the log, its effect (the model's reply) is recorded after it, a
 // released partition is no longer written, and an idle actor is passivated behind a checkpoint.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ReplyModel } from '../../actors/ports.ts';
 import { createTwinCatalog } from '../../actors/twins.ts';
 import { createHostContext } from '../../actors/host.ts';
@@ -18,24 +15,19 @@ import { actorFor } from '../../actors/host/activate.ts';
 import { writeSnapshot } from '../../actors/host/snapshot.ts';
 import { decodeEvents } from '../../events/codec.ts';
 import type { LoggedEvent } from '../../events/schemas.ts';
-import { createFileLog } from '../../log/file.ts';
 import type { EventLog, LogRecord } from '../../log/port.ts';
 import { TOPICS } from '../../log/port.ts';
 import { createMemorySnapshotStore } from '../../stores/snapshots/memory.ts';
 import { createMemoryReplyStreams } from '../../stores/streams/memory.ts';
 import { createMetrics } from '../../telemetry/metrics.ts';
+import { tempFileLogs, seedTwin, quietLogger } from '../support/temp-log.ts';
 
-const twin = { id: 'warren-buffett-001', name: 'Warren Buffett' };
-const quiet = { info() {}, warn() {}, error() {} };
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const twin = seedTwin;
+const quiet = quietLogger;
+const fileLog = tempFileLogs('host');
 
 function world(reply: ReplyModel['reply'] = async () => ({ text: 'Buy wonderful businesses.', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } }), extra: Partial<Parameters<typeof createHostContext>[0]> = {}, wrap: (log: EventLog) => EventLog = (l) => l) {
-  const dir = mkdtempSync(join(tmpdir(), 'gemello-host-'));
-  dirs.push(dir);
-  const log: EventLog = createFileLog({ dir, partitions: 1 });
+  const log: EventLog = fileLog(1);
   const snapshots = createMemorySnapshotStore();
   const ctx: HostContext = createHostContext({ log: wrap(log), snapshots, readModel: null, catalog: createTwinCatalog(), replyModel: { name: 'stub', reply }, metrics: createMetrics(), logger: quiet, idleMs: 0, ...extra });
   let offset = 0;

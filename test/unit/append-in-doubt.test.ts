@@ -2,10 +2,7 @@
 // it wrote, the client gave up waiting for the answer). The host must not decide from the state
 // it had before: it learns from the log what landed, rebuilds those conversations, and only then
 // writes again. Driven against the file log through a wrapper whose append writes, then throws.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ReplyModel } from '../../actors/ports.ts';
 import { createTwinCatalog } from '../../actors/twins.ts';
 import { createHostContext } from '../../actors/host.ts';
@@ -13,24 +10,18 @@ import { handleCommands } from '../../actors/host/handle-command.ts';
 import { acquire } from '../../actors/host/partitions.ts';
 import { decodeEvents } from '../../events/codec.ts';
 import type { LoggedEvent } from '../../events/schemas.ts';
-import { createFileLog } from '../../log/file.ts';
 import type { EventLog, LogRecord } from '../../log/port.ts';
 import { TOPICS } from '../../log/port.ts';
 import { createMemorySnapshotStore } from '../../stores/snapshots/memory.ts';
 import { createMetrics } from '../../telemetry/metrics.ts';
+import { tempFileLogs, seedTwin, quietLogger, sleep } from '../support/temp-log.ts';
 
-const twin = { id: 'warren-buffett-001', name: 'Warren Buffett' };
-const quiet = { info() {}, warn() {}, error() {} };
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const twin = seedTwin;
+const quiet = quietLogger;
+const fileLog = tempFileLogs('doubt');
 
 function world() {
-  const dir = mkdtempSync(join(tmpdir(), 'gemello-doubt-'));
-  dirs.push(dir);
-  const file = createFileLog({ dir, partitions: 1 });
+  const file = fileLog(1);
   /** Appends of events that land, then fail as if the answer never came. */
   let failing: ((records: { value: string }[]) => boolean) | null = null;
   /** Whether the failing append lands before it throws. */

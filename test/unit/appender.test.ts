@@ -1,25 +1,16 @@
 // The single-writer appender when a write fails on our side but landed on the broker (its
 // answer was lost, e.g. the broker died right after writing): nothing more is written before
 // the host has read what landed (onDoubt), so the next write continues after it.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createAppender } from '../../actors/appender.ts';
-import { createFileLog } from '../../log/file.ts';
 import type { EventLog, LogRecord } from '../../log/port.ts';
+import { tempFileLogs } from '../support/temp-log.ts';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const fileLog = tempFileLogs('appender');
 const rec = (value: string) => ({ key: 'c1', value, headers: {} });
-
-function fileLog() {
-  const dir = mkdtempSync(join(tmpdir(), 'gemello-appender-'));
-  dirs.push(dir);
-  return createFileLog({ dir, partitions: 1 });
-}
+/** The appender of partition 0 of topic t, from `next`; nobody else writes there in these tests. */
+const appenderOn = (log: EventLog, next: number, onDoubt: (from: number) => Promise<number>) =>
+  createAppender({ log, topic: 't', partition: 0, next, onForeign: async () => { throw new Error('no foreign write here'); }, onDoubt });
 
 describe('the appender after a write that failed', () => {
   it('that landed: onDoubt reads it before anything more is written, and the next write lands after it', async () => {
@@ -37,11 +28,7 @@ describe('the appender after a write that failed', () => {
       },
     };
     const read: string[] = [];
-    const appender = createAppender({
-      log, topic: 't', partition: 0, next: 0,
-      onForeign: async () => { throw new Error('no foreign write here'); },
-      onDoubt: (from) => file.read('t', 0, from, (rs: LogRecord[]) => void read.push(...rs.map((r) => r.value))),
-    });
+    const appender = appenderOn(log, 0, (from) => file.read('t', 0, from, (rs: LogRecord[]) => void read.push(...rs.map((r) => r.value))));
 
     await expect(appender.append([rec('seq 1')])).rejects.toThrow('connection closed');
     await appender.settled();
@@ -69,11 +56,7 @@ describe('the appender after a write that failed', () => {
       },
     };
     const doubts: number[] = [];
-    const appender = createAppender({
-      log, topic: 't', partition: 0, next: 0,
-      onForeign: async () => { throw new Error('no foreign write here'); },
-      onDoubt: (from) => (doubts.push(from), file.read('t', 0, from, () => {})),
-    });
+    const appender = appenderOn(log, 0, (from) => (doubts.push(from), file.read('t', 0, from, () => {})));
     await expect(appender.append([rec('a')])).rejects.toThrow('broker away');
     expect(await appender.append([rec('a again')])).toBe(0);
     expect(doubts).toEqual([0]);
@@ -93,11 +76,7 @@ describe('the appender after a write that failed', () => {
       },
     };
     const doubts: number[] = [];
-    const appender = createAppender({
-      log, topic: 't', partition: 0, next: 1,
-      onForeign: async () => { throw new Error('no foreign write here'); },
-      onDoubt: (from) => (doubts.push(from), file.read('t', 0, from, () => {})),
-    });
+    const appender = appenderOn(log, 1, (from) => (doubts.push(from), file.read('t', 0, from, () => {})));
     await expect(appender.append([rec('seq 2')])).rejects.toThrow('taken for a duplicate');
     await appender.settled();
     expect(doubts).toEqual([1]);
@@ -119,14 +98,10 @@ describe('the appender after a write that failed', () => {
       },
     };
     let asked = 0;
-    const appender = createAppender({
-      log, topic: 't', partition: 0, next: 0,
-      onForeign: async () => { throw new Error('no foreign write here'); },
-      onDoubt: async (from) => {
-        asked++;
-        if (down) throw new Error('broker away');
-        return file.read('t', 0, from, () => {});
-      },
+    const appender = appenderOn(log, 0, async (from) => {
+      asked++;
+      if (down) throw new Error('broker away');
+      return file.read('t', 0, from, () => {});
     });
     await expect(appender.append([rec('a')])).rejects.toThrow('broker away');
     await expect(appender.append([rec('b')])).rejects.toThrow('broker away');

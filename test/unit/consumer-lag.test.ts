@@ -1,24 +1,15 @@
 // The consumer-lag gauge: records appended to a consumer's partitions and not yet handled.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { withConsumerLag } from '../../log/consumer-lag.ts';
-import { createFileLog } from '../../log/file.ts';
 import { createMetrics } from '../../telemetry/metrics.ts';
+import { tempFileLogs, sleep } from '../support/temp-log.ts';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const fileLog = tempFileLogs('lag');
 
 describe('gemello_log_consumer_lag_records', () => {
   it('counts what a consumer has not handled yet, and falls to 0 once it has', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gemello-lag-'));
-    dirs.push(dir);
     const metrics = createMetrics();
-    const log = withConsumerLag(createFileLog({ dir, partitions: 2 }), metrics, 20);
+    const log = withConsumerLag(fileLog(2), metrics, 20);
     const labels = { group: 'g', topic: 't' };
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));

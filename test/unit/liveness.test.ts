@@ -1,9 +1,6 @@
 // The lease's zombie fence, driven alone: a host whose event loop stalled longer than its
 // lease holds its appends and asks the group; whatever the answer, it ends up serving its
 // partitions again (the soak once saw a lone host that never did).
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Liveness } from '../../actors/ports.ts';
 import { createTwinCatalog } from '../../actors/twins.ts';
@@ -11,20 +8,18 @@ import { createHostContext } from '../../actors/host.ts';
 import type { HostContext } from '../../actors/host/context.ts';
 import { startLiveness } from '../../actors/host/liveness.ts';
 import { acquire, onAssigned } from '../../actors/host/partitions.ts';
-import { createFileLog } from '../../log/file.ts';
 import type { Subscription } from '../../log/port.ts';
 import { createMemorySnapshotStore } from '../../stores/snapshots/memory.ts';
 import { createMetrics } from '../../telemetry/metrics.ts';
+import { quietLogger, sleep, tempFileLogs } from '../support/temp-log.ts';
 
-const quiet = { info() {}, warn() {}, error() {} };
+const quiet = quietLogger;
 const TTL = 100;
-const dirs: string[] = [];
+const fileLog = tempFileLogs('lease');
 const stops: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const stop of stops.splice(0)) await stop();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Blocks the event loop, as a loaded machine or a long pause would. */
 const stall = (ms: number) => {
   for (const end = performance.now() + ms; performance.now() < end; );
@@ -32,9 +27,7 @@ const stall = (ms: number) => {
 
 /** A host owning partition 0 with its lease running; the group answers `answers` in turn (the last one from then on). */
 function world(answers: Array<boolean | null>) {
-  const dir = mkdtempSync(join(tmpdir(), 'gemello-lease-'));
-  dirs.push(dir);
-  const log = createFileLog({ dir, partitions: 1 });
+  const log = fileLog(1);
   const evicted: string[][] = [];
   log.evict = async (_group, members) => void evicted.push(members);
   const ctx: HostContext = createHostContext({ log, snapshots: createMemorySnapshotStore(), readModel: null, catalog: createTwinCatalog(), replyModel: { name: 'stub', reply: async () => ({ text: 'x', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } }) }, metrics: createMetrics(), logger: quiet });

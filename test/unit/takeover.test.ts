@@ -1,10 +1,7 @@
 // A host taking a partition over finds the work its last owner left owed, also when that owner
 // never wrote a checkpoint for it (it died in its first second, or the snapshot store was
 // flushed): the read model's coverage says what was projected, not what is still owed.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ReplyModel, StateSource } from '../../actors/ports.ts';
 import { createTwinCatalog } from '../../actors/twins.ts';
 import { createHostContext } from '../../actors/host.ts';
@@ -12,19 +9,15 @@ import { handleCommands } from '../../actors/host/handle-command.ts';
 import { acquire } from '../../actors/host/partitions.ts';
 import { decodeEvents } from '../../events/codec.ts';
 import type { LoggedEvent } from '../../events/schemas.ts';
-import { createFileLog } from '../../log/file.ts';
 import type { EventLog, LogRecord } from '../../log/port.ts';
 import { TOPICS } from '../../log/port.ts';
 import { createMemorySnapshotStore } from '../../stores/snapshots/memory.ts';
 import { createMetrics } from '../../telemetry/metrics.ts';
+import { tempFileLogs, seedTwin, quietLogger, sleep } from '../support/temp-log.ts';
 
-const twin = { id: 'warren-buffett-001', name: 'Warren Buffett' };
-const quiet = { info() {}, warn() {}, error() {} };
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const twin = seedTwin;
+const quiet = quietLogger;
+const fileLog = tempFileLogs('takeover');
 
 const prompt = (conversationId: string, commandId: string, text: string, offset: number): LogRecord => ({
   topic: TOPICS.commands, partition: 0, offset, key: conversationId, headers: {}, timestamp: Date.now(),
@@ -39,9 +32,7 @@ async function eventsOf(log: EventLog): Promise<LoggedEvent[]> {
 
 describe('taking a partition over', () => {
   it('without a checkpoint of the last owner: the owed replies are made, the other conversations are not woken', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gemello-takeover-'));
-    dirs.push(dir);
-    const log = createFileLog({ dir, partitions: 1 });
+    const log = fileLog(1);
     const snapshots = createMemorySnapshotStore();
     // A projector that has applied every event of the partition (and knows no state: the tiers below it are used).
     const readModel: StateSource = { stateOf: async () => null, coveredUntil: async () => (await log.endOffsets(TOPICS.events))[0]! };
