@@ -13,7 +13,7 @@ import { conversationOnKafka } from '../support/log.ts';
 import { startServeWithFakeModel } from '../support/processes.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import type { Gemello } from '../support/processes.ts';
-import { connect } from '../support/ws-client.ts';
+import { connect, speak as speakAs } from '../support/ws-client.ts';
 
 const twin = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const SAID = 'Buongiorno, vorrei sapere come scegliere un\'azienda in cui investire.';
@@ -37,13 +37,8 @@ afterAll(async () => {
   await fake?.close();
 });
 
-/** Sends bytes as an utterance: audio.start, binary frames of `chunk` bytes, audio.end. */
-function speak(c: Awaited<ReturnType<typeof connect>>, bytes: Uint8Array, start: Record<string, unknown>, chunk = 8192): void {
-  c.send({ type: 'audio.start', ...twin, format: 'wav', ...start });
-  // Copies: the ws client masks what it sends in place.
-  for (let at = 0; at < bytes.byteLength; at += chunk) c.ws.send(Buffer.from(bytes.subarray(at, at + chunk)));
-  c.send({ type: 'audio.end' });
-}
+/** Sends bytes as an utterance of the seed twin. */
+const speak = (c: Awaited<ReturnType<typeof connect>>, bytes: Uint8Array, start: Record<string, unknown>, chunk?: number) => speakAs(c, bytes, { ...twin, ...start }, chunk);
 
 describe('speech in', () => {
   it('transcribes an Italian utterance sent in binary frames and answers it: transcript, then the reply; the log holds SpeechReceived and PromptReceived {source: voice}', async () => {

@@ -22,7 +22,7 @@ import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { conversationOnKafka } from '../support/log.ts';
 import { runCli } from '../support/processes.ts';
-import { connect } from '../support/ws-client.ts';
+import { connect, speak } from '../support/ws-client.ts';
 import { until } from '../support/until.ts';
 
 const twin = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
@@ -74,9 +74,7 @@ describe('the caller\'s voice with GEMELLO_KEEP_VOICE', () => {
   it('is kept sealed with the conversation\'s key (no copy readable anywhere), and erasing the conversation removes it', async () => {
     fake.setTranscript('tenete i miei dati al sicuro');
     const c = await open();
-    c.send({ type: 'audio.start', ...twin, format: 'wav' });
-    c.ws.send(Buffer.from(wav));
-    c.send({ type: 'audio.end' });
+    speak(c, wav, twin, wav.byteLength);
     const transcript = await c.next((f) => f.type === 'transcript');
     await c.next((f) => f.type === 'reply');
     c.close();

@@ -23,7 +23,7 @@ import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { kafkaLog } from '../support/kafka.ts';
 import { runCli } from '../support/processes.ts';
-import { connect } from '../support/ws-client.ts';
+import { connect, speak } from '../support/ws-client.ts';
 import { until } from '../support/until.ts';
 
 const twin = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
@@ -101,9 +101,7 @@ describe('kept voice in the log', () => {
     const wav = noiseWav(19);
     fake.setTranscript('rumore');
     const c = await connect(`ws://${up!.base}/ws`);
-    c.send({ type: 'audio.start', ...twin, format: 'wav' });
-    for (let i = 0; i < wav.byteLength; i += 64 * 1024) c.ws.send(Buffer.from(wav.subarray(i, i + 64 * 1024)));
-    c.send({ type: 'audio.end' });
+    speak(c, wav, twin, 64 * 1024);
     const transcript = await c.next((f) => f.type === 'transcript');
     await c.next((f) => f.type === 'reply');
     c.close();

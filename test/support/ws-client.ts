@@ -59,3 +59,11 @@ export async function connect(url: string, headers: Record<string, string> = {})
     },
   };
 }
+
+/** Sends bytes as an utterance: audio.start (with `start`: the twin, the format…), binary frames of `chunk` bytes, audio.end. */
+export function speak(c: Awaited<ReturnType<typeof connect>>, bytes: Uint8Array, start: Record<string, unknown>, chunk = 8192): void {
+  c.send({ type: 'audio.start', format: 'wav', ...start });
+  // Copies: the ws client masks what it sends in place.
+  for (let at = 0; at < bytes.byteLength; at += chunk) c.ws.send(Buffer.from(bytes.subarray(at, at + chunk)));
+  c.send({ type: 'audio.end' });
+}
