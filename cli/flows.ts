@@ -1,6 +1,7 @@
 import { describeFlow } from '../flows/compile.ts';
 import type { Config } from '../runtime/config.ts';
 import { compileFile, flowEnvironment } from '../runtime/flows.ts';
+import { plural } from './wording.ts';
 
 /** `gemello flows compile <file>`: 0 and the task list when it compiles; 1 and every error with its path when not. */
 export function flowsCommand(args: string[], config: Config): number {
@@ -14,7 +15,7 @@ export function flowsCommand(args: string[], config: Config): number {
     console.log(describeFlow(r.flow));
     return 0;
   }
-  console.error(`${file}: ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}`);
+  console.error(`${file}: ${plural(r.errors.length, 'error')}`);
   for (const e of r.errors) console.error(`  ${e.path}: ${e.message}`);
   return 1;
 }

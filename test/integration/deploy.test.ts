@@ -7,7 +7,7 @@
 // - the image's start command, run outside a container as the Dockerfile runs it (uid 1000,
 //   code it cannot write, data on a writable path), answers the seed frame.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -358,6 +358,15 @@ describe("the image's start command, outside a container", () => {
     mkdirSync(bin);
     const link = /ln -s (\S+) \S+\/gemello\b/.exec(image.runs.join('\n'))!;
     symlinkSync(map(link[1]!), join(bin, 'gemello'));
+    // The image's /usr/local/bin/node: the checkout's Node 24, linked where uid 1000 can reach it
+    // (a checkout in a private directory, as mktemp -d makes, is not).
+    const node = realpathSync(NODE24);
+    try {
+      linkSync(node, join(bin, 'node'));
+    } catch {
+      copyFileSync(node, join(bin, 'node'));
+      chmodSync(join(bin, 'node'), 0o755);
+    }
     const data = join(dir, 'data');
     mkdirSync(data);
     if (root) chownSync(data, 1000, 1000);
@@ -371,7 +380,7 @@ describe("the image's start command, outside a container", () => {
       GEMELLO_DATA_DIR: data,
       HOST: '127.0.0.1',
       PORT: String(port),
-      PATH: `${bin}:${dirname(NODE24)}:/usr/local/bin:/usr/bin:/bin`,
+      PATH: `${bin}:/usr/local/bin:/usr/bin:/bin`,
       HOME: app,
     };
     const argv = [...image.entrypoint, ...image.cmd];
