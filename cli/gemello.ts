@@ -18,6 +18,7 @@ import { verify, verifySummary } from './verify.ts';
 import { restore } from './restore.ts';
 import { rebuildSnapshots } from './snapshots.ts';
 import { exitOnStartError } from '../runtime/fatal.ts';
+import { claimReadModel } from '../projections/log-identity.ts';
 import { explainUnreachable } from '../runtime/unreachable.ts';
 import { readConversation } from './read-conversation.ts';
 import { replay, replayUsage } from './replay.ts';
@@ -124,6 +125,8 @@ async function main(argv: string[]): Promise<number> {
     if (command === 'doctor') await migrate(backends.db).catch(() => {});
     else if (command !== 'migrate' && command !== 'restore') {
       await migrate(backends.db);
+      // Read models of another log are refused, but for the rebuild that replaces them.
+      if (!(command === 'replay' && args.flags.restart === true)) await claimReadModel(backends.db, backends.identity, backends.describe['read models']!);
       await keys.sync();
     }
     switch (command) {
@@ -195,7 +198,7 @@ async function main(argv: string[]): Promise<number> {
         process.on('SIGINT', onInt);
         process.on('SIGTERM', onInt);
         try {
-          const deps = { log: backends.log, db: backends.db, snapshots: config.redisUrl ? backends.snapshots : null, keys, progress, keepVoice: config.voice.keep, historyMessages: config.historyMessages, signal: abort.signal };
+          const deps = { log: backends.log, db: backends.db, snapshots: config.redisUrl ? backends.snapshots : null, keys, progress, keepVoice: config.voice.keep, historyMessages: config.historyMessages, signal: abort.signal, identity: backends.identity };
           return command === 'restore' ? await restore(deps) : await replay({ projection: args.flags.projection, restart: args.flags.restart }, deps);
         } finally {
           process.off('SIGINT', onInt);

@@ -1,6 +1,7 @@
 import type { EventLog } from '../log/port.ts';
 import { RebuildInterrupted, rebuildReadModel } from '../projections/rebuild.ts';
 import type { KeyStore } from '../sealing/keys.ts';
+import type { LogIdentity } from '../runtime/log-identity.ts';
 import type { Db } from '../stores/sql.ts';
 import type { Progress } from './progress.ts';
 import { plural } from './wording.ts';
@@ -20,6 +21,8 @@ export type ReplayDeps = {
   out?: (line: string) => void;
   /** Each step (stderr). */
   say?: (line: string) => void;
+  /** This process's log: recorded as the rebuilt read models' log. */
+  identity?: LogIdentity;
 };
 
 const n = (x: number) => x.toLocaleString('en-US');
@@ -47,7 +50,7 @@ export async function replay(flags: { projection?: string | true; restart?: stri
   }
   const name = flags.projection as string;
   try {
-    const r = await rebuildReadModel({ log: deps.log, db: deps.db, keys: deps.keys, name, progress: deps.progress, say, signal: deps.signal, restart: flags.restart === true });
+    const r = await rebuildReadModel({ log: deps.log, db: deps.db, keys: deps.keys, name, progress: deps.progress, say, signal: deps.signal, restart: flags.restart === true, identity: deps.identity });
     const rate = r.seconds > 0 ? Math.round(r.records / r.seconds) : r.records;
     out(`replayed ${name} from offset 0${r.resumedFrom ? ` (resumed: ${plural(r.resumedFrom, 'record')} applied by an earlier run)` : ''}: ${plural(r.records, 'log record')} read, ${plural(r.applied, 'event')} applied in ${r.seconds.toFixed(1)} s (${n(rate)} records/s)`);
     out(`switched: schema "${r.live}" now serves the rebuilt tables (${plural(r.counts.conversations, 'conversation')}, ${plural(r.counts.messages, 'message')}, ${plural(r.counts.events, 'event')}), in a switch of ${Math.round(r.switchMs)} ms${r.appliedInSwitch ? ` that also applied the last ${plural(r.appliedInSwitch, 'event')}` : ''}`);

@@ -3,6 +3,7 @@ import type { EventLog } from '../log/port.ts';
 import { migrate } from '../projections/migrate.ts';
 import { createVoiceProjection } from '../projections/voice.ts';
 import type { LoggedKeyStore } from '../sealing/key-store.ts';
+import type { LogIdentity } from '../runtime/log-identity.ts';
 import type { Db } from '../stores/sql.ts';
 import type { Progress } from './progress.ts';
 import { replay } from './replay.ts';
@@ -14,6 +15,8 @@ export type RestoreDeps = {
   /** GEMELLO_KEEP_VOICE: only then is the voice topic read (and made, if it is not there). */
   keepVoice?: boolean;
   historyMessages?: number; signal?: AbortSignal; out?: (line: string) => void; say?: (line: string) => void;
+  /** This process's log: recorded as the rebuilt read models' log. */
+  identity?: LogIdentity;
 };
 
 /**
@@ -44,7 +47,7 @@ export async function restore(deps: RestoreDeps): Promise<number> {
   step(`data keys: ${copied(keyRecords, 'the keys topic', 'the key cache')}`);
   const moved = await deps.keys.migrateLegacy();
   if (moved) step(`data keys: ${plural(moved, 'key')} of an earlier version moved into the keys topic`);
-  const code = await replay({ projection: 'readmodel', restart: true }, { log: deps.log, db: deps.db, keys: deps.keys, progress: deps.progress, signal: deps.signal, out, say: deps.say });
+  const code = await replay({ projection: 'readmodel', restart: true }, { log: deps.log, db: deps.db, keys: deps.keys, progress: deps.progress, signal: deps.signal, out, say: deps.say, identity: deps.identity });
   if (code !== 0) return code;
   // After the events: an erased conversation's clips (key destroyed, erased in the read model) are not brought back.
   if (deps.keepVoice) {

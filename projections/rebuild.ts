@@ -6,6 +6,8 @@ import { applyBatch } from './apply.ts';
 import { loadMigrations, migrate } from './migrate.ts';
 import { grantAnalysts } from './analyst-role.ts';
 import type { Db, Query } from '../stores/sql.ts';
+import type { LogIdentity } from '../runtime/log-identity.ts';
+import { recordReadModelLog } from './log-identity.ts';
 
 /** Progress of long work (cli/progress.ts draws one on the terminal). */
 export type RebuildProgress = { start(label: string, total: number): void; advance(n: number): void; done(): void };
@@ -30,6 +32,8 @@ export type RebuildOptions = {
   /** How long the switch may wait for the live tables' locks before it gives way and tries again. */
   lockTimeoutMs?: number;
   now?: () => Date;
+  /** The log rebuilt from: recorded in the switch as the read models' log (projections/log-identity.ts). */
+  identity?: LogIdentity;
 };
 
 export type RebuildResult = {
@@ -65,7 +69,7 @@ export class RebuildInterrupted extends Error {
  * erases its conversation.
  */
 export const PROJECTED_TABLES = ['conversations', 'messages', 'confirmed_data', 'events', 'projection_checkpoints'];
-export const KEPT_TABLES = ['digital_twins', 'audio_cache', 'voice_clips', 'voice_segments', 'voice_sync', 'audio_uses', 'conversation_keys', 'key_sync', 'retention_lease', 'schema_migrations'];
+export const KEPT_TABLES = ['digital_twins', 'audio_cache', 'voice_clips', 'voice_segments', 'voice_sync', 'audio_uses', 'conversation_keys', 'key_sync', 'retention_lease', 'log_identity', 'schema_migrations'];
 /**
  * Kept tables the projection reads while applying (the data keys, to open sealed content):
  * the rebuild finds the live ones through its search path (its writes there, destroying the
@@ -269,7 +273,7 @@ export async function rebuildReadModel(options: RebuildOptions): Promise<Rebuild
   for (let attempt = 1; ; attempt++) {
     const s0 = performance.now();
     try {
-      inSwitch = await db.tx((q) => switchOver(q, { log, name, live, target, old, lockTimeoutMs, keys: keyStore.through?.(q) ?? keyStore, kind: db.kind }));
+      inSwitch = await db.tx((q) => switchOver(q, { log, name, live, target, old, lockTimeoutMs, keys: keyStore.through?.(q) ?? keyStore, kind: db.kind, identity: options.identity }));
       switchMs = performance.now() - s0;
       break;
     } catch (err) {
@@ -298,7 +302,7 @@ export async function rebuildReadModel(options: RebuildOptions): Promise<Rebuild
 }
 
 /** The switch, inside one transaction; returns the log records read and events applied in it. */
-async function switchOver(q: Query, o: { log: EventLog; name: string; live: string; target: string; old: string; lockTimeoutMs: number; keys: KeyStore; kind: Db['kind'] }): Promise<{ records: number; applied: number }> {
+async function switchOver(q: Query, o: { log: EventLog; name: string; live: string; target: string; old: string; lockTimeoutMs: number; keys: KeyStore; kind: Db['kind']; identity?: LogIdentity }): Promise<{ records: number; applied: number }> {
   const { log, name, live, target, old } = o;
   await q.exec(`SET LOCAL lock_timeout = ${Math.round(o.lockTimeoutMs)}`);
   const before = await relations(q, live);
@@ -354,5 +358,6 @@ async function switchOver(q: Query, o: { log: EventLog; name: string; live: stri
   } catch (err) {
     throw new Error(`not switched: ${(err as Error).message} (a view over projected and kept tables is not supported by replay)`);
   }
+  if (o.identity) await recordReadModelLog(q, o.identity);
   return done;
 }

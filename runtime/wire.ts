@@ -48,6 +48,8 @@ import type { Config } from './config.ts';
 import { createFlowEffects } from '../actors/flow-effects.ts';
 import { flowEnvironment, FlowsInvalid, loadFlows } from './flows.ts';
 import { createFlowRegistry } from '../flows/registry.ts';
+import { claimReadModel } from '../projections/log-identity.ts';
+import { logIdentity, type LogIdentity } from './log-identity.ts';
 
 export type Role = 'gateway' | 'actors' | 'projections';
 export const ALL_ROLES: Role[] = ['gateway', 'actors', 'projections'];
@@ -65,6 +67,8 @@ export type Backends = {
   metrics: Metrics;
   logger: Logger;
   describe: Record<string, string>;
+  /** The event log this process reads and writes; the read models and Redis keys it uses are that log's. */
+  identity: LogIdentity;
   close(): Promise<void>;
 };
 
@@ -82,10 +86,12 @@ export async function openBackends(config: Config, logger = createLogger('gemell
   const db = config.databaseUrl
     ? createPostgresDb({ url: config.databaseUrl, schema: config.databaseSchema ?? undefined })
     : await createPGliteDb({ dir: join(config.dataDir, 'readmodel') });
+  const identity = logIdentity(config);
+  const redisPrefix = redisPrefixOf(config.namespace, identity);
   const snapshots = config.redisUrl
-    ? createRedisSnapshotStore({ url: config.redisUrl, prefix: `${config.namespace}gemello:`, ttlMs: config.snapshotTtlMs })
+    ? createRedisSnapshotStore({ url: config.redisUrl, prefix: redisPrefix, ttlMs: config.snapshotTtlMs })
     : createMemorySnapshotStore();
-  const streams = config.redisUrl ? createRedisReplyStreams({ url: config.redisUrl, prefix: `${config.namespace}gemello:` }) : createMemoryReplyStreams();
+  const streams = config.redisUrl ? createRedisReplyStreams({ url: config.redisUrl, prefix: redisPrefix }) : createMemoryReplyStreams();
   const master = loadMasterKey({ value: config.masterKey, dataDir: config.dataDir });
   if (master.created) logger.warn(`made a new master key in ${master.source.replace(/^file /, '').replace(/ \(made now\)$/, '')}: it wraps every data key, so back it up with Kafka (or set GEMELLO_MASTER_KEY; every process of a deployment needs the same one)`);
   const keys = createLoggedKeyStore({ log, db, master });
@@ -105,6 +111,7 @@ export async function openBackends(config: Config, logger = createLogger('gemell
     metrics,
     logger,
     describe,
+    identity,
     async close() {
       await log.close().catch(() => {});
       await snapshots.close().catch(() => {});
@@ -114,6 +121,13 @@ export async function openBackends(config: Config, logger = createLogger('gemell
     },
   };
 }
+
+/**
+ * Redis keys are the namespace's; an embedded log's also carry its id, so two data directories
+ * sharing one REDIS_URL do not read each other's snapshots and takeover checkpoints.
+ */
+const redisPrefixOf = (namespace: string, identity: LogIdentity) =>
+  identity.id.startsWith('file:') ? `${namespace}gemello:${identity.id.slice(5, 13)}:` : `${namespace}gemello:`;
 
 const redact = (url: string) => url.replace(/\/\/([^:@/]+):([^@/]+)@/, '//$1:***@');
 
@@ -255,6 +269,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
     const flowList = flowRegistry.list();
     if (flowList.length) log_.info(`flows: ${flowList.map((f) => `${f.id}@${f.version}`).join(', ')}; backends: ${Object.keys(config.flows.backends).join(', ') || 'none'}`);
     await migrate(db);
+    await claimReadModel(db, backends.identity, backends.describe['read models']!);
     await log.ensureTopics([TOPICS.commands, TOPICS.events]);
     // The key cache is filled from the log before anything seals or opens content.
     await keys.sync();
