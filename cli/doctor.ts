@@ -1,4 +1,5 @@
 import { loadMigrations } from '../projections/migrate.ts';
+import { claimReadModel } from '../projections/log-identity.ts';
 import { espeakAvailable } from '../models/espeak-speech.ts';
 import { TOPICS } from '../log/port.ts';
 import type { Backends } from '../runtime/wire.ts';
@@ -34,6 +35,11 @@ export async function doctor(config: Config, b: Backends): Promise<Check[]> {
     const missing = known.filter((v) => !applied.has(v));
     if (missing.length) throw new Error(`migrations not applied: ${missing.join(', ')}`);
     return `${known.length} migrations applied`;
+  });
+  // Only when they answer: what they were built from.
+  if (checks.at(-1)!.ok) await check('read models\' log', 'give this log read models of its own (DATABASE_SCHEMA, another database), or rebuild these from it: gemello replay --projection readmodel --restart', async () => {
+    await claimReadModel(b.db, b.identity, b.describe['read models']!);
+    return `built from ${b.identity.where}`;
   });
   await check(`snapshots (${b.describe.snapshots})`, 'start Redis (npm run infra:up) and check REDIS_URL', async () => {
     await b.snapshots.ping();

@@ -73,6 +73,9 @@ describe('read models and Redis keys belong to one log', () => {
     expect(r.stderr).toContain('were built from another event log');
     const a = await runCli(['verify'], envA, 60_000);
     expect(a.code).toBe(0);
+    const doctor = await runCli(['doctor'], envB, 60_000);
+    expect(doctor.code).toBe(1);
+    expect(doctor.stdout + doctor.stderr).toContain('replay --projection readmodel --restart');
   });
 
   it('rebuilt from the second log, they are its own: the first log is refused now', async () => {
