@@ -1,4 +1,5 @@
 import OpenAI from 'openai';
+import { createHttpFetch } from './http-fetch.ts';
 import type { FailureContext } from './openai-errors.ts';
 
 /** Options for createOpenAIClient. */
@@ -9,7 +10,19 @@ export type OpenAIClientOptions = {
   /** Per attempt, in ms. */
   timeoutMs: number;
   maxRetries: number;
+  /** How requests travel; see ModelTransport. */
+  transport?: ModelTransport | undefined;
 };
+
+/**
+ * `node-http` (the default on Node): the SDK's requests go through createHttpFetch, on
+ * `node:http` with keep-alive (≈ 125 µs of CPU less per call than Node's fetch, the SDK's code
+ * unchanged); `fetch`: the runtime's own fetch, which Deno always uses, and which `main` picks
+ * on Node when the environment asks Node's fetch for a proxy (NODE_USE_ENV_PROXY).
+ */
+export type ModelTransport = 'node-http' | 'fetch';
+
+const onDeno = 'Deno' in globalThis;
 
 /** The public OpenAI endpoint, used when no base URL is given. */
 export const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';
@@ -33,6 +46,7 @@ export function createOpenAIClient(options: OpenAIClientOptions): OpenAI {
     // and honours Retry-After up to 60 s. The timeout applies to each attempt.
     timeout: options.timeoutMs,
     maxRetries: options.maxRetries,
+    ...((options.transport ?? 'node-http') === 'node-http' && !onDeno ? { fetch: createHttpFetch() } : {}),
   });
 }
 
@@ -44,6 +58,7 @@ export type OpenAIModelOptions = {
   timeoutMs?: number | undefined;
   /** Retries after the first attempt; default 2. */
   maxRetries?: number | undefined;
+  transport?: ModelTransport | undefined;
 };
 
 /**
@@ -53,6 +68,6 @@ export type OpenAIModelOptions = {
 export function createOpenAIModelClient(prefix: FailureContext['prefix'], options: OpenAIModelOptions): { client: OpenAI; failure: FailureContext } {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const maxRetries = options.maxRetries ?? 2;
-  const client = createOpenAIClient({ apiKey: options.apiKey, baseURL: options.baseURL, timeoutMs, maxRetries });
+  const client = createOpenAIClient({ apiKey: options.apiKey, baseURL: options.baseURL, timeoutMs, maxRetries, transport: options.transport });
   return { client, failure: { prefix, baseURL: client.baseURL, timeoutMs, attempts: maxRetries + 1 } };
 }

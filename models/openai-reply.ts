@@ -1,6 +1,6 @@
 import OpenAI, { APIError } from 'openai';
 import { EffectError, type Reply, type ReplyModel, type ReplyRequest, type Twin } from '../actors/ports.ts';
-import { createOpenAIModelClient } from './openai-client.ts';
+import { createOpenAIModelClient, type ModelTransport } from './openai-client.ts';
 import { toEffectError } from './openai-errors.ts';
 import { proposalFormat, readProposals } from './proposals.ts';
 import { createDeltaEmitter, createReplyReader } from './reply-stream.ts';
@@ -14,6 +14,8 @@ export type OpenAIReplyOptions = {
   timeoutMs?: number | undefined;
   /** Retries after the first attempt, with exponential backoff; default 2. */
   maxRetries?: number | undefined;
+  /** How requests travel (default `node-http` on Node); see ModelTransport. */
+  transport?: ModelTransport | undefined;
   /** Told when structured output is refused and the model is asked in plain text instead. */
   warn?: ((message: string) => void) | undefined;
 };

@@ -1,6 +1,6 @@
 import type { Speech, SpeechModel } from '../actors/ports.ts';
 import { contentTypeOf, estimateDurationSec } from './audio-format.ts';
-import { createOpenAIModelClient } from './openai-client.ts';
+import { createOpenAIModelClient, type ModelTransport } from './openai-client.ts';
 import { toEffectError } from './openai-errors.ts';
 import { clip } from './text.ts';
 
@@ -19,6 +19,8 @@ export type OpenAISpeechOptions = {
   timeoutMs?: number | undefined;
   /** Default 2. */
   maxRetries?: number | undefined;
+  /** How requests travel (default `node-http` on Node); see ModelTransport. */
+  transport?: ModelTransport | undefined;
 };
 
 /** The speech endpoint rejects input longer than this. */

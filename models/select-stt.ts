@@ -1,7 +1,7 @@
 import type { SpeechToText } from '../actors/ports.ts';
 import { OPENAI_DEFAULT_BASE_URL } from './openai-client.ts';
 import { createOpenAITranscriber, DEFAULT_STT_MODEL } from './openai-transcribe.ts';
-import type { Selected } from './select.ts';
+import { modelTransport, type Selected } from './select.ts';
 
 type Env = Record<string, string | undefined>;
 
@@ -26,6 +26,7 @@ export function selectSpeechToText(env: Env): Selected<SpeechToText> | null {
       // An utterance waits for its transcript: fail sooner than a reply would.
       timeoutMs: env.GEMELLO_STT_TIMEOUT_MS ? Number(env.GEMELLO_STT_TIMEOUT_MS) : 15_000,
       maxRetries: env.GEMELLO_STT_RETRIES ? Number(env.GEMELLO_STT_RETRIES) : 1,
+      transport: modelTransport(env),
     }),
     description: `OpenAI transcription (${model}) at ${baseURL ?? OPENAI_DEFAULT_BASE_URL}`,
   };

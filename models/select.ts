@@ -1,7 +1,7 @@
 import type { ReplyModel, SpeechModel } from '../actors/ports.ts';
 import { createEspeakSpeechModel, espeakAvailable } from './espeak-speech.ts';
 import { createOfflineReplyModel } from './offline-reply.ts';
-import { OPENAI_DEFAULT_BASE_URL } from './openai-client.ts';
+import { OPENAI_DEFAULT_BASE_URL, type ModelTransport } from './openai-client.ts';
 import { createOpenAIReplyModel } from './openai-reply.ts';
 import { createOpenAISpeechModel } from './openai-speech.ts';
 import { createUnavailableSpeechModel } from './unavailable-speech.ts';
@@ -10,6 +10,16 @@ type Env = Record<string, string | undefined>;
 
 /** A chosen backend and the line `main` logs about it at start. */
 export type Selected<M> = { model: M; description: string };
+
+/**
+ * How the SDK's requests travel: through Node's own fetch when the environment asks it to
+ * honour HTTP(S)_PROXY (NODE_USE_ENV_PROXY, or --use-env-proxy in NODE_OPTIONS), which the
+ * leaner `node:http` transport does not; else the default (`node-http` on Node, Deno's fetch on Deno).
+ */
+export function modelTransport(env: Env): ModelTransport | undefined {
+  const proxied = /^(1|true)$/i.test(env.NODE_USE_ENV_PROXY?.trim() ?? '') || /--use-env-proxy\b/.test(env.NODE_OPTIONS ?? '');
+  return proxied ? 'fetch' : undefined;
+}
 
 /** The reply backend: OpenAI (or OPENAI_BASE_URL) when OPENAI_API_KEY is set, else offline. */
 export function selectReplyModel(env: Env, warn?: (message: string) => void): Selected<ReplyModel> {
@@ -26,6 +36,7 @@ export function selectReplyModel(env: Env, warn?: (message: string) => void): Se
       baseURL,
       timeoutMs: env.GEMELLO_MODEL_TIMEOUT_MS ? Number(env.GEMELLO_MODEL_TIMEOUT_MS) : undefined,
       maxRetries: env.GEMELLO_MODEL_RETRIES ? Number(env.GEMELLO_MODEL_RETRIES) : undefined,
+      transport: modelTransport(env),
       warn,
     }),
     description: `OpenAI chat completions at ${baseURL ?? OPENAI_DEFAULT_BASE_URL}`,
@@ -44,7 +55,7 @@ export function selectSpeechModel(env: Env): Selected<SpeechModel> | null {
   if (apiKey) {
     const baseURL = env.OPENAI_BASE_URL?.trim() || undefined;
     return {
-      model: createOpenAISpeechModel({ apiKey, baseURL }),
+      model: createOpenAISpeechModel({ apiKey, baseURL, transport: modelTransport(env) }),
       description: `OpenAI speech (gpt-4o-mini-tts, mp3) at ${baseURL ?? OPENAI_DEFAULT_BASE_URL}`,
     };
   }
