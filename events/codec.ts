@@ -35,11 +35,15 @@ export class UndecodableEvent extends Error {
   readonly code = 'undecodable_event';
 }
 
-/** The personal field opened with the conversation's key, or the erased marker when the key is gone. */
-function unseal(env: RawEnvelope, data: unknown, keys: Keyring | undefined): unknown {
+/**
+ * The personal field opened with the conversation's key, or the erased marker when the key is
+ * gone, or when the reader said it does not read that type's content (`unopened`).
+ */
+function unseal(env: RawEnvelope, data: unknown, keys: Keyring | undefined, unopened: ReadonlySet<EventType> | undefined): unknown {
   const p = PERSONAL[env.type];
   const d = data as Record<string, unknown> | null;
   if (!p || typeof d !== 'object' || d === null || !isSealed(d[p.field])) return data;
+  if (unopened?.has(env.type)) return { ...d, [p.field]: marker(p.json) };
   const key = keys?.get(env.conversationId);
   const text = key ? open(key, d[p.field] as never, sealContext(env.conversationId, env.eventId, p.field)) : null;
   if (text === null) return { ...d, [p.field]: marker(p.json) };
@@ -55,8 +59,10 @@ function unseal(env: RawEnvelope, data: unknown, keys: Keyring | undefined): unk
  * Parses, validates and upcasts one stored event, opening sealed content with `keys`
  * (loaded for the batch beforehand, see keysFor). A conversation whose key is not in
  * `keys` decodes with its content replaced by the marker: erasure never blocks a reader.
+ * The sealed content of the types in `unopened` is not opened (it reads as the marker): for a
+ * reader that never uses it, an AES-GCM open less per event.
  */
-export function decodeEventValue(value: string, keys?: Keyring): EventEnvelope {
+export function decodeEventValue(value: string, keys?: Keyring, unopened?: ReadonlySet<EventType>): EventEnvelope {
   let json: unknown;
   try {
     json = JSON.parse(value);
@@ -70,15 +76,15 @@ export function decodeEventValue(value: string, keys?: Keyring): EventEnvelope {
   if (env.schemaVersion > current) {
     throw new UndecodableEvent(`${env.type} v${env.schemaVersion} is newer than this build (v${current})`);
   }
-  const parsed = EventData[env.type].safeParse(unseal(env, upcast(env.type, env.schemaVersion, current, env.data), keys));
+  const parsed = EventData[env.type].safeParse(unseal(env, upcast(env.type, env.schemaVersion, current, env.data), keys, unopened));
   if (!parsed.success) {
     throw new UndecodableEvent(`bad ${env.type} data: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
   }
   return { ...env, schemaVersion: current, data: parsed.data } as EventEnvelope;
 }
 
-export function decodeEvent(record: LogRecord, keys?: Keyring): LoggedEvent {
-  return { ...decodeEventValue(record.value, keys), position: { partition: record.partition, offset: record.offset } };
+export function decodeEvent(record: LogRecord, keys?: Keyring, unopened?: ReadonlySet<EventType>): LoggedEvent {
+  return { ...decodeEventValue(record.value, keys, unopened), position: { partition: record.partition, offset: record.offset } };
 }
 
 /**

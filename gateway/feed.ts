@@ -3,12 +3,19 @@ import { decodeEvent, decodeNotice, isEventRecord } from '../events/codec.ts';
 import type { Notice } from '../events/codec.ts';
 import { keysFor, SEALED_HEADER } from '../sealing/keys.ts';
 import type { Keyring, KeyStore } from '../sealing/keys.ts';
-import type { LoggedEvent } from '../events/schemas.ts';
+import type { EventType, LoggedEvent } from '../events/schemas.ts';
 import type { EventLog, LogRecord, Subscription } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { NoticeSource } from '../actors/command-client.ts';
 import type { AudioChunkUpdate, ReplyStreams, StreamSoFar, StreamUpdate } from '../actors/ports.ts';
+
+/**
+ * Content the feed does not open: no live frame carries a prompt's text (a socket is answered
+ * with its reply; `resume` reads the read model), so its AES-GCM open is saved. It reads as
+ * the erased marker to listeners.
+ */
+const UNOPENED: ReadonlySet<EventType> = new Set<EventType>(['PromptReceived']);
 
 export type FeedListener = {
   event(e: LoggedEvent): void;
@@ -71,7 +78,7 @@ export function createFeed(log: EventLog, logger: Logger, instanceId = randomUUI
             if (keys && !ring && r.headers[SEALED_HEADER] === '1') continue; // not shown as erased: the client can resume
             try {
               if (isEventRecord(r)) {
-                const e = decodeEvent(r, ring);
+                const e = decodeEvent(r, ring, UNOPENED);
                 if (e.type === 'ConversationErased') keys?.forget(e.conversationId);
                 for (const l of set) l.event(e);
               } else {

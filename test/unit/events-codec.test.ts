@@ -121,6 +121,16 @@ describe('personal content in the log, sealed with the conversation\'s key', () 
     expect(decoded).toEqual(batch.map((r, i) => ({ ...withoutContent([prompt, reply, confirmed][i]!), position: { partition: 0, offset: r.offset } })));
   });
 
+  it('leaves the content of the types a reader does not read unopened (the marker), and opens the rest', async () => {
+    const key = newDataKey();
+    const [p, r] = [prompt, reply].map((e, i) => stored(encodeSealedEvent(e, key), i));
+    const ring = new Map([['c1', key]]);
+    const skip = new Set(['PromptReceived'] as const);
+    expect(decodeEvent(p!, ring, skip).data).toEqual({ text: ERASED_TEXT, requestId: 'req-1' });
+    expect(decodeEvent(r!, ring, skip).data).toEqual(reply.data);
+    expect(decodeEvent(p!, ring).data).toEqual(prompt.data);
+  });
+
   it('does not open content with another conversation\'s key, nor content moved into another event', async () => {
     const mine = newDataKey();
     const record = stored(encodeSealedEvent(prompt, mine));
