@@ -20,7 +20,10 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
  * (multipart uploads, streams), and a redirect (asked again there, which follows it).
  */
 export function createHttpFetch(): typeof fetch {
-  const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+  // Idle sockets are all kept (Node's agent keeps 256 by default and closes the rest, so 500
+  // conversations at once kept connecting anew); the server's keep-alive timeout closes them.
+  const pool = { keepAlive: true, maxFreeSockets: Infinity };
+  const agents = { http: new HttpAgent(pool), https: new HttpsAgent(pool) };
   const lean = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const body = init?.body;
     if ((body != null && typeof body !== 'string') || typeof input === 'object' && !(input instanceof URL)) return fetch(input, init);
