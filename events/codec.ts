@@ -1,5 +1,5 @@
 import { EventData, RawEnvelope, SCHEMA_VERSION } from './schemas.ts';
-import type { DomainEvent, EventEnvelope, EventType, LoggedEvent } from './schemas.ts';
+import type { DomainEvent, EventEnvelope, EventType, LogPosition, LoggedEvent } from './schemas.ts';
 import { keysFor, SEALED_HEADER } from '../sealing/keys.ts';
 import type { Keyring, KeyStore } from '../sealing/keys.ts';
 import { isSealed, open, seal } from '../sealing/seal.ts';
@@ -37,22 +37,29 @@ export class UndecodableEvent extends Error {
 
 /**
  * The personal field opened with the conversation's key, or the erased marker when the key is
- * gone, or when the reader said it does not read that type's content (`unopened`).
+ * gone, or when the reader said it does not read that type's content (`unopened`). `data` is
+ * this decode's own (parsed just now, or an upcaster's), so it is changed in place, not copied.
  */
 function unseal(env: RawEnvelope, data: unknown, keys: Keyring | undefined, unopened: ReadonlySet<EventType> | undefined): unknown {
   const p = PERSONAL[env.type];
   const d = data as Record<string, unknown> | null;
   if (!p || typeof d !== 'object' || d === null || !isSealed(d[p.field])) return data;
-  if (unopened?.has(env.type)) return { ...d, [p.field]: marker(p.json) };
+  if (unopened?.has(env.type)) {
+    d[p.field] = marker(p.json);
+    return d;
+  }
   const key = keys?.get(env.conversationId);
   const text = key ? open(key, d[p.field] as never, sealContext(env.conversationId, env.eventId, p.field)) : null;
-  if (text === null) return { ...d, [p.field]: marker(p.json) };
-  if (!p.json) return { ...d, [p.field]: text };
-  try {
-    return { ...d, [p.field]: JSON.parse(text) };
-  } catch {
-    return { ...d, [p.field]: marker(true) };
+  if (text === null) d[p.field] = marker(p.json);
+  else if (!p.json) d[p.field] = text;
+  else {
+    try {
+      d[p.field] = JSON.parse(text);
+    } catch {
+      d[p.field] = marker(true);
+    }
   }
+  return d;
 }
 
 /**
@@ -63,6 +70,11 @@ function unseal(env: RawEnvelope, data: unknown, keys: Keyring | undefined, unop
  * reader that never uses it, an AES-GCM open less per event.
  */
 export function decodeEventValue(value: string, keys?: Keyring, unopened?: ReadonlySet<EventType>): EventEnvelope {
+  return decodeValue(value, keys, unopened, undefined);
+}
+
+/** The event in `value`, with its position when one is given (made in one object: no copy of the envelope per event). */
+function decodeValue(value: string, keys: Keyring | undefined, unopened: ReadonlySet<EventType> | undefined, position: LogPosition | undefined): LoggedEvent {
   let json: unknown;
   try {
     json = JSON.parse(value);
@@ -80,11 +92,15 @@ export function decodeEventValue(value: string, keys?: Keyring, unopened?: Reado
   if (!parsed.success) {
     throw new UndecodableEvent(`bad ${env.type} data: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
   }
-  return { ...env, schemaVersion: current, data: parsed.data } as EventEnvelope;
+  // zod's output is a new object of this decode's own: it becomes the event.
+  env.schemaVersion = current;
+  env.data = parsed.data;
+  if (position) (env as RawEnvelope & { position?: LogPosition }).position = position;
+  return env as unknown as LoggedEvent;
 }
 
 export function decodeEvent(record: LogRecord, keys?: Keyring, unopened?: ReadonlySet<EventType>): LoggedEvent {
-  return { ...decodeEventValue(record.value, keys, unopened), position: { partition: record.partition, offset: record.offset } };
+  return decodeValue(record.value, keys, unopened, { partition: record.partition, offset: record.offset });
 }
 
 /**

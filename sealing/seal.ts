@@ -59,15 +59,22 @@ export function seal(key: Uint8Array, text: string, context: string): Sealed {
   return { enc: 'a256gcm', iv: iv.toString('base64'), ct: ct.toString('base64') };
 }
 
+// open() decodes the IV into this buffer (the decipher copies it) rather than a new one per call.
+const openIv = Buffer.alloc(IV_BYTES);
+
 /** Decrypts what `seal` made with the same key and context; null if it does not authenticate. */
 export function open(key: Uint8Array, sealed: Sealed, context: string): string | null {
   try {
     const bytes = Buffer.from(sealed.ct, 'base64');
     if (bytes.length < TAG_BYTES) return null;
-    const decipher = createDecipheriv(ALG, keyObject(key), Buffer.from(sealed.iv, 'base64'));
+    if (sealed.iv.length !== 16 || openIv.write(sealed.iv, 'base64') !== IV_BYTES) return null;
+    const decipher = createDecipheriv(ALG, keyObject(key), openIv);
     decipher.setAAD(Buffer.from(context, 'utf8'));
     decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
-    return Buffer.concat([decipher.update(bytes.subarray(0, bytes.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+    const text = decipher.update(bytes.subarray(0, bytes.length - TAG_BYTES));
+    // GCM gives nothing more at the end; final() checks the tag (throws if it does not match).
+    decipher.final();
+    return text.toString('utf8');
   } catch {
     return null;
   }
