@@ -1,5 +1,6 @@
 // Full replay (actors/replay.ts) folds every conversation of the log to the state its events
-// give, in this thread or in worker threads, sealed content opened with the keys.
+// give, in this thread or in worker threads (or both, sharing the conversations), sealed
+// content opened with the keys.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,11 +52,14 @@ describe('full replay', () => {
     for (const [p, records] of parts.entries()) for (let i = 0; i < records.length; i += 50) await log.append(TOPICS.events, p, records.slice(i, i + 50));
     const here = await replayLog({ log, keys: store });
     const inWorkers = await replayLog({ log, keys: store, workers: 2 });
+    // Half of the conversations decoded by this thread, the other half by one worker.
+    const shared = await replayLog({ log, keys: store, workers: 1, share: 0.5 });
     const total = convs.reduce((n, c) => n + c.events.length, 0);
-    expect([here.events, inWorkers.events]).toEqual([total, total]);
+    expect([here.events, inWorkers.events, shared.events]).toEqual([total, total, total]);
     for (const c of convs) {
       expect(here.states.get(c.id)?.state).toEqual(fold(c.id, c.events));
       expect(inWorkers.states.get(c.id)).toEqual(here.states.get(c.id));
+      expect(shared.states.get(c.id)).toEqual(here.states.get(c.id));
     }
     // Without the keys the content reads as erased, the rest of the fold is the same.
     const blind = await replayLog({ log, workers: 2 });
@@ -71,6 +75,7 @@ describe('full replay', () => {
     await log.append(TOPICS.events, partitionFor(id, PARTITIONS), [events[0]!, events[2]!].map((e) => encodeSealedEvent(e, null)));
     await expect(replayLog({ log })).rejects.toThrow(/expected seq 2, got 3/);
     await expect(replayLog({ log, workers: 2 })).rejects.toThrow(/expected seq 2, got 3/);
+    await expect(replayLog({ log, workers: 1, share: 1 })).rejects.toThrow(/expected seq 2, got 3/);
     await log.close();
   });
 });
