@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
-import type { Producer } from 'kafkajs';
+import type { Admin, Consumer, Producer } from 'kafkajs';
 import { createAppendQueue } from './append-queue.ts';
 import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
@@ -37,6 +37,17 @@ process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
 /** The longest wait between two tries to restart a crashed consumer while the broker is away: it is back within this of the broker. */
 const REOPEN_MAX_MS = 400;
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Error types (kafkajs names them) that say the metadata asked from names a broker that does not lead the partition (any more). */
+const STALE_LEADER = new Set(['NOT_LEADER_FOR_PARTITION', 'LEADER_NOT_AVAILABLE', 'UNKNOWN_TOPIC_OR_PARTITION', 'FENCED_LEADER_EPOCH', 'UNKNOWN_LEADER_EPOCH']);
+function staleLeader(err: unknown): boolean {
+  for (let e = err as { type?: string; name?: string; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if ((e.type && STALE_LEADER.has(e.type)) || e.name === 'KafkaJSBrokerNotFound') return true;
+  }
+  return false;
+}
+
 /** The event log on Apache Kafka through kafkajs. */
 export function createKafkaLog(options: KafkaLogOptions): EventLog {
   const kafka = new Kafka({
@@ -55,16 +66,44 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
   const maxWaitTimeInMs = options.maxWaitMs ?? 100;
   const ns = options.namespace ?? '';
   const full = (name: string) => ns + name;
-  const admin = kafka.admin();
+  let admin = kafka.admin();
   let adminReady: Promise<void> | null = null;
   const connectedAdmin = async () => {
-    adminReady ??= admin.connect().catch((err) => {
-      adminReady = null;
+    const a = admin;
+    adminReady ??= a.connect().catch((err) => {
+      if (admin === a) adminReady = null;
       throw err;
     });
     await adminReady;
-    return admin;
+    return a;
   };
+  /**
+   * kafkajs' admin keeps the topics' metadata (who leads each partition) for 5 minutes and
+   * cannot be told otherwise; a ListOffsets answered "not the leader" fails without refreshing
+   * it, so every later call asks the same broker again. A new admin starts from fresh metadata.
+   */
+  const replaceAdmin = (stale: Admin) => {
+    if (admin !== stale) return;
+    admin = kafka.admin();
+    adminReady = null;
+    void stale.disconnect().catch(() => {});
+  };
+  /** The end offset of each partition; a stale leader is asked again (fresh metadata) for at most ~1.5 s. */
+  async function endsOf(topic: string): Promise<number[]> {
+    for (let attempt = 0; ; attempt++) {
+      const a = await connectedAdmin();
+      try {
+        const offsets = await a.fetchTopicOffsets(topic);
+        const out = new Array<number>(options.partitions).fill(0);
+        for (const o of offsets) out[o.partition] = Number(o.high);
+        return out;
+      } catch (err) {
+        if (!staleLeader(err) || attempt >= 4) throw err;
+        replaceAdmin(a);
+        await sleep(100 * 2 ** attempt);
+      }
+    }
+  }
   // Idempotent: a retried send after a lost acknowledgement is not written twice.
   const newProducer = (): Producer => kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   let producer = newProducer();
@@ -83,6 +122,45 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     if (!memberIds.length) return;
     const a = await evictClient();
     await a.removeMembersFromConsumerGroup({ groupId: full(group), members: memberIds.map((memberId) => ({ memberId, reason: 'liveness lease ran out' })) });
+  }
+
+  /**
+   * A consumer crashes when the broker is away for longer than its retries. It comes back as a
+   * new member, and its old one, which could not leave while the broker was away, would hold
+   * the group's next rebalance until its session times out: it is removed on its behalf as
+   * soon as the broker answers (retried while the coordinator is loading the group). A crash
+   * kafkajs does not restart from is restarted here.
+   */
+  function onCrash(consumer: Consumer, group: string, c: { member: () => string | null; forget: () => void; stopping: () => boolean; restart: () => Promise<void>; what: string }) {
+    consumer.on(consumer.events.CRASH, (e) => {
+      const stale = c.member();
+      c.forget();
+      if (stale) {
+        void (async () => {
+          for (const until = Date.now() + 30_000; !c.stopping() && c.member() === null && Date.now() < until; await sleep(300)) {
+            try {
+              await evictMembers(group, [stale]);
+              return;
+            } catch (err) {
+              if (/unknown.?member/i.test(JSON.stringify((err as { errors?: unknown }).errors ?? (err as Error).message))) return;
+            }
+          }
+        })();
+      }
+      if (!e.payload.restart && !c.stopping()) {
+        void (async () => {
+          for (let delay = 200; !c.stopping(); delay = Math.min(2 * delay, REOPEN_MAX_MS)) {
+            await sleep(delay);
+            try {
+              await c.restart();
+              return;
+            } catch (err) {
+              console.error(`${new Date().toISOString()} warn kafka restarting ${c.what}: ${(err as Error).message}`);
+            }
+          }
+        })();
+      }
+    });
   }
 
   /**
@@ -111,6 +189,18 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     let stopping = false;
     let wake!: () => void;
     const stoppingNow = new Promise<void>((r) => (wake = r));
+    const warn = (message: string, err: unknown) => console.error(`${new Date().toISOString()} warn kafka ${message}: ${(err as Error)?.message ?? String(err)}`);
+    // Fetching paused because too many records wait: kept here, since a consumer that restarted
+    // after a crash fetches everything again (and pausing throws while it is down).
+    let pressed = false;
+    const applyPress = () => {
+      try {
+        if (pressed) consumer.pause([{ topic }]);
+        else consumer.resume([{ topic }]);
+      } catch {
+        // Down (crashed, restarting): applied when it joins again.
+      }
+    };
     const lanes = createLanes({
       topic,
       consume: opts,
@@ -118,15 +208,35 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       stopped: () => stopping,
       leaving: () => stopping,
       leavingNow: stoppingNow,
-      press: (on) => (on ? consumer.pause([{ topic }]) : consumer.resume([{ topic }])),
-      warn: (message, err) => console.error(`${new Date().toISOString()} warn kafka ${message}: ${(err as Error)?.message ?? String(err)}`),
+      press: (on) => {
+        pressed = on;
+        applyPress();
+      },
+      warn,
     });
+    // A subscription that keeps no offsets goes on, after every join, from the offset after what
+    // it was handed: kafkajs starts a member without commits at the log's end (or its start), and
+    // a feed whose consumer crashed while the broker was away and joined again as a new member
+    // skipped what was written meanwhile (replies appended before it was back never reached their
+    // sockets: prompts silent after a broker restart, and after a leader's SIGKILL in a 3-broker
+    // cluster). "latest" is the log's end when it subscribes.
+    const resumeAt = new Map<number, number>();
+    if (opts.commit === false && opts.from === 'latest') (await endsOf(topic)).forEach((end, p) => resumeAt.set(p, end));
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       if (memberId === null && opts.commit !== false) warmEvictor();
       memberId = e.payload.memberId;
       const mine = (e.payload.memberAssignment[topic] ?? []).slice().sort((a, b) => a - b);
       assigned = new Set(mine);
       lanes.keep(assigned);
+      if (opts.commit === false) {
+        for (const [p, next] of lanes.seen()) resumeAt.set(p, Math.max(next, resumeAt.get(p) ?? 0));
+        for (const p of mine) {
+          const at = resumeAt.get(p);
+          // Before the first fetch of this join: the event is emitted as the group is joined.
+          if (at !== undefined) consumer.seek({ topic, partition: p, offset: String(at) });
+        }
+      }
+      if (pressed) applyPress();
       void opts.onAssigned?.(mine);
     });
 
@@ -143,38 +253,12 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     }
     const committer = opts.commit === false ? null : setInterval(() => void commit(), COMMIT_EVERY_MS);
 
-    // A consumer crashes when the broker is away for longer than its retries. It comes back as a
-    // new member, and its old one, which could not leave while the broker was away, would hold
-    // the group's next rebalance until its session times out: it is removed on its behalf as
-    // soon as the broker answers. A crash kafkajs does not restart from is restarted here.
-    consumer.on(consumer.events.CRASH, (e) => {
-      const stale = memberId;
-      memberId = null;
-      if (stale) {
-        void (async () => {
-          for (const until = Date.now() + 30_000; !stopping && memberId === null && Date.now() < until; await new Promise((r) => setTimeout(r, 300))) {
-            try {
-              await evictMembers(opts.group, [stale]);
-              return;
-            } catch (err) {
-              if (/unknown.?member/i.test(JSON.stringify((err as { errors?: unknown }).errors ?? (err as Error).message))) return;
-            }
-          }
-        })();
-      }
-      if (!e.payload.restart && !stopping) {
-        void (async () => {
-          for (let delay = 200; !stopping; delay = Math.min(2 * delay, REOPEN_MAX_MS)) {
-            await new Promise((r) => setTimeout(r, delay));
-            try {
-              await startRunning();
-              return;
-            } catch (err) {
-              console.error(`${new Date().toISOString()} warn kafka restarting the consumer of ${topic}: ${(err as Error).message}`);
-            }
-          }
-        })();
-      }
+    onCrash(consumer, opts.group, {
+      member: () => memberId,
+      forget: () => (memberId = null),
+      stopping: () => stopping,
+      restart: () => startRunning(),
+      what: `the consumer of ${topic}`,
     });
     const startRunning = async () => {
       await consumer.connect();
@@ -231,23 +315,39 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
    * Bounded reads of one partition. kafkajs cannot assign partitions by hand, so one
    * consumer in a group of its own holds every partition, all paused; a read seeks one
    * partition, resumes it until the end offset taken at the start, and pauses it again.
+   * A consumer that crashed (the broker away) and restarted has forgotten its pauses and
+   * seeks: each join pauses again what is not being read and sends a read under way on from
+   * where it got to.
    */
   function createReader(name: string) {
     const topic = full(name);
-    const consumer = kafka.consumer({ groupId: full(`gemello-reader-${randomUUID()}`), maxWaitTimeInMs, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
-    const waiting = new Map<number, { end: number; handle: (r: LogRecord[]) => void | Promise<void>; done: () => void; fail: (e: unknown) => void }>();
+    const groupId = `gemello-reader-${randomUUID()}`;
+    const consumer = kafka.consumer({ groupId: full(groupId), maxWaitTimeInMs, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+    const waiting = new Map<number, { next: number; end: number; handle: (r: LogRecord[]) => void | Promise<void>; done: () => void; fail: (e: unknown) => void }>();
     const all = Array.from({ length: options.partitions }, (_, p) => p);
     let assignedResolve!: () => void;
     const assigned = new Promise<void>((r) => (assignedResolve = r));
-    consumer.on(consumer.events.GROUP_JOIN, () => assignedResolve());
-    const started = (async () => {
+    let memberId: string | null = null;
+    let stopped = false;
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      memberId = e.payload.memberId;
+      try {
+        const idle = all.filter((p) => !waiting.has(p));
+        if (idle.length) consumer.pause([{ topic, partitions: idle }]);
+        for (const [p, w] of waiting) consumer.seek({ topic, partition: p, offset: String(w.next) });
+      } finally {
+        assignedResolve();
+      }
+    });
+    const run = async () => {
       await consumer.connect();
       await consumer.subscribe({ topics: [topic], fromBeginning: true });
       await consumer.run({
         partitionsConsumedConcurrently: options.partitions,
         autoCommit: false,
         eachBatchAutoResolve: false,
-        eachBatch: async ({ batch, resolveOffset }) => {
+        eachBatch: async ({ batch, resolveOffset, isStale }) => {
+          if (isStale()) return;
           const w = waiting.get(batch.partition);
           if (!w) {
             consumer.pause([{ topic, partitions: [batch.partition] }]);
@@ -255,8 +355,9 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
           }
           const records: LogRecord[] = [];
           for (const m of batch.messages) {
-            if (Number(m.offset) >= w.end) break;
-            records.push(toRecord(name, batch.partition, m));
+            const offset = Number(m.offset);
+            if (offset >= w.end) break;
+            if (offset >= w.next) records.push(toRecord(name, batch.partition, m));
           }
           try {
             if (records.length) await w.handle(records);
@@ -266,29 +367,39 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
             w.fail(err);
             return;
           }
-          const last = records.length ? records[records.length - 1]!.offset : -1;
+          if (records.length) w.next = records[records.length - 1]!.offset + 1;
           // Without this kafkajs fetches the same batch again, and a read longer than one
           // batch never ends (each seek sets the position anew, so resolving is safe).
           if (batch.messages.length) resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
-          if (last + 1 >= w.end) {
+          if (w.next >= w.end || Number(batch.messages[batch.messages.length - 1]?.offset ?? -1) + 1 >= w.end) {
             waiting.delete(batch.partition);
             consumer.pause([{ topic, partitions: [batch.partition] }]);
             w.done();
           }
         },
       });
-      consumer.pause([{ topic, partitions: all }]);
+    };
+    onCrash(consumer, groupId, { member: () => memberId, forget: () => (memberId = null), stopping: () => stopped, restart: run, what: `the reader of ${topic}` });
+    const started = (async () => {
+      await run();
       await assigned;
     })();
     return {
-      consumer,
+      async close() {
+        stopped = true;
+        await consumer.disconnect();
+      },
       async read(partition: number, from: number, end: number, handle: (r: LogRecord[]) => void | Promise<void>): Promise<void> {
         await started;
         if (waiting.has(partition)) throw new Error(`partition ${partition} is already being read`);
         await new Promise<void>((done, fail) => {
-          waiting.set(partition, { end, handle, done, fail });
-          consumer.seek({ topic, partition, offset: String(from) });
-          consumer.resume([{ topic, partitions: [partition] }]);
+          waiting.set(partition, { next: from, end, handle, done, fail });
+          try {
+            consumer.seek({ topic, partition, offset: String(from) });
+            consumer.resume([{ topic, partitions: [partition] }]);
+          } catch {
+            // Down (crashed, restarting): its next join seeks to `from` and leaves the partition resumed.
+          }
         });
       },
     };
@@ -323,7 +434,19 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       }
       throw err;
     }
-    return new Map(meta.map((m) => [`${m.topicName}/${m.partition}`, Number(m.baseOffset)]));
+    const offsets = new Map(meta.map((m) => [`${m.topicName}/${m.partition}`, Number(m.baseOffset)]));
+    // kafkajs 2.2.4 keeps the answers of a send by broker: when a retry finds a partition's new
+    // leader among the brokers that already answered, that partition is not sent again and the
+    // send resolves without it (after a leader was SIGKILLed in a 3-broker cluster). What it held
+    // may have landed in the failed try, with sequence numbers kafkajs has taken back: the
+    // appends fail (in doubt, read back by their writers) and the producer is replaced, as after
+    // a failed send.
+    if (request.some((a) => !offsets.has(`${a.topic}/${a.partition}`)) && producer === sending) {
+      producer = newProducer();
+      producerReady = null;
+      void sending.disconnect().catch(() => {});
+    }
+    return offsets;
   });
   const readers = new Map<string, ReturnType<typeof createReader>>();
   const partitionLocks = new Map<string, Promise<unknown>>();
@@ -354,7 +477,7 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
             }
             if (t.partitions.some((p) => p.leader < 0)) throw new Error(`topic ${t.name} has a partition without a leader`);
           }
-          await Promise.all(topics.map((t) => a.fetchTopicOffsets(full(t))));
+          await Promise.all(topics.map((t) => endsOf(full(t))));
           break;
         } catch (err) {
           if ((err as { fatal?: boolean }).fatal || Date.now() > until) throw err;
@@ -386,20 +509,14 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       return end;
     },
     evict: evictMembers,
-    async endOffsets(topic) {
-      const a = await connectedAdmin();
-      const offsets = await a.fetchTopicOffsets(full(topic));
-      const out = new Array<number>(options.partitions).fill(0);
-      for (const o of offsets) out[o.partition] = Number(o.high);
-      return out;
-    },
+    endOffsets: (topic) => endsOf(full(topic)),
     async ping() {
       const a = await connectedAdmin();
       await a.describeCluster();
     },
     async close() {
       await Promise.allSettled([...subscriptions].map((s) => s.stop()));
-      await Promise.allSettled([...readers.values()].map((r) => r.consumer.disconnect()));
+      await Promise.allSettled([...readers.values()].map((r) => r.close()));
       await Promise.allSettled([producer.disconnect(), admin.disconnect(), evictor?.then((a) => a.close())]);
     },
   };
