@@ -1,11 +1,12 @@
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import type { IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Http1Pool, type Http1Response } from './http1.ts';
 import { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 
 /**
- * A `fetch` for the `openai` SDK on Node, made on `node:http` with keep-alive agents: the
+ * A `fetch` for the `openai` SDK on Node, made on keep-alive connections (plain HTTP with
+ * http1.ts, HTTPS with `node:https` and an agent): the
  * SDK's own code runs as it does with the global fetch (request building, retries, timeouts,
  * abort signals, SSE parsing, error mapping), but each call skips undici's fetch machinery
  * (its Request/Response objects and a web stream per body), which cost most of the SDK's
@@ -22,8 +23,8 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 export function createHttpFetch(): typeof fetch {
   // Idle sockets are all kept (Node's agent keeps 256 by default and closes the rest, so 500
   // conversations at once kept connecting anew); the server's keep-alive timeout closes them.
-  const pool = { keepAlive: true, maxFreeSockets: Infinity };
-  const agents = { http: new HttpAgent(pool), https: new HttpsAgent(pool) };
+  const agent = new HttpsAgent({ keepAlive: true, maxFreeSockets: Infinity });
+  const plain = new Http1Pool();
   const lean = (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const body = init?.body;
     if ((body != null && typeof body !== 'string') || typeof input === 'object' && !(input instanceof URL)) return fetch(input, init);
@@ -32,42 +33,54 @@ export function createHttpFetch(): typeof fetch {
     if (!secure && url.protocol !== 'http:') return fetch(input, init);
     const signal = init?.signal ?? null;
     if (signal?.aborted) return Promise.reject(abortReason(signal));
+    const headers: Array<[string, string]> = [];
+    const given = init?.headers;
+    (given instanceof Headers ? given : new Headers(given)).forEach((value, name) => headers.push([name, value]));
+    const method = init?.method ?? 'GET';
+    const exchange = secure ? overHttps(agent, url, method, headers, body ?? null) : plain.request(url, method, headers, body ?? null);
     return new Promise<Response>((resolve, reject) => {
-      const headers: Record<string, string> = {};
-      const given = init?.headers;
-      (given instanceof Headers ? given : new Headers(given)).forEach((value, name) => (headers[name] = value));
-      if (typeof body === 'string') headers['content-length'] = String(Buffer.byteLength(body));
-      const send = secure ? httpsRequest : httpRequest;
       let response: LeanResponse | null = null;
       const onAbort = () => {
         const reason = abortReason(signal!);
-        req.destroy();
+        exchange.cancel();
         if (response) response.fail(reason);
         else reject(reason);
       };
       const done = () => signal?.removeEventListener('abort', onAbort);
-      const req = send(url, { method: init?.method ?? 'GET', headers, agent: secure ? agents.https : agents.http });
       signal?.addEventListener('abort', onAbort, { once: true });
-      req.on('error', (err) => {
-        done();
-        if (!response) reject(new TypeError('fetch failed', { cause: err }));
-      });
-      req.once('response', (res) => {
-        const status = res.statusCode ?? 0;
-        if (status >= 300 && status < 400 && res.headers.location && status !== 304) {
+      exchange.response.then((head) => {
+        if (signal?.aborted) return;
+        const location = head.status >= 300 && head.status < 400 && head.status !== 304 && head.rawHeaders.some((h, i) => i % 2 === 0 && h.toLowerCase() === 'location');
+        if (location) {
           // Rare on an API: asked again through the global fetch, which follows it.
           done();
-          res.resume();
+          head.body.resume();
           resolve(fetch(input, init));
           return;
         }
-        response = new LeanResponse(res, url.href, done);
+        response = new LeanResponse(head, url.href, done, exchange.cancel);
         resolve(response as unknown as Response);
+      }, (err: unknown) => {
+        done();
+        if (!signal?.aborted) reject(err);
       });
-      req.end(body ?? undefined);
     });
   };
   return lean as typeof fetch;
+}
+
+/** One request on node:https, as Http1Pool.request gives it. */
+function overHttps(agent: HttpsAgent, url: URL, method: string, headers: Array<[string, string]>, body: string | null): { response: Promise<Http1Response>; cancel: () => void } {
+  const out: Record<string, string> = {};
+  for (const [name, value] of headers) out[name] = value;
+  if (body !== null) out['content-length'] = String(Buffer.byteLength(body));
+  const req = httpsRequest(url, { method, headers: out, agent });
+  const response = new Promise<Http1Response>((resolve, reject) => {
+    req.on('error', (err) => reject(new TypeError('fetch failed', { cause: err })));
+    req.once('response', (res: IncomingMessage) => resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', rawHeaders: res.rawHeaders, body: res }));
+  });
+  req.end(body ?? undefined);
+  return { response, cancel: () => req.destroy() };
 }
 
 function abortReason(signal: AbortSignal): unknown {
@@ -85,20 +98,23 @@ class LeanResponse {
   readonly headers: Headers;
   bodyUsed = false;
   #source: Readable;
-  #res: IncomingMessage;
+  #res: Readable;
+  #cancel: () => void;
   #stream: ReadableStream<Uint8Array> | null = null;
   #failure: unknown = null;
   #done: () => void;
 
-  constructor(res: IncomingMessage, url: string, done: () => void) {
+  constructor(head: Http1Response, url: string, done: () => void, cancel: () => void) {
+    const res = head.body;
     this.#res = res;
     this.#done = done;
-    this.status = res.statusCode ?? 0;
-    this.statusText = res.statusMessage ?? '';
+    this.#cancel = cancel;
+    this.status = head.status;
+    this.statusText = head.statusText;
     this.ok = this.status >= 200 && this.status < 300;
     this.url = url;
     const headers = new Headers();
-    const raw = res.rawHeaders;
+    const raw = head.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
     this.headers = headers;
     this.#source = decoded(res, headers.get('content-encoding'));
@@ -113,6 +129,7 @@ class LeanResponse {
   fail(reason: unknown): void {
     this.#failure ??= reason;
     this.#done();
+    this.#cancel();
     this.#res.destroy();
     if (this.#source !== this.#res) this.#source.destroy(reason instanceof Error ? reason : undefined);
   }
@@ -148,6 +165,7 @@ class LeanResponse {
       cancel: () => {
         open = false;
         this.#done();
+        this.#cancel();
         this.#res.destroy();
       },
     });
@@ -198,7 +216,7 @@ class LeanResponse {
 }
 
 /** The body as sent, or decompressed when the server compressed it unasked. */
-function decoded(res: IncomingMessage, encoding: string | null): Readable {
+function decoded(res: Readable, encoding: string | null): Readable {
   const coding = encoding?.trim().toLowerCase();
   const inflate = coding === 'gzip' || coding === 'x-gzip' ? createGunzip() : coding === 'deflate' ? createInflate() : coding === 'br' ? createBrotliDecompress() : null;
   return inflate ? res.pipe(inflate) : res;

@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpFetch } from '../../models/http-fetch.ts';
@@ -122,5 +122,73 @@ describe('the node:http fetch for the SDK', () => {
     const res = await lean(`${base}/json`, { method: 'POST', body: form });
     expect(res).toBeInstanceOf(Response);
     expect(((await res.json()) as { body: string }).body).toContain('filename="a.wav"');
+  });
+});
+
+// What plain-HTTP servers may send, scripted byte for byte (http1.ts parses it itself).
+describe('the plain-HTTP client under the fetch', () => {
+  let raw: string;
+  const served: Socket[] = [];
+  const scripts: Record<string, (s: Socket) => void> = {
+    // 100 Continue first, then a head split over several writes, then a chunked body with an extension and a trailer
+    '/split': (s) => {
+      const parts = ['HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Enc', 'oding: chunked\r\n\r\n5;ext=1\r\nhel', 'lo\r\n6\r\n wor', 'ld\r\n0\r\nX-Trailer: t\r\n\r\n'];
+      parts.forEach((p, i) => setTimeout(() => s.write(p), i * 5));
+    },
+    // HTTP/1.0 without a length: the body ends with the connection
+    '/close': (s) => s.end('HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end'),
+    '/garbage': (s) => s.end('SPDY/9 nonsense\r\n\r\n'),
+    '/empty': (s) => s.write('HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n'),
+    '/twice': (s) => {
+      served.push(s);
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    },
+  };
+  const rawServer = createNetServer((s) => {
+    sockets.add(s);
+    let buf = '';
+    s.on('data', (c: Buffer) => {
+      buf += c.toString('latin1');
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.slice(0, end);
+        const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + length) return;
+        buf = buf.slice(end + 4 + length);
+        scripts[head.split(' ')[1]!]?.(s);
+      }
+    });
+  });
+  beforeAll(async () => {
+    await new Promise<void>((r) => rawServer.listen(0, '127.0.0.1', r));
+    raw = `http://127.0.0.1:${(rawServer.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((r) => rawServer.close(r)));
+
+  it('skips a 1xx, reads a head split across packets and a chunked body with extensions and trailers', async () => {
+    const res = await lean(`${raw}/split`, { method: 'POST', body: '{}' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('transfer-encoding')).toBe('chunked');
+    expect(await res.text()).toBe('hello world');
+  });
+
+  it('reads a body that ends with the connection, and answers 204 without one', async () => {
+    expect(await (await lean(`${raw}/close`)).text()).toBe('until the end');
+    const empty = await lean(`${raw}/empty`);
+    expect([empty.status, empty.headers.get('x-a'), await empty.text()]).toEqual([204, '1', '']);
+  });
+
+  it('sends the next request on the same connection once a response is read', async () => {
+    for (let i = 0; i < 3; i++) expect(await (await lean(`${raw}/twice`, { method: 'POST', body: 'x' })).text()).toBe('ok');
+    expect(served).toHaveLength(3);
+    expect(new Set(served).size).toBe(1);
+  });
+
+  it('fails what is not HTTP as fetch does: TypeError("fetch failed") with the cause', async () => {
+    const err = await errorOf(lean(`${raw}/garbage`));
+    expect(err).toBeInstanceOf(TypeError);
+    expect(err?.message).toBe('fetch failed');
+    expect(err?.cause).toBeInstanceOf(Error);
   });
 });
