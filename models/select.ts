@@ -12,12 +12,16 @@ type Env = Record<string, string | undefined>;
 export type Selected<M> = { model: M; description: string };
 
 /**
- * How the SDK's requests travel: through Node's own fetch when the environment asks it to
- * honour HTTP(S)_PROXY (NODE_USE_ENV_PROXY, or --use-env-proxy in NODE_OPTIONS), which the
- * leaner `node:http` transport does not; else the default (`node-http` on Node, Deno's fetch on Deno).
+ * How the SDK's requests travel: through the runtime's own fetch when the environment asks it
+ * for a proxy, which gemello's leaner transport does not honour: on Node NODE_USE_ENV_PROXY
+ * (or --use-env-proxy in NODE_OPTIONS) makes Node's fetch read HTTP(S)_PROXY; Deno's fetch
+ * always does, so on Deno an HTTP_PROXY keeps it (its HTTPS goes through Deno's fetch anyway).
+ * Else the default (`node-http`).
  */
 export function modelTransport(env: Env): ModelTransport | undefined {
-  const proxied = /^(1|true)$/i.test(env.NODE_USE_ENV_PROXY?.trim() ?? '') || /--use-env-proxy\b/.test(env.NODE_OPTIONS ?? '');
+  const proxied = 'Deno' in globalThis
+    ? Boolean(env.HTTP_PROXY?.trim() || env.http_proxy?.trim() || env.ALL_PROXY?.trim() || env.all_proxy?.trim())
+    : /^(1|true)$/i.test(env.NODE_USE_ENV_PROXY?.trim() ?? '') || /--use-env-proxy\b/.test(env.NODE_OPTIONS ?? '');
   return proxied ? 'fetch' : undefined;
 }
 
