@@ -48,6 +48,9 @@ function staleLeader(err: unknown): boolean {
   return false;
 }
 
+/** How long the bounded reader's fetch loop waits between fetches while it reads nothing (kafkajs sleeps that long). */
+const READER_WAIT_MS = 20;
+
 /** The event log on Apache Kafka through kafkajs. */
 export function createKafkaLog(options: KafkaLogOptions): EventLog {
   const kafka = new Kafka({
@@ -322,7 +325,9 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
   function createReader(name: string) {
     const topic = full(name);
     const groupId = `gemello-reader-${randomUUID()}`;
-    const consumer = kafka.consumer({ groupId: full(groupId), maxWaitTimeInMs, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
+    // Its partitions are paused between reads, and kafkajs sleeps its wait between fetches of
+    // none: a short one, so a read (a partition taken over) starts within READER_WAIT_MS.
+    const consumer = kafka.consumer({ groupId: full(groupId), maxWaitTimeInMs: Math.min(maxWaitTimeInMs, READER_WAIT_MS), sessionTimeout: 10_000, heartbeatInterval: 1_000 });
     const waiting = new Map<number, { next: number; end: number; handle: (r: LogRecord[]) => void | Promise<void>; done: () => void; fail: (e: unknown) => void }>();
     const all = Array.from({ length: options.partitions }, (_, p) => p);
     let assignedResolve!: () => void;
@@ -385,6 +390,7 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       await assigned;
     })();
     return {
+      started,
       async close() {
         stopped = true;
         await consumer.disconnect();
@@ -449,6 +455,19 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     return offsets;
   });
   const readers = new Map<string, ReturnType<typeof createReader>>();
+  const readerOf = (topic: string) => {
+    let r = readers.get(topic);
+    if (!r) {
+      const made = (r = createReader(topic));
+      readers.set(topic, made);
+      // One that could not start (the broker away) is made anew by the next read.
+      made.started.catch(() => {
+        if (readers.get(topic) === made) readers.delete(topic);
+        void made.close().catch(() => {});
+      });
+    }
+    return r;
+  };
   const partitionLocks = new Map<string, Promise<unknown>>();
 
   return {
@@ -492,14 +511,13 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       return appends.pending();
     },
     consume,
+    async prepareReads(topic) {
+      await readerOf(topic).started;
+    },
     async read(topic, partition, from, handle, knownEnd) {
       const end = knownEnd ?? (await this.endOffsets(topic))[partition]!;
       if (from >= end) return end;
-      let r = readers.get(topic);
-      if (!r) {
-        r = createReader(topic);
-        readers.set(topic, r);
-      }
+      const r = readerOf(topic);
       // One read per partition at a time: a second waits for the first.
       const lockKey = `${topic}/${partition}`;
       const prev = partitionLocks.get(lockKey) ?? Promise.resolve();

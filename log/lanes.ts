@@ -12,7 +12,7 @@ export type LanesOptions = {
   /** The topic's full name, for what is logged. */
   topic: string;
   /** The subscription's handler, whether it commits, the delivery size it asked for. */
-  consume: Pick<ConsumeOptions, 'handle' | 'commit' | 'batchBytes'>;
+  consume: Pick<ConsumeOptions, 'handle' | 'commit' | 'batchBytes' | 'ready'>;
   partitions: number;
   /** Whether handing records to the handler is over (the subscription stops). */
   stopped: () => boolean;
@@ -33,7 +33,7 @@ export type LanesOptions = {
  * offsets are offered for commit.
  */
 export function createLanes(o: LanesOptions) {
-  const { handle, batchBytes } = o.consume;
+  const { handle, batchBytes, ready } = o.consume;
   const commits = o.consume.commit !== false;
   const lanes = new Map<number, Lane>();
   /** The next offset of each partition handled and not yet committed. */
@@ -54,6 +54,12 @@ export function createLanes(o: LanesOptions) {
   async function run(p: number, lane: Lane) {
     let delay = 100;
     while (lane.records.length && !o.stopped() && lanes.get(p) === lane) {
+      // A partition being taken over: its first records wait together, and go as one batch.
+      const notYet = ready?.(p);
+      if (notYet) {
+        await notYet.catch(() => {});
+        if (o.stopped() || lanes.get(p) !== lane) break;
+      }
       const batch = lane.records;
       lane.records = [];
       try {

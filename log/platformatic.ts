@@ -345,6 +345,10 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
       return appends.pending();
     },
     consume,
+    async prepareReads(topic) {
+      // Every reader connected (and the topic's metadata at hand) before the first read.
+      await Promise.all(Array.from({ length: READERS }, (_, i) => readerFor(i).client.metadata({ topics: [full(topic)] })));
+    },
     async read(topic, partition, from, handle, knownEnd) {
       const end = knownEnd ?? (await endOffsets(topic))[partition]!;
       if (from >= end) return end;

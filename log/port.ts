@@ -28,6 +28,12 @@ export type ConsumeOptions = {
    */
   handle: (partition: number, records: LogRecord[]) => Promise<void>;
   /**
+   * A partition's handler cannot start yet (the actor host is taking it over): what it
+   * returns is awaited before a batch is taken, and what is fetched meanwhile is handed over
+   * as one batch. Null (or absent) when the partition can be handled now.
+   */
+  ready?: (partition: number) => Promise<void> | null;
+  /**
    * How much of one partition a delivery may carry, in bytes (default: the client's, about
    * 1 MB). A consumer that catches up on a backlog (the projector) asks for more: fewer,
    * larger batches. Deliveries stay in offset order whatever their size.
@@ -101,6 +107,11 @@ export interface EventLog {
   evict?(group: string, memberIds: string[]): Promise<void>;
   /** The next offset of each partition of a topic. */
   endOffsets(topic: string): Promise<number[]>;
+  /**
+   * Sets up ahead what bounded reads of the topic need (connections; kafkajs: the reading
+   * consumer and its group), so the first read (a partition taken over) starts at once.
+   */
+  prepareReads?(topic: string): Promise<void>;
   /** Resolves when the backend answers; rejects with the reason otherwise. */
   ping(): Promise<void>;
   /** Appends accepted but not yet acknowledged, for /metrics (a log without a queue has none). */
