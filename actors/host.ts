@@ -22,6 +22,7 @@ import { startLiveness } from './host/liveness.ts';
 import type { LivenessSettings } from './host/liveness.ts';
 import { acquire, onAssigned, release } from './host/partitions.ts';
 import { writeSnapshot } from './host/snapshot.ts';
+import { activeIds } from './host/warm.ts';
 
 export { NotOwner } from './host/context.ts';
 import { NotOwner } from './host/context.ts';
@@ -191,6 +192,8 @@ export function createActorHost(options: ActorHostOptions) {
     /** Joins the group and starts taking commands. */
     async start(): Promise<void> {
       await ctx.log.ensureTopics([TOPICS.commands, TOPICS.events]);
+      // A partition taken over is read at once (the readers connected now, not then).
+      void ctx.log.prepareReads?.(TOPICS.events).catch(() => {});
       subscription = await ctx.log.consume({
         group,
         topic: TOPICS.commands,
@@ -200,6 +203,11 @@ export function createActorHost(options: ActorHostOptions) {
         maxWaitMs: COMMANDS_MAX_WAIT_MS,
         heartbeatMs: COMMANDS_HEARTBEAT_MS,
         onAssigned: (assigned) => onAssigned(ctx, assigned),
+        // Commands of a partition being taken over gather meanwhile and are handled together.
+        ready: (partition) => {
+          const part = ctx.partitions.get(partition);
+          return part && !part.takenOver ? part.ready : null;
+        },
         handle: (partition, records) => {
           // Stopping: commands not handled yet are left (uncommitted) to the next owner.
           if (ctx.stopping) throw new NotOwner(`partition ${partition}: this host is stopping`);
@@ -243,8 +251,10 @@ export function createActorHost(options: ActorHostOptions) {
       const parts = [...ctx.partitions.values()];
       await Promise.race([
         Promise.all(parts.map(async (part) => {
+          // The next owner reads ahead the conversations named here (a hint).
+          const hinted = ctx.snapshots.putActive?.(part.id, activeIds(part)).catch(() => {});
           await Promise.all([...part.actors.values()].map((a) => (a.unsnapshottedFrom !== null ? writeSnapshot(ctx, a).catch(() => {}) : undefined)));
-          await writeCheckpoint(ctx, part);
+          await Promise.all([writeCheckpoint(ctx, part, { trim: false }), hinted]);
         })),
         new Promise((r) => setTimeout(r, SNAPSHOT_WAIT_MS)),
       ]);

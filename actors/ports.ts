@@ -84,6 +84,14 @@ export interface SnapshotStore {
   /** The offset before which every event of the partition is covered by a snapshot. */
   getCheckpoint(partition: number): Promise<number | null>;
   putCheckpoint(partition: number, offset: number): Promise<void>;
+  /**
+   * The conversations a host handing the partition over had active (a hint for the next
+   * owner, which reads their snapshots and keys ahead; never the truth: a missing or stale
+   * hint only costs speed). Kept briefly.
+   */
+  putActive?(partition: number, conversationIds: string[]): Promise<void>;
+  /** The conversations the partition's last owner had active when it handed it over (empty if none is known). */
+  getActive?(partition: number): Promise<string[]>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

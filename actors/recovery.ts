@@ -76,10 +76,11 @@ export function createRecovery(deps: RecoveryDeps) {
   }
 
   return {
-    async recover(conversationId: string, partition: number, tail: TailIndex): Promise<Recovered> {
+    /** `snapshot`: the conversation's snapshot as read ahead (at a takeover), instead of reading it now. */
+    async recover(conversationId: string, partition: number, tail: TailIndex, snapshot?: Promise<Snapshot | null>): Promise<Recovered> {
       const skipped: string[] = [];
       try {
-        const snap = await deps.snapshots.get(conversationId);
+        const snap = await (snapshot ?? deps.snapshots.get(conversationId));
         if (snap) {
           const why = mismatch(snap, partition, tail);
           if (!why) return { ...continueFrom(snap, conversationId, tail), tier: 'snapshot', skipped };

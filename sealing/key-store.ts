@@ -127,21 +127,57 @@ export function createLoggedKeyStore(options: LoggedKeyStoreOptions): LoggedKeyS
     }
     return unwrap(row.conversation_id, row.wrapped, row.kek);
   };
+  /** Keys being read from the table, per conversation (not inside a transaction's `through`). */
+  const reading = new Map<string, Promise<void>>();
+  const cached = (id: string, now: number) => {
+    const c = cache.get(id);
+    return c && (c.key === null || now - c.at < maxAgeMs) ? c : undefined;
+  };
+  const read = async (q: Query, ids: string[], out: Map<string, Uint8Array>) => {
+    for (const row of await readRows(q, ids)) {
+      const key = await usable(q, row);
+      // A key destroyed (or forgotten) while this read was under way stays destroyed.
+      if (cache.get(row.conversation_id)?.key === null) continue;
+      remember(row.conversation_id, key);
+      if (key) out.set(row.conversation_id, key);
+    }
+  };
   const get = async (q: Query, ids: Iterable<string>) => {
       const out = new Map<string, Uint8Array>();
       const missing: string[] = [];
+      const waiting: string[] = [];
       const now = Date.now();
+      const shared = q === db;
       for (const id of ids) {
-        const c = cache.get(id);
-        if (c && (c.key === null || now - c.at < maxAgeMs)) {
+        const c = cached(id, now);
+        if (c) {
           if (c.key) out.set(id, c.key);
-        } else missing.push(id);
+        } else if (shared && reading.has(id)) waiting.push(id);
+        else missing.push(id);
       }
-      if (!missing.length) return out;
-      for (const row of await readRows(q, missing)) {
-        const key = await usable(q, row);
-        remember(row.conversation_id, key);
-        if (key) out.set(row.conversation_id, key);
+      if (missing.length) {
+        // One statement for all the keys asked for; a get meanwhile for one of them waits for it
+        // (a host taking a partition over reads the keys of its conversations ahead, all at once).
+        const r = read(q, missing, out);
+        if (shared) {
+          for (const id of missing) reading.set(id, r);
+          void r.catch(() => {}).finally(() => {
+            for (const id of missing) if (reading.get(id) === r) reading.delete(id);
+          });
+        }
+        await r;
+      }
+      if (waiting.length) {
+        await Promise.all(waiting.map((id) => reading.get(id)?.catch(() => {})));
+        // What that read did not settle (it failed, or the conversation has no key yet) is read again.
+        const again: string[] = [];
+        for (const id of waiting) {
+          const c = cached(id, Date.now());
+          if (c) {
+            if (c.key) out.set(id, c.key);
+          } else again.push(id);
+        }
+        if (again.length) await read(q, again, out);
       }
       return out;
   };

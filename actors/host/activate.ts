@@ -4,6 +4,7 @@ import type { Actor, HostContext, Partition } from './context.ts';
 import { scheduleEffects } from './effect-runner.ts';
 import { newActor, run } from './mailbox.ts';
 import { writeSnapshot } from './snapshot.ts';
+import { takeWarm } from './warm.ts';
 
 /**
  * The conversation's actor in this partition, made if it is not resident: the first task of
@@ -29,7 +30,7 @@ export function actorFor(ctx: HostContext, part: Partition, conversationId: stri
 /** Recovers the actor's state by tier, and resumes the work it left pending. */
 export async function activate(ctx: HostContext, part: Partition, actor: Actor): Promise<Tier> {
   const t0 = performance.now();
-  const r = await ctx.recovery.recover(actor.id, part.id, part.tail);
+  const r = await ctx.recovery.recover(actor.id, part.id, part.tail, takeWarm(part, actor.id));
   actor.state = r.state;
   actor.position = r.position;
   const ms = performance.now() - t0;

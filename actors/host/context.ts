@@ -7,7 +7,7 @@ import { LATENCY_BUCKETS_MS } from '../../telemetry/metrics.ts';
 import type { Metrics } from '../../telemetry/metrics.ts';
 import type { createAppender } from '../appender.ts';
 import type { createEffectWork } from '../effects.ts';
-import type { AudioSink, ReplyStreams, SnapshotStore, SpeechModel, StateSource } from '../ports.ts';
+import type { AudioSink, ReplyStreams, Snapshot, SnapshotStore, SpeechModel, StateSource } from '../ports.ts';
 import type { Speaker } from './speaker.ts';
 import type { createRecovery } from '../recovery.ts';
 import type { ConversationState } from '../state.ts';
@@ -92,6 +92,10 @@ export type Partition = {
   actors: Map<string, Actor>;
   revoked: boolean;
   checkpoint: number | null;
+  /** Taken over and ready: commands are handled at once (until then they gather into one batch). */
+  takenOver: boolean;
+  /** Snapshots read ahead for conversations not yet activated (warm.ts): a hint, used once each. */
+  warm: Map<string, Promise<Snapshot | null>>;
 };
 
 export function hostMetrics(metrics: Metrics) {

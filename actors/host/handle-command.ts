@@ -17,6 +17,7 @@ import { completeErasure } from './erasure.ts';
 import { run } from './mailbox.ts';
 import { silence } from './speaker.ts';
 import { writeSnapshot } from './snapshot.ts';
+import { warm } from './warm.ts';
 
 /**
  * Handles a batch of commands of one partition: each goes to its conversation's mailbox.
@@ -25,7 +26,7 @@ import { writeSnapshot } from './snapshot.ts';
  */
 export async function handleCommands(ctx: HostContext, part: Partition, records: LogRecord[]): Promise<void> {
   await part.ready;
-  const work: Promise<void>[] = [];
+  const commands: Array<{ cmd: WireCommand; offset: number }> = [];
   for (const record of records) {
     let cmd: WireCommand;
     try {
@@ -37,8 +38,14 @@ export async function handleCommands(ctx: HostContext, part: Partition, records:
       ctx.logger.warn(`skipping an invalid command at ${record.partition}/${record.offset}: ${(err as Error).message}`);
       continue;
     }
+    commands.push({ cmd, offset: record.offset });
+  }
+  // Conversations not in memory are read side by side (their keys in one statement).
+  warm(ctx, part, new Set(commands.map((c) => c.cmd.conversationId)));
+  const work: Promise<void>[] = [];
+  for (const { cmd, offset } of commands) {
     const actor = actorFor(ctx, part, cmd.conversationId);
-    work.push(run(actor, () => handleCommand(ctx, part, actor, cmd, record.offset)));
+    work.push(run(actor, () => handleCommand(ctx, part, actor, cmd, offset)));
   }
   await Promise.all(work);
 }

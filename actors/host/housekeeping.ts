@@ -61,7 +61,7 @@ export async function housekeeping(ctx: HostContext): Promise<void> {
  * effect is pending, where a host taking it over starts reading. The tail is trimmed to it
  * (and to what the read model covers).
  */
-export async function writeCheckpoint(ctx: HostContext, part: Partition): Promise<void> {
+export async function writeCheckpoint(ctx: HostContext, part: Partition, options: { trim?: boolean } = {}): Promise<void> {
   // In doubt after a stall, the partition may be another host's now: its checkpoint is not ours to move.
   if (!part.appender || part.revoked || ctx.doubting) return;
   let cp = part.appender.next;
@@ -73,6 +73,8 @@ export async function writeCheckpoint(ctx: HostContext, part: Partition): Promis
     await ctx.snapshots.putCheckpoint(part.id, cp).catch((err) => ctx.logger.warn(`checkpoint of partition ${part.id}: ${(err as Error).message}`));
     part.checkpoint = cp;
   }
+  // Handing the partition over: nothing more is read from its tail here.
+  if (options.trim === false) return;
   let keepFrom = cp;
   if (ctx.readModel) {
     const covered = await ctx.readModel.coveredUntil(part.id).catch(() => null);

@@ -8,6 +8,7 @@ import { hasPendingWork, NotOwner } from './context.ts';
 import type { HostContext, Partition } from './context.ts';
 import { fold } from '../state.ts';
 import { run } from './mailbox.ts';
+import { warm, warmHinted } from './warm.ts';
 
 /** The group settled: releases the partitions no longer assigned, takes the new ones over. */
 export function onAssigned(ctx: HostContext, assigned: number[]): void {
@@ -20,13 +21,16 @@ export function onAssigned(ctx: HostContext, assigned: number[]): void {
   for (const id of [...ctx.partitions.keys()]) if (afresh || !set.has(id)) release(ctx, id);
   const taken = assigned.filter((id) => !ctx.partitions.has(id));
   if (taken.length) ctx.logger.info(`assigned partitions ${assigned.join(',')}: taking ${taken.join(',')} over`);
-  for (const id of taken) acquire(ctx, id);
+  const parts = taken.map((id) => acquire(ctx, id));
+  // The conversations their last owner had active are read ahead meanwhile: their first
+  // commands find them (nearly) ready. A hint: it only saves time.
+  if (parts.length) void warmHinted(ctx, parts);
 }
 
 /** Takes a partition over: reads the log from the checkpoint, then activates every conversation seen there. */
 export function acquire(ctx: HostContext, id: number): Partition {
   const { log, snapshots, keys, logger } = ctx;
-  const part: Partition = { id, ready: Promise.resolve(), tail: new TailIndex(0), appender: null, actors: new Map(), revoked: false, checkpoint: null };
+  const part: Partition = { id, ready: Promise.resolve(), tail: new TailIndex(0), appender: null, actors: new Map(), revoked: false, checkpoint: null, takenOver: false, warm: new Map() };
   ctx.partitions.set(id, part);
   part.ready = (async () => {
     const t0 = performance.now();
@@ -65,7 +69,9 @@ export function acquire(ctx: HostContext, id: number): Partition {
     let ids = [...part.tail.conversations()];
     if (start === 0) ids = ids.filter((cid) => hasPendingWork(fold(cid, part.tail.eventsOf(cid), undefined, ctx.historyMessages)));
     else ids = ids.filter((cid) => part.tail.eventsOf(cid).some((e) => e.position.offset >= snapCp!));
+    warm(ctx, part, ids);
     await Promise.all(ids.map((cid) => run(actorFor(ctx, part, cid), async () => {})));
+    part.takenOver = true;
     const ms = (a: number, b: number) => (b - a).toFixed(0);
     if (end > start) logger.info(`partition ${id}: read ${end - start} records from offset ${start} in ${ms(t0, performance.now())} ms (checkpoint ${ms(t0, t1)} ms, log ${ms(t1, t2)} ms, waking ${ms(t2, performance.now())} ms); ${ids.length} conversations active${snapCp === null ? ' (no checkpoint: read from the start)' : ''}`);
   })();
@@ -122,6 +128,8 @@ async function settleDoubt(ctx: HostContext, part: Partition, from: number): Pro
  */
 function rebuild(ctx: HostContext, part: Partition, touched: Set<string>, from: number): void {
   for (const id of touched) {
+    // What was read ahead for it predates those records.
+    part.warm.delete(id);
     const old = part.actors.get(id);
     if (old) {
       old.replaced = true;

@@ -5,6 +5,7 @@ import { parseSnapshot } from './validate.ts';
 export function createMemorySnapshotStore(): SnapshotStore & { raw: Map<string, string> } {
   const raw = new Map<string, string>();
   const checkpoints = new Map<number, number>();
+  const active = new Map<number, string[]>();
   return {
     kind: 'memory',
     raw,
@@ -31,6 +32,12 @@ export function createMemorySnapshotStore(): SnapshotStore & { raw: Map<string, 
     },
     async putCheckpoint(p, offset) {
       checkpoints.set(p, offset);
+    },
+    async putActive(p, ids) {
+      active.set(p, [...ids]);
+    },
+    async getActive(p) {
+      return active.get(p) ?? [];
     },
     async ping() {},
     async close() {},

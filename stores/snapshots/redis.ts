@@ -22,6 +22,9 @@ end
 if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3]) else redis.call('SET', KEYS[1], ARGV[1]) end
 return 1`;
 
+/** How long a handover's hint of active conversations is kept: it is read by the next owner at once. */
+const ACTIVE_HINT_MS = 60_000;
+
 export type RedisSnapshotOptions = {
   url: string;
   /** Key prefix; the contract's keys are `gemello:snapshot:<conversationId>`. */
@@ -37,6 +40,7 @@ export function createRedisSnapshotStore(options: RedisSnapshotOptions): Snapsho
   const prefix = options.prefix ?? 'gemello:';
   const key = (id: string) => `${prefix}snapshot:${id}`;
   const cpKey = (p: number) => `${prefix}checkpoint:${p}`;
+  const activeKey = (p: number) => `${prefix}active:${p}`;
   const ttl = options.ttlMs ?? 0;
   redis.defineCommand('gemelloPutIfNewer', { numberOfKeys: 1, lua: PUT_IF_NEWER });
   return {
@@ -61,6 +65,14 @@ export function createRedisSnapshotStore(options: RedisSnapshotOptions): Snapsho
     },
     async putCheckpoint(p, offset) {
       await redis.set(cpKey(p), String(offset));
+    },
+    async putActive(p, ids) {
+      await redis.set(activeKey(p), JSON.stringify(ids), 'PX', ACTIVE_HINT_MS);
+    },
+    async getActive(p) {
+      const v = await redis.get(activeKey(p));
+      const ids: unknown = v === null ? [] : JSON.parse(v);
+      return Array.isArray(ids) ? ids.filter((x): x is string => typeof x === 'string') : [];
     },
     async ping() {
       await redis.ping();
