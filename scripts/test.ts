@@ -2,7 +2,14 @@
 import { spawnSync } from 'node:child_process';
 import { DEFAULT_KAFKA_CLIENT } from '../log/kafka-client.ts';
 
-const OTHER_CLIENT_TESTS = ['test/integration/conversation-kafka.test.ts', 'test/integration/failover.test.ts', 'test/integration/projector-kafka.test.ts'];
+const OTHER_CLIENT_TESTS = [
+  'test/integration/conversation-kafka.test.ts',
+  'test/integration/failover.test.ts',
+  'test/integration/projector-kafka.test.ts',
+  // Broker faults: a single broker SIGKILLed and restarted, a partition leader SIGKILLed in three.
+  'test/integration/broker-outage.test.ts',
+  'test/integration/kafka-cluster.test.ts',
+];
 
 const env = {
   ...process.env,
@@ -24,7 +31,7 @@ step('typecheck (tsc --noEmit)', 'tsc', ['--noEmit', '-p', 'tsconfig.json'], 'Fi
 step('tests (vitest)', 'vitest', ['run', ...process.argv.slice(2)], 'See the failures above.');
 // The suite ran on the default Kafka client (GEMELLO_KAFKA_CLIENT unset, or as set); the
 // contract suite covers both clients in-process. The Kafka integration tests that exercise the
-// client the most (a conversation end to end, a failover, the projector) run again on the other.
+// client the most (a conversation end to end, a failover, the projector, broker faults) run again on the other.
 if (process.argv.length <= 2) {
   const other = (process.env.GEMELLO_KAFKA_CLIENT || DEFAULT_KAFKA_CLIENT) === 'kafkajs' ? 'platformatic' : 'kafkajs';
   step(`Kafka integration tests on the other client (GEMELLO_KAFKA_CLIENT=${other})`, 'vitest', ['run', ...OTHER_CLIENT_TESTS], 'See the failures above.', { GEMELLO_KAFKA_CLIENT: other });
