@@ -195,20 +195,16 @@ type PriorRow = { id: string; state: StoredStateAnyVersion; metadata: Record<str
 /** A record decoded: its event, or why it is not one (a notice decodes to nothing). */
 type Decoded = LoggedEvent | Error;
 
-/** Every event record of the batches, decoded (keys: see keysFor); notices are left out. */
-function decodeAll(batches: PartitionBatch[], keys: Keyring | undefined): Map<LogRecord, Decoded> {
-  const out = new Map<LogRecord, Decoded>();
-  for (const b of batches) {
-    for (const r of b.records) {
-      if (!isEventRecord(r)) continue;
-      try {
-        out.set(r, decodeEvent(r, keys));
-      } catch (err) {
-        out.set(r, err as Error);
-      }
+/** Every record of the batches decoded (keys: see keysFor), by batch and position; a notice is undefined. */
+function decodeAll(batches: PartitionBatch[], keys: Keyring | undefined): (Decoded | undefined)[][] {
+  return batches.map((b) => b.records.map((r) => {
+    if (!isEventRecord(r)) return undefined;
+    try {
+      return decodeEvent(r, keys);
+    } catch (err) {
+      return err as Error;
     }
-  }
-  return out;
+  }));
 }
 
 /** One partition's records, in offset order, as the log delivered them. */
@@ -258,10 +254,13 @@ export async function applyBatches(
   const stored = new Map(lockedR.value.map((r) => [Number(r.partition), Number(r.next_offset)]));
 
   const results: BatchResult[] = [];
-  const todo: { partition: number; result: BatchResult; fresh: LogRecord[] }[] = [];
-  for (const b of batches) {
+  const todo: { partition: number; result: BatchResult; fresh: LogRecord[]; decoded: (Decoded | undefined)[] }[] = [];
+  for (const [i, b] of batches.entries()) {
     const from = stored.get(b.partition)!;
-    const fresh = b.records.filter((r) => r.offset >= from);
+    // In offset order: what is fresh is what follows the last record before the checkpoint.
+    let start = b.records.length;
+    while (start > 0 && b.records[start - 1]!.offset >= from) start--;
+    const fresh = start ? b.records.slice(start) : b.records;
     const result: BatchResult = { nextOffset: from, fresh: fresh.length, applied: [], duplicates: 0, notices: 0, rejected: [], hole: null };
     results.push(result);
     if (!fresh.length) continue;
@@ -271,21 +270,21 @@ export async function applyBatches(
       result.hole = { from, to: fresh[0]!.offset };
       continue;
     }
-    todo.push({ partition: b.partition, result, fresh });
+    todo.push({ partition: b.partition, result, fresh, decoded: start ? decoded[i]!.slice(start) : decoded[i]! });
   }
   if (!todo.length) return results;
 
   const events: LoggedEvent[] = [];
-  /** The batch each decoded event came from, to report what became of it there. */
-  const source = new Map<LoggedEvent, BatchResult>();
-  for (const { result, fresh } of todo) {
-    for (const r of fresh) {
-      const d = decoded.get(r);
+  /** The batch each event came from (source[i] for events[i]), to report what became of it there. */
+  const source: BatchResult[] = [];
+  for (const { result, fresh, decoded: ds } of todo) {
+    for (let i = 0; i < fresh.length; i++) {
+      const d = ds[i];
       if (d === undefined) result.notices++;
-      else if (d instanceof Error) result.rejected.push({ offset: r.offset, kind: 'undecodable', reason: d.message });
+      else if (d instanceof Error) result.rejected.push({ offset: fresh[i]!.offset, kind: 'undecodable', reason: d.message });
       else {
         events.push(d);
-        source.set(d, result);
+        source.push(result);
       }
     }
   }
@@ -305,9 +304,20 @@ export async function applyBatches(
   for (const t of todo) t.result.nextOffset = t.fresh[t.fresh.length - 1]!.offset + 1;
   await write(q, plan, projection, todo.map((t) => ({ partition: t.partition, next_offset: t.result.nextOffset })));
 
-  for (const e of plan.applied) source.get(e)!.applied.push(e);
-  for (const g of plan.gaps) source.get(g.event)!.rejected.push({ offset: g.event.position.offset, kind: 'seq_gap', reason: g.reason });
-  for (const e of plan.duplicates) source.get(e)!.duplicates++;
+  // Each list of the plan is in the order of `events`: walked beside it, each event finds its batch.
+  const sourceOf = () => {
+    let j = 0;
+    return (e: LoggedEvent): BatchResult => {
+      while (events[j] !== e) j++;
+      return source[j++]!;
+    };
+  };
+  const appliedIn = sourceOf();
+  for (const e of plan.applied) appliedIn(e).applied.push(e);
+  const gapIn = sourceOf();
+  for (const g of plan.gaps) gapIn(g.event).rejected.push({ offset: g.event.position.offset, kind: 'seq_gap', reason: g.reason });
+  const duplicateIn = sourceOf();
+  for (const e of plan.duplicates) duplicateIn(e).duplicates++;
   return results;
 }
 

@@ -18,7 +18,8 @@ const RESERVED = /[\u0015\u001e\u001f]/;
 // (apply.ts), such characters become U+FFFD; the log keeps them as they came. (A lone
 // surrogate in a text value becomes U+FFFD on its way to the server, in UTF-8.)
 const NUL = /\u0000/g;
-const HAS_NUL = /\u0000/;
+/** A separator or U+0000. */
+const SPECIAL = /[\u0000\u0015\u001e\u001f]/;
 const UNSTORABLE_JSON = /\\u0000|\\ud[89a-f]/i;
 const storable = (s: string): string => s.toWellFormed().replace(NUL, '\uFFFD');
 
@@ -31,8 +32,10 @@ function field(v: unknown, json: boolean | undefined): string | null {
   }
   switch (typeof v) {
     case 'string':
+      // One scan for the usual text, which holds none of the four.
+      if (!SPECIAL.test(v)) return v;
       if (RESERVED.test(v)) return null;
-      return HAS_NUL.test(v) ? v.replace(NUL, '\uFFFD') : v;
+      return v.replace(NUL, '\uFFFD');
     case 'number':
       // As JSON writes them: a number that is not finite is null.
       return Number.isFinite(v) ? String(v) : NULL;
