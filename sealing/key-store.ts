@@ -127,57 +127,59 @@ export function createLoggedKeyStore(options: LoggedKeyStoreOptions): LoggedKeyS
     }
     return unwrap(row.conversation_id, row.wrapped, row.kek);
   };
-  /** Keys being read from the table, per conversation (not inside a transaction's `through`). */
-  const reading = new Map<string, Promise<void>>();
+  /** Keys being read from the table, per conversation (not inside a transaction's `through`): what each read found. */
+  const reading = new Map<string, Promise<Map<string, Uint8Array>>>();
   const cached = (id: string, now: number) => {
     const c = cache.get(id);
     return c && (c.key === null || now - c.at < maxAgeMs) ? c : undefined;
   };
-  const read = async (q: Query, ids: string[], out: Map<string, Uint8Array>) => {
+  const read = async (q: Query, ids: string[]) => {
+    const found = new Map<string, Uint8Array>();
     for (const row of await readRows(q, ids)) {
       const key = await usable(q, row);
       // A key destroyed (or forgotten) while this read was under way stays destroyed.
       if (cache.get(row.conversation_id)?.key === null) continue;
       remember(row.conversation_id, key);
-      if (key) out.set(row.conversation_id, key);
+      if (key) found.set(row.conversation_id, key);
     }
+    return found;
   };
   const get = async (q: Query, ids: Iterable<string>) => {
       const out = new Map<string, Uint8Array>();
       const missing: string[] = [];
-      const waiting: string[] = [];
+      const waiting: Array<[string, Promise<Map<string, Uint8Array>>]> = [];
       const now = Date.now();
       const shared = q === db;
       for (const id of ids) {
         const c = cached(id, now);
+        const under = shared ? reading.get(id) : undefined;
         if (c) {
           if (c.key) out.set(id, c.key);
-        } else if (shared && reading.has(id)) waiting.push(id);
+        } else if (under) waiting.push([id, under]);
         else missing.push(id);
       }
       if (missing.length) {
         // One statement for all the keys asked for; a get meanwhile for one of them waits for it
         // (a host taking a partition over reads the keys of its conversations ahead, all at once).
-        const r = read(q, missing, out);
+        const r = read(q, missing);
         if (shared) {
           for (const id of missing) reading.set(id, r);
           void r.catch(() => {}).finally(() => {
             for (const id of missing) if (reading.get(id) === r) reading.delete(id);
           });
         }
-        await r;
+        for (const [id, key] of await r) out.set(id, key);
       }
       if (waiting.length) {
-        await Promise.all(waiting.map((id) => reading.get(id)?.catch(() => {})));
-        // What that read did not settle (it failed, or the conversation has no key yet) is read again.
+        // What that read found is the answer (none: no key yet); if it failed, it is read again.
         const again: string[] = [];
-        for (const id of waiting) {
-          const c = cached(id, Date.now());
-          if (c) {
-            if (c.key) out.set(id, c.key);
-          } else again.push(id);
+        for (const [id, under] of waiting) {
+          const found = await under.catch(() => null);
+          if (cache.get(id)?.key === null) continue;
+          if (!found) again.push(id);
+          else if (found.has(id)) out.set(id, found.get(id)!);
         }
-        if (again.length) await read(q, again, out);
+        if (again.length) for (const [id, key] of await read(q, again)) out.set(id, key);
       }
       return out;
   };

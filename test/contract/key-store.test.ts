@@ -123,6 +123,41 @@ for (const home of homes) {
       expect(await keyRecords(log, id)).toHaveLength(1);
     });
 
+    it('reads the keys a lookup asks for in one statement, which a lookup of the same conversations meanwhile waits for (one that failed is read again)', async () => {
+      const ids = [`c-${randomUUID()}`, `c-${randomUUID()}`];
+      const made = await Promise.all(ids.map((id) => testKeyStore(log, db).create(id)));
+      let selects = 0;
+      let failNext = false;
+      const counting: Db = {
+        ...db,
+        query: async (text, params) => {
+          if (/SELECT conversation_id, wrapped/.test(text)) {
+            selects++;
+            if (failNext) {
+              failNext = false;
+              throw new Error('connection lost');
+            }
+          }
+          return db.query(text, params);
+        },
+      };
+      const host = testKeyStore(log, counting);
+      // A takeover reads ahead both conversations; their commands' lookups come meanwhile.
+      const [ahead, first, second, none] = await Promise.all([host.get(ids), host.get([ids[0]!]), host.get([ids[1]!]), host.get(['no-such-conversation'])]);
+      expect(selects).toBe(2);
+      expect(ahead.get(ids[0]!)).toEqual(made[0]);
+      expect(first.get(ids[0]!)).toEqual(made[0]);
+      expect(second.get(ids[1]!)).toEqual(made[1]);
+      expect(none.size).toBe(0);
+      // The read waited for fails: the lookup that waited reads on its own.
+      const other = testKeyStore(log, counting);
+      failNext = true;
+      const [failed, waited] = await Promise.allSettled([other.get([ids[0]!]), other.get([ids[0]!])]);
+      expect(failed.status).toBe('rejected');
+      expect(waited.status === 'fulfilled' && waited.value.get(ids[0]!)).toEqual(made[0]);
+      expect(selects).toBe(4);
+    });
+
     it('rebuilds the key cache from the log alone: a lost database loses no key', async () => {
       const ids = Array.from({ length: 5 }, () => `c-${randomUUID()}`);
       const store = testKeyStore(log, db);
