@@ -72,17 +72,22 @@ describe('rolling restart of an actor host', () => {
       const worst = Math.max(0, ...around.map((w) => w.ms));
       console.log([leaving.output(), b.output()].join('\n').split('\n').filter((l) => /handed|partition \d+: read|SIGTERM|frozen|removing|warn|assigned/.test(l)).join('\n'));
       // Served again: every conversation that moved has its first reply from the new owner, i.e.
-      // the first that came after the leaving host had handed over (it writes nothing after it
-      // logs so; each conversation always has a prompt under way).
+      // the first that came after the new owner was assigned the moved partitions (the leaving
+      // host writes nothing after it logs that it handed over, but a reply it wrote just before
+      // can reach the client after that: the gateway's feed lags; each conversation always has a
+      // prompt under way).
       const movedIdx = conversations.map((id, i) => (moved.has(partitionFor(id, PARTITIONS)) ? i : -1)).filter((i) => i >= 0);
       const handedWall = /^(\S+) info actors: handed partitions/m.exec(leaving.output())?.[1];
       expect(handedWall).toBeDefined();
       const handedAt = termAt + (Date.parse(handedWall!) - Date.parse(termWall));
-      const servedAgain = Math.max(0, ...movedIdx.map((i) => (timeline[i]!.find((p) => p.at > handedAt)?.at ?? Infinity) - termAt));
+      const assignedWall = [...b.output().matchAll(/^(\S+) info actors: assigned partitions/gm)].map((m) => m[1]!).find((w) => Date.parse(w) >= Date.parse(handedWall!));
+      expect(assignedWall).toBeDefined();
+      const assignedAt = termAt + (Date.parse(assignedWall!) - Date.parse(termWall));
+      const servedAgain = Math.max(0, ...movedIdx.map((i) => (timeline[i]!.find((p) => p.at > assignedAt)?.at ?? Infinity) - termAt));
       const before = waits.filter((w) => w.sentAt < termAt - 200).map((w) => w.ms).sort((x, y) => x - y);
       const p50 = before[Math.floor(before.length / 2)] ?? 0;
       console.log(`SIGTERM sent at ${termWall}`);
-      console.log(`rolling restart: ${waits.length} prompts; SIGTERM -> host exited in ${exitedMs.toFixed(0)} ms; handed over ${(handedAt - termAt).toFixed(0)} ms after SIGTERM, every moved conversation (${movedIdx.length}) served again by the new owner ${servedAgain.toFixed(0)} ms after SIGTERM (a reply took ${p50.toFixed(0)} ms at the median before it); longest reply wait of a moved conversation around the handover ${worst.toFixed(0)} ms (${around.length} prompts); load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+      console.log(`rolling restart: ${waits.length} prompts; SIGTERM -> host exited in ${exitedMs.toFixed(0)} ms; handed over ${(handedAt - termAt).toFixed(0)} ms after SIGTERM, assigned to the other host ${(assignedAt - termAt).toFixed(0)} ms after, every moved conversation (${movedIdx.length}) served again by the new owner ${servedAgain.toFixed(0)} ms after SIGTERM (a reply took ${p50.toFixed(0)} ms at the median before it); longest reply wait of a moved conversation around the handover ${worst.toFixed(0)} ms (${around.length} prompts); load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     } finally {
       await log.close();
     }
