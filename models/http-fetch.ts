@@ -79,7 +79,10 @@ function overHttps(agent: HttpsAgent, url: URL, method: string, headers: Array<[
   const req = httpsRequest(url, { method, headers: out, agent });
   const response = new Promise<Http1Response>((resolve, reject) => {
     req.on('error', (err) => reject(new TypeError('fetch failed', { cause: err })));
-    req.once('response', (res: IncomingMessage) => resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', rawHeaders: res.rawHeaders, body: res }));
+    req.once('response', (res: IncomingMessage) => {
+      res.on('error', () => {}); // read where the body is; never a crash before its reader listens
+      resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', rawHeaders: res.rawHeaders, body: res });
+    });
   });
   req.end(body ?? undefined);
   return { response, cancel: () => req.destroy() };
@@ -136,11 +139,22 @@ class LeanResponse {
     if (this.#source !== this.#res) this.#source.destroy(reason instanceof Error ? reason : undefined);
   }
 
+  /** Why a body destroyed before it was read failed: the abort's reason, or the connection's loss. */
+  #lost(): unknown {
+    return this.#failure ?? new TypeError('terminated', { cause: this.#source.errored ?? new Error('other side closed') });
+  }
+
   get body(): ReadableStream<Uint8Array> | null {
     if (this.#stream) return this.#stream;
     if (this.bodyUsed) return null;
     this.bodyUsed = true;
     const source = this.#source;
+    if (source.destroyed) {
+      // Failed before anyone read it: a body that errors at once.
+      const failure = this.#lost();
+      this.#stream = new ReadableStream<Uint8Array>({ start: (c) => c.error(failure) });
+      return this.#stream;
+    }
     let open = true;
     const finish = (end: (controller: ReadableStreamDefaultController<Uint8Array>) => void) => {
       if (!open) return;
@@ -184,6 +198,7 @@ class LeanResponse {
     this.bodyUsed = true;
     const source = this.#source;
     const chunks: Buffer[] = [];
+    if (source.destroyed) throw this.#lost();
     await new Promise<void>((resolve, reject) => {
       let ended = false;
       source.on('data', (chunk: Buffer) => chunks.push(chunk));

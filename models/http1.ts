@@ -162,6 +162,8 @@ class Connection {
     }
     const socket = this.socket;
     ex.body = new Readable({ read: () => socket.resume() });
+    // The body may fail before its reader listens (a bad chunk in the head's packet): not a crash.
+    ex.body.on('error', () => {});
     ex.resolve({ status, statusText: m[3] ?? '', rawHeaders, body: ex.body });
     if (ex.framing.kind === 'none' || (ex.framing.kind === 'length' && ex.framing.left === 0)) this.#complete(ex);
   }

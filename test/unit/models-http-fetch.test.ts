@@ -139,6 +139,8 @@ describe('the plain-HTTP client under the fetch', () => {
     '/close': (s) => s.end('HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end'),
     '/garbage': (s) => s.end('SPDY/9 nonsense\r\n\r\n'),
     '/empty': (s) => s.write('HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n'),
+    // a bad chunk in the same packet as the head: the body fails, the process does not
+    '/badchunk': (s) => s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n'),
     '/twice': (s) => {
       served.push(s);
       s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
@@ -183,6 +185,12 @@ describe('the plain-HTTP client under the fetch', () => {
     for (let i = 0; i < 3; i++) expect(await (await lean(`${raw}/twice`, { method: 'POST', body: 'x' })).text()).toBe('ok');
     expect(served).toHaveLength(3);
     expect(new Set(served).size).toBe(1);
+  });
+
+  it('fails a body the server garbles as TypeError, even when it fails before anyone reads it', async () => {
+    const res = await lean(`${raw}/badchunk`);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await errorOf(res.text())).toBeInstanceOf(TypeError);
   });
 
   it('fails what is not HTTP as fetch does: TypeError("fetch failed") with the cause', async () => {
