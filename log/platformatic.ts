@@ -172,15 +172,21 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
     }
     const committer = opts.commit === false ? null : setInterval(() => void commit(), COMMIT_EVERY_MS);
 
+    /** A feed from 'latest': each partition's end when it subscribed (read at the first open). */
+    let startAt: Map<number, number> | null = null;
     /** Starts (or, after the stream failed, restarts) fetching; retries with backoff while the broker is away. */
     async function open(): Promise<void> {
       let delay = 200;
       for (;;) {
         try {
-          // A committing group resumes after its commits. A feed starts at `from`, and when its
-          // stream is opened again (the broker was away) it goes on after what it was handed:
-          // starting at the end again would skip what was written in between.
-          const seen = lanes.seen().map(([partition, next]) => ({ topic, partition, offset: BigInt(next) }));
+          // A committing group resumes after its commits. A feed starts at `from` ('latest': the
+          // log's end when it subscribes), and when its stream is opened again (the broker was
+          // away) it goes on after what it was handed, or from that start in a partition that
+          // handed nothing yet: starting at the end again would skip what was written in between.
+          if (opts.commit === false && opts.from === 'latest') startAt ??= new Map((await endOffsets(opts.topic)).map((end, p) => [p, end]));
+          const resumeAt = new Map(startAt ?? []);
+          for (const [p, next] of lanes.seen()) resumeAt.set(p, Math.max(next, resumeAt.get(p) ?? 0));
+          const seen = [...resumeAt].map(([partition, next]) => ({ topic, partition, offset: BigInt(next) }));
           const mode = opts.commit !== false ? 'committed' : seen.length ? 'manual' : opts.from;
           const s = await consumer.consume({
             topics: [topic],

@@ -116,6 +116,23 @@ describe.each([file, kafkajs, platformatic])('event log contract: $name', (maker
     }
   }, 60_000);
 
+  it('a non-committing reader starting at latest sees what is appended the moment it has subscribed', async () => {
+    const log = maker.make();
+    try {
+      await log.ensureTopics(['d']);
+      await log.append('d', 1, [rec('y', 1)]);
+      const got: number[] = [];
+      const sub = await log.consume({ group: `feed-${randomUUID()}`, topic: 'd', from: 'latest', commit: false, handle: async (_p, rs) => void got.push(...rs.map((r) => JSON.parse(r.value).i)) });
+      // Before its group has assigned it anything: 'latest' is the end when it subscribed.
+      await log.append('d', 1, [rec('y', 2)]);
+      await until(() => got.length >= 1);
+      expect(got).toEqual([2]);
+      await sub.stop();
+    } finally {
+      await log.close();
+    }
+  });
+
   it('a non-committing reader starting at latest sees only what comes after it', async () => {
     const log = maker.make();
     try {
