@@ -2,6 +2,7 @@
 const BENCHES: Record<string, () => Promise<unknown>> = {
   prompt: () => import('./prompt.ts').then((m) => m.run()),
   'prompt-path': () => import('./prompt-path.ts').then((m) => m.run()),
+  'model-call': () => import('./model-call.ts').then((m) => m.run()),
   recovery: () => import('./recovery.ts').then((m) => m.run()),
   gateway: () => import('./gateway.ts').then((m) => m.run()),
   'kafka-clients': () => import('./kafka-clients.ts').then((m) => m.run()),
