@@ -16,9 +16,15 @@ export type Selected<M> = { model: M; description: string };
  * for a proxy, which gemello's leaner transport does not honour: on Node NODE_USE_ENV_PROXY
  * (or --use-env-proxy in NODE_OPTIONS) makes Node's fetch read HTTP(S)_PROXY; Deno's fetch
  * always does, so on Deno an HTTP_PROXY keeps it (its HTTPS goes through Deno's fetch anyway).
- * Else the default (`node-http`).
+ * Else the default (`node-http`). GEMELLO_MODEL_TRANSPORT=fetch asks for the runtime's fetch outright.
  */
 export function modelTransport(env: Env): ModelTransport | undefined {
+  // GEMELLO_MODEL_TRANSPORT=fetch: the runtime's fetch for every model call, whatever else is set.
+  const asked = env.GEMELLO_MODEL_TRANSPORT?.trim().toLowerCase();
+  if (asked === 'fetch') return 'fetch';
+  if (asked && asked !== 'gemello') {
+    throw Object.assign(new Error(`GEMELLO_MODEL_TRANSPORT is "${env.GEMELLO_MODEL_TRANSPORT}": it takes gemello (the default: keep-alive connections of gemello's own) or fetch (the runtime's fetch)`), { code: 'bad_config' });
+  }
   const proxied = 'Deno' in globalThis
     ? Boolean(env.HTTP_PROXY?.trim() || env.http_proxy?.trim() || env.ALL_PROXY?.trim() || env.all_proxy?.trim())
     : /^(1|true)$/i.test(env.NODE_USE_ENV_PROXY?.trim() ?? '') || /--use-env-proxy\b/.test(env.NODE_OPTIONS ?? '');

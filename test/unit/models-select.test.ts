@@ -29,6 +29,26 @@ describe('selecting the reply model', () => {
     expect(fake.requests).toHaveLength(1);
   });
 
+  it('goes through the runtime\'s fetch with GEMELLO_MODEL_TRANSPORT=fetch, and through gemello\'s own connections by default', async () => {
+    const real = globalThis.fetch;
+    let calls = 0;
+    globalThis.fetch = ((...args: Parameters<typeof fetch>) => (calls++, real(...args))) as typeof fetch;
+    try {
+      const viaFetch = selectReplyModel({ OPENAI_API_KEY: 'test', OPENAI_BASE_URL: fake.url, GEMELLO_MODEL_TRANSPORT: 'fetch' }).model;
+      expect((await viaFetch.reply(request)).text).toBe('echo: hello');
+      expect(calls).toBe(1);
+      const own = selectReplyModel({ OPENAI_API_KEY: 'test', OPENAI_BASE_URL: fake.url }).model;
+      expect((await own.reply(request)).text).toBe('echo: hello');
+      expect(calls).toBe(1);
+    } finally {
+      globalThis.fetch = real;
+    }
+  });
+
+  it('refuses a GEMELLO_MODEL_TRANSPORT it does not know, naming the ones it takes', () => {
+    expect(() => selectReplyModel({ OPENAI_API_KEY: 'test', OPENAI_BASE_URL: fake.url, GEMELLO_MODEL_TRANSPORT: 'curl' })).toThrow(/takes gemello .* or fetch/);
+  });
+
   it('defaults to api.openai.com', () => {
     expect(selectReplyModel({ OPENAI_API_KEY: 'sk-x' }).description).toContain('https://api.openai.com/v1');
   });
