@@ -257,14 +257,17 @@ describe('the read model and snapshots under faults', () => {
     }
 
     const t0 = Date.now();
-    await waitCaughtUp(db, log, 60_000);
+    // Within the test's own time, so a projection that never catches up shows the projector's log.
+    await waitCaughtUp(db, log, 35_000).catch((err: Error) => {
+      throw new Error(`${err.message}\nthe projector's log:\n${projector.output().slice(-6000)}`);
+    });
     console.log(`the projection caught up ${Date.now() - upAt} ms after Postgres came back (${Date.now() - t0} ms of waiting here)`);
     const expected = await expectRowsMatchLog(db, log, keys());
     expect(expected.get(id)!.filter((e) => e.type === 'ReplyGenerated')).toHaveLength(sent + 1);
     const v = await verifyAll();
     expect(v.mismatches).toEqual([]);
     expect(v.behind).toBe(0);
-  });
+  }, 100_000);
 
   it('for every conversation, after a clean stop: fold(log) = the Redis snapshot at its seq = the Postgres state', async () => {
     await gateway.kill('SIGTERM');
