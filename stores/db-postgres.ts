@@ -14,6 +14,19 @@ export type PostgresDbOptions = {
 };
 
 const IDENT = /^[a-z_][a-z0-9_]*$/i;
+/** How long a transaction whose statement failed with its connection waits for begin() to reject with the loss. */
+const LOST_WAIT_MS = 10_000;
+
+/** A statement failed because the connection is gone: a socket error or the package's CONNECTION_* (not a server's error). */
+function isConnectionLoss(err: unknown): boolean {
+  if (!(err instanceof Error) || err instanceof postgres.PostgresError) return false;
+  const e = err as Error & { code?: unknown; syscall?: unknown };
+  return (typeof e.code === 'string' && e.code.startsWith('CONNECTION_')) || typeof e.syscall === 'string';
+}
+
+function connectionLost(cause: unknown): Error {
+  return Object.assign(new Error('the transaction\'s connection was lost', { cause: cause ?? undefined }), { code: 'CONNECTION_CLOSED' });
+}
 
 /** The read-model database on a real Postgres server, through the `postgres` package. */
 export function createPostgresDb(options: PostgresDbOptions): Db {
@@ -27,6 +40,11 @@ export function createPostgresDb(options: PostgresDbOptions): Db {
     // (3^n/100 s, counted across the pool), so the read model stayed dark that long after
     // Postgres came back. Callers retry with their own backoff; reconnect within a second.
     backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** retries, 1),
+    // No query of the package's own at each connect to learn the array types (no statement
+    // here passes or reads an array: lists go as JSON text). Should that connection be cut
+    // while it runs and the reconnect be refused, its rejection was unhandled (postgres
+    // 3.4.9): it killed the process.
+    fetch_types: false,
     // Offsets and counts are bigint columns: read them as numbers, like PGlite does.
     types: { int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
     connection: { ...(schema ? { search_path: schema } : {}), ...(options.applicationName ? { application_name: options.applicationName } : {}) },
@@ -62,7 +80,54 @@ export function createPostgresDb(options: PostgresDbOptions): Db {
     },
     async tx(fn) {
       await prepared();
-      return (await sql.begin((t) => fn(on(t as unknown as postgres.Sql)))) as Awaited<ReturnType<typeof fn>>;
+      // The connection lost while the transaction runs (Postgres restarting, a proxy or the
+      // network cutting it): the package's begin() rejects with the close, but whatever the
+      // transaction sends after that goes to the connection object that no longer has a
+      // socket. Its own ROLLBACK (after `fn` rejects) threw TypeError "Cannot read properties
+      // of null (reading 'write')" from a setImmediate, uncaught: it killed the projector
+      // process (postgres 3.4.9). A statement of `fn` sent after the loss never settled.
+      // So once the connection is gone, `fn`'s statements fail without being sent, and its
+      // failure is not handed back to begin() (no ROLLBACK: the server ends a transaction
+      // whose connection closed); begin() has rejected with the loss already.
+      let over = false;
+      let lost: unknown = null;
+      const body = (t: postgres.Sql): Promise<unknown> => {
+        const inner = on(t);
+        const q: Query = {
+          async query<T>(text: string, params?: unknown[]) {
+            if (over || lost) throw connectionLost(lost);
+            try {
+              return await inner.query<T>(text, params);
+            } catch (err) {
+              if (isConnectionLoss(err)) lost ??= err;
+              throw err;
+            }
+          },
+          async exec(script: string) {
+            if (over || lost) throw connectionLost(lost);
+            try {
+              await inner.exec(script);
+            } catch (err) {
+              if (isConnectionLoss(err)) lost ??= err;
+              throw err;
+            }
+          },
+        };
+        return fn(q).catch((err) => {
+          if (!over && !lost) throw err;
+          // Settled only should the connection turn out to be alive (begin() has not
+          // rejected within LOST_WAIT_MS): then the ROLLBACK has a socket to go to.
+          return new Promise((_, reject) => {
+            const timer = setTimeout(() => (over ? undefined : reject(err)), LOST_WAIT_MS);
+            const clear = () => clearTimeout(timer);
+            ended.then(clear, clear);
+          });
+        });
+      };
+      const ended = sql.begin((t) => body(t as unknown as postgres.Sql)).finally(() => {
+        over = true;
+      });
+      return (await ended) as Awaited<ReturnType<typeof fn>>;
     },
     async ping() {
       await sql`SELECT 1`;

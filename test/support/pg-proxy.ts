@@ -6,10 +6,13 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 /**
  * Listens on a free port of 127.0.0.1 and forwards to `target`. `down()` cuts every
  * connection and stops listening (clients get ECONNREFUSED, as from a stopped server);
- * `up()` listens again on the same port; `close()` cuts what is left and stops.
+ * `up()` listens again on the same port; `cut()` cuts every connection but keeps listening;
+ * `close()` cuts what is left and stops.
  */
 export async function pgProxy(target: URL) {
   const sockets = new Set<Socket>();
+  let cutAtReady = 0;
+  let downAfterCut = false;
   const server: Server = createServer((client) => {
     const upstream = connect(Number(target.port || 5432), target.hostname);
     for (const s of [client, upstream]) {
@@ -17,7 +20,21 @@ export async function pgProxy(target: URL) {
       s.on('error', () => {});
       s.on('close', () => sockets.delete(s));
     }
-    client.pipe(upstream).pipe(client);
+    if (cutAtReady > 0) {
+      // Cut as soon as the server has said it is ready for the first query (after startup).
+      cutAtReady--;
+      client.pipe(upstream);
+      upstream.on('data', (chunk: Buffer) => {
+        client.write(chunk);
+        const n = chunk.length;
+        if (n >= 6 && chunk[n - 6] === 0x5a && chunk.readInt32BE(n - 5) === 5) {
+          client.end();
+          upstream.destroy();
+          // And refuses connections from here (as `down()`), should the test have asked so.
+          if (downAfterCut && server.listening) server.close();
+        }
+      });
+    } else client.pipe(upstream).pipe(client);
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
@@ -34,6 +51,18 @@ export async function pgProxy(target: URL) {
       await closed;
     },
     up: () => new Promise<void>((r) => server.listen(port, '127.0.0.1', r)),
+    /**
+     * The next `n` connections are cut right after the server's first ReadyForQuery (at the
+     * end of their startup); with `down`, the proxy stops listening then too (up() again).
+     */
+    cutAfterStartup(n: number, { down = false } = {}) {
+      cutAtReady = n;
+      downAfterCut = down;
+    },
+    /** Cuts every connection open now and goes on listening (a server restart seen from the client). */
+    cut() {
+      for (const s of sockets) s.destroy();
+    },
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => (server.listening ? server.close(() => r()) : r()));
