@@ -53,6 +53,9 @@ export function createPostgresDb(options: PostgresDbOptions): Db {
   let ready: Promise<void> | null = null;
   const prepared = () => {
     ready ??= (schema ? sql.unsafe(`CREATE SCHEMA IF NOT EXISTS "${schema}"`).then(() => {}) : Promise.resolve()).catch((err) => {
+      // Two processes creating it at once: IF NOT EXISTS does not cover the race, the loser
+      // gets a unique violation on pg_namespace (or duplicate_schema). It exists: fine.
+      if (err instanceof postgres.PostgresError && (err.code === '23505' || err.code === '42P06')) return;
       ready = null;
       throw err;
     });
