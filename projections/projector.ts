@@ -41,6 +41,13 @@ export type ProjectorOptions = {
    * delivers nothing for them (its offsets are past this database's checkpoints).
    */
   idleCheckMs?: number;
+  /**
+   * A transaction not settled after this long (default 60 s) is taken as failed and retried:
+   * its connection may be dead without a word (a half-open TCP connection is noticed by the
+   * kernel's keepalive after ~11 min), and the partition's batches wait behind it. Should it
+   * commit after all, the retry finds the checkpoint moved and applies nothing twice.
+   */
+  txTimeoutMs?: number;
 };
 
 export type Projector = {
@@ -51,6 +58,14 @@ export type Projector = {
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** `p`, or a rejection once `ms` have passed without it settling (what it does later is ignored). */
+function settledWithin<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the transaction did not settle within ${ms} ms`)), ms);
+    p.then(resolve, reject).finally(() => clearTimeout(timer));
+  });
+}
 /** Records in one transaction before further partitions' batches get one of their own (see the queue in createProjector). */
 const GROUP_RECORDS = 4_000;
 /**
@@ -71,6 +86,7 @@ export function createProjector(options: ProjectorOptions): Projector {
   const retryForMs = options.retryForMs ?? 5_000;
   const idleCheckMs = options.idleCheckMs ?? 5_000;
   const lazyCommit = options.lazyCommit ?? true;
+  const txTimeoutMs = options.txTimeoutMs ?? 60_000;
   const logger = options.logger;
   const labels = { projection: name };
   const m = options.metrics && {
@@ -95,7 +111,7 @@ export function createProjector(options: ProjectorOptions): Projector {
     const started = performance.now();
     // Before the transaction: cached keys cost no query, and PGlite's one connection is free.
     const keys = await keysFor(keyStore, batches.flatMap((b) => b.records));
-    const results = await db.tx((q) => applyBatches(q, name, batches, { keys, lazyCommit }));
+    const results = await settledWithin(db.tx((q) => applyBatches(q, name, batches, { keys, lazyCommit })), txTimeoutMs);
     const now = Date.now();
     let applied = 0;
     for (const [i, r] of results.entries()) {

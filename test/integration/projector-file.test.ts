@@ -42,7 +42,34 @@ function flaky(db: Db, n: number): Db {
   return { ...db, tx: (fn) => (left-- > 0 ? Promise.reject(new Error('connection refused (simulated)')) : db.tx(fn)) };
 }
 
+/** A database whose first `n` transactions never settle, as on a connection dead without a word. */
+function hanging(db: Db, n: number): Db {
+  let left = n;
+  return { ...db, tx: (fn) => (left-- > 0 ? new Promise<never>(() => {}) : db.tx(fn)) };
+}
+
 describe('projector on the embedded backends (file log, PGlite on disk)', () => {
+  it('a transaction that never settles is given up and retried: the projection catches up', async () => {
+    const log = createFileLog({ dir: join(dir, 'log-hang'), partitions: PARTITIONS });
+    const db = createPGliteDb();
+    await migrate(db);
+    const events = conversation(`conv-hang-${randomUUID()}`, 3);
+    await append(log, events);
+    const metrics = createMetrics();
+    const projector = createProjector({ log, db: hanging(db, 2), keys: testKeyStore(log, db), metrics, txTimeoutMs: 300 });
+    await projector.start();
+    try {
+      await projector.caughtUp({ timeoutMs: 20_000 });
+    } finally {
+      await projector.stop();
+    }
+    expect(metrics.value('gemello_projection_failures_total', { projection: 'readmodel' })).toBe(2);
+    expect(metrics.value('gemello_projection_events_total', { projection: 'readmodel' })).toBe(events.length);
+    expect((await createReadModelStateSource(db).stateOf(events[0]!.conversationId))?.state).toEqual(fold(events[0]!.conversationId, events));
+    await db.close();
+    await log.close();
+  });
+
   const ids = Array.from({ length: 6 }, (_, i) => `conv-${i}-${randomUUID()}`);
   const all = ids.map((id, i) => conversation(id, i + 1));
 
