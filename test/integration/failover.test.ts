@@ -5,6 +5,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readConversation } from '../../cli/read-conversation.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
+import type { EventLog } from '../../log/port.ts';
+import { explainDirtyLogs } from '../support/log-forensics.ts';
+import type { Logged } from '../support/log-forensics.ts';
 import type { Gemello } from '../support/processes.ts';
 import { failoverCluster, firstReply } from '../support/two-hosts.ts';
 
@@ -27,9 +30,11 @@ afterEach(async () => {
 });
 
 
-function assertCleanLog(events: { seq: number }[]) {
+/** No gap, no duplicate; when there is one, the message says what the log holds there and what the hosts logged around it. */
+async function assertCleanLog(events: { seq: number }[], log: EventLog, conversationId: string, hosts: Record<string, Logged>) {
   const seqs = events.map((e) => e.seq);
-  expect(seqs).toEqual(seqs.map((_, i) => i + 1)); // no gap, no duplicate
+  const clean = seqs.every((s, i) => s === i + 1);
+  expect(seqs, clean ? undefined : (await explainDirtyLogs(log, [conversationId], hosts)) ?? undefined).toEqual(seqs.map((_, i) => i + 1));
 }
 
 describe('failover between two actor hosts', () => {
@@ -54,7 +59,7 @@ describe('failover between two actor hosts', () => {
       client.close();
 
       const events = await readConversation(log, conversationId);
-      assertCleanLog(events);
+      await assertCleanLog(events, log, conversationId, { a, b });
       expect(events.filter((e) => e.type === 'ReplyGenerated')).toHaveLength(4);
       console.log(`SIGKILL at ${killedWall}\n${other.output().split('\n').filter((l) => l >= killedWall && /removing|removed|assigned|partition \d+: read|kafka/.test(l)).join('\n')}`);
       console.log(`takeover: SIGKILL -> next reply served by the other host in ${failoverMs.toFixed(0)} ms (${process.env.GEMELLO_KAFKA_CLIENT || 'default'} client; lease ${process.env.GEMELLO_LEASE_MS || 400} ms, session timeout 6000 ms)`);
@@ -95,7 +100,7 @@ describe('failover between two actor hosts', () => {
       client.close();
 
       const events = await readConversation(log, conversationId);
-      assertCleanLog(events);
+      await assertCleanLog(events, log, conversationId, { a, b });
       const promptSeq = before[before.length - 1]!.seq;
       const answers = events.filter((e) => e.type === 'ReplyGenerated' && (e.data as { promptSeq: number }).promptSeq === promptSeq);
       expect(answers).toHaveLength(1);
@@ -132,7 +137,7 @@ describe('failover between two actor hosts', () => {
       client.close();
 
       const events = await readConversation(log, conversationId);
-      assertCleanLog(events); // every record in the log, the zombie's included: none has a seq twice
+      await assertCleanLog(events, log, conversationId, { a, b }); // every record in the log, the zombie's included: none has a seq twice
       const replies = events.filter((e) => e.type === 'ReplyGenerated');
       expect(replies).toHaveLength(3);
       expect(new Set(replies.map((e) => (e.data as { promptSeq: number }).promptSeq)).size).toBe(3);

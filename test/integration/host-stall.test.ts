@@ -66,7 +66,7 @@ describe('a lone actor host that stalls longer than its lease', () => {
       traffic = false;
       await Promise.all(loops);
 
-      await expectEachPromptAnsweredOnce(clients, conversations, sent, log);
+      await expectEachPromptAnsweredOnce(clients, conversations, sent, log, { host, gateway });
       expect(host.owned()).toHaveLength(PARTITIONS);
       // Each conversation's first reply after the stall, and how many replies came after it.
       const firstAfter = answeredAt.map((ts) => ts.find((t) => t >= contAt) ?? Infinity);

@@ -67,7 +67,7 @@ describe('rolling restart of an actor host', () => {
       traffic = false;
       await Promise.all(loops);
 
-      await expectEachPromptAnsweredOnce(clients, conversations, sent, log);
+      await expectEachPromptAnsweredOnce(clients, conversations, sent, log, { a, b, gateway });
       const around = waits.filter((w) => w.moved && w.sentAt >= termAt - 200 && w.sentAt <= termAt + exitedMs + 500);
       const worst = Math.max(0, ...around.map((w) => w.ms));
       console.log([leaving.output(), b.output()].join('\n').split('\n').filter((l) => /handed|partition \d+: read|SIGTERM|frozen|removing|warn|assigned/.test(l)).join('\n'));

@@ -2,10 +2,14 @@
 // socket per conversation, each opened with a first prompt; prompts sent one after another on
 // each until stopped, with what came back for each; and what the clients and the log must
 // show afterwards.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect } from 'vitest';
 import { readConversation } from '../../cli/read-conversation.ts';
 import type { LoggedEvent } from '../../events/schemas.ts';
 import type { EventLog } from '../../log/port.ts';
+import { explainDirtyLogs } from './log-forensics.ts';
+import type { Logged } from './log-forensics.ts';
 import { connect } from './ws-client.ts';
 import type { Frame } from './ws-client.ts';
 
@@ -77,9 +81,29 @@ export async function expectRepliesInLog(log: EventLog, conversations: string[],
  * Every prompt answered exactly once: no client saw an error frame; each client's replies are
  * one per prompt, in order, each the answer to its own prompt ('hello' as r0, then p1, p2…);
  * each conversation's log is clean and holds one ReplyGenerated per prompt sent on it
- * (`sent[i]`, its first prompt included). Closes the clients.
+ * (`sent[i]`, its first prompt included). Closes the clients. When it fails and a log is not
+ * clean, the error says what the log holds there and what `hosts` logged around it.
  */
-export async function expectEachPromptAnsweredOnce(clients: Client[], conversations: string[], sent: number[], log: EventLog): Promise<void> {
+export async function expectEachPromptAnsweredOnce(clients: Client[], conversations: string[], sent: number[], log: EventLog, hosts: Record<string, Logged> = {}): Promise<void> {
+  try {
+    await answeredOnce(clients, conversations, sent, log);
+  } catch (err) {
+    // A log that is not clean is explained (each copy's offset, time, cause; the hosts' lines around it).
+    const why = await explainDirtyLogs(log, conversations, hosts).catch((e) => `(explaining the log failed: ${(e as Error).message})`);
+    if (why) (err as Error).message += `\n${why}`;
+    // GEMELLO_TEST_LOGS_DIR: each host's whole output beside it, for what the excerpt leaves out.
+    const dir = process.env.GEMELLO_TEST_LOGS_DIR;
+    if (dir) {
+      const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `${stamp}-failure.txt`), `${(err as Error).message}\n`);
+      for (const [name, h] of Object.entries(hosts)) writeFileSync(join(dir, `${stamp}-${name}.log`), h.output());
+    }
+    throw err;
+  }
+}
+
+async function answeredOnce(clients: Client[], conversations: string[], sent: number[], log: EventLog): Promise<void> {
   for (const c of clients) {
     expect(c.frames.filter((f) => f.type === 'error')).toEqual([]);
     const replies = c.frames.filter((f) => f.type === 'reply');
