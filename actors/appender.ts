@@ -32,6 +32,12 @@ export function createAppender(opts: {
   onForeign: (from: number, to: number) => Promise<void>;
   /** Reads what landed from `from` on and rebuilds what it touches; resolves with the end it read to. */
   onDoubt: (from: number) => Promise<number>;
+  /**
+   * Asked right before each write is sent (what was queued behind a write in flight goes out
+   * when that one is answered, maybe long after its caller's checks): it may wait, and a throw
+   * refuses the write, unsent (its appends reject with that error; nothing is in doubt).
+   */
+  guard?: () => void | Promise<void>;
 }) {
   let next = opts.next;
   let queue: Pending[] = [];
@@ -60,8 +66,12 @@ export function createAppender(opts: {
       const batch = queue;
       queue = [];
       const records = batch.flatMap((p) => p.records);
+      let sent = false;
       try {
         await settle();
+        const guarded = opts.guard?.();
+        if (guarded) await guarded;
+        sent = true;
         const base = await opts.log.append(opts.topic, opts.partition, records);
         // An offset before ours is no new write: the broker took the batch for one it already
         // has (a client that reused an idempotence sequence after a failed send) and wrote nothing.
@@ -74,10 +84,10 @@ export function createAppender(opts: {
           at += p.records.length;
         }
       } catch (err) {
-        // Unless nothing was sent (the doubt could not be settled, the log's queue was full), the
+        // Unless nothing was sent (the doubt could not be settled, the guard refused, the log's queue was full), the
         // write may have landed: in doubt before any writer hears of the failure, and settled
         // at once if the log answers.
-        if (!inDoubt && !(err instanceof LogBusy)) {
+        if (sent && !inDoubt && !(err instanceof LogBusy)) {
           inDoubt = true;
           void settle().catch(() => {});
         }

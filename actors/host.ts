@@ -20,6 +20,7 @@ import { handleCommands } from './host/handle-command.ts';
 import { housekeeping, writeCheckpoint } from './host/housekeeping.ts';
 import { startLiveness } from './host/liveness.ts';
 import type { LivenessSettings } from './host/liveness.ts';
+import { holdWrites } from './host/hold.ts';
 import { acquire, onAssigned, release } from './host/partitions.ts';
 import { writeSnapshot } from './host/snapshot.ts';
 import { activeIds } from './host/warm.ts';
@@ -107,6 +108,7 @@ export function createHostContext(options: ActorHostOptions): HostContext {
     fenced: false,
     alive: () => true,
     doubting: false,
+    hold: null,
     epoch: 0,
     flows: options.flows
       ? {
@@ -203,6 +205,8 @@ export function createActorHost(options: ActorHostOptions) {
         maxWaitMs: COMMANDS_MAX_WAIT_MS,
         heartbeatMs: COMMANDS_HEARTBEAT_MS,
         onAssigned: (assigned) => onAssigned(ctx, assigned),
+        // Nothing more is written until the group has said which partitions stay here.
+        onRebalancing: () => holdWrites(ctx),
         // Commands of a partition being taken over gather meanwhile and are handled together.
         ready: (partition) => {
           const part = ctx.partitions.get(partition);

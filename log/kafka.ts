@@ -225,6 +225,8 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     // cluster). "latest" is the log's end when it subscribes.
     const resumeAt = new Map<number, number>();
     if (opts.commit === false && opts.from === 'latest') (await endsOf(topic)).forEach((end, p) => resumeAt.set(p, end));
+    // Emitted when the fetch loop hears "rebalance in progress" (or a new generation), before it rejoins.
+    if (opts.onRebalancing) consumer.on(consumer.events.REBALANCING, () => opts.onRebalancing!());
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
       if (memberId === null && opts.commit !== false) warmEvictor();
       memberId = e.payload.memberId;

@@ -137,6 +137,8 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
       });
     }
 
+    // Emitted as a heartbeat is answered "rebalance in progress", before the member rejoins.
+    if (opts.onRebalancing) consumer.on('consumer:group:rebalance', () => opts.onRebalancing!());
     consumer.on('consumer:group:join', (payload) => {
       const mine = (payload.assignments ?? []).find((a) => a.topic === topic)?.partitions ?? [];
       assigned = new Set(mine);

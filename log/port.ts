@@ -20,6 +20,13 @@ export type ConsumeOptions = {
   /** Called with this member's whole assignment each time the group settles. */
   onAssigned?: (partitions: number[]) => void | Promise<void>;
   /**
+   * Called when this member hears that the group rebalances (another member joined or left),
+   * as it rejoins: what it was assigned may be another member's once the group settles
+   * (onAssigned follows). A writer of the partitions stops writing here until then: the next
+   * owner reads a partition's end as soon as it is assigned.
+   */
+  onRebalancing?: () => void;
+  /**
    * Handles a batch of one partition, in offset order. The offset after the batch is
    * committed only once this resolves: a crash before that delivers the batch again.
    * Commits may be batched (Kafka: at most once a second, and when the member stops), so

@@ -7,6 +7,7 @@ import { contextFrom, inSpan, traceparentOf } from '../../telemetry/trace.ts';
 import { fold } from '../state.ts';
 import { NotOwner, openWork } from './context.ts';
 import type { Actor, HostContext, Partition } from './context.ts';
+import { writable } from './hold.ts';
 import { writeSnapshot } from './snapshot.ts';
 
 export type CommitMeta = { causationId: string | null; correlationId: string | null; traceparent: string | null };
@@ -26,6 +27,9 @@ export async function commit(ctx: HostContext, part: Partition, actor: Actor, ev
   // A write of this partition failed and may have landed: what did is learnt from the log
   // first, and an actor whose state it moved past has been replaced (its decision is void).
   if (part.appender.inDoubt) await part.appender.settled();
+  // A rebalance under way: wait for the group to say whether the partition stays here.
+  const held = writable(ctx, part);
+  if (held) await held;
   if (part.revoked) throw new NotOwner(`partition ${part.id} is not owned by this host`);
   if (actor.replaced) throw new NotOwner(`conversation ${actor.id} was rebuilt from the log after a write in doubt; this actor writes nothing more`);
   const key = actor.key;

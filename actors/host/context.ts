@@ -174,6 +174,8 @@ export type HostContext = {
   alive: () => true | Promise<boolean>;
   /** Set while that question is open. */
   doubting: boolean;
+  /** Set from the moment the group begins to rebalance until it settles (onAssigned): appends wait (host/hold.ts). */
+  hold: { until: Promise<void>; release: () => void; since: number } | null;
   /** Counts the group's assignments to this host (each time it settles). */
   epoch: number;
   /** The flows this host runs, and what their side effects go through (null: no flows). */

@@ -7,6 +7,7 @@ import { actorFor } from './activate.ts';
 import { hasPendingWork, NotOwner } from './context.ts';
 import type { HostContext, Partition } from './context.ts';
 import { fold } from '../state.ts';
+import { beforeWrite, releaseWrites } from './hold.ts';
 import { run } from './mailbox.ts';
 import { warm, warmHinted } from './warm.ts';
 
@@ -19,6 +20,8 @@ export function onAssigned(ctx: HostContext, assigned: number[]): void {
   ctx.fenced = false;
   const set = new Set(assigned);
   for (const id of [...ctx.partitions.keys()]) if (afresh || !set.has(id)) release(ctx, id);
+  // Appends held since the rebalance began go on now, those of revoked partitions refused.
+  releaseWrites(ctx);
   const taken = assigned.filter((id) => !ctx.partitions.has(id));
   if (taken.length) ctx.logger.info(`assigned partitions ${assigned.join(',')}: taking ${taken.join(',')} over`);
   const parts = taken.map((id) => acquire(ctx, id));
@@ -59,7 +62,7 @@ export function acquire(ctx: HostContext, id: number): Partition {
       }
     }, ends?.[id]);
     const t2 = performance.now();
-    part.appender = createAppender({ log, topic: TOPICS.events, partition: id, next: end, onForeign: (from, to) => reconcile(ctx, part, from, to), onDoubt: (from) => settleDoubt(ctx, part, from) });
+    part.appender = createAppender({ log, topic: TOPICS.events, partition: id, next: end, guard: () => beforeWrite(ctx, part), onForeign: (from, to) => reconcile(ctx, part, from, to), onDoubt: (from) => settleDoubt(ctx, part, from) });
     part.checkpoint = snapCp;
     // A conversation with events after the checkpoint may owe work, and activating it finds out
     // (before the checkpoint, everything is in snapshots and nothing is owed: the tail reaches
