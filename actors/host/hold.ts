@@ -21,6 +21,7 @@ export function holdWrites(ctx: HostContext): void {
   let release!: () => void;
   const until = new Promise<void>((r) => (release = r));
   ctx.hold = { until, release, since: performance.now() };
+  ctx.logger.info(`the group rebalances: appends wait until it says which of partitions ${[...ctx.partitions.keys()].join(',') || '(none)'} stay here`);
 }
 
 /** The group settled (onAssigned has marked what was revoked): held appends go on or are refused. */
@@ -28,6 +29,7 @@ export function releaseWrites(ctx: HostContext): void {
   const h = ctx.hold;
   if (!h) return;
   ctx.hold = null;
+  ctx.logger.info(`the group settled: appends held ${(performance.now() - h.since).toFixed(0)} ms go on (those of partitions no longer here are refused)`);
   h.release();
 }
 

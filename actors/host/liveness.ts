@@ -38,6 +38,16 @@ const within = <T>(p: Promise<T>, ms: number): Promise<T | null> => Promise.race
 export function startLiveness(ctx: HostContext, subscription: Subscription, group: string, settings: LivenessSettings): { stop(): Promise<void> } {
   const { store, ttlMs, everyMs } = settings;
   let lastTick = performance.now();
+  /**
+   * When the last renewal that went through was made (its expiry is that moment + ttl, by this
+   * host's clock): the lease may run out before then, however punctual the timer, if renewals
+   * are slow (a starved process or Redis: the one in flight holds the next ones back). Null:
+   * no lease of this member yet.
+   */
+  let renewedAt: number | null = null;
+  /** How long before its lease may run out a host stops trusting it: a write sent now must land before the others can take it for dead. */
+  const marginMs = 2 * everyMs;
+  let warnedLapseAt = -Infinity;
   /** Since when renewals succeed: only a host that keeps its own lease judges the others'. */
   let healthySince: number | null = null;
   let mine: string | null = null;
@@ -65,18 +75,25 @@ export function startLiveness(ctx: HostContext, subscription: Subscription, grou
   };
 
   /** Whether this host still owns what it holds after a stall of `frozenMs` (one question at a time). */
-  const askGroup = (frozenMs: number): Promise<boolean> => {
+  const askGroup = (frozenMs: number, lapsed = false): Promise<boolean> => {
     if (doubt) return doubt;
     ctx.doubting = true;
     // This host's own view of the others' leases is as stale as its own: judge nobody for a while.
     healthySince = null;
-    ctx.m.errors.inc({ kind: 'host_frozen' });
+    ctx.m.errors.inc({ kind: lapsed ? 'lease_lapsing' : 'host_frozen' });
     const epoch = ctx.epoch;
     const t0 = performance.now();
-    ctx.logger.warn(`this host was frozen for ${frozenMs.toFixed(0)} ms (lease ${ttlMs} ms): its appends wait until the group says whether it still owns partitions ${[...ctx.partitions.keys()].join(',') || '(none)'}`);
+    const owned = [...ctx.partitions.keys()].join(',') || '(none)';
+    if (!lapsed) ctx.logger.warn(`this host was frozen for ${frozenMs.toFixed(0)} ms (lease ${ttlMs} ms): its appends wait until the group says whether it still owns partitions ${owned}`);
+    // (Renewals failing for a while, Redis away: said once every 5 s, not at every question.)
+    else if (t0 - warnedLapseAt > 5_000) {
+      warnedLapseAt = t0;
+      ctx.logger.warn(`this host's lease was last renewed ${frozenMs.toFixed(0)} ms ago (lease ${ttlMs} ms): its appends wait until the group says whether it still owns partitions ${owned}`);
+    }
     doubt = (async () => {
       const me = subscription.memberId?.() ?? null;
-      if (me) await within(store.renew(me, ttlMs).catch(() => {}), ttlMs);
+      const at = performance.now();
+      if (me) await within(store.renew(me, ttlMs).then(() => void (renewedAt = at)).catch(() => {}), ttlMs);
       // A host that read this lease as run out just before the renewal has removed this member by now.
       await sleep(2 * everyMs);
       // No answer (the broker is away: this host could not append meanwhile either): ask again,
@@ -117,10 +134,17 @@ export function startLiveness(ctx: HostContext, subscription: Subscription, grou
 
   ctx.alive = () => {
     if (doubt) return doubt;
-    const gap = performance.now() - lastTick;
-    if (gap <= ttlMs || ctx.stopping) return true;
-    lastTick = performance.now();
-    return askGroup(gap);
+    const now = performance.now();
+    const gap = now - lastTick;
+    const age = renewedAt === null ? 0 : now - renewedAt;
+    if ((gap <= ttlMs && age <= ttlMs - marginMs) || ctx.stopping) return true;
+    if (gap > ttlMs) {
+      lastTick = now;
+      return askGroup(gap);
+    }
+    // Punctual timers, but no renewal went through lately: the others may take this host for
+    // dead any moment (seen at load ≈ 40: removed while it went on writing, a seq doubled).
+    return askGroup(age, true);
   };
 
   async function tick() {
@@ -140,9 +164,12 @@ export function startLiveness(ctx: HostContext, subscription: Subscription, grou
       if (me !== mine) {
         if (mine) await store.forget([mine]);
         mine = me;
+        renewedAt = null;
       }
       if (!me) return;
+      const at = performance.now();
       await store.renew(me, ttlMs);
+      if (mine === me) renewedAt = at;
       if (doubt) return;
       healthySince ??= now;
       if (!ctx.log.evict || now - healthySince < 2 * ttlMs) return;

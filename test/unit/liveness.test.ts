@@ -26,14 +26,15 @@ const stall = (ms: number) => {
 };
 
 /** A host owning partition 0 with its lease running; the group answers `answers` in turn (the last one from then on). */
-function world(answers: Array<boolean | null>) {
+function world(answers: Array<boolean | null>, renewals: { hang: boolean } = { hang: false }) {
   const log = fileLog(1);
   const evicted: string[][] = [];
   log.evict = async (_group, members) => void evicted.push(members);
   const ctx: HostContext = createHostContext({ log, snapshots: createMemorySnapshotStore(), readModel: null, catalog: createTwinCatalog(), replyModel: { name: 'stub', reply: async () => ({ text: 'x', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } }) }, metrics: createMetrics(), logger: quiet });
   const leases = new Map<string, number>();
   const store: Liveness = {
-    renew: async (m, ttl) => void leases.set(m, Date.now() + ttl),
+    // Hanging: the renewal never reaches the store (a starved Redis or process); the next wait behind it.
+    renew: (m, ttl) => (renewals.hang ? new Promise<void>(() => {}) : Promise.resolve(void leases.set(m, Date.now() + ttl))),
     expired: async () => [...leases].filter(([, t]) => t < Date.now()).map(([m]) => m),
     forget: async (ms) => void ms.forEach((m) => leases.delete(m)),
     close: async () => {},
@@ -103,5 +104,26 @@ describe('a host that stalled longer than its lease', () => {
     stall(3 * TTL);
     expect(await w.ctx.alive()).toBe(true);
     expect(w.ctx.partitions.has(0)).toBe(true);
+  });
+});
+
+describe('a host whose timers are punctual but whose renewals do not go through', () => {
+  it('holds its appends and asks the group before its lease can run out (the others would take it for dead)', async () => {
+    const renewals = { hang: false };
+    const w = world([true], renewals);
+    await sleep(30);
+    expect(w.ctx.alive()).toBe(true);
+    renewals.hang = true; // from now on no renewal lands, while the timer goes on firing every 10 ms
+    await sleep(TTL / 2);
+    expect(w.ctx.alive()).toBe(true); // the lease still has more than its margin left
+    await sleep(TTL / 2);
+    // Less than the margin (2 renewal periods) left, or already past: not sure of the partitions.
+    const alive = w.ctx.alive();
+    expect(alive).toBeInstanceOf(Promise);
+    renewals.hang = false;
+    expect(await alive).toBe(true);
+    expect(w.ctx.partitions.has(0)).toBe(true);
+    for (let i = 0; i < 20 && w.ctx.alive() !== true; i++) await sleep(10);
+    expect(w.ctx.alive()).toBe(true);
   });
 });
