@@ -1,5 +1,6 @@
 import { loadMigrations } from '../projections/migrate.ts';
 import { claimReadModel } from '../projections/log-identity.ts';
+import { within } from '../runtime/deadline.ts';
 import { espeakAvailable } from '../models/espeak-speech.ts';
 import { TOPICS } from '../log/port.ts';
 import type { Backends } from '../runtime/wire.ts';
@@ -7,9 +8,6 @@ import type { Config } from '../runtime/config.ts';
 
 export type Check = { name: string; ok: boolean; detail: string; fix?: string };
 
-function within<T>(p: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([p, new Promise<never>((_, reject) => void setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref?.())]);
-}
 
 /** Checks each backend the configuration names and says what to do about what fails. */
 export async function doctor(config: Config, b: Backends): Promise<Check[]> {

@@ -10,6 +10,7 @@ import type { KeyStore } from '../sealing/keys.ts';
 import { applyBatches } from './apply.ts';
 import type { BatchResult, PartitionBatch } from './apply.ts';
 import type { Db } from '../stores/sql.ts';
+import { within } from '../runtime/deadline.ts';
 
 export type ProjectorOptions = {
   log: EventLog;
@@ -59,13 +60,6 @@ export type Projector = {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** `p`, or a rejection once `ms` have passed without it settling (what it does later is ignored). */
-function settledWithin<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the transaction did not settle within ${ms} ms`)), ms);
-    p.then(resolve, reject).finally(() => clearTimeout(timer));
-  });
-}
 /** Records in one transaction before further partitions' batches get one of their own (see the queue in createProjector). */
 const GROUP_RECORDS = 4_000;
 /**
@@ -111,7 +105,7 @@ export function createProjector(options: ProjectorOptions): Projector {
     const started = performance.now();
     // Before the transaction: cached keys cost no query, and PGlite's one connection is free.
     const keys = await keysFor(keyStore, batches.flatMap((b) => b.records));
-    const results = await settledWithin(db.tx((q) => applyBatches(q, name, batches, { keys, lazyCommit })), txTimeoutMs);
+    const results = await within(db.tx((q) => applyBatches(q, name, batches, { keys, lazyCommit })), txTimeoutMs, `the transaction did not settle within ${txTimeoutMs} ms`);
     const now = Date.now();
     let applied = 0;
     for (const [i, r] of results.entries()) {

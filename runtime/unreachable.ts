@@ -1,4 +1,5 @@
 import type { Config } from './config.ts';
+import { within } from './deadline.ts';
 
 /** The backends a process uses, each with its `ping` and how it is described at start. */
 type Pingable = { log: { ping(): Promise<unknown> }; db: { ping(): Promise<unknown> }; snapshots: { ping(): Promise<unknown> }; describe: Record<string, string> };
@@ -8,8 +9,6 @@ export class BackendUnreachable extends Error {
   readonly code = 'backend_unreachable';
 }
 
-const within = <T>(p: Promise<T>, ms: number): Promise<T> =>
-  Promise.race([p, new Promise<never>((_, reject) => void setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref?.())]);
 
 /**
  * After a failure at start: asks each backend whether it answers. Those that do not are named

@@ -50,6 +50,7 @@ import { flowEnvironment, FlowsInvalid, loadFlows } from './flows.ts';
 import { createFlowRegistry } from '../flows/registry.ts';
 import { claimReadModel } from '../projections/log-identity.ts';
 import { logIdentity, type LogIdentity } from './log-identity.ts';
+import { within } from './deadline.ts';
 
 export type Role = 'gateway' | 'actors' | 'projections';
 export const ALL_ROLES: Role[] = ['gateway', 'actors', 'projections'];
@@ -217,7 +218,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
   const checks = async (): Promise<Record<string, string | null>> => {
     const check = async (f: () => Promise<unknown>) => {
       try {
-        await withTimeout(f(), 2000);
+        await within(f(), 2000);
         return null;
       } catch (err) {
         return (err as Error).message || String(err);
@@ -321,9 +322,3 @@ function voiceLines(config: Config, stt: string | null): Record<string, string> 
   };
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
-  });
-}

@@ -96,25 +96,19 @@ export function createPostgresDb(options: PostgresDbOptions): Db {
       let lost: unknown = null;
       const body = (t: postgres.Sql): Promise<unknown> => {
         const inner = on(t);
+        /** A statement of `fn`: refused unsent once the connection is gone; a loss it meets is remembered. */
+        const guarded = async <R>(send: () => Promise<R>): Promise<R> => {
+          if (over || lost) throw connectionLost(lost);
+          try {
+            return await send();
+          } catch (err) {
+            if (isConnectionLoss(err)) lost ??= err;
+            throw err;
+          }
+        };
         const q: Query = {
-          async query<T>(text: string, params?: unknown[]) {
-            if (over || lost) throw connectionLost(lost);
-            try {
-              return await inner.query<T>(text, params);
-            } catch (err) {
-              if (isConnectionLoss(err)) lost ??= err;
-              throw err;
-            }
-          },
-          async exec(script: string) {
-            if (over || lost) throw connectionLost(lost);
-            try {
-              await inner.exec(script);
-            } catch (err) {
-              if (isConnectionLoss(err)) lost ??= err;
-              throw err;
-            }
-          },
+          query: <T>(text: string, params?: unknown[]) => guarded(() => inner.query<T>(text, params)),
+          exec: (script: string) => guarded(() => inner.exec(script)),
         };
         return fn(q).catch((err) => {
           if (!over && !lost) throw err;
