@@ -120,6 +120,10 @@ describe('failover between two actor hosts', () => {
       client.send({ ...seed, prompt: 'while frozen', requestId: 'z' });
       const deadline = Date.now() + 15_000;
       while (fake.requests.length === asked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      // The model is asked while the prompt's PromptReceived is appended: frozen only once that
+      // landed, the zombie holds just the model's answer (a write already inside the Kafka client
+      // when a host freezes is the gap no host-side fence closes; see the README).
+      while (Date.now() < deadline && !(await readConversation(log, conversationId)).some((e) => e.type === 'PromptReceived' && e.correlationId === 'z')) await new Promise((r) => setTimeout(r, 10));
       owner.child.kill('SIGSTOP');
       const reply = await client.next((f) => f.type === 'reply', 30_000);
       expect(reply).toMatchObject({ reply: 'echo: while frozen', requestId: 'z' });
