@@ -477,20 +477,23 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     partitions: options.partitions,
     async ensureTopics(topics, topicOptions) {
       const a = await connectedAdmin();
-      const existing = new Set(await a.listTopics());
-      const missing = topics.map(full).filter((t) => !existing.has(t));
       const configEntries = topicOptions?.compacted ? Object.entries(COMPACTED_TOPIC_CONFIG).map(([name, value]) => ({ name, value })) : undefined;
-      if (missing.length) {
-        await a.createTopics({
-          waitForLeaders: true,
-          topics: missing.map((topic) => ({ topic, numPartitions: options.partitions, replicationFactor: -1, configEntries })),
-        });
-      }
-      // kafkajs' waitForLeaders returns before every broker answers as the leader: on a fresh
-      // broker the first reads failed with "not the leader for that topic-partition" (and the
-      // process did not start). Wait until each topic's offsets can be listed (at most 10 s).
+      // kafkajs' createTopics waits for the leaders itself, and gives up on the first answer it
+      // does not expect: a broker of a fresh cluster that does not know the new topic yet ("does
+      // not host this topic-partition", retriable; the process did not start), and its wait
+      // returns before every broker answers as the leader ("not the leader" on the first reads).
+      // So: create what is missing and wait until each topic's offsets can be listed, again
+      // while the answers are retriable (at most 10 s).
       for (const until = Date.now() + 10_000; ; ) {
         try {
+          const existing = new Set(await a.listTopics());
+          const missing = topics.map(full).filter((t) => !existing.has(t));
+          if (missing.length) {
+            await a.createTopics({
+              waitForLeaders: true,
+              topics: missing.map((topic) => ({ topic, numPartitions: options.partitions, replicationFactor: -1, configEntries })),
+            });
+          }
           const meta = await a.fetchTopicMetadata({ topics: topics.map(full) });
           for (const t of meta.topics) {
             if (t.partitions.length !== options.partitions) {

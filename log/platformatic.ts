@@ -327,10 +327,14 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
       // Wait until every partition has a leader, so the first append does not fail.
       const until = Date.now() + 10_000;
       for (;;) {
-        const meta = await a.metadata({ topics: topics.map(full), forceUpdate: true });
-        let ready = true;
+        // A broker of a fresh cluster may not know a topic just created: asked again until the deadline.
+        const meta = await a.metadata({ topics: topics.map(full), forceUpdate: true }).catch((err) => {
+          if (Date.now() > until) throw err;
+          return null;
+        });
+        let ready = meta !== null;
         for (const name of topics.map(full)) {
-          const t = meta.topics.get(name);
+          const t = meta?.topics.get(name);
           if (!t) { ready = false; continue; }
           if (t.partitionsCount !== options.partitions) {
             throw Object.assign(new Error(`topic ${name} has ${t.partitionsCount} partitions but GEMELLO_PARTITIONS is ${options.partitions}; they must match`), { code: 'bad_config' });

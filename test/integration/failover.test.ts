@@ -1,34 +1,17 @@
 // Two actor hosts as real processes in one consumer group on real Kafka: SIGKILL the one
 // that owns a conversation and the other takes its partition over without losing or
 // repeating anything, also when it dies while a reply streams.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readConversation } from '../../cli/read-conversation.ts';
-import { startFakeOpenAI } from '../support/fake-openai.ts';
-import type { FakeOpenAI } from '../support/fake-openai.ts';
+import { hostFixture } from '../support/host-processes.ts';
 import type { EventLog } from '../../log/port.ts';
 import { explainDirtyLogs } from '../support/log-forensics.ts';
 import type { Logged } from '../support/log-forensics.ts';
-import type { Gemello } from '../support/processes.ts';
 import { failoverCluster, firstReply } from '../support/two-hosts.ts';
 
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const PARTITIONS = 4;
-let fake: FakeOpenAI;
-let procs: Gemello[] = [];
-
-beforeAll(async () => {
-  fake = await startFakeOpenAI();
-});
-afterAll(async () => {
-  await fake?.close();
-});
-afterEach(async () => {
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
-  procs = [];
-  fake.setMode('ok');
-  fake.setTokenDelay(0);
-});
-
+const fx = hostFixture('each');
 
 /** No gap, no duplicate; when there is one, the message says what the log holds there and what the hosts logged around it. */
 async function assertCleanLog(events: { seq: number }[], log: EventLog, conversationId: string, hosts: Record<string, Logged>) {
@@ -39,7 +22,7 @@ async function assertCleanLog(events: { seq: number }[], log: EventLog, conversa
 
 describe('failover between two actor hosts', () => {
   it('goes on after the owner of the conversation is SIGKILLed mid-conversation', async () => {
-    const { url, a, b, log } = await failoverCluster('fo', PARTITIONS, fake, procs);
+    const { url, a, b, log } = await failoverCluster('fo', PARTITIONS, fx.fake, fx.procs);
     try {
       const { client, conversationId, p, owner, other } = await firstReply(url, a, b, PARTITIONS, { ...seed, prompt: 'one' });
 
@@ -69,12 +52,12 @@ describe('failover between two actor hosts', () => {
   }, 120_000);
 
   it('finishes a prompt whose host died mid-stream (after PromptReceived, before the model finished), exactly once: reply.restart, then deltas from 0', async () => {
-    const { url, a, b, log } = await failoverCluster('fo', PARTITIONS, fake, procs);
+    const { url, a, b, log } = await failoverCluster('fo', PARTITIONS, fx.fake, fx.procs);
     try {
       const { client, conversationId, p, owner, other } = await firstReply(url, a, b, PARTITIONS, { ...seed, prompt: 'warm up' });
 
       // The model writes slowly: the owner is streaming when it dies.
-      fake.setTokenDelay(60);
+      fx.fake.setTokenDelay(60);
       const words = 'the interrupted one goes on for a good many words so that it is still streaming';
       client.send({ ...seed, type: 'prompt', prompt: words, requestId: 'x', stream: true });
       const first = await client.next((f) => f.type === 'reply.delta', 15_000);
@@ -82,7 +65,7 @@ describe('failover between two actor hosts', () => {
       expect(before[before.length - 1]!.type).toBe('PromptReceived');
 
       await owner.kill('SIGKILL');
-      fake.setTokenDelay(5);
+      fx.fake.setTokenDelay(5);
       const restart = await client.next((f) => f.type === 'reply.restart', 45_000);
       expect(restart).toMatchObject({ conversationId, promptSeq: first.promptSeq });
       const reply = await client.next((f) => f.type === 'reply', 45_000);
@@ -110,16 +93,16 @@ describe('failover between two actor hosts', () => {
   }, 120_000);
 
   it('a host frozen (SIGSTOP) until its partitions move, then resumed (SIGCONT), writes nothing more: the log stays clean', async () => {
-    const { url, a, b, log } = await failoverCluster('fo', PARTITIONS, fake, procs);
+    const { url, a, b, log } = await failoverCluster('fo', PARTITIONS, fx.fake, fx.procs);
     try {
       const { client, conversationId, p, owner, other } = await firstReply(url, a, b, PARTITIONS, { ...seed, prompt: 'before the freeze' });
       // The owner asks the model, which answers only after the owner is frozen: resumed, the
       // zombie holds an answer to record for a partition it no longer owns.
-      fake.setLatency(2_500);
-      const asked = fake.requests.length;
+      fx.fake.setLatency(2_500);
+      const asked = fx.fake.requests.length;
       client.send({ ...seed, prompt: 'while frozen', requestId: 'z' });
       const deadline = Date.now() + 15_000;
-      while (fake.requests.length === asked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      while (fx.fake.requests.length === asked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       // The model is asked while the prompt's PromptReceived is appended: frozen only once that
       // landed, the zombie holds just the model's answer (a write already inside the Kafka client
       // when a host freezes is the gap no host-side fence closes; see the README).
@@ -129,7 +112,7 @@ describe('failover between two actor hosts', () => {
       expect(reply).toMatchObject({ reply: 'echo: while frozen', requestId: 'z' });
       // The survivor reports what it owns over IPC; that report may come just after the reply.
       await other.waitFor(() => other.owned().includes(p), 'the survivor to report the partition as its own', 10_000);
-      fake.setLatency(0);
+      fx.fake.setLatency(0);
       await new Promise((r) => setTimeout(r, 3_000)); // the zombie's model answer is waiting for it
       owner.child.kill('SIGCONT');
       await owner.waitFor(() => /was frozen/.test(owner.output()), 'the resumed host to fence itself', 10_000);
@@ -146,13 +129,7 @@ describe('failover between two actor hosts', () => {
       expect(replies).toHaveLength(3);
       expect(new Set(replies.map((e) => (e.data as { promptSeq: number }).promptSeq)).size).toBe(3);
     } finally {
-      owner_cont(a, b);
       await log.close();
     }
   }, 120_000);
 });
-
-/** A stopped process cannot be killed by SIGTERM: resume both before the clean-up kills them. */
-function owner_cont(...ps: Gemello[]) {
-  for (const p of ps) p.child.kill('SIGCONT');
-}

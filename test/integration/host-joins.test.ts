@@ -4,41 +4,25 @@
 // the new owner reads their end as soon as it is assigned. Before the hold (actors/host/hold.ts)
 // the log doubled 3–13 seqs in each of 4 runs of 4 with @platformatic/kafka (load 8–15; with
 // kafkajs in none of 3).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeOpenAI } from '../support/fake-openai.ts';
-import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { KAFKA_BROKERS, realEnv } from '../support/env.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { KAFKA_BROKERS } from '../support/env.ts';
+import { gatewayAndHost, hostFixture } from '../support/host-processes.ts';
 import { kafkaLog } from '../support/kafka.ts';
 import { explainDirtyLogs } from '../support/log-forensics.ts';
-import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
+import { startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { openConversations } from '../support/traffic.ts';
 
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const PARTITIONS = 4;
 const JOINS = 4;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-let fake: FakeOpenAI;
-const procs: Gemello[] = [];
-beforeAll(async () => {
-  fake = await startFakeOpenAI();
-});
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
-  await fake?.close();
-});
+const fx = hostFixture('all');
 
 describe('actor hosts joining a host under traffic', () => {
   it('the host that loses partitions writes nothing more to them: every conversation\'s log stays clean', async () => {
-    const real = realEnv('hj');
-    const env = { ...real.env, ...fakeModelEnv(fake), GEMELLO_PARTITIONS: String(PARTITIONS), GEMELLO_KAFKA_SESSION_TIMEOUT_MS: '6000', GEMELLO_RATE_PER_SEC: '1000', GEMELLO_RATE_BURST: '1000' };
-    const port = await freePort();
-    const gateway = await startGemello(['serve', '--roles', 'gateway,projections'], { ...env, PORT: String(port) });
-    procs.push(gateway);
-    const a = await startGemello(['actors'], env);
-    procs.push(a);
-    await a.waitFor(() => a.owned().length === PARTITIONS, 'the first host to own every partition', 30_000);
-    const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace: real.namespace });
+    const { env, namespace, port, host: a } = await gatewayAndHost(fx, 'hj', PARTITIONS);
+    const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
     try {
       const { clients, conversations } = await openConversations(`ws://127.0.0.1:${port}/ws`, 20, seed, (f) => f.type === 'reply' || f.type === 'error');
       let traffic = true;
@@ -53,7 +37,7 @@ describe('actor hosts joining a host under traffic', () => {
       for (let k = 0; k < JOINS; k++) {
         await sleep(600);
         const b = await startGemello(['actors'], env);
-        procs.push(b);
+        fx.procs.push(b);
         hosts[`b${k}`] = b;
         await b.waitFor(() => b.owned().length > 0, 'the joining host to be assigned partitions', 30_000);
         await sleep(800);

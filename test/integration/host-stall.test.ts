@@ -2,43 +2,23 @@
 // or a long pause would), then runs again: nobody else could have taken its partitions, and
 // it must serve again at once — with nothing lost and nothing answered twice. (Two hosts,
 // where the frozen one does lose its partitions, are in failover.test.ts.)
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeOpenAI } from '../support/fake-openai.ts';
-import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { KAFKA_BROKERS, realEnv } from '../support/env.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { KAFKA_BROKERS } from '../support/env.ts';
+import { gatewayAndHost, hostFixture } from '../support/host-processes.ts';
 import { kafkaLog } from '../support/kafka.ts';
-import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
-import type { Gemello } from '../support/processes.ts';
 import { expectEachPromptAnsweredOnce, openConversations } from '../support/traffic.ts';
 
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const PARTITIONS = 4;
 const CONVERSATIONS = 6;
 const FROZEN_MS = 1_200;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-let fake: FakeOpenAI;
-let procs: Gemello[] = [];
-
-beforeAll(async () => {
-  fake = await startFakeOpenAI();
-});
-afterAll(async () => {
-  for (const p of procs) p.child.kill('SIGCONT');
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
-  await fake?.close();
-});
+const fx = hostFixture('all');
 
 describe('a lone actor host that stalls longer than its lease', () => {
   it('serves again right after the stall: every prompt answered once, the log clean, the host keeps its partitions', async () => {
-    const real = realEnv('st');
-    const env = { ...real.env, ...fakeModelEnv(fake), GEMELLO_PARTITIONS: String(PARTITIONS), GEMELLO_KAFKA_SESSION_TIMEOUT_MS: '6000', GEMELLO_LEASE_MS: '400', GEMELLO_RATE_PER_SEC: '1000', GEMELLO_RATE_BURST: '1000' };
-    const port = await freePort();
-    const gateway = await startGemello(['serve', '--roles', 'gateway,projections'], { ...env, PORT: String(port) });
-    procs.push(gateway);
-    const host = await startGemello(['actors'], env);
-    procs.push(host);
-    await host.waitFor(() => host.owned().length === PARTITIONS, 'the host to own every partition', 30_000);
-    const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace: real.namespace });
+    const { namespace, port, gateway, host } = await gatewayAndHost(fx, 'st', PARTITIONS, { GEMELLO_LEASE_MS: '400' });
+    const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
     try {
       const { clients, conversations } = await openConversations(`ws://127.0.0.1:${port}/ws`, CONVERSATIONS, seed, (f) => f.type === 'reply' || f.type === 'error');
       let traffic = true;

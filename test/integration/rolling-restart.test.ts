@@ -2,37 +2,23 @@
 // The host hands its partitions over (drains, writes snapshots and checkpoints, then leaves
 // the group): no client sees an error frame, and every prompt gets exactly one reply.
 import { loadavg } from 'node:os';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { partitionFor } from '../../log/partition.ts';
-import { startFakeOpenAI } from '../support/fake-openai.ts';
-import type { FakeOpenAI } from '../support/fake-openai.ts';
+import { hostFixture } from '../support/host-processes.ts';
 import { KAFKA_BROKERS } from '../support/env.ts';
 import { kafkaLog } from '../support/kafka.ts';
 import { fakeModelEnv, startTwoHostCluster } from '../support/processes.ts';
-import type { Gemello } from '../support/processes.ts';
 import { expectEachPromptAnsweredOnce, openConversations } from '../support/traffic.ts';
 
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const PARTITIONS = 4;
 const CONVERSATIONS = 20;
-let fake: FakeOpenAI;
-let procs: Gemello[] = [];
-
-beforeAll(async () => {
-  fake = await startFakeOpenAI();
-});
-afterAll(async () => {
-  await fake?.close();
-});
-afterEach(async () => {
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
-  procs = [];
-});
+const fx = hostFixture('each');
 
 describe('rolling restart of an actor host', () => {
   it('SIGTERM under traffic from 20 conversations: no error frame, every prompt answered exactly once', async () => {
-    const { port, gateway, a, b, namespace } = await startTwoHostCluster('rr', PARTITIONS, { ...fakeModelEnv(fake), GEMELLO_RATE_PER_SEC: '1000', GEMELLO_RATE_BURST: '1000' });
-    procs.push(gateway, a, b);
+    const { port, gateway, a, b, namespace } = await startTwoHostCluster('rr', PARTITIONS, { ...fakeModelEnv(fx.fake), GEMELLO_RATE_PER_SEC: '1000', GEMELLO_RATE_BURST: '1000' });
+    fx.procs.push(gateway, a, b);
     const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
     try {
       const { clients, conversations } = await openConversations(`ws://127.0.0.1:${port}/ws`, CONVERSATIONS, seed, (f) => f.type === 'reply' || f.type === 'error');

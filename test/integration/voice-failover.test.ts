@@ -6,50 +6,39 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { readConversation } from '../../cli/read-conversation.ts';
-import { startFakeOpenAI } from '../support/fake-openai.ts';
-import type { FakeOpenAI } from '../support/fake-openai.ts';
-import type { Gemello } from '../support/processes.ts';
+import { hostFixture } from '../support/host-processes.ts';
 import { failoverCluster, firstReply } from '../support/two-hosts.ts';
 
 const twin = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 const PARTITIONS = 4;
-let fake: FakeOpenAI;
-let procs: Gemello[] = [];
-
-beforeAll(async () => {
-  fake = await startFakeOpenAI();
-});
-afterAll(async () => {
-  await Promise.all(procs.map((p) => p.kill('SIGKILL')));
-  await fake?.close();
-});
+const fx = hostFixture('all');
 
 it('SIGKILL of the owning host after SpeechReceived: the new owner replies exactly once, without transcribing again', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'voice-fo-'));
   execFileSync('espeak-ng', ['-v', 'it', '-w', join(dir, 'it.wav'), 'Che cosa compreresti oggi?']);
   const wav = readFileSync(join(dir, 'it.wav'));
-  const { url, a, b, log } = await failoverCluster('vfo', PARTITIONS, fake, procs);
+  const { url, a, b, log } = await failoverCluster('vfo', PARTITIONS, fx.fake, fx.procs);
   try {
     const { client, conversationId, p, owner, other } = await firstReply(url, a, b, PARTITIONS, { type: 'prompt', ...twin, prompt: 'warm up' });
 
     // The model does not answer the owner: it is still thinking when it dies.
-    fake.setMode('hang');
-    fake.setTranscript('che cosa compreresti oggi?');
-    const asked = fake.requests.length;
+    fx.fake.setMode('hang');
+    fx.fake.setTranscript('che cosa compreresti oggi?');
+    const asked = fx.fake.requests.length;
     client.send({ type: 'audio.start', ...twin, conversationId, format: 'wav', requestId: 'spoken' });
     client.ws.send(Buffer.from(wav));
     client.send({ type: 'audio.end' });
     const transcript = await client.next((f) => f.type === 'transcript');
     const deadline = Date.now() + 15_000;
-    while (fake.requests.length === asked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    expect(fake.requests.length).toBeGreaterThan(asked);
+    while (fx.fake.requests.length === asked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(fx.fake.requests.length).toBeGreaterThan(asked);
     const before = await readConversation(log, conversationId);
     expect(before.slice(-2).map((e) => e.type)).toEqual(['SpeechReceived', 'PromptReceived']);
 
     await owner.kill('SIGKILL');
-    fake.setMode('ok');
+    fx.fake.setMode('ok');
     const reply = await client.next((f) => f.type === 'reply', 45_000);
     expect(reply).toMatchObject({ conversationId, reply: 'echo: che cosa compreresti oggi?', requestId: 'spoken' });
     // The survivor reports what it owns over IPC; that report may come just after the reply.
@@ -61,7 +50,7 @@ it('SIGKILL of the owning host after SpeechReceived: the new owner replies exact
     const promptSeq = (transcript.seq as number) + 1;
     expect(events.filter((e) => e.type === 'ReplyGenerated' && (e.data as { promptSeq: number }).promptSeq === promptSeq)).toHaveLength(1);
     expect(events.filter((e) => e.type === 'SpeechReceived')).toHaveLength(1);
-    expect(fake.transcriptions).toHaveLength(1);
+    expect(fx.fake.transcriptions).toHaveLength(1);
   } finally {
     await log.close();
   }
