@@ -23,13 +23,16 @@ const SPECIAL = /[\u0000\u0015\u001e\u001f]/;
 const UNSTORABLE_JSON = /\\u0000|\\ud[89a-f]/i;
 const storable = (s: string): string => s.toWellFormed().replace(NUL, '\uFFFD');
 
+/** A jsonb column's value as JSON text PostgreSQL stores (see above; also projections/copy-rows.ts). */
+export function jsonText(v: unknown): string {
+  const text = JSON.stringify(v);
+  return UNSTORABLE_JSON.test(text) ? JSON.stringify(v, (_k, x) => (typeof x === 'string' ? storable(x) : x)) : text;
+}
+
 /** A field's text, or null when the value cannot be packed. */
 function field(v: unknown, json: boolean | undefined): string | null {
   if (v === null || v === undefined) return NULL;
-  if (json) {
-    const text = JSON.stringify(v);
-    return UNSTORABLE_JSON.test(text) ? JSON.stringify(v, (_k, x) => (typeof x === 'string' ? storable(x) : x)) : text;
-  }
+  if (json) return jsonText(v);
   switch (typeof v) {
     case 'string':
       // One scan for the usual text, which holds none of the four.

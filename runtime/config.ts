@@ -49,6 +49,7 @@ const EnvSchema = z.object({
   GEMELLO_VOICE_MAX_BYTES: int(8 * 1024 * 1024, 1024),
   GEMELLO_KEEP_VOICE: z.enum(['0', '1', 'true', 'false', 'on', 'off', 'yes', 'no']).default('0'),
   GEMELLO_RETENTION_DAYS: z.coerce.number().min(0).default(90),
+  GEMELLO_PROJECTION_COPY_ROWS: int(200, 0),
 });
 
 /** `GEMELLO_BACKENDS="crm=http://…,erp=http://…"`: the backends flows may call, by name (flows hold names, never URLs or secrets). */
@@ -114,6 +115,8 @@ export type Config = {
   voice: { maxSeconds: number; maxBytes: number; keep: boolean };
   /** Conversations with no event for this many days are erased (0: kept for ever). */
   retentionDays: number;
+  /** The projector writes a transaction's events or messages by COPY from this many on (PostgreSQL; 0: never). */
+  projectionCopyRows: number;
   /** The raw environment, for the model and telemetry selection. */
   env: Record<string, string | undefined>;
 };
@@ -168,6 +171,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     masterKey: e.GEMELLO_MASTER_KEY ?? null,
     voice: { maxSeconds: e.GEMELLO_VOICE_MAX_SECONDS, maxBytes: e.GEMELLO_VOICE_MAX_BYTES, keep: ['1', 'true', 'on', 'yes'].includes(e.GEMELLO_KEEP_VOICE) },
     retentionDays: e.GEMELLO_RETENTION_DAYS,
+    projectionCopyRows: e.GEMELLO_PROJECTION_COPY_ROWS,
     env,
   };
 }

@@ -1,5 +1,6 @@
 import postgres from 'postgres';
 import type { Db, Query } from './sql.ts';
+import { copyIn } from './postgres-copy.ts';
 
 export type PostgresDbOptions = {
   url: string;
@@ -109,6 +110,7 @@ export function createPostgresDb(options: PostgresDbOptions): Db {
         const q: Query = {
           query: <T>(text: string, params?: unknown[]) => guarded(() => inner.query<T>(text, params)),
           exec: (script: string) => guarded(() => inner.exec(script)),
+          copyIn: (statement: string, data: string) => guarded(() => copyIn(t, statement, data, ended, connectionLost)),
         };
         return fn(q).catch((err) => {
           if (!over && !lost) throw err;

@@ -3,6 +3,11 @@ export type Query = {
   query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
   /** Runs a script of several statements (no parameters), as migrations need. */
   exec(script: string): Promise<void>;
+  /**
+   * Rows for a `COPY <table> (<columns>) FROM STDIN` statement, `data` in COPY's text format
+   * (projections/copy-rows.ts). Only in a transaction on PostgreSQL; absent on PGlite.
+   */
+  copyIn?(statement: string, data: string): Promise<void>;
 };
 
 /** The read models' database: real Postgres, or PGlite when embedded. */

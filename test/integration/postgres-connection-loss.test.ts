@@ -118,3 +118,52 @@ describe('a connection to Postgres cut', () => {
     expect(uncaught).toEqual([]);
   });
 });
+
+// COPY … FROM STDIN (the projector's catch-up rows, stores/postgres-copy.ts): the package's
+// copy stream wrote to the socket after it was gone (thrown past us: the process died) and
+// heard nothing of a loss, or of the server's error, once its last row was sent (it waited
+// for good). Cut at each moment of a COPY, it fails and nothing is left of it.
+describe('a connection to Postgres cut during a COPY', () => {
+  // ≈ 2.6 MB: more than the sockets' buffers hold, so the rows are still on their way when a cut comes then.
+  const ROWS = 200_000;
+  const rows = Array.from({ length: ROWS }, (_, i) => `${100 + i}\t${i % 1000}\n`).join('');
+  const has = (bytes: number[] | string) => (chunk: Buffer) => chunk.includes(Buffer.from(bytes as never));
+  const moments: [string, 'client' | 'server', (chunk: Buffer) => boolean, boolean][] = [
+    ['as the server asks for the rows', 'server', (chunk) => chunk[0] === 0x47, false], // CopyInResponse
+    ['right after the server asked for the rows', 'server', (chunk) => chunk[0] === 0x47, true],
+    ['while the rows are on their way', 'client', (chunk) => chunk[0] === 0x64, false], // CopyData
+    ['after the last row, before the server answers', 'client', has([0x63, 0, 0, 0, 4]), true], // CopyDone
+    ['as the server says the rows are in', 'server', has('COPY '), false], // CommandComplete
+    ['right after the server said the rows are in', 'server', has('COPY '), true],
+  ];
+  for (const [moment, from, match, forward] of moments) {
+    it(`${moment}: it fails, nothing is thrown past it, nothing of it is committed, the pool serves again`, async () => {
+      const cut = proxy.cutOn(from, match, { forward });
+      const tx = db.tx(async (q) => {
+        await q.copyIn!('COPY t (id, n) FROM STDIN', rows);
+        await q.query('SELECT 1');
+      });
+      await expect(tx).rejects.toThrow();
+      await cut;
+      await sleep(200);
+      expect(uncaught).toEqual([]);
+      await servesAgain();
+      expect(uncaught).toEqual([]);
+      expect(await direct.query('SELECT count(*)::int AS n FROM t WHERE id >= 100')).toEqual([{ n: 0 }]);
+    });
+  }
+
+  it('refused by the server after its last row (a duplicate key): it fails with the server\'s error at once, the pool serves again', async () => {
+    const tx = db.tx((q) => q.copyIn!('COPY t (id, n) FROM STDIN', `${rows}${100 + ROWS - 1}\t0\n`));
+    await expect(tx).rejects.toMatchObject({ name: 'PostgresError' });
+    expect(uncaught).toEqual([]);
+    await servesAgain();
+    expect(await direct.query('SELECT count(*)::int AS n FROM t WHERE id >= 100')).toEqual([{ n: 0 }]);
+  });
+
+  it('not cut: the rows are committed', async () => {
+    await db.tx((q) => q.copyIn!('COPY t (id, n) FROM STDIN', rows));
+    expect(await direct.query('SELECT count(*)::int AS n, sum(n)::int AS s FROM t WHERE id >= 100')).toEqual([{ n: ROWS, s: (ROWS / 1000) * 499_500 }]);
+    await direct.query('DELETE FROM t WHERE id >= 100');
+  });
+});

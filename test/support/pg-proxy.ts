@@ -11,6 +11,8 @@ import type { AddressInfo, Server, Socket } from 'node:net';
  */
 export async function pgProxy(target: URL) {
   const sockets = new Set<Socket>();
+  type Side = 'client' | 'server';
+  let watch: { from: Side; match: (chunk: Buffer) => boolean; forward: boolean; done: () => void } | null = null;
   let cutAtReady = 0;
   let downAfterCut = false;
   const server: Server = createServer((client) => {
@@ -34,7 +36,24 @@ export async function pgProxy(target: URL) {
           if (downAfterCut && server.listening) server.close();
         }
       });
-    } else client.pipe(upstream).pipe(client);
+    } else {
+      // Chunk by chunk, so a cut can come at a moment of the protocol (cutOn).
+      const relay = (from: Socket, to: Socket, side: Side) =>
+        from.on('data', (chunk: Buffer) => {
+          const w = watch;
+          if (w?.from === side && w.match(chunk)) {
+            watch = null;
+            if (w.forward) to.write(chunk);
+            client.destroy();
+            upstream.destroy();
+            w.done();
+            return;
+          }
+          to.write(chunk);
+        });
+      relay(client, upstream, 'client');
+      relay(upstream, client, 'server');
+    }
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
@@ -58,6 +77,13 @@ export async function pgProxy(target: URL) {
     cutAfterStartup(n: number, { down = false } = {}) {
       cutAtReady = n;
       downAfterCut = down;
+    },
+    /**
+     * Cuts the first connection (open now or later) on which a chunk sent by `from` matches,
+     * that chunk passed on first with `forward`; resolves when it has. One at a time.
+     */
+    cutOn(from: Side, match: (chunk: Buffer) => boolean, { forward = false } = {}): Promise<void> {
+      return new Promise((done) => (watch = { from, match, forward, done }));
     },
     /** Cuts every connection open now and goes on listening (a server restart seen from the client). */
     cut() {
