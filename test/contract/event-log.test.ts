@@ -75,6 +75,35 @@ describe.each([file, kafkajs, platformatic])('event log contract: $name', (maker
     }
   });
 
+  it('reads a range larger than a fetch in order, each record once, and rejects with a failing handler', async () => {
+    const log = maker.make();
+    try {
+      await log.ensureTopics(['big']);
+      // Three appends of ≈ 360 KB: each more than one bounded fetch of @platformatic/kafka (256 KB).
+      const pad = 'x'.repeat(280);
+      const big = (b: number) => Array.from({ length: 1_200 }, (_, i) => ({ key: 'k', value: JSON.stringify({ i: b * 1_200 + i, pad }), headers: { h: String(i) } }));
+      const first = await log.append('big', 0, big(0));
+      await log.append('big', 0, big(1));
+      await log.append('big', 0, big(2));
+      const seen: number[] = [];
+      const end = await log.read('big', 0, first + 5, async (rs) => {
+        await new Promise((r) => setTimeout(r, 5)); // a handler that takes a while: the next fetch may be under way
+        for (const r of rs) {
+          expect(JSON.parse(r.value).i).toBe(r.offset - first);
+          seen.push(r.offset);
+        }
+      });
+      expect(end).toBe(first + 3_600);
+      expect(seen).toEqual(Array.from({ length: 3_595 }, (_, i) => first + 5 + i));
+      let batches = 0;
+      await expect(log.read('big', 0, first, () => {
+        if (++batches === 1) throw new Error('handler failed');
+      })).rejects.toThrow('handler failed');
+    } finally {
+      await log.close();
+    }
+  });
+
   it('delivers to a group, and a restarted group resumes after what it committed', async () => {
     let log = maker.make();
     try {
