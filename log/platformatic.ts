@@ -2,6 +2,7 @@ import { Buffer } from 'node:buffer';
 import { Admin, Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
 import type { Message, MessagesStream } from '@platformatic/kafka';
 import { createAppendQueue } from './append-queue.ts';
+import { fetchPlain } from './platformatic-fetch.ts';
 import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
 import { COMPACTED_TOPIC_CONFIG } from './port.ts';
@@ -301,8 +302,12 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
     const metadata = await r.metadata({ topics: [topic] });
     const t = metadata.topics.get(topic);
     if (!t) throw new Error(`topic ${topic} not found`);
+    const leader = t.partitions[partition]!.leader;
+    const broker = metadata.brokers.get(leader);
+    const plain = broker ? await oneAtATime(partition, () => fetchPlain(r, broker, name, t.id, partition, offset, stop, READ_FETCH_BYTES, maxWaitTime)) : null;
+    if (plain) return plain;
     const response = await oneAtATime(partition, () => r.fetch({
-      node: t.partitions[partition]!.leader,
+      node: leader,
       topics: [{ topicId: t.id, partitions: [{ partition, fetchOffset: BigInt(offset), partitionMaxBytes: READ_FETCH_BYTES, currentLeaderEpoch: -1, lastFetchedEpoch: -1 }] }],
       maxWaitTime,
       minBytes: 1,

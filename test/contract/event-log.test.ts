@@ -6,7 +6,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createFileLog } from '../../log/file.ts';
 import { createKafkaLog } from '../../log/kafka.ts';
 import type { KafkaLogOptions } from '../../log/kafka-options.ts';
+import { Consumer, stringDeserializers } from '@platformatic/kafka';
 import { createPlatformaticLog } from '../../log/platformatic.ts';
+import { fetchPlain } from '../../log/platformatic-fetch.ts';
 import type { EventLog, LogRecord } from '../../log/port.ts';
 import { KAFKA_BROKERS } from '../support/env.ts';
 
@@ -177,6 +179,29 @@ describe.each([file, kafkajs, platformatic])('event log contract: $name', (maker
       expect(got).toEqual([2]);
       await sub.stop();
     } finally {
+      await log.close();
+    }
+  });
+});
+
+describe('@platformatic/kafka bounded reads', () => {
+  it('decode the broker\'s fetch response themselves (the library\'s fetch is only the fallback)', async () => {
+    const ns = `t${randomUUID().slice(0, 8)}.`;
+    const log = createPlatformaticLog({ brokers: KAFKA_BROKERS, partitions: 4, namespace: ns });
+    const client = new Consumer({ clientId: 'contract-plain-fetch', bootstrapBrokers: KAFKA_BROKERS, groupId: `${ns}plain`, deserializers: stringDeserializers });
+    try {
+      await log.ensureTopics(['p']);
+      const first = await log.append('p', 3, [rec('k', 0), rec('k', 1), rec('k', 2)]);
+      const meta = await client.metadata({ topics: [`${ns}p`] });
+      const t = meta.topics.get(`${ns}p`)!;
+      const got = await fetchPlain(client, meta.brokers.get(t.partitions[3]!.leader)!, 'p', t.id, 3, first + 1, first + 3, 256 * 1024, 100);
+      expect(got?.records.map((r) => [r.topic, r.partition, r.offset, r.key, JSON.parse(r.value).i, r.headers.h])).toEqual([
+        ['p', 3, first + 1, 'k', 1, '1'],
+        ['p', 3, first + 2, 'k', 2, '2'],
+      ]);
+      expect(got?.next).toBe(first + 3);
+    } finally {
+      await client.close(true);
       await log.close();
     }
   });
