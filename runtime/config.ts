@@ -37,6 +37,7 @@ const EnvSchema = z.object({
   GEMELLO_LOG_QUIET: z.string().optional(),
   GEMELLO_KAFKA_SESSION_TIMEOUT_MS: int(10_000, 1_000),
   GEMELLO_LEASE_MS: int(400, 0),
+  GEMELLO_PROJECTIONS_NICE: z.coerce.number().int().min(0).max(19).default(10),
   GEMELLO_KAFKA_CLIENT: z.enum(['kafkajs', 'platformatic']).default(DEFAULT_KAFKA_CLIENT),
   GEMELLO_FLOWS_DIR: z.string().optional(),
   GEMELLO_BACKENDS: z.string().optional(),
@@ -109,6 +110,11 @@ export type Config = {
   opsPort: number | null;
   /** An actor host's liveness lease in Redis (0: none, the Kafka session timeout alone decides a takeover). */
   leaseMs: number;
+  /**
+   * The nice value a process running only the projections role gives itself (0: left as it
+   * is): where the roles share a machine's CPUs, the prompt path goes first.
+   */
+  projectionsNice: number;
   /** GEMELLO_MASTER_KEY (or GEMELLO_MASTER_KEY_FILE, read by the entry file): the key that wraps the data keys; null: the data directory's. */
   masterKey: string | null;
   /** Speech in: the longest and largest utterance taken, and whether the caller's audio is kept (sealed); off by default. */
@@ -168,6 +174,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     opsPort: e.GEMELLO_OPS_PORT ?? null,
     leaseMs: e.GEMELLO_LEASE_MS,
+    projectionsNice: e.GEMELLO_PROJECTIONS_NICE,
     masterKey: e.GEMELLO_MASTER_KEY ?? null,
     voice: { maxSeconds: e.GEMELLO_VOICE_MAX_SECONDS, maxBytes: e.GEMELLO_VOICE_MAX_BYTES, keep: ['1', 'true', 'on', 'yes'].includes(e.GEMELLO_KEEP_VOICE) },
     retentionDays: e.GEMELLO_RETENTION_DAYS,

@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server } from 'node:http';
+import { getPriority, setPriority } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { serve } from '@hono/node-server';
 import { WebSocketServer } from 'ws';
@@ -36,10 +37,32 @@ class WsPort implements SocketPort {
   }
 }
 
+/**
+ * A process that only projects lowers its CPU priority: its work per event (a fetch, a
+ * transaction) is not on any prompt's path, yet where the roles share a machine's CPUs it
+ * woke in the middle of every prompt and took a core from the gateway, the actor host or the
+ * model call. A niced process still gets the CPUs nobody else wants, so it keeps up unless
+ * the machine is saturated. Only the event loop's thread is lowered (Linux sets it per
+ * thread); containers (a cgroup each) are weighed by their own share, so there it changes
+ * nothing.
+ */
+function yieldToThePromptPath(nice: number, logger: ReturnType<typeof createLogger>): void {
+  if (nice <= 0) return;
+  try {
+    const before = getPriority();
+    if (before >= nice) return;
+    setPriority(nice);
+    logger.info(`projections: CPU priority lowered to nice ${nice} (GEMELLO_PROJECTIONS_NICE; 0 leaves it), so the prompt path goes first`);
+  } catch (err) {
+    logger.warn(`projections: could not lower the CPU priority: ${(err as Error).message}`);
+  }
+}
+
 /** Runs the given roles in this Node process until SIGINT/SIGTERM. */
 export async function runNode(roles: Role[]): Promise<void> {
   const logger = createLogger('gemello');
   const config = loadConfig(process.env);
+  if (roles.length === 1 && roles[0] === 'projections') yieldToThePromptPath(config.projectionsNice, logger);
   const telemetry = await startTelemetry(process.env, roles, logger);
   const rt = await createRuntime(config, roles, logger);
   reportMemory(rt.backends.metrics, () => process.memoryUsage());

@@ -5,6 +5,7 @@
 // at the first or second cut (4 of 4 runs at load 6-9), and the projection stopped for good.
 // Its rows go by COPY here (a connection lost during one escaped the package too).
 import { randomUUID } from 'node:crypto';
+import { getPriority } from 'node:os';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { kafkaLog } from '../support/kafka.ts';
 import type { EventLog } from '../../log/port.ts';
@@ -46,6 +47,10 @@ afterAll(async () => {
   await db?.exec(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
   await db?.close();
   await proxy?.close();
+});
+
+it('a process that only projects lowers its CPU priority (GEMELLO_PROJECTIONS_NICE, 10 by default), so the prompt path goes first', () => {
+  expect(getPriority(projector.child.pid!)).toBe(10);
 });
 
 it('connections cut again and again under traffic: the projector stays up and catches up', async () => {
