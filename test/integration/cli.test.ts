@@ -11,6 +11,7 @@ import type { FakeOpenAI } from '../support/fake-openai.ts';
 import { DATABASE_URL, REDIS_URL, realEnv } from '../support/env.ts';
 import { freePort, runCli, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
+import { until } from '../support/until.ts';
 import { connect } from '../support/ws-client.ts';
 
 const { namespace, schema, env: realServices } = realEnv('cli');
@@ -37,7 +38,13 @@ beforeAll(async () => {
     conversationId = (await client.next((f) => f.type === 'reply')).conversationId as string;
   }
   client.close();
-  await app.kill('SIGTERM'); // a clean stop writes snapshots and the projection is caught up
+  // The projection has every event (a stop does not wait for it: what is not projected yet is
+  // projected at the next start), then a clean stop writes the snapshots.
+  await until('the read model to hold the conversation\'s 5 events', async () => {
+    const [row] = await sql.unsafe(`SELECT count(*)::int AS n FROM ${schema}.events WHERE conversation_id = $1`, [conversationId]).catch(() => [{ n: 0 }]);
+    return row!.n === 5;
+  }, 30_000);
+  await app.kill('SIGTERM');
 }, 120_000);
 
 afterAll(async () => {
