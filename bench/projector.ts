@@ -13,6 +13,7 @@ import { measureLag } from './projection-lag.ts';
 import { loadNow, report, round, startRun } from './report.ts';
 import { pgCpu } from './pg-cpu.ts';
 import { profiled } from './profile.ts';
+import { gcMeter } from './gc-meter.ts';
 
 const log = logger('projector');
 const LAG_RATE = Number(process.env.BENCH_LAG_RATE ?? 1_000);
@@ -32,6 +33,7 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
     const load0 = loadNow();
     await pg.start();
     const cpu0 = process.cpuUsage();
+    const gc = gcMeter();
     const t = now();
     // Transactions counted, and the busiest moment's, to show how the log's deliveries group.
     let txs = 0;
@@ -55,6 +57,8 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
     });
     const ms = now() - t;
     const cpu = process.cpuUsage(cpu0);
+    const gcs = gc.stop();
+    const gcUs = ((gcs.minorMs + gcs.majorMs) * 1000) / total;
     const nodeUs = (cpu.user + cpu.system) / total;
     const pgUs = ((await pg.read()) * 1000) / total;
     await projector.stop();
@@ -62,7 +66,7 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
     const rows = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM events');
     if (Number(rows[0]!.n) !== total) throw new Error(`${client}: ${rows[0]!.n} event rows after catching up, expected ${total}`);
     const catchup = Math.round(total / (ms / 1000));
-    log(`${client}: caught up ${total.toLocaleString()} events in ${(ms / 1000).toFixed(1)} s: ${catchup.toLocaleString()} events/s in ${txs} transactions, at most ${maxInFlight} at once, the first ${((firstTx - t) / 1000).toFixed(1)} s after the start; CPU per event ${nodeUs.toFixed(1)} µs here + ${pgUs.toFixed(1)} µs PostgreSQL (load ${load0} → ${loadNow()})`);
+    log(`${client}: caught up ${total.toLocaleString()} events in ${(ms / 1000).toFixed(1)} s: ${catchup.toLocaleString()} events/s in ${txs} transactions, at most ${maxInFlight} at once, the first ${((firstTx - t) / 1000).toFixed(1)} s after the start; CPU per event ${nodeUs.toFixed(1)} µs here + ${pgUs.toFixed(1)} µs PostgreSQL; GC pauses ${gcUs.toFixed(1)} µs an event (young generation ${Math.round(gcs.minorMs)} ms, the rest ${Math.round(gcs.majorMs)} ms), heap at most ${gcs.maxHeapMb} MB (load ${load0} → ${loadNow()})`);
     const lag = await measureLag({ db, kafkaLog: kafka, loadLog: load, keys, firstIndex: CONVERSATIONS, rate: LAG_RATE, seconds: LAG_SECONDS, log, seal: SEAL, name, onProjector: (s) => (stop = s) });
     return {
       catchup_events: total,
@@ -72,6 +76,10 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
       catchup_first_tx_s: Math.round((firstTx - t) / 100) / 10,
       catchup_node_cpu_us_per_event: round(nodeUs, 1),
       catchup_pg_cpu_us_per_event: round(pgUs, 1),
+      catchup_gc_pause_us_per_event: round(gcUs, 1),
+      catchup_gc_minor_ms: Math.round(gcs.minorMs),
+      catchup_gc_major_ms: Math.round(gcs.majorMs),
+      catchup_max_heap_mb: gcs.maxHeapMb,
       // What the two cores would sustain were they ours: the busier side bounds it, and both share two cores.
       catchup_cpu_bound_events_per_s: Math.round(1e6 / Math.max(nodeUs, pgUs, (nodeUs + pgUs) / 2)),
       lag_p50_ms: lag.lag.p50,
@@ -124,6 +132,7 @@ export async function run(): Promise<void> {
       table: [
         [`projector catch-up (${total.toLocaleString('en-US')}+ events into PostgreSQL)`, each((r) => `${r.catchup_events_per_s.toLocaleString('en-US')} events/s`), '≥ 50,000 events/s'],
         ['  CPU per event: projector process + PostgreSQL backends', each((r) => `${r.catchup_node_cpu_us_per_event} + ${r.catchup_pg_cpu_us_per_event} µs`), '≤ 20 µs + 20 µs'],
+        ['  of which the projector\'s GC pauses; its largest heap', each((r) => `${r.catchup_gc_pause_us_per_event} µs, ${r.catchup_max_heap_mb} MB`), ''],
         ['  what two idle cores would sustain at that CPU', each((r) => `${r.catchup_cpu_bound_events_per_s.toLocaleString('en-US')} events/s`), '≥ 50,000 events/s'],
         ['  events per transaction', each((r) => `${r.catchup_events_per_tx}`), ''],
         [`projection lag at ${LAG_RATE} events/s p50 / p95 / p99`, each((r) => `${r.lag_p50_ms} / ${r.lag_p95_ms} / ${r.lag_p99_ms} ms`), 'p99 < 25 ms'],
