@@ -143,10 +143,6 @@ async function runSetup(setup: Setup, fake: { child: ChildProcess; url: string }
       fakeBefore = cpuSeconds(fake.child.pid!);
       clientBefore = process.cpuUsage();
     });
-    await sleep(1_000);
-    log(`${setup}: ${CONCURRENT} conversations offering ${PACED_RATE} prompts/s, ${SECONDS} s`);
-    const p = await runPaced(url, CONCURRENT, PACED_RATE, SECONDS);
-    const paced = { p50: round(percentile(p.latencies, 50), 2), p95: round(percentile(p.latencies, 95), 2), p99: round(percentile(p.latencies, 99), 2), perSecond: Math.round(p.completed / p.seconds), late: p.late, errors: p.errors };
     const perReply = (seconds: number) => round((seconds * 1e6) / Math.max(1, n.completed), 0);
     const client = process.cpuUsage(clientBefore);
     const cpu: Record<string, number> = {};
@@ -155,6 +151,11 @@ async function runSetup(setup: Setup, fake: { child: ChildProcess; url: string }
     for (const [name, list] of Object.entries(pids)) services[name] = perReply(secondsBetween(servicesBefore[name]!, ticksOf(list)));
     const fakeCpuUs = perReply(cpuSeconds(fake.child.pid!) - fakeBefore);
     const clientCpuUs = perReply((client.user + client.system) / 1e6);
+    // The CPU above is the closed loop's alone; the open loop comes after it.
+    await sleep(1_000);
+    log(`${setup}: ${CONCURRENT} conversations offering ${PACED_RATE} prompts/s, ${SECONDS} s`);
+    const p = await runPaced(url, CONCURRENT, PACED_RATE, SECONDS);
+    const paced = { p50: round(percentile(p.latencies, 50), 2), p95: round(percentile(p.latencies, 95), 2), p99: round(percentile(p.latencies, 99), 2), perSecond: Math.round(p.completed / p.seconds), late: p.late, errors: p.errors };
     const r: Result = {
       setup,
       p50_1: round(percentile(one.latencies, 50), 2),
