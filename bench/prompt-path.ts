@@ -12,7 +12,7 @@
 //   BENCH_SECONDS (10) s after 2 warm-up prompts each, each sending its next prompt when the
 //   reply came (a closed loop: it measures the most the setup serves, and its p95 is the queue
 //   500 sockets build, ≈ 500 ÷ prompts/s); then the same number of conversations offering
-//   BENCH_PACED_RATE (1,000) prompts a second together for BENCH_SECONDS, each on its own
+//   BENCH_PACED_RATE (500) prompts a second together for BENCH_SECONDS, each on its own
 //   schedule (an open loop: the p95 of the path at that load; bench/paced.ts). CPU is each
 //   process's user + system time over the timed closed-loop stretch (from /proc) ÷ the replies in it.
 //   GEMELLO_CHILD_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) reaches the Node processes.
@@ -33,8 +33,9 @@ const env = process.env;
 const PROMPTS_1 = Number(env.BENCH_PROMPTS ?? 300);
 const CONCURRENT = Number(env.BENCH_CONCURRENT ?? 500);
 const SECONDS = Number(env.BENCH_SECONDS ?? 10);
-// The open loop: the same number of conversations offering this many prompts a second together.
-const PACED_RATE = Number(env.BENCH_PACED_RATE ?? 1000);
+// The open loop: the same number of conversations offering this many prompts a second together
+// (500: one a second each, below what every setup serves on two cores).
+const PACED_RATE = Number(env.BENCH_PACED_RATE ?? 500);
 // Warm-up at one conversation: a setup's processes (and, for a run's first setup, the fake model)
 // have just started, and V8 optimises the path only after its first hundred or so prompts; with
 // 20 the run's first setup read higher than the same setup run again.
