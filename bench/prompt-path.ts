@@ -95,7 +95,8 @@ async function startSetup(setup: Setup, base: Record<string, string>, port: numb
       const client = { GEMELLO_KAFKA_CLIENT: setup === 'node-kafkajs' ? 'kafkajs' : 'platformatic' };
       started.gateway = await startGemello(['gateway'], { ...base, ...client, PORT: String(port) });
       started.actors = await startGemello(['actors'], { ...base, ...client });
-      started.projections = await startGemello(['projections'], { ...base, ...client });
+      // BENCH_WITHOUT_PROJECTIONS=1: gateway and actor host alone, to see what the projector's share of the machine costs the prompt.
+      if (env.BENCH_WITHOUT_PROJECTIONS !== '1') started.projections = await startGemello(['projections'], { ...base, ...client });
       const a = started.actors;
       await a.waitFor(() => a.owned().length === PARTITIONS, 'the actor host to own every partition', 60_000);
     }
