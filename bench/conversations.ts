@@ -64,6 +64,15 @@ export async function openConversation(url: string) {
   return conv;
 }
 
+/** `count` conversations, their sockets opened 50 at a time. */
+export async function openConversations(url: string, count: number) {
+  const convs: Array<Awaited<ReturnType<typeof openConversation>>> = [];
+  for (let i = 0; i < count; i += 50) {
+    convs.push(...(await Promise.all(Array.from({ length: Math.min(50, count - i) }, () => openConversation(url)))));
+  }
+  return convs;
+}
+
 export type Level = {
   concurrency: number;
   latencies: number[];
@@ -79,10 +88,7 @@ export type Level = {
  * the time is reached. `onStart` is called when the clock starts (after the warm-up prompts).
  */
 export async function runLevel(url: string, concurrency: number, perSocket: number, seconds: number, warmup: number, onStart?: () => void): Promise<Level> {
-  const convs = [];
-  for (let i = 0; i < concurrency; i += 50) {
-    convs.push(...(await Promise.all(Array.from({ length: Math.min(50, concurrency - i) }, () => openConversation(url)))));
-  }
+  const convs = await openConversations(url, concurrency);
   // Every conversation is created (and its actor active) before the clock starts.
   let warmupErrors = 0;
   await Promise.all(convs.map(async (c) => {

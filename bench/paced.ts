@@ -1,10 +1,10 @@
 // Conversations at a pace for the benchmarks: N sockets that together offer a fixed number of
 // prompts a second, each on a schedule of its own (open loop), so that the latency measured is
 // the path's at that load, not the queue a closed loop builds in front of itself.
-import { openConversation } from './conversations.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { openConversations } from './conversations.ts';
 
 const now = () => performance.now();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export type Paced = {
   concurrency: number;
@@ -26,10 +26,7 @@ export type Paced = {
  * goes when it is, and its latency counts from when it was due (no coordinated omission).
  */
 export async function runPaced(url: string, concurrency: number, rate: number, seconds: number): Promise<Paced> {
-  const convs = [];
-  for (let i = 0; i < concurrency; i += 50) {
-    convs.push(...(await Promise.all(Array.from({ length: Math.min(50, concurrency - i) }, () => openConversation(url)))));
-  }
+  const convs = await openConversations(url, concurrency);
   await Promise.all(convs.map((c) => c.ask(60_000).catch(() => {})));
   const everyMs = (concurrency / rate) * 1000;
   const latencies: number[] = [];
