@@ -2,8 +2,11 @@
 // Kafka topics and consumer groups (by namespace prefix), its Redis keys (by prefix) and
 // its Postgres schemas.
 import { Kafka, logLevel } from 'kafkajs';
+import { stopIdleRequestQueueTimers } from '../log/kafkajs-request-queue.ts';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
+
+stopIdleRequestQueueTimers(); // kafkajs' 1 ms timer on idle connections (log/kafkajs-request-queue.ts)
 
 export type Leftovers = {
   brokers: string[];

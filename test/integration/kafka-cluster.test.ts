@@ -4,6 +4,7 @@
 // told about is lost, and the conversations go on.
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
+import { stopIdleRequestQueueTimers } from '../../log/kafkajs-request-queue.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partitionFor } from '../../log/partition.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
@@ -15,6 +16,8 @@ import type { PrivateCluster } from '../support/private-kafka.ts';
 import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { expectRepliesInLog, openConversations, promptsUntilStopped } from '../support/traffic.ts';
+
+stopIdleRequestQueueTimers(); // kafkajs' 1 ms timer on idle connections (log/kafkajs-request-queue.ts)
 
 const PARTITIONS = 4;
 const CONVERSATIONS = 6;

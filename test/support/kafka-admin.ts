@@ -1,6 +1,9 @@
 /** What the broker itself says about a topic, for tests that check settings gemello asked for. */
 import { Kafka, logLevel } from 'kafkajs';
+import { stopIdleRequestQueueTimers } from '../../log/kafkajs-request-queue.ts';
 import { KAFKA_BROKERS } from './env.ts';
+
+stopIdleRequestQueueTimers(); // kafkajs' 1 ms timer on idle connections (log/kafkajs-request-queue.ts)
 
 /** The topic's settings (its own, not the broker's defaults), as the broker has them. */
 export async function topicConfig(topic: string): Promise<Record<string, string>> {
