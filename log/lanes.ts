@@ -51,6 +51,12 @@ export function createLanes(o: LanesOptions) {
     o.press(on);
   };
 
+  const laneOf = (p: number): Lane => {
+    let lane = lanes.get(p);
+    if (!lane) lanes.set(p, (lane = { records: [], running: false, next: -1 }));
+    return lane;
+  };
+
   async function run(p: number, lane: Lane) {
     let delay = 100;
     while (lane.records.length && !o.stopped() && lanes.get(p) === lane) {
@@ -87,12 +93,24 @@ export function createLanes(o: LanesOptions) {
      * again from the committed offset, and what was handed over since is not handed twice.
      */
     push(p: number, offset: number, record: () => LogRecord): void {
-      let lane = lanes.get(p);
-      if (!lane) lanes.set(p, (lane = { records: [], running: false, next: -1 }));
+      const lane = laneOf(p);
       if (offset < lane.next) return;
       lane.records.push(record());
       lane.next = offset + 1;
       pending++;
+      if (pending > maxPending) press(true);
+    },
+    /** Hands fetched records of one partition over, in offset order (those already handed over are passed by, as in push). */
+    pushAll(p: number, records: readonly LogRecord[]): void {
+      const lane = laneOf(p);
+      let n = 0;
+      for (const r of records) {
+        if (r.offset < lane.next) continue;
+        lane.records.push(r);
+        lane.next = r.offset + 1;
+        n++;
+      }
+      pending += n;
       if (pending > maxPending) press(true);
     },
     /** Starts the partition's handler on what waits, unless it runs; `defer` delays the start (to gather a fetch's records). */

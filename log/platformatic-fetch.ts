@@ -1,5 +1,6 @@
-// A bounded read's fetch of one partition through @platformatic/kafka's connection, its
-// records decoded straight from the response bytes into LogRecords (log/platformatic.ts).
+// Fetches through @platformatic/kafka's connections whose records are decoded straight from
+// the response bytes into LogRecords: a bounded read's (fetchPlain, log/platformatic.ts) and
+// the group consumer's (log/platformatic-group-fetch.ts).
 import { Buffer } from 'node:buffer';
 import { fetchV13, fetchV14, fetchV15, fetchV16, fetchV17, kGetApi, kGetConnection } from '@platformatic/kafka';
 import type { Broker, Connection, Consumer, Reader } from '@platformatic/kafka';
@@ -7,7 +8,9 @@ import type { LogRecord } from './port.ts';
 
 /** The Fetch versions answered in the layout read here (topics by id, compact fields). */
 const REQUEST = { 13: fetchV13.createRequest, 14: fetchV14.createRequest, 15: fetchV15.createRequest, 16: fetchV16.createRequest, 17: fetchV17.createRequest } as const;
-type Version = keyof typeof REQUEST;
+export type Version = keyof typeof REQUEST;
+/** A topic of a Fetch request, as the library's request builders take it. */
+export type FetchTopic = { topicId: string; partitions: { partition: number; currentLeaderEpoch: number; fetchOffset: bigint; lastFetchedEpoch: number; partitionMaxBytes: number }[] };
 const FETCH_KEY = 1;
 /** Record batch attributes: compressed (bits 0–2), a control batch (bit 5). */
 const COMPRESSED = 0b111;
@@ -21,6 +24,23 @@ export class Unplain extends Error {}
 export type Fetched = { records: LogRecord[]; next: number };
 
 type Internal = { [kGetApi](name: string, cb: (err: Error | null, api?: { version: number }) => void): void; [kGetConnection](broker: Broker, cb: (err: Error | null, c?: Connection) => void): void };
+
+/** The client's Fetch version, if this module reads its responses (v13–v17). */
+export async function plainVersion(client: Consumer<string, string, string, string>): Promise<Version | null> {
+  const c = client as unknown as Internal;
+  const version = await new Promise<number>((resolve, reject) => c[kGetApi]('Fetch', (err, api) => (err ? reject(err) : resolve(api!.version))));
+  const v = Math.min(version, 17);
+  return v in REQUEST ? (v as Version) : null;
+}
+
+/** One sessionless Fetch on `connection` (what FetchRequest v13+ takes), its partitions' records bytes. */
+export function sendFetch(connection: Connection, v: Version, topics: FetchTopic[], o: { maxWaitMs: number; minBytes: number; maxBytes: number; isolationLevel: number }): Promise<FetchedPartition[]> {
+  return new Promise((resolve, reject) => {
+    // Session 0, epoch -1: a full fetch that opens no session, so the response holds exactly the partitions asked for.
+    const request = REQUEST[v](o.maxWaitMs, o.minBytes, o.maxBytes, o.isolationLevel, 0, -1, topics, [], '');
+    connection.send(FETCH_KEY, v, () => request, (_id: number, _key: number, _version: number, reader: Reader) => partitionsOf(reader), true, true, (err: unknown, out: unknown) => (err ? reject(err) : resolve(out as FetchedPartition[])));
+  });
+}
 
 /**
  * Fetches `partition` of `topic` (its id `topicId`) from `offset` on its leader `broker`, up to
@@ -36,14 +56,12 @@ type Internal = { [kGetApi](name: string, cb: (err: Error | null, api?: { versio
 export async function fetchPlain(client: Consumer<string, string, string, string>, broker: Broker, topic: string, topicId: string, partition: number, offset: number, stop: number, maxBytes: number, maxWaitMs: number): Promise<Fetched | null> {
   const c = client as unknown as Internal;
   try {
-    const version = await new Promise<number>((resolve, reject) => c[kGetApi]('Fetch', (err, api) => (err ? reject(err) : resolve(api!.version))));
-    const v = Math.min(version, 17) as Version;
-    if (!(v in REQUEST)) return null;
+    const v = await plainVersion(client);
+    if (v === null) return null;
     const connection = await new Promise<Connection>((resolve, reject) => c[kGetConnection](broker, (err, conn) => (err ? reject(err) : resolve(conn!))));
-    const bytes = await new Promise<Buffer | null>((resolve, reject) => {
-      const request = REQUEST[v](maxWaitMs, 1, maxBytes, 0, 0, -1, [{ topicId, partitions: [{ partition, currentLeaderEpoch: -1, fetchOffset: BigInt(offset), lastFetchedEpoch: -1, partitionMaxBytes: maxBytes }] }], [], '');
-      connection.send(FETCH_KEY, v, () => request, (_id: number, _key: number, _version: number, reader: Reader) => recordsOf(reader, partition), true, true, (err: unknown, out: unknown) => (err ? reject(err) : resolve(out as Buffer | null)));
-    });
+    const topics = [{ topicId, partitions: [{ partition, currentLeaderEpoch: -1, fetchOffset: BigInt(offset), lastFetchedEpoch: -1, partitionMaxBytes: maxBytes }] }];
+    const parts = await sendFetch(connection, v, topics, { maxWaitMs, minBytes: 1, maxBytes, isolationLevel: 0 });
+    const bytes = parts.find((x) => x.partition === partition)?.bytes;
     return bytes ? decodeBatches(bytes, topic, partition, offset, stop) : { records: [], next: offset };
   } catch {
     return null;
@@ -58,34 +76,41 @@ function skipTags(r: Reader): void {
   }
 }
 
-/** The records bytes of `partition` in a Fetch response (v13–v17), one contiguous buffer; null if it has none. */
-function recordsOf(r: Reader, partition: number): Buffer | null {
+/** One partition of a Fetch response: its records' bytes (null: none). */
+export type FetchedPartition = { partition: number; bytes: Buffer | null };
+
+/**
+ * The partitions of a Fetch response (v13–v17) and their records' bytes, each in one contiguous
+ * buffer. Throws Unplain for what only the library's fetch handles: an error code (it retries,
+ * refreshes metadata, resets offsets out of range), aborted transactions (read committed: it
+ * filters them), a preferred read replica (it fetches from there next).
+ */
+export function partitionsOf(r: Reader): FetchedPartition[] {
   r.readInt32(); // throttle time
   if (r.readInt16() !== 0) throw new Unplain();
   r.readInt32(); // session id
-  let found: Buffer | null = null;
+  const out: FetchedPartition[] = [];
   for (let topics = r.readUnsignedVarInt() - 1; topics > 0; topics--) {
     r.skip(16); // topic id
     for (let parts = r.readUnsignedVarInt() - 1; parts > 0; parts--) {
-      const index = r.readInt32();
+      const partition = r.readInt32();
       if (r.readInt16() !== 0) throw new Unplain();
       r.skip(24); // high watermark, last stable offset, log start offset
-      for (let aborted = r.readUnsignedVarInt() - 1; aborted > 0; aborted--) {
-        r.skip(16);
-        skipTags(r);
-      }
-      r.readInt32(); // preferred read replica
+      if (r.readUnsignedVarInt() - 1 > 0) throw new Unplain(); // aborted transactions
+      if (r.readInt32() !== -1) throw new Unplain(); // preferred read replica
       const size = r.readUnsignedVarInt() - 1;
+      let bytes: Buffer | null = null;
       if (size > 0) {
         // One copy when the records span socket chunks, none when they sit in one.
-        if (index === partition) found = r.buffer.slice(r.position, r.position + size);
+        bytes = r.buffer.slice(r.position, r.position + size);
         r.skip(size);
       }
+      out.push({ partition, bytes });
       skipTags(r);
     }
     skipTags(r);
   }
-  return found;
+  return out;
 }
 
 /** Reads a zigzag varint at `p.at` (32-bit range), moving it on. */

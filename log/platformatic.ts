@@ -3,6 +3,7 @@ import { Admin, Consumer, Producer, stringDeserializers, stringSerializers } fro
 import type { Message, MessagesStream } from '@platformatic/kafka';
 import { createAppendQueue } from './append-queue.ts';
 import { fetchPlain } from './platformatic-fetch.ts';
+import { decodeGroupFetches } from './platformatic-group-fetch.ts';
 import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
 import { COMPACTED_TOPIC_CONFIG } from './port.ts';
@@ -174,6 +175,14 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
       void opts.onAssigned?.([...assigned].sort((a, b) => a - b));
     });
 
+    /** Records of one partition handed over: they go to its lane, and its handler starts once the fetch's records are all in. */
+    function handOver(p: number) {
+      // Messages of one fetch arrive synchronously: they are handed over together, before the next fetch is sent.
+      lanes.start(p, process.nextTick);
+      holdFetch();
+    }
+
+    // The library's messages: what a fetch the plain path left to it returned.
     function onMessage(m: Message<string, string, string, string>) {
       const p = m.partition;
       if (!assigned.has(p)) return;
@@ -183,10 +192,13 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
         for (const [k, v] of m.headers) if (v != null) headers[k] = v;
         return { topic: opts.topic, partition: p, offset, key: m.key ?? '', value: m.value ?? '', headers, timestamp: Number(m.timestamp) };
       });
-      // Messages of one fetch arrive synchronously: they are handed over together, before the next fetch is sent.
-      lanes.start(p, process.nextTick);
-      holdFetch();
+      handOver(p);
     }
+    decodeGroupFetches(consumer, topic, opts.topic, (p, records) => {
+      if (!assigned.has(p)) return;
+      lanes.pushAll(p, records);
+      handOver(p);
+    });
 
     async function commit() {
       const taken = lanes.takeCommits(assigned);

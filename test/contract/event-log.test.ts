@@ -9,6 +9,7 @@ import type { KafkaLogOptions } from '../../log/kafka-options.ts';
 import { Consumer, stringDeserializers } from '@platformatic/kafka';
 import { createPlatformaticLog } from '../../log/platformatic.ts';
 import { fetchPlain } from '../../log/platformatic-fetch.ts';
+import { decodeGroupFetches } from '../../log/platformatic-group-fetch.ts';
 import type { EventLog, LogRecord } from '../../log/port.ts';
 import { KAFKA_BROKERS } from '../support/env.ts';
 
@@ -200,6 +201,34 @@ describe('@platformatic/kafka bounded reads', () => {
         ['p', 3, first + 2, 'k', 2, '2'],
       ]);
       expect(got?.next).toBe(first + 3);
+    } finally {
+      await client.close(true);
+      await log.close();
+    }
+  });
+
+  it('a group consumer\'s fetches are decoded here too: the records come in order, the library builds no message', async () => {
+    const ns = `t${randomUUID().slice(0, 8)}.`;
+    const log = createPlatformaticLog({ brokers: KAFKA_BROKERS, partitions: 4, namespace: ns });
+    const topic = `${ns}g`;
+    const client = new Consumer({ clientId: 'contract-plain-group', bootstrapBrokers: KAFKA_BROKERS, groupId: `${ns}group`, deserializers: stringDeserializers, maxWaitTime: 100 });
+    const got: LogRecord[] = [];
+    let messages = 0;
+    try {
+      await log.ensureTopics(['g']);
+      const first = await log.append('g', 1, [rec('k', 0), rec('k', 1), rec('k', 2)]);
+      await log.append('g', 2, [rec('j', 3)]);
+      decodeGroupFetches(client, topic, 'g', (_p, records) => void got.push(...records));
+      const stream = await client.consume({ topics: [topic], mode: 'earliest', autocommit: false, maxWaitTime: 100 });
+      stream.on('data', () => void messages++);
+      await until(() => got.length >= 4);
+      await log.append('g', 1, [rec('k', 4)]);
+      await until(() => got.length >= 5);
+      await stream.close();
+      const of = (p: number) => got.filter((r) => r.partition === p).map((r) => [r.topic, r.offset, r.key, JSON.parse(r.value).i, r.headers.h]);
+      expect(of(1)).toEqual([['g', first, 'k', 0, '0'], ['g', first + 1, 'k', 1, '1'], ['g', first + 2, 'k', 2, '2'], ['g', first + 3, 'k', 4, '4']]);
+      expect(of(2).map((r) => r[3])).toEqual([3]);
+      expect(messages).toBe(0);
     } finally {
       await client.close(true);
       await log.close();
