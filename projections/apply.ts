@@ -166,8 +166,14 @@ ON CONFLICT DO NOTHING`;
 // half the server's work of the packed INSERT (bench projector). COPY has no ON CONFLICT: a
 // row already there (two projections writing the same tables, a log whose event ids repeat)
 // fails the transaction, and the projector tries the batch again without COPY.
-const COPY_EVENTS = `COPY events (${EVENT_COLUMNS.map((c) => c.name).join(', ')}) FROM STDIN`;
-const COPY_MESSAGES = `COPY messages (${MESSAGE_COLUMNS.map((c) => c.name).join(', ')}) FROM STDIN`;
+const copyInto = (table: string, columns: readonly { name: string }[]) => `COPY ${table} (${columns.map((c) => c.name).join(', ')}) FROM STDIN`;
+
+/** A table's three ways in (see write): its columns, its COPY, its packed INSERT, its JSON one. */
+type RowTable<R> = { columns: PackedColumn<R>[]; copy: string; packed: string; json: string };
+const EVENTS: RowTable<EventRow> = { columns: EVENT_COLUMNS, copy: copyInto('events', EVENT_COLUMNS), packed: INSERT_EVENTS_PACKED, json: INSERT_EVENTS };
+const MESSAGES: RowTable<MessageRow> = { columns: MESSAGE_COLUMNS, copy: copyInto('messages', MESSAGE_COLUMNS), packed: INSERT_MESSAGES_PACKED, json: INSERT_MESSAGES };
+
+type Statement = [text: string, params: unknown[]];
 
 /**
  * Writes a plan's rows and the checkpoints; statements with nothing to write are not sent.
@@ -178,19 +184,19 @@ const COPY_MESSAGES = `COPY messages (${MESSAGE_COLUMNS.map((c) => c.name).join(
  * back a transaction with nothing of it still on the wire.
  */
 async function write(q: Query, plan: Plan, projection: string, checkpoints: { partition: number; next_offset: number }[], copyRowsFrom: number): Promise<void> {
-  const statements: [string, unknown[]][] = [];
+  const statements: Statement[] = [];
   const copies: [string, string][] = [];
-  const byCopy = (n: number) => q.copyIn !== undefined && copyRowsFrom > 0 && n >= copyRowsFrom;
-  if (byCopy(plan.events.length)) copies.push([COPY_EVENTS, copyRows(plan.events, EVENT_COLUMNS)]);
-  else if (plan.events.length) {
-    const packed = packRows(plan.events, EVENT_COLUMNS);
-    statements.push(packed === null ? [INSERT_EVENTS, [json(plan.events)]] : [INSERT_EVENTS_PACKED, [packed]]);
-  }
-  if (byCopy(plan.messages.length)) copies.push([COPY_MESSAGES, copyRows(plan.messages, MESSAGE_COLUMNS)]);
-  else if (plan.messages.length) {
-    const packed = packRows(plan.messages, MESSAGE_COLUMNS);
-    statements.push(packed === null ? [INSERT_MESSAGES, [json(plan.messages)]] : [INSERT_MESSAGES_PACKED, [packed]]);
-  }
+  /** A table's rows: by COPY when there are enough of them, else packed, else as JSON (a row that cannot be packed). */
+  const rowsOf = <R extends Record<string, unknown>>(table: RowTable<R>, rows: R[]) => {
+    if (!rows.length) return;
+    if (q.copyIn !== undefined && copyRowsFrom > 0 && rows.length >= copyRowsFrom) copies.push([table.copy, copyRows(rows, table.columns)]);
+    else {
+      const packed = packRows(rows, table.columns);
+      statements.push(packed === null ? [table.json, [json(rows)]] : [table.packed, [packed]]);
+    }
+  };
+  rowsOf(EVENTS, plan.events);
+  rowsOf(MESSAGES, plan.messages);
   // After the messages: a reply and its audio can arrive in the same batch.
   if (plan.patches.length) statements.push([PATCH_MESSAGES, [json(plan.patches)]]);
   if (plan.confirmed.length) statements.push([INSERT_CONFIRMED, [json(plan.confirmed)]]);
