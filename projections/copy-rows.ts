@@ -28,16 +28,26 @@ function field(v: unknown, json: boolean | undefined): string {
   }
 }
 
-/** The rows in COPY's text format, the columns in the order given. */
+/**
+ * The rows in COPY's text format, the columns in the order given. Each row is a line of its own,
+ * joined once at the end: one text built by `+=` over every field of a transaction's rows is a
+ * tree of thousands of pieces that encoding it for the socket then walks, slowly (built and
+ * encoded, 3.2–4.3 µs of one thread's CPU a row like `events`', 1.8–2.3 with the lines joined;
+ * that encoding was ≈ 8 % of a catching-up projector's samples, bench projector).
+ */
 export function copyRows<R extends Record<string, unknown>>(rows: readonly R[], columns: readonly PackedColumn<R>[]): string {
-  let out = '';
+  // One more, empty: the join ends the last row with its newline.
+  const lines = new Array<string>(rows.length + 1);
+  const first = columns[0]!;
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r]!;
-    for (let i = 0; i < columns.length; i++) {
+    let line = field(row[first.name], first.json);
+    for (let i = 1; i < columns.length; i++) {
       const c = columns[i]!;
-      out += i ? '\t' + field(row[c.name], c.json) : field(row[c.name], c.json);
+      line += '\t' + field(row[c.name], c.json);
     }
-    out += '\n';
+    lines[r] = line;
   }
-  return out;
+  lines[rows.length] = '';
+  return lines.join('\n');
 }
