@@ -98,6 +98,23 @@ export const isoOrNull = (s: string): string | null => {
   return Number.isNaN(t) ? null : new Date(t).toISOString();
 };
 
+/** A message row of `e` (made whole here, one object a row: a batch makes thousands). */
+const messageRow = (e: LoggedEvent, at: string | null, role: MessageRow['role'], content: string, replyTo: number | null, requestId: string | null): MessageRow => ({
+  conversation_id: e.conversationId,
+  seq: e.seq,
+  role,
+  content,
+  reply_to_seq: replyTo,
+  tokens_used: null,
+  prompt_tokens: null,
+  completion_tokens: null,
+  model: null,
+  model_latency_ms: null,
+  request_id: requestId,
+  event_id: e.eventId,
+  created_at: at,
+});
+
 /**
  * Folds a batch of events (one or more partitions', each in offset order) onto the prior state of their conversations and
  * returns the rows to write. Pure: the same prior and events always give the same rows.
@@ -149,27 +166,23 @@ export function planBatch(prior: Map<string, Prior>, events: LoggedEvent[]): Pla
       partition: e.position.partition,
       log_offset: e.position.offset,
     });
-    const message = { conversation_id: id, seq: e.seq, event_id: e.eventId, created_at: at, reply_to_seq: null, tokens_used: null, prompt_tokens: null, completion_tokens: null, model: null, model_latency_ms: null, request_id: null };
     switch (e.type) {
       case 'ConversationStarted':
         t.prior = { ...t.prior, metadata: e.data.metadata };
         break;
       case 'PromptReceived':
-        plan.messages.push({ ...message, role: 'user', content: e.data.text, request_id: e.data.requestId });
+        plan.messages.push(messageRow(e, at, 'user', e.data.text, null, e.data.requestId));
         break;
-      case 'ReplyGenerated':
-        plan.messages.push({
-          ...message,
-          role: 'assistant',
-          content: e.data.text,
-          reply_to_seq: e.data.promptSeq,
-          tokens_used: e.data.tokens.total,
-          prompt_tokens: e.data.tokens.prompt,
-          completion_tokens: e.data.tokens.completion,
-          model: e.data.model,
-          model_latency_ms: e.data.latencyMs,
-        });
+      case 'ReplyGenerated': {
+        const row = messageRow(e, at, 'assistant', e.data.text, e.data.promptSeq, null);
+        row.tokens_used = e.data.tokens.total;
+        row.prompt_tokens = e.data.tokens.prompt;
+        row.completion_tokens = e.data.tokens.completion;
+        row.model = e.data.model;
+        row.model_latency_ms = e.data.latencyMs;
+        plan.messages.push(row);
         break;
+      }
       case 'DataConfirmed':
         for (const [key, value] of Object.entries(e.data.data)) {
           plan.confirmed.push({ conversation_id: id, seq: e.seq, key, value: value ?? null, event_id: e.eventId, confirmed_at: at });
@@ -190,7 +203,7 @@ export function planBatch(prior: Map<string, Prior>, events: LoggedEvent[]): Pla
         const heard = e.data.heardChars === null ? e.data.text : e.data.text.slice(0, e.data.heardChars);
         if (e.data.replySeq === undefined) {
           // Stopped in flight: what was generated answers the prompt, as far as it was heard.
-          plan.messages.push({ ...message, role: 'assistant', content: heard, reply_to_seq: e.data.promptSeq });
+          plan.messages.push(messageRow(e, at, 'assistant', heard, e.data.promptSeq, null));
         } else {
           const k = `${id}\u0000${e.data.replySeq}`;
           const p = patches.get(k) ?? { conversation_id: id, seq: e.data.replySeq, patch: {} };
@@ -211,7 +224,7 @@ export function planBatch(prior: Map<string, Prior>, events: LoggedEvent[]): Pla
         break;
       case 'MessageSaid':
         // What a flow says is the twin's side of the transcript, like a reply.
-        plan.messages.push({ ...message, role: 'assistant', content: e.data.text });
+        plan.messages.push(messageRow(e, at, 'assistant', e.data.text, null, null));
         break;
       case 'FlowStarted':
       case 'TaskStarted':
