@@ -88,7 +88,7 @@ export function evolve(state: ConversationState, event: EventEnvelope, keep = HI
   }
   const next: ConversationState = { ...state, seq: event.seq, lastEventId: event.eventId };
   if (event.causationId && !state.recentCommands.includes(event.causationId)) {
-    next.recentCommands = [...state.recentCommands, event.causationId].slice(-RECENT_COMMANDS);
+    next.recentCommands = appended(state.recentCommands, event.causationId, RECENT_COMMANDS);
   }
   switch (event.type) {
     case 'ConversationStarted':
@@ -174,6 +174,15 @@ export function evolve(state: ConversationState, event: EventEnvelope, keep = HI
       return _never;
     }
   }
+}
+
+/** `list` with `x` at its end, its oldest left out beyond `max`: one new array (the fold makes one an event, a replay or a projector's catch-up millions). */
+function appended<T>(list: readonly T[], x: T, max: number): T[] {
+  const from = Math.max(0, list.length + 1 - max);
+  const out = new Array<T>(list.length - from + 1);
+  for (let i = from; i < list.length; i++) out[i - from] = list[i]!;
+  out[out.length - 1] = x;
+  return out;
 }
 
 /** A flow without what the user said: its memory and the value its node was confirming. */

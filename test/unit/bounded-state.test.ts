@@ -8,7 +8,7 @@ import type { Command } from '../../actors/commands.ts';
 import { decide } from '../../actors/decide.ts';
 import { recentHistory } from '../../actors/effects.ts';
 import { createRecovery } from '../../actors/recovery.ts';
-import { fold, initialState, MAX_PENDING_AUDIO, MAX_PENDING_PROMPTS } from '../../actors/state.ts';
+import { fold, initialState, MAX_PENDING_AUDIO, MAX_PENDING_PROMPTS, RECENT_COMMANDS } from '../../actors/state.ts';
 import type { ConversationState } from '../../actors/state.ts';
 import { TailIndex } from '../../actors/tail.ts';
 import { envelope } from '../../events/codec.ts';
@@ -102,6 +102,20 @@ describe('the bounded state', () => {
     rejects(() => decide(confirm(Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`f${i}`, i]))), s), 'invalid_data');
     rejects(() => decide(confirm({ notes: 'x'.repeat(9000) }), s), 'invalid_data');
     expect(decide(confirm({ name: 'Ada' }), s).map((e) => e.type)).toEqual(['DataConfirmed']);
+  });
+
+  it('remembers the last 64 commands, the newest last, each once', () => {
+    const asked = (id: string): Command => ({ ...meta(), commandId: id, type: 'SubmitPrompt', data: { twin, text: `question ${id}` } });
+    const commands = Array.from({ length: 70 }, (_, i) => asked(`cmd-${i}`));
+    // Each prompt answered before the next, so none is refused as busy.
+    let s = initialState('c1');
+    for (const c of commands) {
+      const waiting = run(s, [c]);
+      s = run(waiting, [reply(waiting.seq)]);
+    }
+    expect(s.recentCommands).toEqual(commands.slice(-RECENT_COMMANDS).map((c) => ('commandId' in c ? c.commandId : '')));
+    // A command seen again (a retry) is not remembered twice.
+    expect(run(s, [asked('cmd-69')]).recentCommands).toEqual(s.recentCommands);
   });
 
   it('counts an erased conversation\'s prompts and replies from its counters', () => {
