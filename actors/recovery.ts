@@ -1,9 +1,11 @@
-import { decodeEvents } from '../events/codec.ts';
+import { isEventRecord } from '../events/codec.ts';
+import { keysFor } from '../sealing/keys.ts';
 import type { KeyStore } from '../sealing/keys.ts';
-import type { LogPosition, LoggedEvent } from '../events/schemas.ts';
+import type { LogPosition } from '../events/schemas.ts';
 import type { EventLog } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
 import { CorruptSnapshot } from './ports.ts';
+import { createReplayFold } from './replay-fold.ts';
 import type { Snapshot, SnapshotStore, StateSource } from './ports.ts';
 import { fold, HISTORY_MESSAGES, initialState, keptMessages } from './state.ts';
 import type { ConversationState } from './state.ts';
@@ -65,14 +67,18 @@ export function createRecovery(deps: RecoveryDeps) {
     return { state, position: last ? last.position : (base?.position ?? null), folded: events.length };
   }
 
+  /** The conversation's events from offset 0 folded: its messages' text opened for those it keeps only (actors/replay-fold.ts). */
   async function replay(conversationId: string, partition: number, tail: TailIndex) {
-    const before: LoggedEvent[] = [];
+    const replayed = createReplayFold(keep);
     await deps.log.read(TOPICS.events, partition, 0, async (records) => {
-      before.push(...await decodeEvents(records.filter((r) => r.offset < tail.start && r.key === conversationId), deps.keys));
+      const mine = records.filter((r) => r.offset < tail.start && r.key === conversationId && isEventRecord(r));
+      const ring = await keysFor(deps.keys, mine);
+      for (const r of mine) replayed.add(r, ring);
     });
-    const events = [...before, ...tail.eventsOf(conversationId)];
-    const state = fold(conversationId, events, undefined, keep);
-    return { state, position: events.length ? events[events.length - 1]!.position : null, folded: events.length };
+    for (const e of tail.eventsOf(conversationId)) replayed.fold(e, null);
+    const { states, events } = replayed.finish();
+    const r = states.get(conversationId);
+    return { state: r?.state ?? initialState(conversationId), position: r?.position ?? null, folded: events };
   }
 
   return {

@@ -2,10 +2,10 @@
 // given to it, in the order they come, and hands the states back when asked.
 import { Buffer } from 'node:buffer';
 import { parentPort } from 'node:worker_threads';
-import { decodeEvent } from '../events/codec.ts';
 import type { LogRecord } from '../log/port.ts';
-import { evolve, initialState } from './state.ts';
-import type { Replayed } from './replay.ts';
+import { createReplayFold } from './replay-fold.ts';
+import type { Replayed } from './replay-fold.ts';
+import { HISTORY_MESSAGES } from './state.ts';
 
 /**
  * A partition's records for this worker, in offset order: their values joined by newlines
@@ -17,15 +17,13 @@ export type ToWorker =
   | { kind: 'done' };
 export type FromWorker = { kind: 'failed'; message: string } | { kind: 'states'; states: [string, Replayed][]; events: number };
 
-const states = new Map<string, Replayed>();
 /** Data keys met so far, by conversation. */
 const known = new Map<string, Uint8Array>();
-let events = 0;
+let fold = createReplayFold(HISTORY_MESSAGES);
 let failed: string | null = null;
-let keep = 40;
 
 parentPort!.on('message', (m: ToWorker | { kind: 'keep'; keep: number }) => {
-  if (m.kind === 'keep') keep = m.keep;
+  if (m.kind === 'keep') fold = createReplayFold(m.keep);
   else if (m.kind === 'records') {
     if (failed) return;
     // The same key object from one batch to the next (sealing caches its cipher key per object).
@@ -42,17 +40,17 @@ parentPort!.on('message', (m: ToWorker | { kind: 'keep'; keep: number }) => {
     try {
       for (let i = 0; i < values.length; i++) {
         const r: LogRecord = { topic: '', partition: m.partition, offset: m.offsets[i]!, key: '', value: values[i]!, headers: {}, timestamp: 0 };
-        const e = decodeEvent(r, ring);
-        const before = states.get(e.conversationId);
-        states.set(e.conversationId, { state: evolve(before?.state ?? initialState(e.conversationId), e, keep), position: e.position });
-        events++;
+        fold.add(r, ring);
       }
     } catch (err) {
       failed = (err as Error).message;
     }
   } else {
-    parentPort!.postMessage(failed ? { kind: 'failed', message: failed } : { kind: 'states', states: [...states], events } satisfies FromWorker);
-    states.clear();
+    if (failed) parentPort!.postMessage({ kind: 'failed', message: failed } satisfies FromWorker);
+    else {
+      const { states, events } = fold.finish();
+      parentPort!.postMessage({ kind: 'states', states: [...states], events } satisfies FromWorker);
+    }
     known.clear();
   }
 });

@@ -1,5 +1,4 @@
-import { decodeEvent, isEventRecord } from '../events/codec.ts';
-import type { LogPosition, LoggedEvent } from '../events/schemas.ts';
+import { isEventRecord } from '../events/codec.ts';
 import type { EventLog, LogRecord } from '../log/port.ts';
 import type { FromWorker, ToWorker } from './replay-worker.ts';
 import { TOPICS } from '../log/port.ts';
@@ -8,11 +7,11 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { keysFor } from '../sealing/keys.ts';
 import type { KeyStore } from '../sealing/keys.ts';
-import { evolve, HISTORY_MESSAGES, initialState } from './state.ts';
-import type { ConversationState } from './state.ts';
+import { HISTORY_MESSAGES } from './state.ts';
+import { createReplayFold } from './replay-fold.ts';
+import type { Replayed } from './replay-fold.ts';
 
-/** A conversation as the replay left it: its state and the position of its last event. */
-export type Replayed = { state: ConversationState; position: LogPosition };
+export type { Replayed } from './replay-fold.ts';
 
 export type ReplayOptions = {
   log: EventLog;
@@ -42,25 +41,21 @@ export type ReplayOptions = {
 /**
  * Full replay: reads partitions from offset 0 to their end and folds every conversation's
  * events (the log rule of evolve: the first event with a seq wins, a gap throws). Returns
- * each conversation's state; `events` counts the events folded.
+ * each conversation's state; `events` counts the events folded. Messages' sealed text is
+ * opened once the fold is done, for the messages the states keep (actors/replay-fold.ts).
  */
 export async function replayLog(options: ReplayOptions): Promise<{ states: Map<string, Replayed>; events: number }> {
   if (options.workers) return replayInWorkers(options, options.workers, options.share ?? 0);
   const { log } = options;
   const keep = options.keep ?? HISTORY_MESSAGES;
   const parts = options.partitions ?? Array.from({ length: log.partitions }, (_, p) => p);
-  const states = new Map<string, Replayed>();
-  let events = 0;
+  const fold = createReplayFold(keep);
   await Promise.all(parts.map((p) => log.read(TOPICS.events, p, 0, async (records) => {
     const ring = await keysFor(options.keys, records);
-    for (const r of records) {
-      if (!isEventRecord(r)) continue;
-      foldInto(states, decodeEvent(r, ring), keep);
-      events++;
-    }
+    for (const r of records) if (isEventRecord(r)) fold.add(r, ring);
     options.onRecords?.(records.length);
   })));
-  return { states, events };
+  return fold.finish();
 }
 
 /**
@@ -70,12 +65,6 @@ export async function replayLog(options: ReplayOptions): Promise<{ states: Map<s
  */
 const workerEnv = (): NodeJS.ProcessEnv =>
   process.env.NODE_COMPILE_CACHE ? process.env : { ...process.env, NODE_COMPILE_CACHE: join(tmpdir(), 'node-compile-cache') };
-
-/** Folds one event onto its conversation's state in `states`. */
-export function foldInto(states: Map<string, Replayed>, e: LoggedEvent, keep: number): void {
-  const before = states.get(e.conversationId);
-  states.set(e.conversationId, { state: evolve(before?.state ?? initialState(e.conversationId), e, keep), position: e.position });
-}
 
 /** FNV-1a of a conversation id: which worker folds it (and, with a share, whether this thread does). */
 function hashOf(id: string): number {
@@ -92,8 +81,7 @@ async function replayInWorkers(options: ReplayOptions, n: number, share: number)
   try {
     const failures = workers.map((w) => new Promise<never>((_, reject) => w.once('error', reject)));
     for (const w of workers) w.postMessage({ kind: 'keep', keep });
-    const here = new Map<string, Replayed>();
-    let hereEvents = 0;
+    const here = createReplayFold(keep);
     const perMille = Math.round(share * 1000);
     const reading = Promise.all(parts.map((p) => log.read(TOPICS.events, p, 0, async (records) => {
       const ring = await keysFor(options.keys, records);
@@ -103,8 +91,7 @@ async function replayInWorkers(options: ReplayOptions, n: number, share: number)
         const h = hashOf(r.key);
         // This thread's share: decoded and folded here, without a copy to a thread.
         if ((h >>> 8) % 1000 < perMille) {
-          foldInto(here, decodeEvent(r, ring), keep);
-          hereEvents++;
+          here.add(r, ring);
           continue;
         }
         const lane = lanes[h % n]!;
@@ -131,8 +118,7 @@ async function replayInWorkers(options: ReplayOptions, n: number, share: number)
       w.once('message', resolve);
       w.postMessage({ kind: 'done' });
     }))), ...failures]);
-    const states = here;
-    let events = hereEvents;
+    let { states, events } = here.finish();
     for (const a of answers) {
       if (a.kind === 'failed') throw new Error(`replay: ${a.message}`);
       for (const [id, s] of a.states) states.set(id, s);

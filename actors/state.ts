@@ -80,6 +80,9 @@ export class SeqGap extends Error {
  * Applies one event. The log rule every reader follows: the first event with a given
  * seq wins; a later one with a seq already applied (a fenced zombie's write, a
  * redelivery) is ignored; a seq that skips ahead is a gap and an error.
+ * The text of PromptReceived, ReplyGenerated and MessageSaid is only copied into a message
+ * here: a replay folds it still sealed and opens the messages kept (OPENED_AT_THE_END in
+ * actors/replay-fold.ts); a case that reads or moves it elsewhere takes its type out of that set.
  */
 export function evolve(state: ConversationState, event: EventEnvelope, keep = HISTORY_MESSAGES): ConversationState {
   if (event.seq <= state.seq) return state;

@@ -3,6 +3,7 @@ import type { DomainEvent, EventEnvelope, EventType, LogPosition, LoggedEvent } 
 import { keysFor, SEALED_HEADER } from '../sealing/keys.ts';
 import type { Keyring, KeyStore } from '../sealing/keys.ts';
 import { isSealed, open, seal } from '../sealing/seal.ts';
+import type { Sealed } from '../sealing/seal.ts';
 import { marker, PERSONAL, sealContext } from '../sealing/personal.ts';
 import { upcast } from './upcast.ts';
 import type { LogRecord, OutgoingRecord } from '../log/port.ts';
@@ -36,11 +37,26 @@ export class UndecodableEvent extends Error {
 }
 
 /**
- * The personal field opened with the conversation's key, or the erased marker when the key is
- * gone, or when the reader said it does not read that type's content (`unopened`). `data` is
- * this decode's own (parsed just now, or an upcaster's), so it is changed in place, not copied.
+ * A reader that opens some content later (replay opens only what its states still hold, see
+ * actors/replay-fold.ts): the sealed text of the types in `types` whose key is in the ring is
+ * not opened; the event holds `placeholder` instead and `taken` what opens it, until the
+ * reader takes it (null when the event's content was not left sealed). Text fields only: a
+ * fold inspects no text of these types, it copies it.
  */
-function unseal(env: RawEnvelope, data: unknown, keys: Keyring | undefined, unopened: ReadonlySet<EventType> | undefined): unknown {
+export type Later = { types: ReadonlySet<EventType>; placeholder: string; taken: Deferred | null };
+/** Content a decode left sealed: what `openDeferred` opens. */
+export type Deferred = { sealed: Sealed; key: Uint8Array; context: string };
+
+/** The text of content a decode left sealed, or the erased marker when it does not open (what the decode would have given). */
+export const openDeferred = (d: Deferred): string => open(d.key, d.sealed, d.context) ?? (marker(false) as string);
+
+/**
+ * The personal field opened with the conversation's key, or the erased marker when the key is
+ * gone, or when the reader said it does not read that type's content (`unopened`), or left
+ * sealed for `later`. `data` is this decode's own (parsed just now, or an upcaster's), so it is
+ * changed in place, not copied.
+ */
+function unseal(env: RawEnvelope, data: unknown, keys: Keyring | undefined, unopened: ReadonlySet<EventType> | undefined, later: Later | undefined): unknown {
   const p = PERSONAL[env.type];
   const d = data as Record<string, unknown> | null;
   if (!p || typeof d !== 'object' || d === null || !isSealed(d[p.field])) return data;
@@ -49,7 +65,13 @@ function unseal(env: RawEnvelope, data: unknown, keys: Keyring | undefined, unop
     return d;
   }
   const key = keys?.get(env.conversationId);
-  const text = key ? open(key, d[p.field] as never, sealContext(env.conversationId, env.eventId, p.field)) : null;
+  const context = sealContext(env.conversationId, env.eventId, p.field);
+  if (key && !p.json && later?.types.has(env.type)) {
+    later.taken = { sealed: d[p.field] as Sealed, key, context };
+    d[p.field] = later.placeholder;
+    return d;
+  }
+  const text = key ? open(key, d[p.field] as never, context) : null;
   if (text === null) d[p.field] = marker(p.json);
   else if (!p.json) d[p.field] = text;
   else {
@@ -70,11 +92,11 @@ function unseal(env: RawEnvelope, data: unknown, keys: Keyring | undefined, unop
  * reader that never uses it, an AES-GCM open less per event.
  */
 export function decodeEventValue(value: string, keys?: Keyring, unopened?: ReadonlySet<EventType>): EventEnvelope {
-  return decodeValue(value, keys, unopened, undefined);
+  return decodeValue(value, keys, unopened, undefined, undefined);
 }
 
 /** The event in `value`, with its position when one is given (made in one object: no copy of the envelope per event). */
-function decodeValue(value: string, keys: Keyring | undefined, unopened: ReadonlySet<EventType> | undefined, position: LogPosition | undefined): LoggedEvent {
+function decodeValue(value: string, keys: Keyring | undefined, unopened: ReadonlySet<EventType> | undefined, position: LogPosition | undefined, later: Later | undefined): LoggedEvent {
   let json: unknown;
   try {
     json = JSON.parse(value);
@@ -88,7 +110,7 @@ function decodeValue(value: string, keys: Keyring | undefined, unopened: Readonl
   if (env.schemaVersion > current) {
     throw new UndecodableEvent(`${env.type} v${env.schemaVersion} is newer than this build (v${current})`);
   }
-  const parsed = EventData[env.type].safeParse(unseal(env, upcast(env.type, env.schemaVersion, current, env.data), keys, unopened));
+  const parsed = EventData[env.type].safeParse(unseal(env, upcast(env.type, env.schemaVersion, current, env.data), keys, unopened, later));
   if (!parsed.success) {
     throw new UndecodableEvent(`bad ${env.type} data: ${parsed.error.issues[0]?.path.join('.')} ${parsed.error.issues[0]?.message}`);
   }
@@ -99,8 +121,10 @@ function decodeValue(value: string, keys: Keyring | undefined, unopened: Readonl
   return env as unknown as LoggedEvent;
 }
 
-export function decodeEvent(record: LogRecord, keys?: Keyring, unopened?: ReadonlySet<EventType>): LoggedEvent {
-  return decodeValue(record.value, keys, unopened, { partition: record.partition, offset: record.offset });
+/** The event in `record`, with its position; with `later`, see Later. */
+export function decodeEvent(record: LogRecord, keys?: Keyring, unopened?: ReadonlySet<EventType>, later?: Later): LoggedEvent {
+  if (later) later.taken = null;
+  return decodeValue(record.value, keys, unopened, { partition: record.partition, offset: record.offset }, later);
 }
 
 /**

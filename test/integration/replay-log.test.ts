@@ -61,6 +61,13 @@ describe('full replay', () => {
       expect(inWorkers.states.get(c.id)).toEqual(here.states.get(c.id));
       expect(shared.states.get(c.id)).toEqual(here.states.get(c.id));
     }
+    // States that keep 3 messages (their text opened at the end, for what they keep): the same in either place.
+    const short = await replayLog({ log, keys: store, keep: 3 });
+    const shortInWorkers = await replayLog({ log, keys: store, keep: 3, workers: 1, share: 0.5 });
+    for (const c of convs) {
+      expect(short.states.get(c.id)?.state).toEqual(fold(c.id, c.events, undefined, 3));
+      expect(shortInWorkers.states.get(c.id)).toEqual(short.states.get(c.id));
+    }
     // Without the keys the content reads as erased, the rest of the fold is the same.
     const blind = await replayLog({ log, workers: 2 });
     expect(blind.states.get(convs[0]!.id)?.state.messages[0]?.content).toBe('[erased]');
