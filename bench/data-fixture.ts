@@ -24,7 +24,8 @@ import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL } from '../test/support/env.ts';
 import { cleanUp, onInterrupt } from './cleanup.ts';
 import { envelopeAt } from './synthetic.ts';
 
-export const CLIENTS: KafkaClient[] = ['kafkajs', 'platformatic'];
+/** Both clients, or those BENCH_CLIENTS names (comma-separated): one client halves a run, for paired runs. */
+export const CLIENTS: KafkaClient[] = process.env.BENCH_CLIENTS ? (process.env.BENCH_CLIENTS.split(',') as KafkaClient[]) : ['kafkajs', 'platformatic'];
 export const PARTITIONS = 12;
 /** Records per append: ~700 B each, well under the broker's 1 MB batch limit. */
 export const APPEND_BATCH = 500;

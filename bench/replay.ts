@@ -1,5 +1,6 @@
 // Full replay on each Kafka client in one run: every partition from offset 0 read,
-// decoded (JSON, envelope and data validated, sealed content opened) and folded, first
+// decoded (JSON, envelope and data validated, sealed content opened: the messages' text once
+// the fold is done, for the messages the states keep) and folded, first
 // partition by partition, then all twelve at once; beside it the read alone, and where
 // each microsecond of an event goes (each step timed on its own over the same records).
 //
@@ -97,6 +98,7 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
     // Full replay partition by partition, then all at once, each with a fresh key store (as after a restart).
     let seqEvents = 0;
     let seqMs = 0;
+    const byPartition: Array<Awaited<ReturnType<typeof replayLog>>> = [];
     const c1 = cpu();
     await profiled(`replay-${client}`, async () => {
       for (const p of parts) {
@@ -104,6 +106,7 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
         const r = await replayLog({ log: kafka, keys: scope.keys(db), partitions: [p] });
         seqMs += now() - t;
         seqEvents += r.events;
+        byPartition.push(r);
       }
     });
     const seqCpu = cpu().all - c1.all;
@@ -128,13 +131,16 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
     const workersMainUs = median.main;
     const workersAllUs = median.all;
     const workersRuns = runs.map((x) => Math.round(x.r.events / (x.ms / 1000)));
-    let checked = 0;
+    // Every replay gives every conversation the state the writer folded from its events (the
+    // messages' text opened, as the writer had it), and nothing more.
+    const replays: Array<[string, Awaited<ReturnType<typeof replayLog>>]> = [['all at once', all], ...runs.map((x, i): [string, typeof all] => [`in workers (run ${i + 1})`, x.r])];
+    const partitioned = new Map(byPartition.flatMap((r) => [...r.states]));
     for (const [id, state] of expected) {
-      if (!isDeepStrictEqual(all.states.get(id)?.state, state)) throw new Error(`${client}: the replayed state of ${id} differs from the fold of its events`);
-      if (runs.some((x) => !isDeepStrictEqual(x.r.states.get(id)?.state, state))) throw new Error(`${client}: the state of ${id} replayed in workers differs from the fold of its events`);
-      if (++checked >= 200) break;
+      if (!isDeepStrictEqual(partitioned.get(id)?.state, state)) throw new Error(`${client}: the state of ${id} replayed with its partition differs from the fold of its events`);
+      for (const [how, r] of replays) if (!isDeepStrictEqual(r.states.get(id)?.state, state)) throw new Error(`${client}: the state of ${id} replayed ${how} differs from the fold of its events`);
     }
-    for (const { r: w } of runs) if (w.events !== all.events || w.states.size !== all.states.size) throw new Error(`${client}: workers replayed ${w.events} events of ${w.states.size} conversations, not ${all.events} of ${all.states.size}`);
+    for (const [how, r] of replays) if (r.events !== seqEvents || r.states.size !== expected.size) throw new Error(`${client}: replayed ${how} ${r.events} events of ${r.states.size} conversations, not ${seqEvents} of ${expected.size}`);
+    if (partitioned.size !== expected.size) throw new Error(`${client}: the partitions replayed ${partitioned.size} conversations, not ${expected.size}`);
     const ring = (await keysFor(scope.keys(db), sample)) as Map<string, Uint8Array>;
     const us = breakdown(sample, ring);
     const r = {
