@@ -50,7 +50,8 @@ const DENO = fileURLToPath(new URL('../node_modules/.bin/deno', import.meta.url)
 const DENO_MAIN = fileURLToPath(new URL('../main.deno.ts', import.meta.url));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const log = (msg: string) => console.log(`[prompt-path ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+// The monotonic clock in µs (mono=…) is the one `--cpu-prof` stamps its samples with, so a profile can be cut by phase.
+const log = (msg: string) => console.log(`[prompt-path ${new Date().toISOString().slice(11, 19)} mono=${process.hrtime.bigint() / 1000n}] ${msg}`);
 
 type Result = {
   setup: Setup;
