@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Http1Pool, type Http1Response } from './http1.ts';
-import { Readable } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 
 /**
@@ -56,7 +56,7 @@ export function createHttpFetch(options: { https?: 'node' | 'fetch' } = {}): typ
         if (location) {
           // Rare on an API: asked again through the global fetch, which follows it.
           done();
-          head.body.resume();
+          head.body?.resume();
           resolve(fetch(input, init));
           return;
         }
@@ -92,7 +92,10 @@ function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException('This operation was aborted', 'AbortError');
 }
 
-/** The part of a fetch Response the SDK and its callers use, over one IncomingMessage. */
+/**
+ * The part of a fetch Response the SDK and its callers use, over one IncomingMessage, or over
+ * the whole body when it came with the head (no stream then, unless `body` is asked for).
+ */
 class LeanResponse {
   readonly status: number;
   readonly statusText: string;
@@ -102,16 +105,16 @@ class LeanResponse {
   readonly type = 'basic';
   readonly headers: Headers;
   bodyUsed = false;
-  #source: Readable;
-  #res: Readable;
+  /** The whole body, uncompressed, when it came with the head (then there is no #source). */
+  #whole: Buffer | null = null;
+  #source: Readable | null = null;
+  #res: Readable | null = null;
   #cancel: () => void;
   #stream: ReadableStream<Uint8Array> | null = null;
   #failure: unknown = null;
   #done: () => void;
 
   constructor(head: Http1Response, url: string, done: () => void, cancel: () => void) {
-    const res = head.body;
-    this.#res = res;
     this.#done = done;
     this.#cancel = cancel;
     this.status = head.status;
@@ -122,7 +125,14 @@ class LeanResponse {
     const raw = head.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
     this.headers = headers;
-    this.#source = decoded(res, headers.get('content-encoding'));
+    const encoding = headers.get('content-encoding');
+    if (head.whole && !inflaterFor(encoding)) {
+      this.#whole = head.whole;
+      return;
+    }
+    const res = head.body ?? ended(head.whole!);
+    this.#res = res;
+    this.#source = decoded(res, encoding);
     // Errors are read where the body is; these keep one nobody reads from throwing.
     res.on('error', () => {});
     if (this.#source !== res) this.#source.on('error', () => {});
@@ -135,20 +145,36 @@ class LeanResponse {
     this.#failure ??= reason;
     this.#done();
     this.#cancel();
+    if (!this.#res || !this.#source) return; // a whole body not read yet reads as this failure
     this.#res.destroy();
     if (this.#source !== this.#res) this.#source.destroy(reason instanceof Error ? reason : undefined);
   }
 
   /** Why a body destroyed before it was read failed: the abort's reason, or the connection's loss. */
   #lost(): unknown {
-    return this.#failure ?? new TypeError('terminated', { cause: this.#source.errored ?? new Error('other side closed') });
+    return this.#failure ?? new TypeError('terminated', { cause: this.#source?.errored ?? new Error('other side closed') });
   }
 
   get body(): ReadableStream<Uint8Array> | null {
     if (this.#stream) return this.#stream;
     if (this.bodyUsed) return null;
     this.bodyUsed = true;
-    const source = this.#source;
+    const whole = this.#whole;
+    if (whole) {
+      this.#whole = null;
+      const failure = this.#failure;
+      this.#stream = new ReadableStream<Uint8Array>({
+        start: (c) => {
+          if (failure !== null) return c.error(failure);
+          c.enqueue(new Uint8Array(whole.buffer, whole.byteOffset, whole.byteLength));
+          c.close();
+          this.#done();
+        },
+        cancel: () => this.#done(),
+      });
+      return this.#stream;
+    }
+    const source = this.#source!;
     if (source.destroyed) {
       // Failed before anyone read it: a body that errors at once.
       const failure = this.#lost();
@@ -182,7 +208,7 @@ class LeanResponse {
         open = false;
         this.#done();
         this.#cancel();
-        this.#res.destroy();
+        this.#res!.destroy();
       },
     });
     return this.#stream;
@@ -196,7 +222,14 @@ class LeanResponse {
   async bytes(): Promise<Uint8Array> {
     if (this.bodyUsed) throw new TypeError('Body is unusable: Body has already been read');
     this.bodyUsed = true;
-    const source = this.#source;
+    const whole = this.#whole;
+    if (whole) {
+      this.#whole = null;
+      this.#done();
+      if (this.#failure !== null) throw this.#failure;
+      return whole;
+    }
+    const source = this.#source!;
     const chunks: Buffer[] = [];
     if (source.destroyed) throw this.#lost();
     await new Promise<void>((resolve, reject) => {
@@ -232,9 +265,22 @@ class LeanResponse {
   }
 }
 
+
+/** A stream of one buffer that has all come. */
+function ended(whole: Buffer): Readable {
+  const r = new Readable({ read() {} });
+  r.push(whole);
+  r.push(null);
+  return r;
+}
+
+const INFLATERS: Record<string, () => Transform> = { gzip: createGunzip, 'x-gzip': createGunzip, deflate: createInflate, br: createBrotliDecompress };
+
+/** How a body the server compressed unasked is decompressed (undefined: it was not). */
+const inflaterFor = (encoding: string | null) => (encoding ? INFLATERS[encoding.trim().toLowerCase()] : undefined);
+
 /** The body as sent, or decompressed when the server compressed it unasked. */
 function decoded(res: Readable, encoding: string | null): Readable {
-  const coding = encoding?.trim().toLowerCase();
-  const inflate = coding === 'gzip' || coding === 'x-gzip' ? createGunzip() : coding === 'deflate' ? createInflate() : coding === 'br' ? createBrotliDecompress() : null;
-  return inflate ? res.pipe(inflate) : res;
+  const inflate = inflaterFor(encoding);
+  return inflate ? res.pipe(inflate()) : res;
 }

@@ -96,6 +96,17 @@ describe('the node:http fetch for the SDK', () => {
       expect(await errorOf(reader.read())).toBe(reason);
     });
 
+    it(`${name}: a whole body not read yet when the signal aborts fails with the signal's reason; read as a stream it is all there`, async () => {
+      const ac = new AbortController();
+      const res = await f(`${base}/json`, { method: 'POST', body: 'x', signal: ac.signal });
+      await new Promise((r) => setTimeout(r, 20)); // the body has all come
+      const reason = new Error('stopped');
+      ac.abort(reason);
+      expect(await errorOf(res.text())).toBe(reason);
+      const streamed = await f(`${base}/json`, { method: 'POST', body: 'y' });
+      expect(JSON.parse(await new Response(streamed.body).text())).toMatchObject({ method: 'POST', body: 'y' });
+    });
+
     it(`${name}: aborting before the headers rejects with the signal's reason; an aborted signal never sends`, async () => {
       const ac = new AbortController();
       const pending = errorOf(f(`${base}/hang`, { method: 'POST', body: '{}', signal: ac.signal }));
