@@ -17,6 +17,9 @@ import type { AudioChunkUpdate, ReplyStreams, StreamSoFar, StreamUpdate } from '
  */
 const UNOPENED: ReadonlySet<EventType> = new Set<EventType>(['PromptReceived']);
 
+/** How often the feed's consumer heartbeats in its group of one. */
+const FEED_HEARTBEAT_MS = 250;
+
 export type FeedListener = {
   event(e: LoggedEvent): void;
   notice(n: Notice): void;
@@ -64,6 +67,10 @@ export function createFeed(log: EventLog, logger: Logger, instanceId = randomUUI
         topic: TOPICS.events,
         from: 'latest',
         commit: false,
+        // The group is this gateway's alone: no other member joins it, so there is no
+        // rebalance to hear of early, and a heartbeat every 50 ms (the default) was most of an
+        // idle gateway's CPU (20 requests a second). Still well inside the session timeout.
+        heartbeatMs: FEED_HEARTBEAT_MS,
         onAssigned: (parts) => {
           if (parts.length) resolveAssigned();
         },
