@@ -21,8 +21,8 @@ export type ReplayOptions = {
   partitions?: number[];
   /** Messages each state keeps (GEMELLO_HISTORY_MESSAGES). */
   keep?: number;
-  /** Called with each batch's record count, for progress. */
-  onRecords?: (n: number) => void;
+  /** Called with each batch's record count, its partition and its last offset, for progress. */
+  onRecords?: (n: number, partition: number, lastOffset: number) => void;
   /**
    * Worker threads that decode and fold (default 0: this thread does). This thread then only
    * reads the log and hands each conversation's records, in order, to the worker its id picks.
@@ -53,7 +53,7 @@ export async function replayLog(options: ReplayOptions): Promise<{ states: Map<s
   await Promise.all(parts.map((p) => log.read(TOPICS.events, p, 0, async (records) => {
     const ring = await keysFor(options.keys, records);
     for (const r of records) if (isEventRecord(r)) fold.add(r, ring);
-    options.onRecords?.(records.length);
+    options.onRecords?.(records.length, p, records[records.length - 1]?.offset ?? -1);
   })));
   return fold.finish();
 }
@@ -111,7 +111,7 @@ async function replayInWorkers(options: ReplayOptions, n: number, share: number)
         };
         workers[i]!.postMessage(message);
       });
-      options.onRecords?.(records.length);
+      options.onRecords?.(records.length, p, records[records.length - 1]?.offset ?? -1);
     })));
     await Promise.race([reading, ...failures]);
     const answers = await Promise.race([Promise.all(workers.map((w) => new Promise<FromWorker>((resolve) => {

@@ -16,6 +16,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { getPostgreSQLEventStore } from '@event-driven-io/emmett-postgresql';
 import { createRecovery } from '../actors/recovery.ts';
+import { replayLog } from '../actors/replay.ts';
 import type { Recovered } from '../actors/recovery.ts';
 import type { Snapshot, SnapshotStore } from '../actors/ports.ts';
 import { evolve, fold, initialState } from '../actors/state.ts';
@@ -362,23 +363,11 @@ export async function run(): Promise<void> {
     log('full replay of every partition');
     const progress = new Array<string>(PARTITIONS).fill('-');
     const replayOnce = async (parts: number[]) => {
-      const states = new Map<string, ConversationState>();
-      let events = 0;
       // A fresh key store: its keys are loaded as the replay meets them, as after a restart.
       const replayKeys = SEAL ? benchKeys(db) : null;
       const t = now();
-      await Promise.all(parts.map((p) => kafkaLog.read(TOPICS.events, p, 0, async (records) => {
-        progress[p] = `${records[0]!.offset}..${records[records.length - 1]!.offset}`;
-        const ring = await keysFor(replayKeys, records);
-        for (const r of records) {
-          if (!isEventRecord(r)) continue;
-          const e = decodeEvent(r, ring);
-          states.set(e.conversationId, evolve(states.get(e.conversationId) ?? initialState(e.conversationId), e));
-          events++;
-        }
-      })));
-      const ms = now() - t;
-      return { events, ms, states };
+      const r = await replayLog({ log: kafkaLog, keys: replayKeys, partitions: parts, onRecords: (_n, p, last) => (progress[p] = `at offset ${last}`) });
+      return { events: r.events, ms: now() - t, states: r.states };
     };
     // Partition by partition (what "full partition replay" means: one partition from offset
     // 0 to its end), then all twelve at once (a host taking every partition over together).
@@ -386,14 +375,14 @@ export async function run(): Promise<void> {
     await withProgress(() => `replaying partition ${perPartition.length}: ${progress[perPartition.length] ?? '-'}`, async () => {
       for (let p = 0; p < PARTITIONS; p++) {
         const r = await replayOnce([p]);
-        for (const c of byPartition[p]!.slice(0, 5)) if (r.states.get(c.id)?.lastEventId !== c.state.lastEventId) throw new Error(`replay of ${c.id} ended elsewhere`);
+        for (const c of byPartition[p]!.slice(0, 5)) if (r.states.get(c.id)?.state.lastEventId !== c.state.lastEventId) throw new Error(`replay of ${c.id} ended elsewhere`);
         perPartition.push({ events: r.events, ms: r.ms });
       }
     });
     const seq = { events: perPartition.reduce((a, r) => a + r.events, 0), ms: perPartition.reduce((a, r) => a + r.ms, 0) };
     const slowest = Math.min(...perPartition.map((r) => r.events / (r.ms / 1000)));
     const all = await withProgress(() => `replaying all partitions at once… ${progress.join(' ')}`, () => replayOnce(Array.from({ length: PARTITIONS }, (_, p) => p)));
-    for (const c of convs.slice(0, 50)) if (all.states.get(c.id)?.lastEventId !== c.state.lastEventId) throw new Error(`replay of ${c.id} ended elsewhere`);
+    for (const c of convs.slice(0, 50)) if (all.states.get(c.id)?.state.lastEventId !== c.state.lastEventId) throw new Error(`replay of ${c.id} ended elsewhere`);
     log(`replayed ${seq.events.toLocaleString()} events partition by partition in ${seq.ms.toFixed(0)} ms (slowest partition ${Math.round(slowest).toLocaleString()} events/s); all at once in ${all.ms.toFixed(0)} ms`);
     all.states.clear();
 
