@@ -61,7 +61,7 @@ export type ProjectorOptions = {
 export type Projector = {
   start(): Promise<void>;
   stop(): Promise<void>;
-  /** Resolves once every partition's checkpoint reaches the log's end offsets as of the call. */
+  /** Resolves once every partition's checkpoint reaches the log's end offsets as of the call (the database away meanwhile is waited out too, until the timeout). */
   caughtUp(options?: { timeoutMs?: number }): Promise<void>;
 };
 
@@ -329,10 +329,19 @@ export function createProjector(options: ProjectorOptions): Projector {
       const ends = await log.endOffsets(TOPICS.events);
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const rows = await db.query<{ partition: number; next_offset: number }>(
-          'SELECT partition, next_offset FROM projection_checkpoints WHERE projection = $1',
-          [name],
-        );
+        let rows: Array<{ partition: number; next_offset: number }>;
+        try {
+          rows = await db.query<{ partition: number; next_offset: number }>(
+            'SELECT partition, next_offset FROM projection_checkpoints WHERE projection = $1',
+            [name],
+          );
+        } catch (err) {
+          // A database that is away or coming back (a connection opened during an outage can
+          // still time out after it is back) is waited for like the projection is, until the deadline.
+          if (Date.now() >= deadline) throw err;
+          await sleep(Math.min(100, Math.max(0, deadline - Date.now())));
+          continue;
+        }
         const at = new Map(rows.map((r) => [Number(r.partition), Number(r.next_offset)]));
         const behind = ends.flatMap((end, p) => (end > (at.get(p) ?? 0) ? [`${p}: ${at.get(p) ?? 0}/${end}`] : []));
         if (!behind.length) return;

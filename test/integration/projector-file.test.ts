@@ -70,6 +70,42 @@ describe('projector on the embedded backends (file log, PGlite on disk)', () => 
     await log.close();
   });
 
+  it('caughtUp waits out a database that is away when it asks, instead of failing before its timeout', async () => {
+    const log = createFileLog({ dir: join(dir, 'log-away'), partitions: PARTITIONS });
+    const db = createPGliteDb();
+    await migrate(db);
+    let failing = 0;
+    const asked: string[] = [];
+    const away: Db = {
+      ...db,
+      query: (text, params) => {
+        if (failing > 0 && text.includes('FROM projection_checkpoints')) {
+          failing--;
+          asked.push(text);
+          return Promise.reject(new Error('write CONNECT_TIMEOUT (simulated)'));
+        }
+        return db.query(text, params);
+      },
+    };
+    const projector = createProjector({ log, db: away, keys: testKeyStore(log, db) });
+    await projector.start();
+    const events = conversation(`conv-away-${randomUUID()}`, 2);
+    await append(log, events);
+    failing = 3;
+    try {
+      await projector.caughtUp({ timeoutMs: 20_000 });
+    } finally {
+      await projector.stop();
+    }
+    expect(asked).toHaveLength(3);
+    expect((await createReadModelStateSource(db).stateOf(events[0]!.conversationId))?.state).toEqual(fold(events[0]!.conversationId, events));
+    // Past its timeout it says why: the database's own error.
+    failing = 1_000;
+    await expect(projector.caughtUp({ timeoutMs: 200 })).rejects.toThrow(/CONNECT_TIMEOUT/);
+    await db.close();
+    await log.close();
+  });
+
   const ids = Array.from({ length: 6 }, (_, i) => `conv-${i}-${randomUUID()}`);
   const all = ids.map((id, i) => conversation(id, i + 1));
 
