@@ -1,12 +1,10 @@
 // What a benchmark run leaves behind on the shared services, removed at its end: its
 // Kafka topics and consumer groups (by namespace prefix), its Redis keys (by prefix) and
 // its Postgres schemas.
-import { Kafka, logLevel } from 'kafkajs';
-import { stopIdleRequestQueueTimers } from '../log/kafkajs-request-queue.ts';
+import { logLevel } from 'kafkajs';
+import { newKafka } from '../log/kafkajs-request-queue.ts';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
-
-stopIdleRequestQueueTimers(); // kafkajs' 1 ms timer on idle connections (log/kafkajs-request-queue.ts)
 
 export type Leftovers = {
   brokers: string[];
@@ -23,7 +21,7 @@ const IDENT = /^[a-z_][a-z0-9_]*$/;
 export async function cleanUp(l: Leftovers): Promise<string[]> {
   const problems: string[] = [];
   if (!l.namespace || l.namespace.length < 6) throw new Error(`refusing to clean up with the short namespace "${l.namespace}"`);
-  const kafka = new Kafka({ clientId: 'gemello-bench-cleanup', brokers: l.brokers, logLevel: logLevel.NOTHING });
+  const kafka = newKafka({ clientId: 'gemello-bench-cleanup', brokers: l.brokers, logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   try {
     await admin.connect();

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel } from 'kafkajs';
+import { logLevel } from 'kafkajs';
 import type { Admin, Consumer, Producer } from 'kafkajs';
 import { createAppendQueue } from './append-queue.ts';
-import { stopIdleRequestQueueTimers } from './kafkajs-request-queue.ts';
+import { newKafka } from './kafkajs-request-queue.ts';
 import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
 import { COMPACTED_TOPIC_CONFIG } from './port.ts';
@@ -54,8 +54,7 @@ const READER_WAIT_MS = 20;
 
 /** The event log on Apache Kafka through kafkajs. */
 export function createKafkaLog(options: KafkaLogOptions): EventLog {
-  stopIdleRequestQueueTimers();
-  const kafka = new Kafka({
+  const kafka = newKafka({
     clientId: options.clientId ?? 'gemello',
     brokers: options.brokers,
     logLevel: logLevel.ERROR,

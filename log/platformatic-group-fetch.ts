@@ -25,7 +25,8 @@ type Defaults = { maxWaitTime: number; minBytes: number; maxBytes: number; isola
  * partition's to `deliver`, in offset order, before answering the stream. The stream is answered
  * with each partition's last offset as a control batch: it moves its fetch offsets on as after
  * any fetch and builds no message. Anything this path does not read (a Fetch version before 13,
- * an error code, aborted transactions, a compressed batch, another topic, a failed connection)
+ * an error code, aborted transactions, a preferred read replica, a compressed batch, another
+ * topic, a partition it did not ask for, a failed connection)
  * goes through the library's fetch as before, and its messages come as the stream's 'data'.
  *
  * Why: the library makes buffers for each record's key, value and every header key and value,
@@ -73,7 +74,13 @@ export function decodeGroupFetches(consumer: Str, topic: string, name: string, d
       .catch(() => null)
       .then((got) => {
         if (!got) return library(options, callback);
-        for (const [p, records] of got.delivered) deliver(p, records);
+        // A handover that throws fails this fetch, as the library's own would: the stream is
+        // answered either way (unanswered, it would keep the broker's fetches waiting).
+        try {
+          for (const [p, records] of got.delivered) deliver(p, records);
+        } catch (err) {
+          return callback(err as Error);
+        }
         callback(null, got.response);
       });
     return undefined;

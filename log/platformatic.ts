@@ -60,7 +60,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
   const sessionTimeout = options.sessionTimeoutMs ?? 10_000;
   // A member learns that the group rebalances with its next heartbeat: frequent heartbeats
   // are what let a partition move in a fraction of a second once its owner is gone or has
-  // left. A consumer may ask for more frequent ones (ConsumeOptions.heartbeatMs).
+  // left. A consumer may ask for another interval (ConsumeOptions.heartbeatMs; the gateway feed: 250 ms).
   const defaultHeartbeat = Math.min(50, Math.floor(sessionTimeout / 4));
   // Bounded retries everywhere: while the broker is away an append or a read fails after a few
   // seconds (the caller answers `unavailable` or tries again) instead of waiting for ever.

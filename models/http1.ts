@@ -37,6 +37,8 @@ type Exchange = {
   framing: Framing | null;
   keepAlive: boolean;
   idleMs: number;
+  /** Its response was read to the end: the connection is another exchange's (or idle) from then on. */
+  done?: boolean;
 };
 
 class Connection {
@@ -244,6 +246,7 @@ class Connection {
   }
 
   #complete(ex: Exchange): void {
+    ex.done = true;
     this.#current = null;
     ex.body?.push(null);
     if (!ex.keepAlive || this.#dead) {
@@ -280,7 +283,8 @@ export class Http1Pool {
    * Sends one request; `response` resolves at the response head, or rejects with
    * TypeError('fetch failed', { cause }) when the connection fails before it. `headers` are
    * already valid (from a `Headers`); `host` and `content-length` are set here. `cancel`
-   * drops the connection: the response is not read further (its body ends with an error).
+   * drops the connection while the response is still being read (its body ends with an
+   * error); after its end it does nothing.
    */
   request(url: URL, method: string, headers: Array<[string, string]>, body: string | null): { response: Promise<Http1Response>; cancel: () => void } {
     const origin = url.host;
@@ -297,9 +301,14 @@ export class Http1Pool {
     for (const [name, value] of headers) if (name !== 'host' && name !== 'connection' && name !== 'content-length') head += `${name}: ${value}\r\n`;
     if (body !== null || method === 'POST' || method === 'PUT' || method === 'PATCH') head += `content-length: ${body === null ? 0 : Buffer.byteLength(body)}\r\n`;
     const c = conn;
+    let ex!: Exchange;
     const response = new Promise<Http1Response>((resolve, reject) => {
-      c.start({ method, resolve, reject: (err) => reject(new TypeError('fetch failed', { cause: err })), body: null, framing: null, keepAlive: false, idleMs: IDLE_MS }, head + '\r\n' + (body ?? ''));
+      ex = { method, resolve, reject: (err) => reject(new TypeError('fetch failed', { cause: err })), body: null, framing: null, keepAlive: false, idleMs: IDLE_MS };
+      c.start(ex, head + '\r\n' + (body ?? ''));
     });
-    return { response, cancel: () => c.destroy() };
+    // Once its response was read to the end, the connection may be idle in the pool or carry
+    // another request (a whole body comes with its head, before the caller reads it): a late
+    // cancel (an abort after that) must not drop it.
+    return { response, cancel: () => void (ex.done || c.destroy()) };
   }
 }

@@ -9,6 +9,7 @@ import { keysFor } from '../sealing/keys.ts';
 import type { KeyStore } from '../sealing/keys.ts';
 import { applyBatches } from './apply.ts';
 import type { BatchResult, PartitionBatch } from './apply.ts';
+import { isUnavailable } from '../stores/sql.ts';
 import type { Db } from '../stores/sql.ts';
 import { within } from '../runtime/deadline.ts';
 
@@ -337,8 +338,9 @@ export function createProjector(options: ProjectorOptions): Projector {
           );
         } catch (err) {
           // A database that is away or coming back (a connection opened during an outage can
-          // still time out after it is back) is waited for like the projection is, until the deadline.
-          if (Date.now() >= deadline) throw err;
+          // still time out after it is back) is waited for like the projection is, until the
+          // deadline; an error in the statement itself is not.
+          if (!isUnavailable(err) || Date.now() >= deadline) throw err;
           await sleep(Math.min(100, Math.max(0, deadline - Date.now())));
           continue;
         }

@@ -19,3 +19,16 @@ export type Db = Query & {
   ping(): Promise<void>;
   close(): Promise<void>;
 };
+
+/**
+ * Whether a database error says the database is away or coming back (a socket error, a
+ * connection lost or timed out, a server shutting down or starting: SQLSTATE classes 08 and
+ * 57), rather than something about the statement that asking again will not change.
+ */
+export function isUnavailable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  const sqlState = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && typeof (err as { severity?: unknown }).severity === 'string';
+  if (sqlState) return code.startsWith('08') || code.startsWith('57');
+  // The client's own: CONNECT_TIMEOUT, CONNECTION_CLOSED…, or a socket's (ECONNREFUSED, with its syscall).
+  return typeof code === 'string' || typeof (err as { syscall?: unknown } | null)?.syscall === 'string';
+}

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createFileLog } from '../../log/file.ts';
 import { createKafkaLog } from '../../log/kafka.ts';
 import type { KafkaLogOptions } from '../../log/kafka-options.ts';
-import { Consumer, stringDeserializers } from '@platformatic/kafka';
+import { Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
 import { createPlatformaticLog } from '../../log/platformatic.ts';
 import { fetchPlain } from '../../log/platformatic-fetch.ts';
 import { decodeGroupFetches } from '../../log/platformatic-group-fetch.ts';
@@ -230,6 +230,37 @@ describe('@platformatic/kafka bounded reads', () => {
       expect(of(2).map((r) => r[3])).toEqual([3]);
       expect(messages).toBe(0);
     } finally {
+      await client.close(true);
+      await log.close();
+    }
+  });
+
+  it('a batch the group consumer\'s own decoding does not read (gzip) comes through the library instead: every record once, in order', async () => {
+    const ns = `t${randomUUID().slice(0, 8)}.`;
+    const log = createPlatformaticLog({ brokers: KAFKA_BROKERS, partitions: 4, namespace: ns });
+    const topic = `${ns}z`;
+    const client = new Consumer({ clientId: 'contract-plain-gzip', bootstrapBrokers: KAFKA_BROKERS, groupId: `${ns}group`, deserializers: stringDeserializers, maxWaitTime: 100 });
+    const gzip = new Producer({ clientId: 'contract-gzip', bootstrapBrokers: KAFKA_BROKERS, serializers: stringSerializers, compression: 'gzip' });
+    const got: Array<[string, number, number]> = [];
+    try {
+      await log.ensureTopics(['z']);
+      const first = await log.append('z', 1, [rec('k', 0)]);
+      await gzip.send({ messages: [{ topic, partition: 1, key: 'k', value: JSON.stringify({ i: 1 }), headers: { h: '1' } }] });
+      await log.append('z', 1, [rec('k', 2)]);
+      decodeGroupFetches(client, topic, 'z', (_p, records) => void got.push(...records.map((r): [string, number, number] => ['here', r.offset, JSON.parse(r.value).i])));
+      const stream = await client.consume({ topics: [topic], mode: 'earliest', autocommit: false, maxWaitTime: 100 });
+      stream.on('data', (m) => void got.push(['library', Number(m.offset), JSON.parse(m.value as string).i]));
+      await until(() => got.length >= 3);
+      await log.append('z', 1, [rec('k', 3)]);
+      await until(() => got.length >= 4);
+      await new Promise((r) => setTimeout(r, 300)); // time for a record to come a second time
+      await stream.close();
+      expect(got.map(([, offset, i]) => [offset - first, i])).toEqual([[0, 0], [1, 1], [2, 2], [3, 3]]);
+      // The fetch that met the gzip batch went to the library; the next one was read here again.
+      expect(got.some(([by]) => by === 'library')).toBe(true);
+      expect(got[3]![0]).toBe('here');
+    } finally {
+      await gzip.close();
       await client.close(true);
       await log.close();
     }

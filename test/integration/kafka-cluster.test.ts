@@ -3,8 +3,8 @@
 // The leader of a conversation's partition is SIGKILLed under traffic: no event a client was
 // told about is lost, and the conversations go on.
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel } from 'kafkajs';
-import { stopIdleRequestQueueTimers } from '../../log/kafkajs-request-queue.ts';
+import { logLevel } from 'kafkajs';
+import { newKafka } from '../../log/kafkajs-request-queue.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partitionFor } from '../../log/partition.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
@@ -16,8 +16,6 @@ import type { PrivateCluster } from '../support/private-kafka.ts';
 import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { expectRepliesInLog, openConversations, promptsUntilStopped } from '../support/traffic.ts';
-
-stopIdleRequestQueueTimers(); // kafkajs' 1 ms timer on idle connections (log/kafkajs-request-queue.ts)
 
 const PARTITIONS = 4;
 const CONVERSATIONS = 6;
@@ -62,7 +60,7 @@ describe('three brokers, RF 3, min.insync.replicas 2', () => {
     const { outcomes, stop } = promptsUntilStopped(clients, conversations, seed);
     await new Promise((r) => setTimeout(r, 1_500));
     // The leader of the first conversation's partition of the events topic.
-    const kafka = new Kafka({ clientId: 'test-cluster', brokers, logLevel: logLevel.NOTHING });
+    const kafka = newKafka({ clientId: 'test-cluster', brokers, logLevel: logLevel.NOTHING });
     const admin = kafka.admin();
     await admin.connect();
     const p = partitionFor(conversations[0]!, PARTITIONS);

@@ -70,11 +70,13 @@ describe('projector on the embedded backends (file log, PGlite on disk)', () => 
     await log.close();
   });
 
-  it('caughtUp waits out a database that is away when it asks, instead of failing before its timeout', async () => {
+  it('caughtUp waits out a database that is away when it asks (not an error in the statement itself), instead of failing before its timeout', async () => {
     const log = createFileLog({ dir: join(dir, 'log-away'), partitions: PARTITIONS });
     const db = createPGliteDb();
     await migrate(db);
     let failing = 0;
+    // As the postgres package reports a connection that timed out.
+    let failure: { message: string; code: string; severity?: string } = { message: 'write CONNECT_TIMEOUT 127.0.0.1:5432', code: 'CONNECT_TIMEOUT' };
     const asked: string[] = [];
     const away: Db = {
       ...db,
@@ -82,7 +84,7 @@ describe('projector on the embedded backends (file log, PGlite on disk)', () => 
         if (failing > 0 && text.includes('FROM projection_checkpoints')) {
           failing--;
           asked.push(text);
-          return Promise.reject(new Error('write CONNECT_TIMEOUT (simulated)'));
+          return Promise.reject(Object.assign(new Error(failure.message), failure));
         }
         return db.query(text, params);
       },
@@ -102,6 +104,11 @@ describe('projector on the embedded backends (file log, PGlite on disk)', () => 
     // Past its timeout it says why: the database's own error.
     failing = 1_000;
     await expect(projector.caughtUp({ timeoutMs: 200 })).rejects.toThrow(/CONNECT_TIMEOUT/);
+    // An error in the statement itself (here: no such table) is not waited out, whatever the timeout.
+    failure = { message: 'relation "projection_checkpoints" does not exist', code: '42P01', severity: 'ERROR' };
+    asked.length = 0;
+    await expect(projector.caughtUp({ timeoutMs: 60_000 })).rejects.toThrow(/does not exist/);
+    expect(asked).toHaveLength(1);
     await db.close();
     await log.close();
   });

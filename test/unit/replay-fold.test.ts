@@ -70,8 +70,8 @@ describe('replay opening the messages it keeps at the end', () => {
     const r = lazy(records, ring, 4);
     expect(r.states.get('c-long')!.state.messages.map((m) => m.content)).toEqual(['question 28 of c-long', 'answer 28 to c-long', 'question 29 of c-long', 'answer 29 to c-long']);
     expect(r.states.get('c-erased')!.state.messages.map((m) => m.content)).toEqual(Array(4).fill(ERASED_TEXT));
-    // No placeholder is left anywhere in a state.
-    expect(JSON.stringify([...r.states.values()])).not.toContain('\u0000');
+    // No placeholder is left in any message (it starts with a NUL, which no text read here has).
+    for (const { state } of r.states.values()) for (const m of state.messages) expect(m.content).not.toMatch(/^\u0000/);
   });
 
   it('keeps the text a stopped reply replaced, what a flow says, confirmed and proposed data, an erasure and content that does not open', () => {
