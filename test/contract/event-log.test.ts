@@ -207,11 +207,16 @@ describe('@platformatic/kafka bounded reads', () => {
     }
   });
 
-  it('a group consumer\'s fetches are decoded here too: the records come in order, the library builds no message', async () => {
+  /** A platformatic log in a namespace of its own, and a library consumer of its topic `name` (full name `topic`). */
+  const groupOf = (name: string, clientId: string) => {
     const ns = `t${randomUUID().slice(0, 8)}.`;
     const log = createPlatformaticLog({ brokers: KAFKA_BROKERS, partitions: 4, namespace: ns });
-    const topic = `${ns}g`;
-    const client = new Consumer({ clientId: 'contract-plain-group', bootstrapBrokers: KAFKA_BROKERS, groupId: `${ns}group`, deserializers: stringDeserializers, maxWaitTime: 100 });
+    const client = new Consumer({ clientId, bootstrapBrokers: KAFKA_BROKERS, groupId: `${ns}group`, deserializers: stringDeserializers, maxWaitTime: 100 });
+    return { log, topic: `${ns}${name}`, client };
+  };
+
+  it('a group consumer\'s fetches are decoded here too: the records come in order, the library builds no message', async () => {
+    const { log, topic, client } = groupOf('g', 'contract-plain-group');
     const got: LogRecord[] = [];
     let messages = 0;
     try {
@@ -236,10 +241,7 @@ describe('@platformatic/kafka bounded reads', () => {
   });
 
   it('a batch the group consumer\'s own decoding does not read (gzip) comes through the library instead: every record once, in order', async () => {
-    const ns = `t${randomUUID().slice(0, 8)}.`;
-    const log = createPlatformaticLog({ brokers: KAFKA_BROKERS, partitions: 4, namespace: ns });
-    const topic = `${ns}z`;
-    const client = new Consumer({ clientId: 'contract-plain-gzip', bootstrapBrokers: KAFKA_BROKERS, groupId: `${ns}group`, deserializers: stringDeserializers, maxWaitTime: 100 });
+    const { log, topic, client } = groupOf('z', 'contract-plain-gzip');
     const gzip = new Producer({ clientId: 'contract-gzip', bootstrapBrokers: KAFKA_BROKERS, serializers: stringSerializers, compression: 'gzip' });
     const got: Array<[string, number, number]> = [];
     try {
