@@ -51,6 +51,17 @@ export function createLanes(o: LanesOptions) {
     o.press(on);
   };
 
+  /** Queues a new record on its lane: 1, the count it adds. */
+  const take = (lane: Lane, offset: number, r: LogRecord): number => {
+    lane.records.push(r);
+    lane.next = offset + 1;
+    return 1;
+  };
+  const added = (n: number) => {
+    pending += n;
+    if (pending > maxPending) press(true);
+  };
+
   const laneOf = (p: number): Lane => {
     let lane = lanes.get(p);
     if (!lane) lanes.set(p, (lane = { records: [], running: false, next: -1 }));
@@ -94,24 +105,14 @@ export function createLanes(o: LanesOptions) {
      */
     push(p: number, offset: number, record: () => LogRecord): void {
       const lane = laneOf(p);
-      if (offset < lane.next) return;
-      lane.records.push(record());
-      lane.next = offset + 1;
-      pending++;
-      if (pending > maxPending) press(true);
+      if (offset >= lane.next) added(take(lane, offset, record()));
     },
     /** Hands fetched records of one partition over, in offset order (those already handed over are passed by, as in push). */
     pushAll(p: number, records: readonly LogRecord[]): void {
       const lane = laneOf(p);
       let n = 0;
-      for (const r of records) {
-        if (r.offset < lane.next) continue;
-        lane.records.push(r);
-        lane.next = r.offset + 1;
-        n++;
-      }
-      pending += n;
-      if (pending > maxPending) press(true);
+      for (const r of records) if (r.offset >= lane.next) n += take(lane, r.offset, r);
+      added(n);
     },
     /** Starts the partition's handler on what waits, unless it runs; `defer` delays the start (to gather a fetch's records). */
     start(p: number, defer?: (go: () => void) => void): void {

@@ -5,7 +5,7 @@
 import { kOptions } from '@platformatic/kafka';
 import type { Connection, ConnectionPool, Consumer } from '@platformatic/kafka';
 import { decodeBatches, plainVersion, sendFetch } from './platformatic-fetch.ts';
-import type { FetchTopic } from './platformatic-fetch.ts';
+import type { FetchTopic, Version } from './platformatic-fetch.ts';
 import type { LogRecord } from './port.ts';
 
 /** A control batch: the stream tracks its offsets and hands over none of its records. */
@@ -37,9 +37,11 @@ type Defaults = { maxWaitTime: number; minBytes: number; maxBytes: number; isola
 export function decodeGroupFetches(consumer: Str, topic: string, name: string, deliver: (partition: number, records: LogRecord[]) => void): void {
   const library = consumer.fetch.bind(consumer) as (options: FetchOptions, callback: Callback) => void;
   const defaults = (consumer as unknown as { [kOptions]: Defaults })[kOptions];
+  let version: Version | null | undefined;
 
   async function plain(options: FetchOptions): Promise<{ response: unknown; delivered: Array<[number, LogRecord[]]> } | null> {
-    const v = await plainVersion(consumer);
+    // The consumer's Fetch version is asked once it is known, not before every fetch.
+    const v = version !== undefined ? version : (version = await plainVersion(consumer));
     if (v === null) return null;
     const metadata = await consumer.metadata({ topics: [topic] });
     const t = metadata.topics.get(topic);
