@@ -4,6 +4,7 @@ import type { Message, MessagesStream } from '@platformatic/kafka';
 import { createAppendQueue } from './append-queue.ts';
 import { fetchPlain } from './platformatic-fetch.ts';
 import { decodeGroupFetches } from './platformatic-group-fetch.ts';
+import { writeProducesContiguously } from './platformatic-produce.ts';
 import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
 import { COMPACTED_TOPIC_CONFIG } from './port.ts';
@@ -90,6 +91,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
   };
   // Idempotent: a retried send after a lost acknowledgement is not written twice.
   const producer = new Producer({ ...base, idempotent: true, acks: -1, retries: 6, serializers: { ...stringSerializers, headerKey: headerBytes(), headerValue: headerBytes() } });
+  writeProducesContiguously(producer);
   const subscriptions = new Set<Subscription>();
 
   const appends = createAppendQueue(async (request) => {

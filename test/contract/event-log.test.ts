@@ -9,6 +9,7 @@ import type { KafkaLogOptions } from '../../log/kafka-options.ts';
 import { Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
 import { createPlatformaticLog } from '../../log/platformatic.ts';
 import { fetchPlain } from '../../log/platformatic-fetch.ts';
+import { contiguousProduces } from '../../log/platformatic-produce.ts';
 import { decodeGroupFetches } from '../../log/platformatic-group-fetch.ts';
 import type { EventLog, LogRecord } from '../../log/port.ts';
 import { KAFKA_BROKERS } from '../support/env.ts';
@@ -203,6 +204,23 @@ describe('@platformatic/kafka bounded reads', () => {
       expect(got?.next).toBe(first + 3);
     } finally {
       await client.close(true);
+      await log.close();
+    }
+  });
+
+  it('write their Produce requests in one buffer on the real broker (the library\'s writer is only the fallback)', async () => {
+    const ns = `t${randomUUID().slice(0, 8)}.`;
+    const log = createPlatformaticLog({ brokers: KAFKA_BROKERS, partitions: 4, namespace: ns });
+    try {
+      await log.ensureTopics(['w']);
+      const before = contiguousProduces();
+      const first = await log.append('w', 1, [rec('k', 0), rec('k', 1)]);
+      await log.append('w', 2, [rec('j', 2)]);
+      expect(contiguousProduces()).toBeGreaterThanOrEqual(before + 2);
+      const got: LogRecord[] = [];
+      await log.read('w', 1, first, (rs) => void got.push(...rs), first + 2);
+      expect(got.map((r) => [r.offset, r.key, JSON.parse(r.value).i, r.headers.h])).toEqual([[first, 'k', 0, '0'], [first + 1, 'k', 1, '1']]);
+    } finally {
       await log.close();
     }
   });
