@@ -12,14 +12,16 @@
 import { createRequire } from 'node:module';
 import { Kafka } from 'kafkajs';
 import type { KafkaConfig } from 'kafkajs';
+import { writeKafkajsProducesContiguously } from './kafkajs-produce.ts';
 
 type Queue = { pending: unknown[]; throttledUntil: number; scheduleCheckPendingRequests(): void };
 
 const PATCHED = Symbol.for('gemello.kafkajs.requestQueue.idle');
 
-/** A kafkajs client whose idle connections do not wake every millisecond. */
+/** A kafkajs client whose idle connections do not wake every millisecond and whose Produce requests are written in one buffer (log/kafkajs-produce.ts). */
 export function newKafka(config: KafkaConfig): Kafka {
   stopIdleRequestQueueTimers();
+  writeKafkajsProducesContiguously();
   return new Kafka(config);
 }
 

@@ -10,6 +10,7 @@ import { Consumer, Producer, stringDeserializers, stringSerializers } from '@pla
 import { createPlatformaticLog } from '../../log/platformatic.ts';
 import { fetchPlain } from '../../log/platformatic-fetch.ts';
 import { contiguousProduces } from '../../log/platformatic-produce.ts';
+import { contiguousKafkajsProduces } from '../../log/kafkajs-produce.ts';
 import { decodeGroupFetches } from '../../log/platformatic-group-fetch.ts';
 import type { EventLog, LogRecord } from '../../log/port.ts';
 import { KAFKA_BROKERS } from '../support/env.ts';
@@ -219,6 +220,22 @@ describe('@platformatic/kafka bounded reads', () => {
       expect(contiguousProduces()).toBeGreaterThanOrEqual(before + 2);
       const got: LogRecord[] = [];
       await log.read('w', 1, first, (rs) => void got.push(...rs), first + 2);
+      expect(got.map((r) => [r.offset, r.key, JSON.parse(r.value).i, r.headers.h])).toEqual([[first, 'k', 0, '0'], [first + 1, 'k', 1, '1']]);
+    } finally {
+      await log.close();
+    }
+  });
+
+  it('kafkajs, beside it, writes its Produce requests in one buffer on the real broker too (its own encoder is only the fallback)', async () => {
+    const ns = `t${randomUUID().slice(0, 8)}.`;
+    const log = createKafkaLog({ brokers: KAFKA_BROKERS, partitions: 4, namespace: ns });
+    try {
+      await log.ensureTopics(['w']);
+      const before = contiguousKafkajsProduces();
+      const first = await log.append('w', 3, [rec('k', 0), rec('k', 1)]);
+      expect(contiguousKafkajsProduces()).toBeGreaterThan(before);
+      const got: LogRecord[] = [];
+      await log.read('w', 3, first, (rs) => void got.push(...rs), first + 2);
       expect(got.map((r) => [r.offset, r.key, JSON.parse(r.value).i, r.headers.h])).toEqual([[first, 'k', 0, '0'], [first + 1, 'k', 1, '1']]);
     } finally {
       await log.close();
