@@ -7,6 +7,12 @@ export type AppendRequest = Array<{ topic: string; partition: number; records: O
 /** Sends one request; resolves with the base offset the broker gave each `topic/partition` in it. */
 export type SendRequest = (request: AppendRequest) => Promise<Map<string, number>>;
 
+/**
+ * Resolves once the callbacks and promise continuations of this turn of the event loop have run
+ * (setImmediate comes after them and after the I/O callbacks ready now).
+ */
+const turnDone = () => new Promise<void>((r) => setImmediate(r));
+
 type Queued = { topic: string; partition: number; records: OutgoingRecord[]; bytes: number; resolve: (offset: number) => void; reject: (err: unknown) => void };
 
 /** Bytes of one partition's records per request, under the broker's 1 MB batch limit. */
@@ -21,6 +27,13 @@ export const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
  * ordered). Appends to different partitions would wait for each other one round trip each;
  * instead, what arrives while a request is in flight goes out together in the next one (one
  * record batch per partition, each append's records contiguous, in the order of the calls).
+ *
+ * A request is taken once the turn that made it possible is over: when the queue starts, and
+ * after each answer, what the answer's continuations append (a writer with one write in
+ * flight per partition sends its next when its last is answered; a consumer hands the next
+ * batch to its handler then) goes in the next request, not the one after. Taken at once, the
+ * next request held only what was already waiting, and such a write waited for two round
+ * trips instead of one (at 500 prompts/s, two thirds of the actor host's appends).
  */
 export function createAppendQueue(send: SendRequest, maxQueuedBytes = MAX_QUEUED_BYTES) {
   let queued: Queued[] = [];
@@ -29,6 +42,7 @@ export function createAppendQueue(send: SendRequest, maxQueuedBytes = MAX_QUEUED
 
   async function drain(): Promise<void> {
     sending = true;
+    await turnDone();
     while (queued.length) {
       // Take appends in order; a partition that is full for this request keeps its later appends for the next.
       const batch: Queued[] = [];
@@ -65,6 +79,7 @@ export function createAppendQueue(send: SendRequest, maxQueuedBytes = MAX_QUEUED
       } catch (err) {
         for (const a of batch) a.reject(err);
       }
+      await turnDone();
     }
     sending = false;
   }
