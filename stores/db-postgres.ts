@@ -110,7 +110,7 @@ export function createPostgresDb(options: PostgresDbOptions): Db {
         const q: Query = {
           query: <T>(text: string, params?: unknown[]) => guarded(() => inner.query<T>(text, params)),
           exec: (script: string) => guarded(() => inner.exec(script)),
-          copyIn: (statement: string, data: string) => guarded(() => copyIn(t, statement, data, ended, connectionLost)),
+          copyIn: (statement: string, data: string | Uint8Array) => guarded(() => copyIn(t, statement, data, ended, connectionLost)),
         };
         return fn(q).catch((err) => {
           if (!over && !lost) throw err;

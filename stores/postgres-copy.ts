@@ -18,7 +18,7 @@ import postgres from 'postgres';
  *   transaction's own end, which rejects when its connection closes) does.
  * Errors that are not the server's come out as `asLoss` makes them (a connection loss).
  */
-export async function copyIn(t: postgres.Sql, statement: string, data: string, lost: Promise<unknown>, asLoss: (cause: unknown) => Error): Promise<void> {
+export async function copyIn(t: postgres.Sql, statement: string, data: string | Uint8Array, lost: Promise<unknown>, asLoss: (cause: unknown) => Error): Promise<void> {
   const stream = (await t.unsafe(statement).writable()) as unknown as Writable;
   await new Promise<void>((resolve, reject) => {
     const fail = (err: unknown) => reject(err instanceof postgres.PostgresError ? err : asLoss(err));

@@ -5,9 +5,10 @@ export type Query = {
   exec(script: string): Promise<void>;
   /**
    * Rows for a `COPY <table> (<columns>) FROM STDIN` statement, `data` in COPY's text format
-   * (projections/copy-rows.ts). Only in a transaction on PostgreSQL; absent on PGlite.
+   * (projections/copy-rows.ts; as text, or as its UTF-8 bytes). Only in a transaction on
+   * PostgreSQL; absent on PGlite.
    */
-  copyIn?(statement: string, data: string): Promise<void>;
+  copyIn?(statement: string, data: string | Uint8Array): Promise<void>;
 };
 
 /** The read models' database: real Postgres, or PGlite when embedded. */

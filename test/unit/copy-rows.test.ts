@@ -10,11 +10,20 @@ describe('rows in COPY text format', () => {
       { a: null, b: Number.NaN, j: null },
       { a: 'NUL \u0000 in it', b: true, j: 'plain' },
     ];
-    expect(copyRows(rows, columns)).toBe([
+    expect(copyRows(rows, columns).toString('utf8')).toBe([
       'tab\\there\\nnew line\\r\\nand \\\\N\t7\t{"text":"line\\\\nbreak \\\\"quoted\\\\" \\\\\\\\"}',
       '\\N\t\\N\t\\N',
       'NUL \uFFFD in it\ttrue\t"plain"',
       '',
     ].join('\n'));
+  });
+
+  it('writes text of any length and script as UTF-8, the buffer grown as it fills', () => {
+    const columns = [{ name: 'n' as const }, { name: 't' as const }];
+    const text = (i: number) => `${'é€😀'.repeat(200 + i)}\t${i}`;
+    const rows = Array.from({ length: 40 }, (_, i) => ({ n: i, t: text(i) }));
+    const expected = rows.map((r) => `${r.n}\t${r.t.replace('\t', '\\t')}\n`).join('');
+    expect(copyRows(rows, columns).toString('utf8')).toBe(expected);
+    expect(copyRows([], columns).length).toBe(0);
   });
 });
