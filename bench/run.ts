@@ -13,6 +13,7 @@ const BENCHES: Record<string, () => Promise<unknown>> = {
   voice: () => import('./voice.ts').then((m) => m.run()),
   replay: () => import('./replay.ts').then((m) => m.run()),
   projector: () => import('./projector.ts').then((m) => m.run()),
+  'projector-sql': () => import('./projector-sql.ts').then((m) => m.run()),
   append: () => import('./append.ts').then((m) => m.run()),
 };
 
@@ -22,8 +23,8 @@ if (unknown.length) {
   console.error(`unknown benchmark: ${unknown.join(', ')}; choose from ${Object.keys(BENCHES).join(', ')}`);
   process.exit(2);
 }
-/** Run only when named: the soak takes more than ten minutes. */
-const NAMED_ONLY = new Set(['soak']);
+/** Run only when named: the soak takes more than ten minutes; projector-sql is a breakdown of projector's PostgreSQL share. */
+const NAMED_ONLY = new Set(['soak', 'projector-sql']);
 for (const name of asked.length ? asked : Object.keys(BENCHES).filter((n) => !NAMED_ONLY.has(n))) {
   console.log(`\n== bench ${name}`);
   await BENCHES[name]!();
