@@ -1,5 +1,6 @@
-// A replay worker (actors/replay.ts): decodes and folds the events of the conversations
-// given to it, in the order they come, and hands the states back when asked.
+// A replay worker (actors/replay.ts, kept between replays by actors/replay-pool.ts): decodes
+// and folds the events of the conversations given to it, in the order they come, and hands
+// the states back when asked.
 import { Buffer } from 'node:buffer';
 import { parentPort } from 'node:worker_threads';
 import type { LogRecord } from '../log/port.ts';
@@ -8,23 +9,28 @@ import type { Replayed } from './replay-fold.ts';
 import { HISTORY_MESSAGES } from './state.ts';
 
 /**
- * A partition's records for this worker, in offset order: their values joined by newlines
- * (one string is copied to a thread far cheaper than an array of record objects; JSON text as
- * gemello writes it has none) or, when one has a newline, as a list; and their offsets.
+ * `keep` starts a replay (a fresh fold). `records`: a partition's records for this worker, in
+ * offset order: their values one after another in `text`, each `lengths[i]` UTF-16 units long
+ * (one string is copied to a thread far cheaper than a list of them), their offsets, and the
+ * data keys of their conversations that the batch has.
  */
 export type ToWorker =
-  | { kind: 'records'; partition: number; offsets: Float64Array; values: string | string[]; keys: [string, Uint8Array][] }
+  | { kind: 'keep'; keep: number }
+  | { kind: 'records'; partition: number; offsets: Float64Array; lengths: Uint32Array; text: string; keys: [string, Uint8Array][] }
   | { kind: 'done' };
 export type FromWorker = { kind: 'failed'; message: string } | { kind: 'states'; states: [string, Replayed][]; events: number };
 
-/** Data keys met so far, by conversation. */
+/** Data keys met so far in this replay, by conversation. */
 const known = new Map<string, Uint8Array>();
 let fold = createReplayFold(HISTORY_MESSAGES);
 let failed: string | null = null;
 
-parentPort!.on('message', (m: ToWorker | { kind: 'keep'; keep: number }) => {
-  if (m.kind === 'keep') fold = createReplayFold(m.keep);
-  else if (m.kind === 'records') {
+parentPort!.on('message', (m: ToWorker) => {
+  if (m.kind === 'keep') {
+    fold = createReplayFold(m.keep);
+    failed = null;
+    known.clear();
+  } else if (m.kind === 'records') {
     if (failed) return;
     // The same key object from one batch to the next (sealing caches its cipher key per object).
     const ring = new Map<string, Uint8Array>();
@@ -36,10 +42,11 @@ parentPort!.on('message', (m: ToWorker | { kind: 'keep'; keep: number }) => {
         ring.set(id, key);
       }
     }
-    const values = typeof m.values === 'string' ? m.values.split('\n') : m.values;
     try {
-      for (let i = 0; i < values.length; i++) {
-        const r: LogRecord = { topic: '', partition: m.partition, offset: m.offsets[i]!, key: '', value: values[i]!, headers: {}, timestamp: 0 };
+      let at = 0;
+      for (let i = 0; i < m.lengths.length; i++) {
+        const value = m.text.slice(at, (at += m.lengths[i]!));
+        const r: LogRecord = { topic: '', partition: m.partition, offset: m.offsets[i]!, key: '', value, headers: {}, timestamp: 0 };
         fold.add(r, ring);
       }
     } catch (err) {
@@ -51,6 +58,8 @@ parentPort!.on('message', (m: ToWorker | { kind: 'keep'; keep: number }) => {
       const { states, events } = fold.finish();
       parentPort!.postMessage({ kind: 'states', states: [...states], events } satisfies FromWorker);
     }
+    // Nothing of this replay kept while the worker waits for the next.
+    fold = createReplayFold(HISTORY_MESSAGES);
     known.clear();
   }
 });

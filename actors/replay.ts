@@ -2,13 +2,11 @@ import { isEventRecord } from '../events/codec.ts';
 import type { EventLog, LogRecord } from '../log/port.ts';
 import type { FromWorker, ToWorker } from './replay-worker.ts';
 import { TOPICS } from '../log/port.ts';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { keysFor } from '../sealing/keys.ts';
 import type { KeyStore } from '../sealing/keys.ts';
 import { HISTORY_MESSAGES } from './state.ts';
 import { createReplayFold } from './replay-fold.ts';
+import { release, takeWorkers } from './replay-pool.ts';
 import type { Replayed } from './replay-fold.ts';
 
 export type { Replayed } from './replay-fold.ts';
@@ -58,14 +56,6 @@ export async function replayLog(options: ReplayOptions): Promise<{ states: Map<s
   return fold.finish();
 }
 
-/**
- * The workers' environment: this process's, with Node's compile cache on unless it is set
- * (or NODE_DISABLE_COMPILE_CACHE turns it off). A worker compiles its modules (the decoder,
- * zod) anew; from the cache it starts in ≈ 60 ms of CPU instead of ≈ 160 ms.
- */
-const workerEnv = (): NodeJS.ProcessEnv =>
-  process.env.NODE_COMPILE_CACHE ? process.env : { ...process.env, NODE_COMPILE_CACHE: join(tmpdir(), 'node-compile-cache') };
-
 /** FNV-1a of a conversation id: which worker folds it (and, with a share, whether this thread does). */
 function hashOf(id: string): number {
   let h = 0x811c9dc5;
@@ -77,15 +67,20 @@ async function replayInWorkers(options: ReplayOptions, n: number, share: number)
   const { log } = options;
   const keep = options.keep ?? HISTORY_MESSAGES;
   const parts = options.partitions ?? Array.from({ length: log.partitions }, (_, p) => p);
-  const workers = Array.from({ length: n }, () => new Worker(new URL('./replay-worker.ts', import.meta.url), { env: workerEnv() }));
+  const workers = takeWorkers(n);
+  const off: Array<() => void> = [];
+  let answered = false;
   try {
-    const failures = workers.map((w) => new Promise<never>((_, reject) => w.once('error', reject)));
-    for (const w of workers) w.postMessage({ kind: 'keep', keep });
+    const failures = workers.map((w) => new Promise<never>((_, reject) => {
+      w.once('error', reject);
+      off.push(() => w.off('error', reject));
+    }));
+    for (const w of workers) w.postMessage({ kind: 'keep', keep } satisfies ToWorker);
     const here = createReplayFold(keep);
     const perMille = Math.round(share * 1000);
     const reading = Promise.all(parts.map((p) => log.read(TOPICS.events, p, 0, async (records) => {
       const ring = await keysFor(options.keys, records);
-      const lanes = workers.map(() => ({ records: [] as LogRecord[], keys: new Map<string, Uint8Array>() }));
+      const lanes = workers.map(() => ({ values: [] as string[], offsets: [] as number[], keys: new Map<string, Uint8Array>() }));
       for (const r of records) {
         if (!isEventRecord(r)) continue;
         const h = hashOf(r.key);
@@ -95,33 +90,30 @@ async function replayInWorkers(options: ReplayOptions, n: number, share: number)
           continue;
         }
         const lane = lanes[h % n]!;
-        lane.records.push(r);
+        lane.values.push(r.value);
+        lane.offsets.push(r.offset);
         const k = ring?.get(r.key);
         if (k) lane.keys.set(r.key, k);
       }
       lanes.forEach((l, i) => {
-        if (!l.records.length) return;
-        const values = l.records.map((r) => r.value);
-        const message: ToWorker = {
-          kind: 'records',
-          partition: p,
-          offsets: Float64Array.from(l.records, (r) => r.offset),
-          values: values.some((v) => v.includes('\n')) ? values : values.join('\n'),
-          keys: [...l.keys],
-        };
-        workers[i]!.postMessage(message);
+        if (!l.values.length) return;
+        const lengths = Uint32Array.from(l.values, (v) => v.length);
+        const offsets = Float64Array.from(l.offsets);
+        const message: ToWorker = { kind: 'records', partition: p, offsets, lengths, text: l.values.join(''), keys: [...l.keys] };
+        workers[i]!.postMessage(message, [offsets.buffer, lengths.buffer]);
       });
       options.onRecords?.(records.length, p, records[records.length - 1]?.offset ?? -1);
     })));
     await Promise.race([reading, ...failures]);
     const answering = Promise.all(workers.map((w) => new Promise<FromWorker>((resolve) => {
       w.once('message', resolve);
-      w.postMessage({ kind: 'done' });
+      w.postMessage({ kind: 'done' } satisfies ToWorker);
     })));
     // This thread opens its conversations' kept messages while the workers open theirs (each
     // a third of its work at the end): in turn, the last of it ran on one core.
     let { states, events } = here.finish();
     const answers = await Promise.race([answering, ...failures]);
+    answered = true;
     for (const a of answers) {
       if (a.kind === 'failed') throw new Error(`replay: ${a.message}`);
       for (const [id, s] of a.states) states.set(id, s);
@@ -129,6 +121,9 @@ async function replayInWorkers(options: ReplayOptions, n: number, share: number)
     }
     return { states, events };
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    for (const f of off) f();
+    // Workers that answered are kept for the next replay; one left mid-replay (the read failed) is ended.
+    if (answered) release(workers);
+    else await Promise.all(workers.map((w) => w.terminate()));
   }
 }

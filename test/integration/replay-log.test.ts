@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { endIdle } from '../../actors/replay-pool.ts';
 import { replayLog } from '../../actors/replay.ts';
 import { fold } from '../../actors/state.ts';
 import { encodeSealedEvent, envelope } from '../../events/codec.ts';
@@ -17,7 +18,10 @@ import type { KeyStore } from '../../sealing/keys.ts';
 import { newDataKey } from '../../sealing/seal.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'gemello-replay-log-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(async () => {
+  await endIdle();
+  rmSync(dir, { recursive: true, force: true });
+});
 const PARTITIONS = 4;
 
 const turns = (id: string, n: number): EventEnvelope[] => {
@@ -81,8 +85,20 @@ describe('full replay', () => {
     const events = turns(id, 2).map((e) => ({ ...e, conversationId: id }));
     await log.append(TOPICS.events, partitionFor(id, PARTITIONS), [events[0]!, events[2]!].map((e) => encodeSealedEvent(e, null)));
     await expect(replayLog({ log })).rejects.toThrow(/expected seq 2, got 3/);
+    await endIdle();
     await expect(replayLog({ log, workers: 2 })).rejects.toThrow(/expected seq 2, got 3/);
+    // The two workers kept from that replay (actors/replay-pool.ts), one of them failed, fold the
+    // next one from nothing: neither the failure nor the failed conversation's events carry over.
+    const next = createFileLog({ dir: join(dir, 'after-gap'), partitions: PARTITIONS });
+    const oks = Array.from({ length: 8 }, (_, i) => `conv-ok-${i}-${randomUUID()}`);
+    const okEvents = new Map(oks.map((ok) => [ok, turns(ok, 2).map((e) => ({ ...e, conversationId: ok }))]));
+    for (const [ok, list] of okEvents) await next.append(TOPICS.events, partitionFor(ok, PARTITIONS), list.map((e) => encodeSealedEvent(e, null)));
+    const again = await replayLog({ log: next, workers: 2 });
+    expect(again.events).toBe(oks.length * 5);
+    expect(new Set(again.states.keys())).toEqual(new Set(oks));
+    for (const [ok, list] of okEvents) expect(again.states.get(ok)?.state).toEqual(fold(ok, list));
     await expect(replayLog({ log, workers: 1, share: 1 })).rejects.toThrow(/expected seq 2, got 3/);
     await log.close();
+    await next.close();
   });
 });
