@@ -131,6 +131,8 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
     const workersMainUs = median.main;
     const workersAllUs = median.all;
     const workersRuns = runs.map((x) => Math.round(x.r.events / (x.ms / 1000)));
+    // Each run's CPU an event, every thread: the first starts the worker, the others reuse it (actors/replay-pool.ts).
+    const workersRunsCpu = runs.map((x) => round(x.all, 2));
     // Every replay gives every conversation the state the writer folded from its events (the
     // messages' text opened, as the writer had it), and nothing more.
     const replays: Array<[string, Awaited<ReturnType<typeof replayLog>>]> = [['all at once', all], ...runs.map((x, i): [string, typeof all] => [`in workers (run ${i + 1})`, x.r])];
@@ -163,8 +165,9 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
       events: all.events,
       event_bytes: Math.round(bytes / read),
     };
+    log(`${client}: runs in workers CPU µs/event every thread ${workersRunsCpu.join(', ')}`);
     log(`${client}: read ${r.read_only_events_per_s}/s (all at once ${r.read_all_at_once_events_per_s}/s), replay ${r.full_replay_events_per_s}/s (all at once ${r.full_replay_concurrent_events_per_s}/s, in ${WORKERS} worker(s) + ${SHARE} here ${r.full_replay_workers_events_per_s}/s, median of ${workersRuns.join(', ')}); µs/event ${JSON.stringify(us)}; CPU µs/event: replay ${r.replay_cpu_us_per_event}, read ${r.read_cpu_us_per_event}, workers ${r.workers_main_cpu_us_per_event} main / ${r.workers_all_cpu_us_per_event} all`);
-    return { r, runs: workersRuns };
+    return { r, runs: workersRuns, runsCpu: workersRunsCpu };
   } finally {
     await kafka.close();
   }
@@ -188,10 +191,12 @@ export async function run(): Promise<void> {
     const expected = new Map(convs.map((c) => [c.id, c.state]));
     const by: Record<string, Awaited<ReturnType<typeof measure>>['r']> = {};
     const runsBy: Record<string, number[]> = {};
+    const runsCpuBy: Record<string, number[]> = {};
     for (const client of CLIENTS) {
       const m = await measure(client, scope, db, expected);
       by[client] = m.r;
       runsBy[client] = m.runs;
+      runsCpuBy[client] = m.runsCpu;
     }
     await db.close();
     const metrics: Record<string, number> = {};
@@ -200,13 +205,14 @@ export async function run(): Promise<void> {
     const row = (what: string, key: string, unit: string, g = ''): [string, string, string] => [what, CLIENTS.map((c) => `${c} ${by[c]![key as keyof (typeof by)[string]].toLocaleString('en-US')}${unit}`).join(', '), g];
     report({
       name: 'replay',
-      params: { ...runInfo.params(), backends: 'Kafka 4.1 on 127.0.0.1 (shared broker), both clients; keys from PostgreSQL', clients: CLIENTS, events: by[CLIENTS[0]!]!.events, partitions: PARTITIONS, sealed: true, breakdown_sample: SAMPLE, replay_workers: WORKERS, replay_share: SHARE, replay_workers_runs: RUNS, workers_runs_events_per_s: runsBy },
+      params: { ...runInfo.params(), backends: 'Kafka 4.1 on 127.0.0.1 (shared broker), both clients; keys from PostgreSQL', clients: CLIENTS, events: by[CLIENTS[0]!]!.events, partitions: PARTITIONS, sealed: true, breakdown_sample: SAMPLE, replay_workers: WORKERS, replay_share: SHARE, replay_workers_runs: RUNS, workers_runs_events_per_s: runsBy, workers_runs_all_cpu_us_per_event: runsCpuBy },
       metrics,
       table: [
         row('full replay, partition by partition (read + decode + fold)', 'full_replay_events_per_s', ' events/s', goal),
         row('full replay, all 12 partitions at once', 'full_replay_concurrent_events_per_s', ' events/s', goal),
         row(`full replay, all at once, decoded and folded in ${WORKERS} worker thread(s) and ${Math.round(SHARE * 100)} % in the reading thread (median of ${RUNS} runs)`, 'full_replay_workers_events_per_s', ' events/s', goal),
         [`  its ${RUNS} runs`, CLIENTS.map((c) => `${c} ${runsBy[c]!.map((x) => x.toLocaleString('en-US')).join(', ')}`).join('; '), ''],
+        [`  its ${RUNS} runs' CPU per event, every thread (the first starts the worker)`, CLIENTS.map((c) => `${c} ${runsCpuBy[c]!.join(', ')} µs`).join('; '), ''],
         row('  CPU per event: replay in one thread', 'replay_cpu_us_per_event', ' µs', ''),
         row('  CPU per event of the read alone', 'read_cpu_us_per_event', ' µs', ''),
         row('  what one idle core sustains at that CPU (one thread)', 'replay_cpu_bound_events_per_s', ' events/s', goal),
