@@ -4,7 +4,7 @@ import { fold } from '../../actors/state.ts';
 import { encodeEvent, encodeNotice, envelope } from '../../events/codec.ts';
 import type { DomainEvent, EventEnvelope } from '../../events/schemas.ts';
 import type { LogRecord } from '../../log/port.ts';
-import { applyBatch, applyBatches } from '../../projections/apply.ts';
+import { applyBatch, applyBatches, readAhead, StaleReadAhead } from '../../projections/apply.ts';
 import { createAudioCache } from '../../stores/audio-cache.ts';
 import { loadMigrations, migrate } from '../../projections/migrate.ts';
 import { createReadApi } from '../../projections/queries.ts';
@@ -196,6 +196,34 @@ for (const backend of backends) {
       const results = await Promise.all([1, 2, 3].map(() => db.tx((q) => applyBatch(q, 'readmodel', PARTITION + 4, batch))));
       expect(results.map((r) => r.applied.length).sort()).toEqual([0, 0, 3]);
       expect(await db.query('SELECT seq FROM events WHERE conversation_id = $1 ORDER BY seq', [D])).toEqual([{ seq: 1 }, { seq: 2 }, { seq: 3 }]);
+    });
+
+    it('applies batches whose checkpoints and prior states were read ahead of their transaction (a new partition too) as it applies them read under the lock', async () => {
+      const E = `conv-e-${randomUUID()}`;
+      const [first, second] = [events(E, 0, [started('t', 'u'), prompt('p')]), events(E, 2, [reply(2, 'r'), prompt('q')])].map((list) => list.map((e) => ({ ...record(encodeEvent(e)), partition: PARTITION + 5 })));
+      for (const records of [first!, second!]) {
+        const batches = [{ partition: PARTITION + 5, records }];
+        const ahead = await readAhead(db, 'readmodel', batches);
+        const [r] = await db.tx((q) => applyBatches(q, 'readmodel', batches, { ahead }));
+        expect(r!.applied.map((e) => e.seq)).toEqual(records.map((x) => JSON.parse(x.value).seq));
+      }
+      expect(await db.query('SELECT seq, role FROM messages WHERE conversation_id = $1 ORDER BY seq', [E])).toEqual([{ seq: 2, role: 'user' }, { seq: 3, role: 'assistant' }, { seq: 4, role: 'user' }]);
+      const [row] = await db.query<{ last_seq: number; state: { prompts: number; replies: number } }>('SELECT last_seq, state FROM conversations WHERE id = $1', [E]);
+      expect([row!.last_seq, row!.state.prompts, row!.state.replies]).toEqual([4, 2, 1]);
+    });
+
+    it('commits nothing of what it read ahead when another writer moved the checkpoint meanwhile', async () => {
+      const F = `conv-f-${randomUUID()}`;
+      const [first, second] = [events(F, 0, [started('t', null), prompt('p')]), events(F, 2, [reply(2, 'r'), prompt('q')])].map((list) => list.map((e) => ({ ...record(encodeEvent(e)), partition: PARTITION + 6 })));
+      await db.tx((q) => applyBatch(q, 'readmodel', PARTITION + 6, first!));
+      const batches = [{ partition: PARTITION + 6, records: second! }];
+      const ahead = await readAhead(db, 'readmodel', batches);
+      // Another writer (a redelivery, the partition's next owner) applies the same batch first.
+      await db.tx((q) => applyBatches(q, 'readmodel', batches));
+      await expect(db.tx((q) => applyBatches(q, 'readmodel', batches, { ahead }))).rejects.toBeInstanceOf(StaleReadAhead);
+      const [r] = await db.tx((q) => applyBatches(q, 'readmodel', batches));
+      expect(r!.fresh).toBe(0);
+      expect(await db.query('SELECT seq FROM events WHERE conversation_id = $1 ORDER BY seq', [F])).toEqual([{ seq: 1 }, { seq: 2 }, { seq: 3 }, { seq: 4 }]);
     });
 
     it('commits batches of several partitions in one transaction: every row and checkpoint, or none of them', async () => {
