@@ -58,7 +58,7 @@ export type ProjectorOptions = {
    */
   copyRows?: number;
   /**
-   * A small group's checkpoints and prior states are read on another connection while its
+   * A small group's (under READ_AHEAD_RECORDS) checkpoints and prior states are read on another connection while its
    * transaction's BEGIN is on its way (PostgreSQL; default true), and checked under the
    * transaction's lock: three round trips one after the other instead of four, what a batch's
    * projection lag waits for. Only while fewer than READ_AHEAD_TXS of this projector's
@@ -88,6 +88,8 @@ const BATCH_BYTES = 2 * 1024 * 1024;
 const tracer = tracerFor('gemello-projections');
 /** Transactions open at most for a group's state to be read ahead (see ProjectorOptions.readAhead); the pool has 10 connections by default. */
 const READ_AHEAD_TXS = 3;
+/** A group of fewer records is a follower's, read ahead (a catch-up's large ones gain nothing: their round trips overlap). */
+const READ_AHEAD_RECORDS = 200;
 
 /** Projects the events topic into the read-model tables (conversations, messages, confirmed data, events). */
 export function createProjector(options: ProjectorOptions): Projector {
@@ -126,8 +128,8 @@ export function createProjector(options: ProjectorOptions): Projector {
   async function write(batches: PartitionBatch[], copy = true): Promise<BatchResult[]> {
     const started = performance.now();
     const records = batches.reduce((n, b) => n + b.records.length, 0);
-    // A small group (a follower's, not a catch-up's: its COPYs go after the lock anyway) on a first try.
-    const ahead = copy && readsAhead && records < copyRows && open < READ_AHEAD_TXS ? readAhead(db, name, batches) : undefined;
+    // A small group on a first try.
+    const ahead = copy && readsAhead && records < READ_AHEAD_RECORDS && open < READ_AHEAD_TXS ? readAhead(db, name, batches) : undefined;
     ahead?.catch(() => {}); // awaited in the transaction; should BEGIN fail first, not unobserved
     const apply = (keys: Keyring | undefined, read: Promise<ReadAhead> | undefined) =>
       within(db.tx(async (q) => applyBatches(q, name, batches, { keys, lazyCommit, copyRows: copy ? copyRows : 0, ahead: read && (await read) })), txTimeoutMs, `the transaction did not settle within ${txTimeoutMs} ms`);
