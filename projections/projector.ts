@@ -62,7 +62,8 @@ export type ProjectorOptions = {
    * transaction's BEGIN is on its way (PostgreSQL; default true), and checked under the
    * transaction's lock: three round trips one after the other instead of four, what a batch's
    * projection lag waits for. Only while fewer than READ_AHEAD_TXS of this projector's
-   * transactions are open: at most that many wait for a read, so the reads find a connection.
+   * transactions are open, and on a pool of more connections: at most that many wait for a
+   * read, so the reads find a connection.
    */
   readAhead?: boolean;
 };
@@ -102,7 +103,8 @@ export function createProjector(options: ProjectorOptions): Projector {
   const lazyCommit = options.lazyCommit ?? true;
   const txTimeoutMs = options.txTimeoutMs ?? 60_000;
   const copyRows = options.copyRows ?? 200;
-  const readsAhead = (options.readAhead ?? true) && db.kind === 'postgres';
+  // Each transaction waiting for its read holds a connection: the pool must have one more.
+  const readsAhead = (options.readAhead ?? true) && db.kind === 'postgres' && (db.connections ?? 1) > READ_AHEAD_TXS;
   /** Transactions open (write's). */
   let open = 0;
   const logger = options.logger;

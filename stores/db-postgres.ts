@@ -74,6 +74,7 @@ export function createPostgresDb(options: PostgresDbOptions): Db {
   const top = on(sql);
   return {
     kind: 'postgres',
+    connections: options.max ?? 10,
     async query<T>(text: string, params?: unknown[]) {
       await prepared();
       return top.query<T>(text, params);

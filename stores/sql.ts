@@ -14,6 +14,8 @@ export type Query = {
 /** The read models' database: real Postgres, or PGlite when embedded. */
 export type Db = Query & {
   readonly kind: 'postgres' | 'pglite';
+  /** The connections it has at most (PostgreSQL's pool; PGlite has one). */
+  readonly connections?: number;
   /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
   tx<T>(fn: (q: Query) => Promise<T>): Promise<T>;
   /** Resolves when the database answers; rejects with the reason otherwise. */
