@@ -65,7 +65,7 @@ class Connection {
     return this.#dead;
   }
 
-  start(ex: Exchange, request: string): void {
+  start(ex: Exchange, request: Buffer): void {
     if (this.#idleTimer) clearTimeout(this.#idleTimer);
     this.#idleTimer = null;
     this.#current = ex;
@@ -299,12 +299,21 @@ export class Http1Pool {
     conn ??= new Connection(connect({ host: hostname, port, family: isIP(hostname) || undefined }), this, origin);
     let head = `${method} ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\nconnection: keep-alive\r\n`;
     for (const [name, value] of headers) if (name !== 'host' && name !== 'connection' && name !== 'content-length') head += `${name}: ${value}\r\n`;
-    if (body !== null || method === 'POST' || method === 'PUT' || method === 'PATCH') head += `content-length: ${body === null ? 0 : Buffer.byteLength(body)}\r\n`;
+    const bodyBytes = body === null ? 0 : Buffer.byteLength(body);
+    if (body !== null || method === 'POST' || method === 'PUT' || method === 'PATCH') head += `content-length: ${bodyBytes}\r\n`;
+    head += '\r\n';
+    // Head and body encoded straight into one buffer (outside the JS heap), not joined into a
+    // string first: the socket would flatten that string, a copy of the whole body on the
+    // young generation for every model call.
+    const headBytes = Buffer.byteLength(head);
+    const request = Buffer.allocUnsafe(headBytes + bodyBytes);
+    request.write(head, 0, headBytes);
+    if (body !== null) request.write(body, headBytes, bodyBytes);
     const c = conn;
     let ex!: Exchange;
     const response = new Promise<Http1Response>((resolve, reject) => {
       ex = { method, resolve, reject: (err) => reject(new TypeError('fetch failed', { cause: err })), body: null, framing: null, keepAlive: false, idleMs: IDLE_MS };
-      c.start(ex, head + '\r\n' + (body ?? ''));
+      c.start(ex, request);
     });
     // Once its response was read to the end, the connection may be idle in the pool or carry
     // another request (a whole body comes with its head, before the caller reads it): a late
