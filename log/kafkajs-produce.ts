@@ -8,6 +8,7 @@
 import { Buffer } from 'node:buffer';
 import { createRequire } from 'node:module';
 import { Kafka } from 'kafkajs';
+import { bytesSize, uvarintSize, writeUvarint, zigzag } from './record-varint.ts';
 
 type Value = Buffer | string | number | null | undefined;
 /** A message as kafkajs' producer hands it to its Produce request. */
@@ -27,19 +28,8 @@ const BEFORE_CRC = 9;
 /** Attributes 2, last offset delta 4, first and max timestamp 16, producer id 8, epoch 2, first sequence 4, record count 4. */
 const CRC_BODY = 40;
 
-const zigzag = (n: number) => (n >= 0 ? n * 2 : -n * 2 - 1);
-function uvarintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
-
 /** A key, value or header as kafkajs writes it: a Buffer as it is, anything else as its string. */
 const asBytes = (v: Value): Buffer | null => (v == null ? null : Buffer.isBuffer(v) ? v : Buffer.from(String(v), 'utf8'));
-const bytesSize = (b: Buffer | null) => (b === null ? 1 : uvarintSize(zigzag(b.length)) + b.length);
 
 /** kafkajs' CRC32C, from its own file (no types). */
 function kafkajsParts(): { crc32C: (b: Buffer) => number; Long: LongClass; Encoder: EncoderClass; produce: Definitions } | null {
@@ -94,14 +84,7 @@ export function produceBody(args: KafkajsProduceArgs, crc32C: (b: Buffer) => num
 
   const b = Buffer.allocUnsafe(size);
   let at = 0;
-  const uvarint = (n: number) => {
-    while (n >= 0x80) {
-      b[at++] = (n & 0x7f) | 0x80;
-      n = Math.floor(n / 128);
-    }
-    b[at++] = n;
-  };
-  const varint = (n: number) => uvarint(zigzag(n));
+  const varint = (n: number) => void (at = writeUvarint(b, at, zigzag(n)));
   const bytes = (v: Buffer | null) => {
     if (v === null) return varint(-1);
     varint(v.length);

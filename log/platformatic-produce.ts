@@ -8,6 +8,7 @@
 import { Buffer } from 'node:buffer';
 import { crc32c, groupByProperty, kGetApi, produceV11, Writer } from '@platformatic/kafka';
 import type { Connection } from '@platformatic/kafka';
+import { bytesSize, uvarintSize, writeUvarint, zigzag } from './record-varint.ts';
 
 /** What the producer hands its Produce API per message, after its serializers ran. */
 export type ProduceMessage = { topic: string; partition?: number; key?: Buffer | null; value?: Buffer | null; headers?: Map<Buffer | undefined, Buffer | undefined>; timestamp?: bigint | number };
@@ -26,19 +27,6 @@ const BEFORE_CRC = 21;
 /** Attributes 2, last offset delta 4, first and max timestamp 16, producer id 8, epoch 2, base sequence 4, record count 4. */
 const CRC_HEADER = 40;
 
-/** Bytes of an unsigned varint. */
-function uvarintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
-
-/** A signed (zigzag) varint's unsigned value; exact for any safe integer. */
-const zigzag = (n: number) => (n >= 0 ? n * 2 : -n * 2 - 1);
-
 class Out {
   buf: Buffer;
   at = 0;
@@ -46,12 +34,7 @@ class Out {
     this.buf = Buffer.allocUnsafe(size);
   }
   uvarint(n: number) {
-    const b = this.buf;
-    while (n >= 0x80) {
-      b[this.at++] = (n & 0x7f) | 0x80;
-      n = Math.floor(n / 128);
-    }
-    b[this.at++] = n;
+    this.at = writeUvarint(this.buf, this.at, n);
   }
   varint(n: number) {
     this.uvarint(zigzag(n));
@@ -68,8 +51,6 @@ class Out {
     this.at += this.buf.write(s, this.at, 'utf-8');
   }
 }
-
-const bytesSize = (v: Buffer | null | undefined) => (v == null ? 1 : uvarintSize(zigzag(v.length)) + v.length);
 
 /** One record's bytes after its length prefix. */
 function recordSize(m: ProduceMessage, offsetDelta: number, timestampDelta: number): number {
