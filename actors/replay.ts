@@ -37,6 +37,15 @@ export type ReplayOptions = {
 };
 
 /**
+ * How a whole-log replay runs where the machine is not known better (`gemello snapshots
+ * rebuild`, bench replay): one worker thread and 40 % of the conversations in the reading
+ * thread. On two cores that cost less CPU per event than two workers (each starts its own
+ * decoder and gets a copy of its records); 0.3 until the platformatic read got cheaper.
+ */
+export const REPLAY_WORKERS = 1;
+export const REPLAY_SHARE = 0.4;
+
+/**
  * Full replay: reads partitions from offset 0 to their end and folds every conversation's
  * events (the log rule of evolve: the first event with a seq wins, a gap throws). Returns
  * each conversation's state; `events` counts the events folded. Messages' sealed text is

@@ -7,7 +7,7 @@
 //   BENCH_CONVERSATIONS (2000) × BENCH_EVENTS (50) events on 12 partitions, sealed.
 import { Buffer } from 'node:buffer';
 import { isDeepStrictEqual } from 'node:util';
-import { replayLog } from '../actors/replay.ts';
+import { REPLAY_SHARE, REPLAY_WORKERS, replayLog } from '../actors/replay.ts';
 import { evolve, initialState } from '../actors/state.ts';
 import type { ConversationState } from '../actors/state.ts';
 import { decodeEventValue } from '../events/codec.ts';
@@ -30,14 +30,9 @@ const cpu = () => {
   return { all: c.user + c.system, main: t.user + t.system };
 };
 const SAMPLE = 20_000;
-/**
- * Worker threads of the replay that decodes off this thread (BENCH_REPLAY_WORKERS, default 1)
- * and the share of the conversations this thread decodes besides reading (BENCH_REPLAY_SHARE,
- * default 0.4; 0.3 until the platformatic read got cheaper): on the two cores, one worker and this thread cost less CPU per event than two
- * workers (each starts its own decoder and gets a copy of its records).
- */
-const WORKERS = Number(process.env.BENCH_REPLAY_WORKERS ?? 1);
-const SHARE = Number(process.env.BENCH_REPLAY_SHARE ?? 0.4);
+/** Worker threads of the replay and the reading thread's share (BENCH_REPLAY_WORKERS, BENCH_REPLAY_SHARE): the product's defaults unless set (actors/replay.ts). */
+const WORKERS = Number(process.env.BENCH_REPLAY_WORKERS ?? REPLAY_WORKERS);
+const SHARE = Number(process.env.BENCH_REPLAY_SHARE ?? REPLAY_SHARE);
 /** Runs of the replay in workers (BENCH_REPLAY_RUNS, default 3); the median one is reported. */
 const RUNS = Number(process.env.BENCH_REPLAY_RUNS ?? 3);
 
