@@ -9,6 +9,8 @@ import { Worker } from 'node:worker_threads';
  * is kept `IDLE_MS`, unref'd (it never holds the process open), then ended.
  */
 const IDLE_MS = 30_000;
+/** Idle workers kept at most (each keeps the heap it grew folding): more are ended as they come back. */
+const MAX_IDLE = 2;
 const idle: Worker[] = [];
 let ending: NodeJS.Timeout | null = null;
 
@@ -22,25 +24,37 @@ const workerEnv = (): NodeJS.ProcessEnv =>
 
 /** `n` workers for one replay: idle ones first, new ones for the rest. Give them back with `release` or end them. */
 export function takeWorkers(n: number): Worker[] {
-  const out = idle.splice(0, n);
-  for (const w of out) w.ref();
-  while (out.length < n) {
-    const w = new Worker(new URL('./replay-worker.ts', import.meta.url), { env: workerEnv() });
-    // A worker that fails or ends is never handed out again (a replay hears its error itself).
-    const drop = () => {
-      const i = idle.indexOf(w);
-      if (i >= 0) idle.splice(i, 1);
-    };
-    w.on('error', drop);
-    w.on('exit', drop);
-    out.push(w);
+  const kept = idle.splice(0, n);
+  for (const w of kept) w.ref();
+  const made: Worker[] = [];
+  try {
+    while (kept.length + made.length < n) {
+      const w = new Worker(new URL('./replay-worker.ts', import.meta.url), { env: workerEnv() });
+      // A worker that fails or ends is never handed out again (a replay hears its error itself).
+      const drop = () => {
+        const i = idle.indexOf(w);
+        if (i >= 0) idle.splice(i, 1);
+      };
+      w.on('error', drop);
+      w.on('exit', drop);
+      made.push(w);
+    }
+  } catch (err) {
+    // A worker that could not start (out of threads, memory, files): none taken is left running or held.
+    release(kept);
+    for (const w of made) void w.terminate();
+    throw err;
   }
-  return out;
+  return [...kept, ...made];
 }
 
 /** Workers whose replay answered (their fold is reset by the next replay's first message): kept idle for the next. */
 export function release(workers: Worker[]): void {
   for (const w of workers) {
+    if (idle.length >= MAX_IDLE) {
+      void w.terminate();
+      continue;
+    }
     w.unref();
     idle.push(w);
   }

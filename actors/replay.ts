@@ -80,9 +80,15 @@ async function replayInWorkers(options: ReplayOptions, n: number, share: number)
   const off: Array<() => void> = [];
   let answered = false;
   try {
+    // A worker's error, or its end without one (it cannot answer then), fails the replay.
     const failures = workers.map((w) => new Promise<never>((_, reject) => {
+      const exited = (code: number) => reject(new Error(`replay: a worker thread ended (exit code ${code}) before it answered`));
       w.once('error', reject);
-      off.push(() => w.off('error', reject));
+      w.once('exit', exited);
+      off.push(() => {
+        w.off('error', reject);
+        w.off('exit', exited);
+      });
     }));
     for (const w of workers) w.postMessage({ kind: 'keep', keep } satisfies ToWorker);
     const here = createReplayFold(keep);

@@ -6,6 +6,7 @@
 // written once. The library still decides everything else: the producer id, epoch and
 // sequences it hands in, retries, metadata, the connection, and the parsing of the answer.
 import { Buffer } from 'node:buffer';
+import { promisify } from 'node:util';
 import { crc32c, groupByProperty, kGetApi, produceV11, Writer } from '@platformatic/kafka';
 import type { Connection } from '@platformatic/kafka';
 import { bytesSize, uvarintSize, writeUvarint, zigzag } from './record-varint.ts';
@@ -183,6 +184,8 @@ function contiguous(api: ProduceApi): ProduceApi {
   }) as ProduceApi;
   send.key = api.key;
   send.version = api.version;
+  // As the library's APIs carry it (the producer calls `api(...)` today; `api.async` would work too).
+  (send as ProduceApi & { async?: unknown }).async = promisify(send);
   return send;
 }
 
