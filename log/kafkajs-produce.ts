@@ -8,7 +8,8 @@
 import { Buffer } from 'node:buffer';
 import { createRequire } from 'node:module';
 import { Kafka } from 'kafkajs';
-import { bytesSize, uvarintSize, writeUvarint, zigzag } from './record-varint.ts';
+import { sizeBatch, writeBatch } from './record-batch.ts';
+import type { BatchRecord } from './record-batch.ts';
 
 type Value = Buffer | string | number | null | undefined;
 /** A message as kafkajs' producer hands it to its Produce request. */
@@ -21,12 +22,6 @@ type LongClass = { fromValue(v: unknown): { value: bigint } };
 type EncoderClass = new (size?: number) => { buf: Buffer; offset: number };
 
 const PATCHED = Symbol.for('gemello.kafkajs.produce.oneBuffer');
-const MAGIC = 2;
-const TRANSACTIONAL = 16;
-/** Partition leader epoch 4, magic 1, CRC 4. */
-const BEFORE_CRC = 9;
-/** Attributes 2, last offset delta 4, first and max timestamp 16, producer id 8, epoch 2, first sequence 4, record count 4. */
-const CRC_BODY = 40;
 
 /** A key, value or header as kafkajs writes it: a Buffer as it is, anything else as its string. */
 const asBytes = (v: Value): Buffer | null => (v == null ? null : Buffer.isBuffer(v) ? v : Buffer.from(String(v), 'utf8'));
@@ -42,8 +37,6 @@ function kafkajsParts(): { crc32C: (b: Buffer) => number; Long: LongClass; Encod
     produce: require('kafkajs/src/protocol/requests/produce/index.js'),
   };
 }
-
-type Planned = { key: Buffer | null; value: Buffer | null; headers: Array<[Buffer, Buffer | null]>; delta: number; size: number };
 
 /** The bytes of one Produce request body (v3–v7 share it), what kafkajs' encoder writes, in one buffer. */
 export function produceBody(args: KafkajsProduceArgs, crc32C: (b: Buffer) => number, Long: LongClass): Buffer {
@@ -61,35 +54,25 @@ export function produceBody(args: KafkajsProduceArgs, crc32C: (b: Buffer) => num
       const given = messages.map((m) => m.timestamp).filter((t) => t != null).sort() as Array<number | string>;
       const first = given.length ? given[0]! : now;
       const max = given.length ? given[given.length - 1]! : now;
-      let batch = BEFORE_CRC + CRC_BODY;
-      const records: Planned[] = messages.map((m, i) => {
-        const key = asBytes(m.key);
-        const value = asBytes(m.value);
+      const deltas: number[] = [];
+      const records: BatchRecord[] = messages.map((m) => {
         const headers: Array<[Buffer, Buffer | null]> = [];
         for (const k of Object.keys(m.headers ?? {})) {
           const v = m.headers![k];
           for (const one of Array.isArray(v) ? v : [v]) headers.push([Buffer.from(k, 'utf8'), asBytes(one)]);
         }
-        const delta = (Number(m.timestamp || now) - Number(first));
-        let body = 1 + uvarintSize(zigzag(delta)) + uvarintSize(zigzag(i)) + bytesSize(key) + bytesSize(value) + uvarintSize(zigzag(headers.length));
-        for (const [hk, hv] of headers) body += bytesSize(hk) + bytesSize(hv);
-        batch += uvarintSize(zigzag(body)) + body;
-        return { key, value, headers, delta, size: body };
+        deltas.push(Number(m.timestamp || now) - Number(first));
+        return { key: asBytes(m.key), value: asBytes(m.value), headers };
       });
-      size += 4 + 4 + 8 + 4 + batch;
-      return { partition, firstSequence: firstSequence ?? 0, first, max, records, batch };
+      const sized = sizeBatch(records, deltas);
+      size += 4 + 4 + sized.bytes;
+      return { partition, firstSequence: firstSequence ?? 0, first, max, sized };
     });
     return { name, parts };
   });
 
   const b = Buffer.allocUnsafe(size);
   let at = 0;
-  const varint = (n: number) => void (at = writeUvarint(b, at, zigzag(n)));
-  const bytes = (v: Buffer | null) => {
-    if (v === null) return varint(-1);
-    varint(v.length);
-    at += v.copy(b, at);
-  };
   b.writeInt16BE(txBytes ? txBytes.length : -1, at);
   at += 2;
   if (txBytes) at += txBytes.copy(b, at);
@@ -105,37 +88,15 @@ export function produceBody(args: KafkajsProduceArgs, crc32C: (b: Buffer) => num
     at += 4;
     for (const p of t.parts) {
       b.writeInt32BE(p.partition, at);
-      b.writeInt32BE(12 + p.batch, at + 4); // the record set: first offset 8, length 4, the batch
-      b.writeBigInt64BE(0n, at + 8);
-      b.writeInt32BE(p.batch, at + 16);
-      b.writeInt32BE(0, at + 20); // partition leader epoch
-      b.writeInt8(MAGIC, at + 24);
-      const crcAt = at + 25;
-      at += 29;
-      const bodyStart = at;
-      b.writeInt16BE(tx ? TRANSACTIONAL : 0, at);
-      b.writeInt32BE(p.records.length - 1, at + 2);
-      b.writeBigInt64BE(Long.fromValue(p.first).value, at + 6);
-      b.writeBigInt64BE(Long.fromValue(p.max).value, at + 14);
-      b.writeBigInt64BE(producerId, at + 22);
-      b.writeInt16BE(epoch, at + 30);
-      b.writeInt32BE(p.firstSequence, at + 32);
-      b.writeInt32BE(p.records.length, at + 36);
-      at += CRC_BODY;
-      p.records.forEach((r, i) => {
-        varint(r.size);
-        b[at++] = 0; // attributes
-        varint(r.delta);
-        varint(i);
-        bytes(r.key);
-        bytes(r.value);
-        varint(r.headers.length);
-        for (const [hk, hv] of r.headers) {
-          bytes(hk);
-          bytes(hv);
-        }
-      });
-      b.writeUInt32BE(crc32C(b.subarray(bodyStart, at)), crcAt);
+      b.writeInt32BE(p.sized.bytes, at + 4); // the record set's length
+      at = writeBatch(b, at + 8, p.sized, {
+        transactional: !!tx,
+        firstTimestamp: Long.fromValue(p.first).value,
+        maxTimestamp: Long.fromValue(p.max).value,
+        producerId,
+        producerEpoch: epoch,
+        firstSequence: p.firstSequence,
+      }, crc32C);
     }
   }
   if (at !== size) throw new Error(`produce request: wrote ${at} of ${size} bytes`);

@@ -9,7 +9,9 @@ import { Buffer } from 'node:buffer';
 import { promisify } from 'node:util';
 import { crc32c, groupByProperty, kGetApi, produceV11, Writer } from '@platformatic/kafka';
 import type { Connection } from '@platformatic/kafka';
-import { bytesSize, uvarintSize, writeUvarint, zigzag } from './record-varint.ts';
+import { writeBatch, sizeBatch } from './record-batch.ts';
+import type { SizedBatch } from './record-batch.ts';
+import { uvarintSize, writeUvarint } from './record-varint.ts';
 
 /** What the producer hands its Produce API per message, after its serializers ran. */
 export type ProduceMessage = { topic: string; partition?: number; key?: Buffer | null; value?: Buffer | null; headers?: Map<Buffer | undefined, Buffer | undefined>; timestamp?: bigint | number };
@@ -21,12 +23,6 @@ type Internal = { [kGetApi](name: string, cb: (err: Error | null, api?: unknown)
 
 /** Produce v11 is the layout written here (the newest the library speaks; Kafka 4.1 answers it). */
 const VERSION = 11;
-const MAGIC = 2;
-const IS_TRANSACTIONAL = 0x10;
-/** Base offset 8, batch length 4, leader epoch 4, magic 1, CRC 4: the part before what the CRC covers. */
-const BEFORE_CRC = 21;
-/** Attributes 2, last offset delta 4, first and max timestamp 16, producer id 8, epoch 2, base sequence 4, record count 4. */
-const CRC_HEADER = 40;
 
 class Out {
   buf: Buffer;
@@ -37,14 +33,6 @@ class Out {
   uvarint(n: number) {
     this.at = writeUvarint(this.buf, this.at, n);
   }
-  varint(n: number) {
-    this.uvarint(zigzag(n));
-  }
-  bytes(v: Buffer | null | undefined) {
-    if (v == null) return this.varint(-1);
-    this.varint(v.length);
-    this.at += v.copy(this.buf, this.at);
-  }
   compactString(s: string | null | undefined) {
     if (s == null) return this.uvarint(0);
     const n = Buffer.byteLength(s, 'utf-8');
@@ -53,76 +41,39 @@ class Out {
   }
 }
 
-/** One record's bytes after its length prefix. */
-function recordSize(m: ProduceMessage, offsetDelta: number, timestampDelta: number): number {
-  let size = 1 + uvarintSize(zigzag(timestampDelta)) + uvarintSize(zigzag(offsetDelta)) + bytesSize(m.key) + bytesSize(m.value);
-  const headers = m.headers;
-  size += uvarintSize(zigzag(headers?.size ?? 0));
-  if (headers) for (const [k, v] of headers) size += bytesSize(k) + bytesSize(v);
-  return size;
-}
+type Batch = { messages: ProduceMessage[]; sized: SizedBatch; first: bigint; max: bigint };
 
-type Batch = { messages: ProduceMessage[]; sizes: number[]; deltas: number[]; first: bigint; max: bigint; length: number };
-
-/** Timestamps settled (as the library does, on the messages themselves), each record's size. */
+/** Timestamps settled (as the library does, on the messages themselves), the batch sized. */
 function plan(messages: ProduceMessage[]): Batch {
   const now = BigInt(Date.now());
   const first = (messages[0]!.timestamp as bigint | undefined) ?? now;
   let max = first;
-  const sizes: number[] = [];
   const deltas: number[] = [];
-  let length = BEFORE_CRC + CRC_HEADER;
-  for (let i = 0; i < messages.length; i++) {
-    const m = messages[i]!;
+  for (const m of messages) {
     let ts = m.timestamp ?? now;
     if (typeof ts === 'number') ts = BigInt(ts);
     m.timestamp = ts;
     if (ts > max) max = ts;
-    const delta = Number(ts - first);
-    const size = recordSize(m, i, delta);
-    sizes.push(size);
-    deltas.push(delta);
-    length += uvarintSize(zigzag(size)) + size;
+    deltas.push(Number(ts - first));
   }
-  return { messages, sizes, deltas, first, max, length };
+  return { messages, sized: sizeBatch(messages, deltas), first, max };
 }
 
-/** A record batch (magic 2, uncompressed) for one partition's messages, written at `out.at`. */
-function writeBatch(out: Out, b: Batch, options: ProduceOptions) {
-  const { messages } = b;
-  const buf = out.buf;
-  const start = out.at;
-  buf.writeBigInt64BE(0n, start);
-  buf.writeInt32BE(b.length - 12, start + 8);
-  buf.writeInt32BE(options.partitionLeaderEpoch ?? 0, start + 12);
-  buf.writeInt8(MAGIC, start + 16);
-  const crcAt = start + 17;
-  let at = start + BEFORE_CRC;
-  buf.writeInt16BE(options.transactionalId ? IS_TRANSACTIONAL : 0, at);
-  buf.writeInt32BE(messages.length - 1, at + 2);
-  buf.writeBigInt64BE(b.first, at + 6);
-  buf.writeBigInt64BE(b.max, at + 14);
-  buf.writeBigInt64BE(options.producerId ?? -1n, at + 22);
-  buf.writeInt16BE(options.producerEpoch ?? 0, at + 30);
-  const m0 = messages[0]!;
-  buf.writeInt32BE(options.sequences ? options.sequences.getWithDefault(`${m0.topic}:${m0.partition}`, 0) : 0, at + 32);
-  buf.writeInt32BE(messages.length, at + 36);
-  out.at = at + CRC_HEADER;
-  for (let i = 0; i < messages.length; i++) {
-    const m = messages[i]!;
-    out.varint(b.sizes[i]!);
-    buf[out.at++] = 0; // attributes
-    out.varint(b.deltas[i]!);
-    out.varint(i);
-    out.bytes(m.key);
-    out.bytes(m.value);
-    out.varint(m.headers?.size ?? 0);
-    if (m.headers) for (const [k, v] of m.headers) {
-      out.bytes(k);
-      out.bytes(v);
-    }
-  }
-  buf.writeUInt32BE(crc32c(Writer.create().append(buf.subarray(start + BEFORE_CRC, out.at)).dynamicBuffer), crcAt);
+/** The library's CRC32C, of one contiguous slice (a DynamicBuffer of one buffer is not copied). */
+const crc = (bytes: Buffer) => crc32c(Writer.create().append(bytes).dynamicBuffer);
+
+/** A partition's record batch, written at `out.at`. */
+function writePartitionBatch(out: Out, b: Batch, options: ProduceOptions) {
+  const m0 = b.messages[0]!;
+  out.at = writeBatch(out.buf, out.at, b.sized, {
+    transactional: !!options.transactionalId,
+    firstTimestamp: b.first,
+    maxTimestamp: b.max,
+    producerId: options.producerId ?? -1n,
+    producerEpoch: options.producerEpoch ?? 0,
+    firstSequence: options.sequences ? options.sequences.getWithDefault(`${m0.topic}:${m0.partition}`, 0) : 0,
+    partitionLeaderEpoch: options.partitionLeaderEpoch,
+  }, crc);
 }
 
 /**
@@ -142,7 +93,7 @@ export function produceRequest(acks: number, timeout: number, messages: ProduceM
   for (const [topic, parts] of planned) {
     const n = Buffer.byteLength(topic);
     size += uvarintSize(n + 1) + n + uvarintSize(parts.length + 1) + 1;
-    for (const [, b] of parts) size += 4 + uvarintSize(b.length + 1) + b.length + 1;
+    for (const [, b] of parts) size += 4 + uvarintSize(b.sized.bytes + 1) + b.sized.bytes + 1;
   }
   const out = new Out(size);
   out.compactString(tx);
@@ -156,8 +107,8 @@ export function produceRequest(acks: number, timeout: number, messages: ProduceM
     for (const [partition, b] of parts) {
       out.buf.writeInt32BE(partition, out.at);
       out.at += 4;
-      out.uvarint(b.length + 1);
-      writeBatch(out, b, options);
+      out.uvarint(b.sized.bytes + 1);
+      writePartitionBatch(out, b, options);
       out.buf[out.at++] = 0; // the partition's tagged fields
     }
     out.buf[out.at++] = 0; // the topic's tagged fields
