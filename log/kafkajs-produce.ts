@@ -6,8 +6,7 @@
 // The producer still decides everything else (partitions, producer id, epoch and sequences,
 // retries, the response); a compressed request goes through kafkajs' own encoder.
 import { Buffer } from 'node:buffer';
-import { createRequire } from 'node:module';
-import { Kafka } from 'kafkajs';
+import { kafkajsInternals } from './kafkajs-internal.ts';
 import { sizeBatch, writeBatch } from './record-batch.ts';
 import type { BatchRecord } from './record-batch.ts';
 
@@ -26,10 +25,10 @@ const PATCHED = Symbol.for('gemello.kafkajs.produce.oneBuffer');
 /** A key, value or header as kafkajs writes it: a Buffer as it is, anything else as its string. */
 const asBytes = (v: Value): Buffer | null => (v == null ? null : Buffer.isBuffer(v) ? v : Buffer.from(String(v), 'utf8'));
 
-/** kafkajs' CRC32C, from its own file (no types). */
+/** What the encoding needs of kafkajs: its CRC32C, Long, Encoder and Produce request definitions. */
 function kafkajsParts(): { crc32C: (b: Buffer) => number; Long: LongClass; Encoder: EncoderClass; produce: Definitions } | null {
-  const require = createRequire(import.meta.url);
-  if ((require('kafkajs') as { Kafka?: unknown }).Kafka !== Kafka) return null; // another copy of kafkajs: leave it as it is
+  const require = kafkajsInternals();
+  if (!require) return null;
   return {
     crc32C: require('kafkajs/src/protocol/recordBatch/crc32C/index.js'),
     Long: require('kafkajs/src/utils/long.js'),

@@ -9,9 +9,9 @@
 // this client) and skips the timer only when there is nothing to check and no throttle to wait
 // out: a request that cannot go at once is queued and schedules its own check, and every
 // response and timeout checks the queue again.
-import { createRequire } from 'node:module';
 import { Kafka } from 'kafkajs';
 import type { KafkaConfig } from 'kafkajs';
+import { kafkajsInternals } from './kafkajs-internal.ts';
 import { writeKafkajsProducesContiguously } from './kafkajs-produce.ts';
 
 type Queue = { pending: unknown[]; throttledUntil: number; scheduleCheckPendingRequests(): void };
@@ -26,10 +26,9 @@ export function newKafka(config: KafkaConfig): Kafka {
 }
 
 function stopIdleRequestQueueTimers(): void {
-  // The class is internal (no types, not re-exported): loaded from kafkajs' own file, which is
-  // the module instance its connections use when `kafkajs` itself comes from the same loader.
-  const require = createRequire(import.meta.url);
-  if ((require('kafkajs') as { Kafka?: unknown }).Kafka !== Kafka) return; // another copy of kafkajs: leave it as it is
+  // The class is internal: loaded from kafkajs' own file, the module instance its connections use.
+  const require = kafkajsInternals();
+  if (!require) return;
   const RequestQueue = require('kafkajs/src/network/requestQueue/index.js') as { prototype?: Queue & { [PATCHED]?: true } };
   const proto = RequestQueue.prototype;
   if (!proto || typeof proto.scheduleCheckPendingRequests !== 'function' || proto[PATCHED]) return;
