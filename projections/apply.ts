@@ -50,13 +50,15 @@ ON CONFLICT (projection, partition) DO UPDATE SET next_offset = projection_check
 RETURNING partition, next_offset`;
 
 // A state projected before the counters existed has them counted from its rows, once: the
-// upsert of this batch stores them.
-const SELECT_PRIOR = `
+// upsert of this batch stores them. `ids`: the parameter holding the conversations' ids (JSON);
+// `more`: columns after these (the read-ahead's union).
+const selectPrior = (ids: string, more = '') => `
 SELECT c.id, c.state, c.metadata,
   CASE WHEN c.state->'prompts' IS NULL THEN (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id AND m.role = 'user') END AS prompts,
-  CASE WHEN c.state->'replies' IS NULL THEN (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id AND m.role = 'assistant') END AS replies
+  CASE WHEN c.state->'replies' IS NULL THEN (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id AND m.role = 'assistant') END AS replies${more}
 FROM conversations c
-WHERE c.id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))`;
+WHERE c.id = ANY (ARRAY(SELECT jsonb_array_elements_text(${ids}::text::jsonb)))`;
+const SELECT_PRIOR = selectPrior('$1');
 
 // The checkpoints and the prior states in one statement (one snapshot: rows and checkpoints commit
 // together, so the states are those of the checkpoints read), before the transaction (readAhead).
@@ -64,13 +66,7 @@ const READ_AHEAD = `
 SELECT NULL::text AS id, NULL::jsonb AS state, NULL::jsonb AS metadata, NULL::bigint AS prompts, NULL::bigint AS replies, k.partition, k.next_offset
 FROM projection_checkpoints k
 WHERE k.projection = $1 AND k.partition = ANY (ARRAY(SELECT jsonb_array_elements_text($2::text::jsonb)::int))
-UNION ALL
-SELECT c.id, c.state, c.metadata,
-  CASE WHEN c.state->'prompts' IS NULL THEN (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id AND m.role = 'user') END,
-  CASE WHEN c.state->'replies' IS NULL THEN (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id AND m.role = 'assistant') END,
-  NULL::int, NULL::bigint
-FROM conversations c
-WHERE c.id = ANY (ARRAY(SELECT jsonb_array_elements_text($3::text::jsonb)))`;
+UNION ALL${selectPrior('$3', ', NULL::int, NULL::bigint')}`;
 
 const INSERT_EVENTS = `
 INSERT INTO events (event_id, conversation_id, seq, type, schema_version, occurred_at, causation_id, correlation_id, traceparent, data, partition, log_offset)
