@@ -347,6 +347,31 @@ for (const backend of backends) {
       }
     });
 
+    it('stores the same values by COPY (binary where it can) as by INSERT: timestamps far from 2000, large offsets, fractional latencies, no text', async () => {
+      const at = ['1000-01-01T00:00:00.000Z', '2999-12-31T23:59:59.999Z', '2024-02-29T12:34:56.789Z', 'not a time'];
+      const stored: unknown[] = [];
+      for (const copyRows of [0, 1]) {
+        const id = `conv-values-${copyRows}-${randomUUID()}`;
+        const mine = events(id, 0, [started('t', null), prompt('p'), { ...reply(2, 'r'), data: { ...reply(2, 'r').data, latencyMs: 0.1 + 0.2 } } as DomainEvent, prompt('q')]);
+        const records = mine.map((e, k): LogRecord => ({ ...encodeEvent({ ...e, occurredAt: at[k]! }), topic: 'gemello.events', partition: 43, offset: 2 ** 40 + k, timestamp: clock }));
+        expect((await db.tx((tx) => applyBatch(tx, `values_${copyRows}`, 43, records, { copyRows }))).applied).toHaveLength(4);
+        const events_ = await db.query<{ occurred_at: unknown; log_offset: unknown; event_id: string }>('SELECT occurred_at, log_offset, event_id FROM events WHERE conversation_id = $1 ORDER BY seq', [id]);
+        const messages = await db.query<{ created_at: unknown; model_latency_ms: unknown; tokens_used: unknown; reply_to_seq: unknown }>(
+          'SELECT created_at, model_latency_ms, tokens_used, reply_to_seq FROM messages WHERE conversation_id = $1 ORDER BY seq', [id]);
+        expect(events_.map((e) => e.event_id)).toEqual(mine.map((e) => e.eventId));
+        stored.push({ events: events_.map((e) => ({ at: iso(e.occurred_at), offset: Number(e.log_offset) })), messages: messages.map((m) => ({ ...m, created_at: iso(m.created_at) })) });
+      }
+      expect(stored[1]).toEqual(stored[0]);
+      expect(stored[0]).toEqual({
+        events: [...at.slice(0, 3), null].map((a, k) => ({ at: a, offset: 2 ** 40 + k })),
+        messages: [
+          { created_at: at[1], model_latency_ms: null, tokens_used: null, reply_to_seq: null },
+          { created_at: at[2], model_latency_ms: 0.1 + 0.2, tokens_used: 18, reply_to_seq: 2 },
+          { created_at: null, model_latency_ms: null, tokens_used: null, reply_to_seq: null },
+        ],
+      });
+    });
+
     it('finds rows of its batch already there (another projection on the same tables) and keeps them as they are', async () => {
       const id = `conv-twice-${randomUUID()}`;
       const mine = events(id, 0, [started('t', null), prompt('once'), reply(2, 'only once')], 'cmd-twice');
