@@ -1,4 +1,3 @@
-import { nextTick } from 'node:process';
 import { LogBusy } from './port.ts';
 import type { OutgoingRecord } from './port.ts';
 
@@ -13,12 +12,6 @@ export type SendRequest = (request: AppendRequest) => Promise<Map<string, number
  * (setImmediate comes after them and after the I/O callbacks ready now).
  */
 const turnDone = () => new Promise<void>((r) => setImmediate(r));
-
-/**
- * Resolves once the promise continuations ready now have run, their own included, before any
- * I/O callback: a tick queued from a microtask runs when the microtask queue is empty.
- */
-const continuationsDone = () => new Promise<void>((r) => queueMicrotask(() => nextTick(r)));
 
 type Queued = { topic: string; partition: number; records: OutgoingRecord[]; bytes: number; resolve: (offset: number) => void; reject: (err: unknown) => void };
 
@@ -35,19 +28,12 @@ export const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
  * instead, what arrives while a request is in flight goes out together in the next one (one
  * record batch per partition, each append's records contiguous, in the order of the calls).
  *
- * After each answer, the next request is taken once the turn that made it possible is over:
- * what the answer's continuations append (a writer with one write in flight per partition
- * sends its next when its last is answered; a consumer hands the next batch to its handler
- * then) goes in the next request, not the one after. Taken at once, the next request held
- * only what was already waiting, and such a write waited for two round trips instead of one
- * (at 500 prompts/s, two thirds of the actor host's appends).
- *
- * An idle queue takes its first request once the continuations of the append's turn have
- * run (what one handler's chain of awaits appends goes together), not after the turn's other
- * I/O callbacks: the actor host asks the model for a reply while its prompt is appended, and
- * the prompt's produce then follows the model request at once instead of after whatever else
- * the loop had to do (the next fetch, other sockets' callbacks), which at one conversation
- * held it ≈ 1.5 ms and made its acknowledgement, not the model, what the reply waited for.
+ * A request is taken once the turn that made it possible is over: when the queue starts, and
+ * after each answer, what the answer's continuations append (a writer with one write in
+ * flight per partition sends its next when its last is answered; a consumer hands the next
+ * batch to its handler then) goes in the next request, not the one after. Taken at once, the
+ * next request held only what was already waiting, and such a write waited for two round
+ * trips instead of one (at 500 prompts/s, two thirds of the actor host's appends).
  */
 export function createAppendQueue(send: SendRequest, maxQueuedBytes = MAX_QUEUED_BYTES) {
   let queued: Queued[] = [];
@@ -56,7 +42,7 @@ export function createAppendQueue(send: SendRequest, maxQueuedBytes = MAX_QUEUED
 
   async function drain(): Promise<void> {
     sending = true;
-    await continuationsDone();
+    await turnDone();
     while (queued.length) {
       // Take appends in order; a partition that is full for this request keeps its later appends for the next.
       const batch: Queued[] = [];

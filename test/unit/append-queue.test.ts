@@ -53,23 +53,4 @@ describe('the append queue', () => {
     expect(await Promise.all(offsets)).toEqual([0, 0, 2]);
     expect(requests).toEqual([['t/0:x1,x2', 't/3:y1', 't/0:x3']]);
   });
-
-  it('takes an idle queue\'s first request once the append\'s continuations have run, before the I/O callbacks and immediates after them', async () => {
-    const { queue, requests } = queueUnderTest(true);
-    const order: string[] = [];
-    // An immediate already queued, as the loop's own work would be (the next fetch, other sockets' callbacks).
-    setImmediate(() => order.push(`immediate after ${requests.length} requests`));
-    // What the turn's chain of awaits appends after the first append (an actor's commit, then the model request) goes along.
-    const chained = (async () => {
-      const first = queue.append('t', 0, [rec('a1')]);
-      for (let i = 0; i < 20; i++) await Promise.resolve();
-      const second = queue.append('t', 1, [rec('b1')]);
-      return Promise.all([first, second]);
-    })();
-    expect(await chained).toEqual([0, 0]);
-    await new Promise((r) => setImmediate(r));
-    expect(requests).toEqual([['t/0:a1', 't/1:b1']]);
-    // The old queue waited for setImmediate: the request went after the turn's immediates.
-    expect(order).toEqual(['immediate after 1 requests']);
-  });
 });
