@@ -8,6 +8,7 @@ import { contextFrom, tracerFor } from '../telemetry/trace.ts';
 import { keysFor } from '../sealing/keys.ts';
 import type { Keyring, KeyStore } from '../sealing/keys.ts';
 import { applyBatches, readAhead, StaleReadAhead } from './apply.ts';
+import { isoMs } from './copy-binary.ts';
 import type { BatchResult, PartitionBatch, ReadAhead } from './apply.ts';
 import { isUnavailable } from '../stores/sql.ts';
 import type { Db } from '../stores/sql.ts';
@@ -163,8 +164,9 @@ export function createProjector(options: ProjectorOptions): Projector {
           startTime: started,
           attributes: { 'conversation.id': e.conversationId, 'event.seq': e.seq, 'event.type': e.type, 'projection.name': name, 'messaging.kafka.partition': partition, 'messaging.kafka.offset': e.position.offset },
         }, contextFrom(e.traceparent)).end();
-        const at = Date.parse(e.occurredAt);
-        if (!Number.isNaN(at)) m?.lag.observe(Math.max(0, now - at), labels);
+        if (!m) continue;
+        const at = isoMs(e.occurredAt);
+        if (!Number.isNaN(at)) m.lag.observe(Math.max(0, now - at), labels);
       }
       applied += r.applied.length;
       for (const x of r.rejected) {
