@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { decodeEvent, openDeferred } from '../events/codec.ts';
+import { decodeEventValue, openDeferred } from '../events/codec.ts';
 import type { Deferred, Later } from '../events/codec.ts';
-import type { EventType, LoggedEvent, LogPosition } from '../events/schemas.ts';
+import type { EventEnvelope, EventType, LoggedEvent, LogPosition } from '../events/schemas.ts';
 import type { LogRecord } from '../log/port.ts';
 import type { Keyring } from '../sealing/keys.ts';
 import { evolve, initialState } from './state.ts';
@@ -29,18 +29,24 @@ type Pending = { seq: number; deferred: Deferred };
  * gives, with one AES-GCM open per message kept instead of one per event.
  */
 export function createReplayFold(keep: number) {
-  const states = new Map<string, Replayed>();
+  // Each conversation's state and the position of its last event, changed in place as events
+  // come (one object a conversation, not one an event); the Replayed are made in `finish`.
+  const states = new Map<string, { state: ConversationState; partition: number; offset: number }>();
   const pending = new Map<string, Pending[]>();
   // A fresh random placeholder: no text read from the log can be it, so a message that holds
   // it at the end is one whose text is still sealed (ReplyStopped can replace a message's text).
   const later: Later = { types: OPENED_AT_THE_END, placeholder: `\u0000sealed ${randomUUID()}`, taken: null };
   let events = 0;
 
-  /** Folds one decoded event; `deferred`: its text, left sealed (the event holds the placeholder). */
-  function fold(e: LoggedEvent, deferred: Deferred | null): void {
-    const before = states.get(e.conversationId)?.state ?? initialState(e.conversationId);
+  function foldAt(e: EventEnvelope, partition: number, offset: number, deferred: Deferred | null): void {
+    const r = states.get(e.conversationId);
+    const before = r?.state ?? initialState(e.conversationId);
     const state = evolve(before, e, keep);
-    states.set(e.conversationId, { state, position: e.position });
+    if (r) {
+      r.state = state;
+      r.partition = partition;
+      r.offset = offset;
+    } else states.set(e.conversationId, { state, partition, offset });
     events++;
     // An event with a seq already folded is ignored (first seq wins): its content with it.
     if (e.seq <= before.seq) return;
@@ -58,26 +64,37 @@ export function createReplayFold(keep: number) {
   }
 
   return {
-    fold,
+    /** Folds one decoded event; `deferred`: its text, left sealed (the event holds the placeholder). */
+    fold(e: LoggedEvent, deferred: Deferred | null): void {
+      foldAt(e, e.position.partition, e.position.offset, deferred);
+    },
     /** Decodes one event record (`keys`: the batch's, see keysFor) and folds it. */
     add(record: LogRecord, keys: Keyring | undefined): void {
-      const e = decodeEvent(record, keys, undefined, later);
-      fold(e, later.taken);
+      foldAt(decodeEventValue(record.value, keys, undefined, later), record.partition, record.offset, later.taken);
+    },
+    /** Decodes one event record's value, at that partition and offset, and folds it. */
+    addValue(value: string, partition: number, offset: number, keys: Keyring | undefined): void {
+      foldAt(decodeEventValue(value, keys, undefined, later), partition, offset, later.taken);
     },
     /** The states, each message's text opened, and the events folded. Call once. */
     finish(): { states: Map<string, Replayed>; events: number } {
-      for (const [id, list] of pending) {
-        if (!list.length) continue;
-        const r = states.get(id)!;
-        const bySeq = new Map(list.map((p) => [p.seq, p.deferred]));
-        const messages = r.state.messages.map((m) => {
-          const d = m.content === later.placeholder ? bySeq.get(m.seq) : undefined;
-          return d ? { ...m, content: openDeferred(d) } : m;
-        });
-        states.set(id, { state: { ...r.state, messages }, position: r.position });
+      const out = new Map<string, Replayed>();
+      for (const [id, r] of states) {
+        const list = pending.get(id);
+        let state = r.state;
+        if (list?.length) {
+          const bySeq = new Map(list.map((p) => [p.seq, p.deferred]));
+          const messages = state.messages.map((m) => {
+            const d = m.content === later.placeholder ? bySeq.get(m.seq) : undefined;
+            return d ? { ...m, content: openDeferred(d) } : m;
+          });
+          state = { ...state, messages };
+        }
+        out.set(id, { state, position: { partition: r.partition, offset: r.offset } });
       }
+      states.clear();
       pending.clear();
-      return { states, events };
+      return { states: out, events };
     },
   };
 }

@@ -3,7 +3,6 @@
 // the states back when asked.
 import { Buffer } from 'node:buffer';
 import { parentPort } from 'node:worker_threads';
-import type { LogRecord } from '../log/port.ts';
 import { createReplayFold } from './replay-fold.ts';
 import type { Replayed } from './replay-fold.ts';
 import { HISTORY_MESSAGES } from './state.ts';
@@ -44,11 +43,7 @@ parentPort!.on('message', (m: ToWorker) => {
     }
     try {
       let at = 0;
-      for (let i = 0; i < m.lengths.length; i++) {
-        const value = m.text.slice(at, (at += m.lengths[i]!));
-        const r: LogRecord = { topic: '', partition: m.partition, offset: m.offsets[i]!, key: '', value, headers: {}, timestamp: 0 };
-        fold.add(r, ring);
-      }
+      for (let i = 0; i < m.lengths.length; i++) fold.addValue(m.text.slice(at, (at += m.lengths[i]!)), m.partition, m.offsets[i]!, ring);
     } catch (err) {
       failed = (err as Error).message;
     }

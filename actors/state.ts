@@ -89,23 +89,28 @@ export function evolve(state: ConversationState, event: EventEnvelope, keep = HI
   if (event.seq !== state.seq + 1) {
     throw new SeqGap(`conversation ${state.conversationId}: expected seq ${state.seq + 1}, got ${event.seq}`);
   }
+  // This call's own copy: the cases below set its fields (all of them the state's already, so
+  // the order of its keys is the state's) rather than copying it again (a fold makes one an
+  // event, a replay or a projector's catch-up millions).
   const next: ConversationState = { ...state, seq: event.seq, lastEventId: event.eventId };
   if (event.causationId && !state.recentCommands.includes(event.causationId)) {
     next.recentCommands = appended(state.recentCommands, event.causationId, RECENT_COMMANDS);
   }
   switch (event.type) {
     case 'ConversationStarted':
-      return { ...next, twin: { id: event.data.twinId, name: event.data.twinName }, userId: event.data.userId, startedAt: event.occurredAt };
+      next.twin = { id: event.data.twinId, name: event.data.twinName };
+      next.userId = event.data.userId;
+      next.startedAt = event.occurredAt;
+      return next;
     case 'PromptReceived':
     {
       // In a flow, the flow answers (flows/decide.ts), not the model's reply.
-      const pendingPrompts = state.flow ? state.pendingPrompts : [...state.pendingPrompts, event.seq];
-      return {
-        ...withFlow(next, state.flow, event),
-        messages: keptMessages([...state.messages, { seq: event.seq, role: 'user', content: event.data.text }], pendingPrompts, state.pendingAudio, keep),
-        prompts: state.prompts + 1,
-        pendingPrompts,
-      };
+      const pendingPrompts = state.flow ? state.pendingPrompts : appended(state.pendingPrompts, event.seq, Infinity);
+      const n = withFlow(next, state.flow, event);
+      n.messages = keptWith(state.messages, { seq: event.seq, role: 'user', content: event.data.text }, pendingPrompts, state.pendingAudio, keep);
+      n.prompts = state.prompts + 1;
+      n.pendingPrompts = pendingPrompts;
+      return n;
     }
     case 'DataConfirmed':
       // A confirmed field is settled, whatever value the model had proposed for it.
@@ -119,14 +124,12 @@ export function evolve(state: ConversationState, event: EventEnvelope, keep = HI
     case 'ReplyGenerated':
     {
       const pendingPrompts = state.pendingPrompts.filter((s) => s !== event.data.promptSeq);
-      const pendingAudio = event.data.audio ? [...state.pendingAudio, event.seq] : state.pendingAudio;
-      return {
-        ...next,
-        messages: keptMessages([...state.messages, { seq: event.seq, role: 'assistant', content: event.data.text }], pendingPrompts, pendingAudio, keep),
-        replies: state.replies + 1,
-        pendingPrompts,
-        pendingAudio,
-      };
+      const pendingAudio = event.data.audio ? appended(state.pendingAudio, event.seq, Infinity) : state.pendingAudio;
+      next.messages = keptWith(state.messages, { seq: event.seq, role: 'assistant', content: event.data.text }, pendingPrompts, pendingAudio, keep);
+      next.replies = state.replies + 1;
+      next.pendingPrompts = pendingPrompts;
+      next.pendingAudio = pendingAudio;
+      return next;
     }
     case 'ReplyStopped': {
       // The history the model sees next holds what the user heard, not what was generated.
@@ -138,30 +141,29 @@ export function evolve(state: ConversationState, event: EventEnvelope, keep = HI
       const pendingPrompts = state.pendingPrompts.filter((s) => s !== promptSeq);
       return {
         ...next,
-        messages: heard ? keptMessages([...state.messages, { seq: event.seq, role: 'assistant', content: heard }], pendingPrompts, state.pendingAudio, keep) : state.messages,
+        messages: heard ? keptWith(state.messages, { seq: event.seq, role: 'assistant', content: heard }, pendingPrompts, state.pendingAudio, keep) : state.messages,
         replies: state.replies + (heard ? 1 : 0),
         pendingPrompts,
       };
     }
     case 'ReplyFailed':
-      return {
-        ...next,
-        pendingPrompts: state.pendingPrompts.filter((s) => s !== event.data.promptSeq),
-        failedReplies: state.failedReplies + 1,
-      };
+      next.pendingPrompts = state.pendingPrompts.filter((s) => s !== event.data.promptSeq);
+      next.failedReplies = state.failedReplies + 1;
+      return next;
     case 'SpeechReceived':
     case 'SpeechFailed':
       // The transcript is the PromptReceived that follows; a failed utterance owes nothing.
       return next;
     case 'AudioReady':
     case 'AudioFailed':
-      return { ...next, pendingAudio: state.pendingAudio.filter((s) => s !== event.data.replySeq) };
-    case 'MessageSaid':
-      return {
-        ...withFlow(next, state.flow, event),
-        messages: keptMessages([...state.messages, { seq: event.seq, role: 'assistant', content: event.data.text }], state.pendingPrompts, state.pendingAudio, keep),
-        replies: state.replies + 1,
-      };
+      next.pendingAudio = state.pendingAudio.filter((s) => s !== event.data.replySeq);
+      return next;
+    case 'MessageSaid': {
+      const n = withFlow(next, state.flow, event);
+      n.messages = keptWith(state.messages, { seq: event.seq, role: 'assistant', content: event.data.text }, state.pendingPrompts, state.pendingAudio, keep);
+      n.replies = state.replies + 1;
+      return n;
+    }
     case 'FlowStarted':
     case 'TaskStarted':
     case 'ValueRead':
@@ -194,7 +196,7 @@ function erasedFlow(flow: FlowState): FlowState {
   return { ...rest, memory: {} };
 }
 
-/** The state with its flow moved on by a flow event (or a prompt or confirmation in a flow). */
+/** The state with its flow moved on by a flow event (or a prompt or confirmation in a flow): `state` itself or a new copy of it. */
 function withFlow(state: ConversationState, flow: FlowState | undefined, event: EventEnvelope & { type: Parameters<typeof evolveFlow>[1]['type'] }): ConversationState {
   const f = evolveFlow(flow, event as Parameters<typeof evolveFlow>[1], { seq: event.seq, at: event.occurredAt });
   return f ? { ...state, flow: f } : state;
@@ -227,6 +229,31 @@ export function keptMessages(messages: Message[], pendingPrompts: readonly numbe
     if (seq === prompt) from = Math.min(from, Math.max(lowest, i - keep + 1));
   }
   return messages.slice(from);
+}
+
+/** `keptMessages([...messages, m], …)`, made as one array: the messages a state keeps once `m` is added. */
+export function keptWith(messages: readonly Message[], m: Message, pendingPrompts: readonly number[], pendingAudio: readonly number[], keep: number): Message[] {
+  const n = messages.length + 1;
+  let from = 0;
+  if (n > keep) {
+    // keptMessages over the list with `m` at its end, without making that list.
+    const last = n - keep;
+    const prompt = pendingPrompts[0];
+    const audio = pendingAudio[0];
+    from = last;
+    if (prompt !== undefined || audio !== undefined) {
+      const lowest = Math.max(0, last - PENDING_SLACK);
+      for (let i = lowest; i < n; i++) {
+        const seq = i < messages.length ? messages[i]!.seq : m.seq;
+        if (seq === audio) from = Math.min(from, i);
+        if (seq === prompt) from = Math.min(from, Math.max(lowest, i - keep + 1));
+      }
+    }
+  }
+  const out = new Array<Message>(n - from);
+  for (let i = from; i < messages.length; i++) out[i - from] = messages[i]!;
+  if (from < n) out[n - 1 - from] = m;
+  return out;
 }
 
 /** The state after `events`, from `state` (the initial state by default), keeping `keep` messages (see keptMessages). */

@@ -95,10 +95,11 @@ function unseal(env: RawEnvelope, data: unknown, keys: Keyring | undefined, unop
  * (loaded for the batch beforehand, see keysFor). A conversation whose key is not in
  * `keys` decodes with its content replaced by the marker: erasure never blocks a reader.
  * The sealed content of the types in `unopened` is not opened (it reads as the marker): for a
- * reader that never uses it, an AES-GCM open less per event.
+ * reader that never uses it, an AES-GCM open less per event. With `later`, see Later.
  */
-export function decodeEventValue(value: string, keys?: Keyring, unopened?: ReadonlySet<EventType>): EventEnvelope {
-  return decodeValue(value, keys, unopened, undefined, undefined);
+export function decodeEventValue(value: string, keys?: Keyring, unopened?: ReadonlySet<EventType>, later?: Later): EventEnvelope {
+  if (later) later.taken = null;
+  return decodeValue(value, keys, unopened, undefined, later);
 }
 
 /** The event in `value`, with its position when one is given (made in one object: no copy of the envelope per event). */

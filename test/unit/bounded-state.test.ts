@@ -8,8 +8,8 @@ import type { Command } from '../../actors/commands.ts';
 import { decide } from '../../actors/decide.ts';
 import { recentHistory } from '../../actors/effects.ts';
 import { createRecovery } from '../../actors/recovery.ts';
-import { fold, initialState, MAX_PENDING_AUDIO, MAX_PENDING_PROMPTS, RECENT_COMMANDS } from '../../actors/state.ts';
-import type { ConversationState } from '../../actors/state.ts';
+import { fold, initialState, keptMessages, keptWith, MAX_PENDING_AUDIO, MAX_PENDING_PROMPTS, RECENT_COMMANDS } from '../../actors/state.ts';
+import type { ConversationState, Message } from '../../actors/state.ts';
 import { TailIndex } from '../../actors/tail.ts';
 import { envelope } from '../../events/codec.ts';
 import type { DomainEvent, EventEnvelope } from '../../events/schemas.ts';
@@ -73,6 +73,33 @@ describe('the bounded state', () => {
     const oldest = s.pendingPrompts[0]!;
     expect(recentHistory(s.messages, oldest, 10).map((m) => m.seq)).toEqual(Array.from({ length: 10 }, (_, i) => oldest - 9 + i));
     expect(s.messages.length).toBeLessThanOrEqual(10 + MAX_PENDING_PROMPTS + 2 * MAX_PENDING_AUDIO);
+  });
+
+  it('adds a message and cuts the list as keptMessages does, made as one array (keptWith)', () => {
+    // Pseudo-random but the same each run: lists, pending prompts and audio anywhere in them or before.
+    let x = 7;
+    const rand = (n: number) => ((x = (x * 1103515245 + 12345) % 2 ** 31) % n);
+    for (let round = 0; round < 3_000; round++) {
+      const length = rand(90);
+      const first = 1 + rand(50);
+      const messages: Message[] = Array.from({ length }, (_, i) => ({ seq: first + i * (1 + rand(2)), role: i % 2 ? 'assistant' : 'user', content: `m${i}` }));
+      const m: Message = { seq: (messages.at(-1)?.seq ?? first) + 1, role: 'user', content: 'new' };
+      const seqs = [...messages.map((e) => e.seq), m.seq, first - 1];
+      const pick = () => (rand(3) ? [] : [seqs[rand(seqs.length)]!, ...(rand(2) ? [seqs[rand(seqs.length)]!] : [])]);
+      const pendingPrompts = pick();
+      const pendingAudio = pick();
+      for (const keep of [0, 1, 2, 5, 40, 41, 89, Infinity]) {
+        const want = keptMessages([...messages, m], pendingPrompts, pendingAudio, keep);
+        const got = keptWith(messages, m, pendingPrompts, pendingAudio, keep);
+        expect(got).toStrictEqual(want);
+        expect(Object.keys(got)).toEqual(Object.keys(want));
+      }
+    }
+  });
+
+  it('keeps the state\'s keys in their order as it folds (a snapshot of the same state is the same JSON)', () => {
+    const s = fold('c1', conversation(50));
+    expect(Object.keys(s)).toEqual(Object.keys(initialState('c1')));
   });
 
   it('refuses a prompt while 16 wait for their replies (`busy`), and takes it once one is answered', () => {
