@@ -18,6 +18,9 @@ const NUL = /\u0000/g;
 /** PostgreSQL's timestamps count µs from 2000-01-01 UTC. */
 const EPOCH_MS = Date.UTC(2000, 0, 1);
 const TWO_32 = 4294967296;
+/** 0001-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z: the timestamps written here as bytes. */
+const FIRST_MS = -62_135_596_800_000;
+const LAST_MS = 253_402_300_799_999;
 /** A hex digit's value by char code, -1 for any other. */
 const HEX = new Int8Array(128).fill(-1);
 for (let i = 0; i < 16; i++) {
@@ -126,10 +129,14 @@ export function copyBinary<R extends Record<string, unknown>>(rows: readonly R[]
     at += 20;
     return true;
   };
-  /** A timestamp as Date.parse reads it (this process writes toISOString's): µs since 2000. */
+  /**
+   * A timestamp as Date.parse reads it (this process writes toISOString's): µs since 2000; false
+   * outside the years 1–9999, which PostgreSQL's text input refuses (year 0, six-digit years):
+   * such a row goes as text and fails there as it does on every other path.
+   */
   const timestamp = (s: string): boolean => {
     const ms = isoMs(s);
-    if (Number.isNaN(ms)) return false;
+    if (!(ms >= FIRST_MS && ms <= LAST_MS)) return false;
     int32(8, at);
     const us = (ms - EPOCH_MS) * 1000;
     if (Number.isSafeInteger(us)) int64(us, at + 4);
@@ -154,7 +161,8 @@ export function copyBinary<R extends Record<string, unknown>>(rows: readonly R[]
         at += 4;
         continue;
       }
-      room(12);
+      // The most a field other than text or jsonb takes (those make room themselves): a uuid's length and 16 bytes.
+      room(20);
       switch (c.type) {
         case 'text':
           if (typeof v !== 'string') return null;
@@ -178,7 +186,8 @@ export function copyBinary<R extends Record<string, unknown>>(rows: readonly R[]
         case 'float8':
           if (typeof v !== 'number') return null;
           int32(8, at);
-          buf.writeDoubleBE(v, at + 4);
+          // −0 as 0, as the text forms write it.
+          buf.writeDoubleBE(v === 0 ? 0 : v, at + 4);
           at += 12;
           break;
         case 'uuid':

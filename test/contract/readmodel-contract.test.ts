@@ -356,10 +356,11 @@ for (const backend of backends) {
         const records = mine.map((e, k): LogRecord => ({ ...encodeEvent({ ...e, occurredAt: at[k]! }), topic: 'gemello.events', partition: 43, offset: 2 ** 40 + k, timestamp: clock }));
         expect((await db.tx((tx) => applyBatch(tx, `values_${copyRows}`, 43, records, { copyRows }))).applied).toHaveLength(4);
         const events_ = await db.query<{ occurred_at: unknown; log_offset: unknown; event_id: string }>('SELECT occurred_at, log_offset, event_id FROM events WHERE conversation_id = $1 ORDER BY seq', [id]);
-        const messages = await db.query<{ created_at: unknown; model_latency_ms: unknown; tokens_used: unknown; reply_to_seq: unknown }>(
-          'SELECT created_at, model_latency_ms, tokens_used, reply_to_seq FROM messages WHERE conversation_id = $1 ORDER BY seq', [id]);
+        const messages = await db.query<{ created_at: unknown; model_latency_ms: unknown; tokens_used: unknown; reply_to_seq: unknown; event_id: string }>(
+          'SELECT created_at, model_latency_ms, tokens_used, reply_to_seq, event_id FROM messages WHERE conversation_id = $1 ORDER BY seq', [id]);
         expect(events_.map((e) => e.event_id)).toEqual(mine.map((e) => e.eventId));
-        stored.push({ events: events_.map((e) => ({ at: iso(e.occurred_at), offset: Number(e.log_offset) })), messages: messages.map((m) => ({ ...m, created_at: iso(m.created_at) })) });
+        expect(messages.map((m) => m.event_id)).toEqual(mine.filter((e) => e.type === 'PromptReceived' || e.type === 'ReplyGenerated').map((e) => e.eventId));
+        stored.push({ events: events_.map((e) => ({ at: iso(e.occurred_at), offset: Number(e.log_offset) })), messages: messages.map(({ event_id: _id, ...m }) => ({ ...m, created_at: iso(m.created_at) })) });
       }
       expect(stored[1]).toEqual(stored[0]);
       expect(stored[0]).toEqual({

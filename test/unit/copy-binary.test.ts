@@ -14,6 +14,27 @@ const i64 = (n: bigint) => {
   b.writeBigInt64BE(n);
   return field(b);
 };
+/** The rows of a binary COPY stream, each as its fields' bytes (null for -1), read back from the signature to the trailer. */
+function fields(b: Buffer): Array<Array<Buffer | null>> {
+  expect(b.subarray(0, 19).toString('hex')).toBe(SIGNATURE);
+  const rows: Array<Array<Buffer | null>> = [];
+  let at = 19;
+  for (;;) {
+    const n = b.readInt16BE(at);
+    at += 2;
+    if (n === -1) break;
+    const row: Array<Buffer | null> = [];
+    for (let i = 0; i < n; i++) {
+      const len = b.readInt32BE(at);
+      at += 4;
+      row.push(len < 0 ? null : b.subarray(at, at + len));
+      at += Math.max(0, len);
+    }
+    rows.push(row);
+  }
+  expect(at).toBe(b.length);
+  return rows;
+}
 const us2000 = (iso: string) => (BigInt(Date.parse(iso)) - BigInt(Date.UTC(2000, 0, 1))) * 1000n;
 
 describe('rows in COPY binary format', () => {
@@ -41,10 +62,27 @@ describe('rows in COPY binary format', () => {
     expect(hex(copyBinary([], columns))).toBe(SIGNATURE + TRAILER);
   });
 
-  it('writes timestamps before 1715 and after 2285 (beyond 2^53 µs from 2000) exactly, and those toISOString writes with six-digit years', () => {
-    const at = ['1000-01-01T00:00:00.000Z', '3000-06-15T12:30:45.678Z', '+012345-01-01T00:00:00.000Z', '2024-02-29T23:59:59.999Z'];
+  it('writes timestamps before 1715 and after 2285 (beyond 2^53 µs from 2000) exactly, and leaves to text those PostgreSQL\'s text input refuses (year 0, six-digit years)', () => {
+    const at = ['0001-01-01T00:00:00.000Z', '1000-01-01T00:00:00.000Z', '3000-06-15T12:30:45.678Z', '2024-02-29T23:59:59.999Z', '9999-12-31T23:59:59.999Z'];
     const cols: BinaryColumn<Row>[] = [{ name: 'at', type: 'timestamptz' }];
     expect(hex(copyBinary(at.map((a) => ({ at: a })), cols))).toBe(SIGNATURE + at.map((a) => '0001' + i64(us2000(a))).join('') + TRAILER);
+    for (const refused of ['0000-06-01T00:00:00.000Z', '+010000-01-01T00:00:00.000Z', '-000001-01-01T00:00:00.000Z']) expect(copyBinary([{ at: refused }], cols), refused).toBeNull();
+  });
+
+  it('keeps every field whole however much room text left in the buffer (a uuid after multi-byte text), and writes -0 as 0', () => {
+    const cols: BinaryColumn<Row>[] = [{ name: 't', type: 'text' }, { name: 'id', type: 'uuid' }, { name: 'f', type: 'float8' }, { name: 'n', type: 'int8' }];
+    const id = '0190a3b4-c5d6-7e8f-9a0b-1c2d3e4f5a6b';
+    // One row, its text (three UTF-8 bytes a character) of every length that ends it 0–40 bytes before the end of the first 4 KB buffer.
+    for (let n = 1340; n <= 1357; n++) {
+      const row: Row = { t: '漢'.repeat(n), id, f: n === 1350 ? -0 : n, n };
+      const decoded = fields(copyBinary([row], cols)!);
+      expect(decoded, `text of ${n}`).toHaveLength(1);
+      const [t, u, f, i] = decoded[0]!;
+      expect(t!.toString('utf8')).toBe(row.t);
+      expect(u!.toString('hex'), `the uuid after a text of ${n}`).toBe(id.replaceAll('-', ''));
+      expect(Object.is(f!.readDoubleBE(0), n === 1350 ? 0 : n)).toBe(true);
+      expect(i!.readBigInt64BE(0)).toBe(BigInt(n));
+    }
   });
 
   it('writes U+0000 as U+FFFD and a lone surrogate as U+FFFD in UTF-8, in short and long text, growing its buffer', () => {
