@@ -19,6 +19,9 @@ type Check = (input: unknown) => unknown;
 type Internals = {
   def: {
     type: string;
+    /** Set on a schema that is itself a check (`z.uuid()`, `z.int()`, `z.email()`: zod runs it first). */
+    check?: string;
+    format?: string;
     checks?: Array<{ _zod: { def: Record<string, unknown> & { check: string } } }>;
     coerce?: boolean;
     shape?: Record<string, { _zod: Internals }>;
@@ -64,7 +67,8 @@ function conditions(src: Source, z: Internals, kind: 'string' | 'number', v: str
   const out: string[] = [];
   for (const c of z.def.checks ?? []) {
     const d = c._zod.def;
-    if (kind === 'string' && d.check === 'min_length' && typeof d.minimum === 'number') out.push(`${v}.length >= ${numberSource(src, d.minimum)}`);
+    // zod counts a length past 1 in code points where it differs from UTF-16 units: only 0 and 1, where the two agree, are compiled.
+    if (kind === 'string' && d.check === 'min_length' && typeof d.minimum === 'number' && d.minimum <= 1) out.push(`${v}.length >= ${numberSource(src, d.minimum)}`);
     else if (kind === 'string' && d.check === 'max_length' && typeof d.maximum === 'number') out.push(`${v}.length <= ${numberSource(src, d.maximum)}`);
     else if (kind === 'string' && d.check === 'string_format' && (d.format === 'uuid' || d.format === 'regex') && d.pattern instanceof RegExp && !d.pattern.global && !d.pattern.sticky) out.push(`${src.constant(d.pattern)}.test(${v})`);
     else if (kind === 'number' && d.check === 'number_format' && d.format === 'safeint') out.push(`Number.isSafeInteger(${v})`);
@@ -87,7 +91,7 @@ const takesUndefined = (z: Internals): boolean =>
 function emit(src: Source, z: Internals, v: string): string | null {
   const def = z.def;
   const out = src.lines;
-  if ((def.checks?.length && def.type !== 'string' && def.type !== 'number') || def.coerce) return null;
+  if ((def.checks?.length && def.type !== 'string' && def.type !== 'number') || def.coerce || def.check !== undefined || def.format !== undefined) return null;
   switch (def.type) {
     case 'string':
     case 'number': {

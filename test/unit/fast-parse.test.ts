@@ -130,10 +130,13 @@ describe('the event schemas, compiled', () => {
     }
   });
 
-  it('leaves to zod a schema with what it does not compile (a refinement, a transform, a union)', () => {
-    for (const schema of [z.object({ a: z.string().refine((s) => s !== 'b') }), z.object({ a: z.string().transform((s) => s.length) }), z.union([z.string(), z.number()]), z.string().email()]) {
+  it('leaves to zod a schema with what it does not compile (a refinement, a transform, a union, a schema that is itself a check, a length zod counts in code points)', () => {
+    for (const schema of [
+      z.object({ a: z.string().refine((s) => s !== 'b') }), z.object({ a: z.string().transform((s) => s.length) }), z.union([z.string(), z.number()]), z.string().email(),
+      z.object({ a: z.uuid() }), z.object({ a: z.int() }), z.object({ a: z.int32() }), z.object({ a: z.email() }), z.object({ a: z.iso.datetime() }), z.object({ a: z.string().min(2) }),
+    ]) {
       expect(isCompiled(schema)).toBe(false);
-      for (const v of ['b', 'c', { a: 'b' }, { a: 'c' }, 1, 'a@b.co']) same(schema, v);
+      for (const v of ['b', 'c', { a: 'b' }, { a: 'c' }, 1, 'a@b.co', { a: 'not-a-uuid' }, { a: uuid }, { a: 1.5 }, { a: 2 ** 40 }, { a: 'nope' }, { a: 'a@b.co' }, { a: '😀' }, { a: '2026-12-02T16:00:00Z' }]) same(schema, v);
     }
   });
 
