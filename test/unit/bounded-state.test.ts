@@ -77,15 +77,17 @@ describe('the bounded state', () => {
 
   it('adds a message and cuts the list as keptMessages does, made as one array (keptWith)', () => {
     // Pseudo-random but the same each run: lists, pending prompts and audio anywhere in them or before.
+    // A 32-bit LCG in integer arithmetic (Math.imul), its high bits scaled to [0, n).
     let x = 7;
-    const rand = (n: number) => ((x = (x * 1103515245 + 12345) % 2 ** 31) % n);
+    const rand = (n: number) => Math.floor(((x = (Math.imul(x, 1_103_515_245) + 12_345) >>> 0) / 2 ** 32) * n);
     for (let round = 0; round < 3_000; round++) {
       const length = rand(90);
       const first = 1 + rand(50);
       const messages: Message[] = Array.from({ length }, (_, i) => ({ seq: first + i * (1 + rand(2)), role: i % 2 ? 'assistant' : 'user', content: `m${i}` }));
       const m: Message = { seq: (messages.at(-1)?.seq ?? first) + 1, role: 'user', content: 'new' };
       const seqs = [...messages.map((e) => e.seq), m.seq, first - 1];
-      const pick = () => (rand(3) ? [] : [seqs[rand(seqs.length)]!, ...(rand(2) ? [seqs[rand(seqs.length)]!] : [])]);
+      // None, or 1–3 entries anywhere in the list (so the first and the last of them differ).
+      const pick = () => (rand(3) ? [] : Array.from({ length: 1 + rand(3) }, () => seqs[rand(seqs.length)]!));
       const pendingPrompts = pick();
       const pendingAudio = pick();
       for (const keep of [0, 1, 2, 5, 40, 41, 89, Infinity]) {
