@@ -8,7 +8,7 @@ import { contextFrom, tracerFor } from '../telemetry/trace.ts';
 import { keysFor } from '../sealing/keys.ts';
 import type { Keyring, KeyStore } from '../sealing/keys.ts';
 import { applyBatches, readAhead, StaleReadAhead } from './apply.ts';
-import { isoMs } from './copy-binary.ts';
+import { isoMs } from './iso-ms.ts';
 import type { BatchResult, PartitionBatch, ReadAhead } from './apply.ts';
 import { isUnavailable } from '../stores/sql.ts';
 import type { Db } from '../stores/sql.ts';

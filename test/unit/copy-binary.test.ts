@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Buffer } from 'node:buffer';
-import { copyBinary, isoMs } from '../../projections/copy-binary.ts';
+import { copyBinary } from '../../projections/copy-binary.ts';
+import { isoMs } from '../../projections/iso-ms.ts';
 import type { BinaryColumn } from '../../projections/copy-binary.ts';
 
 const SIGNATURE = '5047434f50590aff0d0a00' + '00000000' + '00000000';
