@@ -10,6 +10,7 @@ import { packRows } from './packed-rows.ts';
 import type { PackedColumn } from './packed-rows.ts';
 import { copyRows } from './copy-rows.ts';
 import { copyBinary } from './copy-binary.ts';
+import { storableJson } from './storable.ts';
 import type { BinaryColumn } from './copy-binary.ts';
 import { upcastState } from '../actors/upcast-state.ts';
 import type { StoredStateAnyVersion } from '../actors/upcast-state.ts';
@@ -34,14 +35,8 @@ export type BatchResult = {
   hole: { from: number; to: number } | null;
 };
 
-// Postgres text and JSONB hold neither U+0000 nor a lone surrogate (JSON.stringify writes
-// those as \u0000 and \udXXX escapes); they become U+FFFD here, the log keeps them as they came.
-const NUL = /\u0000/g;
-const UNSTORABLE = /\\u0000|\\ud[89a-f]/i;
-const json = (rows: unknown[]): string => {
-  const text = JSON.stringify(rows);
-  return UNSTORABLE.test(text) ? JSON.stringify(rows, (_k, v) => (typeof v === 'string' ? v.toWellFormed().replace(NUL, '\uFFFD') : v)) : text;
-};
+/** Rows as one JSON parameter (for jsonb_to_recordset), as PostgreSQL can store them (projections/storable.ts). */
+const json: (rows: unknown[]) => string = storableJson;
 
 // In partition order, so two writers that hold overlapping partitions (a rebalance, a
 // retry beside a redelivery) queue behind each other instead of deadlocking.

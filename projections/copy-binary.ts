@@ -7,7 +7,7 @@
 // here: the caller copies the rows as text instead (copy-rows.ts), and the server judges them.
 import { Buffer } from 'node:buffer';
 import { isoMs } from './iso-ms.ts';
-import { jsonText } from './packed-rows.ts';
+import { storableJson, storableText } from './storable.ts';
 
 /** How a column's values are written: as the column's type on the server. */
 export type BinaryType = 'text' | 'int4' | 'int8' | 'float8' | 'uuid' | 'timestamptz' | 'jsonb';
@@ -15,7 +15,6 @@ export type BinaryColumn<R> = { name: keyof R & string; type: BinaryType };
 
 /** `PGCOPY\n\377\r\n\0`, no flags, no header extension. */
 const SIGNATURE = Buffer.from([0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]);
-const NUL = /\u0000/g;
 /** PostgreSQL's timestamps count µs from 2000-01-01 UTC. */
 const EPOCH_MS = Date.UTC(2000, 0, 1);
 const TWO_32 = 4294967296;
@@ -38,7 +37,7 @@ const SHORT = 64;
  * what its column's binary form takes (a number that is not an integer for an integer column, a
  * uuid or a timestamp not written as this process writes them, anything but a string for text):
  * then copy them as text. As on the other paths U+0000 becomes U+FFFD (and a lone surrogate
- * U+FFFD in UTF-8), and a number that is not finite is null.
+ * U+FFFD in UTF-8: projections/storable.ts), and a number that is not finite is null.
  */
 export function copyBinary<R extends Record<string, unknown>>(rows: readonly R[], columns: readonly BinaryColumn<R>[]): Buffer | null {
   let buf = Buffer.allocUnsafe(Math.max(4096, rows.length * 512));
@@ -64,7 +63,7 @@ export function copyBinary<R extends Record<string, unknown>>(rows: readonly R[]
   };
   /** `s` as UTF-8 after a length; `lead` a byte before it (jsonb's version), -1 for none. */
   const text = (s: string, lead: number) => {
-    if (s.indexOf('\u0000') !== -1) s = s.replace(NUL, '\uFFFD');
+    s = storableText(s);
     const head = lead < 0 ? 4 : 5;
     room(head + s.length * 3);
     const from = at + head;
@@ -140,7 +139,7 @@ export function copyBinary<R extends Record<string, unknown>>(rows: readonly R[]
           text(v, -1);
           break;
         case 'jsonb':
-          text(jsonText(v), 1);
+          text(storableJson(v), 1);
           break;
         case 'int4':
           if (typeof v !== 'number' || !Number.isInteger(v) || v < -2147483648 || v > 2147483647) return null;

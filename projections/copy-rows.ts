@@ -3,19 +3,19 @@
 // carriage return written as \\, \t, \n, \r. For PostgreSQL that is about half the work of the
 // packed INSERT (projections/packed-rows.ts) for the same rows: rows are inserted in groups, the
 // fields parsed once, and without ON CONFLICT (bench projector). Any text can be copied; U+0000
-// becomes U+FFFD as on the other paths.
+// becomes U+FFFD (projections/storable.ts), in the same scan as the escapes.
 import { Buffer } from 'node:buffer';
-import { jsonText } from './packed-rows.ts';
 import type { PackedColumn } from './packed-rows.ts';
+import { REPLACEMENT, storableJson } from './storable.ts';
 
 const SPECIAL = /[\\\t\n\r\u0000]/;
-const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\u0000': '\uFFFD' };
+const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\u0000': REPLACEMENT };
 const ESCAPED = /[\\\t\n\r\u0000]/g;
 const escape = (s: string): string => (SPECIAL.test(s) ? s.replace(ESCAPED, (c) => ESCAPES[c]!) : s);
 
 function field(v: unknown, json: boolean | undefined): string {
   if (v === null || v === undefined) return '\\N';
-  if (json) return escape(jsonText(v));
+  if (json) return escape(storableJson(v));
   switch (typeof v) {
     case 'string':
       return escape(v);
@@ -25,7 +25,7 @@ function field(v: unknown, json: boolean | undefined): string {
     case 'boolean':
       return v ? 'true' : 'false';
     default:
-      return escape(jsonText(v));
+      return escape(storableJson(v));
   }
 }
 

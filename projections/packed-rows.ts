@@ -5,6 +5,7 @@
 // this process less than JSON.stringify of every row's keys (bench projector). jsonb columns
 // are written as JSON text, which escapes those three characters. A text value holding one
 // of them cannot be packed: the caller sends those rows as JSON instead.
+import { storableJson, storableText } from './storable.ts';
 
 /** A column: its name, and `json` for a jsonb column (the value is written as JSON text). */
 export type PackedColumn<R> = { name: keyof R & string; json?: boolean };
@@ -13,32 +14,19 @@ export const FIELD = '\u001f';
 export const ROW = '\u001e';
 export const NULL = '\u0015';
 const RESERVED = /[\u0015\u001e\u001f]/;
-
-// PostgreSQL text and jsonb hold neither U+0000 nor a lone surrogate: as on the JSON path
-// (apply.ts), such characters become U+FFFD; the log keeps them as they came. (A lone
-// surrogate in a text value becomes U+FFFD on its way to the server, in UTF-8.)
-const NUL = /\u0000/g;
-/** A separator or U+0000. */
+/** A separator or U+0000 (which becomes U+FFFD: projections/storable.ts). */
 const SPECIAL = /[\u0000\u0015\u001e\u001f]/;
-const UNSTORABLE_JSON = /\\u0000|\\ud[89a-f]/i;
-const storable = (s: string): string => s.toWellFormed().replace(NUL, '\uFFFD');
-
-/** A jsonb column's value as JSON text PostgreSQL stores (see above; also projections/copy-rows.ts). */
-export function jsonText(v: unknown): string {
-  const text = JSON.stringify(v);
-  return UNSTORABLE_JSON.test(text) ? JSON.stringify(v, (_k, x) => (typeof x === 'string' ? storable(x) : x)) : text;
-}
 
 /** A field's text, or null when the value cannot be packed. */
 function field(v: unknown, json: boolean | undefined): string | null {
   if (v === null || v === undefined) return NULL;
-  if (json) return jsonText(v);
+  if (json) return storableJson(v);
   switch (typeof v) {
     case 'string':
       // One scan for the usual text, which holds none of the four.
       if (!SPECIAL.test(v)) return v;
       if (RESERVED.test(v)) return null;
-      return v.replace(NUL, '\uFFFD');
+      return storableText(v);
     case 'number':
       // As JSON writes them: a number that is not finite is null.
       return Number.isFinite(v) ? String(v) : NULL;
