@@ -11,7 +11,7 @@ import type { PackedColumn } from './packed-rows.ts';
 import { copyRows } from './copy-rows.ts';
 import { copyBinary } from './copy-binary.ts';
 import { storableJson } from './storable.ts';
-import type { BinaryColumn } from './copy-binary.ts';
+import type { BinaryColumn, BinaryType } from './copy-binary.ts';
 import { upcastState } from '../actors/upcast-state.ts';
 import type { StoredStateAnyVersion } from '../actors/upcast-state.ts';
 import type { Query } from '../stores/sql.ts';
@@ -57,6 +57,27 @@ FROM conversations c
 WHERE c.id = ANY (ARRAY(SELECT jsonb_array_elements_text(${ids}::text::jsonb)))`;
 const SELECT_PRIOR = selectPrior('$1');
 
+/** A column of a table written here: packed (its name, jsonb or not) and in binary (its type, also its type in SQL). */
+type RowColumn<R> = PackedColumn<R> & BinaryColumn<R>;
+/** How a statement's rows come: one JSON document (jsonb_to_recordset) or packed in one text (packed-rows.ts). */
+type RowsIn = 'json' | 'packed';
+const SQL_TYPES: Record<BinaryType, string> = { text: 'text', int4: 'int', int8: 'bigint', float8: 'float8', uuid: 'uuid', timestamptz: 'timestamptz', jsonb: 'jsonb' };
+const columnNames = (columns: readonly { name: string }[]) => columns.map((c) => c.name).join(', ');
+/** The SELECT of a batch's rows from $1, each column cast to its type; `more`: values after them. */
+function selectRows(columns: readonly RowColumn<never>[], rows: RowsIn, more?: string): string {
+  const values = rows === 'json'
+    ? columns.map((c) => `x.${c.name}`)
+    : columns.map((c, i) => (c.type === 'text' ? `f[${i + 1}]` : `f[${i + 1}]::${SQL_TYPES[c.type]}`));
+  if (more) values.push(more);
+  const from = rows === 'json'
+    ? `jsonb_to_recordset($1::text::jsonb) AS x(${columns.map((c) => `${c.name} ${SQL_TYPES[c.type]}`).join(', ')})`
+    : `unnest(string_to_array($1::text, E'\\x1e')) AS r, string_to_array(r, E'\\x1f', E'\\x15') AS f`;
+  return `SELECT ${values.join(', ')}\nFROM ${from}`;
+}
+/** A batch's rows inserted, those already there left as they are. */
+const insertRows = (table: string, columns: readonly RowColumn<never>[], rows: RowsIn) =>
+  `INSERT INTO ${table} (${columnNames(columns)})\n${selectRows(columns, rows)}\nON CONFLICT DO NOTHING`;
+
 // The checkpoints and the prior states in one statement (one snapshot: rows and checkpoints commit
 // together, so the states are those of the checkpoints read), before the transaction (readAhead).
 const READ_AHEAD = `
@@ -64,20 +85,6 @@ SELECT NULL::text AS id, NULL::jsonb AS state, NULL::jsonb AS metadata, NULL::bi
 FROM projection_checkpoints k
 WHERE k.projection = $1 AND k.partition = ANY (ARRAY(SELECT jsonb_array_elements_text($2::text::jsonb)::int))
 UNION ALL${selectPrior('$3', ', NULL::int, NULL::bigint')}`;
-
-const INSERT_EVENTS = `
-INSERT INTO events (event_id, conversation_id, seq, type, schema_version, occurred_at, causation_id, correlation_id, traceparent, data, partition, log_offset)
-SELECT x.event_id, x.conversation_id, x.seq, x.type, x.schema_version, x.occurred_at, x.causation_id, x.correlation_id, x.traceparent, x.data, x.partition, x.log_offset
-FROM jsonb_to_recordset($1::text::jsonb) AS x(event_id uuid, conversation_id text, seq int, type text, schema_version int, occurred_at timestamptz,
-  causation_id text, correlation_id text, traceparent text, data jsonb, partition int, log_offset bigint)
-ON CONFLICT DO NOTHING`;
-
-const INSERT_MESSAGES = `
-INSERT INTO messages (conversation_id, seq, role, content, reply_to_seq, tokens_used, prompt_tokens, completion_tokens, model, model_latency_ms, request_id, event_id, created_at)
-SELECT x.conversation_id, x.seq, x.role, x.content, x.reply_to_seq, x.tokens_used, x.prompt_tokens, x.completion_tokens, x.model, x.model_latency_ms, x.request_id, x.event_id, x.created_at
-FROM jsonb_to_recordset($1::text::jsonb) AS x(conversation_id text, seq int, role text, content text, reply_to_seq int, tokens_used int, prompt_tokens int,
-  completion_tokens int, model text, model_latency_ms float8, request_id text, event_id uuid, created_at timestamptz)
-ON CONFLICT DO NOTHING`;
 
 const INSERT_CONFIRMED = `
 INSERT INTO confirmed_data (conversation_id, seq, key, value, event_id, confirmed_at)
@@ -90,35 +97,28 @@ UPDATE messages AS m SET metadata = m.metadata || x.patch
 FROM jsonb_to_recordset($1::text::jsonb) AS x(conversation_id text, seq int, patch jsonb)
 WHERE m.conversation_id = x.conversation_id AND m.seq = x.seq`;
 
-// The guard on last_seq keeps a row from ever going back, whatever the order of writers.
-const UPSERT_CONVERSATIONS = `
-INSERT INTO conversations (id, twin_id, twin_name, user_id, started_at, metadata, state, last_seq, last_event_id, last_event_at, last_partition, last_offset, updated_at)
-SELECT x.id, x.twin_id, x.twin_name, x.user_id, x.started_at, x.metadata, x.state, x.last_seq, x.last_event_id, x.last_event_at, x.last_partition, x.last_offset, now()
-FROM jsonb_to_recordset($1::text::jsonb) AS x(id text, twin_id text, twin_name text, user_id text, started_at timestamptz, metadata jsonb, state jsonb,
-  last_seq int, last_event_id uuid, last_event_at timestamptz, last_partition int, last_offset bigint)
-ON CONFLICT (id) DO UPDATE SET
-  twin_id = excluded.twin_id, twin_name = excluded.twin_name, user_id = excluded.user_id, started_at = excluded.started_at,
-  metadata = excluded.metadata, state = excluded.state, last_seq = excluded.last_seq, last_event_id = excluded.last_event_id,
-  last_event_at = excluded.last_event_at, last_partition = excluded.last_partition, last_offset = excluded.last_offset, updated_at = now()
-WHERE conversations.last_seq < excluded.last_seq`;
-
-// The same upsert with its rows packed in one text parameter (projections/packed-rows.ts): the
-// server casts each field, parsing a row's state once, where jsonb_to_recordset parsed the whole
-// JSON document first (that parse alone was ≈ 19 µs of the ≈ 36 a row took; packed ≈ 25, a
-// bench-shaped conversation of 1.5 KB of state). A batch that cannot be packed goes as JSON.
-const CONVERSATION_COLUMNS: PackedColumn<ConversationRow>[] = [
-  { name: 'id' }, { name: 'twin_id' }, { name: 'twin_name' }, { name: 'user_id' }, { name: 'started_at' }, { name: 'metadata', json: true }, { name: 'state', json: true },
-  { name: 'last_seq' }, { name: 'last_event_id' }, { name: 'last_event_at' }, { name: 'last_partition' }, { name: 'last_offset' },
+// The conversations' upsert, its rows as JSON or packed in one text parameter
+// (projections/packed-rows.ts): packed, the server casts each field, parsing a row's state once,
+// where jsonb_to_recordset parsed the whole JSON document first (that parse alone was ≈ 19 µs of
+// the ≈ 36 a row took; packed ≈ 25, a bench-shaped conversation of 1.5 KB of state). A batch that
+// cannot be packed goes as JSON. The guard on last_seq keeps a row from ever going back, whatever
+// the order of writers.
+const CONVERSATION_COLUMNS: RowColumn<ConversationRow>[] = [
+  { name: 'id', type: 'text' }, { name: 'twin_id', type: 'text' }, { name: 'twin_name', type: 'text' }, { name: 'user_id', type: 'text' },
+  { name: 'started_at', type: 'timestamptz' }, { name: 'metadata', json: true, type: 'jsonb' }, { name: 'state', json: true, type: 'jsonb' },
+  { name: 'last_seq', type: 'int4' }, { name: 'last_event_id', type: 'uuid' }, { name: 'last_event_at', type: 'timestamptz' },
+  { name: 'last_partition', type: 'int4' }, { name: 'last_offset', type: 'int8' },
 ];
-const UPSERT_CONVERSATIONS_PACKED = `
-INSERT INTO conversations (id, twin_id, twin_name, user_id, started_at, metadata, state, last_seq, last_event_id, last_event_at, last_partition, last_offset, updated_at)
-SELECT f[1], f[2], f[3], f[4], f[5]::timestamptz, f[6]::jsonb, f[7]::jsonb, f[8]::int, f[9]::uuid, f[10]::timestamptz, f[11]::int, f[12]::bigint, now()
-FROM unnest(string_to_array($1::text, E'\\x1e')) AS r, string_to_array(r, E'\\x1f', E'\\x15') AS f
+const upsertConversations = (rows: RowsIn) => `
+INSERT INTO conversations (${columnNames(CONVERSATION_COLUMNS)}, updated_at)
+${selectRows(CONVERSATION_COLUMNS, rows, 'now()')}
 ON CONFLICT (id) DO UPDATE SET
   twin_id = excluded.twin_id, twin_name = excluded.twin_name, user_id = excluded.user_id, started_at = excluded.started_at,
   metadata = excluded.metadata, state = excluded.state, last_seq = excluded.last_seq, last_event_id = excluded.last_event_id,
   last_event_at = excluded.last_event_at, last_partition = excluded.last_partition, last_offset = excluded.last_offset, updated_at = now()
 WHERE conversations.last_seq < excluded.last_seq`;
+const UPSERT_CONVERSATIONS = upsertConversations('json');
+const UPSERT_CONVERSATIONS_PACKED = upsertConversations('packed');
 
 // Erasure (ConversationErased), after the batch's own rows: the content rows go, the
 // events keep their envelope with the content replaced as a reader without the key sees
@@ -165,31 +165,21 @@ UPDATE projection_checkpoints AS c SET next_offset = x.next_offset, updated_at =
 FROM jsonb_to_recordset($2::text::jsonb) AS x(partition int, next_offset bigint)
 WHERE c.projection = $1 AND c.partition = x.partition`;
 
-// The same rows packed in one text parameter (projections/packed-rows.ts): about a third less
-// of the server's work than the JSON document above; the JSON statements take a batch that
-// cannot be packed.
+// The events' and messages' rows, each table's columns declared once: its statements below are
+// made from them. Packed in one text parameter (projections/packed-rows.ts) a batch is about a
+// third less of the server's work than as a JSON document; JSON takes a batch that cannot be packed.
 const EVENT_COLUMNS: RowColumn<EventRow>[] = [
   { name: 'event_id', type: 'uuid' }, { name: 'conversation_id', type: 'text' }, { name: 'seq', type: 'int4' }, { name: 'type', type: 'text' },
   { name: 'schema_version', type: 'int4' }, { name: 'occurred_at', type: 'timestamptz' }, { name: 'causation_id', type: 'text' },
   { name: 'correlation_id', type: 'text' }, { name: 'traceparent', type: 'text' }, { name: 'data', json: true, type: 'jsonb' },
   { name: 'partition', type: 'int4' }, { name: 'log_offset', type: 'int8' },
 ];
-const INSERT_EVENTS_PACKED = `
-INSERT INTO events (event_id, conversation_id, seq, type, schema_version, occurred_at, causation_id, correlation_id, traceparent, data, partition, log_offset)
-SELECT f[1]::uuid, f[2], f[3]::int, f[4], f[5]::int, f[6]::timestamptz, f[7], f[8], f[9], f[10]::jsonb, f[11]::int, f[12]::bigint
-FROM unnest(string_to_array($1::text, E'\\x1e')) AS r, string_to_array(r, E'\\x1f', E'\\x15') AS f
-ON CONFLICT DO NOTHING`;
 const MESSAGE_COLUMNS: RowColumn<MessageRow>[] = [
   { name: 'conversation_id', type: 'text' }, { name: 'seq', type: 'int4' }, { name: 'role', type: 'text' }, { name: 'content', type: 'text' },
   { name: 'reply_to_seq', type: 'int4' }, { name: 'tokens_used', type: 'int4' }, { name: 'prompt_tokens', type: 'int4' },
   { name: 'completion_tokens', type: 'int4' }, { name: 'model', type: 'text' }, { name: 'model_latency_ms', type: 'float8' },
   { name: 'request_id', type: 'text' }, { name: 'event_id', type: 'uuid' }, { name: 'created_at', type: 'timestamptz' },
 ];
-const INSERT_MESSAGES_PACKED = `
-INSERT INTO messages (conversation_id, seq, role, content, reply_to_seq, tokens_used, prompt_tokens, completion_tokens, model, model_latency_ms, request_id, event_id, created_at)
-SELECT f[1], f[2]::int, f[3], f[4], f[5]::int, f[6]::int, f[7]::int, f[8]::int, f[9], f[10]::float8, f[11], f[12]::uuid, f[13]::timestamptz
-FROM unnest(string_to_array($1::text, E'\\x1e')) AS r, string_to_array(r, E'\\x1f', E'\\x15') AS f
-ON CONFLICT DO NOTHING`;
 
 // Many rows of a table go by COPY where the database has it (Query.copyIn, PostgreSQL): about
 // half the server's work of the packed INSERT (bench projector), in COPY's binary format (the
@@ -198,16 +188,19 @@ ON CONFLICT DO NOTHING`;
 // COPY has no ON CONFLICT: a row already there (two projections writing the same tables, a log
 // whose event ids repeat) fails the transaction, and the projector tries the batch again without COPY.
 const copyInto = (table: string, columns: readonly { name: string }[], binary: boolean) =>
-  `COPY ${table} (${columns.map((c) => c.name).join(', ')}) FROM STDIN${binary ? ' (FORMAT binary)' : ''}`;
+  `COPY ${table} (${columnNames(columns)}) FROM STDIN${binary ? ' (FORMAT binary)' : ''}`;
 
-/** A column of a table written by COPY: packed (its name, jsonb or not) and in binary (its type). */
-type RowColumn<R> = PackedColumn<R> & BinaryColumn<R>;
 /** A table's four ways in (see write): its columns, its COPY in binary and in text, its packed INSERT, its JSON one. */
 type RowTable<R> = { columns: RowColumn<R>[]; copyBinary: string; copy: string; packed: string; json: string };
-const rowTable = <R>(table: string, columns: RowColumn<R>[], packed: string, json: string): RowTable<R> =>
-  ({ columns, copyBinary: copyInto(table, columns, true), copy: copyInto(table, columns, false), packed, json });
-const EVENTS = rowTable('events', EVENT_COLUMNS, INSERT_EVENTS_PACKED, INSERT_EVENTS);
-const MESSAGES = rowTable('messages', MESSAGE_COLUMNS, INSERT_MESSAGES_PACKED, INSERT_MESSAGES);
+const rowTable = <R>(table: string, columns: RowColumn<R>[]): RowTable<R> => ({
+  columns,
+  copyBinary: copyInto(table, columns, true),
+  copy: copyInto(table, columns, false),
+  packed: insertRows(table, columns as RowColumn<never>[], 'packed'),
+  json: insertRows(table, columns as RowColumn<never>[], 'json'),
+});
+const EVENTS = rowTable('events', EVENT_COLUMNS);
+const MESSAGES = rowTable('messages', MESSAGE_COLUMNS);
 
 type Statement = [text: string, params: unknown[]];
 
