@@ -7,7 +7,6 @@ import type { LogRecord } from '../log/port.ts';
 import { planBatch } from './plan.ts';
 import type { ConversationRow, EventRow, MessageRow, Plan, Prior } from './plan.ts';
 import { packRows } from './packed-rows.ts';
-import type { PackedColumn } from './packed-rows.ts';
 import { copyRows } from './copy-rows.ts';
 import { copyBinary } from './copy-binary.ts';
 import { storableJson } from './storable.ts';
@@ -35,9 +34,6 @@ export type BatchResult = {
   hole: { from: number; to: number } | null;
 };
 
-/** Rows as one JSON parameter (for jsonb_to_recordset), as PostgreSQL can store them (projections/storable.ts). */
-const json: (rows: unknown[]) => string = storableJson;
-
 // In partition order, so two writers that hold overlapping partitions (a rebalance, a
 // retry beside a redelivery) queue behind each other instead of deadlocking.
 const LOCK_CHECKPOINTS = `
@@ -57,14 +53,13 @@ FROM conversations c
 WHERE c.id = ANY (ARRAY(SELECT jsonb_array_elements_text(${ids}::text::jsonb)))`;
 const SELECT_PRIOR = selectPrior('$1');
 
-/** A column of a table written here: packed (its name, jsonb or not) and in binary (its type, also its type in SQL). */
-type RowColumn<R> = PackedColumn<R> & BinaryColumn<R>;
 /** How a statement's rows come: one JSON document (jsonb_to_recordset) or packed in one text (packed-rows.ts). */
 type RowsIn = 'json' | 'packed';
+/** A column type in SQL (a column's type is also how COPY's binary form writes it, copy-binary.ts). */
 const SQL_TYPES: Record<BinaryType, string> = { text: 'text', int4: 'int', int8: 'bigint', float8: 'float8', uuid: 'uuid', timestamptz: 'timestamptz', jsonb: 'jsonb' };
 const columnNames = (columns: readonly { name: string }[]) => columns.map((c) => c.name).join(', ');
 /** The SELECT of a batch's rows from $1, each column cast to its type; `more`: values after them. */
-function selectRows(columns: readonly RowColumn<never>[], rows: RowsIn, more?: string): string {
+function selectRows(columns: readonly { name: string; type: BinaryType }[], rows: RowsIn, more?: string): string {
   const values = rows === 'json'
     ? columns.map((c) => `x.${c.name}`)
     : columns.map((c, i) => (c.type === 'text' ? `f[${i + 1}]` : `f[${i + 1}]::${SQL_TYPES[c.type]}`));
@@ -75,7 +70,7 @@ function selectRows(columns: readonly RowColumn<never>[], rows: RowsIn, more?: s
   return `SELECT ${values.join(', ')}\nFROM ${from}`;
 }
 /** A batch's rows inserted, those already there left as they are. */
-const insertRows = (table: string, columns: readonly RowColumn<never>[], rows: RowsIn) =>
+const insertRows = (table: string, columns: readonly { name: string; type: BinaryType }[], rows: RowsIn) =>
   `INSERT INTO ${table} (${columnNames(columns)})\n${selectRows(columns, rows)}\nON CONFLICT DO NOTHING`;
 
 // The checkpoints and the prior states in one statement (one snapshot: rows and checkpoints commit
@@ -103,9 +98,9 @@ WHERE m.conversation_id = x.conversation_id AND m.seq = x.seq`;
 // the ≈ 36 a row took; packed ≈ 25, a bench-shaped conversation of 1.5 KB of state). A batch that
 // cannot be packed goes as JSON. The guard on last_seq keeps a row from ever going back, whatever
 // the order of writers.
-const CONVERSATION_COLUMNS: RowColumn<ConversationRow>[] = [
+const CONVERSATION_COLUMNS: BinaryColumn<ConversationRow>[] = [
   { name: 'id', type: 'text' }, { name: 'twin_id', type: 'text' }, { name: 'twin_name', type: 'text' }, { name: 'user_id', type: 'text' },
-  { name: 'started_at', type: 'timestamptz' }, { name: 'metadata', json: true, type: 'jsonb' }, { name: 'state', json: true, type: 'jsonb' },
+  { name: 'started_at', type: 'timestamptz' }, { name: 'metadata', type: 'jsonb' }, { name: 'state', type: 'jsonb' },
   { name: 'last_seq', type: 'int4' }, { name: 'last_event_id', type: 'uuid' }, { name: 'last_event_at', type: 'timestamptz' },
   { name: 'last_partition', type: 'int4' }, { name: 'last_offset', type: 'int8' },
 ];
@@ -168,13 +163,13 @@ WHERE c.projection = $1 AND c.partition = x.partition`;
 // The events' and messages' rows, each table's columns declared once: its statements below are
 // made from them. Packed in one text parameter (projections/packed-rows.ts) a batch is about a
 // third less of the server's work than as a JSON document; JSON takes a batch that cannot be packed.
-const EVENT_COLUMNS: RowColumn<EventRow>[] = [
+const EVENT_COLUMNS: BinaryColumn<EventRow>[] = [
   { name: 'event_id', type: 'uuid' }, { name: 'conversation_id', type: 'text' }, { name: 'seq', type: 'int4' }, { name: 'type', type: 'text' },
   { name: 'schema_version', type: 'int4' }, { name: 'occurred_at', type: 'timestamptz' }, { name: 'causation_id', type: 'text' },
-  { name: 'correlation_id', type: 'text' }, { name: 'traceparent', type: 'text' }, { name: 'data', json: true, type: 'jsonb' },
+  { name: 'correlation_id', type: 'text' }, { name: 'traceparent', type: 'text' }, { name: 'data', type: 'jsonb' },
   { name: 'partition', type: 'int4' }, { name: 'log_offset', type: 'int8' },
 ];
-const MESSAGE_COLUMNS: RowColumn<MessageRow>[] = [
+const MESSAGE_COLUMNS: BinaryColumn<MessageRow>[] = [
   { name: 'conversation_id', type: 'text' }, { name: 'seq', type: 'int4' }, { name: 'role', type: 'text' }, { name: 'content', type: 'text' },
   { name: 'reply_to_seq', type: 'int4' }, { name: 'tokens_used', type: 'int4' }, { name: 'prompt_tokens', type: 'int4' },
   { name: 'completion_tokens', type: 'int4' }, { name: 'model', type: 'text' }, { name: 'model_latency_ms', type: 'float8' },
@@ -191,13 +186,13 @@ const copyInto = (table: string, columns: readonly { name: string }[], binary: b
   `COPY ${table} (${columnNames(columns)}) FROM STDIN${binary ? ' (FORMAT binary)' : ''}`;
 
 /** A table's four ways in (see write): its columns, its COPY in binary and in text, its packed INSERT, its JSON one. */
-type RowTable<R> = { columns: RowColumn<R>[]; copyBinary: string; copy: string; packed: string; json: string };
-const rowTable = <R>(table: string, columns: RowColumn<R>[]): RowTable<R> => ({
+type RowTable<R> = { columns: BinaryColumn<R>[]; copyBinary: string; copy: string; packed: string; json: string };
+const rowTable = <R>(table: string, columns: BinaryColumn<R>[]): RowTable<R> => ({
   columns,
   copyBinary: copyInto(table, columns, true),
   copy: copyInto(table, columns, false),
-  packed: insertRows(table, columns as RowColumn<never>[], 'packed'),
-  json: insertRows(table, columns as RowColumn<never>[], 'json'),
+  packed: insertRows(table, columns, 'packed'),
+  json: insertRows(table, columns, 'json'),
 });
 const EVENTS = rowTable('events', EVENT_COLUMNS);
 const MESSAGES = rowTable('messages', MESSAGE_COLUMNS);
@@ -223,21 +218,21 @@ async function write(q: Query, plan: Plan, projection: string, checkpoints: { pa
       copies.push(binary === null ? [table.copy, copyRows(rows, table.columns)] : [table.copyBinary, binary]);
     } else {
       const packed = packRows(rows, table.columns);
-      statements.push(packed === null ? [table.json, [json(rows)]] : [table.packed, [packed]]);
+      statements.push(packed === null ? [table.json, [storableJson(rows)]] : [table.packed, [packed]]);
     }
   };
   rowsOf(EVENTS, plan.events);
   rowsOf(MESSAGES, plan.messages);
   // After the messages: a reply and its audio can arrive in the same batch.
-  if (plan.patches.length) statements.push([PATCH_MESSAGES, [json(plan.patches)]]);
-  if (plan.confirmed.length) statements.push([INSERT_CONFIRMED, [json(plan.confirmed)]]);
+  if (plan.patches.length) statements.push([PATCH_MESSAGES, [storableJson(plan.patches)]]);
+  if (plan.confirmed.length) statements.push([INSERT_CONFIRMED, [storableJson(plan.confirmed)]]);
   if (plan.conversations.length) {
     const packed = packRows(plan.conversations, CONVERSATION_COLUMNS);
-    statements.push(packed === null ? [UPSERT_CONVERSATIONS, [json(plan.conversations)]] : [UPSERT_CONVERSATIONS_PACKED, [packed]]);
+    statements.push(packed === null ? [UPSERT_CONVERSATIONS, [storableJson(plan.conversations)]] : [UPSERT_CONVERSATIONS_PACKED, [packed]]);
   }
   if (plan.erased.length) {
     const ids = JSON.stringify(plan.erased.map((x) => x.conversation_id));
-    statements.push([ERASE_MESSAGES, [ids]], [ERASE_CONFIRMED, [ids]], [ERASE_AUDIO, [ids]], [ERASE_SPOKEN, [ids]], [ERASE_USES, [ids]], [ERASE_VOICE, [ids]], [ERASE_VOICE_SEGMENTS, [ids]], [ERASE_EVENTS, [ids, ERASED_TEXT]], [ERASE_KEYS, [ids]], [MARK_ERASED, [json(plan.erased)]]);
+    statements.push([ERASE_MESSAGES, [ids]], [ERASE_CONFIRMED, [ids]], [ERASE_AUDIO, [ids]], [ERASE_SPOKEN, [ids]], [ERASE_USES, [ids]], [ERASE_VOICE, [ids]], [ERASE_VOICE_SEGMENTS, [ids]], [ERASE_EVENTS, [ids, ERASED_TEXT]], [ERASE_KEYS, [ids]], [MARK_ERASED, [storableJson(plan.erased)]]);
   }
   if (checkpoints.length) statements.push([SAVE_CHECKPOINTS, [projection, JSON.stringify(checkpoints)]]);
   for (const [statement, data] of copies) await q.copyIn!(statement, data);

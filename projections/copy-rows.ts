@@ -44,10 +44,10 @@ export function copyRows<R extends Record<string, unknown>>(rows: readonly R[], 
   const first = columns[0]!;
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r]!;
-    let line = field(row[first.name], first.json);
+    let line = field(row[first.name], first.type === 'jsonb');
     for (let i = 1; i < columns.length; i++) {
       const c = columns[i]!;
-      line += '\t' + field(row[c.name], c.json);
+      line += '\t' + field(row[c.name], c.type === 'jsonb');
     }
     line += '\n';
     // At most 3 bytes a UTF-16 unit (a surrogate pair: 4 bytes for 2 units).

@@ -5,10 +5,11 @@
 // this process less than JSON.stringify of every row's keys (bench projector). jsonb columns
 // are written as JSON text, which escapes those three characters. A text value holding one
 // of them cannot be packed: the caller sends those rows as JSON instead.
+import type { BinaryType } from './copy-binary.ts';
 import { storableJson, storableText } from './storable.ts';
 
-/** A column: its name, and `json` for a jsonb column (the value is written as JSON text). */
-export type PackedColumn<R> = { name: keyof R & string; json?: boolean };
+/** A column: its name and its type; a jsonb column's value is written as JSON text. */
+export type PackedColumn<R> = { name: keyof R & string; type?: BinaryType };
 
 export const FIELD = '\u001f';
 export const ROW = '\u001e';
@@ -45,7 +46,7 @@ export function packRows<R extends Record<string, unknown>>(rows: readonly R[], 
     let line = '';
     for (let i = 0; i < columns.length; i++) {
       const c = columns[i]!;
-      const f = field(row[c.name], c.json);
+      const f = field(row[c.name], c.type === 'jsonb');
       if (f === null) return null;
       line += i ? FIELD + f : f;
     }

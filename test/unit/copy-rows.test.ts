@@ -4,7 +4,7 @@ import { copyRows } from '../../projections/copy-rows.ts';
 describe('rows in COPY text format', () => {
   it('writes a line per row, escapes what COPY reads as special, and null as \\N', () => {
     type Row = { a: unknown; b: unknown; j: unknown };
-    const columns = [{ name: 'a' as const }, { name: 'b' as const }, { name: 'j' as const, json: true }];
+    const columns = [{ name: 'a' as const }, { name: 'b' as const }, { name: 'j' as const, type: 'jsonb' as const }];
     const rows: Row[] = [
       { a: 'tab\there\nnew line\r\nand \\N', b: 7, j: { text: 'line\nbreak "quoted" \\' } },
       { a: null, b: Number.NaN, j: null },
