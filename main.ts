@@ -1,16 +1,5 @@
-// `npm start`: gateway, actor host and projections in one Node process.
-import { readFileSync } from 'node:fs';
-import { SecretFileError, withSecretFiles } from './runtime/file-env.ts';
-import { exitOnStartError } from './runtime/fatal.ts';
-import { runNode } from './runtime/node.ts';
-import { ALL_ROLES } from './runtime/wire.ts';
+// `npm start`: gateway, actor host and projections in one Node process (runtime/start.ts).
+import { keepCompiledCode } from './runtime/compile-cache.ts';
 
-try {
-  // Secrets mounted as files (NAME_FILE) become NAME before anything reads the environment.
-  Object.assign(process.env, withSecretFiles(process.env, (path) => readFileSync(path, 'utf8')));
-} catch (err) {
-  if (!(err instanceof SecretFileError)) throw err;
-  console.error(err.message);
-  process.exit(2);
-}
-await runNode(ALL_ROLES).catch(exitOnStartError);
+keepCompiledCode();
+await import('./runtime/start.ts');
