@@ -10,7 +10,13 @@ import type { EventLog } from '../../log/port.ts';
 
 export const KAFKA_CLIENT = (process.env.GEMELLO_KAFKA_CLIENT || DEFAULT_KAFKA_CLIENT) as KafkaClient;
 
-/** A Kafka event log on the client under test. */
-export function kafkaLog(options: KafkaLogOptions): EventLog {
-  return KAFKA_CLIENT === 'kafkajs' ? createKafkaLog(options) : createPlatformaticLog(options);
+/**
+ * Both clients, the one under test first: a file whose private brokers cost seconds to start
+ * (broker-outage, kafka-cluster) runs its tests on each over the same brokers.
+ */
+export const BOTH_CLIENTS: KafkaClient[] = [KAFKA_CLIENT, KAFKA_CLIENT === 'kafkajs' ? 'platformatic' : 'kafkajs'];
+
+/** A Kafka event log on the client under test (or the one named). */
+export function kafkaLog(options: KafkaLogOptions, client: KafkaClient = KAFKA_CLIENT): EventLog {
+  return client === 'kafkajs' ? createKafkaLog(options) : createPlatformaticLog(options);
 }
