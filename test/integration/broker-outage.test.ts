@@ -10,11 +10,10 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { DATABASE_URL, REDIS_URL } from '../support/env.ts';
 import { BOTH_CLIENTS, kafkaLog } from '../support/kafka.ts';
 import { privateBroker } from '../support/private-kafka.ts';
 import type { PrivateBroker } from '../support/private-kafka.ts';
-import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
+import { brokerFaultEnv, freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { expectRepliesInLog, openConversations, promptsUntilStopped } from '../support/traffic.ts';
 import { connect } from '../support/ws-client.ts';
@@ -46,20 +45,7 @@ describe.each(BOTH_CLIENTS)('on %s', (client) => {
 
   beforeAll(async () => {
     port = await freePort();
-    gemello = await startGemello(['serve'], {
-      PORT: String(port),
-      KAFKA_BROKERS: kafka.broker,
-      GEMELLO_KAFKA_CLIENT: client,
-      DATABASE_URL,
-      DATABASE_SCHEMA: `bf_${randomUUID().slice(0, 8)}`,
-      REDIS_URL,
-      GEMELLO_NAMESPACE: namespace,
-      GEMELLO_PARTITIONS: String(PARTITIONS),
-      GEMELLO_KAFKA_SESSION_TIMEOUT_MS: '6000',
-      GEMELLO_RATE_PER_SEC: '1000',
-      GEMELLO_RATE_BURST: '1000',
-      ...fakeModelEnv(fake),
-    });
+    gemello = await startGemello(['serve'], brokerFaultEnv({ port, brokers: [kafka.broker], client, namespace, tag: 'bf', partitions: PARTITIONS, fake }));
   }, 150_000);
 
   afterAll(async () => {

@@ -9,11 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partitionFor } from '../../log/partition.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { DATABASE_URL, REDIS_URL } from '../support/env.ts';
 import { BOTH_CLIENTS, kafkaLog } from '../support/kafka.ts';
 import { privateCluster } from '../support/private-kafka.ts';
 import type { PrivateCluster } from '../support/private-kafka.ts';
-import { fakeModelEnv, freePort, startGemello } from '../support/processes.ts';
+import { brokerFaultEnv, freePort, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { expectRepliesInLog, openConversations, promptsUntilStopped } from '../support/traffic.ts';
 
@@ -45,21 +44,7 @@ describe.each(BOTH_CLIENTS)('three brokers, RF 3, min.insync.replicas 2 (%s)', (
   beforeAll(async () => {
     await cluster.start(); // starts a node killed before, waits until all three answer
     port = await freePort();
-    gemello = await startGemello(['serve'], {
-      PORT: String(port),
-      KAFKA_BROKERS: brokers.join(','),
-      GEMELLO_KAFKA_CLIENT: client,
-      DATABASE_URL,
-      DATABASE_SCHEMA: `kc_${randomUUID().slice(0, 8)}`,
-      REDIS_URL,
-      GEMELLO_NAMESPACE: namespace,
-      GEMELLO_PARTITIONS: String(PARTITIONS),
-      GEMELLO_KAFKA_SESSION_TIMEOUT_MS: '6000',
-      // Each client sends its next prompt as soon as its reply comes: faster than a user, past the default rate limit.
-      GEMELLO_RATE_PER_SEC: '1000',
-      GEMELLO_RATE_BURST: '1000',
-      ...fakeModelEnv(fake),
-    }, 120_000);
+    gemello = await startGemello(['serve'], brokerFaultEnv({ port, brokers, client, namespace, tag: 'kc', partitions: PARTITIONS, fake }), 120_000);
   }, 300_000);
 
   afterAll(async () => {

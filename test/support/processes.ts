@@ -2,7 +2,7 @@ import { execFile, fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { realEnv } from './env.ts';
+import { DATABASE_URL, realEnv, REDIS_URL } from './env.ts';
 import { TEST_MASTER_KEY_B64 } from './keys.ts';
 import type { RealEnv } from './env.ts';
 import { startFakeOpenAI } from './fake-openai.ts';
@@ -90,6 +90,29 @@ export async function startGemello(args: string[], env: Record<string, string>, 
 /** The model settings of a gemello process whose chat model is `fake` and which does not speak. */
 export function fakeModelEnv(fake: FakeOpenAI): { OPENAI_API_KEY: string; OPENAI_BASE_URL: string; GEMELLO_SPEECH: string } {
   return { OPENAI_API_KEY: 'test-key', OPENAI_BASE_URL: fake.url, GEMELLO_SPEECH: 'off' };
+}
+
+/**
+ * `gemello serve` for a broker-fault test: on the test's private brokers and the client named,
+ * with a Kafka namespace and a Postgres schema of its own (`${tag}…`), the shared PostgreSQL and
+ * Redis, a 6 s session, the fake model, and no rate limit (each client sends its next prompt as
+ * soon as its reply comes: faster than a user, past the default limit).
+ */
+export function brokerFaultEnv(o: { port: number; brokers: string[]; client: string; namespace: string; tag: string; partitions: number; fake: FakeOpenAI }): Record<string, string> {
+  return {
+    PORT: String(o.port),
+    KAFKA_BROKERS: o.brokers.join(','),
+    GEMELLO_KAFKA_CLIENT: o.client,
+    DATABASE_URL,
+    DATABASE_SCHEMA: `${o.tag}_${Math.random().toString(36).slice(2, 10)}`,
+    REDIS_URL,
+    GEMELLO_NAMESPACE: o.namespace,
+    GEMELLO_PARTITIONS: String(o.partitions),
+    GEMELLO_KAFKA_SESSION_TIMEOUT_MS: '6000',
+    GEMELLO_RATE_PER_SEC: '1000',
+    GEMELLO_RATE_BURST: '1000',
+    ...fakeModelEnv(o.fake),
+  };
 }
 
 /**
