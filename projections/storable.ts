@@ -15,8 +15,26 @@ const UNSTORABLE_JSON = /\\u0000|\\ud[89a-f]/i;
 /** Text as a text column stores it: U+0000 replaced (one scan for the usual text, which holds none). */
 export const storableText = (s: string): string => (s.indexOf('\u0000') === -1 ? s : s.replace(NUL, REPLACEMENT));
 
-/** `v` as JSON text a jsonb column (or jsonb_to_recordset) stores: every string in it storable. */
+/** A string as text and jsonb store it: lone surrogates and U+0000 replaced. */
+const storableString = (s: string): string => storableText(s.toWellFormed());
+
+/**
+ * An object's own keys made storable, or the object itself when they all are. Two keys that
+ * differ only in what is replaced become one (the later value wins); the log keeps both.
+ */
+function storableKeys(o: object): object {
+  const keys = Object.keys(o);
+  if (keys.every((k) => storableString(k) === k)) return o;
+  return Object.fromEntries(keys.map((k) => [storableString(k), (o as Record<string, unknown>)[k]]));
+}
+
+/** `v` as JSON text a jsonb column (or jsonb_to_recordset) stores: every string and every key in it storable. */
 export function storableJson(v: unknown): string {
   const text = JSON.stringify(v);
-  return UNSTORABLE_JSON.test(text) ? JSON.stringify(v, (_k, x) => (typeof x === 'string' ? storableText(x.toWellFormed()) : x)) : text;
+  if (!UNSTORABLE_JSON.test(text)) return text;
+  return JSON.stringify(v, (_k, x) => {
+    if (typeof x === 'string') return storableString(x);
+    if (typeof x === 'object' && x !== null && !Array.isArray(x)) return storableKeys(x);
+    return x;
+  });
 }

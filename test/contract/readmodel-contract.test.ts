@@ -89,6 +89,7 @@ async function dump(db: Db) {
 }
 
 const iso = (d: unknown) => (d === null ? null : new Date(d as string).toISOString());
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const noNul = <T,>(x: T): T => JSON.parse(JSON.stringify(x).replaceAll('\\u0000', '\uFFFD'));
 
 for (const backend of backends) {
@@ -334,7 +335,8 @@ for (const backend of backends) {
       // Packed (or as JSON), and by COPY where the database has it.
       for (const [i, [q, a, copyRows]] of texts.flatMap(([q, a]) => [[q, a, 0], [q, a, 1]] as const).entries()) {
         const id = `conv-chars-${i}-${randomUUID()}`;
-        const mine = events(id, 0, [started('t', null, { note: q }), prompt(q!), reply(2, a!), { type: 'DataConfirmed', data: { data: { said: a }, requestId: a! } }], q);
+        // Keys hold them too: a client's metadata and confirmed data name their own fields.
+        const mine = events(id, 0, [started('t', null, { note: q, [a!]: q }), prompt(q!), reply(2, a!), { type: 'DataConfirmed', data: { data: { said: a, [a!]: q }, requestId: a! } }], q);
         const records = mine.map((e, k): LogRecord => ({ ...encodeEvent(e), topic: 'gemello.events', partition: 41 + i, offset: k, timestamp: clock }));
         const r = await db.tx((tx) => applyBatch(tx, 'readmodel', 41 + i, records, { copyRows }));
         expect(r.applied).toHaveLength(4);
@@ -343,7 +345,11 @@ for (const backend of backends) {
           .toEqual([{ seq: 2, content: stored(q!), request_id: 'r1' }, { seq: 3, content: stored(a!), request_id: null }]);
         const rows = await db.query<{ seq: number; causation_id: string; data: Record<string, unknown> }>('SELECT seq, causation_id, data FROM events WHERE conversation_id = $1 ORDER BY seq', [id]);
         expect(rows.map((e) => e.causation_id)).toEqual(mine.map(() => stored(q!)));
-        expect(rows.map((e) => e.data)).toEqual(mine.map((e) => noNul(JSON.parse(JSON.stringify(e.data, (_k, v) => (typeof v === 'string' ? v.toWellFormed() : v))))));
+        expect(rows.map((e) => e.data)).toEqual(mine.map((e) => noNul(JSON.parse(JSON.stringify(e.data, (_k, v) => (typeof v === 'string' ? v.toWellFormed() : isPlainObject(v) ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k.toWellFormed(), x])) : v))))));
+        const conversation = await db.query<{ metadata: Record<string, unknown> }>('SELECT metadata FROM conversations WHERE id = $1', [id]);
+        expect(conversation[0]!.metadata).toEqual({ note: stored(q!), [stored(a!)]: stored(q!) });
+        const confirmed = await db.query<{ key: string }>('SELECT key FROM confirmed_data WHERE conversation_id = $1 ORDER BY key', [id]);
+        expect(confirmed.map((c) => c.key).sort()).toEqual([stored(a!), 'said'].sort());
       }
     });
 
