@@ -27,11 +27,16 @@ function pgliteHome(): { dir: string; version: string } | null {
   return null;
 }
 
+/** Found once a process: the installed PGlite does not change under it. */
+let found: { file: string | null } | null = null;
+
 /** Where the blank cluster of the installed PGlite is kept (null: nowhere, every new cluster runs initdb). */
 export function blankClusterFile(): string | null {
+  if (found) return found.file;
   const home = pgliteHome();
   // <node_modules>/@electric-sql/pglite → <node_modules>/.cache/gemello
-  return home ? join(dirname(dirname(home.dir)), '.cache', 'gemello', `pglite-${home.version}-blank.tar.gz`) : null;
+  found = { file: home ? join(dirname(dirname(home.dir)), '.cache', 'gemello', `pglite-${home.version}-blank.tar.gz`) : null };
+  return found.file;
 }
 
 /**
