@@ -67,7 +67,7 @@ async function measure(client: KafkaClient, scope: ReturnType<typeof runScope>, 
     if (Number(rows[0]!.n) !== total) throw new Error(`${client}: ${rows[0]!.n} event rows after catching up, expected ${total}`);
     const catchup = Math.round(total / (ms / 1000));
     log(`${client}: caught up ${total.toLocaleString()} events in ${(ms / 1000).toFixed(1)} s: ${catchup.toLocaleString()} events/s in ${txs} transactions, at most ${maxInFlight} at once, the first ${((firstTx - t) / 1000).toFixed(1)} s after the start; CPU per event ${nodeUs.toFixed(1)} µs here + ${pgUs.toFixed(1)} µs PostgreSQL; GC pauses ${gcUs.toFixed(1)} µs an event (young generation ${Math.round(gcs.minorMs)} ms, the rest ${Math.round(gcs.majorMs)} ms), heap at most ${gcs.maxHeapMb} MB (load ${load0} → ${loadNow()})`);
-    const lag = await measureLag({ db, kafkaLog: kafka, loadLog: load, keys, firstIndex: CONVERSATIONS, rate: LAG_RATE, seconds: LAG_SECONDS, log, seal: SEAL, name, onProjector: (s) => (stop = s) });
+    const lag = await profiled(`projector-lag-${client}`, () => measureLag({ db, kafkaLog: kafka, loadLog: load, keys, firstIndex: CONVERSATIONS, rate: LAG_RATE, seconds: LAG_SECONDS, log, seal: SEAL, name, onProjector: (s) => (stop = s) }));
     return {
       catchup_events: total,
       catchup_events_per_s: catchup,
