@@ -17,6 +17,7 @@ import { createOpsApp } from './ops-app.ts';
 import { listenError } from './listen-error.ts';
 import { createRuntime } from './wire.ts';
 import type { Role } from './wire.ts';
+import { onParentGone } from './parent-watch.ts';
 
 const ignore = () => {};
 
@@ -177,6 +178,7 @@ export async function runNode(roles: Role[]): Promise<void> {
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  onParentGone(() => void shutdown('the npm that started this process is gone'));
   if (process.send && rt.host) {
     // A parent process (the failover tests, a supervisor) is told which partitions this host owns.
     let last = '';

@@ -1,7 +1,7 @@
 // `npm start` on a bare machine (no KAFKA_BROKERS, DATABASE_URL or REDIS_URL): the seed
 // protocol works, and a conversation survives a restart and goes on at the next seq.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,6 +86,35 @@ function startExpectingRefusal(env: Record<string, string>, ms: number): Promise
 }
 
 describe('one process per embedded data directory', () => {
+  it('stops with the npm that started it: SIGTERM to npm alone shuts the server down and frees its data directory', async () => {
+    const own = mkdtempSync(join(tmpdir(), 'gemello-npm-'));
+    const env = { ...bare, GEMELLO_DATA_DIR: own, PORT: String(await freePort()) };
+    const app = await startCommand('npm', ['start', '--prefix', ROOT, '--silent'], env);
+    const group = -app.child.pid!;
+    const alive = () => {
+      try {
+        process.kill(group, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      expect(existsSync(join(own, 'lock'))).toBe(true);
+      // npm alone, as a supervisor that knows only the pid it started signals it: npm passes
+      // it to its shell, which dies without passing it on to the server.
+      process.kill(app.child.pid!, 'SIGTERM');
+      const end = Date.now() + 10_000;
+      while (alive() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      expect(alive()).toBe(false);
+      expect(app.output()).toMatch(/the npm that started this process is gone: shutting down/);
+      expect(existsSync(join(own, 'lock'))).toBe(false);
+    } finally {
+      if (alive()) process.kill(group, 'SIGKILL');
+      rmSync(own, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+    }
+  }, 60_000);
+
   it('refuses a second npm start at once, keeps the first serving, and takes over the lock of a SIGKILLed holder', async () => {
     const own = mkdtempSync(join(tmpdir(), 'gemello-lock-'));
     const port = await freePort();

@@ -1,0 +1,26 @@
+// Under an npm script (`npm start`, `npm run gemello -- serve`) this process runs in a shell
+// that npm started, and npm, sent SIGTERM, passes it to that shell alone: the shell dies
+// without passing it on, and the server would go on by itself, holding its port and its data
+// directory, until someone finds it. So under npm the process watches its parent and, once
+// the parent is gone, shuts down as it does on SIGTERM.
+
+/** How often the parent is looked at, ms. */
+export const PARENT_CHECK_MS = 250;
+
+/**
+ * Calls `gone` once, when this process's parent has ended (its parent pid changes: the
+ * process was handed to init or a subreaper). Only when an npm script started it
+ * (`npm_lifecycle_event` is set); a process started any other way may outlive its parent on
+ * purpose (`node main.ts &` from a shell that then exits). Returns the stop of the watch.
+ */
+export function onParentGone(gone: () => void, env: NodeJS.ProcessEnv = process.env, everyMs = PARENT_CHECK_MS): () => void {
+  if (!env.npm_lifecycle_event) return () => {};
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    gone();
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
