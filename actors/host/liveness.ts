@@ -11,7 +11,10 @@ export type LivenessSettings = {
   everyMs: number;
   /** How long a host in doubt asks a group that does not answer before it gives up its partitions (default max(10 s, 10 × ttl)). */
   askForMs?: number;
-  /** How long a fenced host waits for an assignment before it leaves the group again (default max(2 s, 5 × ttl)). */
+  /**
+   * How long a fenced host waits for an assignment before it leaves the group again (default
+   * max(2 s, 5 × ttl)); twice as long after each leave that brought none, up to 8 times this.
+   */
   rejoinEveryMs?: number;
 };
 
@@ -33,7 +36,8 @@ const within = <T>(p: Promise<T>, ms: number): Promise<T | null> => Promise.race
  *   the appends that waited are refused (the work they recorded is found again and redone);
  * - no answer (the broker is away: appends could not land anyway): it asks again for up to
  *   10 s, then drops its partitions and leaves the group, so that it rejoins; while no
- *   assignment comes it leaves again every few seconds. It never stays without partitions.
+ *   assignment comes it leaves again, after a wait that doubles each time (2, 4, 8, 16 s by
+ *   default). It never stays without partitions.
  */
 export function startLiveness(ctx: HostContext, subscription: Subscription, group: string, settings: LivenessSettings): { stop(): Promise<void> } {
   const { store, ttlMs, everyMs } = settings;
@@ -58,6 +62,10 @@ export function startLiveness(ctx: HostContext, subscription: Subscription, grou
   let leftAt: number | null = null;
   /** How long a fenced host waits for an assignment before it leaves the group again. */
   const rejoinEveryMs = settings.rejoinEveryMs ?? Math.max(2_000, 5 * ttlMs);
+  // Each leave starts a rebalance that every member has to rejoin. Where rejoining takes longer
+  // than the wait (kafkajs on a loaded machine: its rejoin retries back off), leaving again at a
+  // fixed pace could restart the rebalance before it settles, again and again; so the wait doubles.
+  let rejoinWaitMs = rejoinEveryMs;
   const askForMs = settings.askForMs ?? Math.max(10_000, 10 * ttlMs);
 
   const leave = () => {
@@ -152,9 +160,12 @@ export function startLiveness(ctx: HostContext, subscription: Subscription, grou
     const gap = now - lastTick;
     lastTick = now;
     if (gap > ttlMs && !ctx.stopping && !doubt) void askGroup(gap);
-    if (!ctx.fenced) leftAt = null;
-    else if (leftAt === null || now - leftAt > rejoinEveryMs) {
+    if (!ctx.fenced) {
+      leftAt = null;
+      rejoinWaitMs = rejoinEveryMs;
+    } else if (leftAt === null || now - leftAt > rejoinWaitMs) {
       ctx.logger.warn(`no partitions assigned ${leftAt === null ? 'since this host was fenced' : `${(now - leftAt).toFixed(0)} ms after leaving the group`}: leaving it again to rejoin`);
+      if (leftAt !== null) rejoinWaitMs = Math.min(2 * rejoinWaitMs, 8 * rejoinEveryMs);
       leave();
     }
     if (busy) return;

@@ -29,7 +29,12 @@ const stall = (ms: number) => {
 function world(answers: Array<boolean | null>, renewals: { hang: boolean; lastAt?: number } = { hang: false }, ttlMs = TTL) {
   const log = fileLog(1);
   const evicted: string[][] = [];
-  log.evict = async (_group, members) => void evicted.push(members);
+  /** When each eviction was asked for (performance.now()). */
+  const evictedAt: number[] = [];
+  log.evict = async (_group, members) => {
+    evicted.push(members);
+    evictedAt.push(performance.now());
+  };
   const ctx: HostContext = createHostContext({ log, snapshots: createMemorySnapshotStore(), readModel: null, catalog: createTwinCatalog(), replyModel: { name: 'stub', reply: async () => ({ text: 'x', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } }) }, metrics: createMetrics(), logger: quiet });
   const leases = new Map<string, number>();
   const store: Liveness = {
@@ -56,7 +61,7 @@ function world(answers: Array<boolean | null>, renewals: { hang: boolean; lastAt
     await lease.stop();
     await log.close();
   });
-  return { ctx, evicted, asked: () => asked };
+  return { ctx, evicted, evictedAt, asked: () => asked };
 }
 
 describe('a host that stalled longer than its lease', () => {
@@ -98,6 +103,11 @@ describe('a host that stalled longer than its lease', () => {
     expect(w.evicted).toEqual([['me']]);
     for (let i = 0; i < 100 && w.evicted.length < 2; i++) await sleep(10);
     expect(w.evicted.length).toBeGreaterThanOrEqual(2);
+    // Each leave that brought no assignment doubles the wait before the next (200 ms, then
+    // 400): leaving at a fixed pace could restart a slow rebalance before it settles.
+    for (let i = 0; i < 200 && w.evicted.length < 3; i++) await sleep(10);
+    expect(w.evicted.length).toBeGreaterThanOrEqual(3);
+    expect(w.evictedAt[2]! - w.evictedAt[1]!).toBeGreaterThanOrEqual(400);
     onAssigned(w.ctx, [0]);
     expect(w.ctx.fenced).toBe(false);
     expect(w.ctx.partitions.has(0)).toBe(true);
