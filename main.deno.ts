@@ -1,11 +1,13 @@
 // `deno task start`: gateway, actor host and projections in one Deno process.
 import { upgradeWebSocket } from 'hono/deno';
 import { createApp } from './gateway/app.ts';
+import { authOffNotice } from './gateway/auth.ts';
 import { loadConfig } from './runtime/config.ts';
 import { withSecretFiles } from './runtime/file-env.ts';
 import { ALL_ROLES, createRuntime } from './runtime/wire.ts';
 import { exitOnStartError } from './runtime/fatal.ts';
 import { listenError } from './runtime/listen-error.ts';
+import { onParentGone } from './runtime/parent-watch.ts';
 import { createLogger } from './telemetry/logger.ts';
 import { reportMemory } from './telemetry/memory.ts';
 import { startTelemetry } from './telemetry/sdk.ts';
@@ -25,6 +27,8 @@ const listen = () => Deno.serve({
   hostname: config.host,
   onListen: ({ port }) => {
     logger.info(`gateway listening on http://${config.host}:${port} (WebSocket at / and /ws), on Deno ${Deno.version.deno}`);
+    const notice = authOffNotice(config.auth, config.host);
+    if (notice) logger.info(notice);
     logger.info('ready');
   },
 }, app.fetch);
@@ -49,3 +53,5 @@ const shutdown = async (signal: string) => {
 };
 Deno.addSignalListener('SIGINT', () => void shutdown('SIGINT'));
 Deno.addSignalListener('SIGTERM', () => void shutdown('SIGTERM'));
+// Started by `npx deno task start`: npm's SIGTERM reaches only the shell under it (runtime/parent-watch.ts).
+onParentGone(() => void shutdown('the npm that started this process is gone'), env);

@@ -15,6 +15,13 @@ export function parseApiKeys(text: string | undefined): Map<string, string> {
 
 export const authEnabled = (a: AuthConfig | null): a is AuthConfig => Boolean(a && (a.apiKeys.size > 0 || a.jwtSecret));
 
+/** What a gateway says at start when auth is off (null when it is on), on Node and on Deno alike. */
+export function authOffNotice(a: AuthConfig | null, host: string): string | null {
+  if (authEnabled(a)) return null;
+  const local = host === '127.0.0.1' || host === 'localhost';
+  return `no GEMELLO_API_KEYS or GEMELLO_JWT_SECRET: auth is off${local ? ', so only this machine can connect' : `; WARNING: listening on ${host} without auth`}`;
+}
+
 /** The token of a request: `Authorization: Bearer …`, then `?token=…` (browsers cannot set WebSocket headers). */
 export function tokenOf(req: Request): string | null {
   return tokenFrom(req.headers.get('authorization'), new URL(req.url).search);

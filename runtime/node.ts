@@ -6,7 +6,7 @@ import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
 import { createApp } from '../gateway/app.ts';
 import type { Who } from '../gateway/app.ts';
-import { authEnabled } from '../gateway/auth.ts';
+import { authOffNotice } from '../gateway/auth.ts';
 import { MAX_FRAME_BYTES } from '../gateway/protocol.ts';
 import type { SocketPort } from '../gateway/session.ts';
 import { createLogger } from '../telemetry/logger.ts';
@@ -100,7 +100,8 @@ export async function runNode(roles: Role[]): Promise<void> {
     const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host, serverOptions }, (info) => {
       listening();
       logger.info(`gateway listening on http://${config.host}:${info.port} (WebSocket at / and /ws)`);
-      if (!authEnabled(config.auth)) logger.info(`no GEMELLO_API_KEYS or GEMELLO_JWT_SECRET: auth is off${config.host === '127.0.0.1' || config.host === 'localhost' ? ', so only this machine can connect' : `; WARNING: listening on ${config.host} without auth`}`);
+      const notice = authOffNotice(config.auth, config.host);
+      if (notice) logger.info(notice);
     }) as Server;
     server.once('error', (err) => failed(listenError(err, 'PORT', config.host, config.port)));
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

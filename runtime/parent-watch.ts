@@ -3,6 +3,7 @@
 // without passing it on, and the server would go on by itself, holding its port and its data
 // directory, until someone finds it. So under npm the process watches its parent and, once
 // the parent is gone, shuts down as it does on SIGTERM.
+import process from 'node:process';
 
 /** How often the parent is looked at, ms. */
 export const PARENT_CHECK_MS = 250;
@@ -13,7 +14,7 @@ export const PARENT_CHECK_MS = 250;
  * (`npm_lifecycle_event` is set); a process started any other way may outlive its parent on
  * purpose (`node main.ts &` from a shell that then exits). Returns the stop of the watch.
  */
-export function onParentGone(gone: () => void, env: NodeJS.ProcessEnv = process.env, everyMs = PARENT_CHECK_MS): () => void {
+export function onParentGone(gone: () => void, env: Record<string, string | undefined> = process.env, everyMs = PARENT_CHECK_MS): () => void {
   if (!env.npm_lifecycle_event) return () => {};
   const parent = process.ppid;
   const timer = setInterval(() => {

@@ -26,6 +26,8 @@ async function promptOnce(env: Record<string, string>) {
   const port = await freePort();
   proc = await startCommand(DENO, ['task', '--cwd', ROOT, 'start'], { ...env, PORT: String(port), GEMELLO_SPEECH: 'off' });
   expect(proc.output()).toContain('on Deno 2.');
+  // As on Node, it says that anyone on this machine may connect (the smoke test sets no keys).
+  expect(proc.output()).toContain('auth is off, so only this machine can connect');
   const client = await connect(`ws://127.0.0.1:${port}/ws`);
   client.send({ digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett', prompt: 'Hello from the Deno smoke test' });
   const reply = await client.next((f) => f.type === 'reply', 30_000);
