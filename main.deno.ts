@@ -53,5 +53,6 @@ const shutdown = async (signal: string) => {
 };
 Deno.addSignalListener('SIGINT', () => void shutdown('SIGINT'));
 Deno.addSignalListener('SIGTERM', () => void shutdown('SIGTERM'));
-// Started by `npx deno task start`: npm's SIGTERM reaches only the shell under it (runtime/parent-watch.ts).
+// Under an npm script (`npx deno task start`), it stops when `deno task` above it ends (runtime/parent-watch.ts).
+// SIGTERM to npx reaches neither: `deno task` outlives the shell npm started (README, Deno).
 onParentGone(() => void shutdown('the npm that started this process is gone'), env);
