@@ -179,7 +179,7 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
       erasedAt: e.erasedAt,
       erasedBefore: !e.now,
       erased: { prompts: e.prompts, replies: e.replies, confirmedFields: e.confirmedFields },
-      keyDestroyed: true,
+      keyDestroyed: e.keyDestroyed,
       snapshotDeleted: true,
       readModel: outcome.readModel,
       what: `The conversation's prompts, replies and confirmed data can no longer be read: its data key is destroyed, so their copies in the log cannot be decrypted; its snapshot is deleted; ${outcome.readModel === 'scrubbed' ? 'its messages, confirmed data and event content are gone from the read model' : 'the read model drops its messages, confirmed data and event content when the projection reaches seq ' + e.seq}. The erasure is recorded as the event ConversationErased (seq ${e.seq}). Further prompts to it get the error code conversation_erased.`,
