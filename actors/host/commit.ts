@@ -57,7 +57,11 @@ export async function commit(ctx: HostContext, part: Partition, actor: Actor, ev
   actor.position = logged[logged.length - 1]!.position;
   actor.unsnapshottedFrom ??= base;
   actor.sinceSnapshot += logged.length;
-  for (const e of logged) if (e.type === 'PromptReceived') actor.traces.set(e.seq, meta.traceparent);
+  for (const e of logged) {
+    if (e.type === 'PromptReceived') actor.traces.set(e.seq, meta.traceparent);
+    // The reply's speech is recorded under the reply's append, in its prompt's trace.
+    else if (e.type === 'ReplyGenerated' && next.pendingAudio.includes(e.seq)) actor.traces.set(e.seq, e.traceparent);
+  }
   settlePending(actor, base);
   ctx.m.events.inc({}, logged.length);
   if (actor.sinceSnapshot >= ctx.snapshotEvery) {
@@ -73,7 +77,7 @@ export async function commit(ctx: HostContext, part: Partition, actor: Actor, ev
 /**
  * After a commit at `base`: work that opened in it is recorded at `base` (at or before the
  * event that opened it), work no longer open is forgotten (and the traces of answered
- * prompts), and pendingFrom is where the oldest work still open was recorded.
+ * prompts and spoken replies), and pendingFrom is where the oldest work still open was recorded.
  */
 export function settlePending(actor: Actor, base: number): void {
   const open = openWork(actor.state);
@@ -84,8 +88,8 @@ export function settlePending(actor: Actor, base: number): void {
     const at = actor.pendingAt.get(k)!;
     from = from === null ? at : Math.min(from, at);
   }
-  const { pendingPrompts } = actor.state;
-  for (const seq of actor.traces.keys()) if (!pendingPrompts.includes(seq)) actor.traces.delete(seq);
+  const { pendingPrompts, pendingAudio } = actor.state;
+  for (const seq of actor.traces.keys()) if (!pendingPrompts.includes(seq) && !pendingAudio.includes(seq)) actor.traces.delete(seq);
   for (const seq of actor.quiet) if (!pendingPrompts.includes(seq)) actor.quiet.delete(seq);
   actor.pendingFrom = from;
 }

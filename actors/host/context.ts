@@ -40,7 +40,7 @@ export type Actor = {
    */
   pendingAt: Map<string, number>;
   inFlight: Set<string>;
-  /** The trace of each pending prompt (dropped once it is answered). */
+  /** The trace of each pending prompt and of each reply whose speech is pending, by seq (dropped once answered or spoken). */
   traces: Map<number, string | null>;
   /**
    * Pending prompts whose sender takes only the whole reply (SubmitPrompt `stream: false`):

@@ -17,6 +17,7 @@ import { createLogger } from '../../telemetry/logger.ts';
 import { startTelemetry } from '../../telemetry/sdk.ts';
 import type { Telemetry } from '../../telemetry/sdk.ts';
 import { realEnv } from '../support/env.ts';
+import { startFakeOpenAI } from '../support/fake-openai.ts';
 import { connect } from '../support/ws-client.ts';
 
 const env = {
@@ -30,29 +31,40 @@ const env = {
 const logger = createLogger('traces-test', true);
 const seed = { digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett' };
 
+/** The whole runtime on `env` in this process, its gateway on a free port. */
+async function serveRuntime(env: Record<string, string>) {
+  const rt = await createRuntime(loadConfig(env), ALL_ROLES, logger);
+  await rt.start();
+  const wss = new WebSocketServer({ noServer: true });
+  const { app, close } = createApp(rt.appDeps!, upgradeWebSocket);
+  let server!: ReturnType<typeof serve>;
+  const port = await new Promise<number>((resolve) => {
+    server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1', websocket: { server: wss } }, (info) => resolve(info.port));
+  });
+  return {
+    rt,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    async stop() {
+      close();
+      await new Promise<void>((r) => server.close(() => r()));
+      await rt.stop();
+    },
+  };
+}
+
+let served: Awaited<ReturnType<typeof serveRuntime>> | null = null;
 let rt: Runtime;
-let server: ReturnType<typeof serve>;
-let closeApp: () => void;
 let wsUrl: string;
 let telemetry: Telemetry | null = null;
 
 beforeAll(async () => {
-  rt = await createRuntime(loadConfig(env), ALL_ROLES, logger);
-  await rt.start();
-  const wss = new WebSocketServer({ noServer: true });
-  const { app, close } = createApp(rt.appDeps!, upgradeWebSocket);
-  closeApp = close;
-  const port = await new Promise<number>((resolve) => {
-    server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1', websocket: { server: wss } }, (info) => resolve(info.port));
-  });
-  wsUrl = `ws://127.0.0.1:${port}/ws`;
+  served = await serveRuntime(env);
+  ({ rt, wsUrl } = served);
 });
 
 afterAll(async () => {
   await telemetry?.shutdown();
-  closeApp?.();
-  await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-  await rt?.stop();
+  await served?.stop();
 });
 
 /** Sends one prompt on a new socket; resolves with the reply frame. */
@@ -165,6 +177,43 @@ describe('traces', () => {
       [3, `00-${traceId}-${id(replyAppend)}-01`],
     ]);
   });
+
+  it("records each reply's speech in its prompt's trace, also when it waited behind the speech of the reply before", async () => {
+    const fake = await startFakeOpenAI();
+    // The first reply's speech takes long enough for the second reply to be written meanwhile:
+    // a conversation records one reply's speech at a time, so the second one's is recorded
+    // from where the first one's was (it carried the first prompt's trace before).
+    fake.setSpeechLatency(1_500);
+    const speaking = await serveRuntime({ ...realEnv('tracesspeech').env, GEMELLO_PARTITIONS: '3', GEMELLO_LOG_QUIET: '1', OPENAI_API_KEY: 'k', OPENAI_BASE_URL: fake.url, GEMELLO_MODEL_RETRIES: '0' });
+    telemetry = await startTelemetry(env, ALL_ROLES, logger, { exporter: new InMemorySpanExporter() });
+    try {
+      const client = await connect(speaking.wsUrl);
+      client.send({ type: 'prompt', ...seed, prompt: 'first' });
+      const first = await client.next((f) => f.type === 'reply', 30_000);
+      const conversationId = first.conversationId as string;
+      client.send({ type: 'prompt', ...seed, prompt: 'second', conversationId });
+      await client.next((f) => f.type === 'reply' && f.seq !== first.seq, 30_000);
+      client.close();
+      type Row = { seq: number; type: string; data: { replySeq?: number }; traceparent: string | null };
+      let rows: Row[] = [];
+      for (let i = 0; i < 200 && rows.filter((r) => r.type === 'AudioReady').length < 2; i++) {
+        rows = await speaking.rt.backends.db.query<Row>('SELECT seq, type, data, traceparent FROM events WHERE conversation_id = $1 ORDER BY seq', [conversationId]);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const traceOf = (traceparent: string | null) => traceparent?.split('-')[1] ?? null;
+      const spoken = rows.filter((r) => r.type === 'AudioReady').map((a) => ({ audio: traceOf(a.traceparent), reply: traceOf(rows.find((r) => r.seq === a.data.replySeq && r.type === 'ReplyGenerated')?.traceparent ?? null) }));
+      expect(spoken).toHaveLength(2);
+      // Each in its own reply's trace, and the two replies' traces are two.
+      for (const s of spoken) expect(s.audio).not.toBeNull();
+      for (const s of spoken) expect(s.audio).toBe(s.reply);
+      expect(spoken[0]!.reply).not.toBe(spoken[1]!.reply);
+    } finally {
+      await telemetry.shutdown();
+      telemetry = null;
+      await speaking.stop();
+      await fake.close();
+    }
+  }, 60_000);
 
   describe('OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT', () => {
     type Post = { path: string; contentType: string; body: Buffer };

@@ -19,6 +19,7 @@
  *                        // 'slow'   like 'ok' after the latency (1000 ms if none was set)
  *                        // 'empty'  chat answers 200 with an empty message; speech with no bytes
  *   fake.setLatency(ms)  // delay before every answer, in any mode (default 0)
+ *   fake.setSpeechLatency(ms) // a further delay before each speech answer only (default 0)
  *   fake.setStructuredOutput(false) // chat requests with a response_format get HTTP 400, as a
  *                        // model without structured output answers (default true);
  *                        // 'bad-schema': HTTP 400 refusing the schema itself
@@ -75,6 +76,7 @@ export type FakeOpenAI = {
   setTranscriptMode(mode: FakeOpenAIMode): void;
   setMode(mode: FakeOpenAIMode): void;
   setLatency(ms: number): void;
+  setSpeechLatency(ms: number): void;
   setStructuredOutput(supported: boolean | 'bad-schema'): void;
   setTokenDelay(ms: number): void;
   setReplyText(text: string | null): void;
@@ -90,6 +92,7 @@ const DEFAULT_SLOW_MS = 1000;
 export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?: number; /** Keep only the last this many request bodies (a long benchmark's memory); default all. */ keep?: number } = {}): Promise<FakeOpenAI> {
   let mode: FakeOpenAIMode = opts.mode ?? 'ok';
   let latencyMs = opts.latencyMs ?? 0;
+  let speechLatencyMs = 0;
   let structuredOutput: boolean | 'bad-schema' = true;
   let tokenDelayMs = 0;
   let replyText: string | null = null;
@@ -117,7 +120,7 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
     if (opts.keep !== undefined) for (const list of [requests, speechRequests]) if (list.length > opts.keep) list.splice(0, list.length - opts.keep);
 
     const current = mode;
-    answerAs(current, res, () => {
+    answerAs(current, res, speech ? speechLatencyMs : 0, () => {
       if (chat && structuredOutput !== true && (body as FakeChatRequest).response_format) {
         const message = structuredOutput === false
           ? "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
@@ -143,14 +146,14 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
    * the latency (slow: the latency or a second), a 500 (error500), else `answer()` — unless
    * the client has gone by then. The timer is cleared by close().
    */
-  function answerAs(current: FakeOpenAIMode, res: ServerResponse, answer: () => void): void {
+  function answerAs(current: FakeOpenAIMode, res: ServerResponse, extraMs: number, answer: () => void): void {
     if (current === 'hang') return;
     const go = () => {
       if (res.destroyed) return;
       if (current === 'error500') return sendJson(res, 500, { error: { message: 'The fake server had an error', type: 'server_error' } });
       answer();
     };
-    const delay = current === 'slow' ? latencyMs || DEFAULT_SLOW_MS : latencyMs;
+    const delay = (current === 'slow' ? latencyMs || DEFAULT_SLOW_MS : latencyMs) + extraMs;
     if (delay <= 0) return go();
     const timer = setTimeout(() => {
       timers.delete(timer);
@@ -172,7 +175,7 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
     transcriptions.push({ model: field('model') ?? '', language: field('language'), responseFormat: field('response_format'), filename: (file as File).name ?? '', contentType: file.type, bytes: new Uint8Array(await file.arrayBuffer()) });
     if (opts.keep !== undefined && transcriptions.length > opts.keep) transcriptions.splice(0, transcriptions.length - opts.keep);
     const current = transcriptMode;
-    answerAs(current, res, () => sendJson(res, 200, { text: current === 'empty' ? '' : transcript }));
+    answerAs(current, res, 0, () => sendJson(res, 200, { text: current === 'empty' ? '' : transcript }));
   }
   server.on('connection', (socket) => {
     sockets.add(socket);
@@ -190,6 +193,7 @@ export async function startFakeOpenAI(opts: { mode?: FakeOpenAIMode; latencyMs?:
     setTranscriptMode: (next) => { transcriptMode = next; },
     setMode: (next) => { mode = next; },
     setLatency: (ms) => { latencyMs = ms; },
+    setSpeechLatency: (ms) => { speechLatencyMs = ms; },
     setStructuredOutput: (supported) => { structuredOutput = supported; },
     setTokenDelay: (ms) => { tokenDelayMs = ms; },
     setReplyText: (text) => { replyText = text; },
