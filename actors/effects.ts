@@ -66,22 +66,25 @@ export function createEffectWork(options: EffectWorkOptions) {
       });
     },
 
-    /** The reply's speech; `spoken`: its sentences' audio joined, when it was spoken while it streamed (synthesised again only if that failed). */
-    async audio(state: ConversationState, replySeq: number, spoken?: () => Promise<Speech | null | 'cancelled'>): Promise<EffectOutcome> {
+    /**
+     * The reply's speech, recorded in `traceparent` (the reply's: its prompt's trace); `spoken`:
+     * its sentences' audio joined, when it was spoken while it streamed (synthesised again only if that failed).
+     */
+    async audio(state: ConversationState, replySeq: number, traceparent: string | null, spoken?: () => Promise<Speech | null | 'cancelled'>): Promise<EffectOutcome> {
       const speech = options.speech;
       const reply = state.messages.find((msg) => msg.seq === replySeq);
       const twin = state.twin ? catalog.find(state.twin.id, undefined) : undefined;
-      if (!speech || !reply) return { command: { type: 'RecordAudioFailure', replySeq, reason: speech ? 'reply not found' : 'speech is disabled' }, traceparent: null };
+      if (!speech || !reply) return { command: { type: 'RecordAudioFailure', replySeq, reason: speech ? 'reply not found' : 'speech is disabled' }, traceparent };
       const voice = twin?.voiceId ?? 'alloy';
       try {
         const joined = spoken ? await spoken() : null;
-        if (joined === 'cancelled') return { command: { type: 'RecordAudioFailure', replySeq, reason: 'stopped by the user while it was spoken' }, traceparent: null };
+        if (joined === 'cancelled') return { command: { type: 'RecordAudioFailure', replySeq, reason: 'stopped by the user while it was spoken' }, traceparent };
         const stored = await speech.sink.store({ text: reply.content, voice, synthesize: () => (joined ? Promise.resolve(joined) : speech.model.synthesize({ text: reply.content, voice })) });
         const { audioId, format, durationSec, bytes } = stored;
-        return { command: { type: 'RecordAudio', replySeq, audioId, format, durationSec, bytes, voice }, traceparent: null };
+        return { command: { type: 'RecordAudio', replySeq, audioId, format, durationSec, bytes, voice }, traceparent };
       } catch (err) {
         errors.inc({ kind: err instanceof EffectError ? err.code : 'speech_failed' });
-        return { command: { type: 'RecordAudioFailure', replySeq, reason: (err as Error).message }, traceparent: null };
+        return { command: { type: 'RecordAudioFailure', replySeq, reason: (err as Error).message }, traceparent };
       }
     },
   };

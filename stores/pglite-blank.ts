@@ -27,16 +27,16 @@ function pgliteHome(): { dir: string; version: string } | null {
   return null;
 }
 
-/** Found once a process: the installed PGlite does not change under it. */
-let found: { file: string | null } | null = null;
+/** Found once a process (undefined: not looked for yet): the installed PGlite does not change under it. */
+let found: string | null | undefined;
 
 /** Where the blank cluster of the installed PGlite is kept (null: nowhere, every new cluster runs initdb). */
 export function blankClusterFile(): string | null {
-  if (found) return found.file;
+  if (found !== undefined) return found;
   const home = pgliteHome();
   // <node_modules>/@electric-sql/pglite → <node_modules>/.cache/gemello
-  found = { file: home ? join(dirname(dirname(home.dir)), '.cache', 'gemello', `pglite-${home.version}-blank.tar.gz`) : null };
-  return found.file;
+  found = home ? join(dirname(dirname(home.dir)), '.cache', 'gemello', `pglite-${home.version}-blank.tar.gz`) : null;
+  return found;
 }
 
 /**

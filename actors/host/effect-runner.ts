@@ -21,12 +21,7 @@ export function scheduleEffects(ctx: HostContext, part: Partition, actor: Actor)
   const replySeq = actor.state.pendingAudio[0];
   if (replySeq !== undefined && !actor.inFlight.has(`a${replySeq}`)) {
     actor.inFlight.add(`a${replySeq}`);
-    // Recorded in the reply's trace (the speech model gives none of its own).
-    const trace = actor.traces.get(replySeq) ?? null;
-    void runEffect(ctx, part, actor, `a${replySeq}`, async () => {
-      const outcome = await ctx.work.audio(actor.state, replySeq, spokenReply(actor, replySeq));
-      return outcome.traceparent ? outcome : { ...outcome, traceparent: trace };
-    });
+    void runEffect(ctx, part, actor, `a${replySeq}`, () => ctx.work.audio(actor.state, replySeq, actor.traces.get(replySeq) ?? null, spokenReply(actor, replySeq)));
   }
   scheduleFlowWork(ctx, part, actor, runEffect);
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, runCli, startCommand } from '../support/processes.ts';
+import { freePort, groupAlive, groupGone, runCli, startCommand } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -90,27 +90,17 @@ describe('one process per embedded data directory', () => {
     const own = mkdtempSync(join(tmpdir(), 'gemello-npm-'));
     const env = { ...bare, GEMELLO_DATA_DIR: own, PORT: String(await freePort()) };
     const app = await startCommand('npm', ['start', '--prefix', ROOT, '--silent'], env);
-    const group = -app.child.pid!;
-    const alive = () => {
-      try {
-        process.kill(group, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
+    const pid = app.child.pid!;
     try {
       expect(existsSync(join(own, 'lock'))).toBe(true);
       // npm alone, as a supervisor that knows only the pid it started signals it: npm passes
       // it to its shell, which dies without passing it on to the server.
-      process.kill(app.child.pid!, 'SIGTERM');
-      const end = Date.now() + 10_000;
-      while (alive() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-      expect(alive()).toBe(false);
+      process.kill(pid, 'SIGTERM');
+      expect(await groupGone(pid, 10_000)).toBe(true);
       expect(app.output()).toMatch(/the npm that started this process is gone: shutting down/);
       expect(existsSync(join(own, 'lock'))).toBe(false);
     } finally {
-      if (alive()) process.kill(group, 'SIGKILL');
+      if (groupAlive(pid)) process.kill(-pid, 'SIGKILL');
       rmSync(own, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
     }
   }, 60_000);

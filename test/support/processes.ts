@@ -43,6 +43,23 @@ export function runCli(args: string[], env: Record<string, string | undefined>, 
   });
 }
 
+/** Whether any process of the group led by `pid` (a child spawned `detached`) is still running. */
+export function groupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits at most `ms` for the group led by `pid` to be gone; whether it is. */
+export async function groupGone(pid: number, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (groupAlive(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  return !groupAlive(pid);
+}
+
 /** Starts `gemello <args>` (the real CLI) as a child process and waits until it reports ready. */
 export async function startGemello(args: string[], env: Record<string, string>, readyMs = 60_000): Promise<Gemello> {
   const child = fork(CLI, args, {
@@ -189,17 +206,7 @@ export async function startCommand(command: string, args: string[], env: Record<
       }
       await Promise.race([done, new Promise((r) => setTimeout(r, 15_000))]);
       // npm exits before the node it started: wait for the whole process group to be gone.
-      const groupAlive = () => {
-        try {
-          process.kill(-child.pid!, 0);
-          return true;
-        } catch {
-          return false;
-        }
-      };
-      const end = Date.now() + 15_000;
-      while (groupAlive() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-      if (groupAlive() || exited === null) {
+      if (!(await groupGone(child.pid!, 15_000)) || exited === null) {
         try {
           process.kill(-child.pid!, 'SIGKILL');
         } catch {
