@@ -1,9 +1,13 @@
-import { context, isSpanContextValid, propagation, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, isSpanContextValid, propagation, ROOT_CONTEXT, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Attributes, Context, Span, SpanKind, Tracer } from '@opentelemetry/api';
 
-/** The context a W3C traceparent (from a Kafka header or an event envelope) continues. */
+/**
+ * The context a W3C traceparent (from a Kafka header or an event envelope) continues. Work
+ * that carries no trace starts one of its own: it never joins whatever trace happens to be
+ * active where it runs (a timer armed in one prompt's span, a mailbox task after another's).
+ */
 export function contextFrom(traceparent: string | null | undefined): Context {
-  return traceparent ? propagation.extract(context.active(), { traceparent }) : context.active();
+  return traceparent ? propagation.extract(ROOT_CONTEXT, { traceparent }) : ROOT_CONTEXT;
 }
 
 /** The traceparent of a context (null when tracing is off). */

@@ -54,6 +54,7 @@ export async function commit(ctx: HostContext, part: Partition, actor: Actor, ev
   const logged = envs.map((e, i) => ({ ...e, position: { partition: part.id, offset: base + i } }) as LoggedEvent);
   for (const e of logged) part.tail.add(e);
   actor.state = next;
+  actor.lastTrace = meta.traceparent;
   actor.position = logged[logged.length - 1]!.position;
   actor.unsnapshottedFrom ??= base;
   actor.sinceSnapshot += logged.length;

@@ -42,6 +42,8 @@ export type Actor = {
   inFlight: Set<string>;
   /** The trace of each pending prompt and of each reply whose speech is pending, by seq (dropped once answered or spoken). */
   traces: Map<number, string | null>;
+  /** The trace of what caused the actor's last append (null: none, or not since it was recovered): what its flow's work continues. */
+  lastTrace: string | null;
   /**
    * Pending prompts whose sender takes only the whole reply (SubmitPrompt `stream: false`):
    * the model is asked for it in one piece and nothing goes to the reply streams. Only in

@@ -9,12 +9,14 @@ type RunEffect = (ctx: HostContext, part: Partition, actor: Actor, key: string, 
  * Starts what the actor's flow waits on: its side effect (made again, with the same
  * idempotency key, by whoever holds the conversation after a crash), the model's reading
  * of a prompt the parsers could not read, and its noInput timer, armed from the log's
- * due time, so it fires after a restart too (at once when it is already due).
+ * due time, so it fires after a restart too (at once when it is already due). Each runs in
+ * the trace of what made the flow ask for it (the actor's last append's cause).
  */
 export function scheduleFlowWork(ctx: HostContext, part: Partition, actor: Actor, runEffect: RunEffect): void {
   const flows = ctx.flows;
   const flow = actor.state.flow;
   if (!flows || !flow || flow.status !== 'running') return disarm(actor);
+  const traceparent = actor.lastTrace;
   const effect = flow.effect;
   if (effect && !actor.inFlight.has(`f${effect.key}`)) {
     actor.inFlight.add(`f${effect.key}`);
@@ -22,7 +24,7 @@ export function scheduleFlowWork(ctx: HostContext, part: Partition, actor: Actor
       await pinCheckpoint(ctx, part, actor.pendingFrom);
       const command = await flows.effects.run(flows.setting.of(flow), flow, ctx.now);
       ctx.m.flowEffects.inc({ kind: effect.kind, status: command.status });
-      return { command, traceparent: null };
+      return { command, traceparent };
     });
   }
   const read = flow.read;
@@ -30,7 +32,7 @@ export function scheduleFlowWork(ctx: HostContext, part: Partition, actor: Actor
     actor.inFlight.add(`r${read.promptSeq}`);
     void runEffect(ctx, part, actor, `r${read.promptSeq}`, async () => ({
       command: { type: 'RecordFlowRead', promptSeq: read.promptSeq, value: await readWithModel(flows, actor.state, read.promptSeq).catch(() => null), at: ctx.now().toISOString() },
-      traceparent: null,
+      traceparent,
     }));
   }
   const timer = flow.timer;
@@ -42,7 +44,7 @@ export function scheduleFlowWork(ctx: HostContext, part: Partition, actor: Actor
     if (actor.flowTimer?.seq !== timer.seq) return;
     actor.flowTimer = null;
     if (ctx.stopping || part.revoked || part.actors.get(actor.id) !== actor) return;
-    void runEffect(ctx, part, actor, `t${timer.seq}`, async () => ({ command: { type: 'FireFlowTimer', timerSeq: timer.seq, at: ctx.now().toISOString() }, traceparent: null }));
+    void runEffect(ctx, part, actor, `t${timer.seq}`, async () => ({ command: { type: 'FireFlowTimer', timerSeq: timer.seq, at: ctx.now().toISOString() }, traceparent }));
   }, Math.min(delay, 2 ** 31 - 1));
   handle.unref?.();
   actor.flowTimer = { seq: timer.seq, handle };

@@ -16,6 +16,7 @@ export function newActor(conversationId: string): Actor {
     pendingAt: new Map(),
     inFlight: new Set(),
     traces: new Map(),
+    lastTrace: null,
     quiet: new Set(),
     snapshotting: null,
     snapshotNext: null,

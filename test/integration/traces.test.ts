@@ -18,6 +18,7 @@ import { startTelemetry } from '../../telemetry/sdk.ts';
 import type { Telemetry } from '../../telemetry/sdk.ts';
 import { realEnv } from '../support/env.ts';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
+import { flowDeployment, startCrm, startWebhook } from '../support/flow-backends.ts';
 import { connect } from '../support/ws-client.ts';
 
 const env = {
@@ -214,6 +215,53 @@ describe('traces', () => {
       await fake.close();
     }
   }, 60_000);
+
+  it("records a flow's backend calls in the trace of the prompt that led to them", async () => {
+    const crm = await startCrm();
+    const mail = await startWebhook();
+    const { flowsDir, twinsFile } = flowDeployment();
+    const flowing = await serveRuntime({
+      ...realEnv('tracesflow').env, GEMELLO_PARTITIONS: '3', GEMELLO_LOG_QUIET: '1', GEMELLO_SPEECH: 'off', OPENAI_API_KEY: '',
+      GEMELLO_FLOWS_DIR: flowsDir, GEMELLO_TWINS_FILE: twinsFile, GEMELLO_BACKENDS: `crm=${crm.url}`, GEMELLO_EMAIL_WEBHOOK: mail.url,
+    });
+    telemetry = await startTelemetry(env, ALL_ROLES, logger, { exporter: new InMemorySpanExporter() });
+    try {
+      const client = await connect(flowing.wsUrl);
+      let conversationId: string | undefined;
+      const say = async (prompt: string, until: RegExp) => {
+        client.send({ type: 'prompt', digitalTwinId: 'onboarding-it', prompt, ...(conversationId ? { conversationId } : {}) });
+        for (;;) {
+          const f = await client.next((x) => x.type === 'reply' || x.type === 'error', 20_000);
+          if (f.type === 'error') throw new Error(`error frame: ${JSON.stringify(f)}`);
+          conversationId = f.conversationId as string;
+          if (until.test(f.reply as string)) return;
+        }
+      };
+      for (const [prompt, until] of [['ciao', /Come ti chiami/], ['mi chiamo Giulia Rossi', /giusto/], ['sì', /nascita/], ['3 marzo 1990', /Sei nato/], ['sì', /email/], ['giulia@example.it', /email è/]] as const) await say(prompt, until);
+      await say('sì, esatto', /A presto/);
+      client.close();
+      type Row = { seq: number; type: string; data: { text?: string }; traceparent: string | null };
+      let rows: Row[] = [];
+      for (let i = 0; i < 200 && !rows.some((r) => r.type === 'FlowEnded'); i++) {
+        rows = await flowing.rt.backends.db.query<Row>('SELECT seq, type, data, traceparent FROM events WHERE conversation_id = $1 ORDER BY seq', [conversationId]);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const traceOf = (r: Row | undefined) => r?.traceparent?.split('-')[1] ?? null;
+      const lastPrompt = rows.filter((r) => r.type === 'PromptReceived').at(-1);
+      const calls = rows.filter((r) => r.type === 'BackendCalled');
+      expect(calls).toHaveLength(2); // the CRM, then the email
+      expect(traceOf(lastPrompt)).not.toBeNull();
+      for (const c of calls) expect(traceOf(c), `BackendCalled at seq ${c.seq}`).toBe(traceOf(lastPrompt));
+      // And the prompts before it each have a trace of their own.
+      expect(new Set(rows.filter((r) => r.type === 'PromptReceived').map(traceOf)).size).toBe(7);
+    } finally {
+      await telemetry.shutdown();
+      telemetry = null;
+      await flowing.stop();
+      await crm.close();
+      await mail.close();
+    }
+  }, 90_000);
 
   describe('OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT', () => {
     type Post = { path: string; contentType: string; body: Buffer };

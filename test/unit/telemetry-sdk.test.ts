@@ -71,6 +71,24 @@ describe('startTelemetry', () => {
     await t.shutdown();
   });
 
+  it('starts work that carries no trace in a trace of its own, never in the one active where it runs', async () => {
+    const exporter = new InMemorySpanExporter();
+    const t = await startTelemetry({}, ['gateway', 'actors'], captureLogger().logger, { exporter });
+    // A timer armed, or a mailbox task queued, while a prompt's span is active, that carries no traceparent.
+    await inSpan(gateway, 'ws.receive', {}, async () => {
+      await inSpan(actors, 'flow.timer', { parent: contextFrom(null) }, async () => {});
+      await inSpan(actors, 'speech.owed', { parent: contextFrom(undefined) }, async () => {});
+    });
+    const spans = exporter.getFinishedSpans();
+    const receive = spans.find((s) => s.name === 'ws.receive')!;
+    for (const name of ['flow.timer', 'speech.owed']) {
+      const s = spans.find((x) => x.name === name)!;
+      expect(s.parentSpanContext, name).toBeUndefined();
+      expect(s.spanContext().traceId, name).not.toBe(receive.spanContext().traceId);
+    }
+    await t.shutdown();
+  });
+
   it('stops recording at shutdown, and a second start records again through tracers taken before the first', async () => {
     const first = new InMemorySpanExporter();
     const t1 = await startTelemetry({}, ['gateway'], captureLogger().logger, { exporter: first });
