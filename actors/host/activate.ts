@@ -48,7 +48,21 @@ export async function activate(ctx: HostContext, part: Partition, actor: Actor):
     // Recorded at or after the checkpoint the tail starts at (the checkpoint never passes pending work).
     for (const k of openWork(actor.state)) actor.pendingAt.set(k, part.tail.start);
     actor.pendingFrom = part.tail.start;
+    resumeTraces(part, actor);
     scheduleEffects(ctx, part, actor);
   }
   return r.tier;
+}
+
+/**
+ * The traces of the work it resumes, from the appends that made it owed (in the tail: the
+ * checkpoint never passes pending work), so a reply or speech made after a takeover or a
+ * restart is still in its prompt's trace.
+ */
+function resumeTraces(part: Partition, actor: Actor): void {
+  const { pendingPrompts, pendingAudio } = actor.state;
+  for (const e of part.tail.eventsOf(actor.id)) {
+    const owed = (e.type === 'PromptReceived' && pendingPrompts.includes(e.seq)) || (e.type === 'ReplyGenerated' && pendingAudio.includes(e.seq));
+    if (owed && e.traceparent && !actor.traces.has(e.seq)) actor.traces.set(e.seq, e.traceparent);
+  }
 }

@@ -19,10 +19,12 @@ const twin = seedTwin;
 const quiet = quietLogger;
 const fileLog = tempFileLogs('takeover');
 
-const prompt = (conversationId: string, commandId: string, text: string, offset: number): LogRecord => ({
+const prompt = (conversationId: string, commandId: string, text: string, offset: number, traceparent: string | null = null): LogRecord => ({
   topic: TOPICS.commands, partition: 0, offset, key: conversationId, headers: {}, timestamp: Date.now(),
-  value: JSON.stringify({ type: 'SubmitPrompt', commandId, conversationId, correlationId: null, principal: null, traceparent: null, issuedAt: new Date(0).toISOString(), data: { twin, text } }),
+  value: JSON.stringify({ type: 'SubmitPrompt', commandId, conversationId, correlationId: null, principal: null, traceparent, issuedAt: new Date(0).toISOString(), data: { twin, text } }),
 });
+// The trace the gateway gave the prompt (with traces off, the actor's events carry it as it came).
+const promptTrace = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
 
 async function eventsOf(log: EventLog): Promise<LoggedEvent[]> {
   const out: LoggedEvent[] = [];
@@ -31,7 +33,7 @@ async function eventsOf(log: EventLog): Promise<LoggedEvent[]> {
 }
 
 describe('taking a partition over', () => {
-  it('without a checkpoint of the last owner: the owed replies are made, the other conversations are not woken', async () => {
+  it('without a checkpoint of the last owner: the owed replies are made, in their prompts\' traces, the other conversations are not woken', async () => {
     const log = fileLog(1);
     const snapshots = createMemorySnapshotStore();
     // A projector that has applied every event of the partition (and knows no state: the tiers below it are used).
@@ -51,7 +53,7 @@ describe('taking a partition over', () => {
     });
     const d = acquire(dying, 0);
     await d.ready;
-    await handleCommands(dying, d, [prompt('owed', 'c2', 'What is a moat?', 1)]);
+    await handleCommands(dying, d, [prompt('owed', 'c2', 'What is a moat?', 1, promptTrace)]);
     for (let i = 0; i < 200 && asked === 0; i++) await sleep(10);
     expect(asked).toBe(1);
     expect(await snapshots.getCheckpoint(0)).toBeNull();
@@ -64,6 +66,7 @@ describe('taking a partition over', () => {
     await n.actors.get('owed')?.queue;
     const owed = (await eventsOf(log)).filter((e) => e.conversationId === 'owed');
     expect(owed.map((e) => e.type)).toEqual(['ConversationStarted', 'PromptReceived', 'ReplyGenerated']);
+    expect(owed.map((e) => e.traceparent)).toEqual([promptTrace, promptTrace, promptTrace]);
     expect(n.actors.has('done')).toBe(false);
     await log.close();
   });
