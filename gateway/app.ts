@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import type { MiddlewareHandler } from 'hono';
 import type { UpgradeWebSocket } from 'hono/ws';
 import type { TwinCatalog } from '../actors/twins.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -6,6 +7,7 @@ import { authEnabled, principalOf, tokenFrom, tokenOf } from './auth.ts';
 import type { AuthConfig } from './auth.ts';
 import type { Eraser } from './erase.ts';
 import { PAGE_HTML } from './page.ts';
+import { conversationIdProblem } from './protocol.ts';
 import { createSession, sessionMetrics } from './session.ts';
 import type { Session, SessionDeps, SocketPort } from './session.ts';
 
@@ -57,6 +59,11 @@ export class OpenSocket {
  * (Node: runtime/node.ts, with `ws`), hands each socket to `open` and its frames to `text`
  * and `binary`, and the app answers those paths only as HTTP (426, the chat page).
  */
+/** The largest seq the read model's integer columns hold. */
+const MAX_SEQ = 2_147_483_647;
+/** `afterSeq` of the events route: absent is 0; a whole number up to MAX_SEQ; anything else null. */
+const afterSeqOf = (q: string | undefined): number | null => (q === undefined ? 0 : /^\d{1,10}$/.test(q) && Number(q) <= MAX_SEQ ? Number(q) : null);
+
 export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | null) {
   const app = new Hono();
   const m = sessionMetrics(deps.metrics);
@@ -130,6 +137,14 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
     if (!deps.readApi) return c.json({ error: 'the read model is not configured', code: 'unavailable' }, 503);
     await next();
   });
+  // A conversation id no conversation can have is the client's mistake, answered before any backend is asked.
+  const checkId: MiddlewareHandler = async (c, next) => {
+    const problem = conversationIdProblem(c.req.param('id')!);
+    if (problem) return c.json({ error: problem, code: 'invalid_request' }, 400);
+    await next();
+  };
+  app.use('/api/conversations/:id', checkId);
+  app.use('/api/conversations/:id/*', checkId);
   const owned = async (c: { get(k: never): unknown }, id: string) => {
     const conv = await deps.readApi!.getConversation(id);
     if (!conv) return { status: 404 as const };
@@ -149,8 +164,9 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
     const r = await owned(c, c.req.param('id'));
     if (r.status === 404) return c.json({ error: 'no such conversation', code: 'conversation_not_found' }, 404);
     if (r.status === 403) return c.json({ error: 'the conversation belongs to someone else', code: 'forbidden' }, 403);
-    const after = Number(c.req.query('afterSeq') ?? 0);
-    return c.json(await deps.readApi!.getEvents(c.req.param('id'), Number.isFinite(after) ? after : 0));
+    const after = afterSeqOf(c.req.query('afterSeq'));
+    if (after === null) return c.json({ error: `afterSeq must be a whole number from 0 to ${MAX_SEQ}`, code: 'invalid_request' }, 400);
+    return c.json(await deps.readApi!.getEvents(c.req.param('id'), after));
   });
   app.delete('/api/conversations/:id', async (c) => {
     const id = c.req.param('id');

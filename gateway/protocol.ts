@@ -99,6 +99,7 @@ export const ERROR_CODES = {
   stale_proposal: 'a newer proposal replaced the one confirmed; confirm that one',
   conversation_erased: 'the conversation was erased; start a new one',
   nothing_to_stop: 'no reply is in flight',
+  reply_stopped: 'the reply was stopped before it was done (a stop from another socket)',
   audio_too_long: 'the utterance is longer or larger than this gateway takes',
   audio_format: 'the audio format is not one this gateway reads',
   audio_sequence: 'audio frames out of order: audio.start, binary frames, then audio.end',
@@ -139,6 +140,12 @@ function inspect(json: unknown): string | null {
 
 const BAD_TEXT = 'strings must be well-formed Unicode without NUL characters';
 const clean = (s: string) => s.isWellFormed() && !s.includes('\u0000');
+
+/** What is wrong with a conversation id from a URL (null: nothing), by the rules a frame's conversationId follows. */
+export function conversationIdProblem(conversationId: string): string | null {
+  if (!id.safeParse(conversationId).success) return 'a conversation id is 1 to 200 characters';
+  return clean(conversationId) ? null : 'a conversation id must be well-formed Unicode without NUL characters';
+}
 
 const encoder = new TextEncoder();
 /** UTF-8 length, computed only when the UTF-16 length leaves it in doubt. */

@@ -138,8 +138,13 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
         break;
       case 'ReplyStopped':
         if (own) mine.delete(e.causationId!);
-        if (e.data.replySeq === undefined) answered(f, e.data.promptSeq);
         f.silenced = Math.max(f.silenced, e.data.promptSeq);
+        if (e.data.replySeq === undefined) {
+          answered(f, e.data.promptSeq);
+          const asked = requestId(e.data.promptSeq);
+          // A seed socket knows no reply.stopped: a prompt it waits on is answered with an error, never left silent.
+          if (!s.typed) out.error('reply_stopped', 'the reply was stopped before it was done', { ...twinFields(f), conversationId, seq: e.seq, promptSeq: e.data.promptSeq, ...asked });
+        }
         // The stop's requestId, for the socket that sent it.
         other(s, { type: 'reply.stopped', conversationId, seq: e.seq, promptSeq: e.data.promptSeq, text: e.data.text, heardChars: e.data.heardChars, ...(e.data.replySeq !== undefined ? { replySeq: e.data.replySeq } : {}), ...(own ? echo(e.correlationId) : {}) });
         break;

@@ -276,4 +276,48 @@ describe(`the gateway under fuzzed frames (fast-check seed ${SEED}; FUZZ_SEED to
     expect(confirmed).toHaveLength(confirms.length);
     console.log(`fuzz: ${all.length} frames in ${fuzzMs} ms (${sent.filter((s) => s.expect === 'error').length} refused, ${prompts.length} prompts, ${confirms.length} confirms, ${taken.filter((s) => s.expect === 'resume').length} resumes taken); ${records.length} commands on the log`);
   }, 90_000);
+
+  it('answers a conversation id no conversation can have, and a bad afterSeq, with 400 on every HTTP route, asking nothing of the log', async () => {
+    const url = (path: string) => `http://127.0.0.1:${port}${path}`;
+    const client = await connect(`ws://127.0.0.1:${port}/ws`);
+    client.send({ ...seed, prompt: 'for the routes' });
+    const conv = (await client.next((f) => f.type === 'reply')).conversationId as string;
+    client.close();
+    // Once projected, the events after seq 1 are the prompt and its reply.
+    const eventsAfter = async (afterSeq: string) => {
+      const body: unknown = await (await fetch(url(`/api/conversations/${conv}/events?afterSeq=${afterSeq}`))).json();
+      return Array.isArray(body) ? (body as { seq: number }[]) : []; // not projected yet: 404
+    };
+    let projected: { seq: number }[] = [];
+    for (const end = Date.now() + 10_000; projected.length < 2 && Date.now() < end; await new Promise((r) => setTimeout(r, 100))) projected = await eventsAfter('1');
+    expect(projected.map((e) => e.seq)).toEqual([2, 3]);
+    const commandsBefore = async () => {
+      const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: 12, namespace });
+      try {
+        return (await log.endOffsets('gemello.commands')).reduce((a, b) => a + b, 0);
+      } finally {
+        await log.close();
+      }
+    };
+    const before = await commandsBefore();
+    for (const bad of ['%00', `a%00b`, 'b'.repeat(201)]) {
+      for (const [method, path] of [['GET', `/api/conversations/${bad}`], ['GET', `/api/conversations/${bad}/events`], ['DELETE', `/api/conversations/${bad}`]] as const) {
+        const t0 = Date.now();
+        const res = await fetch(url(path), { method });
+        expect(res.status, `${method} ${path.slice(0, 60)}`).toBe(400);
+        expect(await res.json()).toMatchObject({ code: 'invalid_request', error: expect.stringMatching(/conversation id/) });
+        expect(Date.now() - t0, 'answered at once, not after the erasure wait').toBeLessThan(5_000);
+      }
+    }
+    for (const afterSeq of ['1.5', '99999999999999999999', '-1', 'abc', '', '2147483648']) {
+      const res = await fetch(url(`/api/conversations/${conv}/events?afterSeq=${afterSeq}`));
+      expect(res.status, `afterSeq=${afterSeq}`).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'invalid_request', error: expect.stringMatching(/afterSeq/) });
+    }
+    // Good ones still answer, as before: an id of 200 characters is a conversation not found.
+    expect((await eventsAfter('2')).map((e) => e.seq)).toEqual([3]);
+    expect((await fetch(url(`/api/conversations/${'b'.repeat(200)}`))).status).toBe(404);
+    expect(await commandsBefore()).toBe(before);
+    expect(gemello.output()).not.toMatch(/invalid byte sequence|out of range for type integer|invalid input syntax/);
+  }, 60_000);
 });

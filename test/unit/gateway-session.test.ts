@@ -229,6 +229,25 @@ describe('with auth, a conversation belongs to its principal', () => {
   });
 });
 
+describe('a prompt stopped before its reply', () => {
+  it('is answered on a seed socket with an error that names it (a seed client knows no reply.stopped), and on a typed one with reply.stopped', async () => {
+    const w = world();
+    const seedSocket = w.client();
+    const typed = w.client();
+    await seedSocket.send({ digitalTwinId: seed.id, prompt: 'hi', conversationId: 'talk', requestId: 'from-seed' });
+    await typed.send({ type: 'resume', conversationId: 'talk', afterSeq: 0 });
+    const cmd = w.commands()[0]!;
+    w.emit(started('talk', null, cmd.commandId));
+    w.emit(prompt('talk', 2, cmd.commandId, 'from-seed'));
+    // Another socket's stop: the prompt at seq 2 gets no ReplyGenerated.
+    w.emit(ev('talk', 3, 'ReplyStopped', { promptSeq: 2, text: 'Buy', heardChars: null }));
+    await sleep(5);
+    expect(seedSocket.frames).toEqual([expect.objectContaining({ type: 'error', code: 'reply_stopped', conversationId: 'talk', seq: 3, promptSeq: 2, requestId: 'from-seed', digitalTwinId: seed.id })]);
+    expect(typed.frames.at(-1)).toMatchObject({ type: 'reply.stopped', seq: 3, promptSeq: 2, text: 'Buy' });
+    expect(typed.frames.some((f) => f.type === 'error')).toBe(false);
+  });
+});
+
 describe('hostile input', () => {
   it('answers every bad frame with one error frame with a code, and publishes nothing', async () => {
     const w = world();
