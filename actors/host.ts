@@ -88,6 +88,7 @@ export function createHostContext(options: ActorHostOptions): HostContext {
     tracer,
     m,
     recovery: createRecovery({ log, snapshots, readModel: options.readModel, keys, historyMessages }),
+    fieldsOf: (twinId) => catalog.find(twinId, undefined)?.fields,
     work: createEffectWork({ replyModel: options.replyModel, speech: options.speech ?? null, catalog, tracer, historyMessages, modelMs: m.modelMs, errors: m.errors }),
     streams: options.streams ?? null,
     // Off with GEMELLO_SPEECH_SENTENCES=off: the whole reply is synthesised after it, as before.

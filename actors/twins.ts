@@ -18,12 +18,29 @@ export const TwinSchema = z.object({
   flow: z.string().min(1).max(100).optional(),
 });
 
-/** The zod schema of the data a twin collects: confirmed data is checked against it at the gateway. */
-export function fieldsSchema(fields: TwinField[]): z.ZodType<Record<string, unknown>> | null {
-  if (!fields.length) return null;
+/** The schema of what one confirm may carry, by the twin's fields (each optional: data is confirmed a few fields at a time). */
+function confirmableSchema(fields: TwinField[]): z.ZodType<Record<string, unknown>> {
   const shape: Record<string, z.ZodType> = {};
-  for (const f of fields) shape[f.name] = f.required ? fieldSchema(f) : fieldSchema(f).optional();
+  for (const f of fields) shape[f.name] = fieldSchema(f).optional();
   return z.strictObject(shape) as unknown as z.ZodType<Record<string, unknown>>;
+}
+const confirmable = new WeakMap<TwinField[], z.ZodType<Record<string, unknown>>>();
+
+/**
+ * What is wrong with data confirmed for a twin that declares `fields` (null: nothing): every
+ * value must fit its field (type, pattern), and a field the twin does not declare is refused.
+ * A twin without fields takes any data (within the conversation's limits). Checked by the
+ * gateway, to answer at once, and by the actor host, which has the last word.
+ */
+export function confirmedDataProblem(fields: TwinField[] | undefined, data: Record<string, unknown>): string | null {
+  if (!fields?.length) return null;
+  let schema = confirmable.get(fields);
+  if (!schema) confirmable.set(fields, (schema = confirmableSchema(fields)));
+  const checked = schema.safeParse(data);
+  if (checked.success) return null;
+  const issue = checked.error.issues[0];
+  const path = issue?.path.join('.') || (issue && 'keys' in issue ? (issue.keys as string[]).join(', ') : '') || 'data';
+  return `${path}: ${issue?.message}`;
 }
 
 /** The zod schema of one field's value. */

@@ -14,7 +14,7 @@ import type { ConversationState } from '../state.ts';
 import type { TailIndex } from '../tail.ts';
 import type { FlowSetting } from '../decide.ts';
 import type { FlowEffects } from '../flow-effects.ts';
-import type { ReplyModel } from '../ports.ts';
+import type { ReplyModel, TwinField } from '../ports.ts';
 import type { TwinCatalog } from '../twins.ts';
 
 /** One conversation held in memory by the host. */
@@ -180,6 +180,8 @@ export type HostContext = {
   hold: { until: Promise<void>; release: () => void; since: number } | null;
   /** Counts the group's assignments to this host (each time it settles). */
   epoch: number;
+  /** The fields a twin of the catalog collects (what confirmed data is checked against). */
+  fieldsOf: (twinId: string) => TwinField[] | undefined;
   /** The flows this host runs, and what their side effects go through (null: no flows). */
   flows: { setting: FlowSetting; effects: FlowEffects; model: ReplyModel; catalog: TwinCatalog } | null;
 };

@@ -1,3 +1,4 @@
+import { confirmedDataProblem } from '../twins.ts';
 import { SpanKind } from '@opentelemetry/api';
 import { encodeNotice } from '../../events/codec.ts';
 import { KeyDestroyed } from '../../sealing/keys.ts';
@@ -82,6 +83,11 @@ export async function handleCommand(ctx: HostContext, part: Partition, actor: Ac
     } catch (err) {
       if (!(err instanceof DomainError)) throw err;
       return reject(err.code, err.message);
+    }
+    // Confirmed data must fit the twin's fields, whichever gateway socket sent it.
+    for (const e of events) {
+      const problem = e.type === 'DataConfirmed' && actor.state.twin ? confirmedDataProblem(ctx.fieldsOf(actor.state.twin.id), e.data.data) : null;
+      if (problem) return reject('invalid_data', problem);
     }
     ctx.m.commands.inc({ type: cmd.type, outcome: events.length ? 'applied' : 'duplicate' });
     let logged: LoggedEvent[] = [];

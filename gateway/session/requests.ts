@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { trace } from '@opentelemetry/api';
 import type { ClientCommand } from '../../actors/commands.ts';
-import { fieldsSchema } from '../../actors/twins.ts';
+import { confirmedDataProblem } from '../../actors/twins.ts';
 import { KeyDestroyed } from '../../sealing/keys.ts';
 import { ERROR_CODES } from '../protocol.ts';
 import type { ConfirmFrame, PromptFrame, StopFrame } from '../protocol.ts';
@@ -112,18 +112,12 @@ export function conversationFor(s: SessionState, twin: { id: string; name: strin
 /** A confirm frame: the data checked against the twin's fields, then ConfirmData. */
 export async function confirm(s: SessionState, frame: ConfirmFrame): Promise<void> {
   const f = follow(s, frame.conversationId, null);
-  // The twin's declared fields are the schema of what may be confirmed.
-  const twin = f.twin ? s.deps.catalog.find(f.twin.id, undefined) : undefined;
-  const schema = twin ? fieldsSchema(twin.fields ?? []) : null;
+  // The twin's declared fields say what may be confirmed: refused here at once when this socket
+  // knows the conversation's twin; the actor host checks it in any case.
   // Without data the proposals are confirmed; they were checked against the fields when the model made them.
-  if (schema && frame.data) {
-    const checked = schema.safeParse(frame.data);
-    if (!checked.success) {
-      const issue = checked.error.issues[0];
-      s.out.error('invalid_data', `${issue?.path.join('.') || 'data'}: ${issue?.message}`, { conversationId: frame.conversationId, ...echo(frame.requestId) });
-      return;
-    }
-  }
+  const twin = f.twin ? s.deps.catalog.find(f.twin.id, undefined) : undefined;
+  const problem = twin && frame.data ? confirmedDataProblem(twin.fields, frame.data) : null;
+  if (problem) return void s.out.error('invalid_data', problem, { conversationId: frame.conversationId, ...echo(frame.requestId) });
   await publish(s, { ...meta(s, frame.conversationId, frame.requestId), type: 'ConfirmData', data: { data: (frame.data ?? {}) as Record<string, unknown>, ...(frame.proposalSeq !== undefined ? { proposalSeq: frame.proposalSeq } : {}) } });
 }
 

@@ -98,11 +98,26 @@ describe('confirming data', () => {
     client.send({ ...seed, prompt: 'hi' });
     const { conversationId } = await client.next((f) => f.type === 'reply');
     client.send({ type: 'confirm', conversationId, data: { email: 'not an email' }, requestId: 'bad' });
-    expect(await client.next((f) => f.type === 'error')).toMatchObject({ code: 'invalid_data', requestId: 'bad' });
+    // The field that does not fit is named (a confirm may carry some of the fields: name is not asked for).
+    expect(await client.next((f) => f.type === 'error')).toMatchObject({ code: 'invalid_data', requestId: 'bad', error: expect.stringMatching(/^email: /) });
     client.send({ type: 'confirm', conversationId, data: { favouriteColour: 'red' } });
-    expect(await client.next((f) => f.type === 'error')).toMatchObject({ code: 'invalid_data' });
+    expect(await client.next((f) => f.type === 'error')).toMatchObject({ code: 'invalid_data', error: expect.stringMatching(/favouriteColour/) });
     client.send({ type: 'confirm', conversationId: randomUUID(), data: { name: 'Nobody' } });
     expect(await client.next((f) => f.type === 'error')).toMatchObject({ code: 'conversation_not_found' });
+
+    // A socket that never talked in the conversation does not know its twin: the actor host checks it.
+    const other = await connect(url);
+    other.send({ type: 'confirm', conversationId, data: { name: 'Ann', email: 'nope' }, requestId: 'elsewhere' });
+    expect(await other.next((f) => f.type === 'error' || f.type === 'data.confirmed')).toMatchObject({ type: 'error', code: 'invalid_data', requestId: 'elsewhere', error: expect.stringMatching(/^email: /) });
+    other.send({ type: 'confirm', conversationId, data: { investmentHorizonYears: 'long' }, requestId: 'elsewhere-2' });
+    expect(await other.next((f) => f.requestId === 'elsewhere-2')).toMatchObject({ type: 'error', code: 'invalid_data', error: expect.stringMatching(/^investmentHorizonYears: /) });
+    // One field at a time fits.
+    other.send({ type: 'confirm', conversationId, data: { email: 'ann@example.com' }, requestId: 'good' });
+    expect(await other.next((f) => f.requestId === 'good')).toMatchObject({ type: 'data.confirmed', data: { email: 'ann@example.com' } });
+    other.close();
+    // Nothing that did not fit was confirmed.
+    const confirmedInReadModel = async () => (await (await fetch(`http://127.0.0.1:${port}/api/conversations/${conversationId}`)).json()).confirmedData;
+    await expect.poll(confirmedInReadModel, { timeout: 10_000 }).toEqual({ email: 'ann@example.com' });
     client.close();
   });
 });

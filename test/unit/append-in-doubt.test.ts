@@ -161,13 +161,13 @@ describe('an append that failed on our side but landed', () => {
     await handleCommands(w.ctx, w.part, [w.prompt('cmd-1', 'hello')]);
     await w.answered();
     w.failNext('DataConfirmed');
-    await expect(handleCommands(w.ctx, w.part, [w.confirm('cmd-2', { city: 'Omaha' })])).rejects.toThrow(/timed out/);
-    await handleCommands(w.ctx, w.part, [w.confirm('cmd-2', { city: 'Omaha' })]);
+    await expect(handleCommands(w.ctx, w.part, [w.confirm('cmd-2', { name: 'Ann Omaha' })])).rejects.toThrow(/timed out/);
+    await handleCommands(w.ctx, w.part, [w.confirm('cmd-2', { name: 'Ann Omaha' })]);
     await handleCommands(w.ctx, w.part, [w.prompt('cmd-3', 'What is a moat?')]);
     await w.answered();
     expect(shape(await w.events())).toEqual(['1 ConversationStarted', '2 PromptReceived', '3 ReplyGenerated 2', '4 DataConfirmed', '5 PromptReceived', '6 ReplyGenerated 5']);
     expect(await w.notices()).toMatchObject([{ type: 'confirmed', commandId: 'cmd-2', seq: 4 }]);
-    expect(w.part.actors.get('c1')!.state.confirmedData).toEqual({ city: 'Omaha' });
+    expect(w.part.actors.get('c1')!.state.confirmedData).toEqual({ name: 'Ann Omaha' });
     await w.close();
   });
 });
