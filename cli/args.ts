@@ -4,6 +4,9 @@ export type Args = { _: string[]; flags: Record<string, string | true> };
 /** Bad usage: the message says what was expected; the CLI prints it and exits with 2. */
 export class UsageError extends Error {}
 
+/** The flags that take no value: `events --json <id>` must not read the id as --json's value. */
+export const SWITCHES: ReadonlySet<string> = new Set(['json', 'restart', 'dry-run', 'progress', 'help']);
+
 export function parseArgs(argv: string[]): Args {
   const out: Args = { _: [], flags: {} };
   for (let i = 0; i < argv.length; i++) {
@@ -11,12 +14,28 @@ export function parseArgs(argv: string[]): Args {
     if (a.startsWith('--')) {
       const [k, v] = a.slice(2).split('=', 2) as [string, string | undefined];
       if (v !== undefined) out.flags[k] = v;
-      else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) out.flags[k] = argv[++i]!;
+      else if (!SWITCHES.has(k) && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) out.flags[k] = argv[++i]!;
       else out.flags[k] = true;
     } else out._.push(a);
   }
   return out;
 }
+
+/**
+ * Bad usage in the flags of a command that takes `allowed` (every command takes --progress
+ * and --help): a flag it does not know, a switch given a value, or a flag given none.
+ */
+export function flagsProblem(args: Args, allowed: readonly string[]): string | null {
+  for (const [name, value] of Object.entries(args.flags)) {
+    if (name === 'progress' || name === 'help') continue;
+    if (!allowed.includes(name)) return `unknown flag --${name}${allowed.length ? ` (this command takes ${allowed.map((f) => `--${f}`).join(', ')})` : ' (this command takes none)'}`;
+    if (SWITCHES.has(name) && value !== true) return `--${name} takes no value`;
+    // Numeric flags say what they take themselves (numberFlag).
+    if (!SWITCHES.has(name) && value === true && !NUMERIC.has(name)) return `--${name} takes a value; none was given`;
+  }
+  return null;
+}
+const NUMERIC: ReadonlySet<string> = new Set(['at', 'timeout', 'days']);
 
 /**
  * A numeric flag: `fallback` when absent; a UsageError saying `expected` when it has no value

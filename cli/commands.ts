@@ -22,7 +22,7 @@ import { explainUnreachable } from '../runtime/unreachable.ts';
 import { readConversation } from './read-conversation.ts';
 import { replay, replayUsage } from './replay.ts';
 import { flowsCommand } from './flows.ts';
-import { numberFlag, parseArgs, UsageError } from './args.ts';
+import { flagsProblem, numberFlag, parseArgs, UsageError } from './args.ts';
 import { copied, plural } from './wording.ts';
 
 const HELP = `gemello <command>
@@ -64,16 +64,16 @@ see README.md.`;
 const IN_PROCESS_SNAPSHOTS = 'snapshots: none written. Without REDIS_URL they are an in-process cache of each serving process (npm start writes its own as conversations are used, and recovers the others from the read model and the log); set REDIS_URL to keep them in Redis';
 
 /** The commands that open the backends, with the words they need; bad usage is told before anything is opened. */
-const USAGE: Record<string, { line: string; id?: boolean; sub?: string }> = {
-  events: { line: 'events <conversationId> [--json]', id: true },
-  state: { line: 'state <conversationId> [--at <seq>]', id: true },
-  erase: { line: 'erase <conversationId> [--reason <text>] [--by <name>] [--timeout <seconds>]', id: true },
+const USAGE: Record<string, { line: string; id?: boolean; sub?: string; flags?: string[] }> = {
+  events: { line: 'events <conversationId> [--json]', id: true, flags: ['json'] },
+  state: { line: 'state <conversationId> [--at <seq>]', id: true, flags: ['at'] },
+  erase: { line: 'erase <conversationId> [--reason <text>] [--by <name>] [--timeout <seconds>]', id: true, flags: ['reason', 'by', 'timeout'] },
   snapshots: { line: 'snapshots rebuild', sub: 'rebuild' },
   verify: { line: 'verify' },
-  retention: { line: 'retention [--days <n>] [--dry-run]' },
+  retention: { line: 'retention [--days <n>] [--dry-run]', flags: ['days', 'dry-run'] },
   doctor: { line: 'doctor' },
   restore: { line: 'restore' },
-  replay: { line: 'replay --projection <name> [--restart]' },
+  replay: { line: 'replay --projection <name> [--restart]', flags: ['projection', 'restart'] },
   migrate: { line: 'migrate' },
 };
 
@@ -99,8 +99,12 @@ async function main(argv: string[]): Promise<number> {
   const usage = USAGE[command];
   if (!usage) throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
   if ((usage.id && !rest[0]) || (usage.sub && rest[0] !== usage.sub)) throw new UsageError(`usage: gemello ${usage.line}`);
+  const wordsTaken = usage.id || usage.sub ? 1 : 0;
+  if (rest.length > wordsTaken) throw new UsageError(`"${rest[wordsTaken]}" is one word too many\nusage: gemello ${usage.line}`);
   const replayWrong = command === 'replay' ? replayUsage(args.flags) : null;
   if (replayWrong) throw new UsageError(replayWrong);
+  const flagsWrong = flagsProblem(args, usage.flags ?? []);
+  if (flagsWrong) throw new UsageError(`${flagsWrong}\nusage: gemello ${usage.line}`);
   const at = numberFlag(args, 'at', Infinity, 'a seq (a whole number)', { min: 0, integer: true });
   const timeout = numberFlag(args, 'timeout', 30, 'a number of seconds', { above: 0 });
   const days = numberFlag(args, 'days', config.retentionDays, 'a number of days (0: retention off)', { min: 0 });

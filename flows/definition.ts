@@ -9,13 +9,27 @@ import { z } from 'zod';
 const id = z.string().min(1).max(100);
 const text = z.string().min(1).max(4_000);
 
-const Comparison = z.object({
+const Comparison = z.strictObject({
   var: z.string().min(1),
   op: z.enum(['==', '!=', '<', '<=', '>', '>=', 'exists']),
   value: z.union([z.string(), z.number(), z.boolean(), z.null()]).optional(),
+}).refine((c) => c.op === 'exists' || c.value !== undefined, { message: 'a comparison needs a value (only op "exists" has none)', path: ['value'] });
+const branches = [Comparison, z.strictObject({ all: z.array(Comparison).min(1) }), z.strictObject({ any: z.array(Comparison).min(1) })] as const;
+/**
+ * One comparison, or all / any of several. A condition that fits none is told by the branch
+ * its keys choose (`all`, `any`, else a comparison), at the path within it: a union's own
+ * error says only "Invalid input".
+ */
+export const Condition = z.union(branches, {
+  error: (issue) => {
+    const input = issue.input as Record<string, unknown> | null;
+    const chosen = typeof input !== 'object' || input === null || Array.isArray(input) ? -1 : 'all' in input ? 1 : 'any' in input ? 2 : 0;
+    const inner = chosen >= 0 ? (issue as { errors?: z.core.$ZodIssue[][] }).errors?.[chosen]?.[0] : undefined;
+    if (!inner) return 'a condition is {"var","op","value"}, {"all":[…]} or {"any":[…]}';
+    const at = inner.path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k)}`)).join('');
+    return at ? `${at.replace(/^\./, '')}: ${inner.message}` : inner.message;
+  },
 });
-/** One comparison, or all / any of several. */
-export const Condition = z.union([Comparison, z.object({ all: z.array(Comparison).min(1) }), z.object({ any: z.array(Comparison).min(1) })]);
 export type Condition = z.infer<typeof Condition>;
 export type Comparison = z.infer<typeof Comparison>;
 

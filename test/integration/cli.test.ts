@@ -66,7 +66,8 @@ describe('the gemello CLI', () => {
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/^\s+1\s+\S+\s+ConversationStarted/m);
     expect(table.stdout).toMatch(/^\s+5\s+\S+\s+ReplyGenerated/m);
-    const json = await gemello('events', conversationId, '--json');
+    // A switch before the id does not swallow it.
+    const json = await gemello('events', '--json', conversationId);
     expect(JSON.parse(json.stdout).map((e: { seq: number }) => e.seq)).toEqual([1, 2, 3, 4, 5]);
   });
 
@@ -143,6 +144,9 @@ describe('the gemello CLI', () => {
       [['retention', '--days', '--dry-run'], '--days takes a number of days (0: retention off); none was given'],
       [['state', conversationId, '--at', 'two'], '--at takes a seq (a whole number), not "two"'],
       [['replay'], 'usage: gemello replay --projection <name> [--restart]'],
+      [['events', conversationId, '--bogus', 'x'], 'unknown flag --bogus (this command takes --json)'],
+      [['events', conversationId, 'extra'], '"extra" is one word too many'],
+      [['erase', conversationId, '--by'], '--by takes a value; none was given'],
     ] as const) {
       const r = await runCli([...args], embedded, 30_000);
       expect(r.code, r.stderr).toBe(2);

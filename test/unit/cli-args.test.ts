@@ -1,11 +1,26 @@
 // The CLI's flags: a numeric flag given without its value is bad usage, never a number.
 import { describe, expect, it } from 'vitest';
-import { numberFlag, parseArgs, UsageError } from '../../cli/args.ts';
+import { flagsProblem, numberFlag, parseArgs, UsageError } from '../../cli/args.ts';
 import { replayUsage } from '../../cli/replay.ts';
 
 describe('the CLI command line', () => {
   it('reads positional words and flags with and without values', () => {
     expect(parseArgs(['state', 'c1', '--at', '3', '--json', '--days=7'])).toEqual({ _: ['state', 'c1'], flags: { at: '3', json: true, days: '7' } });
+  });
+
+  it('never takes the word after a switch as its value, and refuses unknown flags, switches with values and flags without', () => {
+    // `events --json <id>` once read the id as the value of --json, and asked for the id.
+    expect(parseArgs(['events', '--json', 'c1'])).toEqual({ _: ['events', 'c1'], flags: { json: true } });
+    expect(parseArgs(['replay', '--restart', '--projection', 'readmodel']).flags).toEqual({ restart: true, projection: 'readmodel' });
+    const problem = (argv: string[], allowed: string[]) => flagsProblem(parseArgs(argv), allowed);
+    expect(problem(['events', 'c1', '--bogus', 'x'], ['json'])).toBe('unknown flag --bogus (this command takes --json)');
+    expect(problem(['verify', '--json'], [])).toBe('unknown flag --json (this command takes none)');
+    // `erase <id> --by` once erased and recorded "by operator".
+    expect(problem(['erase', 'c1', '--by'], ['reason', 'by', 'timeout'])).toBe('--by takes a value; none was given');
+    expect(problem(['events', 'c1', '--json=yes'], ['json'])).toBe('--json takes no value');
+    expect(problem(['erase', 'c1', '--by', 'ann', '--reason=asked', '--progress'], ['reason', 'by', 'timeout'])).toBeNull();
+    // A numeric flag without its value is numberFlag's to tell (below).
+    expect(problem(['state', 'c1', '--at'], ['at'])).toBeNull();
   });
 
   it('refuses a numeric flag without its value instead of reading it as 1', () => {

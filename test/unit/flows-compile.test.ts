@@ -84,6 +84,20 @@ describe('the flow compiler', () => {
     expect(paths).toEqual(expect.arrayContaining(['$.tasks.welcome.type', '$.ddts.customer.nodes[1].type']));
   });
 
+  it('refuses a condition that would compare with nothing: a misspelt key, a missing value, an unknown operator, naming what is wrong', () => {
+    const at = (when: unknown) => {
+      const def = reference();
+      def.tasks.adult.when = when;
+      return errorsOf(def).map((e) => `${e.path} ${e.message}`);
+    };
+    // A misspelt "value" used to compile, and the flow compared the date with null: every user took the adult branch.
+    expect(at({ var: 'customer.birthDate', op: '<=', vaule: '2008-12-01' })).toEqual(expect.arrayContaining([expect.stringMatching(/^\$\.tasks\.adult\.when Unrecognized key: "vaule"/), expect.stringMatching(/^\$\.tasks\.adult\.when\.value a comparison needs a value/)]));
+    expect(at({ var: 'customer.birthDate', op: '<' })).toEqual([expect.stringMatching(/when\.value a comparison needs a value/)]);
+    expect(at({ all: [{ var: 'customer.birthDate', op: 'exists' }, { var: 'customer.birthDate', op: '==' }] })).toEqual([expect.stringMatching(/when\.all\[1\]\.value a comparison needs a value/)]);
+    expect(at({ var: 'customer.birthDate', op: '~=', value: 1 })).toEqual([expect.stringMatching(/when op: .*"==".*"exists"/)]);
+    expect(at('adults only')).toEqual([expect.stringMatching(/when a condition is/)]);
+  });
+
   it('needs the webhooks a flow sends through', () => {
     expect(errorsOf(reference(), { backends: ['crm'], email: false, sms: false })).toEqual([
       { path: '$.tasks.mail.type', message: 'sendEmail needs GEMELLO_EMAIL_WEBHOOK, which is not configured' },
