@@ -155,6 +155,8 @@ async function main(argv: string[]): Promise<number> {
         }
         // The whole transcript: the actor's state keeps only the last messages, the log has them all.
         console.log(JSON.stringify(fold(id, events.filter((e) => e.seq <= at), undefined, Infinity), null, 2));
+        const last = events.at(-1)!.seq;
+        if (Number.isFinite(at) && at > last) console.error(`note: --at ${at} is past the conversation's last seq (${last}): this is its state now`);
         return 0;
       }
       case 'verify': {

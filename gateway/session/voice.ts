@@ -43,8 +43,10 @@ const twinOf = (frame: AudioStartFrame) => ({ digitalTwinId: frame.digitalTwinId
 export function audioStart(s: SessionState, frame: AudioStartFrame): void {
   const voice = s.deps.voice;
   if (s.utterance) {
+    // One refused (the client was told) is only waiting for its audio.end: nothing more to say of it.
+    const told = s.utterance.audio === null;
     drop(s);
-    s.out.error('audio_sequence', 'audio.start while an utterance was open: that one is dropped, this one begins', echo(frame.requestId));
+    if (!told) s.out.error('audio_sequence', 'audio.start while an utterance was open: that one is dropped, this one begins', echo(frame.requestId));
   }
   const twin = s.deps.catalog.find(frame.digitalTwinId, frame.digitalTwinName);
   const refuse = (code: string, message: string) => {

@@ -36,7 +36,11 @@ export type RedisSnapshotOptions = {
 /** Snapshots in Redis: `<prefix>snapshot:<id>` holds {conversationId, seq, eventId, position, state}. */
 export function createRedisSnapshotStore(options: RedisSnapshotOptions): SnapshotStore & { redis: Redis; key(id: string): string } {
   const redis = new Redis(options.url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true });
-  redis.on('error', () => {}); // surfaced through the failing calls and /ready
+  // Surfaced through the failing calls and /ready; the last one says why a ping failed
+  // (ioredis itself only says it gave up retrying: "Reached the max retries per request limit").
+  let lastError: Error | null = null;
+  redis.on('error', (err: Error) => void (lastError = err));
+  redis.on('ready', () => void (lastError = null));
   const prefix = options.prefix ?? 'gemello:';
   const key = (id: string) => `${prefix}snapshot:${id}`;
   const cpKey = (p: number) => `${prefix}checkpoint:${p}`;
@@ -75,7 +79,11 @@ export function createRedisSnapshotStore(options: RedisSnapshotOptions): Snapsho
       return Array.isArray(ids) ? ids.filter((x): x is string => typeof x === 'string') : [];
     },
     async ping() {
-      await redis.ping();
+      try {
+        await redis.ping();
+      } catch (err) {
+        throw lastError ? new Error(lastError.message, { cause: err }) : err;
+      }
     },
     async close() {
       redis.disconnect();

@@ -79,6 +79,13 @@ describe('speech in at the session', () => {
     await w.send({ type: 'audio.start', ...twin, format: 'pcm16', sampleRate: 16000 });
     await w.send({ type: 'audio.start', ...twin, format: 'pcm16' });
     expect(w.frames.slice(-2).map((f) => f.code)).toEqual(['audio_sequence', 'audio_format']);
+    // Over a refused one (the client was told) a new audio.start simply begins: no audio_sequence for it.
+    const told = w.frames.length;
+    await w.send({ type: 'audio.start', ...twin, format: 'pcm16', sampleRate: 16000, requestId: 'again' });
+    expect(w.frames.slice(told)).toEqual([]);
+    w.bytes(new Uint8Array(16000));
+    await w.send({ type: 'audio.end' });
+    expect(w.commands().at(-1)).toMatchObject({ type: 'SubmitPrompt', correlationId: 'again', data: { text: 'ciao' } });
   });
 
   it('raw pcm16 is sent on as a WAV of the same samples; the prompt carries its speech', async () => {
