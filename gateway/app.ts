@@ -13,7 +13,7 @@ import type { Session, SessionDeps, SocketPort } from './session.ts';
 
 /** The read side the HTTP API serves (absent: the routes answer 503). */
 export type ReadApi = {
-  listTwins(): Promise<unknown[]>;
+  listTwins(): Promise<Array<{ id: string }>>;
   getConversation(id: string): Promise<{ userId?: string | null; user_id?: string | null } & Record<string, unknown> | null>;
   getEvents(id: string, afterSeq?: number): Promise<unknown[]>;
   getAudio(id: string): Promise<{ bytes: Uint8Array; contentType: string } | null>;
@@ -153,7 +153,8 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
     if (authEnabled(deps.auth) && owner !== null && owner !== me) return { status: 403 as const };
     return { status: 200 as const, conv };
   };
-  app.get('/api/twins', async (c) => c.json(await deps.readApi!.listTwins()));
+  // With the data each twin collects (from the catalog: the read model keeps no fields), so a client can offer what a confirm takes.
+  app.get('/api/twins', async (c) => c.json((await deps.readApi!.listTwins()).map((t) => ({ ...t, fields: deps.catalog.find(t.id, undefined)?.fields ?? [] }))));
   app.get('/api/conversations/:id', async (c) => {
     const r = await owned(c, c.req.param('id'));
     if (r.status === 404) return c.json({ error: 'no such conversation', code: 'conversation_not_found' }, 404);

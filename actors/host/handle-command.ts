@@ -84,9 +84,9 @@ export async function handleCommand(ctx: HostContext, part: Partition, actor: Ac
       if (!(err instanceof DomainError)) throw err;
       return reject(err.code, err.message);
     }
-    // Confirmed data must fit the twin's fields, whichever gateway socket sent it.
-    for (const e of events) {
-      const problem = e.type === 'DataConfirmed' && actor.state.twin ? confirmedDataProblem(ctx.fieldsOf(actor.state.twin.id), e.data.data) : null;
+    // Data a client confirms must fit the twin's fields, whichever gateway socket sent it (a flow's own confirmations are its DDTs' to check).
+    for (const e of cmd.type === 'ConfirmData' && actor.state.twin ? events : []) {
+      const problem = e.type === 'DataConfirmed' ? confirmedDataProblem(ctx.fieldsOf(actor.state.twin!.id), e.data.data) : null;
       if (problem) return reject('invalid_data', problem);
     }
     ctx.m.commands.inc({ type: cmd.type, outcome: events.length ? 'applied' : 'duplicate' });

@@ -94,6 +94,9 @@ describe('confirming data', () => {
   });
 
   it('checks confirmed data against the twin\'s fields and refuses what does not fit', async () => {
+    // The fields are what /api/twins says the twin collects.
+    const twins = (await (await fetch(`http://127.0.0.1:${port}/api/twins`)).json()) as { id: string; fields: { name: string; type: string }[] }[];
+    expect(twins.find((t) => t.id === seed.digitalTwinId)?.fields.map((f) => `${f.name}:${f.type}`)).toEqual(['name:string', 'email:email', 'investmentHorizonYears:number']);
     const client = await connect(url);
     client.send({ ...seed, prompt: 'hi' });
     const { conversationId } = await client.next((f) => f.type === 'reply');
