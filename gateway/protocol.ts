@@ -100,6 +100,7 @@ export const ERROR_CODES = {
   conversation_erased: 'the conversation was erased; start a new one',
   nothing_to_stop: 'no reply is in flight',
   reply_stopped: 'the reply was stopped before it was done (a stop from another socket)',
+  internal: 'the actor host could not take the command (it logged why); the conversation\'s other commands go on',
   audio_too_long: 'the utterance is longer or larger than this gateway takes',
   audio_format: 'the audio format is not one this gateway reads',
   audio_sequence: 'audio frames out of order: audio.start, binary frames, then audio.end',

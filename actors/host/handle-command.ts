@@ -81,8 +81,11 @@ export async function handleCommand(ctx: HostContext, part: Partition, actor: Ac
     try {
       events = decide(cmd, actor.state, ctx.flows?.setting ?? null);
     } catch (err) {
-      if (!(err instanceof DomainError)) throw err;
-      return reject(err.code, err.message);
+      if (err instanceof DomainError) return reject(err.code, err.message);
+      // decide is pure: what it throws it throws again on every delivery, and a batch sent back
+      // to the log would hold every conversation of the partition behind this one command.
+      ctx.logger.error(`${cmd.type} ${cmd.commandId} of ${actor.id} could not be decided: ${(err as Error).message}`);
+      return reject('internal', `conversation ${actor.id} could not take this command; the actor host logged why`);
     }
     // Data a client confirms must fit the twin's fields, whichever gateway socket sent it (a flow's own confirmations are its DDTs' to check).
     for (const e of cmd.type === 'ConfirmData' && actor.state.twin ? events : []) {

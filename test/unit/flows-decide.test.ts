@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { compileFlow } from '../../flows/compile.ts';
-import type { CompiledFlow } from '../../flows/compile.ts';
-import { decideFlow } from '../../flows/decide.ts';
+import type { CompiledFlow, CompiledTask } from '../../flows/compile.ts';
+import type { Condition } from '../../flows/definition.ts';
+import { decideFlow, holds } from '../../flows/decide.ts';
 import type { FlowInput } from '../../flows/decide.ts';
 import { evolveFlow } from '../../flows/state.ts';
 import type { FlowInputEvent, FlowState } from '../../flows/state.ts';
@@ -276,6 +277,22 @@ describe('the flow decider (property)', () => {
       const replayed = fold('c1', log.map((v) => decodeEventValue(v, ring)));
       expect(replayed).toEqual(live);
     }), { numRuns: 150 });
+  });
+});
+
+describe('a version recorded before comparisons were checked strictly', () => {
+  it('runs its conversations in flight as it did (a missing value compared as null), while a new flow with it is refused', () => {
+    const def = JSON.parse(readFileSync(new URL('../../flows/examples/onboarding.flow.json', import.meta.url), 'utf8'));
+    def.tasks.adult.when = { var: 'customer.birthDate', op: '<=', vaule: '2008-12-01' };
+    expect(compileFlow(def, { backends: ['crm'], email: true, sms: true }).ok).toBe(false);
+    // The conversation started on it under the old rules: its FlowStarted holds the definition.
+    const registry = createFlowRegistry([reference], { backends: ['crm'], email: true, sms: true });
+    const recorded = registry.of({ flowId: 'onboarding', version: 'v-before', definition: def } as FlowState);
+    expect(recorded.version).toBe('v-before');
+    const adult = recorded.byId.adult as CompiledTask & { when: Condition };
+    // As it ran when recorded: "2015-03-03" <= "null" as text, so a minor took the adult branch too.
+    expect(holds(adult.when, { customer: { birthDate: '2015-03-03' } })).toBe(true);
+    expect(adult.when).toEqual({ var: 'customer.birthDate', op: '<=', value: null });
   });
 });
 

@@ -1,0 +1,59 @@
+// A command whose deciding throws (a bug, or a recorded flow this build cannot run) is refused
+// with `internal`, and the partition goes on: sent back to the log, the batch would be
+// delivered again and throw again, and every conversation of the partition would wait behind it.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { createHostContext } from '../../actors/host.ts';
+import { handleCommands } from '../../actors/host/handle-command.ts';
+import { acquire } from '../../actors/host/partitions.ts';
+import { createFlowEffects } from '../../actors/flow-effects.ts';
+import { createTwinCatalog } from '../../actors/twins.ts';
+import { decodeEvents } from '../../events/codec.ts';
+import type { LoggedEvent } from '../../events/schemas.ts';
+import { compileFlow } from '../../flows/compile.ts';
+import { createFlowRegistry } from '../../flows/registry.ts';
+import type { LogRecord } from '../../log/port.ts';
+import { TOPICS } from '../../log/port.ts';
+import { createMemorySnapshotStore } from '../../stores/snapshots/memory.ts';
+import { createMetrics } from '../../telemetry/metrics.ts';
+import { quietLogger, seedTwin, sleep, tempFileLogs } from '../support/temp-log.ts';
+
+const fileLog = tempFileLogs('poison');
+const flowTwin = { id: 'onboarding-it', name: 'Registrazione' };
+
+describe('a command that cannot be decided', () => {
+  it('is refused with internal, and the partition goes on with the next commands', async () => {
+    const log = fileLog(1);
+    const compiled = compileFlow(JSON.parse(readFileSync(new URL('../../flows/examples/onboarding.flow.json', import.meta.url), 'utf8')), { backends: ['crm'], email: true, sms: true });
+    if (!compiled.ok) throw new Error('the reference flow does not compile');
+    const registry = createFlowRegistry([compiled.flow], { backends: ['crm'], email: true, sms: true });
+    const errors: string[] = [];
+    const ctx = createHostContext({
+      log, snapshots: createMemorySnapshotStore(), readModel: null, metrics: createMetrics(),
+      logger: { ...quietLogger, error: (m: string) => void errors.push(m) },
+      catalog: createTwinCatalog([{ ...flowTwin, flow: 'onboarding' }]),
+      replyModel: { name: 'stub', reply: async () => ({ text: 'Buy wonderful businesses.', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } }) },
+      // The conversation's recorded version cannot be run by this build.
+      flows: { registry: { ...registry, of: () => { throw new Error('flow onboarding version v1 no longer compiles'); } }, effects: createFlowEffects({ backends: {}, emailWebhook: null, smsWebhook: null }), noInputSec: 30, model: false },
+    });
+    const part = acquire(ctx, 0);
+    let offset = 0;
+    const prompt = (conversationId: string, commandId: string, twin: { id: string; name: string }, text: string): LogRecord => ({
+      topic: TOPICS.commands, partition: 0, offset: offset++, key: conversationId, headers: {}, timestamp: Date.now(),
+      value: JSON.stringify({ type: 'SubmitPrompt', commandId, conversationId, correlationId: null, principal: null, traceparent: null, issuedAt: new Date().toISOString(), data: { twin, text } }),
+    });
+    await handleCommands(ctx, part, [prompt('flowing', 'c1', flowTwin, 'ciao')]);
+    // The flow's second prompt asks for the recorded version; the other conversation's comes with it.
+    await expect(handleCommands(ctx, part, [prompt('flowing', 'c2', flowTwin, 'Giulia Rossi'), prompt('plain', 'c3', seedTwin, 'What is a moat?')])).resolves.toBeUndefined();
+    for (let i = 0; i < 200 && (part.actors.get('plain')?.state.pendingPrompts.length ?? 1) > 0; i++) await sleep(10);
+
+    const records: LogRecord[] = [];
+    await log.read(TOPICS.events, 0, 0, async (rs) => void records.push(...rs));
+    const notices = records.filter((r) => r.headers.kind === 'notice').map((r) => JSON.parse(r.value) as { type: string; commandId: string; code?: string; message?: string });
+    expect(notices).toEqual([expect.objectContaining({ type: 'rejected', commandId: 'c2', code: 'internal', message: expect.stringMatching(/could not take this command/) })]);
+    const events: LoggedEvent[] = await decodeEvents(records, null);
+    expect(events.filter((e) => e.conversationId === 'plain').map((e) => e.type)).toEqual(['ConversationStarted', 'PromptReceived', 'ReplyGenerated']);
+    expect(errors).toEqual([expect.stringMatching(/^SubmitPrompt c2 of flowing could not be decided: flow onboarding version v1 no longer compiles/)]);
+    await log.close();
+  });
+});
