@@ -3,6 +3,7 @@ import { claimReadModel } from '../projections/log-identity.ts';
 import { within } from '../runtime/deadline.ts';
 import { espeakAvailable } from '../models/espeak-speech.ts';
 import { TOPICS } from '../log/port.ts';
+import { eventsRetentionFix, eventsRetentionProblem } from '../log/retention.ts';
 import type { Backends } from '../runtime/wire.ts';
 import type { Config } from '../runtime/config.ts';
 
@@ -24,6 +25,13 @@ export async function doctor(config: Config, b: Backends): Promise<Check[]> {
     const ends = await b.log.endOffsets(TOPICS.events);
     // The topic's name on Kafka carries the namespace (GEMELLO_NAMESPACE); the file log's does not.
     return `${config.kafkaBrokers ? config.namespace : ''}${TOPICS.events}: ${ends.length} partitions, ${ends.reduce((x, y) => x + y, 0)} records`;
+  });
+  // Only when it answers: whether it keeps what it is the only copy of.
+  const eventsTopic = `${config.kafkaBrokers ? config.namespace : ''}${TOPICS.events}`;
+  if (checks.at(-1)!.ok && b.log.retentionOf) await check('event log retention', eventsRetentionFix(eventsTopic), async () => {
+    const problem = await eventsRetentionProblem(b.log, eventsTopic);
+    if (problem) throw new Error(problem);
+    return `${eventsTopic} keeps every record (retention.ms=-1, retention.bytes=-1)`;
   });
   await check(`read models (${b.describe['read models']})`, config.databaseUrl ? 'start PostgreSQL (npm run infra:up) and check DATABASE_URL; then gemello migrate' : 'gemello migrate', async () => {
     await b.db.ping();

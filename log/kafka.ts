@@ -5,7 +5,7 @@ import { createAppendQueue } from './append-queue.ts';
 import { newKafka } from './kafkajs-request-queue.ts';
 import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
-import { COMPACTED_TOPIC_CONFIG } from './port.ts';
+import { retentionFrom, topicConfigOf } from './port.ts';
 import { COMMIT_EVERY_MS, createLanes } from './lanes.ts';
 
 export type { KafkaLogOptions } from './kafka-options.ts';
@@ -478,7 +478,10 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     partitions: options.partitions,
     async ensureTopics(topics, topicOptions) {
       const a = await connectedAdmin();
-      const configEntries = topicOptions?.compacted ? Object.entries(COMPACTED_TOPIC_CONFIG).map(([name, value]) => ({ name, value })) : undefined;
+      const configEntries = (topic: string) => {
+        const c = topicConfigOf(topic, topicOptions);
+        return c ? Object.entries(c).map(([name, value]) => ({ name, value })) : undefined;
+      };
       // kafkajs' createTopics waits for the leaders itself, and gives up on the first answer it
       // does not expect: a broker of a fresh cluster that does not know the new topic yet ("does
       // not host this topic-partition", retriable; the process did not start), and its wait
@@ -488,11 +491,11 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       for (const until = Date.now() + 10_000; ; ) {
         try {
           const existing = new Set(await a.listTopics());
-          const missing = topics.map(full).filter((t) => !existing.has(t));
+          const missing = topics.filter((t) => !existing.has(full(t)));
           if (missing.length) {
             await a.createTopics({
               waitForLeaders: true,
-              topics: missing.map((topic) => ({ topic, numPartitions: options.partitions, replicationFactor: -1, configEntries })),
+              topics: missing.map((topic) => ({ topic: full(topic), numPartitions: options.partitions, replicationFactor: -1, configEntries: configEntries(topic) })),
             });
           }
           const meta = await a.fetchTopicMetadata({ topics: topics.map(full) });
@@ -509,6 +512,11 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
           await new Promise((r) => setTimeout(r, 100));
         }
       }
+    },
+    async retentionOf(topic) {
+      const a = await connectedAdmin();
+      const d = await a.describeConfigs({ resources: [{ type: 2 /* TOPIC (kafkajs' ConfigResourceTypes is not a named export of its CommonJS module) */, name: full(topic), configNames: ['retention.ms', 'retention.bytes'] }], includeSynonyms: false });
+      return retentionFrom(Object.fromEntries((d.resources[0]?.configEntries ?? []).map((e) => [e.configName, e.configValue])));
     },
     append(topic, partition, records: OutgoingRecord[]) {
       return appends.append(full(topic), partition, records);

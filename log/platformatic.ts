@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer';
-import { Admin, Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
+import { Admin, ConfigResourceTypes, Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
 import type { Message, MessagesStream } from '@platformatic/kafka';
 import { createAppendQueue } from './append-queue.ts';
 import { fetchPlain } from './platformatic-fetch.ts';
@@ -7,7 +7,7 @@ import { decodeGroupFetches } from './platformatic-group-fetch.ts';
 import { writeProducesContiguously } from './platformatic-produce.ts';
 import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
-import { COMPACTED_TOPIC_CONFIG } from './port.ts';
+import { retentionFrom, topicConfigOf } from './port.ts';
 import { COMMIT_EVERY_MS, createLanes } from './lanes.ts';
 
 /** The longest wait between two tries to reopen a consumer while the broker is away: it is back within this of the broker. */
@@ -390,10 +390,11 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
     async ensureTopics(topics, topicOptions) {
       const a = adminClient();
       const existing = new Set(await a.listTopics());
-      const missing = topics.map(full).filter((t) => !existing.has(t));
-      const configs = topicOptions?.compacted ? Object.entries(COMPACTED_TOPIC_CONFIG).map(([name, value]) => ({ name, value })) : undefined;
-      if (missing.length) {
-        await a.createTopics({ topics: missing, partitions: options.partitions, replicas: -1, configs }).catch((err) => {
+      // One request per set of settings (a request's settings apply to each topic in it).
+      for (const topic of topics.filter((t) => !existing.has(full(t)))) {
+        const config = topicConfigOf(topic, topicOptions);
+        const configs = config ? Object.entries(config).map(([name, value]) => ({ name, value })) : undefined;
+        await a.createTopics({ topics: [full(topic)], partitions: options.partitions, replicas: -1, configs }).catch((err) => {
           // Another process created it in the meantime: fine.
           if (!/already exists/i.test(JSON.stringify((err as { errors?: unknown }).errors ?? (err as Error).message))) throw err;
         });
@@ -423,6 +424,10 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
         if (Date.now() > until) throw new Error(`topics ${topics.join(', ')} have no leader after 10 s`);
         await sleep(50);
       }
+    },
+    async retentionOf(topic) {
+      const [d] = await adminClient().describeConfigs({ resources: [{ resourceType: ConfigResourceTypes.TOPIC, resourceName: full(topic), configurationKeys: ['retention.ms', 'retention.bytes'] }] });
+      return retentionFrom(Object.fromEntries((d?.configs ?? []).map((c) => [c.name, c.value])));
     },
     append(topic, partition, records: OutgoingRecord[]) {
       return appends.append(full(topic), partition, records);

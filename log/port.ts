@@ -76,6 +76,28 @@ export const COMPACTED_TOPIC_CONFIG: Readonly<Record<string, string>> = {
   'min.cleanable.dirty.ratio': '0.01',
 };
 
+/**
+ * Kafka settings of the topics that are the whole truth (events, and the kept voice clips):
+ * kept forever, whatever the broker's default (7 days unless its operator set
+ * `log.retention.ms=-1`). Everything but Kafka is rebuilt from them, from offset 0.
+ */
+export const FOREVER_TOPIC_CONFIG: Readonly<Record<string, string>> = { 'retention.ms': '-1', 'retention.bytes': '-1' };
+
+/** What a topic is created with (its bare name, without the namespace): the commands topic takes the broker's defaults. */
+export function topicConfigOf(topic: string, options?: TopicOptions): Readonly<Record<string, string>> | undefined {
+  if (options?.compacted) return COMPACTED_TOPIC_CONFIG;
+  return topic === TOPICS.events || topic === TOPICS.voice ? FOREVER_TOPIC_CONFIG : undefined;
+}
+
+/** How long a topic keeps records, as the broker has it (null: forever); `bytes` likewise per partition. */
+export type TopicRetention = { ms: number | null; bytes: number | null };
+
+/** A topic's retention from its `retention.ms` / `retention.bytes` settings (-1: forever). */
+export function retentionFrom(settings: Record<string, string | null | undefined>): TopicRetention {
+  const read = (v: string | null | undefined) => (v === undefined || v === null || Number(v) < 0 ? null : Number(v));
+  return { ms: read(settings['retention.ms']), bytes: read(settings['retention.bytes']) };
+}
+
 export type Subscription = {
   stop(): Promise<void>;
   /** This member's id in its group as the broker last gave it (null before it joined, or without groups). */
@@ -98,6 +120,8 @@ export interface EventLog {
    * last record of each key: a record supersedes every earlier one with its key.
    */
   ensureTopics(topics: string[], options?: TopicOptions): Promise<void>;
+  /** How long the broker keeps a topic's records (Kafka; the file log keeps everything, and has none). */
+  retentionOf?(topic: string): Promise<TopicRetention>;
   /** Appends records to one partition, in order; resolves with the first record's offset once durable. */
   append(topic: string, partition: number, records: OutgoingRecord[]): Promise<number>;
   consume(options: ConsumeOptions): Promise<Subscription>;

@@ -1,3 +1,4 @@
+import { eventsRetentionFix, eventsRetentionProblem } from '../log/retention.ts';
 import { join } from 'node:path';
 import { createActorHost } from '../actors/host.ts';
 import type { ActorHost } from '../actors/host.ts';
@@ -272,6 +273,9 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
     await migrate(db);
     await claimReadModel(db, backends.identity, backends.describe['read models']!);
     await log.ensureTopics([TOPICS.commands, TOPICS.events]);
+    const topicName = `${config.kafkaBrokers ? config.namespace : ''}${TOPICS.events}`;
+    const keptTooShort = await eventsRetentionProblem(log, topicName).catch(() => null);
+    if (keptTooShort) log_.warn(`${keptTooShort}; fix: ${eventsRetentionFix(topicName)}`);
     // The key cache is filled from the log before anything seals or opens content.
     await keys.sync();
     await keys.migrateLegacy((n) => log_.info(`moved ${n} data keys into the keys topic`));

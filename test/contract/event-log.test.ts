@@ -13,6 +13,7 @@ import { contiguousProduces } from '../../log/platformatic-produce.ts';
 import { contiguousKafkajsProduces } from '../../log/kafkajs-produce.ts';
 import { decodeGroupFetches } from '../../log/platformatic-group-fetch.ts';
 import type { EventLog, LogRecord } from '../../log/port.ts';
+import { TOPICS } from '../../log/port.ts';
 import { KAFKA_BROKERS } from '../support/env.ts';
 
 type Maker = { name: string; make: () => EventLog; reopen?: (log: EventLog) => EventLog };
@@ -181,6 +182,22 @@ describe.each([file, kafkajs, platformatic])('event log contract: $name', (maker
       await until(() => got.length >= 1);
       expect(got).toEqual([2]);
       await sub.stop();
+    } finally {
+      await log.close();
+    }
+  });
+});
+
+describe.each([kafkajs, platformatic])('topics gemello creates: $name', (maker) => {
+  it('keeps the events and the voice clips forever, whatever the broker\'s default; the commands take its default', async () => {
+    const log = maker.make();
+    try {
+      await log.ensureTopics([TOPICS.commands, TOPICS.events]);
+      await log.ensureTopics([TOPICS.voice]);
+      expect(await log.retentionOf!(TOPICS.events)).toEqual({ ms: null, bytes: null });
+      expect(await log.retentionOf!(TOPICS.voice)).toEqual({ ms: null, bytes: null });
+      // The local broker keeps its default of 7 days: what the events topic would have had.
+      expect((await log.retentionOf!(TOPICS.commands)).ms).toBe(7 * 86_400_000);
     } finally {
       await log.close();
     }

@@ -8,7 +8,9 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { DATABASE_URL, REDIS_URL, realEnv } from '../support/env.ts';
+import { logLevel } from 'kafkajs';
+import { newKafka } from '../../log/kafkajs-request-queue.ts';
+import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL, realEnv } from '../support/env.ts';
 import { freePort, runCli, startGemello } from '../support/processes.ts';
 import type { Gemello } from '../support/processes.ts';
 import { until } from '../support/until.ts';
@@ -124,6 +126,24 @@ describe('the gemello CLI', () => {
     expect(both.stdout).toMatch(/^FAIL event log \(Kafka/m);
     expect(both.stdout).toMatch(/^ok\s+read models/m);
     expect(both.stdout).toMatch(/^FAIL snapshots/m);
+  });
+
+  it('doctor says when the events topic would lose history (a topic made with the broker\'s 7 days), and how to fix it', async () => {
+    // gemello makes its events topic to keep everything; one made before, or by an operator, may not.
+    const ns = `${namespace}short.`;
+    const admin = newKafka({ brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      await admin.createTopics({ waitForLeaders: true, topics: [{ topic: `${ns}gemello.events`, numPartitions: 12, replicationFactor: -1, configEntries: [{ name: 'retention.ms', value: String(7 * 86_400_000) }] }] });
+    } finally {
+      await admin.disconnect();
+    }
+    const r = await runCli(['doctor'], { ...env, GEMELLO_NAMESPACE: ns }, 60_000);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(new RegExp(`^FAIL event log retention: ${ns.replace(/\./g, '\\.')}gemello\\.events keeps records only 7 days:`, 'm'));
+    expect(r.stdout).toContain(`fix: kafka-configs.sh --bootstrap-server <broker> --alter --entity-type topics --entity-name ${ns}gemello.events --add-config retention.ms=-1,retention.bytes=-1`);
+    // The run's own topic, made by gemello, keeps everything.
+    expect((await gemello('doctor')).stdout).toMatch(/^ok\s+event log retention: .*gemello\.events keeps every record/m);
   });
 
   it('names a backend that does not answer and its fix, not a client library\'s stack trace', async () => {
