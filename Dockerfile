@@ -13,6 +13,10 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM node:24-bookworm-slim AS runtime
 WORKDIR /app
+# espeak-ng: the offline voice of a deployment without an OpenAI key (speech is on in compose and
+# Kubernetes); without it every reply of such a deployment would end in AudioFailed.
+RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng \
+ && rm -rf /var/lib/apt/lists/*
 # Code and dependencies belong to root and are only read: uid 1000 cannot change them even
 # where the root filesystem is writable; mount it read-only anyway (compose and Kubernetes do).
 COPY --from=deps /app/node_modules ./node_modules

@@ -65,6 +65,8 @@ describe('the image (Dockerfile)', () => {
     expect(await serves('gateway', '/health')).toBe(true);
     expect(await serves('actors', '/health')).toBe(true);
     expect(readFileSync(join(ROOT, 'Dockerfile'), 'utf8')).toMatch(/npm ci --omit=dev/);
+    // Speech is on in compose and Kubernetes: without an OpenAI key the image speaks with espeak-ng.
+    expect(image.runs.some((r) => /apt-get install .*\bespeak-ng\b/.test(r))).toBe(true);
   });
 });
 
