@@ -1,4 +1,3 @@
-import { confirmedDataProblem } from '../twins.ts';
 import { SpanKind } from '@opentelemetry/api';
 import { encodeNotice } from '../../events/codec.ts';
 import { KeyDestroyed } from '../../sealing/keys.ts';
@@ -19,6 +18,7 @@ import { run } from './mailbox.ts';
 import { silence } from './speaker.ts';
 import { writeSnapshot } from './snapshot.ts';
 import { warm } from './warm.ts';
+import { confirmedDataProblem } from '../twins.ts';
 
 /**
  * Handles a batch of commands of one partition: each goes to its conversation's mailbox.
