@@ -137,8 +137,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = EnvSchema.safeParse(clean);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(`${issue.path.join('.')}: ${issue.message}`);
+    // Every variable that is wrong, not only the first: one start tells them all.
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '));
   }
   const e = parsed.data;
   const apiKeys = parseApiKeys(e.GEMELLO_API_KEYS);

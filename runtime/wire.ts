@@ -1,4 +1,3 @@
-import { eventsRetentionFix, eventsRetentionProblem } from '../log/retention.ts';
 import { join } from 'node:path';
 import { createActorHost } from '../actors/host.ts';
 import type { ActorHost } from '../actors/host.ts';
@@ -52,6 +51,7 @@ import { createFlowRegistry } from '../flows/registry.ts';
 import { claimReadModel } from '../projections/log-identity.ts';
 import { logIdentity, type LogIdentity } from './log-identity.ts';
 import { within } from './deadline.ts';
+import { eventsRetentionFix, eventsRetentionProblem } from '../log/retention.ts';
 
 export type Role = 'gateway' | 'actors' | 'projections';
 export const ALL_ROLES: Role[] = ['gateway', 'actors', 'projections'];
@@ -264,6 +264,17 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
 
   const retention = commands ? createRetention({ days: config.retentionDays, db, commands, metrics, logger: createLogger('retention', config.quiet), now: clock.now }) : null;
 
+  /** Stops what started, in the order that hands the work over first. */
+  const stop = async () => {
+    retention?.stop();
+    await feed?.stop().catch(() => {});
+    await host?.stop().catch((err) => log_.warn(`stopping actors: ${(err as Error).message}`));
+    await projector?.stop().catch(() => {});
+    await voiceProjection?.stop().catch(() => {});
+    await liveness?.close();
+    await backends.close();
+  };
+
   /** Migrates, then starts each role. */
   const start = async () => {
     log_.info(`roles: ${roles.join(', ')}`);
@@ -298,22 +309,21 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
     retention,
     checks,
     async start() {
+      // Every backend answers before anything joins a group: an actor host whose Redis is away
+      // would otherwise take partitions and serve them slowly, its checkpoints unread.
+      const away = await explainUnreachable(config, backends);
+      if (away) throw away;
       try {
         await start();
       } catch (err) {
         // A backend that does not answer is named with its fix, not left to a client library's stack trace.
-        throw (await explainUnreachable(config, backends)) ?? err;
+        const told = (await explainUnreachable(config, backends)) ?? err;
+        // What did start is let go (the groups left at once, not after their session timeout), then the error is told.
+        await within(stop(), 5_000).catch(() => {});
+        throw told;
       }
     },
-    async stop() {
-      retention?.stop();
-      await feed?.stop().catch(() => {});
-      await host?.stop().catch((err) => log_.warn(`stopping actors: ${(err as Error).message}`));
-      await projector?.stop().catch(() => {});
-      await voiceProjection?.stop().catch(() => {});
-      await liveness?.close();
-      await backends.close();
-    },
+    stop,
   };
 }
 

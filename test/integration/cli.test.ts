@@ -152,6 +152,12 @@ describe('the gemello CLI', () => {
     expect(r.stderr).toMatch(/snapshots \(Redis at redis:\/\/127\.0\.0\.1:1\) does not answer/);
     expect(r.stderr).toMatch(/fix: start Redis .* or correct REDIS_URL/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+    // A role alone too: an actor host whose Redis is away refuses to start before it joins the
+    // group (it used to take partitions, say ready, and serve them slowly with no checkpoint).
+    const actors = await runCli(['actors'], { ...env, REDIS_URL: 'redis://127.0.0.1:1', GEMELLO_OPS_PORT: String(await freePort()) }, 60_000);
+    expect(actors.code, actors.stdout + actors.stderr).toBe(1);
+    expect(actors.stderr).toMatch(/snapshots \(Redis at redis:\/\/127\.0\.0\.1:1\) does not answer: connect ECONNREFUSED/);
+    expect(actors.stdout + actors.stderr).not.toMatch(/assigned partitions|\bready\b/);
   });
 
   it('explains bad usage', async () => {
