@@ -265,6 +265,12 @@ export function createLoggedKeyStore(options: LoggedKeyStoreOptions): LoggedKeyS
         });
         if (!done.has(p)) await db.query(SAVE_SYNC, [p, end]);
       }
+      // A process with another master key than the one every key was wrapped by could open none
+      // of them: it would take partitions and fail each of their commands. Refused here, at start.
+      const byKek = await db.query<{ kek: string; n: number }>('SELECT kek, count(*)::int AS n FROM conversation_keys WHERE wrapped IS NOT NULL AND kek IS NOT NULL GROUP BY kek');
+      if (byKek.length && !byKek.some((k) => k.kek === master.id)) {
+        throw new MasterKeyError(`the ${byKek.reduce((a, k) => a + Number(k.n), 0)} data keys in the keys topic were wrapped by master key ${byKek.map((k) => k.kek).join(', ')}, and this process has ${master.id} (${master.source}): every process of a deployment needs the same GEMELLO_MASTER_KEY`);
+      }
       return n;
     },
     async migrateLegacy(progress) {

@@ -246,6 +246,10 @@ for (const home of homes) {
       const wrong = testKeyStore(log, db, { master: { key, id: fingerprint(key), source: 'a wrong one' } });
       await expect(wrong.get([id])).rejects.toBeInstanceOf(MasterKeyError);
       await expect(wrong.get([id])).rejects.toThrow(/GEMELLO_MASTER_KEY/);
+      // And at start: a process whose master key wrapped none of the keys refuses to sync (to start), naming both keys.
+      await expect(wrong.sync()).rejects.toBeInstanceOf(MasterKeyError);
+      await expect(wrong.sync()).rejects.toThrow(new RegExp(`wrapped by master key .*, and this process has ${fingerprint(key)} \\(a wrong one\\)`));
+      await expect(testKeyStore(log, db).sync()).resolves.toBeGreaterThanOrEqual(0);
     });
 
     it('moves the plain keys of an earlier version into the log (gemello migrate), once, resumably', async () => {
