@@ -54,7 +54,8 @@ export async function replay(flags: { projection?: string | true; restart?: stri
     const rate = r.seconds > 0 ? Math.round(r.records / r.seconds) : r.records;
     out(`replayed ${name} from offset 0${r.resumedFrom ? ` (resumed: ${plural(r.resumedFrom, 'record')} applied by an earlier run)` : ''}: ${plural(r.records, 'log record')} read, ${plural(r.applied, 'event')} applied in ${r.seconds.toFixed(1)} s (${n(rate)} records/s)`);
     out(`switched: schema "${r.live}" now serves the rebuilt tables (${plural(r.counts.conversations, 'conversation')}, ${plural(r.counts.messages, 'message')}, ${plural(r.counts.events, 'event')}), in a switch of ${Math.round(r.switchMs)} ms${r.appliedInSwitch ? ` that also applied the last ${plural(r.appliedInSwitch, 'event')}` : ''}`);
-    out(`the old tables are in schema "${r.old}"; drop them once you no longer need them: DROP SCHEMA "${r.old}" CASCADE`);
+    if (r.old) out(`the old tables are in schema "${r.old}"; drop them once you no longer need them: DROP SCHEMA "${r.old}" CASCADE`);
+    else out('the old tables held nothing and were dropped');
     return 0;
   } catch (err) {
     if (err instanceof RebuildInterrupted) {

@@ -40,8 +40,8 @@ export type RebuildResult = {
   projection: string;
   /** The schema that serves the read model, before and after. */
   live: string;
-  /** Where the old tables are now. */
-  old: string;
+  /** Where the old tables are now; null when they held no conversation and no event (a restore into a fresh database), so they were dropped. */
+  old: string | null;
   /** Log records applied by earlier, interrupted runs. */
   resumedFrom: number;
   /** Log records read and events applied by this run. */
@@ -284,13 +284,18 @@ export async function rebuildReadModel(options: RebuildOptions): Promise<Rebuild
     }
   }
 
+  // Tables that held nothing (a restore into a fresh database made them just before) are not kept.
+  const [was] = await db.query<{ n: number }>(`SELECT ((SELECT count(*) FROM ${ident(old)}.conversations) + (SELECT count(*) FROM ${ident(old)}.events))::int AS n`);
+  const kept = Number(was!.n) > 0 ? old : null;
+  if (!kept) await db.exec(`DROP SCHEMA ${ident(old)} CASCADE`);
+
   const [c] = await db.query<{ conversations: number; messages: number; events: number }>(
     'SELECT (SELECT count(*) FROM conversations)::int AS conversations, (SELECT count(*) FROM messages)::int AS messages, (SELECT count(*) FROM events)::int AS events',
   );
   return {
     projection: name,
     live,
-    old,
+    old: kept,
     resumedFrom,
     records: records + inSwitch.records,
     applied: applied + inSwitch.applied,

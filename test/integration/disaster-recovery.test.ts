@@ -80,6 +80,9 @@ describe('disaster recovery from Kafka alone', () => {
     expect(await topicsStartingWith(namespace)).toEqual(['commands', 'events', 'keys'].map((t) => `${namespace}gemello.${t}`));
     console.log(`gemello restore of ${kept.length + 1} conversations took ${Date.now() - t0} ms (process start included)`);
     expect(await redisKeys()).toBeGreaterThan(0);
+    // The empty tables restore made before rebuilding are not left behind for the operator to drop.
+    expect(await sql<{ nspname: string }[]>`SELECT nspname FROM pg_namespace WHERE nspname LIKE ${schema + '_old_%'}`).toEqual([]);
+    expect(r.stdout).not.toContain('DROP SCHEMA');
 
     const v = await gemello('verify');
     expect(v.code, v.stdout + v.stderr).toBe(0);
