@@ -284,7 +284,8 @@ export async function rebuildReadModel(options: RebuildOptions): Promise<Rebuild
     }
   }
 
-  // Tables that held nothing (a restore into a fresh database made them just before) are not kept.
+  // Tables that held nothing (a restore into a fresh database made them just before) are not
+  // kept. Only gemello's own tables moved there; anything else stays in the live schema.
   const [was] = await db.query<{ n: number }>(`SELECT ((SELECT count(*) FROM ${ident(old)}.conversations) + (SELECT count(*) FROM ${ident(old)}.events))::int AS n`);
   const kept = Number(was!.n) > 0 ? old : null;
   if (!kept) await db.exec(`DROP SCHEMA ${ident(old)} CASCADE`);

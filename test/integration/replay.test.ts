@@ -260,4 +260,25 @@ describe('the same rebuild on the embedded backends (file log, PGlite)', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('drops the replaced tables when they held nothing, and leaves what is not its own in the schema where it was', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gemello-replay-'));
+    const flog = createFileLog({ dir, partitions: 3 });
+    const pg = createPGliteDb();
+    try {
+      // A fresh database (what restore rebuilds into): the migrations made the tables, nothing is in them.
+      await migrate(pg);
+      await pg.exec("CREATE TABLE analyst_notes (note text); INSERT INTO analyst_notes VALUES ('mine')");
+      await appendEvents(flog, backlog(3, 1, 'fresh'));
+      const r = await rebuildReadModel({ log: flog, db: pg, keys: testKeyStore(flog, pg) });
+      expect(r.counts.conversations).toBe(3);
+      expect(r.old).toBeNull();
+      expect(await pg.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'public_old_%'")).toEqual([]);
+      expect(await pg.query('SELECT note FROM public.analyst_notes')).toEqual([{ note: 'mine' }]);
+    } finally {
+      await flog.close();
+      await pg.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
