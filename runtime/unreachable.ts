@@ -10,12 +10,19 @@ export class BackendUnreachable extends Error {
 }
 
 
+/** The backends reached over the network (the embedded ones are files of this process: they answer once opened). */
+export const remoteBackends = (config: Config): Array<'log' | 'db' | 'snapshots'> => [
+  ...(config.kafkaBrokers ? ['log' as const] : []),
+  ...(config.databaseUrl ? ['db' as const] : []),
+  ...(config.redisUrl ? ['snapshots' as const] : []),
+];
+
 /**
  * After a failure at start: asks each backend whether it answers. Those that do not are named
  * with their address, the error and the fix (a BackendUnreachable); null when all answer (the
  * failure was something else and is reported as it is).
  */
-export async function explainUnreachable(config: Config, b: Pingable, ms = 3000): Promise<BackendUnreachable | null> {
+export async function explainUnreachable(config: Config, b: Pingable, ms = 3000, which: ReadonlyArray<'log' | 'db' | 'snapshots'> = ['log', 'db', 'snapshots']): Promise<BackendUnreachable | null> {
   const fixes: [keyof Pingable, string, string, string][] = [
     ['log', 'event log', b.describe['event log'] ?? '', config.kafkaBrokers
       ? 'start Kafka (npm run infra:up, or docker compose -p gemello -f infra/docker-compose.yml up -d) or correct KAFKA_BROKERS; unset it for the embedded file log'
@@ -25,7 +32,7 @@ export async function explainUnreachable(config: Config, b: Pingable, ms = 3000)
       : `check that ${config.dataDir} is writable (GEMELLO_DATA_DIR)`],
     ['snapshots', 'snapshots', b.describe.snapshots ?? '', 'start Redis (npm run infra:up) or correct REDIS_URL; unset it for the in-process cache'],
   ];
-  const failed = await Promise.all(fixes.map(async ([key, name, where, fix]) => {
+  const failed = await Promise.all(fixes.filter(([key]) => which.includes(key as 'log')).map(async ([key, name, where, fix]) => {
     try {
       await within((b[key] as { ping(): Promise<unknown> }).ping(), ms);
       return null;

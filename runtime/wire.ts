@@ -38,7 +38,7 @@ import { createRedisSnapshotStore } from '../stores/snapshots/redis.ts';
 import { createMemoryReplyStreams } from '../stores/streams/memory.ts';
 import { createRedisReplyStreams } from '../stores/streams/redis.ts';
 import { createLogger } from '../telemetry/logger.ts';
-import { explainUnreachable } from './unreachable.ts';
+import { explainUnreachable, remoteBackends } from './unreachable.ts';
 import { loadTwinCatalog } from './twins-file.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { createMetrics } from '../telemetry/metrics.ts';
@@ -309,9 +309,9 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
     retention,
     checks,
     async start() {
-      // Every backend answers before anything joins a group: an actor host whose Redis is away
-      // would otherwise take partitions and serve them slowly, its checkpoints unread.
-      const away = await explainUnreachable(config, backends);
+      // Every backend over the network answers before anything joins a group: an actor host whose
+      // Redis is away would otherwise take partitions and serve them slowly, its checkpoints unread.
+      const away = await explainUnreachable(config, backends, 3000, remoteBackends(config));
       if (away) throw away;
       try {
         await start();
