@@ -1,6 +1,8 @@
 import type { Config } from './config.ts';
 import { within } from './deadline.ts';
 
+type Backend = 'log' | 'db' | 'snapshots';
+
 /** The backends a process uses, each with its `ping` and how it is described at start. */
 type Pingable = { log: { ping(): Promise<unknown> }; db: { ping(): Promise<unknown> }; snapshots: { ping(): Promise<unknown> }; describe: Record<string, string> };
 
@@ -11,7 +13,7 @@ export class BackendUnreachable extends Error {
 
 
 /** The backends reached over the network (the embedded ones are files of this process: they answer once opened). */
-export const remoteBackends = (config: Config): Array<'log' | 'db' | 'snapshots'> => [
+export const remoteBackends = (config: Config): Backend[] => [
   ...(config.kafkaBrokers ? ['log' as const] : []),
   ...(config.databaseUrl ? ['db' as const] : []),
   ...(config.redisUrl ? ['snapshots' as const] : []),
@@ -22,8 +24,8 @@ export const remoteBackends = (config: Config): Array<'log' | 'db' | 'snapshots'
  * with their address, the error and the fix (a BackendUnreachable); null when all answer (the
  * failure was something else and is reported as it is).
  */
-export async function explainUnreachable(config: Config, b: Pingable, ms = 3000, which: ReadonlyArray<'log' | 'db' | 'snapshots'> = ['log', 'db', 'snapshots']): Promise<BackendUnreachable | null> {
-  const fixes: [keyof Pingable, string, string, string][] = [
+export async function explainUnreachable(config: Config, b: Pingable, ms = 3000, which: readonly Backend[] = ['log', 'db', 'snapshots']): Promise<BackendUnreachable | null> {
+  const fixes: [Backend, string, string, string][] = [
     ['log', 'event log', b.describe['event log'] ?? '', config.kafkaBrokers
       ? 'start Kafka (npm run infra:up, or docker compose -p gemello -f infra/docker-compose.yml up -d) or correct KAFKA_BROKERS; unset it for the embedded file log'
       : `check that ${config.dataDir} is writable (GEMELLO_DATA_DIR)`],
@@ -32,9 +34,9 @@ export async function explainUnreachable(config: Config, b: Pingable, ms = 3000,
       : `check that ${config.dataDir} is writable (GEMELLO_DATA_DIR)`],
     ['snapshots', 'snapshots', b.describe.snapshots ?? '', 'start Redis (npm run infra:up) or correct REDIS_URL; unset it for the in-process cache'],
   ];
-  const failed = await Promise.all(fixes.filter(([key]) => which.includes(key as 'log')).map(async ([key, name, where, fix]) => {
+  const failed = await Promise.all(fixes.filter(([key]) => which.includes(key)).map(async ([key, name, where, fix]) => {
     try {
-      await within((b[key] as { ping(): Promise<unknown> }).ping(), ms);
+      await within(b[key].ping(), ms);
       return null;
     } catch (err) {
       return `  ${name} (${where}) does not answer: ${(err as Error).message || String(err)}\n    fix: ${fix}`;
