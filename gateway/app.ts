@@ -53,17 +53,17 @@ export class OpenSocket {
   }
 }
 
+/** The largest seq the read model's integer columns hold. */
+const MAX_SEQ = 2_147_483_647;
+/** `afterSeq` of the events route: absent is 0; a whole number up to MAX_SEQ; anything else null. */
+const afterSeqOf = (q: string | undefined): number | null => (q === undefined ? 0 : /^\d{1,10}$/.test(q) && Number(q) <= MAX_SEQ ? Number(q) : null);
+
 /**
  * The gateway: HTTP routes and the WebSocket protocol. With `upgradeWebSocket` (Deno's,
  * say) the app answers upgrades at / and /ws itself; without it the runtime upgrades them
  * (Node: runtime/node.ts, with `ws`), hands each socket to `open` and its frames to `text`
  * and `binary`, and the app answers those paths only as HTTP (426, the chat page).
  */
-/** The largest seq the read model's integer columns hold. */
-const MAX_SEQ = 2_147_483_647;
-/** `afterSeq` of the events route: absent is 0; a whole number up to MAX_SEQ; anything else null. */
-const afterSeqOf = (q: string | undefined): number | null => (q === undefined ? 0 : /^\d{1,10}$/.test(q) && Number(q) <= MAX_SEQ ? Number(q) : null);
-
 export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | null) {
   const app = new Hono();
   const m = sessionMetrics(deps.metrics);
