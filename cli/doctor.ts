@@ -5,6 +5,7 @@ import { espeakAvailable } from '../models/espeak-speech.ts';
 import { TOPICS } from '../log/port.ts';
 import { eventsRetentionFix, eventsRetentionProblem } from '../log/retention.ts';
 import type { Backends } from '../runtime/wire.ts';
+import { topicOnBroker } from '../runtime/config.ts';
 import type { Config } from '../runtime/config.ts';
 
 export type Check = { name: string; ok: boolean; detail: string; fix?: string };
@@ -13,6 +14,7 @@ export type Check = { name: string; ok: boolean; detail: string; fix?: string };
 /** Checks each backend the configuration names and says what to do about what fails. */
 export async function doctor(config: Config, b: Backends): Promise<Check[]> {
   const checks: Check[] = [];
+  const eventsTopic = topicOnBroker(config, TOPICS.events);
   const check = async (name: string, fix: string, run: () => Promise<string>) => {
     try {
       checks.push({ name, ok: true, detail: await within(run(), 5000) });
@@ -23,11 +25,9 @@ export async function doctor(config: Config, b: Backends): Promise<Check[]> {
   await check(`event log (${b.describe['event log']})`, config.kafkaBrokers ? 'start Kafka: npm run infra:up (or docker compose -f infra/docker-compose.yml up -d kafka); check KAFKA_BROKERS' : `check that ${config.dataDir} is writable`, async () => {
     await b.log.ping();
     const ends = await b.log.endOffsets(TOPICS.events);
-    // The topic's name on Kafka carries the namespace (GEMELLO_NAMESPACE); the file log's does not.
-    return `${config.kafkaBrokers ? config.namespace : ''}${TOPICS.events}: ${ends.length} partitions, ${ends.reduce((x, y) => x + y, 0)} records`;
+    return `${eventsTopic}: ${ends.length} partitions, ${ends.reduce((x, y) => x + y, 0)} records`;
   });
   // Only when it answers: whether it keeps what it is the only copy of.
-  const eventsTopic = `${config.kafkaBrokers ? config.namespace : ''}${TOPICS.events}`;
   if (checks.at(-1)!.ok && b.log.retentionOf) await check('event log retention', eventsRetentionFix(eventsTopic), async () => {
     const problem = await eventsRetentionProblem(b.log, eventsTopic);
     if (problem) throw new Error(problem);

@@ -182,3 +182,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     env,
   };
 }
+
+/** A topic's name as the broker has it: the namespace's prefix on Kafka (GEMELLO_NAMESPACE); the file log's own name embedded. */
+export const topicOnBroker = (config: Pick<Config, 'kafkaBrokers' | 'namespace'>, topic: string): string => `${config.kafkaBrokers ? config.namespace : ''}${topic}`;

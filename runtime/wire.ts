@@ -44,6 +44,7 @@ import type { Logger } from '../telemetry/logger.ts';
 import { createMetrics } from '../telemetry/metrics.ts';
 import { tracerFor } from '../telemetry/trace.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { topicOnBroker } from './config.ts';
 import type { Config } from './config.ts';
 import { createFlowEffects } from '../actors/flow-effects.ts';
 import { flowEnvironment, FlowsInvalid, loadFlows } from './flows.ts';
@@ -101,7 +102,7 @@ export async function openBackends(config: Config, logger = createLogger('gemell
     'event log': config.kafkaBrokers ? `Kafka (${config.kafkaClient}) at ${config.kafkaBrokers.join(',')}${config.namespace ? ` (namespace ${config.namespace})` : ''}, ${config.partitions} partitions` : `files under ${join(config.dataDir, 'log')} (embedded), ${config.partitions} partitions`,
     'read models': config.databaseUrl ? `PostgreSQL at ${redact(config.databaseUrl)}${config.databaseSchema ? ` schema ${config.databaseSchema}` : ''}` : `PGlite under ${join(config.dataDir, 'readmodel')} (embedded)`,
     snapshots: config.redisUrl ? `Redis at ${redact(config.redisUrl)}` : 'in-process cache (embedded)',
-    'data keys': `topic ${config.kafkaBrokers ? config.namespace : ''}${TOPICS.keys}, wrapped by master key ${master.id} from ${master.source.replace(/ \(made now\)$/, '')}`,
+    'data keys': `topic ${topicOnBroker(config, TOPICS.keys)}, wrapped by master key ${master.id} from ${master.source.replace(/ \(made now\)$/, '')}`,
   };
   return {
     log,
@@ -284,7 +285,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
     await migrate(db);
     await claimReadModel(db, backends.identity, backends.describe['read models']!);
     await log.ensureTopics([TOPICS.commands, TOPICS.events]);
-    const topicName = `${config.kafkaBrokers ? config.namespace : ''}${TOPICS.events}`;
+    const topicName = topicOnBroker(config, TOPICS.events);
     const keptTooShort = await eventsRetentionProblem(log, topicName).catch(() => null);
     if (keptTooShort) log_.warn(`${keptTooShort}; fix: ${eventsRetentionFix(topicName)}`);
     // The key cache is filled from the log before anything seals or opens content.
