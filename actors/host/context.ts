@@ -40,6 +40,8 @@ export type Actor = {
    */
   pendingAt: Map<string, number>;
   inFlight: Set<string>;
+  /** How many times in a row each effect (by its inFlight key) failed before it had an outcome: how long its next attempt waits. */
+  failures: Map<string, number>;
   /** The trace of each pending prompt and of each reply whose speech is pending, by seq (dropped once answered or spoken). */
   traces: Map<number, string | null>;
   /** The trace of what caused the actor's last append (null: none, or not since it was recovered): what its flow's work continues. */

@@ -47,6 +47,12 @@ function startReply(ctx: HostContext, part: Partition, actor: Actor, promptSeq: 
 /** The prompt a reply was asked for ahead of its append did not reach the log: the reply is dropped. */
 class Unrecorded extends Error {}
 
+/** The conversation refused an effect's outcome (deciding it threw): the same outcome would be refused again. */
+class Refused extends Error {}
+
+/** Seconds between attempts at an effect that failed before it had an outcome: 1, 2, 4 … up to a minute. */
+const retryDelayMs = (failures: number) => Math.min(60_000, 1000 * 2 ** Math.min(failures, 6));
+
 /**
  * The model is asked for the reply to a prompt nobody follows live while its PromptReceived
  * is being appended, instead of after (the append's round trip off every reply's time).
@@ -85,6 +91,9 @@ function spokenReply(actor: Actor, replySeq: number): (() => Promise<Speech | nu
  * log is away), the same outcome is recorded again a second later: the model is not asked
  * again while the broker is down. Nothing of a failed write can have landed for this actor:
  * a write that landed replaces it (rebuilt from the log), and the new actor finds the work done.
+ * An effect that failed before it had an outcome is made again after 1 s, 2 s, 4 s … (a
+ * minute at most); an outcome the conversation refuses is dropped, logged, and not tried
+ * again until the conversation's next command.
  */
 export async function runEffect(ctx: HostContext, part: Partition, actor: Actor, key: string, outcome: () => Promise<EffectOutcome>, generation?: Generation): Promise<void> {
   let produced: EffectOutcome | null = null;
@@ -92,13 +101,19 @@ export async function runEffect(ctx: HostContext, part: Partition, actor: Actor,
     produced = await outcome();
     const { command, traceparent } = produced;
     await run(actor, async () => {
-      const events = decide(command, actor.state, ctx.flows?.setting ?? null);
+      let events;
+      try {
+        events = decide(command, actor.state, ctx.flows?.setting ?? null);
+      } catch (err) {
+        throw new Refused((err as Error).message);
+      }
       if (events.length) {
         await commit(ctx, part, actor, events, { causationId: null, correlationId: null, traceparent });
         scheduleEffects(ctx, part, actor);
       }
     });
     actor.inFlight.delete(key);
+    actor.failures.delete(key);
     generation?.end();
   } catch (err) {
     generation?.end();
@@ -108,14 +123,22 @@ export async function runEffect(ctx: HostContext, part: Partition, actor: Actor,
     // The prompt may be recorded again (its command redelivered): it is asked for anew then.
     if (err instanceof Unrecorded) return void (part.actors.get(actor.id) === actor && scheduleEffects(ctx, part, actor));
     if (err instanceof NotOwner || err instanceof KeyDestroyed || ctx.stopping) return;
-    ctx.m.errors.inc({ kind: 'effect_record_failed' });
-    ctx.logger.warn(`recording ${key} of ${actor.id} failed (${(err as Error).message}); retrying in 1 s`);
+    if (err instanceof Refused) {
+      actor.inFlight.delete(key);
+      ctx.m.errors.inc({ kind: 'effect_refused' });
+      return void ctx.logger.warn(`the outcome of ${key} of ${actor.id} was refused (${err.message}); it is made again at the conversation's next command`);
+    }
+    const failures = kept ? 0 : (actor.failures.get(key) ?? 0);
+    if (!kept) actor.failures.set(key, failures + 1);
+    const delay = kept ? 1000 : retryDelayMs(failures);
+    ctx.m.errors.inc({ kind: kept ? 'effect_record_failed' : 'effect_failed' });
+    ctx.logger.warn(`${kept ? 'recording ' : ''}${key} of ${actor.id} failed (${(err as Error).message}); retrying in ${delay / 1000} s`);
     setTimeout(() => {
       const current = part.actors.get(actor.id) === actor && !part.revoked && !ctx.stopping;
       // Still this actor's work (in flight meanwhile, so nothing asks for it twice): the outcome it has is recorded.
       if (current && kept) return void runEffect(ctx, part, actor, key, async () => kept);
       actor.inFlight.delete(key);
       if (current) scheduleEffects(ctx, part, actor);
-    }, 1000).unref?.();
+    }, delay).unref?.();
   }
 }

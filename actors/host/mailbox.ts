@@ -15,6 +15,7 @@ export function newActor(conversationId: string): Actor {
     pendingFrom: null,
     pendingAt: new Map(),
     inFlight: new Set(),
+    failures: new Map(),
     traces: new Map(),
     lastTrace: null,
     quiet: new Set(),

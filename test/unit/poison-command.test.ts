@@ -56,4 +56,42 @@ describe('a command that cannot be decided', () => {
     expect(errors).toEqual([expect.stringMatching(/^SubmitPrompt c2 of flowing could not be decided: flow onboarding version v1 no longer compiles/)]);
     await log.close();
   });
+
+  it('a flow effect whose outcome the conversation refuses is made once and dropped, not retried every second', async () => {
+    const log = fileLog(1);
+    const def = { id: 'call', language: 'it', start: 'call', tasks: { call: { type: 'backendCall', backend: 'crm', method: 'POST', path: '/x', body: { a: 1 }, saveAs: 'r', next: 'bye' }, bye: { type: 'end', text: 'fatto' } }, ddts: {} };
+    const compiled = compileFlow(def, { backends: ['crm'], email: false, sms: false });
+    if (!compiled.ok) throw new Error(JSON.stringify(compiled.errors));
+    const registry = createFlowRegistry([compiled.flow], { backends: ['crm'], email: false, sms: false });
+    // Once the backend has answered, the recorded version can no longer be run by this build.
+    let broken = false;
+    let calls = 0;
+    const fetchStub = (async () => {
+      calls++;
+      broken = true;
+      return new Response('{"id":7}', { status: 200, headers: { 'content-type': 'application/json' } });
+    }) as unknown as typeof fetch;
+    const warnings: string[] = [];
+    const metrics = createMetrics();
+    const ctx = createHostContext({
+      log, snapshots: createMemorySnapshotStore(), readModel: null, metrics,
+      logger: { ...quietLogger, warn: (m: string) => void warnings.push(m) },
+      catalog: createTwinCatalog([{ id: 'caller', name: 'Chiamata', flow: 'call' }]),
+      replyModel: { name: 'stub', reply: async () => ({ text: 'x', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } }) },
+      flows: { registry: { ...registry, of: (f) => { if (broken) throw new Error('flow call version v1 no longer compiles'); return registry.of(f); } }, effects: createFlowEffects({ backends: { crm: 'http://crm.invalid' }, emailWebhook: null, smsWebhook: null, fetch: fetchStub }), noInputSec: 30, model: false },
+    });
+    const part = acquire(ctx, 0);
+    const prompt: LogRecord = {
+      topic: TOPICS.commands, partition: 0, offset: 0, key: 'calling', headers: {}, timestamp: Date.now(),
+      value: JSON.stringify({ type: 'SubmitPrompt', commandId: 'c1', conversationId: 'calling', correlationId: null, principal: null, traceparent: null, issuedAt: new Date().toISOString(), data: { twin: { id: 'caller', name: 'Chiamata' }, text: 'ciao' } }),
+    };
+    await handleCommands(ctx, part, [prompt]);
+    for (let i = 0; i < 200 && warnings.length === 0; i++) await sleep(10);
+    // Two and a half seconds: the old host tried to record the same outcome again every second.
+    await sleep(2_500);
+    expect(calls).toBe(1);
+    expect(warnings).toEqual([expect.stringMatching(/^the outcome of f.* of calling was refused \(flow call version v1 no longer compiles\)/)]);
+    expect(part.actors.get('calling')?.inFlight.size).toBe(0);
+    await log.close();
+  });
 });
