@@ -11,6 +11,7 @@ import { createLogger } from '../telemetry/logger.ts';
 import { createReadModelStateSource } from '../projections/state-source.ts';
 import { doctor } from './doctor.ts';
 import { eraseConversation } from './erase.ts';
+import { readingUnwritten } from './unwritten-topics.ts';
 import { retentionCommand } from './retention.ts';
 import { createProgress } from './progress.ts';
 import { verify, verifySummary } from './verify.ts';
@@ -64,6 +65,9 @@ see README.md.`;
 const IN_PROCESS_SNAPSHOTS = 'snapshots: none written. Without REDIS_URL they are an in-process cache of each serving process (npm start writes its own as conversations are used, and recovers the others from the read model and the log); set REDIS_URL to keep them in Redis';
 
 /** The commands that open the backends, with the words they need; bad usage is told before anything is opened. */
+/** The command that writes the read models itself (the others read them, or the log; erasures are the host's). */
+const WRITES_READ_MODEL = new Set(['replay']);
+
 const USAGE: Record<string, { line: string; id?: boolean; sub?: string; flags?: string[] }> = {
   events: { line: 'events <conversationId> [--json]', id: true, flags: ['json'] },
   state: { line: 'state <conversationId> [--at <seq>]', id: true, flags: ['at'] },
@@ -119,6 +123,8 @@ async function main(argv: string[]): Promise<number> {
     await runtime.start();
     backends = runtime.backends;
   } else backends = await openBackends(config, createLogger('gemello', true), `gemello ${command}`);
+  // A namespace nothing was written under reads as an empty log, with a note that says why (doctor says it itself).
+  if (command !== 'doctor') backends = { ...backends, log: readingUnwritten(backends.log, (topic) => console.error(`note: the broker has no topic ${topic}: nothing was ever written under ${config.namespace ? `GEMELLO_NAMESPACE=${config.namespace}` : 'the default namespace'} (check GEMELLO_NAMESPACE and KAFKA_BROKERS); read as an empty log`)) };
   // The conversations' data keys: sealed content reads as "[erased]" once its key is destroyed.
   const keys = backends.keys;
   const progress = createProgress(process.stderr, process.stderr.isTTY === true || args.flags.progress === true);
@@ -129,7 +135,8 @@ async function main(argv: string[]): Promise<number> {
     else if (command !== 'migrate' && command !== 'restore') {
       await migrate(backends.db);
       // Read models of another log are refused, but for the rebuild that replaces them.
-      if (!(command === 'replay' && args.flags.restart === true)) await claimReadModel(backends.db, backends.identity, backends.describe['read models']!);
+      // Only the commands that write them claim them; the others check that they are this log's.
+      if (!(command === 'replay' && args.flags.restart === true)) await claimReadModel(backends.db, backends.identity, backends.describe['read models']!, { claim: WRITES_READ_MODEL.has(command) });
       await keys.sync();
     }
     switch (command) {
@@ -181,7 +188,7 @@ async function main(argv: string[]): Promise<number> {
         const id = rest[0]!;
         const by = typeof args.flags.by === 'string' ? args.flags.by : (process.env.USER ?? 'operator');
         const reason = typeof args.flags.reason === 'string' ? args.flags.reason : null;
-        return await eraseConversation(id, { by, reason, timeoutMs: timeout * 1000 }, { log: backends.log, db: backends.db, snapshots: backends.snapshots });
+        return await eraseConversation(id, { by, reason, timeoutMs: timeout * 1000 }, { log: backends.log, db: backends.db, snapshots: backends.snapshots, progress });
       }
       case 'retention': {
         return await retentionCommand({ days, dryRun: args.flags['dry-run'] === true }, { log: backends.log, db: backends.db });

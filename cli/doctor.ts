@@ -2,7 +2,7 @@ import { loadMigrations } from '../projections/migrate.ts';
 import { claimReadModel } from '../projections/log-identity.ts';
 import { within } from '../runtime/deadline.ts';
 import { espeakAvailable } from '../models/espeak-speech.ts';
-import { TOPICS } from '../log/port.ts';
+import { TOPICS, UnknownTopic } from '../log/port.ts';
 import { eventsRetentionFix, eventsRetentionProblem } from '../log/retention.ts';
 import type { Backends } from '../runtime/wire.ts';
 import { topicOnBroker } from '../runtime/config.ts';
@@ -15,6 +15,8 @@ export type Check = { name: string; ok: boolean; detail: string; fix?: string };
 export async function doctor(config: Config, b: Backends): Promise<Check[]> {
   const checks: Check[] = [];
   const eventsTopic = topicOnBroker(config, TOPICS.events);
+  /** Whether the events topic is there (a namespace nothing was written under has none yet). */
+  let made = false;
   const check = async (name: string, fix: string, run: () => Promise<string>) => {
     try {
       checks.push({ name, ok: true, detail: await within(run(), 5000) });
@@ -24,11 +26,16 @@ export async function doctor(config: Config, b: Backends): Promise<Check[]> {
   };
   await check(`event log (${b.describe['event log']})`, config.kafkaBrokers ? 'start Kafka: npm run infra:up (or docker compose -f infra/docker-compose.yml up -d kafka); check KAFKA_BROKERS' : `check that ${config.dataDir} is writable`, async () => {
     await b.log.ping();
-    const ends = await b.log.endOffsets(TOPICS.events);
+    const ends = await b.log.endOffsets(TOPICS.events).catch((err: unknown) => {
+      if (err instanceof UnknownTopic) return null;
+      throw err;
+    });
+    if (!ends) return `no topic ${eventsTopic} yet: the first npm start makes it (none was ever written under this namespace: check GEMELLO_NAMESPACE if you expected conversations)`;
+    made = true;
     return `${eventsTopic}: ${ends.length} partitions, ${ends.reduce((x, y) => x + y, 0)} records`;
   });
   // Only when it answers: whether it keeps what it is the only copy of.
-  if (checks.at(-1)!.ok && b.log.retentionOf) await check('event log retention', eventsRetentionFix(eventsTopic), async () => {
+  if (made && b.log.retentionOf) await check('event log retention', eventsRetentionFix(eventsTopic), async () => {
     const problem = await eventsRetentionProblem(b.log, eventsTopic);
     if (problem) throw new Error(problem);
     return `${eventsTopic} keeps every record (retention.ms=-1, retention.bytes=-1)`;
@@ -44,8 +51,9 @@ export async function doctor(config: Config, b: Backends): Promise<Check[]> {
   });
   // Only when they answer: what they were built from.
   if (checks.at(-1)!.ok) await check('read models\' log', 'give this log read models of its own (DATABASE_SCHEMA, another database), or rebuild these from it: gemello replay --projection readmodel --restart', async () => {
-    await claimReadModel(b.db, b.identity, b.describe['read models']!);
-    return `built from ${b.identity.where}`;
+    await claimReadModel(b.db, b.identity, b.describe['read models']!, { claim: false });
+    const [row] = await b.db.query<{ log: string }>('SELECT log FROM log_identity WHERE id = 1');
+    return row ? `built from ${b.identity.where}` : `not claimed by any log yet: the first gemello process that builds them claims them for ${b.identity.where}`;
   });
   await check(`snapshots (${b.describe.snapshots})`, 'start Redis (npm run infra:up) and check REDIS_URL', async () => {
     await b.snapshots.ping();

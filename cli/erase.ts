@@ -4,6 +4,8 @@ import { createCommandClient, eraseCommand } from '../actors/command-client.ts';
 import { partitionFor } from '../log/partition.ts';
 import type { EventLog } from '../log/port.ts';
 import type { Db } from '../stores/sql.ts';
+import type { Progress } from './progress.ts';
+import { inLog } from './read-conversation.ts';
 import { plural } from './wording.ts';
 
 export type EraseDeps = {
@@ -14,6 +16,7 @@ export type EraseDeps = {
   out?: (line: string) => void;
   /** Waiting and problems (stderr). */
   say?: (line: string) => void;
+  progress?: Progress;
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -22,8 +25,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * `gemello erase <id>`: asks the conversation's actor host (the one writer of its log) to
  * erase it, through gemello.commands like any client, and waits until it is done: the
  * ConversationErased event appended, the key destroyed, the snapshot deleted; then until the
- * read model has dropped the rows. Returns the exit code: 0 done, 1 refused, 3 no actor host
- * answered in time (the command stays queued and is carried out when one runs).
+ * read model has dropped the rows. Returns the exit code: 0 done, 1 refused (or no such
+ * conversation: then nothing is sent), 3 no actor host answered in time (the command stays
+ * queued and is carried out when one runs).
  */
 export async function eraseConversation(
   conversationId: string,
@@ -34,6 +38,13 @@ export async function eraseConversation(
   const say = deps.say ?? ((l: string) => console.error(l));
   const timeoutMs = options.timeoutMs ?? 30_000;
   const partition = partitionFor(conversationId, deps.log.partitions);
+  // A mistyped id must not leave a command queued for a host to refuse later: the read model
+  // answers at once for a conversation it holds, the log (the truth) for the rest.
+  const [row] = await deps.db.query('SELECT 1 FROM conversations WHERE id = $1', [conversationId]).catch(() => []);
+  if (!row && !(await inLog(deps.log, conversationId, deps.progress))) {
+    say(`no conversation ${conversationId} in the log (partition ${partition}): nothing to erase. Check the id (gemello events <id> shows a conversation's events).`);
+    return 1;
+  }
   const cmd = eraseCommand({ conversationId, commandId: randomUUID(), principal: null, by: options.by, via: 'cli', reason: options.reason ?? null, now: new Date() });
   say(`erasure of ${conversationId} requested (command ${cmd.commandId}, partition ${partition}); waiting for its actor host…`);
   const deadline = Date.now() + timeoutMs;

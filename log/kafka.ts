@@ -5,7 +5,7 @@ import { createAppendQueue } from './append-queue.ts';
 import { newKafka } from './kafkajs-request-queue.ts';
 import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
-import { retentionFrom, topicConfigOf } from './port.ts';
+import { UnknownTopic, retentionFrom, topicConfigOf } from './port.ts';
 import { COMMIT_EVERY_MS, createLanes } from './lanes.ts';
 
 export type { KafkaLogOptions } from './kafka-options.ts';
@@ -103,6 +103,8 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
         return out;
       } catch (err) {
         if (!staleLeader(err) || attempt >= 4) throw err;
+        // "Not the leader" for every partition of a topic that is not there at all.
+        if (!(await a.listTopics()).includes(topic)) throw new UnknownTopic(topic);
         replaceAdmin(a);
         await sleep(100 * 2 ** attempt);
       }

@@ -7,7 +7,7 @@ import { decodeGroupFetches } from './platformatic-group-fetch.ts';
 import { writeProducesContiguously } from './platformatic-produce.ts';
 import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
-import { retentionFrom, topicConfigOf } from './port.ts';
+import { UnknownTopic, retentionFrom, topicConfigOf } from './port.ts';
 import { COMMIT_EVERY_MS, createLanes } from './lanes.ts';
 
 /** The longest wait between two tries to reopen a consumer while the broker is away: it is back within this of the broker. */
@@ -102,7 +102,9 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
   });
 
   async function endOffsets(topic: string): Promise<number[]> {
-    const offsets = await reader().listOffsets({ topics: [full(topic)] });
+    const offsets = await reader().listOffsets({ topics: [full(topic)] }).catch((err: Error) => {
+      throw /unknown topic/i.test(err.message) ? new UnknownTopic(full(topic)) : err;
+    });
     const out = new Array<number>(options.partitions).fill(0);
     (offsets.get(full(topic)) ?? []).forEach((o, p) => (out[p] = Number(o)));
     return out;

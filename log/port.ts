@@ -153,6 +153,16 @@ export interface EventLog {
 /** `voice`: the callers' kept utterances (GEMELLO_KEEP_VOICE), sealed, in segments; key = conversation id like the others. */
 export const TOPICS = { commands: 'gemello.commands', events: 'gemello.events', keys: 'gemello.keys', voice: 'gemello.voice' } as const;
 
+/** The topic does not exist on the broker (endOffsets): nothing was ever written to it. `topic` is its name on the broker, namespace included. */
+export class UnknownTopic extends Error {
+  readonly code = 'unknown_topic';
+  readonly topic: string;
+  constructor(topic: string) {
+    super(`the broker has no topic ${topic}`);
+    this.topic = topic;
+  }
+}
+
 /**
  * An append refused because the appends waiting for the log already hold its bound: the
  * log is slower than what arrives. Retryable: the gateway answers `unavailable`, the actor

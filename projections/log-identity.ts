@@ -9,10 +9,13 @@ export class ReadModelOfAnotherLog extends Error {
 /**
  * Claims the read models for this process's log: the first log to open them is recorded, any
  * other is refused (its checkpoints would skip or re-apply records, its rows would show another
- * log's conversations). `where` names the database for the message.
+ * log's conversations). `where` names the database for the message. With `claim: false` (a
+ * command that only reads or checks) nothing is recorded: read models no log has claimed yet
+ * are left for the first process that builds them, so that a look with a mistyped namespace
+ * does not take a shared database for a log of nothing.
  */
-export async function claimReadModel(q: Query, log: LogIdentity, where: string): Promise<void> {
-  await q.query('INSERT INTO log_identity (id, log, log_where) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING', [log.id, log.where]);
+export async function claimReadModel(q: Query, log: LogIdentity, where: string, o: { claim?: boolean } = {}): Promise<void> {
+  if (o.claim !== false) await q.query('INSERT INTO log_identity (id, log, log_where) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING', [log.id, log.where]);
   const [row] = await q.query<{ log: string; log_where: string; recorded_at: Date | string }>('SELECT log, log_where, recorded_at FROM log_identity WHERE id = 1');
   if (!row || row.log === log.id) return;
   const since = new Date(row.recorded_at).toISOString();

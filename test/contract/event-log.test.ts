@@ -13,7 +13,7 @@ import { contiguousProduces } from '../../log/platformatic-produce.ts';
 import { contiguousKafkajsProduces } from '../../log/kafkajs-produce.ts';
 import { decodeGroupFetches } from '../../log/platformatic-group-fetch.ts';
 import type { EventLog, LogRecord } from '../../log/port.ts';
-import { TOPICS } from '../../log/port.ts';
+import { TOPICS, UnknownTopic } from '../../log/port.ts';
 import { KAFKA_BROKERS } from '../support/env.ts';
 
 type Maker = { name: string; make: () => EventLog; reopen?: (log: EventLog) => EventLog };
@@ -198,6 +198,18 @@ describe.each([kafkajs, platformatic])('topics gemello creates: $name', (maker) 
       expect(await log.retentionOf!(TOPICS.voice)).toEqual({ ms: null, bytes: null });
       // The local broker keeps its default of 7 days: what the events topic would have had.
       expect((await log.retentionOf!(TOPICS.commands)).ms).toBe(7 * 86_400_000);
+    } finally {
+      await log.close();
+    }
+  });
+
+  it('says a topic nothing was written to is not there (UnknownTopic, its name on the broker), and does not create it', async () => {
+    const log = maker.make();
+    try {
+      const err = await log.endOffsets(TOPICS.events).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UnknownTopic);
+      expect((err as UnknownTopic).topic).toMatch(/^t[0-9a-f]{8}\.gemello\.events$/);
+      expect(await log.endOffsets(TOPICS.events).catch((e: unknown) => e)).toBeInstanceOf(UnknownTopic);
     } finally {
       await log.close();
     }

@@ -51,6 +51,16 @@ const gemello = (...args: string[]) => runCli(args, { ...env, GEMELLO_LOG_QUIET:
 const api = (path: string, token: string, init: RequestInit = {}) =>
   fetch(`http://127.0.0.1:${port}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, ...init.headers } });
 
+/** How many commands gemello.commands holds, all partitions together. */
+async function commandsEnd(): Promise<number> {
+  const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
+  try {
+    return (await log.endOffsets(TOPICS.commands)).reduce((a, b) => a + b, 0);
+  } finally {
+    await log.close();
+  }
+}
+
 /** Every record of both topics, as the bytes Kafka holds (key, value and headers). */
 async function rawLog(): Promise<string[]> {
   const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: PARTITIONS, namespace });
@@ -239,7 +249,12 @@ describe('erasure', () => {
     expect(again.code).toBe(0);
     expect(again.stdout).toContain(`conversation ${byCli.id} was already erased`);
     expect(again.stdout).toMatch(/key\s+already destroyed/);
-    expect((await gemello('erase', randomUUID())).code).toBe(1); // no such conversation
+    // A mistyped id: refused at once, and nothing is queued for a host to refuse later.
+    const commandsBefore = await commandsEnd();
+    const typo = await gemello('erase', randomUUID());
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toMatch(/no conversation \S+ in the log \(partition \d+\): nothing to erase/);
+    expect(await commandsEnd()).toBe(commandsBefore);
   });
 
   it('leaves the other conversation untouched: its content everywhere, and it still answers', async () => {

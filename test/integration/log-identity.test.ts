@@ -91,4 +91,27 @@ describe('read models and Redis keys belong to one log', () => {
     const old = await sql.unsafe(`SELECT nspname FROM pg_namespace WHERE nspname LIKE '${schema}_old_%'`);
     for (const o of old) await sql.unsafe(`DROP SCHEMA "${o.nspname}" CASCADE`);
   });
+
+  it('a command that only looks (doctor, verify, events) at a namespace nothing was written under says so, and claims no read models', async () => {
+    const fresh = realEnv('logpeek');
+    try {
+      const doctor = await runCli(['doctor'], { ...fresh.env, GEMELLO_SPEECH: 'off' }, 60_000);
+      // Nothing was ever written under this namespace: said, not failed on.
+      expect(doctor.code).toBe(0);
+      expect(doctor.stdout).toMatch(/ok {3}event log .*: no topic logpeek\w+\.gemello\.events yet: the first npm start makes it/);
+      expect(doctor.stdout).toMatch(/read models' log: not claimed by any log yet: the first gemello process that builds them claims them for Kafka \(namespace logpeek/);
+      const events = await runCli(['events', 'nobody'], fresh.env, 60_000);
+      expect(events.code).toBe(1);
+      expect(events.stdout).toContain('no events for nobody');
+      expect(events.stderr).toMatch(/note: the broker has no topic logpeek\w+\.gemello\.events: nothing was ever written under GEMELLO_NAMESPACE=logpeek/);
+      expect(events.stderr).not.toMatch(/\n\s+at /);
+      expect((await runCli(['verify'], fresh.env, 60_000)).code).toBe(0);
+      expect(await sql.unsafe(`SELECT log FROM ${fresh.schema}.log_identity`)).toEqual([]);
+      // The first process that builds them claims them, and doctor says so.
+      expect((await runCli(['replay', '--projection', 'readmodel'], fresh.env, 60_000)).code).toBe(0);
+      expect((await sql.unsafe(`SELECT log FROM ${fresh.schema}.log_identity`)).map((r) => r.log)).toEqual([`kafka:${fresh.namespace}`]);
+    } finally {
+      await sql.unsafe(`DROP SCHEMA IF EXISTS ${fresh.schema} CASCADE`);
+    }
+  });
 });

@@ -1,0 +1,29 @@
+import type { EventLog } from '../log/port.ts';
+import { UnknownTopic } from '../log/port.ts';
+
+/**
+ * The log as a command that reads it sees it: a topic the broker does not have reads as empty
+ * (nothing was ever written under this namespace), and `note` is told once per topic, so the
+ * command answers "no events" with the reason instead of failing with a client's stack trace.
+ */
+export function readingUnwritten(log: EventLog, note: (topicOnBroker: string) => void): EventLog {
+  // Asked once: a broker takes seconds to say a topic is not there (its clients retry first).
+  const unwritten = new Set<string>();
+  const none = () => new Array<number>(log.partitions).fill(0);
+  const endOffsets = async (topic: string): Promise<number[]> => {
+    if (unwritten.has(topic)) return none();
+    try {
+      return await log.endOffsets(topic);
+    } catch (err) {
+      if (!(err instanceof UnknownTopic)) throw err;
+      unwritten.add(topic);
+      note(err.topic);
+      return none();
+    }
+  };
+  return {
+    ...log,
+    endOffsets,
+    read: async (topic, partition, from, handle, end) => log.read(topic, partition, from, handle, end ?? (await endOffsets(topic))[partition]),
+  };
+}
