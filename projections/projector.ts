@@ -5,6 +5,7 @@ import type { Logger } from '../telemetry/logger.ts';
 import { LATENCY_BUCKETS_MS } from '../telemetry/metrics.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { contextFrom, tracerFor } from '../telemetry/trace.ts';
+import { tracing } from '../telemetry/router.ts';
 import { keysFor } from '../sealing/keys.ts';
 import type { Keyring, KeyStore } from '../sealing/keys.ts';
 import { applyBatches, readAhead, StaleReadAhead } from './apply.ts';
@@ -153,13 +154,14 @@ export function createProjector(options: ProjectorOptions): Projector {
       open--;
     }
     const now = Date.now();
+    const traced = tracing();
     let applied = 0;
     for (const [i, r] of results.entries()) {
       const partition = batches[i]!.partition;
       for (const e of r.applied) {
         if (e.type === 'ConversationErased') keyStore.forget(e.conversationId);
         // One span per applied event, in the trace of the prompt that caused it, covering the batch's transaction.
-        tracer.startSpan('projection.apply', {
+        if (traced) tracer.startSpan('projection.apply', {
           kind: SpanKind.CONSUMER,
           startTime: started,
           attributes: { 'conversation.id': e.conversationId, 'event.seq': e.seq, 'event.type': e.type, 'projection.name': name, 'messaging.kafka.partition': partition, 'messaging.kafka.offset': e.position.offset },

@@ -42,3 +42,6 @@ export const router: TracerProvider = {
 export function route(to: TracerSource | null): void {
   source = to ?? noTracing;
 }
+
+/** Whether spans go anywhere now (telemetry started and not shut down): work that only makes spans can skip them when not. */
+export const tracing = (): boolean => source !== noTracing;
