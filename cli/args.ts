@@ -31,18 +31,26 @@ export function flagsProblem(args: Args, allowed: readonly string[]): string | n
     if (!allowed.includes(name)) return `unknown flag --${name}${allowed.length ? ` (this command takes ${allowed.map((f) => `--${f}`).join(', ')})` : ' (this command takes none)'}`;
     if (SWITCHES.has(name) && value !== true) return `--${name} takes no value`;
     // Numeric flags say what they take themselves (numberFlag).
-    if (!SWITCHES.has(name) && value === true && !NUMERIC.has(name)) return `--${name} takes a value; none was given`;
+    if (!SWITCHES.has(name) && value === true && !(name in NUMBER_FLAGS)) return `--${name} takes a value; none was given`;
   }
   return null;
 }
-const NUMERIC: ReadonlySet<string> = new Set(['at', 'timeout', 'days']);
+type NumberSpec = { expected: string; min?: number; above?: number; integer?: boolean };
+
+/** The flags that take a number, and what each takes. */
+export const NUMBER_FLAGS = {
+  at: { expected: 'a seq (a whole number)', min: 0, integer: true },
+  timeout: { expected: 'a number of seconds', above: 0 },
+  days: { expected: 'a number of days (0: retention off)', min: 0 },
+} satisfies Record<string, NumberSpec>;
 
 /**
- * A numeric flag: `fallback` when absent; a UsageError saying `expected` when it has no value
+ * A numeric flag: `fallback` when absent; a UsageError saying what it takes when it has no value
  * (`--days --dry-run` must not read as 1 day), is not a number, is below `min`, or is not whole
  * where `integer` asks for it.
  */
-export function numberFlag(args: Args, name: string, fallback: number, expected: string, opts: { min?: number; above?: number; integer?: boolean } = {}): number {
+export function numberFlag(args: Args, name: keyof typeof NUMBER_FLAGS, fallback: number): number {
+  const { expected, ...opts }: NumberSpec = NUMBER_FLAGS[name];
   const raw = args.flags[name];
   if (raw === undefined) return fallback;
   const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;

@@ -109,9 +109,9 @@ async function main(argv: string[]): Promise<number> {
   if (replayWrong) throw new UsageError(replayWrong);
   const flagsWrong = flagsProblem(args, usage.flags ?? []);
   if (flagsWrong) throw new UsageError(`${flagsWrong}\nusage: gemello ${usage.line}`);
-  const at = numberFlag(args, 'at', Infinity, 'a seq (a whole number)', { min: 0, integer: true });
-  const timeout = numberFlag(args, 'timeout', 30, 'a number of seconds', { above: 0 });
-  const days = numberFlag(args, 'days', config.retentionDays, 'a number of days (0: retention off)', { min: 0 });
+  const at = numberFlag(args, 'at', Infinity);
+  const timeout = numberFlag(args, 'timeout', 30);
+  const days = numberFlag(args, 'days', config.retentionDays);
   // Erasures are carried out by the conversation's actor host. An embedded data directory belongs to
   // this command while it runs, so no other process can be that host: the command runs one itself
   // (with the projections, which scrub the read model), as `npm start` would, and stops it after.
