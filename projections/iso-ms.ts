@@ -1,5 +1,6 @@
-// A timestamp's ms since 1970, read without Date.parse when it is written as toISOString writes
-// it: what the projector's rows carry (copy-binary.ts) and what its lag is timed from (projector.ts).
+// Reading the timestamps events carry, without Date.parse when they are written as toISOString
+// writes them: the ms since 1970 that the projector's rows carry (copy-binary.ts) and its lag is
+// timed from (projector.ts), and the canonical text the plan puts in rows (plan.ts).
 
 const digits = (s: string, from: number, n: number): number => {
   let v = 0;
@@ -30,3 +31,17 @@ export function isoMs(s: string): number {
   const days = era * 146097 + doe - 719468;
   return days * 86_400_000 + h * 3_600_000 + mi * 60_000 + sec * 1000 + ms;
 }
+
+/**
+ * Already what toISOString writes, with a day every month has and an hour below 24 (the
+ * parse rolls other days and hour 24 over to the next): kept as it is, without the parse and
+ * the new string (≈1.5 µs an event in catch-up).
+ */
+const CANONICAL = /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
+
+/** An ISO timestamp, or null for text that is not one (occurredAt is only checked to be a string). */
+export const isoOrNull = (s: string): string | null => {
+  if (CANONICAL.test(s)) return s;
+  const t = Date.parse(s);
+  return Number.isNaN(t) ? null : new Date(t).toISOString();
+};

@@ -1,6 +1,7 @@
 import type { LoggedEvent } from '../events/schemas.ts';
 import { evolve, initialState } from '../actors/state.ts';
 import type { ConversationState } from '../actors/state.ts';
+import { isoOrNull } from './iso-ms.ts';
 
 /**
  * The fold as stored in conversations.state: everything but `messages`, which are the rows
@@ -82,20 +83,6 @@ export type Plan = {
   duplicates: LoggedEvent[];
   /** Events that skip a seq: a broken log; they cannot be folded and are left out. */
   gaps: { event: LoggedEvent; reason: string }[];
-};
-
-/**
- * Already what toISOString writes, with a day every month has and an hour below 24 (the
- * parse rolls other days and hour 24 over to the next): kept as it is, without the parse and
- * the new string (≈1.5 µs an event in catch-up).
- */
-const CANONICAL = /^\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
-
-/** An ISO timestamp, or null for text that is not one (occurredAt is only checked to be a string). */
-export const isoOrNull = (s: string): string | null => {
-  if (CANONICAL.test(s)) return s;
-  const t = Date.parse(s);
-  return Number.isNaN(t) ? null : new Date(t).toISOString();
 };
 
 /** A message row of `e` (made whole here, one object a row: a batch makes thousands). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isoOrNull } from '../../projections/plan.ts';
+import { isoOrNull } from '../../projections/iso-ms.ts';
 
 describe('timestamps in the read model', () => {
   it('stores every occurredAt as toISOString writes it, or null', () => {
