@@ -7,7 +7,7 @@
 // - the image's start command, run outside a container as the Dockerfile runs it (uid 1000,
 //   code it cannot write, data on a writable path), answers the seed frame.
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +123,28 @@ describe('compose (infra/compose)', () => {
     for (const secret of Object.values<any>(r.secrets)) expect(secret.file).toBeTruthy();
     expect(r.services.postgres.environment.POSTGRES_PASSWORD_FILE).toBeTruthy();
     expect(r.services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD__FILE).toBeTruthy();
+  });
+
+  it('Redis takes its password from the secret file, and no command line shows it', async () => {
+    need('redis-server', 'redis-server');
+    // The entrypoint as compose renders it (`$$` is compose's `$`), run here on a free port with a secret of our own.
+    const [shell, flag, script] = rendered.prod!.services.redis.entrypoint as string[];
+    const dir = mkdtempSync(join(tmpdir(), 'gemello-redis-'));
+    const password = `pw-${process.pid}-${Date.now()}`;
+    writeFileSync(join(dir, 'redis_password'), password);
+    const port = await freePort();
+    const local = script!.replaceAll('$$', '$').replaceAll('/run/secrets/', `${dir}/`).replace('exec redis-server -', `exec redis-server - --port ${port} --bind 127.0.0.1 --dir ${dir}`);
+    const server = spawn(shell!, [flag!, local], { stdio: 'ignore' });
+    try {
+      const cli = (args: string[], env: Record<string, string> = {}) => spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', env: { PATH: process.env.PATH!, ...env } }).stdout.trim();
+      for (let i = 0; i < 100 && !cli(['ping']); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(cli(['ping'])).toMatch(/NOAUTH/);
+      expect(cli(['ping'], { REDISCLI_AUTH: password })).toBe('PONG');
+      expect(readFileSync(`/proc/${server.pid}/cmdline`, 'utf8')).not.toContain(password);
+    } finally {
+      server.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it.each(ENVS)('%s: every gemello container runs a gemello command, probes a served path on its port, sets only variables the code reads', async (env) => {
