@@ -22,6 +22,8 @@ export type ProjectorOptions = {
   keys: KeyStore;
   metrics?: Metrics;
   logger?: Logger;
+  /** The events topic as the broker names it (the namespace included), for the log lines (default gemello.events). */
+  topicName?: string;
   /** The projection's name: its checkpoints' key and its consumer group `gemello-projection-<name>`. */
   name?: string;
   /**
@@ -353,7 +355,7 @@ export function createProjector(options: ProjectorOptions): Projector {
       idleTimer = setInterval(() => {
         checkIdle().catch((err) => logger?.warn(`idle check failed: ${(err as Error).message}`));
       }, idleCheckMs);
-      logger?.info(`projection ${name} consuming ${TOPICS.events} from its checkpoints`);
+      logger?.info(`projection ${name} consuming ${options.topicName ?? TOPICS.events} from its checkpoints`);
     },
     async stop() {
       stopped = true;

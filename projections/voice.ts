@@ -38,7 +38,8 @@ export type VoiceProjection = {
  * checkpoint, so a read model that was lost (checkpoints gone, group offsets not) is refilled.
  * Made only where the caller's audio is kept (GEMELLO_KEEP_VOICE): it creates the topic.
  */
-export function createVoiceProjection(options: { log: EventLog; db: Db; keys: KeyStore; logger?: Logger }): VoiceProjection {
+/** `topicName`: the voice topic as the broker names it (the namespace included), for the log lines. */
+export function createVoiceProjection(options: { log: EventLog; db: Db; keys: KeyStore; logger?: Logger; topicName?: string }): VoiceProjection {
   const { log, db, keys } = options;
   const running = new Map<number, Promise<number>>();
   let sub: Subscription | null = null;
@@ -91,7 +92,7 @@ export function createVoiceProjection(options: { log: EventLog; db: Db; keys: Ke
       if (sub) return;
       await sync();
       sub = await log.consume({ group: 'gemello-projection-voice', topic: TOPICS.voice, from: 'earliest', handle: async (p) => void (await wake(p)) });
-      options.logger?.info(`projection voice consuming ${TOPICS.voice} from its checkpoints`);
+      options.logger?.info(`projection voice consuming ${options.topicName ?? TOPICS.voice} from its checkpoints`);
     },
     async stop() {
       const s = sub;

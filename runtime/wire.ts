@@ -206,10 +206,10 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
         tailMaxEvents: config.tailMaxEvents,
       })
     : null;
-  const projector = roles.includes('projections') ? createProjector({ log, db, keys, metrics, logger: createLogger('projections', config.quiet), copyRows: config.projectionCopyRows }) : null;
+  const projector = roles.includes('projections') ? createProjector({ log, db, keys, metrics, logger: createLogger('projections', config.quiet), copyRows: config.projectionCopyRows, topicName: topicOnBroker(config, TOPICS.events) }) : null;
   // voice_clips from gemello.voice, where the caller's audio is kept (GEMELLO_KEEP_VOICE, set for every
   // role): off, nothing follows or makes the topic, and a projection started later fills the table from its checkpoints.
-  const voiceProjection = roles.includes('projections') && config.voice.keep ? createVoiceProjection({ log, db, keys, logger: createLogger('projections', config.quiet) }) : null;
+  const voiceProjection = roles.includes('projections') && config.voice.keep ? createVoiceProjection({ log, db, keys, logger: createLogger('projections', config.quiet), topicName: topicOnBroker(config, TOPICS.voice) }) : null;
   const feed = roles.includes('gateway') ? createFeed(log, createLogger('gateway', config.quiet), undefined, keys, streams) : null;
   reportQueues(metrics, log, feed, keys);
   let feedStarted = false;
