@@ -264,7 +264,7 @@ export function createActorHost(options: ActorHostOptions) {
         new Promise((r) => setTimeout(r, SNAPSHOT_WAIT_MS)),
       ]);
       const written = performance.now();
-      for (const id of [...ctx.partitions.keys()]) release(ctx, id);
+      release(ctx, [...ctx.partitions.keys()]);
       await lease?.stop();
       lease = null;
       await subscription?.stop();

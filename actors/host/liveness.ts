@@ -76,7 +76,7 @@ export function startLiveness(ctx: HostContext, subscription: Subscription, grou
 
   const fenceSelf = (why: string) => {
     const owned = [...ctx.partitions.keys()];
-    for (const id of owned) release(ctx, id);
+    release(ctx, owned);
     ctx.fenced = true;
     ctx.logger.warn(`${why}: dropped partitions ${owned.join(',') || '(none)'}, writes nothing until the group assigns it partitions again, and leaves the group to rejoin`);
     leave();
@@ -125,7 +125,7 @@ export function startLiveness(ctx: HostContext, subscription: Subscription, grou
       }
       if (member === false) {
         // A rejoin is under way: the partitions are taken over afresh when it settles.
-        for (const id of [...ctx.partitions.keys()]) release(ctx, id);
+        release(ctx, [...ctx.partitions.keys()]);
         ctx.fenced = true;
         leftAt = performance.now();
         ctx.logger.warn(`the group moved on while this host was frozen (${ms} ms): it dropped its partitions and takes over what the group assigns it now`);

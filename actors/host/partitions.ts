@@ -19,7 +19,7 @@ export function onAssigned(ctx: HostContext, assigned: number[]): void {
   const afresh = ctx.doubting;
   ctx.fenced = false;
   const set = new Set(assigned);
-  for (const id of [...ctx.partitions.keys()]) if (afresh || !set.has(id)) release(ctx, id);
+  release(ctx, [...ctx.partitions.keys()].filter((id) => afresh || !set.has(id)));
   // Appends held since the rebalance began go on now, those of revoked partitions refused.
   releaseWrites(ctx);
   const taken = assigned.filter((id) => !ctx.partitions.has(id));
@@ -147,11 +147,17 @@ function rebuild(ctx: HostContext, part: Partition, touched: Set<string>, from: 
   }
 }
 
-/** Another host owns the partition now: stop writing. No snapshot is written, since the new owner's may already be newer. */
-export function release(ctx: HostContext, id: number): void {
-  const part = ctx.partitions.get(id);
-  if (!part) return;
-  part.revoked = true;
-  ctx.partitions.delete(id);
-  ctx.logger.info(`partition ${id} released (${part.actors.size} actors dropped)`);
+/** Another host owns these partitions now: stop writing. No snapshot is written, since the new owner's may already be newer. Logged in one line. */
+export function release(ctx: HostContext, ids: Iterable<number>): void {
+  const released: number[] = [];
+  let dropped = 0;
+  for (const id of ids) {
+    const part = ctx.partitions.get(id);
+    if (!part) continue;
+    part.revoked = true;
+    ctx.partitions.delete(id);
+    released.push(id);
+    dropped += part.actors.size;
+  }
+  if (released.length) ctx.logger.info(`partition${released.length > 1 ? 's' : ''} ${released.join(',')} released (${dropped} actors dropped)`);
 }

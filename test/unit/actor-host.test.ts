@@ -120,7 +120,7 @@ describe('actor host parts on the file log', () => {
     const part = acquire(w.ctx, 0);
     await handleCommands(w.ctx, part, [w.prompt('cmd-1', 'hello')]);
     const actor = part.actors.get('c1')!;
-    release(w.ctx, 0);
+    release(w.ctx, [0]);
     answer();
     await new Promise((r) => setTimeout(r, 20));
     await expect(commit(w.ctx, part, actor, [{ type: 'ReplyFailed', data: { promptSeq: 2, code: 'x', reason: 'x', latencyMs: 0 } }], { causationId: null, correlationId: null, traceparent: null })).rejects.toBeInstanceOf(NotOwner);
