@@ -201,7 +201,8 @@ export function onNotice(s: SessionState, n: Notice): void {
     out.error(n.code, n.message, { ...(f.verified ? twinFields(f) : {}), conversationId: n.conversationId, ...rid });
     // Prompts without a conversationId must not keep going to a conversation that refused this twin.
     if (twinId && byTwin.get(twinId) === n.conversationId && (n.code === 'forbidden' || n.code === 'twin_mismatch' || n.code === 'conversation_erased')) byTwin.delete(twinId);
-    if (!f.verified && f.resuming === 0) unfollow(s, n.conversationId);
+    // Let go of a conversation this socket may not see, once no other command of its to it waits for an answer.
+    if (!f.verified && f.resuming === 0 && ![...mine.values()].some((c) => c.conversationId === n.conversationId)) unfollow(s, n.conversationId);
   } else if (n.type === 'confirmed') other(s, { type: 'data.confirmed', conversationId: n.conversationId, seq: n.seq, data: n.data, ...rid });
   else other(s, { type: 'erased', conversationId: n.conversationId, ...n.erasure, ...rid });
 }

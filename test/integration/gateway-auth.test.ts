@@ -65,6 +65,12 @@ describe('auth', () => {
     bob.send({ type: 'resume', conversationId: id, afterSeq: 0, requestId: 'b2' });
     expect(await bob.next()).toMatchObject({ type: 'error', code: 'forbidden', conversationId: id, requestId: 'b2' });
 
+    // Several at once, without waiting: each is refused, none left unanswered.
+    bob.send({ type: 'stop', conversationId: id, requestId: 'b4' });
+    bob.send({ ...seed, conversationId: id, prompt: 'again', requestId: 'b5' });
+    bob.send({ type: 'confirm', conversationId: id, data: { name: 'Bob' }, requestId: 'b6' });
+    for (const requestId of ['b4', 'b5', 'b6']) expect(await bob.next((f) => f.requestId === requestId, 5_000)).toMatchObject({ type: 'error', code: 'forbidden', conversationId: id });
+
     // Alice goes on; bob hears nothing of it, and alice nothing of bob's attempts.
     alice.send({ ...seed, prompt: 'part two', requestId: 'a2' });
     expect(await alice.next((f) => f.type === 'reply')).toMatchObject({ reply: 'echo: part two', requestId: 'a2', conversationId: id });
@@ -73,7 +79,7 @@ describe('auth', () => {
     const his = await bob.next((f) => f.type === 'reply');
     expect(his.conversationId).not.toBe(id);
     await new Promise((r) => setTimeout(r, 300));
-    expect(bob.frames.filter((f) => f.conversationId === id).map((f) => f.code)).toEqual(['forbidden', 'forbidden']);
+    expect(bob.frames.filter((f) => f.conversationId === id).map((f) => f.code)).toEqual(['forbidden', 'forbidden', 'forbidden', 'forbidden', 'forbidden']);
     expect(alice.frames.filter((f) => f.type === 'error')).toEqual([]);
 
     // Alice resumes her own from another socket (token as query parameter).
@@ -135,12 +141,12 @@ describe('/metrics', () => {
       return line === undefined ? undefined : Number(line.slice(series.length + 1));
     };
     expect(value('gemello_ws_sockets_open')).toBeGreaterThanOrEqual(1);
-    expect(value('gemello_ws_frames_in_total')).toBe(37); // 6 in the auth test, 31 in the rate limit test
-    expect(value('gemello_ws_frames_out_total')).toBeGreaterThanOrEqual(37);
+    expect(value('gemello_ws_frames_in_total')).toBe(40); // 9 in the auth test, 31 in the rate limit test
+    expect(value('gemello_ws_frames_out_total')).toBeGreaterThanOrEqual(40);
     expect(value('gemello_gateway_commands_total{type="SubmitPrompt"}')).toBeGreaterThanOrEqual(4);
     expect(value('gemello_ws_errors_total{code="rate_limited"}')).toBeGreaterThanOrEqual(18);
     expect(value('gemello_ws_errors_total{code="invalid_frame"}')).toBeGreaterThanOrEqual(10);
-    expect(value('gemello_ws_errors_total{code="forbidden"}')).toBe(2);
+    expect(value('gemello_ws_errors_total{code="forbidden"}')).toBe(5);
     expect(value('gemello_ws_errors_total{code="unauthorized"}')).toBe(4);
     expect(text).toMatch(/^# TYPE gemello_ws_sockets_open gauge$/m);
   });
