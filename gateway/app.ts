@@ -7,7 +7,7 @@ import { authEnabled, principalOf, tokenFrom, tokenOf } from './auth.ts';
 import type { AuthConfig } from './auth.ts';
 import type { Eraser } from './erase.ts';
 import { PAGE_HTML } from './page.ts';
-import { conversationIdProblem } from './protocol.ts';
+import { conversationIdProblem, MAX_SEQ } from './protocol.ts';
 import { createSession, sessionMetrics } from './session.ts';
 import type { Session, SessionDeps, SocketPort } from './session.ts';
 
@@ -54,7 +54,6 @@ export class OpenSocket {
 }
 
 /** The largest seq the read model's integer columns hold. */
-const MAX_SEQ = 2_147_483_647;
 /** `afterSeq` of the events route: absent is 0; a whole number up to MAX_SEQ; anything else null. */
 const afterSeqOf = (q: string | undefined): number | null => (q === undefined ? 0 : /^\d{1,10}$/.test(q) && Number(q) <= MAX_SEQ ? Number(q) : null);
 

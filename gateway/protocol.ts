@@ -34,10 +34,13 @@ export const ConfirmFrame = z.strictObject({
   requestId,
 });
 
+/** The highest seq a conversation can reach (the read model's seq columns are 32-bit). */
+export const MAX_SEQ = 2_147_483_647;
+
 export const ResumeFrame = z.strictObject({
   type: z.literal('resume'),
   conversationId: id,
-  afterSeq: z.number().int().min(0).default(0),
+  afterSeq: z.number().int().min(0).max(MAX_SEQ).default(0),
   requestId,
 });
 

@@ -2,7 +2,7 @@
 // protocol allows or an error code, and never throws.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MAX_DEPTH, MAX_FRAME_BYTES, parseFrame } from '../../gateway/protocol.ts';
+import { MAX_DEPTH, MAX_FRAME_BYTES, MAX_SEQ, parseFrame } from '../../gateway/protocol.ts';
 
 const deep = (n: number, leaf = '1') => '{"a":'.repeat(n) + leaf + '}'.repeat(n);
 const strings = (v: unknown): string[] =>
@@ -47,5 +47,13 @@ describe('parseFrame', () => {
     }
     expect(parseFrame(confirm(`{"k":${deep(MAX_DEPTH - 3)}}`))).toMatchObject({ ok: true });
     expect(parseFrame(confirm('{"k":"😀 ok"}'))).toMatchObject({ ok: true });
+  });
+
+  it('takes a resume\'s afterSeq up to the highest seq there can be, and says what it takes past it', () => {
+    const resume = (afterSeq: number) => parseFrame(JSON.stringify({ type: 'resume', conversationId: 'c', afterSeq, requestId: 'r' }));
+    expect(resume(MAX_SEQ)).toMatchObject({ ok: true, frame: { afterSeq: MAX_SEQ } });
+    for (const big of [MAX_SEQ + 1, 3_000_000_000, Number.MAX_SAFE_INTEGER]) {
+      expect(resume(big)).toMatchObject({ ok: false, code: 'invalid_frame', requestId: 'r', error: expect.stringMatching(/afterSeq/) });
+    }
   });
 });
