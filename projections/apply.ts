@@ -127,11 +127,13 @@ UPDATE events SET data = CASE WHEN type IN ('DataConfirmed', 'DataProposed') THE
   ELSE data || jsonb_build_object('text', $2::text) END
 WHERE conversation_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))
   AND type IN ('PromptReceived', 'SpeechReceived', 'ReplyGenerated', 'ReplyStopped', 'DataConfirmed', 'DataProposed', 'MessageSaid', 'ValueRead', 'BackendCalled')`;
+// A conversation erased earlier keeps its AudioReady events (they hold no content): it uses no audio any more.
+const NOT_ERASED = (events: string) => `NOT EXISTS (SELECT 1 FROM conversations c WHERE c.id = ${events}.conversation_id AND c.erased_at IS NOT NULL)`;
 const ERASE_AUDIO = `
 DELETE FROM audio_cache a
 WHERE a.id IN (SELECT e.data->>'audioId' FROM events e WHERE e.type = 'AudioReady' AND e.conversation_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb))))
   AND NOT EXISTS (SELECT 1 FROM events o WHERE o.type = 'AudioReady' AND o.data->>'audioId' = a.id
-                  AND o.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)))
+                  AND o.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)) AND ${NOT_ERASED('o')})
   AND NOT EXISTS (SELECT 1 FROM audio_uses u WHERE u.audio_id = a.id AND u.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)))`;
 // The clips spoken to the erased conversations (a reply's sentences) that no other conversation used.
 const ERASE_SPOKEN = `
@@ -139,7 +141,7 @@ DELETE FROM audio_cache a
 WHERE a.id IN (SELECT u.audio_id FROM audio_uses u WHERE u.conversation_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb))))
   AND NOT EXISTS (SELECT 1 FROM audio_uses o WHERE o.audio_id = a.id AND o.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)))
   AND NOT EXISTS (SELECT 1 FROM events o WHERE o.type = 'AudioReady' AND o.data->>'audioId' = a.id
-                  AND o.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)))`;
+                  AND o.conversation_id NOT IN (SELECT jsonb_array_elements_text($1::text::jsonb)) AND ${NOT_ERASED('o')})`;
 const ERASE_USES = `DELETE FROM audio_uses WHERE conversation_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))`;
 // The caller's kept utterances (GEMELLO_KEEP_VOICE): sealed with the key destroyed here, and deleted too.
 const ERASE_VOICE = `DELETE FROM voice_clips WHERE conversation_id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))`;

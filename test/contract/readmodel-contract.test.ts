@@ -459,6 +459,21 @@ for (const backend of backends) {
       expect(await api.getAudio('no-such-audio')).toBeNull();
     });
 
+    it('drops a reply\'s audio that two conversations shared once the second of them is erased, not before', async () => {
+      const cache = createAudioCache(db);
+      const shared = await cache.store({ text: 'Said twice.', voice: 'onyx', synthesize: async () => ({ bytes: new Uint8Array([1, 2, 3]), format: 'mp3', contentType: 'audio/mpeg', durationSec: 1 }) });
+      const [d1, d2] = [`conv-d1-${randomUUID()}`, `conv-d2-${randomUUID()}`];
+      const said = (id: string) => events(id, 0, [started('warren-buffett-001', null), prompt('Say it'), reply(2, 'Said twice.', true), { type: 'AudioReady', data: { replySeq: 3, audioId: shared.audioId, format: 'mp3', durationSec: 1, bytes: 3, voice: 'onyx' } }]);
+      const erased = (id: string): DomainEvent[] => [{ type: 'ConversationErased', data: { by: 'ops', via: 'api', reason: null, prompts: 1, replies: 1, confirmedFields: 0 } }];
+      const apply = (envs: EventEnvelope[]) => db.tx((q) => applyBatch(q, 'shared-audio', PARTITION, envs.map((e) => record(encodeEvent(e)))));
+      await apply([...said(d1), ...said(d2)]);
+      const kept = async () => (await createReadApi(db).getAudio(shared.audioId)) !== null;
+      await apply(events(d1, 4, erased(d1)));
+      expect(await kept()).toBe(true); // the other conversation still has it
+      await apply(events(d2, 4, erased(d2)));
+      expect(await kept()).toBe(false);
+    });
+
     it('answers the HTTP API\'s reads: twins, a conversation, its events', async () => {
       const api = createReadApi(db);
       const twin = { id: 'warren-buffett-001', name: 'Warren Buffett', systemPrompt: 'Be Warren.', model: 'ft:x', voiceId: 'onyx' };
