@@ -34,6 +34,12 @@ export async function doctor(config: Config, b: Backends): Promise<Check[]> {
     made = true;
     return `${eventsTopic}: ${ends.length} partitions, ${ends.reduce((x, y) => x + y, 0)} records`;
   });
+  // The start refuses a count that is not the topic's (records would go to the wrong partitions), and so does
+  // doctor: on a topic that is there, ensureTopics only checks it.
+  if (made) await check('event log partitions', 'set GEMELLO_PARTITIONS to the partition count of the topics (it is fixed when they are made)', async () => {
+    await b.log.ensureTopics([TOPICS.events]);
+    return `GEMELLO_PARTITIONS=${config.partitions}, as ${eventsTopic} has`;
+  });
   // Only when it answers: whether it keeps what it is the only copy of.
   if (made && b.log.retentionOf) await check('event log retention', eventsRetentionFix(eventsTopic), async () => {
     const problem = await eventsRetentionProblem(b.log, eventsTopic);
@@ -62,8 +68,10 @@ export async function doctor(config: Config, b: Backends): Promise<Check[]> {
   const env = config.env;
   if (env.OPENAI_API_KEY) checks.push({ name: 'model', ok: true, detail: `OpenAI-compatible at ${env.OPENAI_BASE_URL ?? 'api.openai.com'} (not called by doctor)` });
   else checks.push({ name: 'model', ok: true, detail: 'offline provider (set OPENAI_API_KEY for real replies)' });
-  if (env.GEMELLO_SPEECH === 'off') checks.push({ name: 'speech', ok: true, detail: 'off' });
-  else if (env.OPENAI_API_KEY) checks.push({ name: 'speech', ok: true, detail: 'OpenAI speech' });
+  // As the roles choose it (models/select.ts): off, OpenAI with a key unless espeak is asked for, else espeak-ng.
+  const speech = env.GEMELLO_SPEECH?.trim().toLowerCase();
+  if (speech === 'off') checks.push({ name: 'speech', ok: true, detail: 'off' });
+  else if (env.OPENAI_API_KEY?.trim() && speech !== 'espeak') checks.push({ name: 'speech', ok: true, detail: 'OpenAI speech' });
   else {
     const has = espeakAvailable('espeak-ng', env.PATH ?? '');
     checks.push({ name: 'speech', ok: has, detail: has ? 'espeak-ng' : 'no espeak-ng on PATH: replies get AudioFailed', fix: has ? undefined : 'apt-get install espeak-ng, set OPENAI_API_KEY, or GEMELLO_SPEECH=off' });

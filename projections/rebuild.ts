@@ -8,6 +8,7 @@ import { grantAnalysts } from './analyst-role.ts';
 import type { Db, Query } from '../stores/sql.ts';
 import type { LogIdentity } from '../runtime/log-identity.ts';
 import { recordReadModelLog } from './log-identity.ts';
+import { MAX_SCHEMA_CHARS } from '../runtime/config.ts';
 
 /** Progress of long work (cli/progress.ts draws one on the terminal). */
 export type RebuildProgress = { start(label: string, total: number): void; advance(n: number): void; done(): void };
@@ -197,7 +198,7 @@ export async function rebuildReadModel(options: RebuildOptions): Promise<Rebuild
   const live = cur?.schema;
   if (!live) throw new Error('the read model has no schema: none of the search path exists (run gemello migrate)');
   const target = `${live}_rebuild`;
-  if (`${live}_old_${stamp(now())}`.length > MAX_IDENT) throw new Error(`schema name "${live}" is too long to rebuild beside (at most ${MAX_IDENT - 20} characters)`);
+  if (`${live}_old_${stamp(now())}`.length > MAX_IDENT) throw new Error(`schema name "${live}" is too long to rebuild beside (at most ${MAX_SCHEMA_CHARS} characters)`);
 
   // The live tables at the same migrations as the rebuilt ones, so they belong together.
   await migrate(db);

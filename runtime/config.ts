@@ -10,18 +10,28 @@ import type { KafkaClient } from '../log/kafka-client.ts';
 /** The checkout's `.gemello`: `npm start` runs at the checkout's root, `npx gemello` wherever it is typed, and both find the same one. */
 const CHECKOUT_DATA_DIR = fileURLToPath(new URL('../.gemello', import.meta.url));
 
-const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+/** The longest DATABASE_SCHEMA a rebuild can put its `<schema>_old_<UTC time>` beside (PostgreSQL names are 63 bytes at most). */
+export const MAX_SCHEMA_CHARS = 43;
+
+/** A number as written in decimal (`0x10`, `1e3` and blanks are refused, not read as something else). */
+const decimal = (whole: boolean) => z.string().trim().regex(whole ? /^\d+$/ : /^\d+(\.\d+)?$/, whole ? 'a whole number' : 'a number').transform(Number);
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => decimal(true).pipe(z.number().int().min(min).max(max)).default(def);
+const optionalInt = (min = 0) => decimal(true).pipe(z.number().int().min(min)).optional();
+const positive = (def: number) => decimal(false).pipe(z.number().positive()).default(def);
+/** A feature that is on unless set to `off`; any other value is refused rather than taken for "on". */
+const onOff = z.string().trim().toLowerCase().pipe(z.enum(['on', 'off']));
+const url = (schemes: string[]) => z.string().trim().refine((s) => schemes.some((x) => s.startsWith(`${x}://`)) && URL.canParse(s), `a URL starting with ${schemes.map((x) => `${x}://`).join(' or ')}`);
 
 const EnvSchema = z.object({
-  PORT: int(3000, 0),
+  PORT: int(3000, 0, 65535),
   HOST: z.string().default('127.0.0.1'),
   GEMELLO_PARTITIONS: int(12, 1),
   GEMELLO_DATA_DIR: z.string().optional(),
   GEMELLO_NAMESPACE: z.string().regex(/^[a-zA-Z0-9._-]*$/, 'letters, digits, dot, dash and underscore only').default(''),
-  KAFKA_BROKERS: z.string().optional(),
-  DATABASE_URL: z.string().optional(),
-  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).optional(),
-  REDIS_URL: z.string().optional(),
+  KAFKA_BROKERS: z.string().refine((v) => v.split(',').some((b) => b.trim()), 'at least one broker, host:port (comma-separated)').optional(),
+  DATABASE_URL: url(['postgres', 'postgresql']).optional(),
+  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).max(MAX_SCHEMA_CHARS, `at most ${MAX_SCHEMA_CHARS} characters (a rebuild puts <schema>_old_<UTC time> beside it)`).optional(),
+  REDIS_URL: url(['redis', 'rediss']).optional(),
   GEMELLO_SNAPSHOT_EVERY: int(20, 1),
   GEMELLO_HISTORY_MESSAGES: int(40, 1),
   GEMELLO_SNAPSHOT_TTL_SECONDS: int(0, 0),
@@ -37,20 +47,29 @@ const EnvSchema = z.object({
   GEMELLO_LOG_QUIET: z.string().optional(),
   GEMELLO_KAFKA_SESSION_TIMEOUT_MS: int(10_000, 1_000),
   GEMELLO_LEASE_MS: int(400, 0),
-  GEMELLO_PROJECTIONS_NICE: z.coerce.number().int().min(0).max(19).default(10),
+  GEMELLO_PROJECTIONS_NICE: int(10, 0, 19),
   GEMELLO_KAFKA_CLIENT: z.enum(['kafkajs', 'platformatic']).default(DEFAULT_KAFKA_CLIENT),
   GEMELLO_FLOWS_DIR: z.string().optional(),
   GEMELLO_BACKENDS: z.string().optional(),
   GEMELLO_EMAIL_WEBHOOK: z.url().optional(),
   GEMELLO_SMS_WEBHOOK: z.url().optional(),
-  GEMELLO_NO_INPUT_SECONDS: z.coerce.number().positive().default(30),
-  GEMELLO_OPS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  GEMELLO_NO_INPUT_SECONDS: positive(30),
+  GEMELLO_OPS_PORT: decimal(true).pipe(z.number().int().min(0).max(65535)).optional(),
   GEMELLO_MASTER_KEY: z.string().optional(),
-  GEMELLO_VOICE_MAX_SECONDS: z.coerce.number().positive().default(60),
+  GEMELLO_VOICE_MAX_SECONDS: positive(60),
   GEMELLO_VOICE_MAX_BYTES: int(8 * 1024 * 1024, 1024),
   GEMELLO_KEEP_VOICE: z.enum(['0', '1', 'true', 'false', 'on', 'off', 'yes', 'no']).default('0'),
-  GEMELLO_RETENTION_DAYS: z.coerce.number().min(0).default(90),
+  GEMELLO_RETENTION_DAYS: decimal(false).pipe(z.number().min(0)).default(90),
   GEMELLO_PROJECTION_COPY_ROWS: int(200, 0),
+  // Read where the models are chosen (models/select.ts, select-stt.ts); checked here, so that a bad value stops the start.
+  GEMELLO_MODEL_TIMEOUT_MS: optionalInt(1),
+  GEMELLO_MODEL_RETRIES: optionalInt(0),
+  GEMELLO_STT_TIMEOUT_MS: optionalInt(1),
+  GEMELLO_STT_RETRIES: optionalInt(0),
+  GEMELLO_OFFLINE_WORD_MS: optionalInt(0),
+  GEMELLO_SPEECH: z.string().trim().toLowerCase().pipe(z.enum(['on', 'off', 'espeak'])).optional(),
+  GEMELLO_STT: onOff.optional(),
+  GEMELLO_SPEECH_SENTENCES: onOff.optional(),
 });
 
 /** `GEMELLO_BACKENDS="crm=http://…,erp=http://…"`: the backends flows may call, by name (flows hold names, never URLs or secrets). */

@@ -60,7 +60,8 @@ function shared(describe: string, processor: SpanProcessor): TraceExport {
 async function otlp(env: Env, url: string, logger: Logger): Promise<TraceExport> {
   if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
     const variable = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' : 'OTEL_EXPORTER_OTLP_ENDPOINT';
-    throw new Error(`${variable}: ${url} is not an http(s) URL (expected e.g. http://127.0.0.1:4318)`);
+    // A setting to fix, told in one line (bad_config) like every other one.
+    throw Object.assign(new Error(`${variable}: ${url} is not an http(s) URL (expected e.g. http://127.0.0.1:4318)`), { code: 'bad_config' });
   }
   let protocol = (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf').trim();
   if (protocol !== 'http/protobuf' && protocol !== 'http/json') {

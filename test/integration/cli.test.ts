@@ -116,6 +116,12 @@ describe('the gemello CLI', () => {
     expect(r.stdout).toMatch(/^ok\s+read models \(PostgreSQL/m);
     expect(r.stdout).toMatch(/^ok\s+snapshots \(Redis/m);
     expect(r.code).toBe(0);
+    // A partition count that is not the topics': refused, as the start refuses it, with what to set.
+    const count = Number(/ok\s+event log partitions: GEMELLO_PARTITIONS=(\d+)/.exec(r.stdout)?.[1]);
+    const wrong = await runCli(['doctor'], { ...env, GEMELLO_PARTITIONS: String(count + 1) }, 60_000);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stdout).toMatch(new RegExp(`^FAIL event log partitions: topic \\S+gemello\\.events has ${count} partitions but GEMELLO_PARTITIONS is ${count + 1}`, 'm'));
+    expect(wrong.stdout).toMatch(/fix: set GEMELLO_PARTITIONS to the partition count/);
     const down = await runCli(['doctor'], { ...env, REDIS_URL: 'redis://127.0.0.1:1' }, 60_000);
     expect(down.code).toBe(1);
     // Why, in the socket's words (it once said only that ioredis had reached its retry limit).

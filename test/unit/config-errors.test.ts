@@ -9,4 +9,28 @@ describe('loadConfig', () => {
     expect(load).toThrow('GEMELLO_MAX_ACTORS: Too small: expected number to be >=10; GEMELLO_TAIL_MAX_EVENTS: Too small: expected number to be >=100');
     expect(loadConfig({ GEMELLO_MAX_ACTORS: '10', GEMELLO_TAIL_MAX_EVENTS: '100' })).toMatchObject({ maxActors: 10 });
   });
+
+  it('refuses what would otherwise be read as something else: blanks, hex, ports past 65535, URLs that are not, switches it does not know, model timeouts that are not numbers', () => {
+    const problem = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+        return null;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    expect(problem({ PORT: ' ' })).toBe('PORT: a whole number');
+    expect(problem({ PORT: '0x10' })).toBe('PORT: a whole number');
+    expect(problem({ PORT: '70000' })).toMatch(/^PORT: Too big/);
+    expect(problem({ GEMELLO_RETENTION_DAYS: ' ' })).toBe('GEMELLO_RETENTION_DAYS: a number');
+    expect(problem({ DATABASE_URL: 'notaurl' })).toBe('DATABASE_URL: a URL starting with postgres:// or postgresql://');
+    expect(problem({ REDIS_URL: '127.0.0.1:6379' })).toBe('REDIS_URL: a URL starting with redis:// or rediss://');
+    expect(problem({ KAFKA_BROKERS: ' , ' })).toMatch(/^KAFKA_BROKERS: at least one broker/);
+    expect(problem({ DATABASE_SCHEMA: 'a'.repeat(44) })).toMatch(/^DATABASE_SCHEMA: at most 43 characters/);
+    expect(problem({ GEMELLO_MODEL_TIMEOUT_MS: 'abc', GEMELLO_STT_TIMEOUT_MS: '-5', GEMELLO_OFFLINE_WORD_MS: '1.5' })).toBe('GEMELLO_MODEL_TIMEOUT_MS: a whole number; GEMELLO_STT_TIMEOUT_MS: a whole number; GEMELLO_OFFLINE_WORD_MS: a whole number');
+    expect(problem({ GEMELLO_SPEECH: 'false' })).toMatch(/^GEMELLO_SPEECH: .*"on"\|"off"\|"espeak"/);
+    expect(problem({ GEMELLO_STT: 'no' })).toMatch(/^GEMELLO_STT: /);
+    // What the README shows is taken as written.
+    expect(problem({ PORT: '8080', GEMELLO_RETENTION_DAYS: '0.5', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test', REDIS_URL: 'redis://127.0.0.1:6379', KAFKA_BROKERS: '127.0.0.1:9092, 127.0.0.1:9093', GEMELLO_SPEECH: 'Espeak', GEMELLO_STT: 'off', GEMELLO_MODEL_TIMEOUT_MS: '30000' })).toBeNull();
+  });
 });
