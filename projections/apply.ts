@@ -241,6 +241,26 @@ async function write(q: Query, plan: Plan, projection: string, checkpoints: { pa
   const settled = await Promise.allSettled(statements.map(([text, params]) => q.query(text, params)));
   const failed = settled.find((x) => x.status === 'rejected');
   if (failed) throw failed.reason;
+  if (plan.erased.length) await eraseFromOldSchemas(q, JSON.stringify(plan.erased.map((x) => x.conversation_id)));
+}
+
+/**
+ * The tables a rebuild set aside (`<schema>_old_<UTC time>`, kept for a rollback by hand) hold the
+ * erased conversations' content in the clear: their rows go from there too, in the erasure's
+ * transaction. A rollback to such a schema then lacks the conversations erased since the rebuild.
+ */
+async function eraseFromOldSchemas(q: Query, ids: string): Promise<void> {
+  // Only the tables there (an operator may have dropped some): a missing one must not fail the erasure's batch.
+  const tables = await q.query<{ schema: string; table: string }>(`
+    SELECT n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE starts_with(n.nspname, current_schema() || '_old_') AND c.relkind IN ('r', 'p')
+      AND c.relname IN ('messages', 'confirmed_data', 'events', 'conversations')`);
+  // The conversations' rows last: the others may refer to them.
+  for (const { schema, table } of tables.sort((a, b) => Number(a.table === 'conversations') - Number(b.table === 'conversations'))) {
+    if (!/^[a-z0-9_]+$/.test(schema)) continue;
+    const column = table === 'conversations' ? 'id' : 'conversation_id';
+    await q.query(`DELETE FROM "${schema}"."${table}" WHERE ${column} = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))`, [ids]);
+  }
 }
 
 type PriorRow = { id: string; state: StoredStateAnyVersion; metadata: Record<string, unknown>; prompts: number | null; replies: number | null };

@@ -474,6 +474,27 @@ for (const backend of backends) {
       expect(await kept()).toBe(false);
     });
 
+    it('erases a conversation from the tables a rebuild set aside too (<schema>_old_<time>), leaving the others there', async () => {
+      const [{ schema }] = await db.query<{ schema: string }>('SELECT current_schema() AS schema');
+      const old = `${schema}_old_20260101_000000`;
+      const [gone, stays] = [`conv-o1-${randomUUID()}`, `conv-o2-${randomUUID()}`];
+      const apply = (envs: EventEnvelope[]) => db.tx((q) => applyBatch(q, 'old-schemas', PARTITION, envs.map((e) => record(encodeEvent(e)))));
+      await apply([...events(gone, 0, [started('t', null), prompt('my secret'), { type: 'DataConfirmed', data: { data: { email: 'x@example.com' }, requestId: null } }]), ...events(stays, 0, [started('t', null), prompt('kept')])]);
+      // What a rebuild leaves: the tables as they were, beside the live ones.
+      await db.exec(`CREATE SCHEMA "${old}"`);
+      for (const t of ['conversations', 'messages', 'confirmed_data', 'events']) await db.exec(`CREATE TABLE "${old}".${t} AS SELECT * FROM "${schema}".${t}`);
+      try {
+        await apply(events(gone, 3, [{ type: 'ConversationErased', data: { by: 'ops', via: 'api', reason: null, prompts: 1, replies: 0, confirmedFields: 1 } }]));
+        const left = async (t: string, column = 'conversation_id') => (await db.query<{ id: string }>(`SELECT DISTINCT ${column} AS id FROM "${old}".${t} WHERE ${column} IN ($1, $2)`, [gone, stays])).map((r) => r.id);
+        expect(await left('messages')).toEqual([stays]);
+        expect(await left('confirmed_data')).toEqual([]);
+        expect(await left('events')).toEqual([stays]);
+        expect(await left('conversations', 'id')).toEqual([stays]);
+      } finally {
+        await db.exec(`DROP SCHEMA "${old}" CASCADE`);
+      }
+    });
+
     it('answers the HTTP API\'s reads: twins, a conversation, its events', async () => {
       const api = createReadApi(db);
       const twin = { id: 'warren-buffett-001', name: 'Warren Buffett', systemPrompt: 'Be Warren.', model: 'ft:x', voiceId: 'onyx' };
