@@ -1,6 +1,7 @@
 import type { SnapshotStore } from '../actors/ports.ts';
 import type { EventLog } from '../log/port.ts';
 import { migrate } from '../projections/migrate.ts';
+import { eraseKeptCopies } from '../projections/apply.ts';
 import { createVoiceProjection } from '../projections/voice.ts';
 import type { LoggedKeyStore } from '../sealing/key-store.ts';
 import type { LogIdentity } from '../runtime/log-identity.ts';
@@ -54,6 +55,12 @@ export async function restore(deps: RestoreDeps): Promise<number> {
     const voice = await counting('reading the voice topic', (told) => createVoiceProjection({ log: deps.log, db: deps.db, keys: deps.keys }).sync(told));
     step(`kept voice: ${copied(voice, 'the voice topic', 'voice_clips')}`);
   } else step('kept voice: not read (GEMELLO_KEEP_VOICE is off; with it on, the projections role fills voice_clips from the topic)');
+  // A database backup older than an erasure brings back rows the rebuild keeps (speech, kept voice): they go again.
+  const erased = (await deps.db.query<{ id: string }>('SELECT id FROM conversations WHERE erased_at IS NOT NULL')).map((r) => r.id);
+  if (erased.length) {
+    const removed = await deps.db.tx((q) => eraseKeptCopies(q, erased));
+    step(`erased conversations: ${plural(erased.length, 'conversation')} stay erased${removed ? `; ${plural(removed, 'row')} of their speech or kept voice that the database held again removed` : ''}`);
+  }
   // From the rebuilt read model, which holds what the log holds: the log is not read a second time.
   if (!deps.snapshots) {
     step('snapshots: none written (no REDIS_URL: each serving process keeps its own in memory and recovers the rest from the read model and the log)');

@@ -154,6 +154,21 @@ UPDATE conversations AS c SET erased_at = x.erased_at
 FROM jsonb_to_recordset($1::text::jsonb) AS x(conversation_id text, erased_at timestamptz)
 WHERE c.id = x.conversation_id`;
 
+/** What an erasure removes from the tables that are not projections of the events (speech, kept voice), in this order. */
+const KEPT_COPIES = [ERASE_AUDIO, ERASE_SPOKEN, ERASE_USES, ERASE_VOICE, ERASE_VOICE_SEGMENTS];
+
+/**
+ * Removes the erased conversations' speech and kept voice from the tables a rebuild keeps
+ * (`restore` after a database backup older than the erasures brought their rows back).
+ * Needs the rebuilt events (their AudioReady). Returns the rows removed.
+ */
+export async function eraseKeptCopies(q: Query, conversationIds: string[]): Promise<number> {
+  let removed = 0;
+  const ids = JSON.stringify(conversationIds);
+  for (const statement of KEPT_COPIES) removed += (await q.query<{ n: number }>(`WITH gone AS (${statement} RETURNING 1) SELECT count(*)::int AS n FROM gone`, [ids]))[0]?.n ?? 0;
+  return removed;
+}
+
 // For this transaction only: COMMIT returns once the WAL is written, before it is flushed.
 const LAZY_COMMIT = `SET LOCAL synchronous_commit = off`;
 
@@ -234,7 +249,7 @@ async function write(q: Query, plan: Plan, projection: string, checkpoints: { pa
   }
   if (plan.erased.length) {
     const ids = JSON.stringify(plan.erased.map((x) => x.conversation_id));
-    statements.push([ERASE_MESSAGES, [ids]], [ERASE_CONFIRMED, [ids]], [ERASE_AUDIO, [ids]], [ERASE_SPOKEN, [ids]], [ERASE_USES, [ids]], [ERASE_VOICE, [ids]], [ERASE_VOICE_SEGMENTS, [ids]], [ERASE_EVENTS, [ids, ERASED_TEXT]], [ERASE_KEYS, [ids]], [MARK_ERASED, [storableJson(plan.erased)]]);
+    statements.push([ERASE_MESSAGES, [ids]], [ERASE_CONFIRMED, [ids]], ...KEPT_COPIES.map((x): [string, unknown[]] => [x, [ids]]), [ERASE_EVENTS, [ids, ERASED_TEXT]], [ERASE_KEYS, [ids]], [MARK_ERASED, [storableJson(plan.erased)]]);
   }
   if (checkpoints.length) statements.push([SAVE_CHECKPOINTS, [projection, JSON.stringify(checkpoints)]]);
   for (const [statement, data] of copies) await q.copyIn!(statement, data);

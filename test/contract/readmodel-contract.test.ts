@@ -4,7 +4,7 @@ import { fold } from '../../actors/state.ts';
 import { encodeEvent, encodeNotice, envelope } from '../../events/codec.ts';
 import type { DomainEvent, EventEnvelope } from '../../events/schemas.ts';
 import type { LogRecord } from '../../log/port.ts';
-import { applyBatch, applyBatches, readAhead, StaleReadAhead } from '../../projections/apply.ts';
+import { applyBatch, applyBatches, eraseKeptCopies, readAhead, StaleReadAhead } from '../../projections/apply.ts';
 import { createAudioCache } from '../../stores/audio-cache.ts';
 import { loadMigrations, migrate } from '../../projections/migrate.ts';
 import { createReadApi } from '../../projections/queries.ts';
@@ -474,8 +474,28 @@ for (const backend of backends) {
       expect(await kept()).toBe(false);
     });
 
+    it('removes again what a database backup older than an erasure brought back: the erased conversation\'s speech and kept voice, not the speech another one uses', async () => {
+      const cache = createAudioCache(db);
+      const speech = async () => ({ bytes: new Uint8Array([7]), format: 'mp3', contentType: 'audio/mpeg', durationSec: 1 });
+      const [gone, stays] = [`conv-r1-${randomUUID()}`, `conv-r2-${randomUUID()}`];
+      const apply = (envs: EventEnvelope[]) => db.tx((q) => applyBatch(q, 'restored', PARTITION, envs.map((e) => record(encodeEvent(e)))));
+      await apply([...events(gone, 0, [started('t', null), prompt('p'), reply(2, 'Only mine.', true)]), ...events(stays, 0, [started('t', null), prompt('p'), reply(2, 'Ours.', true)])]);
+      await apply(events(gone, 3, [{ type: 'ConversationErased', data: { by: 'ops', via: 'api', reason: null, prompts: 1, replies: 1, confirmedFields: 0 } }]));
+      // The backup's rows, as the restore finds them: a clip only the erased conversation used, one both used, and its kept voice.
+      const mine = await cache.store({ text: 'Only mine.', voice: 'onyx', synthesize: speech, conversationId: gone });
+      const ours = await cache.store({ text: 'Ours.', voice: 'onyx', synthesize: speech, conversationId: gone });
+      await cache.store({ text: 'Ours.', voice: 'onyx', synthesize: speech, conversationId: stays });
+      await db.query(`INSERT INTO voice_clips (id, conversation_id, format, content_type, sealed_audio, duration_seconds, size_bytes) VALUES ($1, $2, 'wav', 'audio/wav', '\\x00'::bytea, 1, 1)`, [randomUUID(), gone]);
+      const removed = await db.tx((q) => eraseKeptCopies(q, [gone]));
+      expect(removed).toBe(4); // one clip, two uses, one kept utterance
+      expect(await cache.load(mine.audioId)).toBeNull();
+      expect(await cache.load(ours.audioId)).not.toBeNull();
+      expect(await db.query('SELECT 1 FROM voice_clips WHERE conversation_id = $1', [gone])).toEqual([]);
+      expect(await db.tx((q) => eraseKeptCopies(q, [gone]))).toBe(0);
+    });
+
     it('erases a conversation from the tables a rebuild set aside too (<schema>_old_<time>), leaving the others there', async () => {
-      const [{ schema }] = await db.query<{ schema: string }>('SELECT current_schema() AS schema');
+      const schema = (await db.query<{ schema: string }>('SELECT current_schema() AS schema'))[0]!.schema;
       const old = `${schema}_old_20260101_000000`;
       const [gone, stays] = [`conv-o1-${randomUUID()}`, `conv-o2-${randomUUID()}`];
       const apply = (envs: EventEnvelope[]) => db.tx((q) => applyBatch(q, 'old-schemas', PARTITION, envs.map((e) => record(encodeEvent(e)))));
