@@ -7,7 +7,7 @@ import { authEnabled, principalOf, tokenFrom, tokenOf } from './auth.ts';
 import type { AuthConfig } from './auth.ts';
 import type { Eraser } from './erase.ts';
 import { PAGE_HTML } from './page.ts';
-import { conversationIdProblem, MAX_SEQ } from './protocol.ts';
+import { audioIdProblem, conversationIdProblem, MAX_SEQ } from './protocol.ts';
 import { createSession, sessionMetrics } from './session.ts';
 import type { Session, SessionDeps, SocketPort } from './session.ts';
 
@@ -144,6 +144,13 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
   };
   app.use('/api/conversations/:id', checkId);
   app.use('/api/conversations/:id/*', checkId);
+  const checkAudioId = (param: string): MiddlewareHandler => async (c, next) => {
+    const problem = audioIdProblem(c.req.param(param)!);
+    if (problem) return c.json({ error: problem, code: 'invalid_request' }, 400);
+    await next();
+  };
+  app.use('/api/audio/:id', checkAudioId('id'));
+  app.use('/api/conversations/:id/voice/:audioId', checkAudioId('audioId'));
   const owned = async (c: { get(k: never): unknown }, id: string) => {
     const conv = await deps.readApi!.getConversation(id);
     if (!conv) return { status: 404 as const };

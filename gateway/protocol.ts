@@ -151,6 +151,11 @@ export function conversationIdProblem(conversationId: string): string | null {
   return clean(conversationId) ? null : 'a conversation id must be well-formed Unicode without NUL characters';
 }
 
+/** What is wrong with an audio id from a URL (null: nothing): the same rules as a conversation id's. */
+export function audioIdProblem(audioId: string): string | null {
+  return conversationIdProblem(audioId)?.replace('a conversation id', 'an audio id') ?? null;
+}
+
 const encoder = new TextEncoder();
 /** UTF-8 length, computed only when the UTF-16 length leaves it in doubt. */
 const tooLarge = (text: string) => text.length > MAX_FRAME_BYTES || (text.length * 3 > MAX_FRAME_BYTES && encoder.encode(text).byteLength > MAX_FRAME_BYTES);

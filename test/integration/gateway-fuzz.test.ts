@@ -3,6 +3,7 @@
 // (the real CLI as a child process) on real Kafka, Postgres and Redis; fast-check makes
 // the frames: arbitrary text and bytes, huge and deeply nested frames, wrong types for
 // every field, prototype keys, unicode, lone surrogates.
+import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openCommand } from '../../sealing/commands.ts';
@@ -309,6 +310,15 @@ describe(`the gateway under fuzzed frames (fast-check seed ${SEED}; FUZZ_SEED to
         expect(Date.now() - t0, 'answered at once, not after the erasure wait').toBeLessThan(5_000);
       }
     }
+    // Audio ids follow the same rules (a NUL once reached the database as a 500).
+    for (const bad of ['%00', 'x%00y', 'c'.repeat(201)]) {
+      for (const path of [`/api/audio/${bad}`, `/api/conversations/${conv}/voice/${bad}`]) {
+        const res = await fetch(url(path));
+        expect(res.status, path.slice(0, 60)).toBe(400);
+        expect(await res.json()).toMatchObject({ code: 'invalid_request', error: expect.stringMatching(/audio id/) });
+      }
+    }
+    expect((await fetch(url(`/api/audio/${randomUUID()}`))).status).toBe(404);
     for (const afterSeq of ['1.5', '99999999999999999999', '-1', 'abc', '', '2147483648']) {
       const res = await fetch(url(`/api/conversations/${conv}/events?afterSeq=${afterSeq}`));
       expect(res.status, `afterSeq=${afterSeq}`).toBe(400);
