@@ -88,7 +88,7 @@ export async function prompt(s: SessionState, frame: PromptFrame): Promise<void>
     return;
   }
   const conversationId = conversationFor(s, twin, frame);
-  // Streamed only when this socket shows live text (it asked, now or before, or resumed):
+  // Streamed only when this socket shows live text (it asked, now or before and not taken back, or resumed):
   // a seed client's reply is asked of the model in one piece.
   const stream = s.followed.get(conversationId)?.stream ?? false;
   await publish(s, { ...meta(s, conversationId, frame.requestId), type: 'SubmitPrompt', data: { twin: { id: twin.id, name: twin.name }, text: frame.prompt, stream } }, twin.id);
@@ -105,7 +105,8 @@ export function conversationFor(s: SessionState, twin: { id: string; name: strin
   s.byTwin.set(twin.id, conversationId);
   // A conversation this socket named itself (a fresh uuid) is its own from the start.
   const f = follow(s, conversationId, { id: twin.id, name: twin.name }, s.principal === null || minted);
-  if (frame.stream) f.stream = true;
+  // The latest frame that says decides: `"stream": false` goes back to whole replies.
+  if (frame.stream !== undefined) f.stream = frame.stream;
   return conversationId;
 }
 

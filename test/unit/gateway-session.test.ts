@@ -387,7 +387,7 @@ describe('seed clients, streaming and stop', () => {
     expect(typed.frames.map((f) => f.type)).toEqual(['reply', 'audio', 'data.proposed']);
   });
 
-  it('tells the actor host to stream a reply only when the sending socket shows live text (it asked, now or before, or it resumed)', async () => {
+  it('tells the actor host to stream a reply only when the sending socket shows live text (it asked, now or before and did not take it back, or it resumed)', async () => {
     const w = world({ events: history('c2', 2) });
     const streamOf = (i: number) => (w.commands()[i] as unknown as { data: { stream?: boolean } }).data.stream;
     const seedClient = w.client();
@@ -399,7 +399,10 @@ describe('seed clients, streaming and stop', () => {
     const resumer = w.client();
     await resumer.send({ type: 'resume', conversationId: 'c2', afterSeq: 0 });
     await resumer.send({ type: 'prompt', digitalTwinId: seed.id, conversationId: 'c2', prompt: 'after a resume' });
-    expect([0, 1, 2, 3, 4].map(streamOf)).toEqual([false, false, true, true, true]);
+    // Taken back: whole replies again, for this prompt and the next ones.
+    await typed.send({ type: 'prompt', digitalTwinId: seed.id, prompt: 'whole again', stream: false });
+    await typed.send({ type: 'prompt', digitalTwinId: seed.id, prompt: 'still whole' });
+    expect([0, 1, 2, 3, 4, 5, 6].map(streamOf)).toEqual([false, false, true, true, true, false, false]);
   });
 
   it('streams deltas to the socket that asked, and a socket resuming mid-stream rebuilds the reply without holes or repeats', async () => {
