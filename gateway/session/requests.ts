@@ -19,14 +19,17 @@ export const meta = (s: SessionState, conversationId: string, requestId: string 
   issuedAt: new Date().toISOString(),
 });
 
-/** Publishes a command as this socket's own: its answers (events it causes, notices) come back to it. */
-export async function publish(s: SessionState, cmd: ClientCommand, twinId: string | null = null): Promise<void> {
+/**
+ * Publishes a command as this socket's own: its answers (events it causes, notices) come back to
+ * it. `inTurn`: the caller already holds the conversation's turn (inOrder), so it is sent at once.
+ */
+export async function publish(s: SessionState, cmd: ClientCommand, twinId: string | null = null, o: { inTurn?: boolean } = {}): Promise<void> {
   s.mine.set(cmd.commandId, { twinId, conversationId: cmd.conversationId });
   if (s.mine.size > MAX_OWN_COMMANDS) s.mine.delete(s.mine.keys().next().value!);
   // The frame's span (ws.receive) gets the ids a trace reader searches by.
   trace.getActiveSpan()?.setAttributes({ 'conversation.id': cmd.conversationId, ...(twinId ? { 'twin.id': twinId } : {}) });
   try {
-    await inOrder(s, cmd.conversationId, () => s.deps.commands.publish(cmd));
+    await (o.inTurn ? s.deps.commands.publish(cmd) : inOrder(s, cmd.conversationId, () => s.deps.commands.publish(cmd)));
   } catch (err) {
     if (!(err instanceof KeyDestroyed)) throw err;
     s.mine.delete(cmd.commandId);
@@ -44,7 +47,7 @@ export async function publish(s: SessionState, cmd: ClientCommand, twinId: strin
  * conversation's first command waits for its new key, and the prompt sent right after it
  * must not overtake it.
  */
-async function inOrder<T>(s: SessionState, conversationId: string, send: () => Promise<T>): Promise<T> {
+export async function inOrder<T>(s: SessionState, conversationId: string, send: () => Promise<T>): Promise<T> {
   const before = s.sending.get(conversationId);
   const sent = (before ? before.then(send, send) : send());
   const tail = sent.catch(() => {});

@@ -7,7 +7,7 @@ import { addChunk, finish, GRACE_SEC, isRefusal, overdue, startUtterance } from 
 import type { Collecting, Finished, Refusal, VoiceLimits } from '../voice/utterance.ts';
 import { echo } from './context.ts';
 import type { SessionState } from './context.ts';
-import { conversationFor, meta, publish } from './requests.ts';
+import { conversationFor, inOrder, meta, publish } from './requests.ts';
 
 /** Where a kept utterance goes (GEMELLO_KEEP_VOICE): sealed with its conversation's key. */
 export type VoiceKeeper = {
@@ -103,6 +103,15 @@ export async function audioEnd(s: SessionState, frame: AudioEndFrame): Promise<v
     return;
   }
   const conversationId = conversationFor(s, u.twin, u.frame);
+  // Frames of one socket to one conversation reach the log in the order sent: a prompt typed while
+  // this utterance is transcribed goes after its transcript, not before.
+  const startedAt = u.audio.startedAt;
+  await inOrder(s, conversationId, () => transcribeAndSend(s, voice, u.twin, done, { conversationId, requestId, startedAt }));
+}
+
+/** Transcribes a finished utterance and sends its prompt (or its failure), in the conversation's turn. */
+async function transcribeAndSend(s: SessionState, voice: VoiceSettings, twin: { id: string; name: string }, done: Finished, c: { conversationId: string; requestId: string | undefined; startedAt: number }): Promise<void> {
+  const { conversationId, requestId } = c;
   const audioId = randomUUID();
   s.transcribing++;
   const t0 = performance.now();
@@ -115,9 +124,8 @@ export async function audioEnd(s: SessionState, frame: AudioEndFrame): Promise<v
     s.transcribing--;
     s.m.sttMs.observe(performance.now() - t0);
   }
-  const durationSec = round(done.durationSec ?? (heard instanceof EffectError ? null : heard.durationSec) ?? (Date.now() - u.audio.startedAt) / 1000);
+  const durationSec = round(done.durationSec ?? (heard instanceof EffectError ? null : heard.durationSec) ?? (Date.now() - c.startedAt) / 1000);
   const base = meta(s, conversationId, requestId);
-  const twin = u.twin;
   const text = heard instanceof EffectError ? '' : heard.text.trim().slice(0, MAX_PROMPT_CHARS);
   if (heard instanceof EffectError || !text) {
     const { code, reason } = heard instanceof EffectError ? { code: heard.code, reason: heard.message } : { code: 'stt_empty', reason: 'no speech was heard in the utterance' };
@@ -125,13 +133,13 @@ export async function audioEnd(s: SessionState, frame: AudioEndFrame): Promise<v
     s.deps.logger.warn(`transcribing an utterance of ${conversationId} failed (${code}): ${reason}`);
     // Told at once, not when SpeechFailed comes back through the log: never silence, even with the log away.
     s.out.error('stt_failed', `the utterance could not be transcribed: ${reason}`, { digitalTwinId: twin.id, digitalTwinName: twin.name, conversationId, reason: code, audioId, ...echo(requestId) });
-    await publish(s, { ...base, type: 'ReportSpeechFailure', data: { twin, audioId, format: done.format, durationSec, code, reason: reason.slice(0, 2000) } }, twin.id);
+    await publish(s, { ...base, type: 'ReportSpeechFailure', data: { twin, audioId, format: done.format, durationSec, code, reason: reason.slice(0, 2000) } }, twin.id, { inTurn: true });
     return;
   }
   s.m.utterances.inc({ outcome: 'transcribed' });
   const kept = await keep(s, voice, { audioId, conversationId, done, durationSec });
   // A spoken prompt's reply is streamed: its speech starts with its first sentence.
-  await publish(s, { ...base, type: 'SubmitPrompt', data: { twin, text, speech: { audioId, format: done.format, durationSec, kept }, stream: true } }, twin.id);
+  await publish(s, { ...base, type: 'SubmitPrompt', data: { twin, text, speech: { audioId, format: done.format, durationSec, kept }, stream: true } }, twin.id, { inTurn: true });
 }
 
 /** With GEMELLO_KEEP_VOICE, the audio is kept sealed; otherwise (and if keeping fails) it goes with this function's frame. */

@@ -101,6 +101,18 @@ describe('speech in at the session', () => {
     expect(cmd).toMatchObject({ type: 'SubmitPrompt', correlationId: 'p', data: { text: 'buongiorno', speech: { format: 'wav', durationSec: 1, kept: false } } });
   });
 
+  it('a prompt typed while an utterance is transcribed reaches the log after it: frames of a socket keep their order', async () => {
+    const slow: SpeechToText = { name: 'slow', transcribe: async () => (await new Promise((r) => setTimeout(r, 80)), { text: 'spoken first', durationSec: null }) };
+    const w = world({ stt: slow });
+    await w.send({ type: 'audio.start', ...twin, format: 'pcm16', sampleRate: 16000 });
+    w.bytes(new Uint8Array(16000));
+    const ended = w.send({ type: 'audio.end' });
+    const typed = w.send({ type: 'prompt', ...twin, prompt: 'typed second' });
+    await Promise.all([ended, typed]);
+    const prompts = w.commands().filter((c) => c.type === 'SubmitPrompt');
+    expect(prompts.map((c) => c.data.text)).toEqual(['spoken first', 'typed second']);
+  });
+
   it('a transcriber that fails, or hears nothing, becomes ReportSpeechFailure with its code', async () => {
     const failing: SpeechToText = { name: 'x', transcribe: async () => { throw new EffectError('stt_timeout', 'no answer within 15000 ms', true); } };
     const w = world({ stt: failing });
