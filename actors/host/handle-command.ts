@@ -131,8 +131,8 @@ export async function handleCommand(ctx: HostContext, part: Partition, actor: Ac
       ? logged.find((e) => e.type === 'DataConfirmed')
       : part.tail.eventsOf(actor.id).find((e) => e.type === 'DataConfirmed' && e.causationId === cmd.commandId);
     if (confirmed) {
-      // Confirmed data is critical: the snapshot is written before the client is told.
-      await writeSnapshot(ctx, actor);
+      // Confirmed data is critical: the snapshot is written before the client is told (traced under the append that made it due).
+      await writeSnapshot(ctx, actor, contextFrom(confirmed.traceparent));
       await part.appender!.append([encodeNotice({ type: 'confirmed', commandId: cmd.commandId, conversationId: cmd.conversationId, correlationId: cmd.correlationId, seq: confirmed.seq, data: actor.state.confirmedData }, actor.key)]);
     }
     if (cmd.type === 'EraseConversation') await completeErasure(ctx, part, actor, cmd, events.length > 0);
