@@ -3,12 +3,19 @@ import { verify } from 'hono/jwt';
 /** Who may connect: API keys (key → principal) and/or HS256 JWTs whose `sub` is the principal. */
 export type AuthConfig = { apiKeys: Map<string, string>; jwtSecret: string | null };
 
-/** Parses `GEMELLO_API_KEYS` ("key1:alice,key2:bob"; a key without a name is its own principal). */
+/**
+ * Parses `GEMELLO_API_KEYS` ("key1:alice,key2:bob"; a key without a name is its own principal).
+ * A key given twice, or with an empty key or name, throws: which principal it meant is not known.
+ */
 export function parseApiKeys(text: string | undefined): Map<string, string> {
   const keys = new Map<string, string>();
-  for (const part of (text ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+  // The messages never show a key: they are logged.
+  for (const [n, part] of (text ?? '').split(',').map((s) => s.trim()).filter(Boolean).entries()) {
     const i = part.indexOf(':');
-    keys.set(i < 0 ? part : part.slice(0, i), i < 0 ? part : part.slice(i + 1));
+    const [key, name] = i < 0 ? [part, part] : [part.slice(0, i).trim(), part.slice(i + 1).trim()];
+    if (!key || !name) throw new Error(`entry ${n + 1} needs a key and a name (key:name)`);
+    if (keys.has(key)) throw new Error(`a key is given twice (for ${keys.get(key)} and ${name}): each key names one principal`);
+    keys.set(key, name);
   }
   return keys;
 }

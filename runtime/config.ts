@@ -160,7 +160,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '));
   }
   const e = parsed.data;
-  const apiKeys = parseApiKeys(e.GEMELLO_API_KEYS);
+  let apiKeys: Map<string, string>;
+  try {
+    apiKeys = parseApiKeys(e.GEMELLO_API_KEYS);
+  } catch (err) {
+    throw new ConfigError(`GEMELLO_API_KEYS: ${(err as Error).message}`);
+  }
   return {
     port: e.PORT,
     host: e.HOST,

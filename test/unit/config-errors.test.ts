@@ -30,6 +30,9 @@ describe('loadConfig', () => {
     expect(problem({ GEMELLO_MODEL_TIMEOUT_MS: 'abc', GEMELLO_STT_TIMEOUT_MS: '-5', GEMELLO_OFFLINE_WORD_MS: '1.5' })).toBe('GEMELLO_MODEL_TIMEOUT_MS: a whole number; GEMELLO_STT_TIMEOUT_MS: a whole number; GEMELLO_OFFLINE_WORD_MS: a whole number');
     expect(problem({ GEMELLO_SPEECH: 'false' })).toMatch(/^GEMELLO_SPEECH: .*"on"\|"off"\|"espeak"/);
     expect(problem({ GEMELLO_STT: 'no' })).toMatch(/^GEMELLO_STT: /);
+    expect(problem({ GEMELLO_API_KEYS: 'k1:alice,k1:bob' })).toBe('GEMELLO_API_KEYS: a key is given twice (for alice and bob): each key names one principal');
+    expect(problem({ GEMELLO_API_KEYS: 'k1:alice,k2:' })).toBe('GEMELLO_API_KEYS: entry 2 needs a key and a name (key:name)');
+    expect(loadConfig({ GEMELLO_API_KEYS: 'k1:alice, k2 , k3: carol' }).auth?.apiKeys).toEqual(new Map([['k1', 'alice'], ['k2', 'k2'], ['k3', 'carol']]));
     // What the README shows is taken as written.
     expect(problem({ PORT: '8080', GEMELLO_RETENTION_DAYS: '0.5', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test', REDIS_URL: 'redis://127.0.0.1:6379', KAFKA_BROKERS: '127.0.0.1:9092, 127.0.0.1:9093', GEMELLO_SPEECH: 'Espeak', GEMELLO_STT: 'off', GEMELLO_MODEL_TIMEOUT_MS: '30000' })).toBeNull();
   });
