@@ -92,8 +92,8 @@ function spokenReply(actor: Actor, replySeq: number): (() => Promise<Speech | nu
  * again while the broker is down. Nothing of a failed write can have landed for this actor:
  * a write that landed replaces it (rebuilt from the log), and the new actor finds the work done.
  * An effect that failed before it had an outcome is made again after 1 s, 2 s, 4 s … (a
- * minute at most); an outcome the conversation refuses is dropped, logged, and not tried
- * again until the conversation's next command.
+ * minute at most), and nothing asks for it meanwhile; an outcome the conversation refuses is
+ * dropped, logged, and not made again until the conversation's actor is made anew.
  */
 export async function runEffect(ctx: HostContext, part: Partition, actor: Actor, key: string, outcome: () => Promise<EffectOutcome>, generation?: Generation): Promise<void> {
   let produced: EffectOutcome | null = null;
@@ -118,16 +118,17 @@ export async function runEffect(ctx: HostContext, part: Partition, actor: Actor,
   } catch (err) {
     generation?.end();
     const kept = produced;
-    const fresh = err instanceof Unrecorded || kept === null;
-    if (fresh || err instanceof NotOwner || err instanceof KeyDestroyed || ctx.stopping) actor.inFlight.delete(key);
+    if (err instanceof Unrecorded || err instanceof NotOwner || err instanceof KeyDestroyed || ctx.stopping) actor.inFlight.delete(key);
     // The prompt may be recorded again (its command redelivered): it is asked for anew then.
     if (err instanceof Unrecorded) return void (part.actors.get(actor.id) === actor && scheduleEffects(ctx, part, actor));
     if (err instanceof NotOwner || err instanceof KeyDestroyed || ctx.stopping) return;
     if (err instanceof Refused) {
-      actor.inFlight.delete(key);
+      // Left in flight: not made again (no second backend call) until the conversation's actor is made anew (a restart, a takeover).
+      actor.failures.delete(key);
       ctx.m.errors.inc({ kind: 'effect_refused' });
-      return void ctx.logger.warn(`the outcome of ${key} of ${actor.id} was refused (${err.message}); it is made again at the conversation's next command`);
+      return void ctx.logger.warn(`the outcome of ${key} of ${actor.id} was refused (${err.message}); it is made again when the conversation is next taken up (a restart or a takeover)`);
     }
+    // Still in flight until the retry below: nothing else asks for it meanwhile (no second call, no shorter wait).
     const failures = kept ? 0 : (actor.failures.get(key) ?? 0);
     if (!kept) actor.failures.set(key, failures + 1);
     const delay = kept ? 1000 : retryDelayMs(failures);
