@@ -105,15 +105,20 @@ export async function audioEnd(s: SessionState, frame: AudioEndFrame): Promise<v
   const conversationId = conversationFor(s, u.twin, u.frame);
   // Frames of one socket to one conversation reach the log in the order sent: a prompt typed while
   // this utterance is transcribed goes after its transcript, not before.
+  // Counted from here, waiting for its turn included: the bound holds the utterances this socket has in hand.
   const startedAt = u.audio.startedAt;
-  await inOrder(s, conversationId, () => transcribeAndSend(s, voice, u.twin, done, { conversationId, requestId, startedAt }));
+  s.transcribing++;
+  try {
+    await inOrder(s, conversationId, () => (s.out.closed ? Promise.resolve() : transcribeAndSend(s, voice, u.twin, done, { conversationId, requestId, startedAt })));
+  } finally {
+    s.transcribing--;
+  }
 }
 
 /** Transcribes a finished utterance and sends its prompt (or its failure), in the conversation's turn. */
 async function transcribeAndSend(s: SessionState, voice: VoiceSettings, twin: { id: string; name: string }, done: Finished, c: { conversationId: string; requestId: string | undefined; startedAt: number }): Promise<void> {
   const { conversationId, requestId } = c;
   const audioId = randomUUID();
-  s.transcribing++;
   const t0 = performance.now();
   let heard: { text: string; durationSec: number | null } | EffectError;
   try {
@@ -121,7 +126,6 @@ async function transcribeAndSend(s: SessionState, voice: VoiceSettings, twin: { 
   } catch (err) {
     heard = err instanceof EffectError ? err : new EffectError('stt_failed', (err as Error).message, false);
   } finally {
-    s.transcribing--;
     s.m.sttMs.observe(performance.now() - t0);
   }
   const durationSec = round(done.durationSec ?? (heard instanceof EffectError ? null : heard.durationSec) ?? (Date.now() - c.startedAt) / 1000);

@@ -113,6 +113,21 @@ describe('speech in at the session', () => {
     expect(prompts.map((c) => c.data.text)).toEqual(['spoken first', 'typed second']);
   });
 
+  it('utterances waiting for their turn count against the bound: the third at once of one socket is rate_limited', async () => {
+    let calls = 0;
+    const slow: SpeechToText = { name: 'slow', transcribe: async () => (calls++, await new Promise((r) => setTimeout(r, 50)), { text: 'ciao', durationSec: null }) };
+    const w = world({ stt: slow }, { ratePerSec: 1000, burst: 1000 });
+    const ends: Promise<void>[] = [];
+    for (let i = 0; i < 5; i++) {
+      await w.send({ type: 'audio.start', ...twin, format: 'pcm16', sampleRate: 16000, requestId: `u${i}` });
+      w.bytes(new Uint8Array(16000));
+      ends.push(w.send({ type: 'audio.end' }));
+    }
+    await Promise.all(ends);
+    expect(calls).toBe(2);
+    expect(w.frames.filter((f) => f.code === 'rate_limited').map((f) => f.requestId)).toEqual(['u2', 'u3', 'u4']);
+  });
+
   it('a transcriber that fails, or hears nothing, becomes ReportSpeechFailure with its code', async () => {
     const failing: SpeechToText = { name: 'x', transcribe: async () => { throw new EffectError('stt_timeout', 'no answer within 15000 ms', true); } };
     const w = world({ stt: failing });
