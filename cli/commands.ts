@@ -11,7 +11,8 @@ import { createLogger } from '../telemetry/logger.ts';
 import { createReadModelStateSource } from '../projections/state-source.ts';
 import { doctor } from './doctor.ts';
 import { eraseConversation } from './erase.ts';
-import { readingUnwritten } from './unwritten-topics.ts';
+import { readingUnwritten, refusingUnwritten } from './unwritten-topics.ts';
+import { TOPICS } from '../log/port.ts';
 import { retentionCommand } from './retention.ts';
 import { createProgress } from './progress.ts';
 import { verify, verifySummary } from './verify.ts';
@@ -124,7 +125,12 @@ async function main(argv: string[]): Promise<number> {
     backends = runtime.backends;
   } else backends = await openBackends(config, createLogger('gemello', true), `gemello ${command}`);
   // A namespace nothing was written under reads as an empty log, with a note that says why (doctor says it itself).
-  if (command !== 'doctor') backends = { ...backends, log: readingUnwritten(backends.log, (topic) => console.error(`note: the broker has no topic ${topic}: nothing was ever written under ${config.namespace ? `GEMELLO_NAMESPACE=${config.namespace}` : 'the default namespace'} (check GEMELLO_NAMESPACE and KAFKA_BROKERS); read as an empty log`)) };
+  // A rebuild from such a log (replay, restore) would replace the read models with empty ones: refused instead.
+  const unwritten = (topic: string) => `the broker has no topic ${topic}: nothing was ever written under ${config.namespace ? `GEMELLO_NAMESPACE=${config.namespace}` : 'the default namespace'} (check GEMELLO_NAMESPACE and KAFKA_BROKERS)`;
+  if (command === 'replay' || command === 'restore') backends = { ...backends, log: refusingUnwritten(backends.log, (topic) => `${unwritten(topic)}; a rebuild from it would leave the read models empty, so nothing was changed`) };
+  // Asked before anything is touched (a migration, a rebuild schema).
+  if (command === 'replay' || command === 'restore') await backends.log.endOffsets(TOPICS.events);
+  else if (command !== 'doctor') backends = { ...backends, log: readingUnwritten(backends.log, (topic) => console.error(`note: ${unwritten(topic)}; read as an empty log`)) };
   // The conversations' data keys: sealed content reads as "[erased]" once its key is destroyed.
   const keys = backends.keys;
   const progress = createProgress(process.stderr, process.stderr.isTTY === true || args.flags.progress === true);

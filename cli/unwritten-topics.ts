@@ -27,3 +27,20 @@ export function readingUnwritten(log: EventLog, note: (topicOnBroker: string) =>
     read: async (topic, partition, from, handle, end) => log.read(topic, partition, from, handle, end ?? (await endOffsets(topic))[partition]),
   };
 }
+
+/** The log as a command that rebuilds from it sees it: a topic the broker does not have stops the command with `message` (bad_config: one line). */
+export function refusingUnwritten(log: EventLog, message: (topicOnBroker: string) => string): EventLog {
+  const endOffsets = async (topic: string): Promise<number[]> => {
+    try {
+      return await log.endOffsets(topic);
+    } catch (err) {
+      if (err instanceof UnknownTopic) throw Object.assign(new Error(message(err.topic)), { code: 'bad_config' });
+      throw err;
+    }
+  };
+  return {
+    ...log,
+    endOffsets,
+    read: async (topic, partition, from, handle, end) => log.read(topic, partition, from, handle, end ?? (await endOffsets(topic))[partition]),
+  };
+}

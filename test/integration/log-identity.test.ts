@@ -9,7 +9,9 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeOpenAI } from '../support/fake-openai.ts';
 import type { FakeOpenAI } from '../support/fake-openai.ts';
-import { DATABASE_URL, REDIS_URL, realEnv } from '../support/env.ts';
+import { DATABASE_URL, KAFKA_BROKERS, REDIS_URL, realEnv } from '../support/env.ts';
+import { kafkaLog } from '../support/kafka.ts';
+import { TOPICS } from '../../log/port.ts';
 import { freePort, runCli, startGemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
@@ -107,7 +109,15 @@ describe('read models and Redis keys belong to one log', () => {
       expect(events.stderr).not.toMatch(/\n\s+at /);
       expect((await runCli(['verify'], fresh.env, 60_000)).code).toBe(0);
       expect(await sql.unsafe(`SELECT log FROM ${fresh.schema}.log_identity`)).toEqual([]);
-      // The first process that builds them claims them, and doctor says so.
+      // A rebuild from that log would empty the read models: refused, and nothing is touched.
+      const rebuild = await runCli(['replay', '--projection', 'readmodel', '--restart'], fresh.env, 60_000);
+      expect(rebuild.code).toBe(1);
+      expect(rebuild.stderr).toMatch(/the broker has no topic logpeek\w+\.gemello\.events: .* a rebuild from it would leave the read models empty, so nothing was changed/);
+      expect(await sql.unsafe(`SELECT nspname FROM pg_namespace WHERE nspname LIKE '${fresh.schema}_%'`)).toEqual([]);
+      // The first process that builds them claims them.
+      const log = kafkaLog({ brokers: KAFKA_BROKERS, partitions: 12, namespace: fresh.namespace });
+      await log.ensureTopics([TOPICS.commands, TOPICS.events]);
+      await log.close();
       expect((await runCli(['replay', '--projection', 'readmodel'], fresh.env, 60_000)).code).toBe(0);
       expect((await sql.unsafe(`SELECT log FROM ${fresh.schema}.log_identity`)).map((r) => r.log)).toEqual([`kafka:${fresh.namespace}`]);
     } finally {
