@@ -264,15 +264,17 @@ async function write(q: Query, plan: Plan, projection: string, checkpoints: { pa
  * erased conversations' content in the clear: their rows go from there too, in the erasure's
  * transaction. A rollback to such a schema then lacks the conversations erased since the rebuild.
  */
-async function eraseFromOldSchemas(q: Query, ids: string): Promise<void> {
+export async function eraseFromOldSchemas(q: Query, ids: string, only?: string[]): Promise<void> {
   // Only the tables there (an operator may have dropped some): a missing one must not fail the erasure's batch.
+  // `<schema>_old_<YYYYMMDD_HHMMSS>` exactly: another deployment's schema may start with `<schema>_old_` too.
   const tables = await q.query<{ schema: string; table: string }>(`
     SELECT n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE starts_with(n.nspname, current_schema() || '_old_') AND c.relkind IN ('r', 'p')
       AND c.relname IN ('messages', 'confirmed_data', 'events', 'conversations')`);
+  const old = new RegExp(`_old_\\d{8}_\\d{6}$`);
   // The conversations' rows last: the others may refer to them.
   for (const { schema, table } of tables.sort((a, b) => Number(a.table === 'conversations') - Number(b.table === 'conversations'))) {
-    if (!/^[a-z0-9_]+$/.test(schema)) continue;
+    if (!/^[a-z0-9_]+$/.test(schema) || !old.test(schema) || (only && !only.includes(schema))) continue;
     const column = table === 'conversations' ? 'id' : 'conversation_id';
     await q.query(`DELETE FROM "${schema}"."${table}" WHERE ${column} = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))`, [ids]);
   }

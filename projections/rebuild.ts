@@ -2,7 +2,7 @@ import { keysFor } from '../sealing/keys.ts';
 import type { KeyStore } from '../sealing/keys.ts';
 import type { EventLog, LogRecord } from '../log/port.ts';
 import { TOPICS } from '../log/port.ts';
-import { applyBatch } from './apply.ts';
+import { applyBatch, eraseFromOldSchemas } from './apply.ts';
 import { loadMigrations, migrate } from './migrate.ts';
 import { grantAnalysts } from './analyst-role.ts';
 import type { Db, Query } from '../stores/sql.ts';
@@ -364,6 +364,13 @@ async function switchOver(q: Query, o: { log: EventLog; name: string; live: stri
     await grantAnalysts(q, o.kind);
   } catch (err) {
     throw new Error(`not switched: ${(err as Error).message} (a view over projected and kept tables is not supported by replay)`);
+  }
+  // The old tables may still hold, in the clear, conversations erased since they were made (a
+  // restore over a backup older than the erasure, or an erasure the rebuild applied before the
+  // live projector did): the erasure reaches them here, as it would have.
+  if (before.has('conversations')) {
+    const erased = await q.query<{ id: string }>(`SELECT id FROM ${ident(live)}.conversations WHERE erased_at IS NOT NULL`);
+    if (erased.length) await eraseFromOldSchemas(q, JSON.stringify(erased.map((r) => r.id)), [old]);
   }
   if (o.identity) await recordReadModelLog(q, o.identity);
   return done;

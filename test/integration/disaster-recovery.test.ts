@@ -2,6 +2,7 @@
 // them erased) survive the loss of the read-model database and of every Redis key. The
 // documented path (`gemello restore`) rebuilds both from Kafka alone, and `gemello verify`
 // then finds the snapshots and the read model equal to the log.
+import { spawnSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +24,18 @@ const kept: Conv[] = [];
 const erased: Conv = { id: '', said: [] };
 
 const gemello = (...args: string[]) => runCli(args, env);
+let backup = '';
+const pg = new URL(DATABASE_URL);
+const pgArgs = ['-h', pg.hostname, '-p', pg.port || '5432', '-U', decodeURIComponent(pg.username || 'postgres'), pg.pathname.slice(1)];
+function pgDump(name: string): string {
+  const r = spawnSync('pg_dump', ['--no-owner', '-n', name, ...pgArgs], { encoding: 'utf8', env: { ...process.env, PGPASSWORD: decodeURIComponent(pg.password) } });
+  if (r.status !== 0) throw new Error(`pg_dump failed: ${r.stderr}`);
+  return r.stdout;
+}
+function psqlRun(script: string): void {
+  const r = spawnSync('psql', ['-v', 'ON_ERROR_STOP=1', '-q', ...pgArgs], { input: script, encoding: 'utf8', env: { ...process.env, PGPASSWORD: decodeURIComponent(pg.password) } });
+  if (r.status !== 0) throw new Error(`psql failed: ${r.stderr}`);
+}
 const redisKeys = async () => (await redis.keys(`${namespace}*`)).length;
 
 beforeAll(async () => {
@@ -46,6 +59,8 @@ beforeAll(async () => {
       else kept.push(conv);
       c.close();
     }
+    // A database backup taken before the erasure (pg_dump of the read models' schema), for the restore over it below.
+    backup = pgDump(schema);
     const res = await fetch(`http://127.0.0.1:${port}/api/conversations/${erased.id}`, { method: 'DELETE' });
     expect(res.status).toBe(200);
   } finally {
@@ -111,5 +126,26 @@ describe('disaster recovery from Kafka alone', () => {
     } finally {
       await app.kill('SIGTERM');
     }
+  }, 240_000);
+
+  it('restored over a database backup older than an erasure, keeps the erased conversation erased: nothing of it readable in the live or the set-aside tables', async () => {
+    // The backup's tables in place of the live ones, as an operator loading a dump would have them.
+    await sql.unsafe(`DROP SCHEMA "${schema}" CASCADE`);
+    psqlRun(backup);
+    const clear = async (where: string) => (await sql.unsafe(`SELECT content FROM "${where}".messages WHERE conversation_id = $1`, [erased.id])).map((r) => r.content as string);
+    expect(await clear(schema)).toEqual(expect.arrayContaining(erased.said)); // the backup holds it in the clear
+
+    const r = await gemello('restore');
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/erased conversations: 1 conversation stay erased/);
+    expect(await clear(schema)).toEqual([]);
+    // The backup's tables are set aside (they held rows); the erasure reached them there too.
+    const [old] = await sql<{ nspname: string }[]>`SELECT nspname FROM pg_namespace WHERE nspname LIKE ${schema + '_old_%'}`;
+    expect(old).toBeDefined();
+    expect(await clear(old!.nspname)).toEqual([]);
+    expect(await sql.unsafe(`SELECT 1 FROM "${old!.nspname}".confirmed_data WHERE conversation_id = $1`, [erased.id])).toEqual([]);
+    expect((await sql.unsafe(`SELECT count(*)::int AS n FROM "${old!.nspname}".messages`))[0]!.n).toBeGreaterThan(0); // the kept conversations are still there
+    const v = await gemello('verify');
+    expect(v.code, v.stdout + v.stderr).toBe(0);
   }, 240_000);
 });
