@@ -26,7 +26,8 @@ export function dbBackends(schemaPrefix: string): DbBackend[] {
     {
       name: 'PostgreSQL',
       async open() {
-        const schema = `${schemaPrefix}_${randomUUID().replaceAll('-', '')}`;
+        // Short enough (≤ 43 characters) for a rebuild's `<schema>_old_<UTC time>` beside it.
+        const schema = `${schemaPrefix}_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
         const db = createPostgresDb({ url: DATABASE_URL, schema });
         return {
           db,
