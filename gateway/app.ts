@@ -53,7 +53,6 @@ export class OpenSocket {
   }
 }
 
-/** The largest seq the read model's integer columns hold. */
 /** `afterSeq` of the events route: absent is 0; a whole number up to MAX_SEQ; anything else null. */
 const afterSeqOf = (q: string | undefined): number | null => (q === undefined ? 0 : /^\d{1,10}$/.test(q) && Number(q) <= MAX_SEQ ? Number(q) : null);
 

@@ -104,7 +104,7 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
       } catch (err) {
         if (!staleLeader(err) || attempt >= 4) throw err;
         // "Not the leader" for every partition of a topic that is not there at all.
-        if (!(await a.listTopics()).includes(topic)) throw new UnknownTopic(topic);
+        if (!(await a.listTopics().catch(() => [topic])).includes(topic)) throw new UnknownTopic(topic);
         replaceAdmin(a);
         await sleep(100 * 2 ** attempt);
       }

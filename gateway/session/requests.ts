@@ -31,8 +31,9 @@ export async function publish(s: SessionState, cmd: ClientCommand, twinId: strin
   try {
     await (o.inTurn ? s.deps.commands.publish(cmd) : inOrder(s, cmd.conversationId, () => s.deps.commands.publish(cmd)));
   } catch (err) {
-    if (!(err instanceof KeyDestroyed)) throw err;
+    // Not on the log: nothing will answer it (and a conversation it kept followed can be let go).
     s.mine.delete(cmd.commandId);
+    if (!(err instanceof KeyDestroyed)) throw err;
     if (twinId && s.byTwin.get(twinId) === cmd.conversationId) s.byTwin.delete(twinId);
     const twin = cmd.type === 'SubmitPrompt' || cmd.type === 'ReportSpeechFailure' ? { digitalTwinId: cmd.data.twin.id, digitalTwinName: cmd.data.twin.name } : {};
     s.out.error('conversation_erased', ERROR_CODES.conversation_erased, { ...twin, conversationId: cmd.conversationId, ...echo(cmd.correlationId) });
