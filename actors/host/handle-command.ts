@@ -117,7 +117,7 @@ export async function handleCommand(ctx: HostContext, part: Partition, actor: Ac
             throw err;
           }
           ahead.recorded?.(true);
-          if (part_[part_.length - 1]!.type === 'DataConfirmed' && cmd.type !== 'ConfirmData') await writeSnapshot(ctx, actor);
+          if (part_[part_.length - 1]!.type === 'DataConfirmed' && cmd.type !== 'ConfirmData') await writeSnapshot(ctx, actor, contextFrom(logged.at(-1)?.traceparent));
         }
       } catch (err) {
         if (err instanceof KeyDestroyed) return reject('conversation_erased', err.message);
