@@ -179,6 +179,30 @@ describe('traces', () => {
     ]);
   });
 
+  it('hangs the snapshot written for a confirmation under the append of its DataConfirmed', async () => {
+    const memory = new InMemorySpanExporter();
+    telemetry = await startTelemetry(env, ALL_ROLES, logger, { exporter: memory });
+    try {
+      const client = await connect(wsUrl);
+      client.send({ ...seed, prompt: 'about to confirm' });
+      const conversationId = (await client.next((f) => f.type === 'reply', 30_000)).conversationId as string;
+      client.send({ type: 'confirm', conversationId, data: { name: 'Ann Example' } });
+      const confirmed = await client.next((f) => f.type === 'data.confirmed' || f.type === 'error', 30_000);
+      expect(confirmed).toMatchObject({ type: 'data.confirmed' });
+      client.close();
+      const spans = () => memory.getFinishedSpans().filter((x) => x.attributes['conversation.id'] === conversationId);
+      // Every snapshot of that seq (the confirmation's, and the one GEMELLO_SNAPSHOT_EVERY makes due) is a child of its append.
+      await until('the confirmation\'s snapshot', () => spans().filter((x) => x.name === 'snapshot.write' && x.attributes['event.seq'] === confirmed.seq).length >= 1);
+      await new Promise((r) => setTimeout(r, 300));
+      const appends = new Map(spans().filter((x) => x.name === 'event.append').map((x) => [x.spanContext().spanId, x]));
+      const snapshots = spans().filter((x) => x.name === 'snapshot.write' && x.attributes['event.seq'] === confirmed.seq);
+      expect(snapshots.map((x) => appends.get(x.parentSpanContext?.spanId ?? '')?.attributes['event.seq'] ?? 'not under an append')).toEqual(snapshots.map(() => confirmed.seq));
+    } finally {
+      await telemetry.shutdown();
+      telemetry = null;
+    }
+  });
+
   it("records each reply's speech in its prompt's trace, also when it waited behind the speech of the reply before", async () => {
     const fake = await startFakeOpenAI();
     // The first reply's speech takes long enough for the second reply to be written meanwhile:
