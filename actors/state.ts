@@ -173,7 +173,7 @@ export function evolve(state: ConversationState, event: EventEnvelope, keep = HI
       return withFlow(next, state.flow, event);
     case 'ConversationErased':
       // Nothing personal survives in the state (the flow's memory neither), and no reply or audio is still owed.
-      return { ...withProposal(next, undefined), ...(state.flow ? { flow: erasedFlow(state.flow) } : {}), messages: [], confirmedData: {}, pendingPrompts: [], pendingAudio: [], erased: { seq: event.seq, at: event.occurredAt, by: event.data.by, prompts: event.data.prompts, replies: event.data.replies, confirmedFields: event.data.confirmedFields } };
+      return { ...withProposal(next, undefined), ...(state.flow ? { flow: erasedFlow(state.flow, event.occurredAt) } : {}), messages: [], confirmedData: {}, pendingPrompts: [], pendingAudio: [], erased: { seq: event.seq, at: event.occurredAt, by: event.data.by, prompts: event.data.prompts, replies: event.data.replies, confirmedFields: event.data.confirmedFields } };
     default: {
       const _never: never = event;
       return _never;
@@ -190,10 +190,14 @@ function appended<T>(list: readonly T[], x: T, max: number): T[] {
   return out;
 }
 
-/** A flow without what the user said: its memory and the value its node was confirming. */
-function erasedFlow(flow: FlowState): FlowState {
-  const { node, ...rest } = flow;
-  return { ...rest, memory: {} };
+/**
+ * A flow without what the user said (its memory, the value its node was confirming), and over:
+ * an erased conversation owes nothing (a call made again after a restart would send the backend
+ * a customer of nulls; a timer would speak to nobody).
+ */
+function erasedFlow(flow: FlowState, at: string): FlowState {
+  const { node: _n, effect: _e, timer: _t, read: _r, ...rest } = flow;
+  return { ...rest, memory: {}, ...(flow.status === 'running' ? { status: 'ended' as const, ended: { reason: 'erased', at, task: flow.task } } : {}) };
 }
 
 /** The state with its flow moved on by a flow event (or a prompt or confirmation in a flow): `state` itself or a new copy of it. */

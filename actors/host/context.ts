@@ -200,7 +200,8 @@ export function openWork(s: ConversationState): Set<string> {
   for (const seq of s.pendingPrompts) open.add(`p${seq}`);
   for (const seq of s.pendingAudio) open.add(`a${seq}`);
   const f = s.flow;
-  if (f && f.status === 'running') {
+  // Erased: nothing is owed (a snapshot folded before erasure ended the flow may still say running).
+  if (f && f.status === 'running' && !s.erased) {
     if (f.effect) open.add(`e${f.effect.key}`);
     if (f.read) open.add(`r${f.read.promptSeq}`);
     if (f.timer) open.add(`t${f.timer.seq}`);
@@ -209,4 +210,4 @@ export function openWork(s: ConversationState): Set<string> {
 }
 
 export const hasPendingWork = (s: ConversationState): boolean =>
-  s.pendingPrompts.length > 0 || s.pendingAudio.length > 0 || (s.flow !== undefined && s.flow.status === 'running' && (s.flow.effect !== undefined || s.flow.read !== undefined || s.flow.timer !== undefined));
+  s.pendingPrompts.length > 0 || s.pendingAudio.length > 0 || (s.flow !== undefined && s.flow.status === 'running' && !s.erased && (s.flow.effect !== undefined || s.flow.read !== undefined || s.flow.timer !== undefined));

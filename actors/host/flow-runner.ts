@@ -15,7 +15,7 @@ type RunEffect = (ctx: HostContext, part: Partition, actor: Actor, key: string, 
 export function scheduleFlowWork(ctx: HostContext, part: Partition, actor: Actor, runEffect: RunEffect): void {
   const flows = ctx.flows;
   const flow = actor.state.flow;
-  if (!flows || !flow || flow.status !== 'running') return disarm(actor);
+  if (!flows || !flow || flow.status !== 'running' || actor.state.erased) return disarm(actor);
   const traceparent = actor.lastTrace;
   const effect = flow.effect;
   if (effect && !actor.inFlight.has(`f${effect.key}`)) {

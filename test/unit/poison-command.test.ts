@@ -8,6 +8,9 @@ import { handleCommands } from '../../actors/host/handle-command.ts';
 import { acquire } from '../../actors/host/partitions.ts';
 import { createFlowEffects } from '../../actors/flow-effects.ts';
 import { createTwinCatalog } from '../../actors/twins.ts';
+import { eraseCommand } from '../../actors/command-client.ts';
+import { openWork } from '../../actors/host/context.ts';
+import { fold } from '../../actors/state.ts';
 import { decodeEvents } from '../../events/codec.ts';
 import type { LoggedEvent } from '../../events/schemas.ts';
 import { compileFlow } from '../../flows/compile.ts';
@@ -93,6 +96,44 @@ describe('a command that cannot be decided', () => {
     expect(warnings).toEqual([expect.stringMatching(/^the outcome of f.* of calling was refused \(flow call version v1 no longer compiles\); it is made again when the conversation is next taken up/)]);
     // Left in flight: nothing makes it again (a second backend call) while this actor lives.
     expect(part.actors.get('calling')?.inFlight.size).toBe(1);
+    await log.close();
+  });
+
+  it('erasing a conversation whose flow waits on a call ends the flow: nothing is owed, and no host makes the call again', async () => {
+    const log = fileLog(1);
+    const def = { id: 'call', language: 'it', start: 'call', tasks: { call: { type: 'backendCall', backend: 'crm', method: 'POST', path: '/x', body: { a: 1 }, saveAs: 'r', next: 'bye' }, bye: { type: 'end', text: 'fatto' } }, ddts: {} };
+    const compiled = compileFlow(def, { backends: ['crm'], email: false, sms: false });
+    if (!compiled.ok) throw new Error(JSON.stringify(compiled.errors));
+    const registry = createFlowRegistry([compiled.flow], { backends: ['crm'], email: false, sms: false });
+    let calls = 0;
+    // The backend does not answer while the conversation is erased.
+    const hanging = (async (_url: string, init?: RequestInit) => {
+      calls++;
+      return new Promise<Response>((_, reject) => init?.signal?.addEventListener('abort', () => reject(new Error('aborted'))));
+    }) as unknown as typeof fetch;
+    const host = () => createHostContext({
+      log, snapshots: createMemorySnapshotStore(), readModel: null, metrics: createMetrics(), logger: quietLogger,
+      catalog: createTwinCatalog([{ id: 'caller', name: 'Chiamata', flow: 'call' }]),
+      replyModel: { name: 'stub', reply: async () => ({ text: 'x', model: 'stub', tokens: { prompt: 1, completion: 1, total: 2 } }) },
+      flows: { registry, effects: createFlowEffects({ backends: { crm: 'http://crm.invalid' }, emailWebhook: null, smsWebhook: null, fetch: hanging }), noInputSec: 30, model: false },
+    });
+    const ctx = host();
+    const part = acquire(ctx, 0);
+    let offset = 0;
+    const command = (value: unknown): LogRecord => ({ topic: TOPICS.commands, partition: 0, offset: offset++, key: 'calling', headers: {}, timestamp: Date.now(), value: JSON.stringify(value) });
+    await handleCommands(ctx, part, [command({ type: 'SubmitPrompt', commandId: 'c1', conversationId: 'calling', correlationId: null, principal: null, traceparent: null, issuedAt: new Date().toISOString(), data: { twin: { id: 'caller', name: 'Chiamata' }, text: 'ciao' } })]);
+    for (let i = 0; i < 200 && calls === 0; i++) await sleep(10);
+    expect(calls).toBe(1);
+    await handleCommands(ctx, part, [command(eraseCommand({ conversationId: 'calling', commandId: 'c2', principal: null, by: 'ops', via: 'cli', now: new Date() }))]);
+    const flow = part.actors.get('calling')!.state.flow!;
+    expect(flow).toMatchObject({ status: 'ended', ended: { reason: 'erased' } });
+    expect(flow.effect).toBeUndefined();
+    // The state folded from the log (what a restart or a takeover recovers) owes nothing either.
+    const records: LogRecord[] = [];
+    await log.read(TOPICS.events, 0, 0, async (rs) => void records.push(...rs));
+    const folded = fold('calling', await decodeEvents(records.filter((r) => r.headers.kind !== 'notice'), null));
+    expect(openWork(folded).size).toBe(0);
+    expect(folded.flow).toMatchObject({ status: 'ended', ended: { reason: 'erased' } });
     await log.close();
   });
 });
