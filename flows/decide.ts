@@ -192,7 +192,9 @@ export function decideFlow(flow: CompiledFlow, state: FlowState | undefined, inp
       break;
     case 'text': {
       const n = s?.node;
-      const waiting = s && s.status === 'running' && n && !s.effect && !s.read;
+      // A new answer while the model reads the one before takes its place (the model's reading of
+      // the older one is dropped when it comes): otherwise the flow waited on a reading it then ignored.
+      const waiting = s && s.status === 'running' && n && !s.effect;
       if (!waiting) {
         emit({ type: 'PromptReceived', data: { text: input.text, requestId: input.requestId } });
         break;

@@ -177,6 +177,26 @@ describe('the flow decider (onboarding reference flow)', () => {
     expect(out[3]!.data).toMatchObject({ text: 'ok 12' });
   });
 
+  it('takes an answer sent while the model reads the one before in its place: the older reading is dropped, the flow goes on', () => {
+    const def = { id: 'm', language: 'en', start: 'a', tasks: { a: { type: 'getData', ddt: 'd', next: 'z' }, z: { type: 'end', text: 'ok {{d.n}}' } }, ddts: { d: { nodes: [{ name: 'n', type: 'number', ask: 'How many?' }] } } };
+    const flow = compiled(def);
+    let state: FlowState | undefined;
+    let seq = 0;
+    const run = (input: FlowInput) => {
+      const out = decideFlow(flow, state, input, ctx(seq, true));
+      for (const e of out) state = evolveFlow(state, e, { seq: ++seq, at: NOW });
+      return out;
+    };
+    run(START);
+    run(text('a dozen'));
+    expect(state!.read).toEqual({ promptSeq: 4 });
+    // The user, tired of waiting, says it plainly: the parsers read it.
+    expect(run(text('12')).map((e) => e.type)).toEqual(['PromptReceived', 'ValueRead', 'DataConfirmed', 'TaskStarted', 'MessageSaid', 'FlowEnded']);
+    // The model's reading of the first answer comes late: nothing more happens.
+    expect(run({ type: 'read', promptSeq: 4, value: 13 })).toEqual([]);
+    expect(state!.status).toBe('ended');
+  });
+
   it('starts a conversation on the version it is given and keeps its definition', () => {
     const s = given(reference).when(START).then([{ type: 'FlowStarted' }, { type: 'TaskStarted' }, { type: 'MessageSaid' }, { type: 'TaskStarted' }, { type: 'MessageSaid' }]);
     expect(s.version).toBe(reference.version);
