@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import type { CompiledFlow } from '../flows/compile.ts';
 import type { FlowState } from '../flows/state.ts';
 import { lookup, render, renderJson } from '../flows/templates.ts';
@@ -14,6 +15,9 @@ export type FlowEffectsOptions = {
 };
 
 type Outcome = Extract<EffectCommand, { type: 'RecordFlowEffect' }>;
+
+/** The largest answer a flow keeps (it is recorded in the log, whose records are at most 1 MB). */
+export const MAX_RESULT_BYTES = 256 * 1024;
 
 /** The header every call carries: the same for every attempt and every host, so the far side can drop repeats. */
 export const IDEMPOTENCY_HEADER = 'Idempotency-Key';
@@ -56,6 +60,9 @@ export function createFlowEffects(options: FlowEffectsOptions) {
             signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(target.timeoutMs)]) : AbortSignal.timeout(target.timeoutMs),
           });
           const text = await res.text();
+          // The result goes into the log (BackendCalled): an answer too large for a record would never be recorded.
+          const bytes = Buffer.byteLength(text, 'utf8');
+          if (bytes > MAX_RESULT_BYTES) return done({ status: 'error', httpStatus: res.status, attempts: attempt, result: null, error: `the answer was ${bytes} bytes; a flow keeps at most ${MAX_RESULT_BYTES}` });
           let result: unknown = text.length ? text : null;
           try {
             if (text.length) result = JSON.parse(text);

@@ -3,7 +3,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFlowEffects } from '../../actors/flow-effects.ts';
+import { createFlowEffects, MAX_RESULT_BYTES } from '../../actors/flow-effects.ts';
 import { compileFlow } from '../../flows/compile.ts';
 import type { FlowState } from '../../flows/state.ts';
 
@@ -70,6 +70,15 @@ describe('flow side effects', () => {
     const out = await effects().run(flow, state('call'), now);
     expect(out).toMatchObject({ status: 'error', httpStatus: null, attempts: 3, error: 'no answer within 300 ms' });
     expect(seen).toHaveLength(3);
+  });
+
+  it('refuses an answer too large to be recorded: the flow goes to onError with why, instead of waiting on a record that never lands', async () => {
+    seen.length = 0;
+    const huge = JSON.stringify({ blob: 'x'.repeat(MAX_RESULT_BYTES) });
+    answer = (_n, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(huge);
+    const out = await effects().run(flow, state('call'), now);
+    expect(out).toMatchObject({ status: 'error', httpStatus: 200, attempts: 1, result: null, error: `the answer was ${huge.length} bytes; a flow keeps at most ${MAX_RESULT_BYTES}` });
+    expect(seen).toHaveLength(1);
   });
 
   it('sends an SMS through its webhook with the key', async () => {
