@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { FlowDef } from './definition.ts';
 import type { NodeDef, TaskDef } from './definition.ts';
-import { placeholders, stringsIn } from './templates.ts';
+import { malformedPlaceholders, placeholders, stringsIn } from './templates.ts';
 
 /** A problem in a flow definition, at its JSON path (`$.tasks.register.backend`). */
 export type FlowError = { path: string; message: string };
@@ -38,7 +38,8 @@ const pathOf = (parts: readonly PropertyKey[]) =>
 export function compileFlow(raw: unknown, env: FlowEnvironment): CompileResult {
   const parsed = FlowDef.safeParse(raw);
   if (!parsed.success) return { ok: false, errors: parsed.error.issues.map((i) => ({ path: pathOf(i.path), message: i.message })) };
-  const def = parsed.data;
+  // Looked up by the names the flow gives: `"next": "constructor"` must not find Object's own.
+  const def = { ...parsed.data, tasks: Object.assign(Object.create(null), parsed.data.tasks) as typeof parsed.data.tasks, ddts: Object.assign(Object.create(null), parsed.data.ddts) as typeof parsed.data.ddts };
   const errors: FlowError[] = [];
   const at = (...parts: string[]) => pathOf(['tasks', ...parts]);
   const ids = Object.keys(def.tasks);
@@ -146,6 +147,7 @@ export function compileFlow(raw: unknown, env: FlowEnvironment): CompileResult {
     }
   }
   const check = (text: string, path: string, have: Set<string>, extra: string[] = []) => {
+    for (const bad of malformedPlaceholders(text)) errors.push({ path, message: `${bad} is not a placeholder: names are letters, digits and _ joined by dots, e.g. {{customer.fullName}}` });
     for (const name of placeholders(text)) {
       if (extra.includes(name)) continue;
       const ok = [...have].some((k) => name === k || (name.startsWith(`${k}.`) && !isDdtKey(k, def)));

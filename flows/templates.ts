@@ -2,6 +2,11 @@
 const PLACEHOLDER = /\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*\}\}/g;
 const WHOLE = /^\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*\}\}$/;
 
+/** `{{…}}` that is not a placeholder (`{{customer.full-name}}`, `{{}}`): it would reach the user as written. */
+export function malformedPlaceholders(text: string): string[] {
+  return [...text.replace(PLACEHOLDER, '').matchAll(/\{\{[^}]*\}\}/g)].map((m) => m[0]);
+}
+
 /** The memory paths a text names, in order. */
 export function placeholders(text: string): string[] {
   return [...text.matchAll(PLACEHOLDER)].map((m) => m[1]!);

@@ -57,6 +57,19 @@ describe('the flow compiler', () => {
     expect(errorsOf(def).map((e) => e.path).sort()).toEqual(['$.ddts.customer.nodes[0].confirm', '$.tasks.mail.text', '$.tasks.orphan', '$.tasks.register.backend']);
   });
 
+  it('names what a flow file means by what it says: "constructor" is an unknown task, "toString" an unknown DDT, {{a-b}} not a placeholder', () => {
+    const def = reference();
+    def.tasks.welcome.next = 'constructor';
+    def.tasks.collect.ddt = 'toString';
+    expect(errorsOf(def)).toEqual(expect.arrayContaining([
+      { path: '$.tasks.welcome.next', message: 'unknown task "constructor"' },
+      { path: '$.tasks.collect.ddt', message: 'unknown DDT "toString"' },
+    ]));
+    const typo = reference();
+    typo.tasks.bye.text = 'Grazie {{customer.full-name}}';
+    expect(errorsOf(typo)).toEqual([{ path: '$.tasks.bye.text', message: expect.stringMatching(/^\{\{customer\.full-name\}\} is not a placeholder/) }]);
+  });
+
   it('refuses a cycle with no way out, and accepts one with an exit', () => {
     const loop = { id: 'l', start: 'a', tasks: { a: { type: 'say', text: 'a', next: 'b' }, b: { type: 'say', text: 'b', next: 'a' } } };
     expect(errorsOf(loop)).toEqual([{ path: '$.tasks.a', message: 'cycle without an exit: a → b → a never reaches an end or a transfer' }]);
