@@ -6,21 +6,27 @@ import { plain } from './parse-number.ts';
  */
 export type ConfirmationReading = { kind: 'yes' } | { kind: 'no'; rest: string } | { kind: 'unclear'; rest: string };
 
-const YES = /^(?:si|sì|certo|certamente|esatto|esattamente|giusto|corretto|confermo|va bene|perfetto|ok|okay|yes|yeah|yep|yup|sure|correct|right|exactly|that's right|that is right|affermativo)\b/;
-const NO = /^(?:no|nope|non (?:e|è) (?:giusto|corretto)|sbagliato|errato|not quite|not really|wrong|nah)\b/;
+const YES = /^(?:si|sì|certo|certamente|esatto|esattamente|giusto|corretto|confermo|va bene|perfetto|sicuro|proprio cosi|proprio così|ok|okay|yes|yeah|yep|yup|sure|correct|right|exactly|that's right|that is right|affermativo|assolutamente|absolutely|definitely)\b/;
+const NO = /^(?:no|nope|nono|negativo|non proprio|non (?:e|è) (?:giusto|corretto|cosi|così)|sbagliato|errato|not quite|not really|wrong|nah)\b/;
+/** Words before the yes or the no that change neither: "assolutamente sì", "veramente no", "well, yes". */
+const INTENSIFIER = /^(?:(?:assolutamente|proprio|veramente|direi(?: di)?|beh|be'|ehm|allora|well|absolutely|definitely|oh)[\s,.!]+)+(?=\S)/;
 /** What joins "no" and the right value: "no, è …", "no, in realtà mi chiamo …", "no, it's …". */
 const LEAD = /^[\s,.!;:-]*(?:(?:in realta|veramente|actually|sorry|scusa)[\s,]+)?(?:(?:e|è|ma|but|it's|it is|its|the right one is|quella giusta e|quella giusta è)[\s,:]+)?/i;
 
 export function readConfirmation(text: string): ConfirmationReading {
   const t = text.trim();
-  const p = plain(t).replace(/^[\s"'«“]+/, '');
+  const quoted = plain(t).replace(/^[\s"'«“]+/, '');
+  const p = quoted.replace(INTENSIFIER, '');
+  // Where the yes starts in `t` (plain keeps the length of what it reads).
+  const from = t.length - quoted.length + (quoted.length - p.length);
   const no = NO.exec(p);
   if (no) return { kind: 'no', rest: stripLead(t.slice(t.toLowerCase().indexOf(no[0].split(' ')[0]!) + no[0].length)) };
   const yes = YES.exec(p);
   // "sì, ma è …" is a correction too.
   if (yes) {
-    const rest = stripLead(t.slice(yes[0].length + (t.length - t.trimStart().length)));
-    return /^(?:ma|but)\b/i.test(plain(t.slice(yes[0].length)).replace(/^[\s,.!]+/, '')) && rest ? { kind: 'unclear', rest } : { kind: 'yes' };
+    const after = t.slice(from + yes[0].length);
+    const rest = stripLead(after);
+    return /^(?:ma|but)\b/i.test(plain(after).replace(/^[\s,.!]+/, '')) && rest ? { kind: 'unclear', rest } : { kind: 'yes' };
   }
   return { kind: 'unclear', rest: t };
 }

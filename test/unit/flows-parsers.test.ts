@@ -47,6 +47,10 @@ describe('the deterministic parsers', () => {
     ['sì', { kind: 'yes' }], ['Si, esatto', { kind: 'yes' }], ['yes', { kind: 'yes' }], ['no', { kind: 'no', rest: '' }],
     ['no, è Giulia Bianchi', { kind: 'no', rest: 'Giulia Bianchi' }], ['nope, it is giulia@example.com', { kind: 'no', rest: 'giulia@example.com' }],
     ['Giulia Bianchi', { kind: 'unclear', rest: 'Giulia Bianchi' }],
+    // Words around the yes or no that a name parser would otherwise take for a name.
+    ['assolutamente sì', { kind: 'yes' }], ['absolutely', { kind: 'yes' }], ['well, yes', { kind: 'yes' }],
+    ['non proprio', { kind: 'no', rest: '' }], ['negativo', { kind: 'no', rest: '' }], ['veramente no', { kind: 'no', rest: '' }], ['nono', { kind: 'no', rest: '' }],
+    ['veramente no, è Giulia', { kind: 'no', rest: 'Giulia' }], ['assolutamente sì, ma è Giulia', { kind: 'unclear', rest: 'è Giulia' }],
   ])('reads the confirmation %j', (text, reading) => {
     expect(readConfirmation(text)).toEqual(reading);
   });
