@@ -22,7 +22,7 @@ export function parsePhone(text: string): string | null {
 }
 
 /** How people introduce their name, in Italian and English; the name follows. */
-const INTRO = /^(?:(?:ciao|salve|buongiorno|buonasera|hi|hello|hey)[\s,!.]+)?(?:(?:allora|dunque|well|so)[\s,]+)?(?:mi chiamo|il mio nome (?:e|è)|io sono|sono|my name is|my name's|i am|i'm|im|it's|it is|this is|call me|name:?|nome:?|(?:e|è))\s+/i;
+const INTRO = /^(?:(?:ciao|salve|buongiorno|buonasera|hi|hello|hey)[\s,!.]+)?(?:(?:allora|dunque|well|so)[\s,]+)?(?:(?:io )?mi chiamo|il mio nome (?:e|è)|io sono|sono|my name is|my name's|i am|i'm|im|it's|it is|this is|call me|name:?|nome:?|(?:e|è))\s+/i;
 const STOP = new Set(['e', 'and', 'ma', 'but', 'grazie', 'thanks', 'thank', 'please', 'per', 'favore', 'ho', 'have', 'di', 'da', 'anni', 'years']);
 const NAME_WORD = /^[\p{L}][\p{L}'’-]*$/u;
 
@@ -44,7 +44,8 @@ export function parseName(text: string): string | null {
     if (!clean) continue;
     if (STOP.has(plain(clean)) || !NAME_WORD.test(clean)) break;
     words.push(clean);
-    if (words.length === 4 || clean !== w) break;
+    // Five words at most: "Maria Chiara De Luca Bianchi".
+    if (words.length === 5 || clean !== w) break;
   }
   if (!words.length) return null;
   return words.map(capitalise).join(' ');

@@ -39,6 +39,7 @@ describe('the deterministic parsers', () => {
   it.each([
     ['mi chiamo Giulia Rossi', 'Giulia Rossi'], ['sono giulia rossi, grazie', 'Giulia Rossi'], ['my name is Giulia Rossi', 'Giulia Rossi'],
     ['Giulia Rossi', 'Giulia Rossi'], ['ciao, mi chiamo Anna Maria De Luca.', 'Anna Maria De Luca'], ["I'm john o'brien", "John O'Brien"], ['12345', null],
+    ['Io mi chiamo Luca Verdi', 'Luca Verdi'], ['Maria Chiara De Luca Bianchi', 'Maria Chiara De Luca Bianchi'],
   ])('reads the name in %j', (text, name) => {
     expect(parseName(text)).toBe(name);
   });
