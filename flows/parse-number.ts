@@ -77,7 +77,10 @@ export function numbersIn(text: string, lang: 'it' | 'en'): number[] {
   for (const m of text.matchAll(/\d+(?:[.,]\d+)*/g)) {
     const s = m[0];
     const [group, dec] = lang === 'it' ? ['.', ','] : [',', '.'];
-    const norm = s.split(group).join('').replace(dec, '.');
+    // One separator not before three digits is the decimal point, whichever the language writes:
+    // "12.50", "2.5", "1,5" (a group of thousands has three).
+    const lone = /^\d+[.,]\d+$/.test(s) && !/[.,]\d{3}$/.test(s);
+    const norm = lone ? s.replace(',', '.') : s.split(group).join('').replace(dec, '.');
     const v = /^\d+(\.\d+)?$/.test(norm) ? Number(norm) : Number(s.replace(/[.,]/g, ''));
     if (Number.isFinite(v)) out.push({ at: m.index!, value: v });
   }

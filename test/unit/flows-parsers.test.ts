@@ -23,6 +23,8 @@ describe('the deterministic parsers', () => {
   it.each([
     ['42', 'it', 42], ['quarantadue', 'it', 42], ['ventitré', 'it', 23], ['millenovecentonovanta', 'it', 1990], ['1.234,5', 'it', 1234.5],
     ['forty-two', 'en', 42], ['one thousand nine hundred and ninety', 'en', 1990], ['1,234.5', 'en', 1234.5], ['none', 'en', null],
+    // One separator not before three digits is a decimal point in either language; before three, thousands.
+    ['12.50', 'it', 12.5], ['2.5', 'it', 2.5], ['1,5', 'en', 1.5], ['12,50 euro', 'en', 12.5], ['1.234', 'it', 1234], ['1,234', 'en', 1234],
   ] as const)('reads the number in %j', (text, lang, n) => {
     expect(parseNumber(text, lang)).toBe(n);
   });
