@@ -3,7 +3,7 @@ import { upgradeWebSocket } from 'hono/deno';
 import { createApp } from './gateway/app.ts';
 import { authOffNotice } from './gateway/auth.ts';
 import { loadConfig } from './runtime/config.ts';
-import { withSecretFiles } from './runtime/file-env.ts';
+import { SecretFileError, withSecretFiles } from './runtime/file-env.ts';
 import { ALL_ROLES, createRuntime } from './runtime/wire.ts';
 import { exitOnStartError } from './runtime/fatal.ts';
 import { listenError } from './runtime/listen-error.ts';
@@ -13,9 +13,19 @@ import { reportMemory } from './telemetry/memory.ts';
 import { startTelemetry } from './telemetry/sdk.ts';
 
 const logger = createLogger('gemello');
-// Secrets mounted as files (NAME_FILE) become NAME, as on Node.
-const env = withSecretFiles(Deno.env.toObject(), Deno.readTextFileSync);
-const config = loadConfig(env);
+// Secrets mounted as files (NAME_FILE) become NAME, as on Node; a bad one, or a bad setting, is one line, as on Node.
+let env: Record<string, string | undefined>;
+let config: ReturnType<typeof loadConfig>;
+try {
+  env = withSecretFiles(Deno.env.toObject(), Deno.readTextFileSync);
+  config = loadConfig(env);
+} catch (err) {
+  if (err instanceof SecretFileError) {
+    console.error(err.message);
+    Deno.exit(2);
+  }
+  exitOnStartError(err);
+}
 const telemetry = await startTelemetry(env, ALL_ROLES, logger);
 // A refusal at start (the data directory in use, a bad master key) is one line, not a stack trace.
 const rt = await createRuntime(config, ALL_ROLES, logger).catch(exitOnStartError);

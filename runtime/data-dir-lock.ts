@@ -36,6 +36,23 @@ const readHolder = (path: string): Holder | null => {
  * SIGKILLed process) is taken over; one whose holder lives is refused at once.
  */
 export function lockDataDir(dir: string, what: string): DataDirLock {
+  try {
+    return takeDataDir(dir, what);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // What the operator can fix, in one line: a data directory that cannot be written, or is not a directory.
+    if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') throw new DataDirUnusable(`GEMELLO_DATA_DIR ${resolve(dir)} cannot be written (${code}): the embedded log, read models and master key live there; give a writable directory`);
+    if (code === 'EEXIST' || code === 'ENOTDIR') throw new DataDirUnusable(`GEMELLO_DATA_DIR ${resolve(dir)} is not a directory (${code}): give a directory (it is made when it does not exist)`);
+    throw err;
+  }
+}
+
+/** The data directory cannot be used at all (read-only, not a directory): told in one line. */
+export class DataDirUnusable extends Error {
+  readonly code = 'bad_config';
+}
+
+function takeDataDir(dir: string, what: string): DataDirLock {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, 'lock');
   const me: Holder = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), what, nonce: randomUUID() };
