@@ -86,20 +86,29 @@ async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   const [command, ...rest] = args._;
   const roles: Record<string, Role[]> = { serve: ['gateway', 'actors', 'projections'], gateway: ['gateway'], actors: ['actors'], projections: ['projections'] };
-  if (!command || command === 'help' || args.flags.help) {
+  if (!command || command === 'help' || command === '-h' || args.flags.help) {
     console.log(HELP);
     return command || args.flags.help ? 0 : 2;
   }
   // Secrets mounted as files (NAME_FILE) become NAME before any role or command reads the environment.
   Object.assign(process.env, withSecretFiles(process.env, (path) => readFileSync(path, 'utf8')));
   if (roles[command]) {
+    // Told before anything starts, as for every other command: a word too many, a flag it does not take (only serve takes --roles).
+    const line = command === 'serve' ? 'serve [--roles gateway,actors,projections]' : command;
+    if (rest.length) throw new UsageError(`"${rest[0]}" is one word too many\nusage: gemello ${line}`);
+    const wrong = flagsProblem(args, command === 'serve' ? ['roles'] : []);
+    if (wrong) throw new UsageError(`${wrong}\nusage: gemello ${line}`);
     const chosen = typeof args.flags.roles === 'string' ? (args.flags.roles.split(',') as Role[]) : roles[command];
     if (chosen.some((r) => !roles.serve!.includes(r))) throw new UsageError(`--roles takes a comma-separated list of ${roles.serve!.join(', ')}`);
     await runNode(chosen).catch(exitOnStartError);
     return -1; // keeps running
   }
   const config = loadConfig(process.env);
-  if (command === 'flows') return flowsCommand(rest, config);
+  if (command === 'flows') {
+    const wrong = rest.length > 2 ? `"${rest[2]}" is one word too many` : flagsProblem(args, []);
+    if (wrong) throw new UsageError(`${wrong}\nusage: gemello flows compile <file>`);
+    return flowsCommand(rest, config);
+  }
   // Before any backend is opened: a typo neither makes nor locks an embedded data directory.
   const usage = USAGE[command];
   if (!usage) throw new UsageError(`unknown command "${command}"\n\n${HELP}`);

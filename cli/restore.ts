@@ -59,7 +59,7 @@ export async function restore(deps: RestoreDeps): Promise<number> {
   const erased = (await deps.db.query<{ id: string }>('SELECT id FROM conversations WHERE erased_at IS NOT NULL')).map((r) => r.id);
   if (erased.length) {
     const removed = await deps.db.tx((q) => eraseKeptCopies(q, erased));
-    step(`erased conversations: ${plural(erased.length, 'conversation')} stay erased${removed ? `; ${plural(removed, 'row')} of their speech or kept voice that the database held again removed` : ''}`);
+    step(`erased conversations: ${plural(erased.length, 'conversation')} ${erased.length === 1 ? 'stays' : 'stay'} erased${removed ? `; ${plural(removed, 'row')} of their speech or kept voice that the database held again removed` : ''}`);
   }
   // From the rebuilt read model, which holds what the log holds: the log is not read a second time.
   if (!deps.snapshots) {

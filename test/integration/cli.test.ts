@@ -185,6 +185,11 @@ describe('the gemello CLI', () => {
       [['events', conversationId, '--bogus', 'x'], 'unknown flag --bogus (this command takes --json)'],
       [['events', conversationId, 'extra'], '"extra" is one word too many'],
       [['erase', conversationId, '--by'], '--by takes a value; none was given'],
+      // The roles and flows compile too: nothing starts on a command line that says something else.
+      [['serve', 'extra'], '"extra" is one word too many'],
+      [['serve', '--roles'], '--roles takes a value; none was given'],
+      [['gateway', '--roles', 'actors'], 'unknown flag --roles (this command takes none)'],
+      [['flows', 'compile', 'flows/examples/onboarding.flow.json', '--bogus'], 'unknown flag --bogus'],
     ] as const) {
       const r = await runCli([...args], embedded, 30_000);
       expect(r.code, r.stderr).toBe(2);

@@ -137,7 +137,7 @@ describe('disaster recovery from Kafka alone', () => {
 
     const r = await gemello('restore');
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/erased conversations: 1 conversation stay erased/);
+    expect(r.stdout).toMatch(/erased conversations: 1 conversation stays erased/);
     expect(await clear(schema)).toEqual([]);
     // The backup's tables are set aside (they held rows); the erasure reached them there too.
     const [old] = await sql<{ nspname: string }[]>`SELECT nspname FROM pg_namespace WHERE nspname LIKE ${schema + '_old_%'}`;
