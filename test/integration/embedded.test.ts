@@ -86,7 +86,7 @@ function startExpectingRefusal(env: Record<string, string>, ms: number): Promise
 }
 
 describe('one process per embedded data directory', () => {
-  it('stops with the npm that started it: SIGTERM to npm alone shuts the server down and frees its data directory', async () => {
+  it.each(['SIGTERM', 'SIGKILL'] as const)('stops with the npm that started it: %s to npm alone shuts the server down and frees its data directory', async (signal) => {
     const own = mkdtempSync(join(tmpdir(), 'gemello-npm-'));
     const env = { ...bare, GEMELLO_DATA_DIR: own, PORT: String(await freePort()) };
     const app = await startCommand('npm', ['start', '--prefix', ROOT, '--silent'], env);
@@ -95,7 +95,7 @@ describe('one process per embedded data directory', () => {
       expect(existsSync(join(own, 'lock'))).toBe(true);
       // npm alone, as a supervisor that knows only the pid it started signals it: npm passes
       // it to its shell, which dies without passing it on to the server.
-      process.kill(pid, 'SIGTERM');
+      process.kill(pid, signal);
       expect(await groupGone(pid, 10_000)).toBe(true);
       expect(app.output()).toMatch(/the npm that started this process is gone: shutting down/);
       expect(existsSync(join(own, 'lock'))).toBe(false);
