@@ -10,7 +10,17 @@ export class DataDirLocked extends Error {
 
 export type DataDirLock = { readonly path: string; release(): void };
 
-type Holder = { pid: number; host: string; startedAt: string; what: string; nonce: string };
+/** `boot`: the machine's boot id when the lock was taken (Linux), so a pid reused after a reboot is not taken for the holder. */
+type Holder = { pid: number; host: string; startedAt: string; what: string; nonce: string; boot?: string };
+
+/** This boot of the machine (Linux: /proc/sys/kernel/random/boot_id), or undefined where there is none. */
+const bootId = (): string | undefined => {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+};
 
 const alive = (pid: number): boolean => {
   try {
@@ -55,7 +65,7 @@ export class DataDirUnusable extends Error {
 function takeDataDir(dir: string, what: string): DataDirLock {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, 'lock');
-  const me: Holder = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), what, nonce: randomUUID() };
+  const me: Holder = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), what, nonce: randomUUID(), boot: bootId() };
   const text = JSON.stringify(me) + '\n';
   const refuse = (h: Holder) =>
     new DataDirLocked(
@@ -68,8 +78,10 @@ function takeDataDir(dir: string, what: string): DataDirLock {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     const h = readHolder(path);
-    if (h && h.pid !== process.pid && (h.host !== me.host || alive(h.pid))) throw refuse(h);
-    // Stale (its process is gone) or unreadable: take it over. Two processes taking over at
+    // Taken in an earlier boot of this machine: whoever has its pid now is not the holder.
+    const rebooted = h?.boot !== undefined && me.boot !== undefined && h.boot !== me.boot;
+    if (h && h.pid !== process.pid && (h.host !== me.host || (alive(h.pid) && !rebooted))) throw refuse(h);
+    // Stale (its process is gone, or the machine restarted since) or unreadable: take it over. Two processes taking over at
     // once both rename; the one whose nonce is read back holds it.
     const tmp = `${path}.${me.nonce}`;
     writeFileSync(tmp, text);

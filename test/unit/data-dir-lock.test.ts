@@ -1,5 +1,5 @@
 // The data directory belongs to one process; one that cannot be used is told in one line.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,14 @@ describe('the data directory lock', () => {
     // A holder that is alive and not this process (our parent's pid in the lock file) is refused.
     writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: process.ppid, host: hostname(), startedAt: 'then', what: 'other', nonce: 'n' }));
     expect(() => lockDataDir(dir, 'second')).toThrow(DataDirLocked);
+  });
+
+  it('takes over a lock of an earlier boot, although its pid is alive now (a pid reused after a reboot)', () => {
+    const dir = join(root, 'rebooted');
+    lockDataDir(dir, 'first');
+    writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: process.ppid, host: hostname(), startedAt: 'before the reboot', what: 'old', nonce: 'n', boot: 'an-earlier-boot' }));
+    const lock = lockDataDir(dir, 'after');
+    expect(JSON.parse(readFileSync(lock.path, 'utf8'))).toMatchObject({ pid: process.pid, what: 'after' });
   });
 
   it('says in one line (bad_config) that a path which is a file is not a directory', () => {
