@@ -119,6 +119,8 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
   });
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
+  // The chat page has no icon: a browser asking for one gets "nothing" rather than a 404 in its console.
+  app.get('/favicon.ico', (c) => c.body(null, 204));
   app.get('/ready', async (c) => {
     const checks = await deps.checks();
     const failing = Object.entries(checks).filter(([, v]) => v !== null);

@@ -50,6 +50,8 @@ describe('auth', () => {
     expect((await get('/api/twins', ALICE)).status).toBe(200);
     expect((await get('/api/twins?token=k2')).status).toBe(200);
     expect((await get('/health')).status).toBe(200);
+    // The chat page's browser asks for an icon: no 404 in its console.
+    expect((await get('/favicon.ico')).status).toBe(204);
   });
 
   it('a conversation is its starter\'s: another principal gets `forbidden` and sees none of it', async () => {
