@@ -22,6 +22,15 @@ import { createMetrics } from '../../telemetry/metrics.ts';
 import { quietLogger, seedTwin, sleep, tempFileLogs } from '../support/temp-log.ts';
 
 const fileLog = tempFileLogs('poison');
+
+/** A flow that calls the CRM at once, then ends: its registry. */
+function callFlowRegistry() {
+  const def = { id: 'call', language: 'it', start: 'call', tasks: { call: { type: 'backendCall', backend: 'crm', method: 'POST', path: '/x', body: { a: 1 }, saveAs: 'r', next: 'bye' }, bye: { type: 'end', text: 'fatto' } }, ddts: {} };
+  const env = { backends: ['crm'], email: false, sms: false };
+  const compiled = compileFlow(def, env);
+  if (!compiled.ok) throw new Error(JSON.stringify(compiled.errors));
+  return createFlowRegistry([compiled.flow], env);
+}
 const flowTwin = { id: 'onboarding-it', name: 'Registrazione' };
 
 describe('a command that cannot be decided', () => {
@@ -62,10 +71,7 @@ describe('a command that cannot be decided', () => {
 
   it('a flow effect whose outcome the conversation refuses is made once and dropped, not retried every second', async () => {
     const log = fileLog(1);
-    const def = { id: 'call', language: 'it', start: 'call', tasks: { call: { type: 'backendCall', backend: 'crm', method: 'POST', path: '/x', body: { a: 1 }, saveAs: 'r', next: 'bye' }, bye: { type: 'end', text: 'fatto' } }, ddts: {} };
-    const compiled = compileFlow(def, { backends: ['crm'], email: false, sms: false });
-    if (!compiled.ok) throw new Error(JSON.stringify(compiled.errors));
-    const registry = createFlowRegistry([compiled.flow], { backends: ['crm'], email: false, sms: false });
+    const registry = callFlowRegistry();
     // Once the backend has answered, the recorded version can no longer be run by this build.
     let broken = false;
     let calls = 0;
@@ -101,10 +107,7 @@ describe('a command that cannot be decided', () => {
 
   it('erasing a conversation whose flow waits on a call ends the flow: nothing is owed, and no host makes the call again', async () => {
     const log = fileLog(1);
-    const def = { id: 'call', language: 'it', start: 'call', tasks: { call: { type: 'backendCall', backend: 'crm', method: 'POST', path: '/x', body: { a: 1 }, saveAs: 'r', next: 'bye' }, bye: { type: 'end', text: 'fatto' } }, ddts: {} };
-    const compiled = compileFlow(def, { backends: ['crm'], email: false, sms: false });
-    if (!compiled.ok) throw new Error(JSON.stringify(compiled.errors));
-    const registry = createFlowRegistry([compiled.flow], { backends: ['crm'], email: false, sms: false });
+    const registry = callFlowRegistry();
     let calls = 0;
     // The backend does not answer while the conversation is erased.
     const hanging = (async (_url: string, init?: RequestInit) => {
