@@ -65,10 +65,10 @@ see README.md.`;
 /** Without Redis, snapshots are each serving process's own memory: a CLI process has none to write. */
 const IN_PROCESS_SNAPSHOTS = 'snapshots: none written. Without REDIS_URL they are an in-process cache of each serving process (npm start writes its own as conversations are used, and recovers the others from the read model and the log); set REDIS_URL to keep them in Redis';
 
-/** The commands that open the backends, with the words they need; bad usage is told before anything is opened. */
 /** The command that writes the read models itself (the others read them, or the log; erasures are the host's). */
 const WRITES_READ_MODEL = new Set(['replay']);
 
+/** The commands that open the backends, with the words they need; bad usage is told before anything is opened. */
 const USAGE: Record<string, { line: string; id?: boolean; sub?: string; flags?: string[] }> = {
   events: { line: 'events <conversationId> [--json]', id: true, flags: ['json'] },
   state: { line: 'state <conversationId> [--at <seq>]', id: true, flags: ['at'] },
@@ -136,10 +136,11 @@ async function main(argv: string[]): Promise<number> {
   // A namespace nothing was written under reads as an empty log, with a note that says why (doctor says it itself).
   // A rebuild from such a log (replay, restore) would replace the read models with empty ones: refused instead.
   const unwritten = (topic: string) => `the broker has no topic ${topic}: nothing was ever written under ${config.namespace ? `GEMELLO_NAMESPACE=${config.namespace}` : 'the default namespace'} (check GEMELLO_NAMESPACE and KAFKA_BROKERS)`;
-  if (command === 'replay' || command === 'restore') backends = { ...backends, log: refusingUnwritten(backends.log, (topic) => `${unwritten(topic)}; a rebuild from it would leave the read models empty, so nothing was changed`) };
-  // Asked before anything is touched (a migration, a rebuild schema).
-  if (command === 'replay' || command === 'restore') await backends.log.endOffsets(TOPICS.events);
-  else if (command !== 'doctor') backends = { ...backends, log: readingUnwritten(backends.log, (topic) => console.error(`note: ${unwritten(topic)}; read as an empty log`)) };
+  if (command === 'replay' || command === 'restore') {
+    backends = { ...backends, log: refusingUnwritten(backends.log, (topic) => `${unwritten(topic)}; a rebuild from it would leave the read models empty, so nothing was changed`) };
+    // Asked before anything is touched (a migration, a rebuild schema).
+    await backends.log.endOffsets(TOPICS.events);
+  } else if (command !== 'doctor') backends = { ...backends, log: readingUnwritten(backends.log, (topic) => console.error(`note: ${unwritten(topic)}; read as an empty log`)) };
   // The conversations' data keys: sealed content reads as "[erased]" once its key is destroyed.
   const keys = backends.keys;
   const progress = createProgress(process.stderr, process.stderr.isTTY === true || args.flags.progress === true);

@@ -247,8 +247,9 @@ async function write(q: Query, plan: Plan, projection: string, checkpoints: { pa
     const packed = packRows(plan.conversations, CONVERSATION_COLUMNS);
     statements.push(packed === null ? [UPSERT_CONVERSATIONS, [storableJson(plan.conversations)]] : [UPSERT_CONVERSATIONS_PACKED, [packed]]);
   }
-  if (plan.erased.length) {
-    const ids = JSON.stringify(plan.erased.map((x) => x.conversation_id));
+  const erasedIds = plan.erased.length ? JSON.stringify(plan.erased.map((x) => x.conversation_id)) : null;
+  if (erasedIds) {
+    const ids = erasedIds;
     statements.push([ERASE_MESSAGES, [ids]], [ERASE_CONFIRMED, [ids]], ...KEPT_COPIES.map((x): [string, unknown[]] => [x, [ids]]), [ERASE_EVENTS, [ids, ERASED_TEXT]], [ERASE_KEYS, [ids]], [MARK_ERASED, [storableJson(plan.erased)]]);
   }
   if (checkpoints.length) statements.push([SAVE_CHECKPOINTS, [projection, JSON.stringify(checkpoints)]]);
@@ -256,7 +257,7 @@ async function write(q: Query, plan: Plan, projection: string, checkpoints: { pa
   const settled = await Promise.allSettled(statements.map(([text, params]) => q.query(text, params)));
   const failed = settled.find((x) => x.status === 'rejected');
   if (failed) throw failed.reason;
-  if (plan.erased.length) await eraseFromOldSchemas(q, JSON.stringify(plan.erased.map((x) => x.conversation_id)));
+  if (erasedIds) await eraseFromOldSchemas(q, erasedIds);
 }
 
 /**
@@ -266,15 +267,15 @@ async function write(q: Query, plan: Plan, projection: string, checkpoints: { pa
  */
 export async function eraseFromOldSchemas(q: Query, ids: string, only?: string[]): Promise<void> {
   // Only the tables there (an operator may have dropped some): a missing one must not fail the erasure's batch.
-  // `<schema>_old_<YYYYMMDD_HHMMSS>` exactly: another deployment's schema may start with `<schema>_old_` too.
+  // `<schema>_old_<YYYYMMDD_HHMMSS>` exactly (schema names are [a-z0-9_]): another deployment's may start with `<schema>_old_` too.
+  // The conversations' rows last: the others may refer to them.
   const tables = await q.query<{ schema: string; table: string }>(`
     SELECT n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE starts_with(n.nspname, current_schema() || '_old_') AND c.relkind IN ('r', 'p')
-      AND c.relname IN ('messages', 'confirmed_data', 'events', 'conversations')`);
-  const old = new RegExp(`_old_\\d{8}_\\d{6}$`);
-  // The conversations' rows last: the others may refer to them.
-  for (const { schema, table } of tables.sort((a, b) => Number(a.table === 'conversations') - Number(b.table === 'conversations'))) {
-    if (!/^[a-z0-9_]+$/.test(schema) || !old.test(schema) || (only && !only.includes(schema))) continue;
+    WHERE n.nspname ~ ('^' || current_schema() || '_old_[0-9]{8}_[0-9]{6}$') AND c.relkind IN ('r', 'p')
+      AND c.relname IN ('messages', 'confirmed_data', 'events', 'conversations')
+    ORDER BY c.relname = 'conversations'`);
+  for (const { schema, table } of tables) {
+    if (!/^[a-z0-9_]+$/.test(schema) || (only && !only.includes(schema))) continue;
     const column = table === 'conversations' ? 'id' : 'conversation_id';
     await q.query(`DELETE FROM "${schema}"."${table}" WHERE ${column} = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)))`, [ids]);
   }
