@@ -22,12 +22,13 @@ export type Paced = {
 /**
  * `concurrency` conversations (each warmed up with one prompt), then for `seconds` each sends a
  * prompt every `concurrency / rate` seconds, the sockets' schedules spread evenly over that
- * interval. A socket has one prompt in flight at most: a prompt due while the last is answered
+ * interval (`onStart` is called then, after the warm-up). A socket has one prompt in flight at most: a prompt due while the last is answered
  * goes when it is, and its latency counts from when it was due (no coordinated omission).
  */
-export async function runPaced(url: string, concurrency: number, rate: number, seconds: number): Promise<Paced> {
+export async function runPaced(url: string, concurrency: number, rate: number, seconds: number, onStart?: () => void): Promise<Paced> {
   const convs = await openConversations(url, concurrency);
   await Promise.all(convs.map((c) => c.ask(60_000).catch(() => {})));
+  onStart?.();
   const everyMs = (concurrency / rate) * 1000;
   const latencies: number[] = [];
   let completed = 0;

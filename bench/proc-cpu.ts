@@ -77,3 +77,16 @@ export function secondsBetween(before: Map<number, number>, after: Map<number, n
   }
   return ticks / HZ;
 }
+
+/** The machine's CPU ticks so far, busy and in all (/proc/stat's first line; idle and iowait are not busy). */
+export function machineTicks(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - f[4]!, total };
+}
+
+/** The share of every core busy between two `machineTicks` readings (0–1). */
+export function busyBetween(before: { busy: number; total: number }, after: { busy: number; total: number }): number {
+  const total = after.total - before.total;
+  return total > 0 ? (after.busy - before.busy) / total : 0;
+}
