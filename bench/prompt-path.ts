@@ -63,7 +63,7 @@ type Result = {
   p50_n: number;
   p95_n: number;
   /** The open loop at PACED_RATE: latency from each prompt's due time. */
-  paced: { p50: number; p95: number; p99: number; perSecond: number; late: number; errors: number; cpuUs: number; busy: number };
+  paced: { p50: number; p95: number; p99: number; perSecond: number; late: number; errors: number; cpuUs: number; roles: Record<string, number>; busy: number };
   errors: number;
   replies: number;
   /** µs of CPU per reply, per process role. */
@@ -158,15 +158,17 @@ async function runSetup(setup: Setup, fake: { child: ChildProcess; url: string }
     await sleep(1_000);
     log(`${setup}: ${CONCURRENT} conversations offering ${PACED_RATE} prompts/s, ${SECONDS} s`);
     // The open loop's own CPU: gemello's per prompt at that pace, and how busy the whole machine was (a tail that grows while cores are idle is not CPU).
-    let pacedBefore = 0;
+    const pacedBefore: Record<string, number> = {};
     let machineBefore = machineTicks();
     const p = await runPaced(url, CONCURRENT, PACED_RATE, SECONDS, () => {
-      pacedBefore = Object.values(procs).reduce((s, q) => s + cpuSeconds(q.child.pid!), 0);
+      for (const [role, q] of Object.entries(procs)) pacedBefore[role] = cpuSeconds(q.child.pid!);
       machineBefore = machineTicks();
     });
     const machineBusy = busyBetween(machineBefore, machineTicks());
-    const pacedCpu = round(((Object.values(procs).reduce((s, q) => s + cpuSeconds(q.child.pid!), 0) - pacedBefore) * 1e6) / Math.max(1, p.completed), 0);
-    const paced = { p50: round(percentile(p.latencies, 50), 2), p95: round(percentile(p.latencies, 95), 2), p99: round(percentile(p.latencies, 99), 2), perSecond: Math.round(p.completed / p.seconds), late: p.late, errors: p.errors, cpuUs: pacedCpu, busy: round(machineBusy * 100, 0) };
+    const pacedRoles: Record<string, number> = {};
+    for (const [role, q] of Object.entries(procs)) pacedRoles[role] = round(((cpuSeconds(q.child.pid!) - pacedBefore[role]!) * 1e6) / Math.max(1, p.completed), 0);
+    const pacedCpu = Object.values(pacedRoles).reduce((a, b) => a + b, 0);
+    const paced = { p50: round(percentile(p.latencies, 50), 2), p95: round(percentile(p.latencies, 95), 2), p99: round(percentile(p.latencies, 99), 2), perSecond: Math.round(p.completed / p.seconds), late: p.late, errors: p.errors, cpuUs: pacedCpu, roles: pacedRoles, busy: round(machineBusy * 100, 0) };
     const r: Result = {
       setup,
       p50_1: round(percentile(one.latencies, 50), 2),
@@ -185,7 +187,7 @@ async function runSetup(setup: Setup, fake: { child: ChildProcess; url: string }
       load: loadNow(),
     };
     const total = Object.values(cpu).reduce((a, b) => a + b, 0);
-    log(`${setup}: p50 at 1 ${r.p50_1} ms (best round ${r.p50_1_best}); ${r.perSecond} prompts/s at ${CONCURRENT}, p95 ${r.p95_n} ms; at ${PACED_RATE}/s offered p50 ${paced.p50}, p95 ${paced.p95}, p99 ${paced.p99} ms (${paced.perSecond}/s served, ${paced.late} late, ${paced.cpuUs} µs a prompt, machine ${paced.busy} % busy); ${r.errors} errors; CPU per prompt ${total} µs (${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}), fake model ${fakeCpuUs} µs, bench client ${clientCpuUs} µs; shared services ${Object.entries(services).map(([k, v]) => `${k} ${v}`).join(', ')} µs; load ${r.load}`);
+    log(`${setup}: p50 at 1 ${r.p50_1} ms (best round ${r.p50_1_best}); ${r.perSecond} prompts/s at ${CONCURRENT}, p95 ${r.p95_n} ms; at ${PACED_RATE}/s offered p50 ${paced.p50}, p95 ${paced.p95}, p99 ${paced.p99} ms (${paced.perSecond}/s served, ${paced.late} late, ${paced.cpuUs} µs a prompt (${Object.entries(paced.roles).map(([k, v]) => `${k} ${v}`).join(', ')}), machine ${paced.busy} % busy); ${r.errors} errors; CPU per prompt ${total} µs (${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}), fake model ${fakeCpuUs} µs, bench client ${clientCpuUs} µs; shared services ${Object.entries(services).map(([k, v]) => `${k} ${v}`).join(', ')} µs; load ${r.load}`);
     return r;
   } finally {
     await stopAll();
@@ -234,6 +236,7 @@ export async function run(): Promise<void> {
     metrics[`${k}_paced_${PACED_RATE}_served_per_s`] = r.paced.perSecond;
     metrics[`${k}_paced_${PACED_RATE}_late`] = r.paced.late;
     metrics[`${k}_paced_${PACED_RATE}_cpu_us_per_prompt`] = r.paced.cpuUs;
+    for (const [role, us] of Object.entries(r.paced.roles)) metrics[`${k}_paced_${PACED_RATE}_cpu_us_${role}`] = us;
     metrics[`${k}_paced_${PACED_RATE}_machine_busy_pct`] = r.paced.busy;
     metrics[`${k}_errors`] = r.errors;
     metrics[`${k}_load_average`] = r.load;
