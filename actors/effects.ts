@@ -11,6 +11,9 @@ import type { TwinCatalog } from './twins.ts';
 /** What a side effect produced: the command that records it, and the trace its events join. */
 export type EffectOutcome = { command: EffectCommand; traceparent: string | null };
 
+/** An effect called off before it had an outcome (its conversation was erased, its flow ended, its host let it go): nothing is recorded or retried. */
+export class EffectCancelled extends Error {}
+
 export type EffectWorkOptions = {
   replyModel: ReplyModel;
   speech: { model: SpeechModel; sink: AudioSink } | null;

@@ -59,6 +59,8 @@ export type Actor = {
   key: Uint8Array | null | undefined;
   /** The flow's noInput timer armed in this process (the timer itself is in the log: MessageSaid.awaitUntil). */
   flowTimer: { seq: number; handle: ReturnType<typeof setTimeout> } | null;
+  /** The flow's side effect under way here (a backend call, an email): aborted when the flow no longer waits on it, so no attempt of it is made after. */
+  flowEffect: { key: string; abort: AbortController } | null;
   /** The reply the model is generating now (a stop aborts it), or null. */
   generation: Generation | null;
   /** Set when the log moved past this actor's state (a write in doubt that landed, another writer): it writes nothing more, a new actor took its place. */

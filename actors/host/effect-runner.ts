@@ -1,6 +1,6 @@
 import { KeyDestroyed } from '../../sealing/keys.ts';
 import { decide } from '../decide.ts';
-import type { EffectOutcome } from '../effects.ts';
+import { EffectCancelled, type EffectOutcome } from '../effects.ts';
 import { commit } from './commit.ts';
 import { NotOwner } from './context.ts';
 import type { Actor, Generation, HostContext, Partition } from './context.ts';
@@ -118,6 +118,12 @@ export async function runEffect(ctx: HostContext, part: Partition, actor: Actor,
   } catch (err) {
     generation?.end();
     const kept = produced;
+    // Called off (the conversation erased, its flow ended, the host let it go): nothing to record or retry.
+    if (err instanceof EffectCancelled) {
+      actor.inFlight.delete(key);
+      actor.failures.delete(key);
+      return;
+    }
     if (err instanceof Unrecorded || err instanceof NotOwner || err instanceof KeyDestroyed || ctx.stopping) actor.inFlight.delete(key);
     // The prompt may be recorded again (its command redelivered): it is asked for anew then.
     if (err instanceof Unrecorded) return void (part.actors.get(actor.id) === actor && scheduleEffects(ctx, part, actor));

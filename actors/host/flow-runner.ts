@@ -1,4 +1,4 @@
-import type { EffectOutcome } from '../effects.ts';
+import { EffectCancelled, type EffectOutcome } from '../effects.ts';
 import type { Actor, HostContext, Partition } from './context.ts';
 import { readWithModel } from '../flow-read.ts';
 import { pinCheckpoint } from './housekeeping.ts';
@@ -15,16 +15,31 @@ type RunEffect = (ctx: HostContext, part: Partition, actor: Actor, key: string, 
 export function scheduleFlowWork(ctx: HostContext, part: Partition, actor: Actor, runEffect: RunEffect): void {
   const flows = ctx.flows;
   const flow = actor.state.flow;
-  if (!flows || !flow || flow.status !== 'running' || actor.state.erased) return disarm(actor);
+  if (!flows || !flow || flow.status !== 'running' || actor.state.erased) {
+    cancelFlowEffect(actor);
+    return disarm(actor);
+  }
   const traceparent = actor.lastTrace;
   const effect = flow.effect;
+  // The flow moved on from the call under way (its outcome recorded, or another took its place): nothing more of it is tried.
+  if (actor.flowEffect && actor.flowEffect.key !== `f${effect?.key}`) cancelFlowEffect(actor);
   if (effect && !actor.inFlight.has(`f${effect.key}`)) {
-    actor.inFlight.add(`f${effect.key}`);
-    void runEffect(ctx, part, actor, `f${effect.key}`, async () => {
-      await pinCheckpoint(ctx, part, actor.pendingFrom);
-      const command = await flows.effects.run(flows.setting.of(flow), flow, ctx.now);
-      ctx.m.flowEffects.inc({ kind: effect.kind, status: command.status });
-      return { command, traceparent };
+    const key = `f${effect.key}`;
+    const abort = new AbortController();
+    actor.inFlight.add(key);
+    actor.flowEffect = { key, abort };
+    void runEffect(ctx, part, actor, key, async () => {
+      try {
+        await pinCheckpoint(ctx, part, actor.pendingFrom);
+        if (abort.signal.aborted) throw new EffectCancelled(key);
+        const command = await flows.effects.run(flows.setting.of(flow), flow, ctx.now, abort.signal);
+        ctx.m.flowEffects.inc({ kind: effect.kind, status: command.status });
+        return { command, traceparent };
+      } catch (err) {
+        throw abort.signal.aborted ? new EffectCancelled(key) : err;
+      } finally {
+        if (actor.flowEffect?.abort === abort) actor.flowEffect = null;
+      }
     });
   }
   const read = flow.read;
@@ -50,6 +65,12 @@ export function scheduleFlowWork(ctx: HostContext, part: Partition, actor: Actor
   actor.flowTimer = { seq: timer.seq, handle };
   // The timer is in the log; the checkpoint must not pass it, or a restart would not find it.
   void pinCheckpoint(ctx, part, actor.pendingFrom).catch(() => {});
+}
+
+/** Calls off the flow's side effect under way in this process: an erasure, a flow that ended or moved on, a host that let the conversation go. */
+export function cancelFlowEffect(actor: Actor): void {
+  actor.flowEffect?.abort.abort();
+  actor.flowEffect = null;
 }
 
 function disarm(actor: Actor): void {

@@ -23,6 +23,7 @@ export function newActor(conversationId: string): Actor {
     snapshotNext: null,
     key: undefined,
     flowTimer: null,
+    flowEffect: null,
     generation: null,
     replaced: false,
     speakers: new Map(),

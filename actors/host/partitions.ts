@@ -8,6 +8,7 @@ import { hasPendingWork, NotOwner } from './context.ts';
 import type { HostContext, Partition } from './context.ts';
 import { fold } from '../state.ts';
 import { beforeWrite, releaseWrites } from './hold.ts';
+import { cancelFlowEffect } from './flow-runner.ts';
 import { run } from './mailbox.ts';
 import { warm, warmHinted } from './warm.ts';
 
@@ -137,8 +138,9 @@ function rebuild(ctx: HostContext, part: Partition, touched: Set<string>, from: 
     if (old) {
       old.replaced = true;
       part.actors.delete(id);
-      // The new actor asks the model again for the prompt it finds owed (one reply stream, not two).
+      // The new actor asks the model again for the prompt it finds owed (one reply stream, not two), and makes the flow's call (one at a time).
       old.generation?.abort.abort();
+      cancelFlowEffect(old);
     }
     if (part.revoked) continue;
     // Woken again at once: work they owe is found and resumed without waiting for a command.
@@ -156,6 +158,8 @@ export function release(ctx: HostContext, ids: Iterable<number>): void {
     if (!part) continue;
     part.revoked = true;
     ctx.partitions.delete(id);
+    // The new owner makes the flows' calls under way here again (the same idempotency key): not both hosts at once.
+    for (const actor of part.actors.values()) cancelFlowEffect(actor);
     released.push(id);
     dropped += part.actors.size;
   }
