@@ -1,3 +1,4 @@
+import { readConfirmation } from './confirmation.ts';
 import { plain } from './parse-number.ts';
 
 /** The first email address in a reply ("la mia email è giulia.rossi@example.it"), lower-cased, or null. */
@@ -25,6 +26,17 @@ export function parsePhone(text: string): string | null {
 const INTRO = /^(?:(?:ciao|salve|buongiorno|buonasera|hi|hello|hey)[\s,!.]+)?(?:(?:allora|dunque|well|so)[\s,]+)?(?:(?:io )?mi chiamo|il mio nome (?:e|è)|io sono|sono|my name is|my name's|i am|i'm|im|it's|it is|this is|call me|name:?|nome:?|(?:e|è))\s+/i;
 const STOP = new Set(['e', 'and', 'ma', 'but', 'grazie', 'thanks', 'thank', 'please', 'per', 'favore', 'ho', 'have', 'di', 'da', 'anni', 'years']);
 const NAME_WORD = /^[\p{L}][\p{L}'’-]*$/u;
+/**
+ * Words no name starts with: a greeting, a doubt, a question word, a pronoun ("non lo so",
+ * "boh", "perché me lo chiedi", "I don't know", "sono io"). Such an answer is no name: the
+ * model reads it, or the node's noMatch asks again.
+ */
+const NOT_A_NAME = new Set([
+  'ciao', 'salve', 'buongiorno', 'buonasera', 'hi', 'hello', 'hey', 'grazie', 'thanks', 'ok', 'okay', 'prego',
+  'non', 'not', "don't", 'dont', 'boh', 'mah', 'ehm', 'uhm', 'hmm', 'mmm', 'bho', 'forse', 'maybe', 'nessuno', 'nobody', 'niente', 'nulla', 'nothing',
+  'perche', 'why', 'what', 'who', 'cosa', 'come', 'how', 'dove', 'where', 'quando', 'when', 'quale', 'which', 'scusa', 'scusi', 'sorry', 'pardon',
+  'io', 'i', 'tu', 'you', 'noi', 'voi', 'we', 'they', 'me', 'mi', 'ti', 'ci',
+]);
 
 /**
  * A person's name as they say it: "mi chiamo Giulia Rossi", "sono Giulia Rossi", "my name is
@@ -32,6 +44,12 @@ const NAME_WORD = /^[\p{L}][\p{L}'’-]*$/u;
  * reply holds no word that can be a name.
  */
 export function parseName(text: string): string | null {
+  // A question back ("perché?", "chi sei?") is no name.
+  if (/\?\s*$/.test(text)) return null;
+  // Nor a yes or a no; "no, è Giulia Rossi" names her.
+  const c = readConfirmation(text);
+  if (c.kind === 'yes') return null;
+  if (c.kind === 'no') return c.rest ? parseName(c.rest) : null;
   let rest = text.trim().replace(/^["'«“]+|["'»”]+$/g, '');
   for (let i = 0; i < 3; i++) {
     const m = INTRO.exec(rest);
@@ -43,6 +61,7 @@ export function parseName(text: string): string | null {
     const clean = w.replace(/[.!?;:]+$/, '');
     if (!clean) continue;
     if (STOP.has(plain(clean)) || !NAME_WORD.test(clean)) break;
+    if (!words.length && NOT_A_NAME.has(plain(clean).replace('’', "'"))) return null;
     words.push(clean);
     // Five words at most: "Maria Chiara De Luca Bianchi".
     if (words.length === 5 || clean !== w) break;

@@ -47,6 +47,16 @@ describe('the deterministic parsers', () => {
   });
 
   it.each([
+    'non lo so', 'no', 'sì', 'Boh', 'sono io', 'perché me lo chiedi?', 'chi sei?', "I don't know", 'ciao', 'ok grazie', 'nessuno', 'why?',
+  ])('reads no name in %j (the model or the node\'s noMatch takes it)', (text) => {
+    expect(parseName(text)).toBeNull();
+  });
+
+  it('reads the name a "no" corrects to', () => {
+    expect(parseName('no, è Giulia Bianchi')).toBe('Giulia Bianchi');
+  });
+
+  it.each([
     ['sì', { kind: 'yes' }], ['Si, esatto', { kind: 'yes' }], ['yes', { kind: 'yes' }], ['no', { kind: 'no', rest: '' }],
     ['no, è Giulia Bianchi', { kind: 'no', rest: 'Giulia Bianchi' }], ['nope, it is giulia@example.com', { kind: 'no', rest: 'giulia@example.com' }],
     ['Giulia Bianchi', { kind: 'unclear', rest: 'Giulia Bianchi' }],
