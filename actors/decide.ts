@@ -169,6 +169,12 @@ function submitPrompt(command: SubmitPrompt, state: ConversationState, flows: Fl
     // Nobody would answer: say so instead of recording a prompt. A conversation handed over keeps taking prompts, for the operator.
     throw new DomainError('flow_ended', `conversation ${state.conversationId} finished its flow (${state.flow.ended?.reason}); start a new conversation`);
   }
+  const effect = state.flow?.status === 'running' ? state.flow.effect : undefined;
+  if (effect) {
+    // The flow reads no answer while its call is under way: say so, rather than record a prompt nobody answers.
+    const what = effect.kind === 'http' ? `its call of task ${effect.task}` : `its ${effect.kind} of task ${effect.task}`;
+    throw new DomainError('flow_busy', `conversation ${state.conversationId} is waiting for ${what}; the flow speaks once it is done`);
+  }
   if (state.flow) return inFlow(state, flows, { type: 'text', text: command.data.text, requestId: command.correlationId }, command.issuedAt);
   if (state.pendingPrompts.length >= MAX_PENDING_PROMPTS) {
     throw new DomainError('busy', `conversation ${state.conversationId} has ${state.pendingPrompts.length} prompts waiting for their replies; send again once a reply came`);

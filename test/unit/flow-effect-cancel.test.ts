@@ -39,8 +39,9 @@ function setUp(fetchStub: typeof fetch) {
   let offset = 0;
   const command = (value: unknown): LogRecord => ({ topic: TOPICS.commands, partition: 0, offset: offset++, key: 'calling', headers: {}, timestamp: Date.now(), value: JSON.stringify(value) });
   const start = () => handleCommands(ctx, part, [command({ type: 'SubmitPrompt', commandId: 'c1', conversationId: 'calling', correlationId: null, principal: null, traceparent: null, issuedAt: new Date().toISOString(), data: { twin: { id: 'caller', name: 'Chiamata' }, text: 'ciao' } })]);
+  const prompt = (commandId: string, text: string) => handleCommands(ctx, part, [command({ type: 'SubmitPrompt', commandId, conversationId: 'calling', correlationId: null, principal: null, traceparent: null, issuedAt: new Date().toISOString(), data: { twin: { id: 'caller', name: 'Chiamata' }, text } })]);
   const erase = () => handleCommands(ctx, part, [command(eraseCommand({ conversationId: 'calling', commandId: 'c2', principal: null, by: 'ops', via: 'cli', now: new Date() }))]);
-  return { ctx, part, log, warnings, start, erase };
+  return { ctx, part, log, warnings, start, prompt, erase };
 }
 
 describe("a flow's backend call under way", () => {
@@ -95,6 +96,21 @@ describe("a flow's backend call under way", () => {
     expect(signals[0]!.aborted).toBe(true);
     await sleep(1_200);
     expect(signals).toHaveLength(1);
+    await t.log.close();
+  });
+
+  it('refuses a prompt meanwhile with flow_busy, instead of recording one nobody answers', async () => {
+    const hanging = (async (_url: string, init?: RequestInit) => new Promise<Response>((_, reject) => init?.signal?.addEventListener('abort', () => reject(new Error('aborted'))))) as unknown as typeof fetch;
+    const t = setUp(hanging);
+    await t.start();
+    await t.prompt('c3', 'pronto? ci sei?');
+    const records: LogRecord[] = [];
+    await t.log.read(TOPICS.events, 0, 0, async (rs) => void records.push(...rs));
+    const notices = records.filter((r) => r.headers.kind === 'notice').map((r) => JSON.parse(r.value) as { type: string; commandId: string; code?: string; message?: string });
+    expect(notices).toContainEqual(expect.objectContaining({ type: 'rejected', commandId: 'c3', code: 'flow_busy' }));
+    expect(notices.find((n) => n.commandId === 'c3')!.message).toMatch(/waiting for its call of task call/);
+    expect(t.part.actors.get('calling')!.state.messages.filter((m) => m.role === 'user').map((m) => m.content)).not.toContain('pronto? ci sei?');
+    release(t.ctx, [0]);
     await t.log.close();
   });
 });
