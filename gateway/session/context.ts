@@ -92,8 +92,8 @@ export type Followed = {
   /** Live reply text held back likewise. */
   pendingStream: StreamUpdate[] | null;
   resuming: number;
-  /** This socket's last prompt in a flow: what the flow says in answer (same causation) echoes its requestId. */
-  lastPrompt?: { commandId: string; requestId: string | null };
+  /** This socket's last prompt in a flow: what the flow says in answer (same causation, or the first message its call or timer made) echoes its requestId. */
+  lastPrompt?: { commandId: string; requestId: string | null; answered: boolean };
   /** Whether this socket asked for `reply.delta` frames of this conversation (a prompt with stream, or a resume). */
   stream: boolean;
   /** The reply streaming to this socket: its prompt, its generation, and how many characters the socket has. */

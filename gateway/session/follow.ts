@@ -116,8 +116,8 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
         if (own) {
           f.requests.set(e.seq, e.data.requestId);
           mine.delete(e.causationId!);
-          f.lastPrompt = { commandId: e.causationId!, requestId: e.data.requestId };
-        }
+          f.lastPrompt = { commandId: e.causationId!, requestId: e.data.requestId, answered: false };
+        } else f.lastPrompt = undefined; // what the flow says next answers another socket's prompt
         break;
       case 'SpeechReceived':
         // What was heard, before the reply; the requestId of the utterance for the socket that spoke.
@@ -163,7 +163,8 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
         // A flow answers without a ReplyGenerated: its prompts' requestIds are not waited on.
         for (const seq of f.requests.keys()) if (seq < e.seq) f.requests.delete(seq);
         // A flow's message is the twin's reply: seed clients run a flow unchanged. Its events share the prompt's correlationId.
-        out.send({ type: 'reply', ...twinFields(f), conversationId, seq: e.seq, reply: e.data.text, ...(f.lastPrompt && f.lastPrompt.commandId === e.causationId ? echo(f.lastPrompt.requestId) : {}) });
+        // Said in answer to this socket's last prompt: caused by it, or the first message after it that a call or a timer made (the flow called its backend first).
+        out.send({ type: 'reply', ...twinFields(f), conversationId, seq: e.seq, reply: e.data.text, ...(answersLastPrompt(f, e.causationId) ? echo(f.lastPrompt!.requestId) : {}) });
         break;
       case 'TaskStarted':
         other(s, { type: 'flow', conversationId, seq: e.seq, task: e.data.task, state: e.data.key ? 'calling' : 'running', taskType: e.data.taskType });
@@ -186,6 +187,14 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
   const attributes = { 'conversation.id': conversationId, 'event.seq': e.seq, 'event.type': e.type, ...(f.twin ? { 'twin.id': f.twin.id } : {}) };
   (framed ? inSpan(tracer, 'ws.send', { parent: contextFrom(e.traceparent), kind: SpanKind.PRODUCER, attributes }, deliver) : deliver())
     .catch((err) => s.deps.logger.warn(`sending event ${conversationId}/${e.seq}: ${(err as Error).message}`));
+}
+
+/** Whether a flow's message answers the socket's last prompt (each prompt is answered by its own messages, or by the first one its call or timer made). */
+function answersLastPrompt(f: Followed, causationId: string | null): boolean {
+  const last = f.lastPrompt;
+  if (!last || (last.commandId !== causationId && (causationId !== null || last.answered))) return false;
+  last.answered = true;
+  return true;
 }
 
 /** A notice answers one command: only the socket that sent it hears it. */

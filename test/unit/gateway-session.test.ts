@@ -229,6 +229,27 @@ describe('with auth, a conversation belongs to its principal', () => {
   });
 });
 
+describe("a flow's answers", () => {
+  it("echo the prompt's requestId on what the flow says after its backend call, and only once", async () => {
+    const w = world();
+    const a = w.client();
+    await a.send({ digitalTwinId: seed.id, prompt: 'sì', conversationId: 'flowing', requestId: 'r10' });
+    const cmd = w.commands()[0]!;
+    w.emit(started('flowing', null, cmd.commandId));
+    w.emit(prompt('flowing', 2, cmd.commandId, 'r10'));
+    // The flow calls its backend (TaskStarted), then says the result: caused by the call's outcome, not the prompt.
+    w.emit(ev('flowing', 3, 'TaskStarted', { task: 'register', taskType: 'backendCall', key: 'k1' }));
+    w.emit(ev('flowing', 4, 'MessageSaid', { task: 'bye', text: 'Grazie, sei registrato con il codice C-0042' }));
+    // A later noInput prompt answers nobody's prompt.
+    w.emit(ev('flowing', 5, 'MessageSaid', { task: 'bye', text: 'Sei ancora lì?' }));
+    await sleep(5);
+    const replies = a.frames.filter((f) => f.type === 'reply');
+    expect(replies[0]).toMatchObject({ seq: 4, requestId: 'r10' });
+    expect(replies[1]).toMatchObject({ seq: 5 });
+    expect(replies[1]).not.toHaveProperty('requestId');
+  });
+});
+
 describe('a prompt stopped before its reply', () => {
   it('is answered on a seed socket with an error that names it (a seed client knows no reply.stopped), and on a typed one with reply.stopped', async () => {
     const w = world();
