@@ -7,7 +7,7 @@ import { authEnabled, principalOf, tokenFrom, tokenOf } from './auth.ts';
 import type { AuthConfig } from './auth.ts';
 import type { Eraser } from './erase.ts';
 import { PAGE_HTML } from './page.ts';
-import { audioIdProblem, conversationIdProblem, MAX_SEQ } from './protocol.ts';
+import { audioIdProblem, conversationIdProblem, MAX_SEQ, pastPayloadLimit } from './protocol.ts';
 import { createSession, sessionMetrics } from './session.ts';
 import type { Session, SessionDeps, SocketPort } from './session.ts';
 
@@ -240,8 +240,11 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
             close: (code, reason) => ctx.close(code, reason),
           }, who);
         },
-        onMessage(evt) {
+        onMessage(evt, ctx) {
           if (!socket) return;
+          // Deno's sockets take a frame of any size: one past the limit closes the socket, as ws does on Node.
+          const size = typeof evt.data === 'string' ? evt.data : evt.data instanceof ArrayBuffer || ArrayBuffer.isView(evt.data) ? evt.data.byteLength : 0;
+          if (pastPayloadLimit(size)) return ctx.close(1009, 'frame too large');
           if (typeof evt.data === 'string') text(socket, evt.data);
           else if (evt.data instanceof ArrayBuffer) binary(socket, new Uint8Array(evt.data));
           else if (ArrayBuffer.isView(evt.data)) binary(socket, new Uint8Array(evt.data.buffer, evt.data.byteOffset, evt.data.byteLength));

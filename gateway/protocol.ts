@@ -2,6 +2,8 @@ import { z } from 'zod';
 
 /** The largest text frame accepted; larger ones get `frame_too_large`. */
 export const MAX_FRAME_BYTES = 64 * 1024;
+/** Past this a frame is not answered but closes the socket (1009, "message too big"). */
+export const MAX_PAYLOAD_BYTES = 16 * MAX_FRAME_BYTES;
 export const MAX_PROMPT_CHARS = 8_000;
 /** The deepest nesting of objects and arrays a frame may have (the frame itself is depth 1). */
 export const MAX_DEPTH = 16;
@@ -158,7 +160,11 @@ export function audioIdProblem(audioId: string): string | null {
 
 const encoder = new TextEncoder();
 /** UTF-8 length, computed only when the UTF-16 length leaves it in doubt. */
-const tooLarge = (text: string) => text.length > MAX_FRAME_BYTES || (text.length * 3 > MAX_FRAME_BYTES && encoder.encode(text).byteLength > MAX_FRAME_BYTES);
+const over = (text: string, max: number) => text.length > max || (text.length * 3 > max && encoder.encode(text).byteLength > max);
+const tooLarge = (text: string) => over(text, MAX_FRAME_BYTES);
+
+/** Whether a frame (text, or binary of `bytes`) is past MAX_PAYLOAD_BYTES: the socket is closed with 1009. */
+export const pastPayloadLimit = (data: string | number) => (typeof data === 'string' ? over(data, MAX_PAYLOAD_BYTES) : data > MAX_PAYLOAD_BYTES);
 
 /**
  * The requestId of a frame that is refused before it is read (rate limit), so the client

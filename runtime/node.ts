@@ -7,7 +7,7 @@ import type { WebSocket } from 'ws';
 import { createApp } from '../gateway/app.ts';
 import type { Who } from '../gateway/app.ts';
 import { authOffNotice } from '../gateway/auth.ts';
-import { MAX_FRAME_BYTES } from '../gateway/protocol.ts';
+import { MAX_PAYLOAD_BYTES } from '../gateway/protocol.ts';
 import type { SocketPort } from '../gateway/session.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { startTelemetry } from '../telemetry/sdk.ts';
@@ -74,7 +74,7 @@ export async function runNode(roles: Role[]): Promise<void> {
     const { app, close, authorize, open, text, binary, closed } = createApp(rt.appDeps);
     // Frames above MAX_FRAME_BYTES get an error frame and the socket stays open; only
     // frames past this much larger limit make ws close the socket (1009).
-    const wss = new WebSocketServer({ noServer: true, maxPayload: 16 * MAX_FRAME_BYTES });
+    const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD_BYTES });
     // Heartbeat: a socket that did not answer the last ping is gone.
     const alive = new WeakSet<WebSocket>();
     function pong(this: WebSocket) {

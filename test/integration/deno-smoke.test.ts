@@ -39,16 +39,21 @@ async function promptOnce(env: Record<string, string>) {
   const heard = await client.next((f) => f.type === 'transcript' || f.type === 'error', 30_000);
   client.send('not json');
   const err = await client.next((f) => f.type === 'error');
+  // A frame past 1 MB closes the socket with 1009, as on Node (Deno's sockets take any size).
+  const closed = new Promise<number>((r) => client.ws.once('close', (code: number) => r(code)));
+  client.ws.send('z'.repeat(2 * 1024 * 1024));
+  const closeCode = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 10_000))]);
   client.close();
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return { reply, heard, err, metrics };
+  return { reply, heard, err, metrics, closeCode };
 }
 
 describe('Deno', () => {
   it('serves the seed protocol embedded (no backends configured)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gemello-deno-'));
     dirs.push(dir);
-    const { reply, heard, err, metrics } = await promptOnce({ GEMELLO_DATA_DIR: dir, KAFKA_BROKERS: '', DATABASE_URL: '', REDIS_URL: '' });
+    const { reply, heard, err, metrics, closeCode } = await promptOnce({ GEMELLO_DATA_DIR: dir, KAFKA_BROKERS: '', DATABASE_URL: '', REDIS_URL: '' });
+    expect(closeCode).toBe(1009);
     expect(heard).toMatchObject({ code: 'stt_unavailable' });
     expect(reply).toMatchObject({ type: 'reply', digitalTwinId: 'warren-buffett-001', digitalTwinName: 'Warren Buffett', seq: 3 });
     expect(String(reply.reply)).toContain('[offline]');
