@@ -134,6 +134,8 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
     const who = await principal(c.req.raw);
     if (!who.ok) return c.json({ error: 'a valid token is required', code: 'unauthorized' }, 401);
     c.set('principal' as never, who.principal as never);
+    // An id whose percent-escapes are not UTF-8 ("%FF") names nothing: read as it stands it would alias the id "%FF" ("%25FF").
+    if (!decodable(new URL(c.req.url).pathname)) return c.json({ error: 'the URL holds a percent-escape that is not UTF-8', code: 'invalid_request' }, 400);
     if (!deps.readApi) return c.json({ error: 'the read model is not configured', code: 'unavailable' }, 503);
     await next();
   });
@@ -264,4 +266,14 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
   }
 
   return { app, close: () => clearInterval(sweep), sockets: () => sockets.size, authorize, open, text, binary, closed };
+}
+
+/** Whether every percent-escape of a URL path decodes to UTF-8. */
+function decodable(path: string): boolean {
+  try {
+    decodeURIComponent(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

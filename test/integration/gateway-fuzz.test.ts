@@ -318,6 +318,13 @@ describe(`the gateway under fuzzed frames (fast-check seed ${SEED}; FUZZ_SEED to
         expect(await res.json()).toMatchObject({ code: 'invalid_request', error: expect.stringMatching(/audio id/) });
       }
     }
+    // A percent-escape that is not UTF-8 names nothing; read as written it aliased the id "%FF" (sent as %25FF).
+    for (const path of ['/api/conversations/%FF', '/api/conversations/%ED%A0%80/events', '/api/audio/%C0']) {
+      const res = await fetch(url(path));
+      expect(res.status, path).toBe(400);
+      expect(await res.json()).toMatchObject({ code: 'invalid_request', error: expect.stringMatching(/not UTF-8/) });
+    }
+    expect((await fetch(url('/api/conversations/%25FF'))).status).toBe(404);
     expect((await fetch(url(`/api/audio/${randomUUID()}`))).status).toBe(404);
     for (const afterSeq of ['1.5', '99999999999999999999', '-1', 'abc', '', '2147483648']) {
       const res = await fetch(url(`/api/conversations/${conv}/events?afterSeq=${afterSeq}`));
