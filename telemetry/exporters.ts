@@ -47,6 +47,15 @@ export async function selectTraceExport(env: Env, logger: Logger): Promise<Trace
   }
 }
 
+/** Why traces are off, for the start log: turned off on purpose, or nothing asked for them. */
+export function tracesOffReason(env: Env): string {
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') return 'OTEL_SDK_DISABLED=true';
+  const names = (env.OTEL_TRACES_EXPORTER ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  if (names.includes('none')) return 'OTEL_TRACES_EXPORTER=none';
+  if (names.length) return `OTEL_TRACES_EXPORTER=${env.OTEL_TRACES_EXPORTER}`;
+  return 'set OTEL_EXPORTER_OTLP_ENDPOINT, e.g. http://127.0.0.1:4318 for Jaeger, or OTEL_TRACES_EXPORTER=jaeger';
+}
+
 /** The test hook: spans go to the given exporter as each one ends. */
 export async function exportTo(exporter: SpanExporter): Promise<TraceExport> {
   const { SimpleSpanProcessor } = await import('@opentelemetry/sdk-trace');

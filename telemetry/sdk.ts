@@ -1,6 +1,6 @@
 import { context, propagation, ProxyTracerProvider, trace } from '@opentelemetry/api';
 import type { SpanExporter, TracerProvider } from '@opentelemetry/sdk-trace';
-import { exportTo, selectTraceExport } from './exporters.ts';
+import { exportTo, selectTraceExport, tracesOffReason } from './exporters.ts';
 import type { Logger } from './logger.ts';
 import { route, router } from './router.ts';
 
@@ -37,7 +37,7 @@ export async function startTelemetry(
 ): Promise<Telemetry> {
   const exporting = options.exporter ? await exportTo(options.exporter) : await selectTraceExport(env, logger);
   if (!exporting) {
-    logger.info('traces: off (set OTEL_EXPORTER_OTLP_ENDPOINT, e.g. http://127.0.0.1:4318 for Jaeger, or OTEL_TRACES_EXPORTER=jaeger)');
+    logger.info(`traces: off (${tracesOffReason(env)})`);
     return { async shutdown() {} };
   }
   const [sdk, resources, core, hooks] = await Promise.all([

@@ -33,6 +33,15 @@ describe('startTelemetry', () => {
     await t.shutdown();
   });
 
+  it('says why when traces were turned off on purpose, instead of how to turn them on', async () => {
+    for (const [env, reason] of [[{ OTEL_SDK_DISABLED: 'TRUE', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' }, 'OTEL_SDK_DISABLED=true'], [{ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' }, 'OTEL_TRACES_EXPORTER=none']] as const) {
+      const { logger, lines } = captureLogger();
+      const t = await startTelemetry(env, ['gateway'], logger);
+      expect(lines).toEqual([`info traces: off (${reason})`]);
+      await t.shutdown();
+    }
+  });
+
   it('records each tracer under its own service, in one process, and says where traces go', async () => {
     const exporter = new InMemorySpanExporter();
     const { logger, lines } = captureLogger();
