@@ -21,9 +21,10 @@ type Tracked = {
  * partitions and not yet handled (from the last handled batch, or from when the partition was
  * first seen, for one that has delivered nothing yet), sampled every 5 s while any consumer
  * runs. It shows a role that falls behind the log (the projector, the actor host, a
- * gateway's feed) before its memory or its users do.
+ * gateway's feed) before its memory or its users do. The labels are the names on the broker
+ * (`onBroker`: with the namespace), so two deployments scraped together stay apart.
  */
-export function withConsumerLag(log: EventLog, metrics: Metrics, sampleMs = SAMPLE_MS): EventLog {
+export function withConsumerLag(log: EventLog, metrics: Metrics, onBroker: (name: string) => string = (n) => n, sampleMs = SAMPLE_MS): EventLog {
   const gauge = metrics.gauge('gemello_log_consumer_lag_records', 'Records appended to a consumer\'s assigned partitions and not yet handled, by group and topic (sampled every 5 s)');
   const tracked = new Set<Tracked>();
   let timer: ReturnType<typeof setInterval> | null = null;
@@ -44,7 +45,7 @@ export function withConsumerLag(log: EventLog, metrics: Metrics, sampleMs = SAMP
           if (from === undefined) t.base.set(p, at);
           else lag += Math.max(0, at - from);
         }
-        gauge.set(lag, { group: t.group, topic: t.topic });
+        gauge.set(lag, { group: onBroker(t.group), topic: onBroker(t.topic) });
       }
     } catch {
       // The log does not answer: the gauge keeps its last values (/ready says why).

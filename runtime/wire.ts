@@ -85,7 +85,7 @@ export async function openBackends(config: Config, logger = createLogger('gemell
   // Every consumer's lag in /metrics (gemello_log_consumer_lag_records).
   const log = withConsumerLag(config.kafkaBrokers
     ? await createKafkaEventLog(config.kafkaClient, { brokers: config.kafkaBrokers, partitions: config.partitions, namespace: config.namespace, sessionTimeoutMs: config.kafkaSessionTimeoutMs })
-    : createFileLog({ dir: join(config.dataDir, 'log'), partitions: config.partitions }), metrics);
+    : createFileLog({ dir: join(config.dataDir, 'log'), partitions: config.partitions }), metrics, (name) => topicOnBroker(config, name));
   const db = config.databaseUrl
     ? createPostgresDb({ url: config.databaseUrl, schema: config.databaseSchema ?? undefined })
     : await createPGliteDb({ dir: join(config.dataDir, 'readmodel') });

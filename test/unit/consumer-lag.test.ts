@@ -9,8 +9,9 @@ const fileLog = tempFileLogs('lag');
 describe('gemello_log_consumer_lag_records', () => {
   it('counts what a consumer has not handled yet, and falls to 0 once it has', async () => {
     const metrics = createMetrics();
-    const log = withConsumerLag(fileLog(2), metrics, 20);
-    const labels = { group: 'g', topic: 't' };
+    // Labelled with the names on the broker (the namespace's), as two deployments scraped together must be.
+    const log = withConsumerLag(fileLog(2), metrics, (name) => `ns1.${name}`, 20);
+    const labels = { group: 'ns1.g', topic: 'ns1.t' };
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
     let handled = 0;
@@ -27,7 +28,7 @@ describe('gemello_log_consumer_lag_records', () => {
     for (let i = 0; i < 100 && (handled < 8 || metrics.value('gemello_log_consumer_lag_records', labels) > 0); i++) await sleep(10);
     expect(handled).toBe(8);
     expect(metrics.value('gemello_log_consumer_lag_records', labels)).toBe(0);
-    expect(metrics.render()).toContain('gemello_log_consumer_lag_records{group="g",topic="t"} 0');
+    expect(metrics.render()).toContain('gemello_log_consumer_lag_records{group="ns1.g",topic="ns1.t"} 0');
     await sub.stop();
     await log.close();
   });
