@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -40,10 +40,17 @@ const readHolder = (path: string): Holder | null => {
   }
 };
 
+/** How often the holder marks the lock as held (its mtime), and how long unmarked a lock from another host counts as left behind. */
+export const LOCK_RENEW_MS = 5_000;
+export const LOCK_STALE_MS = 30_000;
+/** A lock file that cannot be read (being written by an older build, or garbage) counts as left behind once this old. */
+const UNREADABLE_STALE_MS = 2_000;
+
 /**
  * Takes the data directory for this process (its embedded file log and PGlite cannot be
  * shared: two writers would tear each other's files). A lock whose holder is gone (a
- * SIGKILLed process) is taken over; one whose holder lives is refused at once.
+ * SIGKILLed process; on another host, or in another container, a lock not renewed for
+ * LOCK_STALE_MS) is taken over, by one process at a time; one whose holder lives is refused at once.
  */
 export function lockDataDir(dir: string, what: string): DataDirLock {
   try {
@@ -65,40 +72,118 @@ export class DataDirUnusable extends Error {
 function takeDataDir(dir: string, what: string): DataDirLock {
   mkdirSync(dir, { recursive: true });
   const path = join(dir, 'lock');
+  const takeover = `${path}.takeover`;
   const me: Holder = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString(), what, nonce: randomUUID(), boot: bootId() };
   const text = JSON.stringify(me) + '\n';
   const refuse = (h: Holder) =>
     new DataDirLocked(
-      `the data directory ${resolve(dir)} is in use by process ${h.pid} (${h.what}, since ${h.startedAt}). ` +
+      `the data directory ${resolve(dir)} is in use by process ${h.pid}${h.host !== me.host ? ` on host ${h.host}` : ''} (${h.what}, since ${h.startedAt}). ` +
         'An embedded data directory belongs to one process at a time: stop that process, or give this one its own GEMELLO_DATA_DIR, ' +
-        'or run several processes against shared backends (KAFKA_BROKERS for the log and DATABASE_URL for the read models, REDIS_URL for snapshots).',
+        'or run several processes against shared backends (KAFKA_BROKERS for the log and DATABASE_URL for the read models, REDIS_URL for snapshots).' +
+        (h.host !== me.host ? ` A lock from another host or container is taken over once its holder has not renewed it for ${LOCK_STALE_MS / 1000} s (a container made anew with another hostname): start again then, or delete ${path} if that process is surely gone.` : ''),
     );
+  /** Whether the lock's holder is gone: what may be taken over. */
+  const leftBehind = (h: Holder | null, ageMs: number): boolean => {
+    if (!h) return ageMs > UNREADABLE_STALE_MS;
+    if (h.host !== me.host) return ageMs > LOCK_STALE_MS;
+    if (h.pid === process.pid) return true;
+    // Taken in an earlier boot of this machine: whoever has its pid now is not the holder.
+    if (h.boot !== undefined && me.boot !== undefined && h.boot !== me.boot) return true;
+    return !alive(h.pid);
+  };
+  for (let attempt = 0; attempt < 40; attempt++) {
+    // The lock appears whole or not at all (linked from a file already written): nobody reads a half-written one.
+    if (createWhole(path, text, me.nonce)) return held(path, me.nonce);
+    const seen = lockAt(path);
+    if (!seen) continue; // released meanwhile: try again
+    if (!leftBehind(seen.holder, seen.ageMs)) {
+      if (seen.holder) throw refuse(seen.holder);
+      pause(100); // unreadable, and new: being written by an older build
+      continue;
+    }
+    // Left behind: one process at a time replaces it (two that both saw it stale would each think they hold it).
+    if (!createWhole(takeover, text, `${me.nonce}.t`)) {
+      const t = lockAt(takeover);
+      if (t && t.ageMs > UNREADABLE_STALE_MS) unlinkQuietly(takeover); // its maker died in the middle
+      pause(25);
+      continue;
+    }
+    try {
+      const again = lockAt(path);
+      // Still the lock that was judged left behind: replace it. Else someone took it meanwhile: judge anew.
+      if (again && again.holder?.nonce === seen.holder?.nonce && again.mtimeMs === seen.mtimeMs) {
+        const tmp = `${path}.${me.nonce}`;
+        writeFileSync(tmp, text);
+        renameSync(tmp, path);
+        return held(path, me.nonce);
+      }
+    } finally {
+      unlinkQuietly(takeover);
+    }
+  }
+  const last = lockAt(path);
+  throw refuse(last?.holder ?? { pid: 0, host: me.host, startedAt: 'unknown', what: 'unknown', nonce: '' });
+}
+
+/** Writes `text` to a file of its own, then links it as `path`: false when `path` exists. */
+function createWhole(path: string, text: string, nonce: string): boolean {
+  const tmp = `${path}.${nonce}.new`;
+  writeFileSync(tmp, text);
   try {
-    writeFileSync(path, text, { flag: 'wx' });
+    linkSync(tmp, path);
+    return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    const h = readHolder(path);
-    // Taken in an earlier boot of this machine: whoever has its pid now is not the holder.
-    const rebooted = h?.boot !== undefined && me.boot !== undefined && h.boot !== me.boot;
-    if (h && h.pid !== process.pid && (h.host !== me.host || (alive(h.pid) && !rebooted))) throw refuse(h);
-    // Stale (its process is gone, or the machine restarted since) or unreadable: take it over. Two processes taking over at
-    // once both rename; the one whose nonce is read back holds it.
-    const tmp = `${path}.${me.nonce}`;
-    writeFileSync(tmp, text);
-    renameSync(tmp, path);
-    const now = readHolder(path);
-    if (now?.nonce !== me.nonce) throw refuse(now ?? h!);
+    return false;
+  } finally {
+    unlinkQuietly(tmp);
   }
+}
+
+/** The lock file's holder (null: unreadable), its age and mtime; null when there is no lock file. */
+function lockAt(path: string): { holder: Holder | null; ageMs: number; mtimeMs: number } | null {
+  try {
+    const { mtimeMs } = statSync(path);
+    return { holder: readHolder(path), ageMs: Date.now() - mtimeMs, mtimeMs };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/** The lock, held: renewed (its mtime) every LOCK_RENEW_MS while it is still this process's. */
+function held(path: string, nonce: string): DataDirLock {
+  const renew = setInterval(() => {
+    try {
+      if (readHolder(path)?.nonce === nonce) utimesSync(path, new Date(), new Date());
+    } catch {
+      // gone: nothing to renew
+    }
+  }, LOCK_RENEW_MS);
+  (renew as { unref?: () => void }).unref?.();
   return {
     path,
     release() {
-      if (readHolder(path)?.nonce === me.nonce) {
-        try {
-          unlinkSync(path);
-        } catch {
-          // already gone
-        }
-      }
+      clearInterval(renew);
+      if (readHolder(path)?.nonce === nonce) unlinkQuietly(path);
     },
   };
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}
+
+/** Waits `ms` without returning to the event loop (the lock is taken before anything else starts). */
+function pause(ms: number): void {
+  try {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  } catch {
+    const end = Date.now() + ms;
+    while (Date.now() < end) { /* a runtime without Atomics.wait here */ }
+  }
 }

@@ -1,9 +1,10 @@
 // The data directory belongs to one process; one that cannot be used is told in one line.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DataDirLocked, DataDirUnusable, lockDataDir } from '../../runtime/data-dir-lock.ts';
+import { DataDirLocked, DataDirUnusable, LOCK_STALE_MS, lockDataDir } from '../../runtime/data-dir-lock.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'gemello-lock-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -39,5 +40,45 @@ describe('the data directory lock', () => {
     expect(err).toBeInstanceOf(DataDirUnusable);
     expect(err!.code).toBe('bad_config');
     expect(err!.message).toMatch(/^GEMELLO_DATA_DIR .*a-file\.json is not a directory/);
+  });
+});
+
+describe('taking over a lock left behind', () => {
+  const child = (dir: string, at: number) => spawn(process.execPath, ['--input-type=module', '-e', `
+    import { lockDataDir } from ${JSON.stringify(new URL('../../runtime/data-dir-lock.ts', import.meta.url).href)};
+    while (Date.now() < ${at}) {}
+    try { lockDataDir(${JSON.stringify(dir)}, 'racer'); console.log('GOT'); } catch (e) { console.log(e.code === 'data_dir_locked' ? 'REFUSED' : 'ERROR ' + e.message); }
+    setTimeout(() => {}, 600);
+  `], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const outcome = (p: ReturnType<typeof spawn>) => new Promise<string>((r) => {
+    let out = '';
+    p.stdout!.on('data', (d) => (out += d));
+    p.on('exit', () => r(out.trim()));
+  });
+
+  it('lets exactly one of several processes starting at once have it', async () => {
+    for (let round = 0; round < 4; round++) {
+      const dir = join(root, `race-${round}`);
+      mkdirSync(dir, { recursive: true });
+      // Even rounds: a lock left by a process that is gone; odd rounds: no lock.
+      if (round % 2 === 0) writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: 999_999_9, host: hostname(), startedAt: 'then', what: 'gone', nonce: 'old' }));
+      const at = Date.now() + 1_500;
+      const outcomes = await Promise.all(Array.from({ length: 6 }, () => outcome(child(dir, at))));
+      expect(outcomes.filter((o) => o === 'GOT'), `round ${round}: ${outcomes.join(', ')}`).toHaveLength(1);
+      expect(outcomes.filter((o) => o === 'REFUSED')).toHaveLength(5);
+    }
+  }, 60_000);
+
+  it('takes over a lock from another host (a container made anew) once it has not been renewed, and says how long until then', () => {
+    const dir = join(root, 'other-host');
+    mkdirSync(dir, { recursive: true });
+    const lock = join(dir, 'lock');
+    writeFileSync(lock, JSON.stringify({ pid: 1, host: 'old-container', startedAt: 'then', what: 'gone', nonce: 'old' }));
+    expect(() => lockDataDir(dir, 'fresh')).toThrow(/on host old-container .* taken over once its holder has not renewed it for 30 s/);
+    const past = new Date(Date.now() - LOCK_STALE_MS - 1_000);
+    utimesSync(lock, past, past);
+    const held = lockDataDir(dir, 'after');
+    expect(JSON.parse(readFileSync(held.path, 'utf8'))).toMatchObject({ pid: process.pid, what: 'after' });
+    held.release();
   });
 });
