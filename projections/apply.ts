@@ -406,8 +406,7 @@ export async function applyBatches(
     const result: BatchResult = { nextOffset: from, fresh: fresh.length, applied: [], duplicates: 0, notices: 0, rejected: [], hole: null };
     results.push(result);
     if (!fresh.length) continue;
-    // Offsets of one partition need not be dense (Kafka transaction markers take one), so
-    // this check is only asked for where a hole is likely: the first batch after assignment.
+    // The batch starts after the checkpoint: what lies between is not in this batch (see BatchResult.hole).
     if (b.contiguous && fresh[0]!.offset > from) {
       result.hole = { from, to: fresh[0]!.offset };
       continue;

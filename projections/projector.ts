@@ -277,8 +277,6 @@ export function createProjector(options: ProjectorOptions): Projector {
   // start fetching. When the group is ahead (a new, reset or restored database), it would
   // never deliver what lies between, so that stretch is read from the log directly.
   const assigned = new Set<number>();
-  /** Partitions whose first batch since assignment started at the checkpoint. */
-  const checked = new Set<number>();
   /** Partitions the group delivered something for since the last idle check. */
   const delivered = new Set<number>();
   const fills = new Map<number, Promise<void>>();
@@ -300,14 +298,21 @@ export function createProjector(options: ProjectorOptions): Projector {
     return running;
   }
 
+  /**
+   * Every batch must start at its partition's checkpoint: one that starts after it (the group
+   * ahead of the database, a batch fetched before a rebalance, records the client dropped
+   * while the partition moved) would leave a stretch of the log out of the read model for
+   * good, so that stretch is read from the log first. gemello's producers write no
+   * transaction markers, so offsets are dense and a gap is always a hole (another producer's
+   * marker costs one read of the log from the checkpoint, which finds the batch's records).
+   */
   async function handle(partition: number, records: LogRecord[]): Promise<void> {
     delivered.add(partition);
-    const r = await submit({ partition, records, contiguous: !checked.has(partition) });
+    const r = await submit({ partition, records, contiguous: true });
     if (r.hole) {
       await fill(partition, r.hole.from, 'hole');
       await submit({ partition, records });
-    } else if (r.fresh === 0) return;
-    checked.add(partition);
+    }
   }
 
   /**
@@ -346,7 +351,6 @@ export function createProjector(options: ProjectorOptions): Projector {
         onAssigned(partitions) {
           assigned.clear();
           for (const p of partitions) assigned.add(p);
-          checked.clear();
           delivered.clear();
         },
         handle,
