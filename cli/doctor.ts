@@ -17,6 +17,8 @@ export async function doctor(config: Config, b: Backends): Promise<Check[]> {
   const eventsTopic = topicOnBroker(config, TOPICS.events);
   /** Whether the events topic is there (a namespace nothing was written under has none yet). */
   let made = false;
+  /** The log's end offset of each events partition, once read. */
+  let ends: number[] = [];
   const check = async (name: string, fix: string, run: () => Promise<string>) => {
     try {
       checks.push({ name, ok: true, detail: await within(run(), 5000) });
@@ -26,12 +28,13 @@ export async function doctor(config: Config, b: Backends): Promise<Check[]> {
   };
   await check(`event log (${b.describe['event log']})`, config.kafkaBrokers ? 'start Kafka: npm run infra:up (or docker compose -f infra/docker-compose.yml up -d kafka); check KAFKA_BROKERS' : `check that ${config.dataDir} is writable`, async () => {
     await b.log.ping();
-    const ends = await b.log.endOffsets(TOPICS.events).catch((err: unknown) => {
+    const found = await b.log.endOffsets(TOPICS.events).catch((err: unknown) => {
       if (err instanceof UnknownTopic) return null;
       throw err;
     });
-    if (!ends) return `no topic ${eventsTopic} yet: the first npm start makes it (none was ever written under this namespace: check GEMELLO_NAMESPACE if you expected conversations)`;
+    if (!found) return `no topic ${eventsTopic} yet: the first npm start makes it (none was ever written under this namespace: check GEMELLO_NAMESPACE if you expected conversations)`;
     made = true;
+    ends = found;
     return `${eventsTopic}: ${ends.length} partitions, ${ends.reduce((x, y) => x + y, 0)} records`;
   });
   // The start refuses a count that is not the topic's (records would go to the wrong partitions), and so does
@@ -60,6 +63,15 @@ export async function doctor(config: Config, b: Backends): Promise<Check[]> {
     await claimReadModel(b.db, b.identity, b.describe['read models']!, { claim: false });
     const [row] = await b.db.query<{ log: string }>('SELECT log FROM log_identity WHERE id = 1');
     return row ? `built from ${b.identity.where}` : `not claimed by any log yet: the first gemello process that builds them claims them for ${b.identity.where}`;
+  });
+  // How far the read model is behind the log: a lost one (a dropped schema, a deleted directory) holds nothing of it.
+  if (made && checks.at(-1)!.ok) await check('read model progress', 'start the projections role (npm start runs it), or rebuild the read model now: gemello restore', async () => {
+    const rows = await b.db.query<{ partition: number; next_offset: number }>('SELECT partition, next_offset FROM projection_checkpoints WHERE projection = $1', ['readmodel']);
+    const at = new Map(rows.map((r) => [Number(r.partition), Number(r.next_offset)]));
+    const total = ends.reduce((x, y) => x + y, 0);
+    const behind = ends.reduce((n, end, p) => n + Math.max(0, end - (at.get(p) ?? 0)), 0);
+    if (total > 0 && behind === total) throw new Error(`the read model holds none of the log's ${total} records (lost, or never projected)`);
+    return behind ? `${behind} of the log's ${total} records not projected yet (the projections role catches up while it runs)` : `every one of the log's ${total} records projected`;
   });
   await check(`snapshots (${b.describe.snapshots})`, 'start Redis (npm run infra:up) and check REDIS_URL', async () => {
     await b.snapshots.ping();

@@ -23,11 +23,27 @@ export function canonical(value: unknown): string {
 
 function firstDifference(a: ConversationState, b: ConversationState): string {
   for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
-    const x = canonical((a as Record<string, unknown>)[k]);
-    const y = canonical((b as Record<string, unknown>)[k]);
-    if (x !== y) return `${k}: log has ${x.slice(0, 80)}, copy has ${y.slice(0, 80)}`;
+    const x = (a as Record<string, unknown>)[k];
+    const y = (b as Record<string, unknown>)[k];
+    if (canonical(x) !== canonical(y)) return `${k}${differenceIn(x, y)}`;
   }
   return 'differs';
+}
+
+/** Where two values first differ: the first element of two lists that differs, else an excerpt from the first character that does. */
+export function differenceIn(x: unknown, y: unknown): string {
+  if (Array.isArray(x) && Array.isArray(y)) {
+    const i = Array.from({ length: Math.max(x.length, y.length) }, (_, k) => k).find((k) => canonical(x[k]) !== canonical(y[k]))!;
+    if (i >= x.length || i >= y.length) return `: log has ${x.length} items, copy has ${y.length}`;
+    return `[${i}]${differenceIn(x[i], y[i])}`;
+  }
+  const a = canonical(x);
+  const b = canonical(y);
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  const from = Math.max(0, i - 20);
+  const cut = (t: string) => `${from > 0 ? '…' : ''}${t.slice(from, from + 80)}${t.length > from + 80 ? '…' : ''}`;
+  return `: log has ${cut(a)}, copy has ${cut(b)}`;
 }
 
 /** The log's fold (with the whole transcript) as a copy that keeps its last `copy.messages.length` messages must look. */
@@ -63,6 +79,14 @@ export async function verify(deps: { log: EventLog; snapshots: SnapshotStore; re
   const mismatches: Mismatch[] = [];
   let conversations = 0;
   let behind = 0;
+  // Where the read model says it has projected each partition to: an event before that it does not hold was skipped, not yet to come.
+  const rows = await deps.db.query<{ partition: number; next_offset: number }>('SELECT partition, next_offset FROM projection_checkpoints WHERE projection = $1', ['readmodel']).catch(() => []);
+  const checkpoint = new Map(rows.map((r) => [Number(r.partition), Number(r.next_offset)]));
+  const skipped = (events: LoggedEvent[], projectedSeq: number): LoggedEvent | null => {
+    const missing = events.find((e) => e.seq === projectedSeq + 1);
+    return missing && missing.position.offset < (checkpoint.get(missing.position.partition) ?? 0) ? missing : null;
+  };
+  const passed = (e: LoggedEvent) => `the read model's checkpoint of partition ${e.position.partition} is past seq ${e.seq} (offset ${e.position.offset}), which it does not hold: run \`gemello replay --projection readmodel\``;
   await forEachConversation(deps.log, deps.progress, async (id, events) => {
     conversations++;
     let full: ConversationState;
@@ -89,12 +113,16 @@ export async function verify(deps: { log: EventLog; snapshots: SnapshotStore; re
     }
     const projected = await deps.readModel.stateOf(id);
     if (!projected) {
-      behind++;
+      const missing = skipped(events, 0);
+      if (missing) mismatches.push({ conversationId: id, where: 'read model', detail: `not there at all: ${passed(missing)}` });
+      else behind++;
       return;
     }
     if (projected.seq > full.seq) mismatches.push({ conversationId: id, where: 'read model', detail: `at seq ${projected.seq}, but the log ends at ${full.seq}` });
     else {
-      if (projected.seq < full.seq) behind++;
+      const missing = projected.seq < full.seq ? skipped(events, projected.seq) : null;
+      if (missing) mismatches.push({ conversationId: id, where: 'read model', detail: `at seq ${projected.seq}: ${passed(missing)}` });
+      else if (projected.seq < full.seq) behind++;
       const whole = at(projected.seq);
       const expected = recent(whole, projected.state);
       if (canonical(expected) !== canonical(projected.state)) mismatches.push({ conversationId: id, where: 'read model', detail: `state at seq ${projected.seq}: ${firstDifference(expected, projected.state)}` });
@@ -112,5 +140,7 @@ export async function verify(deps: { log: EventLog; snapshots: SnapshotStore; re
 
 /** The last line of `gemello verify`. */
 export function verifySummary(r: { conversations: number; mismatches: unknown[]; behind: number }): string {
-  return `${plural(r.conversations, 'conversation')} checked: ${plural(r.mismatches.length, 'mismatch', 'mismatches')}${r.behind ? `, ${r.behind} not yet fully projected` : ''}`;
+  const line = `${plural(r.conversations, 'conversation')} checked: ${plural(r.mismatches.length, 'mismatch', 'mismatches')}${r.behind ? `, ${r.behind} not yet fully projected` : ''}`;
+  // Not wrong, only behind: the projector catches up while it runs; a read model that was lost is rebuilt at once.
+  return r.behind ? `${line} (the projector projects them while it runs; \`gemello doctor\` says how far behind the log the read model is, \`gemello restore\` rebuilds a read model that was lost)` : line;
 }

@@ -134,6 +134,30 @@ describe('the gemello CLI', () => {
     expect(both.stdout).toMatch(/^FAIL snapshots/m);
   });
 
+  it('doctor and verify tell a lost read model from one still catching up, and name a stretch it skipped', async () => {
+    // The log's read model lost: a schema of nothing, beside the real one.
+    const lost = `${schema}_lost`;
+    const onLost = { ...env, DATABASE_SCHEMA: lost };
+    try {
+      expect((await gemello('doctor')).stdout).toMatch(/^ok\s+read model progress: every one of the log's \d+ records projected/m);
+      const doctor = await runCli(['doctor'], onLost, 60_000);
+      expect(doctor.code).toBe(1);
+      expect(doctor.stdout).toMatch(/^FAIL read model progress: the read model holds none of the log's \d+ records/m);
+      expect(doctor.stdout).toMatch(/fix: start the projections role .* gemello restore/);
+      const behind = await runCli(['verify'], onLost, 60_000);
+      expect(behind.code).toBe(0);
+      expect(behind.stdout).toMatch(/1 conversation checked: 0 mismatches, 1 not yet fully projected \(.*gemello restore/);
+      // A checkpoint past the conversation's events, with none of them projected: skipped, not behind.
+      await sql.unsafe(`INSERT INTO ${lost}.projection_checkpoints (projection, partition, next_offset) SELECT 'readmodel', p, 1000000 FROM generate_series(0, 11) AS p`);
+      const skipped = await runCli(['verify'], onLost, 60_000);
+      expect(skipped.code).toBe(1);
+      expect(skipped.stdout).toContain(`MISMATCH ${conversationId} read model: not there at all: the read model's checkpoint of partition`);
+      expect(skipped.stdout).toMatch(/run `gemello replay --projection readmodel`/);
+    } finally {
+      await sql.unsafe(`DROP SCHEMA IF EXISTS ${lost} CASCADE`);
+    }
+  });
+
   it('doctor says when the events topic would lose history (a topic made with the broker\'s 7 days), and how to fix it', async () => {
     // gemello makes its events topic to keep everything; one made before, or by an operator, may not.
     const ns = `${namespace}short.`;
