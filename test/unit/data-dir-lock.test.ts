@@ -1,10 +1,10 @@
 // The data directory belongs to one process; one that cannot be used is told in one line.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DataDirLocked, DataDirUnusable, LOCK_STALE_MS, lockDataDir } from '../../runtime/data-dir-lock.ts';
+import { DataDirLocked, DataDirUnusable, lockDataDir } from '../../runtime/data-dir-lock.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'gemello-lock-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -69,16 +69,28 @@ describe('taking over a lock left behind', () => {
     }
   }, 60_000);
 
-  it('takes over a lock from another host (a container made anew) once it has not been renewed, and says how long until then', () => {
+  it('is not stopped by a takeover file a process left when it died in the middle of one', () => {
+    const dir = join(root, 'abandoned-takeover');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'lock'), JSON.stringify({ pid: 999_999_9, host: hostname(), startedAt: 'then', what: 'gone', nonce: 'old' }));
+    writeFileSync(join(dir, 'lock.takeover'), JSON.stringify({ pid: 999_999_8, host: hostname(), startedAt: 'then', what: 'died taking over', nonce: 'mid' }));
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(join(dir, 'lock.takeover'), past, past);
+    const held = lockDataDir(dir, 'after');
+    expect(JSON.parse(readFileSync(held.path, 'utf8'))).toMatchObject({ pid: process.pid, what: 'after' });
+    held.release();
+    // Nothing of the takeover is left behind.
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('never takes over a lock taken on another host (a frozen holder cannot be told from a dead one), and says how to clear it', () => {
     const dir = join(root, 'other-host');
     mkdirSync(dir, { recursive: true });
     const lock = join(dir, 'lock');
     writeFileSync(lock, JSON.stringify({ pid: 1, host: 'old-container', startedAt: 'then', what: 'gone', nonce: 'old' }));
-    expect(() => lockDataDir(dir, 'fresh')).toThrow(/on host old-container .* taken over once its holder has not renewed it for 30 s/);
-    const past = new Date(Date.now() - LOCK_STALE_MS - 1_000);
+    const past = new Date(Date.now() - 3_600_000);
     utimesSync(lock, past, past);
-    const held = lockDataDir(dir, 'after');
-    expect(JSON.parse(readFileSync(held.path, 'utf8'))).toMatchObject({ pid: process.pid, what: 'after' });
-    held.release();
+    expect(() => lockDataDir(dir, 'fresh')).toThrow(new RegExp(`in use by process 1 on host old-container .*if that process is surely gone \\(a container made anew\\), delete ${lock.replace(/[/.]/g, '\\$&')}`));
+    expect(JSON.parse(readFileSync(lock, 'utf8'))).toMatchObject({ host: 'old-container' });
   });
 });
