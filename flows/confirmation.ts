@@ -17,18 +17,25 @@ export function readConfirmation(text: string): ConfirmationReading {
   const t = text.trim();
   const quoted = plain(t).replace(/^[\s"'«“]+/, '');
   const p = quoted.replace(INTENSIFIER, '');
-  // Where the yes starts in `t` (plain keeps the length of what it reads).
-  const from = t.length - quoted.length + (quoted.length - p.length);
   const no = NO.exec(p);
   if (no) return { kind: 'no', rest: stripLead(t.slice(t.toLowerCase().indexOf(no[0].split(' ')[0]!) + no[0].length)) };
-  const yes = YES.exec(p);
+  const after = afterYes(text);
   // "sì, ma è …" is a correction too.
-  if (yes) {
-    const after = t.slice(from + yes[0].length);
+  if (after !== null) {
     const rest = stripLead(after);
     return /^(?:ma|but)\b/i.test(plain(after).replace(/^[\s,.!]+/, '')) && rest ? { kind: 'unclear', rest } : { kind: 'yes' };
   }
   return { kind: 'unclear', rest: t };
+}
+
+/** What follows the yes a reply starts with ("sì, sono Giulia" → ", sono Giulia"), or null when it starts with none. */
+export function afterYes(text: string): string | null {
+  const t = text.trim();
+  const quoted = plain(t).replace(/^[\s"'«“]+/, '');
+  const p = quoted.replace(INTENSIFIER, '');
+  const yes = YES.exec(p);
+  // Where the yes starts in `t` (plain keeps the length of what it reads).
+  return yes ? t.slice(t.length - p.length + yes[0].length) : null;
 }
 
 const stripLead = (s: string) => s.replace(LEAD, '').trim();

@@ -1,4 +1,4 @@
-import { readConfirmation } from './confirmation.ts';
+import { afterYes, readConfirmation } from './confirmation.ts';
 import { plain } from './parse-number.ts';
 
 /** The first email address in a reply ("la mia email è giulia.rossi@example.it"), lower-cased, or null. */
@@ -44,13 +44,15 @@ const NOT_A_NAME = new Set([
  * reply holds no word that can be a name.
  */
 export function parseName(text: string): string | null {
-  // A question back ("perché?", "chi sei?") is no name.
-  if (/\?\s*$/.test(text)) return null;
-  // Nor a yes or a no; "no, è Giulia Rossi" names her.
+  // A yes or a no is no name; "no, è Giulia Rossi" and "sì, sono Giulia Rossi" name her, "Giusto Bianchi" is one.
   const c = readConfirmation(text);
-  if (c.kind === 'yes') return null;
   if (c.kind === 'no') return c.rest ? parseName(c.rest) : null;
+  const after = c.kind === 'yes' ? afterYes(text) : null;
+  if (after !== null && !/^\s+\p{Lu}/u.test(after)) return after.replace(/^[\s,.!;:-]+/, '') ? parseName(after.replace(/^[\s,.!;:-]+/, '')) : null;
   let rest = text.trim().replace(/^["'«“]+|["'»”]+$/g, '');
+  // A question back ("chi sei?", "perché me lo chiedi?") is no name, unless it is the name alone ("Marco?") or follows one ("mi chiamo Giulia, e tu?").
+  const question = /\?\s*$/.test(rest) && !INTRO.test(rest) && rest.trim().split(/\s+/).length > 1;
+  if (question) return null;
   for (let i = 0; i < 3; i++) {
     const m = INTRO.exec(rest);
     if (!m) break;

@@ -52,8 +52,12 @@ describe('the deterministic parsers', () => {
     expect(parseName(text)).toBeNull();
   });
 
-  it('reads the name a "no" corrects to', () => {
-    expect(parseName('no, è Giulia Bianchi')).toBe('Giulia Bianchi');
+  it.each([
+    ['no, è Giulia Bianchi', 'Giulia Bianchi'], ['Sì, sono Giulia Rossi', 'Giulia Rossi'], ['Certo, Giulia Rossi', 'Giulia Rossi'], ['yes, John Smith', 'John Smith'],
+    // A yes-word that is a first name, a name said as a question, a question after the name.
+    ['Giusto Bianchi', 'Giusto Bianchi'], ['Marco?', 'Marco'], ['Mi chiamo Giulia, e tu?', 'Giulia'],
+  ])('reads the name in %j, around a yes, a no or a question', (text, name) => {
+    expect(parseName(text)).toBe(name);
   });
 
   it.each([
