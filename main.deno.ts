@@ -12,7 +12,6 @@ import { createLogger } from './telemetry/logger.ts';
 import { reportMemory } from './telemetry/memory.ts';
 import { startTelemetry } from './telemetry/sdk.ts';
 
-const logger = createLogger('gemello');
 // Secrets mounted as files (NAME_FILE) become NAME, as on Node; a bad one, or a bad setting, is one line, as on Node.
 let env: Record<string, string | undefined>;
 let config: ReturnType<typeof loadConfig>;
@@ -26,6 +25,7 @@ try {
   }
   exitOnStartError(err);
 }
+const logger = createLogger('gemello', config.quiet);
 const telemetry = await startTelemetry(env, ALL_ROLES, logger);
 // A refusal at start (the data directory in use, a bad master key) is one line, not a stack trace.
 const rt = await createRuntime(config, ALL_ROLES, logger).catch(exitOnStartError);

@@ -1,4 +1,4 @@
-import { decodeEvents } from '../events/codec.ts';
+import { decodeEvents, isEventRecord } from '../events/codec.ts';
 import type { KeyStore } from '../sealing/keys.ts';
 import type { LoggedEvent } from '../events/schemas.ts';
 import { partitionFor } from '../log/partition.ts';
@@ -28,6 +28,7 @@ export async function readConversation(log: EventLog, conversationId: string, pr
 /** Whether the log holds any record of the conversation (the read model may be behind, or lost). */
 export async function inLog(log: EventLog, conversationId: string, progress?: Progress): Promise<boolean> {
   let found = false;
-  await scanConversation(log, conversationId, `looking for ${conversationId} in`, (records) => void (found ||= records.length > 0), progress);
+  // Events only: a notice (a command of it refused, such as an erasure of an id never used) is no conversation.
+  await scanConversation(log, conversationId, `looking for ${conversationId} in`, (records) => void (found ||= records.some(isEventRecord)), progress);
   return found;
 }

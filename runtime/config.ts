@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { parseApiKeys } from '../gateway/auth.ts';
 import type { AuthConfig } from '../gateway/auth.ts';
 import { DEFAULT_KAFKA_CLIENT } from '../log/kafka-client.ts';
+import { masterKeyProblem } from '../sealing/master-key.ts';
 import type { KafkaClient } from '../log/kafka-client.ts';
 
 /** The checkout's `.gemello`: `npm start` runs at the checkout's root, `npx gemello` wherever it is typed, and both find the same one. */
@@ -20,6 +21,9 @@ const optionalInt = (min = 0) => decimal(true).pipe(z.number().int().min(min)).o
 const positive = (def: number) => decimal(false).pipe(z.number().positive()).default(def);
 /** A feature that is on unless set to `off`; any other value is refused rather than taken for "on". */
 const onOff = z.string().trim().toLowerCase().pipe(z.enum(['on', 'off']));
+/** A switch that is off unless set: 1/true/on/yes, or 0/false/off/no (any case); any other value is refused. */
+const flag = z.string().trim().toLowerCase().pipe(z.enum(['0', '1', 'true', 'false', 'on', 'off', 'yes', 'no'])).default('0');
+const isOn = (v: string) => ['1', 'true', 'on', 'yes'].includes(v);
 const url = (schemes: string[]) => z.string().trim().refine((s) => schemes.some((x) => s.startsWith(`${x}://`)) && URL.canParse(s), `a URL starting with ${schemes.map((x) => `${x}://`).join(' or ')}`);
 
 const EnvSchema = z.object({
@@ -30,7 +34,7 @@ const EnvSchema = z.object({
   GEMELLO_NAMESPACE: z.string().regex(/^[a-zA-Z0-9._-]*$/, 'letters, digits, dot, dash and underscore only').default(''),
   KAFKA_BROKERS: z.string().refine((v) => v.split(',').some((b) => b.trim()), 'at least one broker, host:port (comma-separated)').optional(),
   DATABASE_URL: url(['postgres', 'postgresql']).optional(),
-  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/).max(MAX_SCHEMA_CHARS, `at most ${MAX_SCHEMA_CHARS} characters (a rebuild puts <schema>_old_<UTC time> beside it)`).optional(),
+  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'lower-case letters, digits and _, starting with a letter or _').max(MAX_SCHEMA_CHARS, `at most ${MAX_SCHEMA_CHARS} characters (a rebuild puts <schema>_old_<UTC time> beside it)`).optional(),
   REDIS_URL: url(['redis', 'rediss']).optional(),
   GEMELLO_SNAPSHOT_EVERY: int(20, 1),
   GEMELLO_HISTORY_MESSAGES: int(40, 1),
@@ -44,7 +48,7 @@ const EnvSchema = z.object({
   GEMELLO_WS_IDLE_SECONDS: int(600, 1),
   GEMELLO_RATE_PER_SEC: int(20, 1),
   GEMELLO_RATE_BURST: int(40, 1),
-  GEMELLO_LOG_QUIET: z.string().optional(),
+  GEMELLO_LOG_QUIET: flag,
   GEMELLO_KAFKA_SESSION_TIMEOUT_MS: int(10_000, 1_000),
   GEMELLO_LEASE_MS: int(400, 0),
   GEMELLO_PROJECTIONS_NICE: int(10, 0, 19),
@@ -58,7 +62,7 @@ const EnvSchema = z.object({
   GEMELLO_MASTER_KEY: z.string().optional(),
   GEMELLO_VOICE_MAX_SECONDS: positive(60),
   GEMELLO_VOICE_MAX_BYTES: int(8 * 1024 * 1024, 1024),
-  GEMELLO_KEEP_VOICE: z.enum(['0', '1', 'true', 'false', 'on', 'off', 'yes', 'no']).default('0'),
+  GEMELLO_KEEP_VOICE: flag,
   GEMELLO_RETENTION_DAYS: decimal(false).pipe(z.number().min(0)).default(90),
   GEMELLO_PROJECTION_COPY_ROWS: int(200, 0),
   // Read where the models are chosen (models/select.ts, select-stt.ts); checked here, so that a bad value stops the start.
@@ -67,6 +71,7 @@ const EnvSchema = z.object({
   GEMELLO_STT_TIMEOUT_MS: optionalInt(1),
   GEMELLO_STT_RETRIES: optionalInt(0),
   GEMELLO_OFFLINE_WORD_MS: optionalInt(0),
+  GEMELLO_MODEL_TRANSPORT: z.string().trim().toLowerCase().pipe(z.enum(['gemello', 'fetch'])).optional(),
   GEMELLO_SPEECH: z.string().trim().toLowerCase().pipe(z.enum(['on', 'off', 'espeak'])).optional(),
   GEMELLO_STT: onOff.optional(),
   GEMELLO_SPEECH_SENTENCES: onOff.optional(),
@@ -155,17 +160,22 @@ export class ConfigError extends Error {
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = EnvSchema.safeParse(clean);
-  if (!parsed.success) {
-    // Every variable that is wrong, not only the first: one start tells them all.
-    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; '));
-  }
+  // Every variable that is wrong, not only the first: one start tells them all, the lists and the key among them.
+  const problems = parsed.success ? [] : parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+  const checked = <T>(name: string, read: () => T): T | undefined => {
+    try {
+      return read();
+    } catch (err) {
+      problems.push(`${name}: ${(err as Error).message.replace(`${name}: `, '')}`);
+      return undefined;
+    }
+  };
+  const apiKeys = checked('GEMELLO_API_KEYS', () => parseApiKeys(clean.GEMELLO_API_KEYS));
+  const backends = checked('GEMELLO_BACKENDS', () => parseBackends(clean.GEMELLO_BACKENDS));
+  const keyProblem = clean.GEMELLO_MASTER_KEY ? masterKeyProblem(clean.GEMELLO_MASTER_KEY) : null;
+  if (keyProblem) problems.push(`GEMELLO_MASTER_KEY: ${keyProblem.replace(/^it /, '')}`);
+  if (!parsed.success || problems.length) throw new ConfigError(problems.join('; '));
   const e = parsed.data;
-  let apiKeys: Map<string, string>;
-  try {
-    apiKeys = parseApiKeys(e.GEMELLO_API_KEYS);
-  } catch (err) {
-    throw new ConfigError(`GEMELLO_API_KEYS: ${(err as Error).message}`);
-  }
   return {
     port: e.PORT,
     host: e.HOST,
@@ -183,15 +193,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxActors: e.GEMELLO_MAX_ACTORS,
     tailMaxEvents: e.GEMELLO_TAIL_MAX_EVENTS,
     twinsFile: e.GEMELLO_TWINS_FILE ?? null,
-    auth: apiKeys.size || e.GEMELLO_JWT_SECRET ? { apiKeys, jwtSecret: e.GEMELLO_JWT_SECRET ?? null } : null,
+    auth: apiKeys!.size || e.GEMELLO_JWT_SECRET ? { apiKeys: apiKeys!, jwtSecret: e.GEMELLO_JWT_SECRET ?? null } : null,
     wsIdleMs: e.GEMELLO_WS_IDLE_SECONDS * 1000,
     rate: { perSec: e.GEMELLO_RATE_PER_SEC, burst: e.GEMELLO_RATE_BURST },
-    quiet: e.GEMELLO_LOG_QUIET === '1',
+    quiet: isOn(e.GEMELLO_LOG_QUIET),
     kafkaSessionTimeoutMs: e.GEMELLO_KAFKA_SESSION_TIMEOUT_MS,
     kafkaClient: e.GEMELLO_KAFKA_CLIENT,
     flows: {
       dir: e.GEMELLO_FLOWS_DIR ?? null,
-      backends: parseBackends(e.GEMELLO_BACKENDS),
+      backends: backends!,
       emailWebhook: e.GEMELLO_EMAIL_WEBHOOK ?? null,
       smsWebhook: e.GEMELLO_SMS_WEBHOOK ?? null,
       noInputSec: e.GEMELLO_NO_INPUT_SECONDS,
@@ -200,7 +210,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     leaseMs: e.GEMELLO_LEASE_MS,
     projectionsNice: e.GEMELLO_PROJECTIONS_NICE,
     masterKey: e.GEMELLO_MASTER_KEY ?? null,
-    voice: { maxSeconds: e.GEMELLO_VOICE_MAX_SECONDS, maxBytes: e.GEMELLO_VOICE_MAX_BYTES, keep: ['1', 'true', 'on', 'yes'].includes(e.GEMELLO_KEEP_VOICE) },
+    voice: { maxSeconds: e.GEMELLO_VOICE_MAX_SECONDS, maxBytes: e.GEMELLO_VOICE_MAX_BYTES, keep: isOn(e.GEMELLO_KEEP_VOICE) },
     retentionDays: e.GEMELLO_RETENTION_DAYS,
     projectionCopyRows: e.GEMELLO_PROJECTION_COPY_ROWS,
     env,

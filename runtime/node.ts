@@ -61,8 +61,8 @@ function yieldToThePromptPath(nice: number, logger: ReturnType<typeof createLogg
 
 /** Runs the given roles in this Node process until SIGINT/SIGTERM. */
 export async function runNode(roles: Role[]): Promise<void> {
-  const logger = createLogger('gemello');
   const config = loadConfig(process.env);
+  const logger = createLogger('gemello', config.quiet);
   if (roles.length === 1 && roles[0] === 'projections') yieldToThePromptPath(config.projectionsNice, logger);
   const telemetry = await startTelemetry(process.env, roles, logger);
   const rt = await createRuntime(config, roles, logger);

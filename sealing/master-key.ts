@@ -40,6 +40,16 @@ function parse(text: string, where: string): Uint8Array {
   return new Uint8Array(bytes);
 }
 
+/** What is wrong with a master key as given (null: it holds 32 bytes), for the configuration check at start. */
+export function masterKeyProblem(value: string): string | null {
+  try {
+    parse(value, 'it');
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 const make = (key: Uint8Array, source: string): MasterKey => ({ key, id: fingerprint(key), source });
 
 /**

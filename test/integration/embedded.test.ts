@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, groupAlive, groupGone, runCli, startCommand } from '../support/processes.ts';
+import { freePort, groupAlive, groupGone, runCli, startCommand, startGemello } from '../support/processes.ts';
 import { connect } from '../support/ws-client.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -84,6 +84,21 @@ function startExpectingRefusal(env: Record<string, string>, ms: number): Promise
     });
   });
 }
+
+describe('GEMELLO_LOG_QUIET', () => {
+  it('drops every info line, the start lines too, and keeps the warnings', async () => {
+    const quietDir = mkdtempSync(join(tmpdir(), 'gemello-quiet-'));
+    try {
+      const proc = await startGemello(['serve'], { ...bare, GEMELLO_DATA_DIR: quietDir, PORT: String(await freePort()), GEMELLO_LOG_QUIET: '1', GEMELLO_MASTER_KEY: '' });
+      await proc.kill('SIGTERM');
+      expect(proc.output()).not.toMatch(/ info /);
+      // A new master key is a warning: it stays.
+      expect(proc.output()).toMatch(/ warn gemello: made a new master key/);
+    } finally {
+      rmSync(quietDir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('one process per embedded data directory', () => {
   it.each(['SIGTERM', 'SIGKILL'] as const)('stops with the npm that started it: %s to npm alone shuts the server down and frees its data directory', async (signal) => {

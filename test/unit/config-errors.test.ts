@@ -10,6 +10,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ GEMELLO_MAX_ACTORS: '10', GEMELLO_TAIL_MAX_EVENTS: '100' })).toMatchObject({ maxActors: 10 });
   });
 
+  it('names the lists and the master key that are wrong beside the rest, all in one start', () => {
+    expect(() => loadConfig({ PORT: 'abc', GEMELLO_MASTER_KEY: 'short', GEMELLO_BACKENDS: 'crm', GEMELLO_API_KEYS: 'k1:alice,k1:bob' })).toThrow(
+      'PORT: a whole number; GEMELLO_API_KEYS: a key is given twice (for alice and bob): each key names one principal; GEMELLO_BACKENDS: "crm" is not name=http(s)://url (e.g. crm=http://127.0.0.1:8080); GEMELLO_MASTER_KEY: must hold 32 bytes as base64 (44 characters) or hex (64 characters); make one with: openssl rand -base64 32',
+    );
+  });
+
   it('refuses what would otherwise be read as something else: blanks, hex, ports past 65535, URLs that are not, switches it does not know, model timeouts that are not numbers', () => {
     const problem = (env: Record<string, string>) => {
       try {
@@ -33,6 +39,13 @@ describe('loadConfig', () => {
     expect(problem({ GEMELLO_API_KEYS: 'k1:alice,k1:bob' })).toBe('GEMELLO_API_KEYS: a key is given twice (for alice and bob): each key names one principal');
     expect(problem({ GEMELLO_API_KEYS: 'k1:alice,k2:' })).toBe('GEMELLO_API_KEYS: entry 2 needs a key and a name (key:name)');
     expect(loadConfig({ GEMELLO_API_KEYS: 'k1:alice, k2 , k3: carol' }).auth?.apiKeys).toEqual(new Map([['k1', 'alice'], ['k2', 'k2'], ['k3', 'carol']]));
+    expect(problem({ GEMELLO_LOG_QUIET: 'maybe' })).toMatch(/^GEMELLO_LOG_QUIET: /);
+    expect(loadConfig({ GEMELLO_LOG_QUIET: 'Yes' }).quiet).toBe(true);
+    expect(loadConfig({ GEMELLO_LOG_QUIET: '0' }).quiet).toBe(false);
+    expect(loadConfig({ GEMELLO_KEEP_VOICE: 'ON' }).voice.keep).toBe(true);
+    // Checked at start whether or not a model is configured.
+    expect(problem({ GEMELLO_MODEL_TRANSPORT: 'curl' })).toMatch(/^GEMELLO_MODEL_TRANSPORT: .*"gemello"\|"fetch"/);
+    expect(problem({ DATABASE_SCHEMA: 'Wtd-X' })).toBe('DATABASE_SCHEMA: lower-case letters, digits and _, starting with a letter or _');
     // What the README shows is taken as written.
     expect(problem({ PORT: '8080', GEMELLO_RETENTION_DAYS: '0.5', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test', REDIS_URL: 'redis://127.0.0.1:6379', KAFKA_BROKERS: '127.0.0.1:9092, 127.0.0.1:9093', GEMELLO_SPEECH: 'Espeak', GEMELLO_STT: 'off', GEMELLO_MODEL_TIMEOUT_MS: '30000' })).toBeNull();
   });
