@@ -67,6 +67,8 @@ const IN_PROCESS_SNAPSHOTS = 'snapshots: none written. Without REDIS_URL they ar
 
 /** The command that writes the read models itself (the others read them, or the log; erasures are the host's). */
 const WRITES_READ_MODEL = new Set(['replay']);
+/** Commands that only look: a DATABASE_SCHEMA that does not exist is reported, not made. */
+const LOOKS_ONLY = new Set(['doctor', 'events', 'state', 'verify']);
 
 /** The commands that open the backends, with the words they need; bad usage is told before anything is opened. */
 const USAGE: Record<string, { line: string; id?: boolean; sub?: string; flags?: string[] }> = {
@@ -132,7 +134,7 @@ async function main(argv: string[]): Promise<number> {
     runtime = await createRuntime({ ...config, quiet: true }, ['actors', 'projections'], createLogger('gemello', true), {}, `gemello ${command}`);
     await runtime.start();
     backends = runtime.backends;
-  } else backends = await openBackends(config, createLogger('gemello', true), `gemello ${command}`);
+  } else backends = await openBackends(config, createLogger('gemello', true), `gemello ${command}`, { lookOnly: LOOKS_ONLY.has(command) });
   // A namespace nothing was written under reads as an empty log, with a note that says why (doctor says it itself).
   // A rebuild from such a log (replay, restore) would replace the read models with empty ones: refused instead.
   const unwritten = (topic: string) => `the broker has no topic ${topic}: nothing was ever written under ${config.namespace ? `GEMELLO_NAMESPACE=${config.namespace}` : 'the default namespace'} (check GEMELLO_NAMESPACE and KAFKA_BROKERS)`;

@@ -5,6 +5,7 @@ import { espeakAvailable } from '../models/espeak-speech.ts';
 import { TOPICS, UnknownTopic } from '../log/port.ts';
 import { eventsRetentionFix, eventsRetentionProblem } from '../log/retention.ts';
 import type { Backends } from '../runtime/wire.ts';
+import { SchemaMissing } from '../stores/db-postgres.ts';
 import { topicOnBroker } from '../runtime/config.ts';
 import type { Config } from '../runtime/config.ts';
 
@@ -49,10 +50,13 @@ export async function doctor(config: Config, b: Backends): Promise<Check[]> {
     if (problem) throw new Error(problem);
     return `${eventsTopic} keeps every record (retention.ms=-1, retention.bytes=-1)`;
   });
-  await check(`read models (${b.describe['read models']})`, config.databaseUrl ? 'start PostgreSQL (npm run infra:up) and check DATABASE_URL; then gemello migrate' : 'gemello migrate', async () => {
+  await check(`read models (${b.describe['read models']})`, config.databaseUrl ? 'start PostgreSQL (npm run infra:up) and check DATABASE_URL and DATABASE_SCHEMA; then gemello migrate' : 'gemello migrate', async () => {
     await b.db.ping();
     const known = (await loadMigrations()).map((m) => m.version);
-    const rows = await b.db.query<{ version: string }>('SELECT version FROM schema_migrations').catch(() => []);
+    const rows = await b.db.query<{ version: string }>('SELECT version FROM schema_migrations').catch((err: unknown) => {
+      if (err instanceof SchemaMissing) throw err;
+      return [];
+    });
     const applied = new Set(rows.map((r) => r.version));
     const missing = known.filter((v) => !applied.has(v));
     if (missing.length) throw new Error(`migrations not applied: ${missing.join(', ')}`);

@@ -16,7 +16,7 @@ import { createFileLog } from '../log/file.ts';
 import { withConsumerLag } from '../log/consumer-lag.ts';
 import { createKafkaEventLog } from '../log/kafka-client.ts';
 import type { EventLog } from '../log/port.ts';
-import { TOPICS } from '../log/port.ts';
+import { TOPICS, UnknownTopic } from '../log/port.ts';
 import { selectReplyModel, selectSpeechModel } from '../models/select.ts';
 import { selectSpeechToText, STT_HOW_TO } from '../models/select-stt.ts';
 import { createAudioCache } from '../stores/audio-cache.ts';
@@ -76,7 +76,7 @@ export type Backends = {
 };
 
 /** Opens the event log, read-model database and snapshot store the configuration names. */
-export async function openBackends(config: Config, logger = createLogger('gemello', config.quiet), what = 'gemello'): Promise<Backends> {
+export async function openBackends(config: Config, logger = createLogger('gemello', config.quiet), what = 'gemello', options: { lookOnly?: boolean } = {}): Promise<Backends> {
   // Before anything is opened or locked: a twins file that cannot be used is a configuration error.
   const catalog = loadTwinCatalog(config.twinsFile);
   // The embedded log and PGlite live in the data directory and cannot be shared: one process holds it.
@@ -87,7 +87,7 @@ export async function openBackends(config: Config, logger = createLogger('gemell
     ? await createKafkaEventLog(config.kafkaClient, { brokers: config.kafkaBrokers, partitions: config.partitions, namespace: config.namespace, sessionTimeoutMs: config.kafkaSessionTimeoutMs })
     : createFileLog({ dir: join(config.dataDir, 'log'), partitions: config.partitions }), metrics, (name) => topicOnBroker(config, name));
   const db = config.databaseUrl
-    ? createPostgresDb({ url: config.databaseUrl, schema: config.databaseSchema ?? undefined })
+    ? createPostgresDb({ url: config.databaseUrl, schema: config.databaseSchema ?? undefined, createSchema: options.lookOnly ? () => unwrittenLog(log) : true })
     : await createPGliteDb({ dir: join(config.dataDir, 'readmodel') });
   const identity = logIdentity(config);
   const redisPrefix = redisPrefixOf(config.namespace, identity);
@@ -337,3 +337,17 @@ function voiceLines(config: Config, stt: string | null): Record<string, string> 
   };
 }
 
+/**
+ * Whether nothing was ever written to the log (the broker has no events topic): then a command
+ * that only looks may make the read models' schema, as the first start would; with a log that
+ * holds events, a missing schema is a lost read model or a mistyped DATABASE_SCHEMA, said, not made.
+ */
+async function unwrittenLog(log: EventLog): Promise<boolean> {
+  try {
+    await log.endOffsets(TOPICS.events);
+    return false;
+  } catch (err) {
+    if (err instanceof UnknownTopic) return true;
+    throw err;
+  }
+}

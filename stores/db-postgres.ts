@@ -12,7 +12,18 @@ export type PostgresDbOptions = {
   connectTimeout?: number;
   /** The connections' application_name (pg_stat_activity shows it); the package's default otherwise. */
   applicationName?: string;
+  /**
+   * Whether a schema that does not exist is made (default) or is an error (SchemaMissing): a
+   * command that only looks must not make a mistyped one. A function is asked once, when the
+   * schema is found missing.
+   */
+  createSchema?: boolean | (() => Promise<boolean>);
 };
+
+/** The read models' schema is not there, and this connection may not make it. */
+export class SchemaMissing extends Error {
+  readonly code = 'schema_missing';
+}
 
 const IDENT = /^[a-z_][a-z0-9_]*$/i;
 /** How long a transaction whose statement failed with its connection waits for begin() to reject with the loss. */
@@ -53,7 +64,16 @@ export function createPostgresDb(options: PostgresDbOptions): Db {
   // Every statement waits for the schema, so the first CREATE TABLE has somewhere to go.
   let ready: Promise<void> | null = null;
   const prepared = () => {
-    ready ??= (schema ? sql.unsafe(`CREATE SCHEMA IF NOT EXISTS "${schema}"`).then(() => {}) : Promise.resolve()).catch((err) => {
+    const make = async () => {
+      if (!schema) return;
+      const create = options.createSchema ?? true;
+      if (create === true) return void (await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS "${schema}"`));
+      const [found] = await sql.unsafe('SELECT 1 AS one FROM pg_namespace WHERE nspname = $1', [schema]);
+      if (found) return;
+      if (create !== false && (await create())) return void (await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS "${schema}"`));
+      throw new SchemaMissing(`there is no schema ${schema} (DATABASE_SCHEMA) in this database: nothing was ever projected there; check DATABASE_SCHEMA (npm start or gemello migrate makes it)`);
+    };
+    ready ??= make().catch((err) => {
       // Two processes creating it at once: IF NOT EXISTS does not cover the race, the loser
       // gets a unique violation on pg_namespace (or duplicate_schema). It exists: fine.
       if (err instanceof postgres.PostgresError && (err.code === '23505' || err.code === '42P06')) return;

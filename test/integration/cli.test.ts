@@ -140,6 +140,16 @@ describe('the gemello CLI', () => {
     const onLost = { ...env, DATABASE_SCHEMA: lost };
     try {
       expect((await gemello('doctor')).stdout).toMatch(/^ok\s+read model progress: every one of the log's \d+ records projected/m);
+      // A schema that is not there (dropped, or DATABASE_SCHEMA mistyped) is said so, and not made by a command that only looks.
+      const missing = await runCli(['doctor'], onLost, 60_000);
+      expect(missing.code).toBe(1);
+      expect(missing.stdout).toMatch(new RegExp(`^FAIL read models .*there is no schema ${lost} \\(DATABASE_SCHEMA\\)`, 'm'));
+      const events = await runCli(['events', conversationId], onLost, 60_000);
+      expect(events.code).toBe(1);
+      expect(events.stderr).toMatch(new RegExp(`^gemello: there is no schema ${lost} `, 'm'));
+      expect(await sql`SELECT 1 FROM pg_namespace WHERE nspname = ${lost}`).toHaveLength(0);
+      // Made again, empty: it holds none of the log.
+      expect((await runCli(['migrate'], onLost, 60_000)).code).toBe(0);
       const doctor = await runCli(['doctor'], onLost, 60_000);
       expect(doctor.code).toBe(1);
       expect(doctor.stdout).toMatch(/^FAIL read model progress: the read model holds none of the log's \d+ records/m);
