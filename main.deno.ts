@@ -20,7 +20,7 @@ try {
   config = loadConfig(env);
 } catch (err) {
   if (err instanceof SecretFileError) {
-    console.error(err.message);
+    console.error(`gemello: ${err.message}`);
     Deno.exit(2);
   }
   exitOnStartError(err);

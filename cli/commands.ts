@@ -59,6 +59,7 @@ const HELP = `gemello <command>
   doctor                     check each backend and say what to fix
   help                       this text
 
+Long work shows its progress on stderr when stderr is a terminal; --progress shows it anyway.
 Backends come from the environment (KAFKA_BROKERS, DATABASE_URL, REDIS_URL, GEMELLO_DATA_DIR…);
 see README.md.`;
 

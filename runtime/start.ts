@@ -10,7 +10,7 @@ try {
   Object.assign(process.env, withSecretFiles(process.env, (path) => readFileSync(path, 'utf8')));
 } catch (err) {
   if (!(err instanceof SecretFileError)) throw err;
-  console.error(err.message);
+  console.error(`gemello: ${err.message}`);
   process.exit(2);
 }
 await runNode(ALL_ROLES).catch(exitOnStartError);
