@@ -44,6 +44,19 @@ function setUp(fetchStub: typeof fetch) {
   return { ctx, part, log, warnings, start, prompt, erase };
 }
 
+/** A conversation whose flow is calling a backend that does not answer: the signal of each attempt. */
+async function callingAHangingBackend() {
+  const signals: AbortSignal[] = [];
+  const hanging = (async (_url: string, init?: RequestInit) => {
+    signals.push(init!.signal!);
+    return new Promise<Response>((_, reject) => init?.signal?.addEventListener('abort', () => reject(new Error('aborted'))));
+  }) as unknown as typeof fetch;
+  const t = setUp(hanging);
+  await t.start();
+  for (let i = 0; i < 200 && signals.length === 0; i++) await sleep(10);
+  return { t, signals };
+}
+
 describe("a flow's backend call under way", () => {
   it('is not attempted again once the conversation is erased', async () => {
     const attempts: number[] = [];
@@ -67,14 +80,7 @@ describe("a flow's backend call under way", () => {
   });
 
   it('is aborted when the conversation is erased while the backend has not answered', async () => {
-    const signals: AbortSignal[] = [];
-    const hanging = (async (_url: string, init?: RequestInit) => {
-      signals.push(init!.signal!);
-      return new Promise<Response>((_, reject) => init?.signal?.addEventListener('abort', () => reject(new Error('aborted'))));
-    }) as unknown as typeof fetch;
-    const t = setUp(hanging);
-    await t.start();
-    for (let i = 0; i < 200 && signals.length === 0; i++) await sleep(10);
+    const { t, signals } = await callingAHangingBackend();
     expect(signals[0]!.aborted).toBe(false);
     await t.erase();
     expect(signals[0]!.aborted).toBe(true);
@@ -84,14 +90,7 @@ describe("a flow's backend call under way", () => {
   });
 
   it('is aborted when the host lets the partition go (the new owner makes it, not both)', async () => {
-    const signals: AbortSignal[] = [];
-    const hanging = (async (_url: string, init?: RequestInit) => {
-      signals.push(init!.signal!);
-      return new Promise<Response>((_, reject) => init?.signal?.addEventListener('abort', () => reject(new Error('aborted'))));
-    }) as unknown as typeof fetch;
-    const t = setUp(hanging);
-    await t.start();
-    for (let i = 0; i < 200 && signals.length === 0; i++) await sleep(10);
+    const { t, signals } = await callingAHangingBackend();
     release(t.ctx, [0]);
     expect(signals[0]!.aborted).toBe(true);
     await sleep(1_200);
