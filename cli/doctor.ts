@@ -1,7 +1,7 @@
 import { loadMigrations } from '../projections/migrate.ts';
 import { claimReadModel } from '../projections/log-identity.ts';
 import { within } from '../runtime/deadline.ts';
-import { espeakAvailable } from '../models/espeak-speech.ts';
+import { modelEndpoint, speechChoice } from '../models/select.ts';
 import { TOPICS, UnknownTopic } from '../log/port.ts';
 import { eventsRetentionFix, eventsRetentionProblem } from '../log/retention.ts';
 import type { Backends } from '../runtime/wire.ts';
@@ -81,16 +81,14 @@ export async function doctor(config: Config, b: Backends): Promise<Check[]> {
     await b.snapshots.ping();
     return 'answers';
   });
-  const env = config.env;
-  if (env.OPENAI_API_KEY) checks.push({ name: 'model', ok: true, detail: `OpenAI-compatible at ${env.OPENAI_BASE_URL ?? 'api.openai.com'} (not called by doctor)` });
+  const models = config.models;
+  if (models.apiKey) checks.push({ name: 'model', ok: true, detail: `OpenAI-compatible at ${modelEndpoint(models)} (not called by doctor)` });
   else checks.push({ name: 'model', ok: true, detail: 'offline provider (set OPENAI_API_KEY for real replies)' });
-  // As the roles choose it (models/select.ts): off, OpenAI with a key unless espeak is asked for, else espeak-ng.
-  const speech = env.GEMELLO_SPEECH?.trim().toLowerCase();
+  // As the roles choose it (models/select.ts).
+  const speech = speechChoice(models);
   if (speech === 'off') checks.push({ name: 'speech', ok: true, detail: 'off' });
-  else if (env.OPENAI_API_KEY?.trim() && speech !== 'espeak') checks.push({ name: 'speech', ok: true, detail: 'OpenAI speech' });
-  else {
-    const has = espeakAvailable('espeak-ng', env.PATH ?? '');
-    checks.push({ name: 'speech', ok: has, detail: has ? 'espeak-ng' : 'no espeak-ng on PATH: replies get AudioFailed', fix: has ? undefined : 'apt-get install espeak-ng, set OPENAI_API_KEY, or GEMELLO_SPEECH=off' });
-  }
+  else if (speech === 'openai') checks.push({ name: 'speech', ok: true, detail: 'OpenAI speech' });
+  else if (speech === 'espeak') checks.push({ name: 'speech', ok: true, detail: 'espeak-ng' });
+  else checks.push({ name: 'speech', ok: false, detail: 'no espeak-ng on PATH: replies get AudioFailed', fix: 'apt-get install espeak-ng, set OPENAI_API_KEY, or GEMELLO_SPEECH=off' });
   return checks;
 }

@@ -1,9 +1,7 @@
 import type { SpeechToText } from '../actors/ports.ts';
-import { OPENAI_DEFAULT_BASE_URL } from './openai-client.ts';
-import { createOpenAITranscriber, DEFAULT_STT_MODEL } from './openai-transcribe.ts';
-import { modelTransport, type Selected } from './select.ts';
-
-type Env = Record<string, string | undefined>;
+import { createOpenAITranscriber } from './openai-transcribe.ts';
+import { modelEndpoint, type Selected } from './select.ts';
+import type { ModelSettings } from './settings.ts';
 
 /** What a client is told when speech to text is off, and the start log says. */
 export const STT_HOW_TO = 'speech to text is not configured: set OPENAI_API_KEY (with OPENAI_BASE_URL for a local OpenAI-compatible server) and, optionally, GEMELLO_STT_MODEL';
@@ -12,22 +10,18 @@ export const STT_HOW_TO = 'speech to text is not configured: set OPENAI_API_KEY 
  * Speech to text: OpenAI transcription (or OPENAI_BASE_URL's) when OPENAI_API_KEY is set,
  * with GEMELLO_STT_MODEL (default gpt-4o-mini-transcribe); null without a key or with GEMELLO_STT=off.
  */
-export function selectSpeechToText(env: Env): Selected<SpeechToText> | null {
-  const apiKey = env.OPENAI_API_KEY?.trim();
-  if (!apiKey || env.GEMELLO_STT?.trim().toLowerCase() === 'off') return null;
-  const baseURL = env.OPENAI_BASE_URL?.trim() || undefined;
-  const model = env.GEMELLO_STT_MODEL?.trim() || DEFAULT_STT_MODEL;
+export function selectSpeechToText(s: ModelSettings): Selected<SpeechToText> | null {
+  if (!s.apiKey || !s.stt.on) return null;
   return {
     model: createOpenAITranscriber({
-      apiKey,
-      baseURL,
-      model,
-      language: env.GEMELLO_STT_LANGUAGE?.trim() || undefined,
-      // An utterance waits for its transcript: fail sooner than a reply would.
-      timeoutMs: env.GEMELLO_STT_TIMEOUT_MS ? Number(env.GEMELLO_STT_TIMEOUT_MS) : 15_000,
-      maxRetries: env.GEMELLO_STT_RETRIES ? Number(env.GEMELLO_STT_RETRIES) : 1,
-      transport: modelTransport(env),
+      apiKey: s.apiKey,
+      baseURL: s.baseURL ?? undefined,
+      model: s.stt.model,
+      language: s.stt.language,
+      timeoutMs: s.stt.timeoutMs,
+      maxRetries: s.stt.maxRetries,
+      transport: s.transport,
     }),
-    description: `OpenAI transcription (${model}) at ${baseURL ?? OPENAI_DEFAULT_BASE_URL}`,
+    description: `OpenAI transcription (${s.stt.model}) at ${modelEndpoint(s)}`,
   };
 }

@@ -6,6 +6,9 @@ import { parseApiKeys } from '../gateway/auth.ts';
 import type { AuthConfig } from '../gateway/auth.ts';
 import { DEFAULT_KAFKA_CLIENT } from '../log/kafka-client.ts';
 import { masterKeyProblem } from '../sealing/master-key.ts';
+import { decimal, flag, int, isOn, positive, url } from './env-values.ts';
+import { MODEL_ENV, modelSettingsFrom } from '../models/settings.ts';
+import type { ModelSettings } from '../models/settings.ts';
 import type { KafkaClient } from '../log/kafka-client.ts';
 
 /** The checkout's `.gemello`: `npm start` runs at the checkout's root, `npx gemello` wherever it is typed, and both find the same one. */
@@ -13,18 +16,6 @@ const CHECKOUT_DATA_DIR = fileURLToPath(new URL('../.gemello', import.meta.url))
 
 /** The longest DATABASE_SCHEMA a rebuild can put its `<schema>_old_<UTC time>` beside (PostgreSQL names are 63 bytes at most). */
 export const MAX_SCHEMA_CHARS = 43;
-
-/** A number as written in decimal (`0x10`, `1e3` and blanks are refused, not read as something else). */
-const decimal = (whole: boolean) => z.string().trim().regex(whole ? /^\d+$/ : /^\d+(\.\d+)?$/, whole ? 'a whole number' : 'a number').transform(Number);
-const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => decimal(true).pipe(z.number().int().min(min).max(max)).default(def);
-const optionalInt = (min = 0) => decimal(true).pipe(z.number().int().min(min)).optional();
-const positive = (def: number) => decimal(false).pipe(z.number().positive()).default(def);
-/** A feature that is on unless set to `off`; any other value is refused rather than taken for "on". */
-const onOff = z.string().trim().toLowerCase().pipe(z.enum(['on', 'off']));
-/** A switch that is off unless set: 1/true/on/yes, or 0/false/off/no (any case); any other value is refused. */
-const flag = z.string().trim().toLowerCase().pipe(z.enum(['0', '1', 'true', 'false', 'on', 'off', 'yes', 'no'])).default('0');
-const isOn = (v: string) => ['1', 'true', 'on', 'yes'].includes(v);
-const url = (schemes: string[]) => z.string().trim().refine((s) => schemes.some((x) => s.startsWith(`${x}://`)) && URL.canParse(s), `a URL starting with ${schemes.map((x) => `${x}://`).join(' or ')}`);
 
 const EnvSchema = z.object({
   PORT: int(3000, 0, 65535),
@@ -65,16 +56,8 @@ const EnvSchema = z.object({
   GEMELLO_KEEP_VOICE: flag,
   GEMELLO_RETENTION_DAYS: decimal(false).pipe(z.number().min(0)).default(90),
   GEMELLO_PROJECTION_COPY_ROWS: int(200, 0),
-  // Read where the models are chosen (models/select.ts, select-stt.ts); checked here, so that a bad value stops the start.
-  GEMELLO_MODEL_TIMEOUT_MS: optionalInt(1),
-  GEMELLO_MODEL_RETRIES: optionalInt(0),
-  GEMELLO_STT_TIMEOUT_MS: optionalInt(1),
-  GEMELLO_STT_RETRIES: optionalInt(0),
-  GEMELLO_OFFLINE_WORD_MS: optionalInt(0),
-  GEMELLO_MODEL_TRANSPORT: z.string().trim().toLowerCase().pipe(z.enum(['gemello', 'fetch'])).optional(),
-  GEMELLO_SPEECH: z.string().trim().toLowerCase().pipe(z.enum(['on', 'off', 'espeak'])).optional(),
-  GEMELLO_STT: onOff.optional(),
-  GEMELLO_SPEECH_SENTENCES: onOff.optional(),
+  // The model, speech and speech-to-text settings: their owner is models/settings.ts.
+  ...MODEL_ENV,
 });
 
 /** `GEMELLO_BACKENDS="crm=http://…,erp=http://…"`: the backends flows may call, by name (flows hold names, never URLs or secrets). */
@@ -147,7 +130,9 @@ export type Config = {
   retentionDays: number;
   /** The projector writes a transaction's events or messages by COPY from this many on (PostgreSQL; 0: never). */
   projectionCopyRows: number;
-  /** The raw environment, for the model and telemetry selection. */
+  /** The model, speech and speech-to-text settings (models/settings.ts). */
+  models: ModelSettings;
+  /** The raw environment, for the telemetry selection. */
   env: Record<string, string | undefined>;
 };
 
@@ -213,6 +198,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     voice: { maxSeconds: e.GEMELLO_VOICE_MAX_SECONDS, maxBytes: e.GEMELLO_VOICE_MAX_BYTES, keep: isOn(e.GEMELLO_KEEP_VOICE) },
     retentionDays: e.GEMELLO_RETENTION_DAYS,
     projectionCopyRows: e.GEMELLO_PROJECTION_COPY_ROWS,
+    models: modelSettingsFrom(e, clean),
     env,
   };
 }

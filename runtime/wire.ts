@@ -167,9 +167,9 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
   const backends = await openBackends(config, logger, what);
   const { log, db, snapshots, streams, catalog, metrics, keys } = backends;
   const log_ = backends.logger;
-  const reply = selectReplyModel(config.env, (message) => log_.warn(message));
-  const speech = selectSpeechModel(config.env);
-  const stt = roles.includes('gateway') ? selectSpeechToText(config.env) : null;
+  const reply = selectReplyModel(config.models, (message) => log_.warn(message));
+  const speech = selectSpeechModel(config.models);
+  const stt = roles.includes('gateway') ? selectSpeechToText(config.models) : null;
   const readApi = createReadApi(db);
   const stateSource = createReadModelStateSource(db, undefined, config.historyMessages);
   const missing = roles.includes('actors') ? catalog.list().filter((t) => t.flow && !flowRegistry.current(t.flow)) : [];
@@ -188,7 +188,7 @@ export async function createRuntime(config: Config, roles: Role[] = ALL_ROLES, l
         catalog,
         replyModel: reply.model,
         speech: speech ? { model: speech.model, sink: createAudioCache(db) } : null,
-        speakSentences: config.env.GEMELLO_SPEECH_SENTENCES?.trim().toLowerCase() !== 'off',
+        speakSentences: config.models.speakSentences,
         keys,
         streams,
         metrics,

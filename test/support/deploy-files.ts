@@ -130,8 +130,8 @@ export function envReadBy(files: string[]): Set<string> {
   for (const f of files) {
     const text = readFileSync(join(ROOT, f), 'utf8');
     for (const m of text.matchAll(/\benv\??\.([A-Z][A-Z0-9_]+)\b|\benv\[['"]([A-Z][A-Z0-9_]+)['"]\]|env\.get\(['"]([A-Z][A-Z0-9_]+)['"]\)/g)) names.add((m[1] ?? m[2] ?? m[3])!);
-    // The variables of runtime/config.ts's EnvSchema: `NAME: z.…` or one of its helpers (`int(`, `decimal(`, …).
-    for (const m of text.matchAll(/^\s+([A-Z][A-Z0-9_]{2,}):\s*(?:z\.|(?:int|optionalInt|decimal|positive|url)\(|onOff\b|flag\b)/gm)) names.add(m[1]!);
+    // The variables of runtime/config.ts's EnvSchema and models/settings.ts's MODEL_ENV: `NAME: z.…` or one of its helpers (`int(`, `decimal(`, …).
+    for (const m of text.matchAll(/^\s+([A-Z][A-Z0-9_]{2,}):\s*(?:z\.|(?:int|optionalInt|decimal|positive|url|oneOf)\(|onOff\b|flag\b)/gm)) names.add(m[1]!);
   }
   return names;
 }

@@ -45,6 +45,9 @@ describe('loadConfig', () => {
     expect(loadConfig({ GEMELLO_KEEP_VOICE: 'ON' }).voice.keep).toBe(true);
     // Checked at start whether or not a model is configured.
     expect(problem({ GEMELLO_MODEL_TRANSPORT: 'curl' })).toMatch(/^GEMELLO_MODEL_TRANSPORT: .*"gemello"\|"fetch"/);
+    expect(problem({ GEMELLO_STT_LANGUAGE: 'Italian' })).toBe('GEMELLO_STT_LANGUAGE: a two-letter ISO-639-1 language code, such as it or en');
+    // What the roles are built from: the checked values, read once.
+    expect(loadConfig({ OPENAI_API_KEY: ' sk-x ', GEMELLO_STT_RETRIES: '3', GEMELLO_SPEECH_SENTENCES: 'OFF', GEMELLO_MODEL_TRANSPORT: 'Fetch' }).models).toMatchObject({ apiKey: 'sk-x', baseURL: null, transport: 'fetch', speakSentences: false, stt: { on: true, maxRetries: 3, timeoutMs: 15_000 } });
     expect(problem({ DATABASE_SCHEMA: 'Wtd-X' })).toBe('DATABASE_SCHEMA: lower-case letters, digits and _, starting with a letter or _');
     // What the README shows is taken as written.
     expect(problem({ PORT: '8080', GEMELLO_RETENTION_DAYS: '0.5', DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test', REDIS_URL: 'redis://127.0.0.1:6379', KAFKA_BROKERS: '127.0.0.1:9092, 127.0.0.1:9093', GEMELLO_SPEECH: 'Espeak', GEMELLO_STT: 'off', GEMELLO_MODEL_TIMEOUT_MS: '30000' })).toBeNull();
