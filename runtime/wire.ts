@@ -95,7 +95,7 @@ export async function openBackends(config: Config, logger = createLogger('gemell
     ? createRedisSnapshotStore({ url: config.redisUrl, prefix: redisPrefix, ttlMs: config.snapshotTtlMs })
     : createMemorySnapshotStore();
   const streams = config.redisUrl ? createRedisReplyStreams({ url: config.redisUrl, prefix: redisPrefix }) : createMemoryReplyStreams();
-  const master = loadMasterKey({ value: config.masterKey, dataDir: config.dataDir });
+  const master = loadMasterKey({ value: config.masterKey, dataDir: config.dataDir, make: !options.lookOnly });
   if (master.created) logger.warn(`made a new master key in ${master.source.replace(/^file /, '').replace(/ \(made now\)$/, '')}: it wraps every data key, so back it up with Kafka (or set GEMELLO_MASTER_KEY; every process of a deployment needs the same one)`);
   const keys = createLoggedKeyStore({ log, db, master });
   const describe = {

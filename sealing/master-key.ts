@@ -22,6 +22,12 @@ export type MasterKeyOptions = {
   value?: string | null;
   /** Where a key is made when neither is given (the data directory). */
   dataDir: string;
+  /**
+   * Whether a key is made when there is none (default true). A command that only looks makes
+   * none: it gets a key of its own that is never written and opens nothing, so a look from a
+   * directory without the deployment's key leaves no stray key behind for the next start to use.
+   */
+  make?: boolean;
 };
 
 /** Thrown when the master key that was given cannot be used; the message says what is expected. */
@@ -61,6 +67,7 @@ export function loadMasterKey(options: MasterKeyOptions): MasterKey & { created:
   if (options.value) return { ...make(parse(options.value, 'GEMELLO_MASTER_KEY'), 'GEMELLO_MASTER_KEY'), created: false };
   const path = join(options.dataDir, FILE_NAME);
   if (existsSync(path)) return { ...make(parse(readFileSync(path, 'utf8'), path), `file ${path}`), created: false };
+  if (options.make === false) return { ...make(new Uint8Array(randomBytes(32)), `none (no ${path} and no GEMELLO_MASTER_KEY; this command makes none)`), created: false };
   mkdirSync(dirname(path), { recursive: true });
   const key = new Uint8Array(randomBytes(32));
   // 'wx': two processes starting together on a new data directory make one key, not two.

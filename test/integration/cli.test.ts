@@ -73,6 +73,15 @@ describe('the gemello CLI', () => {
     expect(JSON.parse(json.stdout).map((e: { seq: number }) => e.seq)).toEqual([1, 2, 3, 4, 5]);
   });
 
+  it('a command that only looks makes no master key: without the deployment\'s it says so and leaves no stray key behind', async () => {
+    const dataDir = join(tmpdir(), `gemello-nokey-${randomUUID()}`);
+    const r = await runCli(['events', conversationId], { ...env, GEMELLO_MASTER_KEY: '', GEMELLO_DATA_DIR: dataDir }, 60_000);
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.stderr).toContain(`no ${join(dataDir, 'master.key')} and no GEMELLO_MASTER_KEY; this command makes none`);
+    expect(r.stderr).toContain('every process of a deployment needs the same GEMELLO_MASTER_KEY');
+    expect(existsSync(join(dataDir, 'master.key'))).toBe(false);
+  });
+
   it('shows the state as it was at a seq', async () => {
     const at3 = JSON.parse((await gemello('state', conversationId, '--at', '3')).stdout);
     expect(at3.seq).toBe(3);
