@@ -1,7 +1,7 @@
 // The operator's CLI (cli/gemello.ts): `gemello <command>`; `gemello help` lists the commands.
 import { readFileSync } from 'node:fs';
 import { fold } from '../actors/state.ts';
-import { migrate } from '../projections/migrate.ts';
+import { migrate, pendingMigrations } from '../projections/migrate.ts';
 import { ConfigError, loadConfig } from '../runtime/config.ts';
 import { SecretFileError, withSecretFiles } from '../runtime/file-env.ts';
 import { runNode } from '../runtime/node.ts';
@@ -150,9 +150,14 @@ async function main(argv: string[]): Promise<number> {
   try {
     // The key cache first holds what the keys topic holds (after a lost database, everything).
     // Doctor reports each backend itself, the ones that do not answer included: what fails here is its to tell.
-    if (command === 'doctor') await migrate(backends.db).catch(() => {});
-    else if (command !== 'migrate' && command !== 'restore') {
-      await migrate(backends.db);
+    if (LOOKS_ONLY.has(command)) {
+      // A read model nothing was migrated into yet gets its tables; one that is behind this
+      // gemello is left as it is (processes of the release it belongs to may be running on it).
+      const schema = command === 'doctor' ? await pendingMigrations(backends.db).catch(() => null) : await pendingMigrations(backends.db);
+      if (schema?.applied === 0) await migrate(backends.db).catch((err: unknown) => { if (command !== 'doctor') throw err; });
+      else if (schema?.pending.length && command !== 'doctor') console.error(`note: the read model lacks ${schema.pending.length} migrations of this gemello (${schema.pending.join(', ')}); ${command} changes no schema: gemello migrate applies them`);
+    } else if (command !== 'migrate' && command !== 'restore') await migrate(backends.db);
+    if (command !== 'doctor' && command !== 'migrate' && command !== 'restore') {
       // Read models of another log are refused, but for the rebuild that replaces them.
       // Only the commands that write them claim them; the others check that they are this log's.
       if (!(command === 'replay' && args.flags.restart === true)) await claimReadModel(backends.db, backends.identity, backends.describe['read models']!, { claim: WRITES_READ_MODEL.has(command) });

@@ -1,4 +1,4 @@
-import { loadMigrations } from '../projections/migrate.ts';
+import { pendingMigrations } from '../projections/migrate.ts';
 import { claimReadModel } from '../projections/log-identity.ts';
 import { within } from '../runtime/deadline.ts';
 import { modelEndpoint, speechChoice } from '../models/select.ts';
@@ -52,15 +52,9 @@ export async function doctor(config: Config, b: Backends): Promise<Check[]> {
   });
   await check(`read models (${b.describe['read models']})`, config.databaseUrl ? 'start PostgreSQL (npm run infra:up) and check DATABASE_URL and DATABASE_SCHEMA; then gemello migrate' : 'gemello migrate', async () => {
     await b.db.ping();
-    const known = (await loadMigrations()).map((m) => m.version);
-    const rows = await b.db.query<{ version: string }>('SELECT version FROM schema_migrations').catch((err: unknown) => {
-      if (err instanceof SchemaMissing) throw err;
-      return [];
-    });
-    const applied = new Set(rows.map((r) => r.version));
-    const missing = known.filter((v) => !applied.has(v));
-    if (missing.length) throw new Error(`migrations not applied: ${missing.join(', ')}`);
-    return `${known.length} migrations applied`;
+    const { applied, pending } = await pendingMigrations(b.db);
+    if (pending.length) throw new Error(`${pending.length} migrations not applied: ${pending.join(', ')}${applied ? ' (doctor changes no schema)' : ''}`);
+    return `${applied} migrations applied`;
   });
   // Only when they answer: what they were built from.
   if (checks.at(-1)!.ok) await check('read models\' log', 'give this log read models of its own (DATABASE_SCHEMA, another database), or rebuild these from it: gemello replay --projection readmodel --restart', async () => {

@@ -49,3 +49,15 @@ export async function migrate(db: Db, migrations?: Migration[]): Promise<string[
     return applied;
   });
 }
+
+/**
+ * What `migrate` would apply to this database: the migrations not recorded yet, and how many
+ * are (0: a read model nothing was ever migrated into). Changes nothing.
+ */
+export async function pendingMigrations(db: Db, migrations?: Migration[]): Promise<{ applied: number; pending: string[] }> {
+  const list = migrations ?? (await loadMigrations());
+  const [table] = await db.query<{ found: boolean }>(`SELECT to_regclass('schema_migrations') IS NOT NULL AS found`);
+  if (!table?.found) return { applied: 0, pending: list.map((m) => m.name) };
+  const done = new Set((await db.query<{ version: string }>('SELECT version FROM schema_migrations')).map((r) => r.version));
+  return { applied: done.size, pending: list.filter((m) => !done.has(m.version)).map((m) => m.name) };
+}

@@ -143,6 +143,25 @@ describe('the gemello CLI', () => {
     expect(both.stdout).toMatch(/^FAIL snapshots/m);
   });
 
+  it('doctor, events and verify change no read model of an earlier release: doctor names the migrations it lacks', async () => {
+    const [last] = await sql.unsafe(`SELECT version, name FROM ${schema}.schema_migrations ORDER BY version::int DESC LIMIT 1`);
+    await sql.unsafe(`DELETE FROM ${schema}.schema_migrations WHERE version = $1`, [last!.version]);
+    try {
+      const doctor = await gemello('doctor');
+      expect(doctor.code).toBe(1);
+      expect(doctor.stdout).toContain(`FAIL read models (PostgreSQL`);
+      expect(doctor.stdout).toContain(`1 migrations not applied: ${last!.name} (doctor changes no schema)`);
+      const events = await gemello('events', conversationId);
+      expect(events.code, events.stderr).toBe(0);
+      expect(events.stderr).toContain(`note: the read model lacks 1 migrations of this gemello (${last!.name}); events changes no schema: gemello migrate applies them`);
+      const verified = await gemello('verify');
+      expect(verified.stderr).toContain('verify changes no schema');
+      expect(await sql.unsafe(`SELECT 1 FROM ${schema}.schema_migrations WHERE version = $1`, [last!.version])).toHaveLength(0);
+    } finally {
+      await sql.unsafe(`INSERT INTO ${schema}.schema_migrations (version, name) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [last!.version, last!.name]);
+    }
+  });
+
   it('doctor and verify tell a lost read model from one still catching up, and name a stretch it skipped', async () => {
     // The log's read model lost: a schema of nothing, beside the real one.
     const lost = `${schema}_lost`;
