@@ -114,6 +114,11 @@ export function createLanes(o: LanesOptions) {
       for (const r of records) if (r.offset >= lane.next) n += take(lane, r.offset, r);
       added(n);
     },
+    /** Nothing of the partition below `offset` is handed over (what the group committed when it was assigned here; see fetch-floors.ts). */
+    floor(p: number, offset: number): void {
+      const lane = laneOf(p);
+      if (lane.next < offset) lane.next = offset;
+    },
     /** Starts the partition's handler on what waits, unless it runs; `defer` delays the start (to gather a fetch's records). */
     start(p: number, defer?: (go: () => void) => void): void {
       const lane = lanes.get(p);

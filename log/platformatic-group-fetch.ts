@@ -34,7 +34,14 @@ type Defaults = { maxWaitTime: number; minBytes: number; maxBytes: number; isola
  * headers Map, an entries array, a commit closure and a diagnostic context: ≈ 15 % of a catching-up
  * projector's samples and much of its garbage (bench projector).
  */
-export function decodeGroupFetches(consumer: Str, topic: string, name: string, deliver: (partition: number, records: LogRecord[]) => void): void {
+export function decodeGroupFetches(
+  consumer: Str,
+  topic: string,
+  name: string,
+  deliver: (partition: number, records: LogRecord[]) => void,
+  /** Runs before every fetch goes out, either way, and may raise its offsets (see fetch-floors.ts). */
+  before?: (topics: FetchTopic[]) => Promise<void>,
+): void {
   const library = consumer.fetch.bind(consumer) as (options: FetchOptions, callback: Callback) => void;
   const defaults = (consumer as unknown as { [kOptions]: Defaults })[kOptions];
   let version: Version | null | undefined;
@@ -72,7 +79,8 @@ export function decodeGroupFetches(consumer: Str, topic: string, name: string, d
 
   (consumer as unknown as { fetch: (options: FetchOptions, callback?: Callback) => unknown }).fetch = (options, callback) => {
     if (!callback) return library(options, undefined as never);
-    plain(options)
+    (before ? before(options.topics) : Promise.resolve())
+      .then(() => plain(options))
       .catch(() => null)
       .then((got) => {
         if (!got) return library(options, callback);

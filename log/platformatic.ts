@@ -4,6 +4,7 @@ import type { Message, MessagesStream } from '@platformatic/kafka';
 import { createAppendQueue } from './append-queue.ts';
 import { fetchPlain } from './platformatic-fetch.ts';
 import { decodeGroupFetches } from './platformatic-group-fetch.ts';
+import { createFetchFloors } from './fetch-floors.ts';
 import { writeProducesContiguously } from './platformatic-produce.ts';
 import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
@@ -172,9 +173,18 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
 
     // Emitted as a heartbeat is answered "rebalance in progress", before the member rejoins.
     if (opts.onRebalancing) consumer.on('consumer:group:rebalance', () => opts.onRebalancing!());
+    // A committing group's new partitions start at their committed offsets, whatever the library's stream held for them.
+    const floors = opts.commit === false ? null : createFetchFloors({
+      committed: async (partitions) => (await consumer.listCommittedOffsets({ topics: [{ topic, partitions }] })).get(topic) ?? [],
+      onFloor: (p, offset) => lanes.floor(p, offset),
+      closed: () => stopped || closing,
+      warn,
+    });
     consumer.on('consumer:group:join', (payload) => {
       const mine = (payload.assignments ?? []).find((a) => a.topic === topic)?.partitions ?? [];
+      const added = mine.filter((p) => !assigned.has(p));
       assigned = new Set(mine);
+      floors?.assigned(assigned, added);
       lanes.keep(assigned);
       void opts.onAssigned?.([...assigned].sort((a, b) => a - b));
     });
@@ -202,7 +212,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
       if (!assigned.has(p)) return;
       lanes.pushAll(p, records);
       handOver(p);
-    });
+    }, floors ? (topics) => floors.raise(topics) : undefined);
 
     async function commit() {
       const taken = lanes.takeCommits(assigned);

@@ -1,0 +1,94 @@
+import type { FetchTopic } from './platformatic-fetch.ts';
+
+/**
+ * A partition newly assigned to a group member is fetched from no lower than the group's
+ * committed offset for it, whatever the client library's stream still holds.
+ *
+ * Why: @platformatic/kafka 2.12's MessagesStream keeps a fetch offset for every partition of
+ * the topic (those of partitions it owned before, and the earliest offset for the others,
+ * seeded at its first join) and refreshes them from the group's commits after a rebalance.
+ * A fetch being built while the assignment changes (its metadata call under way) takes the
+ * new partitions with the offsets it held, and a refresh that fails is dropped silently: the
+ * new owner of a partition then read its commands again from where it had last owned it, or
+ * from the first one ever written, and answered old prompts a second time (a chaos run:
+ * 154 prompts, after a host was frozen for 5 s). The floor is looked up here, on assignment,
+ * and every fetch of that partition waits for it and starts at it.
+ */
+export type FetchFloors = {
+  /** A new assignment (`all`), of which `added` are the partitions not owned before. */
+  assigned(all: ReadonlySet<number>, added: readonly number[]): void;
+  /** Raises a fetch's offsets to the floors of its partitions (waiting for those still looked up). */
+  raise(topics: FetchTopic[]): Promise<void>;
+};
+
+export type FetchFloorsOptions = {
+  /** The group's committed offsets of these partitions (by partition; undefined or negative: none). */
+  committed(partitions: number[]): Promise<ReadonlyArray<bigint | undefined>>;
+  /** A partition's floor is known: nothing of it below `offset` is handed over. */
+  onFloor(partition: number, offset: number): void;
+  /** Whether the subscription is over (a lookup stops). */
+  closed(): boolean;
+  warn(message: string, err: unknown): void;
+};
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function createFetchFloors(o: FetchFloorsOptions): FetchFloors {
+  /** Known floors, until the first fetch of the partition that starts at or past it. */
+  const floors = new Map<number, number>();
+  /** Lookups under way, by partition. */
+  const pending = new Map<number, Promise<void>>();
+  let owned: ReadonlySet<number> = new Set();
+
+  async function lookUp(partitions: number[]): Promise<void> {
+    // Until it is known, or the partitions are no longer ours: a fetch that went on without
+    // it could hand over commands handled long ago.
+    for (let delay = 50, warned = false; ; delay = Math.min(delay * 2, 1_000)) {
+      const still = partitions.filter((p) => owned.has(p));
+      if (o.closed() || !still.length) return;
+      try {
+        const committed = await o.committed(still);
+        for (const p of still) {
+          const c = committed[p];
+          if (c === undefined || c < 0n || !owned.has(p)) continue;
+          floors.set(p, Number(c));
+          o.onFloor(p, Number(c));
+        }
+        return;
+      } catch (err) {
+        if (!warned) o.warn(`reading the committed offsets of partitions ${still.join(', ')} (their fetches wait for them)`, err);
+        warned = true;
+        await sleep(delay);
+      }
+    }
+  }
+
+  return {
+    assigned(all, added) {
+      owned = all;
+      for (const p of [...floors.keys()]) if (!all.has(p)) floors.delete(p);
+      for (const p of [...pending.keys()]) if (!all.has(p)) pending.delete(p);
+      if (!added.length) return;
+      const lookup = lookUp([...added]);
+      for (const p of added) pending.set(p, lookup);
+      void lookup.finally(() => {
+        for (const p of added) if (pending.get(p) === lookup) pending.delete(p);
+      });
+    },
+    async raise(topics) {
+      const waits = new Set<Promise<void>>();
+      for (const t of topics) for (const x of t.partitions) {
+        const w = pending.get(x.partition);
+        if (w) waits.add(w);
+      }
+      if (waits.size) await Promise.all(waits);
+      for (const t of topics) for (const x of t.partitions) {
+        const floor = floors.get(x.partition);
+        if (floor === undefined) continue;
+        if (x.fetchOffset < BigInt(floor)) x.fetchOffset = BigInt(floor);
+        // From here the stream's own offset is at the floor or past it.
+        floors.delete(x.partition);
+      }
+    },
+  };
+}
