@@ -85,6 +85,23 @@ export function unfollow(s: SessionState, conversationId: string): void {
   s.followed.delete(conversationId);
 }
 
+/**
+ * What this socket's own command became, once its event is seen (live, or in what `resume`
+ * read): a prompt's requestId is kept for its reply, and the command no longer waits to be
+ * taken up. Another socket's requestId means nothing here: only this socket's own is echoed.
+ * Returns whether the event answers a command of this socket's.
+ */
+export function noteOwn(s: SessionState, f: Followed, e: LoggedEvent | EventEnvelope): boolean {
+  if (e.causationId === null || !s.mine.has(e.causationId)) return false;
+  if (e.type !== 'PromptReceived' && e.type !== 'SpeechFailed' && e.type !== 'ReplyStopped') return true;
+  s.mine.delete(e.causationId);
+  if (e.type === 'PromptReceived') {
+    f.requests.set(e.seq, e.data.requestId);
+    f.lastPrompt = { commandId: e.causationId, requestId: e.data.requestId, answered: false };
+  }
+  return true;
+}
+
 /** A live (or held back) event of a followed conversation: sent as its frame, once, in seq order. */
 export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent | EventEnvelope): void {
   const { out, mine, byTwin } = s;
@@ -112,12 +129,7 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
         f.twin = { id: e.data.twinId, name: e.data.twinName };
         break;
       case 'PromptReceived':
-        // Another socket's requestId means nothing here: echo only this socket's own.
-        if (own) {
-          f.requests.set(e.seq, e.data.requestId);
-          mine.delete(e.causationId!);
-          f.lastPrompt = { commandId: e.causationId!, requestId: e.data.requestId, answered: false };
-        } else f.lastPrompt = undefined; // what the flow says next answers another socket's prompt
+        if (!noteOwn(s, f, e)) f.lastPrompt = undefined; // what the flow says next answers another socket's prompt
         break;
       case 'SpeechReceived':
         // What was heard, before the reply; the requestId of the utterance for the socket that spoke.
@@ -125,8 +137,7 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
         break;
       case 'SpeechFailed':
         // The socket that spoke was told when the transcriber failed; the others hear it from the log.
-        if (own) mine.delete(e.causationId!);
-        else out.error('stt_failed', `the utterance could not be transcribed: ${e.data.reason}`, { ...twinFields(f), conversationId, seq: e.seq, reason: e.data.code, audioId: e.data.audioId });
+        if (!noteOwn(s, f, e)) out.error('stt_failed', `the utterance could not be transcribed: ${e.data.reason}`, { ...twinFields(f), conversationId, seq: e.seq, reason: e.data.code, audioId: e.data.audioId });
         break;
       case 'ReplyGenerated':
         answered(f, e.data.promptSeq);
@@ -137,7 +148,7 @@ export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent 
         out.error('model_failed', e.data.reason, { ...twinFields(f), conversationId, seq: e.seq, reason: e.data.code, ...requestId(e.data.promptSeq) });
         break;
       case 'ReplyStopped':
-        if (own) mine.delete(e.causationId!);
+        noteOwn(s, f, e);
         f.silenced = Math.max(f.silenced, e.data.promptSeq);
         if (e.data.replySeq === undefined) {
           answered(f, e.data.promptSeq);

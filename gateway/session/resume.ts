@@ -4,7 +4,8 @@ import type { ErrorCode, ResumeFrame } from '../protocol.ts';
 import { echo } from './context.ts';
 import type { Conversation, SessionState } from './context.ts';
 import { speechOver } from './chunks.ts';
-import { follow, onEvent, onStream, twinFields, unfollow } from './follow.ts';
+import { follow, noteOwn, onEvent, onStream, twinFields, unfollow } from './follow.ts';
+import type { LoggedEvent } from '../../events/schemas.ts';
 
 /** A resume that cannot be served, with the code the client gets. */
 class ResumeRefused extends Error {
@@ -17,18 +18,22 @@ class ResumeRefused extends Error {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Waits until the read model holds everything the log had for the conversation's partition at the call. */
-async function caughtUp(s: SessionState, conversationId: string): Promise<void> {
+/**
+ * Waits until the read model holds everything the log had for the conversation's partition at
+ * the call; returns that end offset (null: no read model progress to wait for).
+ */
+async function caughtUp(s: SessionState, conversationId: string): Promise<number | null> {
   const { deps } = s;
-  if (!deps.projectedUntil) return;
+  if (!deps.projectedUntil) return null;
   const partition = partitionFor(conversationId, deps.log.partitions);
   const end = (await deps.log.endOffsets(TOPICS.events))[partition] ?? 0;
   const deadline = Date.now() + deps.limits.resumeWaitMs;
   while (((await deps.projectedUntil(partition)) ?? 0) < end) {
-    if (s.out.closed) return;
+    if (s.out.closed) return end;
     if (Date.now() > deadline) throw new ResumeRefused('unavailable', 'the read model is behind the log; send resume again');
     await sleep(20);
   }
+  return end;
 }
 
 /** `{"type":"resume"}`: the conversation's events after `afterSeq`, in order, then live ones. */
@@ -51,7 +56,10 @@ export async function resume(s: SessionState, frame: ResumeFrame): Promise<void>
   // A socket that resumes gets the reply in flight too: the text so far, then the rest live.
   f.stream = true;
   try {
-    await caughtUp(s, id);
+    // What the log held when the resume began is read back; what came after comes live (held
+    // back since the follow began), as the frames a live event makes: a prompt this socket sent
+    // right after its resume gets its reply with its requestId, not as a bare event.
+    const end = await caughtUp(s, id);
     let row: Promise<Conversation | null> | null = null;
     const conversation = () => (row ??= deps.conversationOf ? deps.conversationOf(id) : Promise.resolve(null));
     if (!f.verified || !f.twin) {
@@ -68,12 +76,19 @@ export async function resume(s: SessionState, frame: ResumeFrame): Promise<void>
     // The client names what it has: everything after afterSeq, even what this socket was sent live.
     let after = frame.afterSeq;
     const speech = speechOver();
-    for (;;) {
+    let live = false;
+    while (!live) {
       const page = await deps.eventsAfter(id, after);
       const fresh = page.filter((e) => e.seq > after);
       if (!fresh.length || out.closed) break;
       for (const e of fresh) {
         if (e.seq <= after) continue;
+        const offset = (e as Partial<LoggedEvent>).position?.offset;
+        if (end !== null && offset !== undefined && offset >= end) {
+          live = true;
+          break;
+        }
+        noteOwn(s, f, e);
         if (e.type === 'ConversationStarted') f.twin = { id: e.data.twinId, name: e.data.twinName };
         speech.saw(e);
         if (e.type === 'ReplyStopped') f.silenced = Math.max(f.silenced, e.data.promptSeq);

@@ -120,6 +120,32 @@ describe('resume', () => {
     expect(w.reads).toEqual([3, 5, 7]);
   });
 
+  it('a prompt sent right after a resume gets its reply with its requestId, and no `unavailable`, however the read model and the feed race', async () => {
+    for (const end of [3, 4]) {
+      // The log's end when the resume began: 3, the prompt lands after it (it comes live); 4, it
+      // lands before (the resume reads it back), and only its reply comes after.
+      const at = (e: EventEnvelope, offset: number) => ({ ...e, position: { partition: 0, offset } });
+      const stored: EventEnvelope[] = history('c1', 3).map((e, i) => at(e, i));
+      const w = world({ events: stored, end, readDelayMs: 20, limits: { acceptWithinMs: 150 } });
+      const c = w.client();
+      const resumed = c.send({ type: 'resume', conversationId: 'c1', afterSeq: 3 });
+      const prompted = c.send({ type: 'prompt', digitalTwinId: seed.id, conversationId: 'c1', prompt: 'next', requestId: 'rb' });
+      await prompted;
+      const { commandId } = w.commands().at(-1)!;
+      // The actor host answers while the resume reads: the read model has both events before the feed brings them.
+      const asked = at(prompt('c1', 4, commandId, 'rb'), 3);
+      const answer = at(reply('c1', 5, 4), 4);
+      stored.push(asked, answer);
+      w.emit(asked);
+      w.emit(answer);
+      await resumed;
+      await sleep(200);
+      const seen = c.frames.map((f) => `${f.type}:${f.seq ?? f.lastSeq}`);
+      expect(seen, `end ${end}`).toEqual(end === 3 ? ['resumed:3', 'reply:5'] : ['event:4', 'resumed:4', 'reply:5']);
+      expect(c.frames.at(-1), `end ${end}`).toMatchObject({ type: 'reply', seq: 5, requestId: 'rb' });
+    }
+  });
+
   it('a resume after a seq the conversation has not reached still lets the events that come through', async () => {
     const w = world({ events: history('c1', 3) });
     const c = w.client();
