@@ -31,7 +31,7 @@ const telemetry = await startTelemetry(env, ALL_ROLES, logger);
 const rt = await createRuntime(config, ALL_ROLES, logger).catch(exitOnStartError);
 reportMemory(rt.backends.metrics, () => Deno.memoryUsage());
 await rt.start().catch(exitOnStartError);
-const { app, close } = createApp(rt.appDeps!, upgradeWebSocket);
+const { app, close, settle } = createApp(rt.appDeps!, upgradeWebSocket);
 const listen = () => Deno.serve({
   port: config.port,
   hostname: config.host,
@@ -57,6 +57,8 @@ const shutdown = async (signal: string) => {
   logger.info(`${signal}: shutting down`);
   close();
   await server.shutdown();
+  // What the sockets sent before they closed reaches the log before it closes.
+  await settle();
   await rt.stop();
   await telemetry.shutdown().catch(() => {});
   Deno.exit(0);

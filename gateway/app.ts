@@ -100,9 +100,28 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
     return s;
   };
   const sessionOf = (s: OpenSocket) => (s.session ??= createSession(deps, s.port, s.principal, m));
+  /** How long a stopping gateway waits for the frames its sockets sent before they closed (a prompt's append takes milliseconds). */
+  const SETTLE_MS = 3_000;
+  /** Text frames being handled: a prompt among them is on its way to the log. */
+  const handling = new Set<Promise<void>>();
   /** A text frame from the socket (never throws). */
   const text = (s: OpenSocket, data: string): void => {
-    if (sockets.has(s)) void sessionOf(s).onText(data);
+    if (!sockets.has(s)) return;
+    const done = sessionOf(s).onText(data);
+    handling.add(done);
+    void done.finally(() => handling.delete(done));
+  };
+  /**
+   * Waits (at most `ms`) for the frames being handled to be done. A gateway shutting down
+   * closes its sockets first; a prompt that came in before the client heard it must reach the
+   * log before the log is closed, or nothing would ever answer it (its socket is gone, and a
+   * resume elsewhere would not find it).
+   */
+  const settle = async (ms = SETTLE_MS): Promise<void> => {
+    const until = Date.now() + ms;
+    while (handling.size && Date.now() < until) {
+      await Promise.race([Promise.allSettled([...handling]), new Promise((r) => setTimeout(r, Math.max(0, until - Date.now())))]);
+    }
   };
   /** A binary frame from the socket: audio of an utterance (audio.start … audio.end), else refused with an error frame. */
   const binary = (s: OpenSocket, bytes?: Uint8Array): void => {
@@ -265,7 +284,7 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
     app.get('/', (c) => c.html(PAGE_HTML));
   }
 
-  return { app, close: () => clearInterval(sweep), sockets: () => sockets.size, authorize, open, text, binary, closed };
+  return { app, close: () => clearInterval(sweep), settle, sockets: () => sockets.size, authorize, open, text, binary, closed };
 }
 
 /** Whether every percent-escape of a URL path decodes to UTF-8. */

@@ -147,4 +147,29 @@ describe('two gateways', () => {
     expect(busy.closed()).toBeNull();
     busy.close();
   });
+
+  it('a gateway told to stop still puts on the log the prompts that came in before its sockets closed, and another gateway shows them answered', async () => {
+    const port = await freePort();
+    const three = await startGemello(['gateway'], { ...realServices, ...fakeModelEnv(fake), PORT: String(port) });
+    const c = await connect(`ws://127.0.0.1:${port}/ws`);
+    // New conversations: each prompt waits for its conversation's data key before its append.
+    const ids = Array.from({ length: 8 }, () => randomUUID());
+    ids.forEach((conversationId, i) => c.send({ ...seed, conversationId, prompt: `last words ${i}`, requestId: `lw${i}` }));
+    await new Promise((r) => setTimeout(r, 5));
+    await three.kill('SIGTERM');
+    expect(c.closed()?.code).toBe(1001);
+    for (const [i, conversationId] of ids.entries()) {
+      const events = await logOf(conversationId);
+      expect(events.find((e) => e.type === 'PromptReceived')?.data, conversationId).toMatchObject({ requestId: `lw${i}` }); // its text is sealed
+    }
+    // The client, back on another gateway, finds each one answered.
+    const other = await connect(url1);
+    for (const conversationId of ids) {
+      other.send({ type: 'resume', conversationId, afterSeq: 0 });
+      await other.next((f) => f.type === 'resumed' && f.conversationId === conversationId);
+      const said = other.frames.filter((f) => f.conversationId === conversationId && f.type === 'event').map((f) => f.event);
+      if (!said.includes('ReplyGenerated')) await other.next((f) => f.type === 'reply' && f.conversationId === conversationId);
+    }
+    other.close();
+  });
 });
