@@ -7,6 +7,7 @@ import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
 import { UnknownTopic, retentionFrom, topicConfigOf } from './port.ts';
 import { COMMIT_EVERY_MS, createLanes } from './lanes.ts';
+import { kafkaErrorText, removeGroupMembers } from './kafka-errors.ts';
 
 export type { KafkaLogOptions } from './kafka-options.ts';
 
@@ -126,8 +127,7 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
   const warmEvictor = () => void evictClient().then((a) => a.metadata({ topics: [] })).catch(() => {});
   async function evictMembers(group: string, memberIds: string[]): Promise<void> {
     if (!memberIds.length) return;
-    const a = await evictClient();
-    await a.removeMembersFromConsumerGroup({ groupId: full(group), members: memberIds.map((memberId) => ({ memberId, reason: 'liveness lease ran out' })) });
+    await removeGroupMembers(await evictClient(), full(group), memberIds, 'liveness lease ran out');
   }
 
   /**
@@ -147,8 +147,8 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
             try {
               await evictMembers(group, [stale]);
               return;
-            } catch (err) {
-              if (/unknown.?member/i.test(JSON.stringify((err as { errors?: unknown }).errors ?? (err as Error).message))) return;
+            } catch {
+              // tried again while the broker is away
             }
           }
         })();
@@ -195,7 +195,7 @@ export function createKafkaLog(options: KafkaLogOptions): EventLog {
     let stopping = false;
     let wake!: () => void;
     const stoppingNow = new Promise<void>((r) => (wake = r));
-    const warn = (message: string, err: unknown) => console.error(`${new Date().toISOString()} warn kafka ${message}: ${(err as Error)?.message ?? String(err)}`);
+    const warn = (message: string, err: unknown) => console.error(`${new Date().toISOString()} warn kafka ${message}: ${kafkaErrorText(err)}`);
     // Fetching paused because too many records wait: kept here, since a consumer that restarted
     // after a crash fetches everything again (and pausing throws while it is down).
     let pressed = false;

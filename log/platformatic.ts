@@ -10,6 +10,7 @@ import type { KafkaLogOptions } from './kafka-options.ts';
 import type { ConsumeOptions, EventLog, LogRecord, OutgoingRecord, Subscription } from './port.ts';
 import { UnknownTopic, retentionFrom, topicConfigOf } from './port.ts';
 import { COMMIT_EVERY_MS, createLanes } from './lanes.ts';
+import { kafkaErrorText, removeGroupMembers } from './kafka-errors.ts';
 
 /** The longest wait between two tries to reopen a consumer while the broker is away: it is back within this of the broker. */
 const REOPEN_MAX_MS = 400;
@@ -69,7 +70,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
   // Metadata at most a second old: after a broker dies, leaders and the group coordinator move,
   // and the clients look them up again within a second.
   const base = { clientId, bootstrapBrokers: options.brokers, retries: 6, retryDelay: 250, timeout: 5_000, connectTimeout: 2_000, metadataMaxAge: 1_000 };
-  const warn = (what: string, err: unknown) => console.error(`${new Date().toISOString()} warn kafka ${what}: ${(err as Error)?.message ?? String(err)}`);
+  const warn = (what: string, err: unknown) => console.error(`${new Date().toISOString()} warn kafka ${what}: ${kafkaErrorText(err)}`);
 
   let admin: Admin | null = null;
   const adminClient = () => (admin ??= new Admin(base));
@@ -466,7 +467,7 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
     endOffsets,
     async evict(group, memberIds) {
       if (!memberIds.length) return;
-      await adminClient().removeMembersFromConsumerGroup({ groupId: full(group), members: memberIds.map((memberId) => ({ memberId, reason: 'liveness lease ran out' })) });
+      await removeGroupMembers(adminClient(), full(group), memberIds, 'liveness lease ran out');
     },
     async ping() {
       await adminClient().metadata({ topics: [], forceUpdate: true });
