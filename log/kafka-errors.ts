@@ -36,6 +36,7 @@ export async function removeGroupMembers(admin: Admin, groupId: string, memberId
   try {
     await admin.removeMembersFromConsumerGroup({ groupId, members: memberIds.map((memberId) => ({ memberId, reason })) });
   } catch (err) {
-    if (!isUnknownMember(err)) throw err;
+    // The caller logs the message: with the broker's codes in it.
+    if (!isUnknownMember(err)) throw Object.assign(new Error(kafkaErrorText(err), { cause: err }), { errors: (err as { errors?: unknown }).errors });
   }
 }
