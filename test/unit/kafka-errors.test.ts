@@ -15,7 +15,7 @@ describe('Kafka errors as a log line says them', () => {
     const removed = new MultipleErrors('Removing members from consumer group failed.', [new ResponseError(13, 3, { '/members/0': [25, null] }, {})]);
     expect(isUnknownMember(removed)).toBe(true);
     expect(kafkaErrorText(removed)).toBe('Removing members from consumer group failed. (UNKNOWN_MEMBER_ID)');
-    expect(isUnknownMember(new KafkaJSProtocolError({ type: 'UNKNOWN_MEMBER_ID', code: 25, retriable: false, message: 'The coordinator is not aware of this member' }))).toBe(true);
+    expect(isUnknownMember(new KafkaJSProtocolError({ type: 'UNKNOWN_MEMBER_ID', code: 25, retriable: false, message: 'The coordinator is not aware of this member' } as never))).toBe(true);
     expect(isUnknownMember(new ResponseError(13, 3, { '/members/0': [16, null] }, {}))).toBe(false);
   });
 });
