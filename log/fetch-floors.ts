@@ -24,23 +24,29 @@ export type FetchFloors = {
 export type FetchFloorsOptions = {
   /** The group's committed offsets of these partitions (by partition; undefined or negative: none). */
   committed(partitions: number[]): Promise<ReadonlyArray<bigint | undefined>>;
-  /** A partition's floor is known: nothing of it below `offset` is handed over. */
-  onFloor(partition: number, offset: number): void;
+  /** A partition's floor is known (null: the group has no commit for it): nothing of it below it is handed over. */
+  onFloor(partition: number, offset: number | null): void;
   /** Whether the subscription is over (a lookup stops). */
   closed(): boolean;
   warn(message: string, err: unknown): void;
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * How long a floor is applied at most: past it the stream's own offsets rule, so a commit
+ * beyond the partition's end (a topic recreated under the group) cannot keep every fetch
+ * failing with OFFSET_OUT_OF_RANGE and raised back to it again.
+ */
+const FLOOR_KEEP_MS = 30_000;
 
 export function createFetchFloors(o: FetchFloorsOptions): FetchFloors {
-  /** Known floors, until the first fetch of the partition that starts at or past it. */
-  const floors = new Map<number, number>();
-  /** Lookups under way, by partition. */
-  const pending = new Map<number, Promise<void>>();
+  /** Known floors (and when each was learned), until a fetch of the partition is asked from it or past it by the stream itself. */
+  const floors = new Map<number, { offset: number; at: number }>();
+  /** Lookups under way, by partition: the latest one of each (an older one no longer speaks for it). */
+  const pending = new Map<number, { wait: Promise<void> }>();
   let owned: ReadonlySet<number> = new Set();
 
-  async function lookUp(partitions: number[]): Promise<void> {
+  async function lookUp(partitions: number[], mine: { wait: Promise<void> }): Promise<void> {
     // Until it is known, or the partitions are no longer ours: a fetch that went on without
     // it could hand over commands handled long ago.
     for (let delay = 50, warned = false; ; delay = Math.min(delay * 2, 1_000)) {
@@ -49,10 +55,11 @@ export function createFetchFloors(o: FetchFloorsOptions): FetchFloors {
       try {
         const committed = await o.committed(still);
         for (const p of still) {
+          if (!owned.has(p) || pending.get(p) !== mine) continue; // revoked, or looked up again since
           const c = committed[p];
-          if (c === undefined || c < 0n || !owned.has(p)) continue;
-          floors.set(p, Number(c));
-          o.onFloor(p, Number(c));
+          const floor = c === undefined || c < 0n ? null : Number(c);
+          if (floor !== null) floors.set(p, { offset: floor, at: Date.now() });
+          o.onFloor(p, floor);
         }
         return;
       } catch (err) {
@@ -69,25 +76,27 @@ export function createFetchFloors(o: FetchFloorsOptions): FetchFloors {
       for (const p of [...floors.keys()]) if (!all.has(p)) floors.delete(p);
       for (const p of [...pending.keys()]) if (!all.has(p)) pending.delete(p);
       if (!added.length) return;
-      const lookup = lookUp([...added]);
-      for (const p of added) pending.set(p, lookup);
-      void lookup.finally(() => {
+      for (const p of added) floors.delete(p);
+      const lookup = { wait: Promise.resolve() };
+      lookup.wait = lookUp([...added], lookup).finally(() => {
         for (const p of added) if (pending.get(p) === lookup) pending.delete(p);
       });
+      for (const p of added) pending.set(p, lookup);
     },
     async raise(topics) {
       const waits = new Set<Promise<void>>();
       for (const t of topics) for (const x of t.partitions) {
         const w = pending.get(x.partition);
-        if (w) waits.add(w);
+        if (w) waits.add(w.wait);
       }
       if (waits.size) await Promise.all(waits);
+      const now = Date.now();
       for (const t of topics) for (const x of t.partitions) {
         const floor = floors.get(x.partition);
         if (floor === undefined) continue;
-        if (x.fetchOffset < BigInt(floor)) x.fetchOffset = BigInt(floor);
-        // From here the stream's own offset is at the floor or past it.
-        floors.delete(x.partition);
+        // The stream caught up with it (its offsets only move on), or it has been applied long enough.
+        if (x.fetchOffset >= BigInt(floor.offset) || now - floor.at > FLOOR_KEEP_MS) floors.delete(x.partition);
+        else x.fetchOffset = BigInt(floor.offset);
       }
     },
   };

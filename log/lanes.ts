@@ -5,8 +5,11 @@ export const COMMIT_EVERY_MS = 1_000;
 /** Records handed over and waiting for their handlers, across partitions, before fetching pauses (it resumes below a fifth of it). */
 const MAX_PENDING = 5_000;
 
-/** Per partition: records waiting for the handler, whether it runs, the next offset not yet handed over. */
-type Lane = { records: LogRecord[]; running: boolean; next: number };
+/**
+ * Per partition: records waiting for the handler, whether it runs, the next offset not yet
+ * handed over, and whether its records are held until its floor is known (see hold).
+ */
+type Lane = { records: LogRecord[]; running: boolean; next: number; held: boolean };
 
 export type LanesOptions = {
   /** The topic's full name, for what is logged. */
@@ -64,7 +67,7 @@ export function createLanes(o: LanesOptions) {
 
   const laneOf = (p: number): Lane => {
     let lane = lanes.get(p);
-    if (!lane) lanes.set(p, (lane = { records: [], running: false, next: -1 }));
+    if (!lane) lanes.set(p, (lane = { records: [], running: false, next: -1, held: false }));
     return lane;
   };
 
@@ -98,6 +101,14 @@ export function createLanes(o: LanesOptions) {
     for (const done of idle) done();
   }
 
+  function start(p: number, defer?: (go: () => void) => void): void {
+    const lane = lanes.get(p);
+    if (!lane || lane.held || lane.running || !lane.records.length) return;
+    lane.running = true;
+    if (defer) defer(() => void run(p, lane));
+    else void run(p, lane);
+  }
+
   return {
     /**
      * Hands one fetched record over (made only if it is new): after a rejoin a fetch starts
@@ -114,19 +125,31 @@ export function createLanes(o: LanesOptions) {
       for (const r of records) if (r.offset >= lane.next) n += take(lane, r.offset, r);
       added(n);
     },
-    /** Nothing of the partition below `offset` is handed over (what the group committed when it was assigned here; see fetch-floors.ts). */
-    floor(p: number, offset: number): void {
-      const lane = laneOf(p);
-      if (lane.next < offset) lane.next = offset;
+    /**
+     * A partition just assigned here: what is fetched of it waits, unhandled, until release()
+     * says where the group's commit stands (see fetch-floors.ts). Its lane starts anew.
+     */
+    hold(p: number): void {
+      const old = lanes.get(p);
+      if (old) pending -= old.records.length;
+      toCommit.delete(p);
+      lanes.set(p, { records: [], running: false, next: -1, held: true });
     },
-    /** Starts the partition's handler on what waits, unless it runs; `defer` delays the start (to gather a fetch's records). */
-    start(p: number, defer?: (go: () => void) => void): void {
+    /** The group's commit of a held partition (null: none yet): what waits below it is dropped, the rest handed over. */
+    release(p: number, floor: number | null): void {
       const lane = lanes.get(p);
-      if (!lane || lane.running || !lane.records.length) return;
-      lane.running = true;
-      if (defer) defer(() => void run(p, lane));
-      else void run(p, lane);
+      if (!lane?.held) return;
+      lane.held = false;
+      if (floor !== null) {
+        const kept = lane.records.filter((r) => r.offset >= floor);
+        pending -= lane.records.length - kept.length;
+        lane.records = kept;
+        if (lane.next < floor) lane.next = floor;
+      }
+      start(p);
     },
+    /** Starts the partition's handler on what waits, unless it runs or is held; `defer` delays the start (to gather a fetch's records). */
+    start,
     /** A new assignment: a partition given to another member is its business now (what waits is dropped, never committed from here). */
     keep(assigned: Set<number>): void {
       for (const [p, lane] of lanes) {

@@ -177,17 +177,58 @@ export function createPlatformaticLog(options: KafkaLogOptions): EventLog {
     // A committing group's new partitions start at their committed offsets, whatever the library's stream held for them.
     const floors = opts.commit === false ? null : createFetchFloors({
       committed: async (partitions) => (await consumer.listCommittedOffsets({ topics: [{ topic, partitions }] })).get(topic) ?? [],
-      onFloor: (p, offset) => lanes.floor(p, offset),
+      onFloor: (p, offset) => lanes.release(p, offset),
       closed: () => stopped || closing,
       warn,
     });
+    /** The membership of the last join: a member that was not there for every generation since may have lost its partitions meanwhile. */
+    let lastJoin: { memberId: string | undefined; generationId: number | undefined } | null = null;
     consumer.on('consumer:group:join', (payload) => {
       const mine = (payload.assignments ?? []).find((a) => a.topic === topic)?.partitions ?? [];
-      const added = mine.filter((p) => !assigned.has(p));
+      const { memberId, generationId } = payload as { memberId?: string; generationId?: number };
+      // A member frozen past its session, or removed on its lease, comes back as a new member (or
+      // generations later) without having heard that its partitions moved: what it had of them
+      // is stale, and every partition counts as new.
+      const continued = lastJoin !== null && lastJoin.memberId === memberId && generationId !== undefined && lastJoin.generationId !== undefined && generationId === lastJoin.generationId + 1;
+      lastJoin = { memberId, generationId };
+      const added = mine.filter((p) => !continued || !assigned.has(p));
       assigned = new Set(mine);
-      floors?.assigned(assigned, added);
       lanes.keep(assigned);
+      if (floors) {
+        for (const p of added) lanes.hold(p);
+        floors.assigned(assigned, added);
+      }
       void opts.onAssigned?.([...assigned].sort((a, b) => a - b));
+    });
+
+    // The library rejoins by itself after a heartbeat says so; should that rejoin fail (its
+    // retries spent, say on connections a long stall left closed), it emits 'error' on the
+    // consumer, which without a listener killed the process (a host thawed after 6 s of
+    // SIGSTOP, in the failover test). The member is out of the group then: it owns nothing
+    // until it has joined again, which is tried here until it succeeds or the subscription stops.
+    let rejoining = false;
+    consumer.on('error', (err: unknown) => {
+      if (stopped || closing) return;
+      warn(`rejoining ${full(opts.group)} failed; joining again`, err);
+      if (assigned.size) {
+        assigned = new Set();
+        lanes.keep(assigned);
+        void opts.onAssigned?.([]);
+      }
+      if (rejoining) return;
+      rejoining = true;
+      void (async () => {
+        for (let delay = 200; !stopped && !closing; delay = Math.min(delay * 2, REOPEN_MAX_MS)) {
+          try {
+            await consumer.joinGroup({ sessionTimeout, heartbeatInterval, rebalanceTimeout: 10_000 });
+            return;
+          } catch (e) {
+            if (stopped || closing) return;
+            warn(`joining ${full(opts.group)}`, e);
+            await sleep(delay);
+          }
+        }
+      })().finally(() => (rejoining = false));
     });
 
     /** Records of one partition handed over: they go to its lane, and its handler starts once the fetch's records are all in. */

@@ -102,6 +102,18 @@ export function noteOwn(s: SessionState, f: Followed, e: LoggedEvent | EventEnve
   return true;
 }
 
+/**
+ * A prompt's answer read back by `resume` (not sent as a live frame): the prompt no longer waits
+ * for its reply here, as when the live frame goes out.
+ */
+export function noteAnswered(f: Followed, e: LoggedEvent | EventEnvelope): void {
+  if (e.type === 'ReplyGenerated' || e.type === 'ReplyFailed' || (e.type === 'ReplyStopped' && e.data.replySeq === undefined)) f.requests.delete(e.data.promptSeq);
+  else if (e.type === 'MessageSaid') {
+    for (const seq of f.requests.keys()) if (seq < e.seq) f.requests.delete(seq);
+    answersLastPrompt(f, e.causationId);
+  }
+}
+
 /** A live (or held back) event of a followed conversation: sent as its frame, once, in seq order. */
 export function onEvent(s: SessionState, conversationId: string, e: LoggedEvent | EventEnvelope): void {
   const { out, mine, byTwin } = s;

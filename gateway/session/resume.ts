@@ -4,7 +4,7 @@ import type { ErrorCode, ResumeFrame } from '../protocol.ts';
 import { echo } from './context.ts';
 import type { Conversation, SessionState } from './context.ts';
 import { speechOver } from './chunks.ts';
-import { follow, noteOwn, onEvent, onStream, twinFields, unfollow } from './follow.ts';
+import { follow, noteAnswered, noteOwn, onEvent, onStream, twinFields, unfollow } from './follow.ts';
 import type { LoggedEvent } from '../../events/schemas.ts';
 
 /** A resume that cannot be served, with the code the client gets. */
@@ -89,6 +89,7 @@ export async function resume(s: SessionState, frame: ResumeFrame): Promise<void>
           break;
         }
         noteOwn(s, f, e);
+        noteAnswered(f, e);
         if (e.type === 'ConversationStarted') f.twin = { id: e.data.twinId, name: e.data.twinName };
         speech.saw(e);
         if (e.type === 'ReplyStopped') f.silenced = Math.max(f.silenced, e.data.promptSeq);

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createFetchFloors } from '../../log/fetch-floors.ts';
 import type { FetchTopic } from '../../log/platformatic-fetch.ts';
+import { createLanes } from '../../log/lanes.ts';
+import type { LogRecord } from '../../log/port.ts';
 
 const fetchOf = (offsets: Record<number, bigint>): FetchTopic[] => [{
   topicId: 't',
@@ -11,7 +13,7 @@ const offsetsOf = (topics: FetchTopic[]) => Object.fromEntries(topics[0]!.partit
 describe('fetch floors: a newly assigned partition is fetched from the group\'s commit, not from what the library\'s stream held', () => {
   it('holds the first fetch of a new partition until its commit is known, then starts it there; others are left as they are', async () => {
     let answer!: (c: bigint[]) => void;
-    const floorsSeen: Array<[number, number]> = [];
+    const floorsSeen: Array<[number, number | null]> = [];
     const floors = createFetchFloors({
       committed: () => new Promise((r) => (answer = r)),
       onFloor: (p, o) => floorsSeen.push([p, o]),
@@ -31,10 +33,15 @@ describe('fetch floors: a newly assigned partition is fetched from the group\'s 
     await raised;
     expect(offsetsOf(fetch)).toEqual({ 0: 7n, 5: 1_092n });
     expect(floorsSeen).toEqual([[5, 1_092]]);
-    // Once fetched from there, the stream's own offsets rule again (an out-of-range reset is not fought).
-    const next = fetchOf({ 5: 3n });
-    await floors.raise(next);
-    expect(offsetsOf(next)).toEqual({ 5: 3n });
+    // Until the stream itself asks from there (a raised fetch that brought nothing leaves it where it was), it is raised again;
+    const again = fetchOf({ 5: 3n });
+    await floors.raise(again);
+    expect(offsetsOf(again)).toEqual({ 5: 1_092n });
+    // then its own offsets rule again (an out-of-range reset later is not fought).
+    await floors.raise(fetchOf({ 5: 1_100n }));
+    const later = fetchOf({ 5: 0n });
+    await floors.raise(later);
+    expect(offsetsOf(later)).toEqual({ 5: 0n });
   });
 
   it('asks again while the group does not answer, and gives up on partitions no longer assigned', async () => {
@@ -68,11 +75,44 @@ describe('fetch floors: a newly assigned partition is fetched from the group\'s 
     expect(offsetsOf(other)).toEqual({ 3: 9n });
   });
 
-  it('a partition with no commit yet keeps the library\'s start (the group\'s fallback)', async () => {
-    const floors = createFetchFloors({ committed: async () => [-1n], onFloor: () => {}, closed: () => false, warn: () => {} });
+  it('a partition with no commit yet keeps the library\'s start (the group\'s fallback), and is released all the same', async () => {
+    const released: Array<[number, number | null]> = [];
+    const floors = createFetchFloors({ committed: async () => [-1n], onFloor: (p, o) => released.push([p, o]), closed: () => false, warn: () => {} });
     floors.assigned(new Set([0]), [0]);
     const fetch = fetchOf({ 0: 0n });
     await floors.raise(fetch);
     expect(offsetsOf(fetch)).toEqual({ 0: 0n });
+    expect(released).toEqual([[0, null]]);
+  });
+});
+
+describe('a held lane (a partition just assigned, its floor not known yet)', () => {
+  it('hands nothing over until released, then only what lies at or past the group\'s commit', async () => {
+    const batches: number[][] = [];
+    const lanes = createLanes({
+      topic: 't',
+      partitions: 2,
+      consume: { handle: async (_p, records) => void batches.push(records.map((r) => r.offset)) },
+      stopped: () => false,
+      leaving: () => false,
+      leavingNow: new Promise(() => {}),
+      press: () => {},
+      warn: () => {},
+    });
+    const at = (offset: number): LogRecord => ({ topic: 't', partition: 1, offset, key: 'k', value: '{}', headers: {}, timestamp: 0 });
+    lanes.hold(1);
+    // A stale fetch: the stream still held the partition's earliest offset.
+    lanes.pushAll(1, [0, 1, 2, 3, 4].map(at));
+    lanes.start(1);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(batches).toEqual([]);
+    lanes.release(1, 3);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(batches).toEqual([[3, 4]]);
+    // The fetch from the floor brings 3 and 4 again: not handed over twice.
+    lanes.pushAll(1, [3, 4, 5].map(at));
+    lanes.start(1);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(batches).toEqual([[3, 4], [5]]);
   });
 });
