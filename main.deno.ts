@@ -31,7 +31,7 @@ const telemetry = await startTelemetry(env, ALL_ROLES, logger);
 const rt = await createRuntime(config, ALL_ROLES, logger).catch(exitOnStartError);
 reportMemory(rt.backends.metrics, () => Deno.memoryUsage());
 await rt.start().catch(exitOnStartError);
-const { app, close, settle } = createApp(rt.appDeps!, upgradeWebSocket);
+const { app, close, closeSockets, settle } = createApp(rt.appDeps!, upgradeWebSocket);
 const listen = () => Deno.serve({
   port: config.port,
   hostname: config.host,
@@ -56,6 +56,8 @@ const shutdown = async (signal: string) => {
   stopping = true;
   logger.info(`${signal}: shutting down`);
   close();
+  // Deno's shutdown waits for the requests under way; its WebSockets are closed here, as on Node.
+  closeSockets();
   await server.shutdown();
   // What the sockets sent before they closed reaches the log before it closes.
   await settle();

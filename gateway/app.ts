@@ -284,7 +284,12 @@ export function createApp(deps: AppDeps, upgradeWebSocket?: UpgradeWebSocket | n
     app.get('/', (c) => c.html(PAGE_HTML));
   }
 
-  return { app, close: () => clearInterval(sweep), settle, sockets: () => sockets.size, authorize, open, text, binary, closed };
+  /** A gateway shutting down: every socket is closed with 1001 (its client reconnects to another replica). */
+  const closeSockets = (): void => {
+    for (const s of sockets) s.port.close(1001, 'server shutting down');
+  };
+
+  return { app, close: () => clearInterval(sweep), closeSockets, settle, sockets: () => sockets.size, authorize, open, text, binary, closed };
 }
 
 /** Whether every percent-escape of a URL path decodes to UTF-8. */

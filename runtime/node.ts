@@ -71,7 +71,7 @@ export async function runNode(roles: Role[]): Promise<void> {
 
   let stopServer = async () => {};
   if (rt.appDeps) {
-    const { app, close, settle, authorize, open, text, binary, closed } = createApp(rt.appDeps);
+    const { app, close, closeSockets, settle, authorize, open, text, binary, closed } = createApp(rt.appDeps);
     // Frames above MAX_FRAME_BYTES get an error frame and the socket stays open; only
     // frames past this much larger limit make ws close the socket (1009).
     const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_PAYLOAD_BYTES });
@@ -140,7 +140,7 @@ export async function runNode(roles: Role[]): Promise<void> {
     stopServer = async () => {
       clearInterval(beat);
       close();
-      for (const ws of wss.clients) ws.close(1001, 'server shutting down');
+      closeSockets();
       await new Promise<void>((r) => server.close(() => r()));
       wss.close();
       // What the sockets sent before they heard the close reaches the log before it closes.
