@@ -5,7 +5,6 @@ import { modelEndpoint, speechChoice } from '../models/select.ts';
 import { TOPICS, UnknownTopic } from '../log/port.ts';
 import { eventsRetentionFix, eventsRetentionProblem } from '../log/retention.ts';
 import type { Backends } from '../runtime/wire.ts';
-import { SchemaMissing } from '../stores/db-postgres.ts';
 import { topicOnBroker } from '../runtime/config.ts';
 import type { Config } from '../runtime/config.ts';
 
