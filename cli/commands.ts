@@ -71,6 +71,17 @@ const WRITES_READ_MODEL = new Set(['replay']);
 /** Commands that only look: a DATABASE_SCHEMA that does not exist is reported, not made. */
 const LOOKS_ONLY = new Set(['doctor', 'events', 'state', 'verify']);
 
+/**
+ * What a command that only looks does to the read model's schema: one nothing was migrated
+ * into yet gets its tables; one behind this gemello is left as it is (processes of the release
+ * it belongs to may be running on it), with a note (doctor reports it as a check of its own).
+ */
+async function migrateIfNew(db: Backends['db'], command: string): Promise<void> {
+  const { applied, pending } = await pendingMigrations(db);
+  if (applied === 0) await migrate(db);
+  else if (pending.length && command !== 'doctor') console.error(`note: the read model lacks ${pending.length} migrations of this gemello (${pending.join(', ')}); ${command} changes no schema: gemello migrate applies them`);
+}
+
 /** The commands that open the backends, with the words they need; bad usage is told before anything is opened. */
 const USAGE: Record<string, { line: string; id?: boolean; sub?: string; flags?: string[] }> = {
   events: { line: 'events <conversationId> [--json]', id: true, flags: ['json'] },
@@ -150,13 +161,9 @@ async function main(argv: string[]): Promise<number> {
   try {
     // The key cache first holds what the keys topic holds (after a lost database, everything).
     // Doctor reports each backend itself, the ones that do not answer included: what fails here is its to tell.
-    if (LOOKS_ONLY.has(command)) {
-      // A read model nothing was migrated into yet gets its tables; one that is behind this
-      // gemello is left as it is (processes of the release it belongs to may be running on it).
-      const schema = command === 'doctor' ? await pendingMigrations(backends.db).catch(() => null) : await pendingMigrations(backends.db);
-      if (schema?.applied === 0) await migrate(backends.db).catch((err: unknown) => { if (command !== 'doctor') throw err; });
-      else if (schema?.pending.length && command !== 'doctor') console.error(`note: the read model lacks ${schema.pending.length} migrations of this gemello (${schema.pending.join(', ')}); ${command} changes no schema: gemello migrate applies them`);
-    } else if (command !== 'migrate' && command !== 'restore') await migrate(backends.db);
+    if (command === 'doctor') await migrateIfNew(backends.db, command).catch(() => {});
+    else if (LOOKS_ONLY.has(command)) await migrateIfNew(backends.db, command);
+    else if (command !== 'migrate' && command !== 'restore') await migrate(backends.db);
     if (command !== 'doctor' && command !== 'migrate' && command !== 'restore') {
       // Read models of another log are refused, but for the rebuild that replaces them.
       // Only the commands that write them claim them; the others check that they are this log's.

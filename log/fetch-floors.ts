@@ -17,8 +17,11 @@ import type { FetchTopic } from './platformatic-fetch.ts';
 export type FetchFloors = {
   /** A new assignment (`all`), of which `added` are the partitions not owned before. */
   assigned(all: ReadonlySet<number>, added: readonly number[]): void;
-  /** Raises a fetch's offsets to the floors of its partitions (waiting for those still looked up). */
-  raise(topics: FetchTopic[]): Promise<void>;
+  /**
+   * Raises a fetch's offsets to the floors of its partitions (waiting for those still looked
+   * up); returns where the stream itself stood in each partition it raised (null: none raised).
+   */
+  raise(topics: FetchTopic[]): Promise<ReadonlyMap<number, number> | null>;
 };
 
 export type FetchFloorsOptions = {
@@ -90,14 +93,20 @@ export function createFetchFloors(o: FetchFloorsOptions): FetchFloors {
         if (w) waits.add(w.wait);
       }
       if (waits.size) await Promise.all(waits);
+      if (!floors.size) return null;
       const now = Date.now();
+      let raised: Map<number, number> | null = null;
       for (const t of topics) for (const x of t.partitions) {
         const floor = floors.get(x.partition);
         if (floor === undefined) continue;
         // The stream caught up with it (its offsets only move on), or it has been applied long enough.
         if (x.fetchOffset >= BigInt(floor.offset) || now - floor.at > FLOOR_KEEP_MS) floors.delete(x.partition);
-        else x.fetchOffset = BigInt(floor.offset);
+        else {
+          (raised ??= new Map()).set(x.partition, Number(x.fetchOffset));
+          x.fetchOffset = BigInt(floor.offset);
+        }
       }
+      return raised;
     },
   };
 }

@@ -39,14 +39,18 @@ export function decodeGroupFetches(
   topic: string,
   name: string,
   deliver: (partition: number, records: LogRecord[]) => void,
-  /** Runs before every fetch goes out, either way, and may raise its offsets (see fetch-floors.ts). */
-  before?: (topics: FetchTopic[]) => Promise<void>,
+  /**
+   * Runs before every fetch goes out, either way, and may raise its offsets (see fetch-floors.ts);
+   * it returns where the stream itself stood in the partitions it raised.
+   */
+  before?: (topics: FetchTopic[]) => Promise<ReadonlyMap<number, number> | null>,
 ): void {
   const library = consumer.fetch.bind(consumer) as (options: FetchOptions, callback: Callback) => void;
   const defaults = (consumer as unknown as { [kOptions]: Defaults })[kOptions];
   let version: Version | null | undefined;
 
-  async function plain(options: FetchOptions, streamAt: ReadonlyMap<number, number>): Promise<{ response: unknown; delivered: Array<[number, LogRecord[]]> } | null> {
+  /** `raised`: where the stream itself stood in the partitions `before` raised (a raised fetch moves it on even when it brought nothing). */
+  async function plain(options: FetchOptions, raised: ReadonlyMap<number, number> | null): Promise<{ response: unknown; delivered: Array<[number, LogRecord[]]> } | null> {
     // The consumer's Fetch version is asked once it is known, not before every fetch.
     const v = version !== undefined ? version : (version = await plainVersion(consumer));
     if (v === null) return null;
@@ -71,7 +75,7 @@ export function decodeGroupFetches(
       if (from === undefined) return null;
       const { records, next } = bytes ? decodeBatches(bytes, name, partition, from, Infinity) : { records: [], next: from };
       if (records.length) delivered.push([partition, records]);
-      const batches = next > (streamAt.get(partition) ?? from) ? [{ firstOffset: BigInt(next - 1), lastOffsetDelta: 0, firstTimestamp: 0n, attributes: CONTROL, partitionLeaderEpoch: -1, records: [] }] : undefined;
+      const batches = next > (raised?.get(partition) ?? from) ? [{ firstOffset: BigInt(next - 1), lastOffsetDelta: 0, firstTimestamp: 0n, attributes: CONTROL, partitionLeaderEpoch: -1, records: [] }] : undefined;
       partitions.push({ partitionIndex: partition, errorCode: 0, records: batches });
     }
     return { response: { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses: [{ topicId: t.id, partitions }], nodeEndpoints: [] }, delivered };
@@ -79,10 +83,8 @@ export function decodeGroupFetches(
 
   (consumer as unknown as { fetch: (options: FetchOptions, callback?: Callback) => unknown }).fetch = (options, callback) => {
     if (!callback) return library(options, undefined as never);
-    // Where the stream itself is: a fetch `before` raised moves it on even when it brought nothing.
-    const streamAt = new Map(options.topics.flatMap((t) => t.partitions.map((x): [number, number] => [x.partition, Number(x.fetchOffset)])));
-    (before ? before(options.topics) : Promise.resolve())
-      .then(() => plain(options, streamAt))
+    (before ? before(options.topics) : Promise.resolve(null))
+      .then((raised) => plain(options, raised))
       .catch(() => null)
       .then((got) => {
         if (!got) return library(options, callback);
